@@ -1,0 +1,158 @@
+// Package config loads, defaults and validates doorbridge's configuration.
+//
+// The file is YAML read through koanf; every key may be overridden from the
+// environment as DOORBRIDGE_<SECTION>__<KEY>. Unknown keys are errors: a typo
+// in a safety configuration must not pass silently.
+package config
+
+import (
+	"time"
+)
+
+// Fail modes of a door.
+const (
+	FailSafe   = "fail_safe"   // maglock: power on = locked, off = unlocked
+	FailSecure = "fail_secure" // electric strike: power on = unlocked, off = locked
+)
+
+// Config is the whole configuration of one bridge.
+type Config struct {
+	Bridge         Bridge         `koanf:"bridge"`
+	MQTT           MQTT           `koanf:"mqtt"`
+	EmbeddedBroker EmbeddedBroker `koanf:"embedded_broker"`
+	HTTP           HTTP           `koanf:"http"`
+	Watchdog       Watchdog       `koanf:"watchdog"`
+	Alarms         []Alarm        `koanf:"alarms"`
+	Drivers        []Driver       `koanf:"drivers"`
+	Doors          []Door         `koanf:"doors"`
+
+	// File is the path the config was loaded from ("" for defaults only).
+	File string `koanf:"-"`
+}
+
+// Bridge identifies this bridge.
+type Bridge struct {
+	ID   string `koanf:"id"`
+	Name string `koanf:"name"`
+	// StateDir, when set, keeps state that must survive a restart (the fire
+	// release latch) on disk as well as retained on the broker.
+	StateDir string `koanf:"state_dir"`
+}
+
+// MQTT is the broker connection.
+type MQTT struct {
+	URL             string `koanf:"url"`
+	Username        string `koanf:"username"`
+	Password        string `koanf:"password"`
+	PasswordFile    string `koanf:"password_file"`
+	ClientID        string `koanf:"client_id"`
+	BaseTopic       string `koanf:"base_topic"`
+	DiscoveryPrefix string `koanf:"discovery_prefix"`
+}
+
+// EmbeddedBroker is the in-process broker started when mqtt.url is empty.
+type EmbeddedBroker struct {
+	Listen string `koanf:"listen"`
+}
+
+// HTTP is the metrics, health and API listener.
+type HTTP struct {
+	Listen string `koanf:"listen"`
+}
+
+// Watchdog holds the supervision timings.
+type Watchdog struct {
+	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
+	HeartbeatTimeout  time.Duration `koanf:"heartbeat_timeout"`
+	RelockDelay       time.Duration `koanf:"relock_delay"`
+	AlarmLatch        bool          `koanf:"alarm_latch"`
+	// LoopTimeout is how long the control loop may go without checking in
+	// before the in-process watchdog forces every relay off.
+	LoopTimeout time.Duration `koanf:"loop_timeout"`
+}
+
+// Alarm is one alarm source: a topic whose payload says alarm or clear.
+type Alarm struct {
+	Topic      string `koanf:"topic"`
+	PayloadOn  string `koanf:"payload_on"`
+	PayloadOff string `koanf:"payload_off"`
+}
+
+// Driver is one driver config entry; Options holds the type's own keys,
+// decoded and validated by the driver's factory.
+type Driver struct {
+	ID      string         `koanf:"id"`
+	Type    string         `koanf:"type"`
+	Options map[string]any `koanf:",remain"`
+}
+
+// Line names one line on a driver.
+type Line struct {
+	Driver    string `koanf:"driver"`
+	Channel   string `koanf:"channel"`
+	ActiveLow bool   `koanf:"active_low"`
+}
+
+// Door is one door and its lock.
+type Door struct {
+	ID               string        `koanf:"id"`
+	Name             string        `koanf:"name"`
+	FailMode         string        `koanf:"fail_mode"`
+	Relay            Line          `koanf:"relay"`
+	UnlockTime       time.Duration `koanf:"unlock_time"`
+	Egress           bool          `koanf:"egress"`
+	MechanicalEgress bool          `koanf:"mechanical_egress"`
+}
+
+// Limits on door timings.
+const (
+	MinUnlockTime = 1 * time.Second
+	MaxUnlockTime = 30 * time.Second
+)
+
+// Default returns the configuration used where the file is silent. It is the
+// one source of defaults; the README's reference table is written from it.
+func Default() Config {
+	return Config{
+		Bridge: Bridge{ID: "home", Name: "Home"},
+		MQTT: MQTT{
+			BaseTopic:       "doorbridge",
+			DiscoveryPrefix: "homeassistant",
+		},
+		EmbeddedBroker: EmbeddedBroker{Listen: "127.0.0.1:1883"},
+		HTTP:           HTTP{Listen: "127.0.0.1:9180"},
+		Watchdog: Watchdog{
+			HeartbeatInterval: 1 * time.Second,
+			HeartbeatTimeout:  3 * time.Second,
+			RelockDelay:       5 * time.Second,
+			AlarmLatch:        true,
+			LoopTimeout:       2 * time.Second,
+		},
+	}
+}
+
+// DefaultAlarm is the alarm entry used when alarms is empty.
+func DefaultAlarm(baseTopic string) Alarm {
+	return Alarm{Topic: baseTopic + "/alarm", PayloadOn: "ON", PayloadOff: "OFF"}
+}
+
+// DefaultUnlockTime is the length of a momentary OPEN when unlock_time is unset.
+const DefaultUnlockTime = 5 * time.Second
+
+// ClientID returns the MQTT client id, defaulted from the bridge id.
+func (c *Config) ClientID() string {
+	if c.MQTT.ClientID != "" {
+		return c.MQTT.ClientID
+	}
+	return "doorbridge-" + c.Bridge.ID
+}
+
+// Door returns the door with id, or nil.
+func (c *Config) Door(id string) *Door {
+	for i := range c.Doors {
+		if c.Doors[i].ID == id {
+			return &c.Doors[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+var idPattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+// Error is one validation failure: the file, the key and what would be valid.
+type Error struct {
+	File string
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Msg) }
+
+// Validate checks the decoded config and returns every problem found, each an
+// *Error, joined with errors.Join.
+func (c *Config) Validate() error {
+	v := &validator{file: c.File}
+	if v.file == "" {
+		v.file = "config"
+	}
+	v.id("bridge.id", c.Bridge.ID)
+	c.validateMQTT(v)
+	c.validateWatchdog(v)
+	c.validateAlarms(v)
+	driverIDs := c.validateDrivers(v)
+	c.validateDoors(v, driverIDs)
+	return errors.Join(v.errs...)
+}
+
+type validator struct {
+	file string
+	errs []error
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) id(key, s string) {
+	if !idPattern.MatchString(s) {
+		v.add(key, "%q is not a valid id (use lower-case letters, digits, _ and -)", s)
+	}
+}
+
+// publishTopic checks a topic the bridge publishes to (or builds topics from).
+func (v *validator) publishTopic(key, t string) {
+	switch {
+	case t == "":
+		v.add(key, "must not be empty")
+	case strings.ContainsAny(t, "+#"):
+		v.add(key, "%q holds a wildcard (+ or #); the bridge publishes to it, so it must be a plain topic", t)
+	case strings.HasPrefix(t, "/") || strings.HasSuffix(t, "/"):
+		v.add(key, "%q must not start or end with /", t)
+	}
+}
+
+func (c *Config) validateMQTT(v *validator) {
+	if c.MQTT.URL != "" {
+		u, err := url.Parse(c.MQTT.URL)
+		switch {
+		case err != nil:
+			v.add("mqtt.url", "%q is not a URL: %v", c.MQTT.URL, err)
+		case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "mqtt" && u.Scheme != "mqtts":
+			v.add("mqtt.url", "%q: scheme must be tcp:// or ssl:// (or leave it empty for the embedded broker)", c.MQTT.URL)
+		case u.Host == "":
+			v.add("mqtt.url", "%q has no host", c.MQTT.URL)
+		}
+	} else if !isLoopbackListen(c.EmbeddedBroker.Listen) {
+		v.add("embedded_broker.listen", "%q is not a loopback address; the embedded broker has no authentication, so it listens on 127.0.0.1 or [::1] only", c.EmbeddedBroker.Listen)
+	}
+	if c.MQTT.Password != "" && c.MQTT.PasswordFile != "" {
+		v.add("mqtt.password_file", "set password or password_file, not both")
+	}
+	v.publishTopic("mqtt.base_topic", c.MQTT.BaseTopic)
+	v.publishTopic("mqtt.discovery_prefix", c.MQTT.DiscoveryPrefix)
+}
+
+func isLoopbackListen(addr string) bool {
+	host := addr
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		host = addr[:i]
+	}
+	host = strings.Trim(host, "[]")
+	return host == "127.0.0.1" || host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
+}
+
+func (c *Config) validateWatchdog(v *validator) {
+	w := c.Watchdog
+	if w.HeartbeatInterval <= 0 {
+		v.add("watchdog.heartbeat_interval", "%v must be positive", w.HeartbeatInterval)
+	}
+	if w.HeartbeatTimeout <= w.HeartbeatInterval {
+		v.add("watchdog.heartbeat_timeout", "%v must be larger than watchdog.heartbeat_interval (%v)", w.HeartbeatTimeout, w.HeartbeatInterval)
+	}
+	if w.HeartbeatTimeout > 10e9 {
+		v.add("watchdog.heartbeat_timeout", "%v is over 10s; a silent broker must release doors well inside NFPA 72's 10 s", w.HeartbeatTimeout)
+	}
+	if w.RelockDelay < 0 || w.RelockDelay > 600e9 {
+		v.add("watchdog.relock_delay", "%v must be between 0s and 10m", w.RelockDelay)
+	}
+	if w.LoopTimeout < 100e6 || w.LoopTimeout > 2e9 {
+		v.add("watchdog.loop_timeout", "%v must be between 100ms and 2s", w.LoopTimeout)
+	}
+}
+
+func (c *Config) validateAlarms(v *validator) {
+	for i, a := range c.Alarms {
+		key := fmt.Sprintf("alarms[%d]", i)
+		if a.Topic == "" {
+			v.add(key+".topic", "must not be empty")
+		} else if strings.Contains(a.Topic, "#") || strings.Contains(a.Topic, "+") {
+			v.add(key+".topic", "%q holds a wildcard; name one alarm topic per entry", a.Topic)
+		}
+		if a.PayloadOn == a.PayloadOff {
+			v.add(key+".payload_on", "%q equals payload_off; alarm and clear must differ", a.PayloadOn)
+		}
+	}
+}
+
+func (c *Config) validateDrivers(v *validator) map[string]bool {
+	ids := map[string]bool{}
+	for i, d := range c.Drivers {
+		key := fmt.Sprintf("drivers[%d]", i)
+		v.id(key+".id", d.ID)
+		if ids[d.ID] {
+			v.add(key+".id", "duplicate driver id %q", d.ID)
+		}
+		ids[d.ID] = true
+		if !slices.Contains(drivers.Types(), d.Type) {
+			v.add(key+".type", "unknown driver type %q (known: %s)", d.Type, strings.Join(drivers.Types(), ", "))
+		} else if _, err := drivers.Decode(d.Type, d.Options); err != nil {
+			v.add(key, "%v", err)
+		}
+	}
+	return ids
+}
+
+func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) {
+	if len(c.Doors) == 0 {
+		v.add("doors", "no doors configured")
+	}
+	seen := map[string]bool{}
+	channels := map[string]string{} // driver/channel -> key that uses it
+	for i, d := range c.Doors {
+		key := fmt.Sprintf("doors[%d]", i)
+		v.id(key+".id", d.ID)
+		if seen[d.ID] {
+			v.add(key+".id", "duplicate door id %q", d.ID)
+		}
+		seen[d.ID] = true
+		if d.FailMode != FailSafe && d.FailMode != FailSecure {
+			v.add(key+".fail_mode", "%q is not a fail mode (valid: fail_safe, fail_secure)", d.FailMode)
+		}
+		c.validateLine(v, key+".relay", d.Relay, driverIDs, channels)
+		if d.UnlockTime < MinUnlockTime || d.UnlockTime > MaxUnlockTime {
+			v.add(key+".unlock_time", "%v is outside 1s–30s (a momentary unlock is always bounded)", d.UnlockTime)
+		}
+		if d.Egress && d.FailMode == FailSecure && !d.MechanicalEgress {
+			v.add(key+".mechanical_egress", "door %q is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)", d.ID)
+		}
+	}
+}
+
+func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[string]bool, used map[string]string) {
+	if !driverIDs[l.Driver] {
+		known := make([]string, 0, len(driverIDs))
+		for _, d := range c.Drivers {
+			known = append(known, d.ID)
+		}
+		v.add(key+".driver", "unknown driver %q (configured: %s)", l.Driver, strings.Join(known, ", "))
+		return
+	}
+	if l.Channel == "" {
+		v.add(key+".channel", "must not be empty")
+		return
+	}
+	ch := l.Driver + "/" + l.Channel
+	if other, dup := used[ch]; dup {
+		v.add(key+".channel", "channel %q of driver %q is already used by %s", l.Channel, l.Driver, other)
+		return
+	}
+	used[ch] = key
+}

@@ -1,0 +1,78 @@
+// Package drivers defines the small interfaces every relay and input driver
+// implements, and the registry that builds a driver from its config entry.
+//
+// Drivers know nothing of doors, MQTT or safety policy: they drive lines.
+// A line level is the electrical level (true = high). Whether high means
+// "lock powered" is decided by the door's active_low flag, not here.
+package drivers
+
+import (
+	"errors"
+	"log/slog"
+)
+
+// Output is one output line (a relay coil, through whatever board drives it).
+// Implementations must be safe for concurrent use: the control loop writes
+// lines, and the emergency watchdog may write them (only ever to the off level)
+// from another goroutine.
+type Output interface {
+	// Set drives the line to level (true = high).
+	Set(level bool) error
+	// Level reports the level last set successfully.
+	Level() bool
+}
+
+// Input is one input line (a door contact, an exit button, a lock sensor).
+type Input interface {
+	// Read returns the current level (true = high).
+	Read() (bool, error)
+}
+
+// InputOptions are the electrical options of an input line.
+type InputOptions struct {
+	// Pull is "", "up", "down" or "none".
+	Pull string
+}
+
+// Driver is an opened driver instance: a chip, a board, a simulated bank.
+type Driver interface {
+	// OpenOutput claims channel as an output whose first level is initial.
+	// A driver must never let the line show another level first: a fresh
+	// line that glitches on can blip a strike open at boot.
+	OpenOutput(channel string, initial bool) (Output, error)
+	// Close releases the driver's resources. Lines are not changed by Close;
+	// callers write the off level first.
+	Close() error
+}
+
+// InputOpener is implemented by drivers that have input lines.
+type InputOpener interface {
+	OpenInput(channel string, opts InputOptions) (Input, error)
+}
+
+// Flusher is implemented by drivers that batch writes (for example the sim
+// driver's state file). The control loop calls Flush after a round of Sets.
+type Flusher interface {
+	Flush() error
+}
+
+// LevelKeeper is implemented by driver specs whose outputs keep their level
+// when the process dies (an I2C expander, a Modbus board). check-config warns
+// about such doors: only a hardware watchdog or the board's own
+// communication-loss timeout turns them off after a crash.
+type LevelKeeper interface {
+	KeepsLevelOnExit() bool
+}
+
+// ErrUnknownChannel is returned when a channel does not exist on a driver.
+var ErrUnknownChannel = errors.New("unknown channel")
+
+// ErrChannelBusy is returned when a channel is opened twice.
+var ErrChannelBusy = errors.New("channel already in use")
+
+// Spec is a decoded and validated driver config entry, ready to open the
+// hardware. Decoding never touches hardware, so check-config can validate a
+// config on a machine without the boards.
+type Spec interface {
+	Open(id string, log *slog.Logger) (Driver, error)
+}

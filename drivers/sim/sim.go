@@ -1,0 +1,169 @@
+// Package sim is a simulated relay bank: lines live in memory and, when
+// state_file is set, are mirrored to a JSON file ({"0": true, "1": false},
+// true = high) written atomically at start and on every change, so the demo
+// and black-box tests can watch the relays without hardware.
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+// Options are the sim driver's config keys.
+type Options struct {
+	// StateFile, when set, mirrors every output line's level as JSON.
+	StateFile string `koanf:"state_file"`
+}
+
+func init() {
+	drivers.Register("sim", func(raw map[string]any) (drivers.Spec, error) {
+		var o Options
+		if err := drivers.DecodeOptions(raw, &o); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		return o, nil
+	})
+}
+
+// Open implements drivers.Spec.
+func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
+	d := New(o)
+	log.Info("sim driver ready", "driver", id, "state_file", o.StateFile)
+	return d, nil
+}
+
+// Driver is a simulated bank of lines.
+type Driver struct {
+	opts Options
+
+	mu     sync.Mutex
+	levels map[string]bool
+	dirty  bool
+	// history records every level each line was set to, in order, for tests
+	// that check that a line never glitched.
+	history map[string][]bool
+}
+
+// New returns a sim driver with typed options (what tests call).
+func New(o Options) *Driver {
+	return &Driver{opts: o, levels: map[string]bool{}, history: map[string][]bool{}}
+}
+
+// OpenOutput implements drivers.Driver.
+func (d *Driver) OpenOutput(channel string, initial bool) (drivers.Output, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, busy := d.levels[channel]; busy {
+		return nil, fmt.Errorf("sim: channel %q: %w", channel, drivers.ErrChannelBusy)
+	}
+	d.levels[channel] = initial
+	d.history[channel] = append(d.history[channel], initial)
+	if err := d.writeLocked(); err != nil {
+		return nil, err
+	}
+	return &line{d: d, ch: channel}, nil
+}
+
+// Flush implements drivers.Flusher: it writes the state file if a line
+// changed since the last write.
+func (d *Driver) Flush() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.dirty {
+		return nil
+	}
+	return d.writeLocked()
+}
+
+// Levels returns a copy of every output line's level.
+func (d *Driver) Levels() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]bool, len(d.levels))
+	for k, v := range d.levels {
+		out[k] = v
+	}
+	return out
+}
+
+// History returns every level channel was set to, first to last.
+func (d *Driver) History(channel string) []bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]bool(nil), d.history[channel]...)
+}
+
+// Close implements drivers.Driver.
+func (d *Driver) Close() error { return d.Flush() }
+
+func (d *Driver) set(ch string, level bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.levels[ch] != level {
+		d.dirty = true
+	}
+	d.levels[ch] = level
+	d.history[ch] = append(d.history[ch], level)
+}
+
+func (d *Driver) writeLocked() error {
+	d.dirty = false
+	if d.opts.StateFile == "" {
+		return nil
+	}
+	b, err := json.Marshal(d.levels)
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(d.opts.StateFile, b); err != nil {
+		d.dirty = true
+		return fmt.Errorf("sim: state file: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames it
+// over path, so readers never see a partial file.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+type line struct {
+	d  *Driver
+	ch string
+}
+
+func (l *line) Set(level bool) error {
+	l.d.set(l.ch, level)
+	return nil
+}
+
+func (l *line) Level() bool {
+	l.d.mu.Lock()
+	defer l.d.mu.Unlock()
+	return l.d.levels[l.ch]
+}
+
+var (
+	_ drivers.Driver  = (*Driver)(nil)
+	_ drivers.Flusher = (*Driver)(nil)
+	_ drivers.Output  = (*line)(nil)
+)
