@@ -63,7 +63,7 @@ func (d *Driver) OpenOutput(channel string, initial bool) (drivers.Output, error
 		return nil, fmt.Errorf("sim: channel %q: %w", channel, drivers.ErrChannelBusy)
 	}
 	d.levels[channel] = initial
-	d.history[channel] = append(d.history[channel], initial)
+	d.history[channel] = []bool{initial}
 	if err := d.writeLocked(); err != nil {
 		return nil, err
 	}
@@ -92,7 +92,10 @@ func (d *Driver) Levels() map[string]bool {
 	return out
 }
 
-// History returns every level channel was set to, first to last.
+// maxHistory bounds the per-line history kept for glitch tests.
+const maxHistory = 64
+
+// History returns the first levels channel was set to (up to 64), in order.
 func (d *Driver) History(channel string) []bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -109,7 +112,9 @@ func (d *Driver) set(ch string, level bool) {
 		d.dirty = true
 	}
 	d.levels[ch] = level
-	d.history[ch] = append(d.history[ch], level)
+	if len(d.history[ch]) < maxHistory {
+		d.history[ch] = append(d.history[ch], level)
+	}
 }
 
 func (d *Driver) writeLocked() error {
