@@ -25,6 +25,7 @@ type Config struct {
 	Alarms         []Alarm        `koanf:"alarms"`
 	Drivers        []Driver       `koanf:"drivers"`
 	Doors          []Door         `koanf:"doors"`
+	Codes          Codes          `koanf:"codes"`
 
 	// File is the path the config was loaded from ("" for defaults only).
 	File string `koanf:"-"`
@@ -37,6 +38,16 @@ type Bridge struct {
 	// StateDir, when set, keeps state that must survive a restart (the fire
 	// release latch) on disk as well as retained on the broker.
 	StateDir string `koanf:"state_dir"`
+	// CodeHash is the default bcrypt hash of the code (PIN) that UNLOCK and
+	// OPEN require on doors without a code_hash of their own ("" = no code).
+	CodeHash string `koanf:"code_hash"`
+}
+
+// Codes limits guessing of door codes.
+type Codes struct {
+	// MaxFailures wrong codes in a row lock a door's keypad for Lockout.
+	MaxFailures int           `koanf:"max_failures"`
+	Lockout     time.Duration `koanf:"lockout"`
 }
 
 // MQTT is the broker connection.
@@ -102,6 +113,18 @@ type Door struct {
 	UnlockTime       time.Duration `koanf:"unlock_time"`
 	Egress           bool          `koanf:"egress"`
 	MechanicalEgress bool          `koanf:"mechanical_egress"`
+	// CodeHash is the bcrypt hash of the code UNLOCK and OPEN require; ""
+	// falls back to bridge.code_hash.
+	CodeHash string `koanf:"code_hash"`
+}
+
+// EffectiveCodeHash returns the hash a door's UNLOCK and OPEN must match, or
+// "" when the door needs no code.
+func (c *Config) EffectiveCodeHash(d *Door) string {
+	if d.CodeHash != "" {
+		return d.CodeHash
+	}
+	return c.Bridge.CodeHash
 }
 
 // Limits on door timings.
@@ -128,6 +151,7 @@ func Default() Config {
 			AlarmLatch:        true,
 			LoopTimeout:       2 * time.Second,
 		},
+		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second},
 	}
 }
 
