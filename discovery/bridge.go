@@ -1,0 +1,124 @@
+package discovery
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/doorbridge/doorbridge/config"
+)
+
+func bridgePayload(cfg *config.Config, info Info) *payload {
+	base := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/"
+	id := BridgeID(cfg)
+	uid := id + "_"
+	devName := cfg.Bridge.Name
+	if devName == "" {
+		devName = cfg.Bridge.ID
+	}
+	binary := func(key, entityName, class, topic string) component {
+		return component{
+			Platform:        "binary_sensor",
+			Name:            name(entityName),
+			UniqueID:        uid + key,
+			DefaultEntityID: "binary_sensor." + id + "_" + key,
+			DeviceClass:     class,
+			StateTopic:      base + topic,
+			PayloadOn:       "ON",
+			PayloadOff:      "OFF",
+			QoS:             1,
+		}
+	}
+	return &payload{
+		Device: device{
+			Identifiers:  []string{id},
+			Name:         devName,
+			Manufacturer: "doorbridge",
+			Model:        "door-lock bridge",
+			SWVersion:    info.Version,
+		},
+		Origin:       makeOrigin(info),
+		Availability: makeAvailability(cfg),
+		Components: map[string]component{
+			"fire_alarm": binary("fire_alarm", "Fire alarm", "smoke", "alarm/state"),
+			"power":      binary("power", "Power", "power", "power/state"),
+			"problem":    binary("problem", "Problem", "problem", "problem/state"),
+			// Latched: the fire release holds until someone resets it. That
+			// needs attention, so problem (on = problem), not safety, whose
+			// "unsafe" would read wrongly while doors are released for a fire.
+			"fire_release_latched": binary("fire_release_latched", "Fire release latched", "problem", "alarm/latched"),
+			"lockdown": {
+				Platform:        "switch",
+				Name:            name("Lockdown"),
+				UniqueID:        uid + "lockdown",
+				DefaultEntityID: "switch." + id + "_lockdown",
+				Icon:            "mdi:shield-lock",
+				StateTopic:      base + "lockdown/state",
+				CommandTopic:    base + "lockdown/set",
+				PayloadOn:       "ON",
+				PayloadOff:      "OFF",
+				QoS:             1,
+				Retain:          noRetain,
+			},
+			"reset_fire_release": {
+				Platform:        "button",
+				Name:            name("Reset fire release"),
+				UniqueID:        uid + "reset_fire_release",
+				DefaultEntityID: "button." + id + "_reset_fire_release",
+				Icon:            "mdi:restore",
+				CommandTopic:    base + "alarm/reset",
+				PayloadPress:    "RESET",
+				QoS:             1,
+				Retain:          noRetain,
+			},
+			// Republish is maintenance, not configuration: diagnostic.
+			"republish": {
+				Platform:        "button",
+				Name:            name("Republish"),
+				UniqueID:        uid + "republish",
+				DefaultEntityID: "button." + id + "_republish",
+				EntityCategory:  "diagnostic",
+				Icon:            "mdi:refresh",
+				CommandTopic:    base + "republish",
+				PayloadPress:    "PRESS",
+				QoS:             1,
+				Retain:          noRetain,
+			},
+			"notice": {
+				Platform:        "sensor",
+				Name:            name("Notice"),
+				UniqueID:        uid + "notice",
+				DefaultEntityID: "sensor." + id + "_notice",
+				EntityCategory:  "diagnostic",
+				Icon:            "mdi:message-alert-outline",
+				StateTopic:      base + "notice",
+				QoS:             1,
+			},
+		},
+	}
+}
+
+func makeOrigin(info Info) origin {
+	o := origin{Name: "doorbridge", SWVersion: info.Version}
+	if validSupportURL(info.SupportURL) {
+		o.SupportURL = info.SupportURL
+	}
+	return o
+}
+
+// validSupportURL mirrors HA's cv.configuration_url: an http(s) URL with a
+// host, or a homeassistant:// path. HA drops the payload for anything else.
+func validSupportURL(s string) bool {
+	if strings.HasPrefix(s, "homeassistant://") {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func makeAvailability(cfg *config.Config) []availability {
+	return []availability{{
+		Topic:               cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/availability",
+		PayloadAvailable:    "online",
+		PayloadNotAvailable: "offline",
+	}}
+}

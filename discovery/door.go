@@ -1,0 +1,170 @@
+package discovery
+
+import (
+	"strings"
+
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// Lock commands and states on B/N/D/set and B/N/D/state.
+const (
+	payloadLock   = "LOCK"
+	payloadUnlock = "UNLOCK"
+	payloadOpen   = "OPEN"
+	stateLocked   = "LOCKED"
+	stateUnlocked = "UNLOCKED"
+	stateOpen     = "OPEN"
+	stateJammed   = "JAMMED"
+)
+
+// codeFormat is anchored at both ends: HA checks codes with re.match, which
+// anchors only the start, so "^\d{4,8}" would let "1234abc" through. Digits
+// only also keeps the code safe to paste into the JSON command template.
+const codeFormat = `^\d{4,8}$`
+
+// codeCommandTemplate is the only way a code reaches the bridge: HA renders
+// it for LOCK, UNLOCK and OPEN alike, with value = the payload.
+const codeCommandTemplate = `{"action": "{{ value }}", "code": "{{ code }}"}`
+
+// unlockedTemplate maps the lock state to a binary sensor: only LOCKED is
+// off; UNLOCKED, OPEN and JAMMED (not fully locked) are on.
+const unlockedTemplate = `{{ 'OFF' if value == 'LOCKED' else 'ON' }}`
+
+func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
+	base := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/" + d.ID + "/"
+	uid := DoorID(cfg, d.ID) + "_"
+	slug := entitySlug(d.ID)
+
+	model := "fail-safe door (maglock)"
+	if d.FailMode == config.FailSecure {
+		model = "fail-secure door (electric strike)"
+	}
+	devName := d.Name
+	if devName == "" {
+		devName = d.ID
+	}
+
+	lock := component{
+		Platform:            "lock",
+		Name:                nil, // the lock is the door: it takes the device's name
+		UniqueID:            uid + "lock",
+		DefaultEntityID:     "lock." + slug,
+		StateTopic:          base + "state",
+		JSONAttributesTopic: base + "attributes",
+		CommandTopic:        base + "set",
+		PayloadLock:         payloadLock,
+		PayloadUnlock:       payloadUnlock,
+		// Every door has an unlock_time (default 5 s), so every door can
+		// do a momentary OPEN; payload_open is what enables it in HA.
+		PayloadOpen:   payloadOpen,
+		StateLocked:   stateLocked,
+		StateUnlocked: stateUnlocked,
+		StateOpen:     stateOpen,
+		StateJammed:   stateJammed,
+		QoS:           1,
+		Retain:        noRetain,
+	}
+	if cfg.EffectiveCodeHash(d) != "" {
+		// HA demands a code matching code_format for lock as well as for
+		// unlock and open; without a code the payload stays plain.
+		lock.CodeFormat = codeFormat
+		lock.CommandTemplate = codeCommandTemplate
+	}
+
+	return &payload{
+		Device: device{
+			Identifiers:  []string{DoorID(cfg, d.ID)},
+			Name:         devName,
+			Manufacturer: "doorbridge",
+			Model:        model,
+			ViaDevice:    BridgeID(cfg),
+		},
+		Origin:       makeOrigin(info),
+		Availability: makeAvailability(cfg),
+		Components: map[string]component{
+			"lock": lock,
+			"fail_mode": {
+				Platform:        "sensor",
+				Name:            name("Fail mode"),
+				UniqueID:        uid + "fail_mode",
+				DefaultEntityID: "sensor." + slug + "_fail_mode",
+				DeviceClass:     "enum",
+				EntityCategory:  "diagnostic",
+				StateTopic:      base + "attributes",
+				ValueTemplate:   "{{ value_json.fail_mode }}",
+				Options:         failModes,
+				QoS:             1,
+			},
+			"cause": {
+				Platform:        "sensor",
+				Name:            name("Cause"),
+				UniqueID:        uid + "cause",
+				DefaultEntityID: "sensor." + slug + "_cause",
+				DeviceClass:     "enum",
+				StateTopic:      base + "cause",
+				Options:         causes,
+				QoS:             1,
+			},
+			// Lock power is reported with device class power (on = the
+			// lock is energized), not lock: HA's lock class means on =
+			// unlocked, and energized means locked on a fail-safe maglock
+			// but unlocked on a fail-secure strike.
+			"lock_power": {
+				Platform:        "binary_sensor",
+				Name:            name("Lock power"),
+				UniqueID:        uid + "lock_power",
+				DefaultEntityID: "binary_sensor." + slug + "_lock_power",
+				DeviceClass:     "power",
+				EntityCategory:  "diagnostic",
+				StateTopic:      base + "energized",
+				PayloadOn:       "ON",
+				PayloadOff:      "OFF",
+				QoS:             1,
+			},
+			// The lock class (on = unlocked) is served from the lock's own
+			// state, which already accounts for the fail mode.
+			"unlocked": {
+				Platform:        "binary_sensor",
+				Name:            name("Unlocked"),
+				UniqueID:        uid + "unlocked",
+				DefaultEntityID: "binary_sensor." + slug + "_unlocked",
+				DeviceClass:     "lock",
+				StateTopic:      base + "state",
+				ValueTemplate:   unlockedTemplate,
+				PayloadOn:       "ON",
+				PayloadOff:      "OFF",
+				QoS:             1,
+			},
+			"event": {
+				Platform:        "event",
+				Name:            name("Activity"),
+				UniqueID:        uid + "event",
+				DefaultEntityID: "event." + slug,
+				StateTopic:      base + "event",
+				EventTypes:      eventTypes,
+				QoS:             1,
+			},
+		},
+	}
+}
+
+// entitySlug turns an id into the object id of an entity id the way HA's
+// slugify would: '-' becomes '_', runs of '_' collapse, none at the ends.
+func entitySlug(id string) string {
+	var b strings.Builder
+	b.Grow(len(id))
+	for _, c := range []byte(id) {
+		if c == '-' || c == '_' {
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), "_") {
+				b.WriteByte('_')
+			}
+			continue
+		}
+		b.WriteByte(c)
+	}
+	s := strings.TrimSuffix(b.String(), "_")
+	if s == "" {
+		return "door"
+	}
+	return s
+}

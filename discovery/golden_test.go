@@ -1,0 +1,147 @@
+package discovery_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/doorbridge/doorbridge/discovery"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestGolden compares every payload with testdata/<object id>.json. The
+// files hold the payload indented for review; since Build writes compact
+// JSON (checked here) and indenting keeps key order and values, equal
+// indented bytes mean equal payload bytes.
+func TestGolden(t *testing.T) {
+	msgs := discovery.Build(goldenConfig(t), testInfo)
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, m.Payload); err != nil {
+			t.Fatalf("%s: not JSON: %v", m.Topic, err)
+		}
+		if !bytes.Equal(compact.Bytes(), m.Payload) {
+			t.Errorf("%s: payload is not compact JSON", m.Topic)
+		}
+		var pretty bytes.Buffer
+		_ = json.Indent(&pretty, m.Payload, "", "  ")
+		pretty.WriteByte('\n')
+
+		name := strings.TrimSuffix(strings.TrimPrefix(m.Topic, "homeassistant/device/"), "/config") + ".json"
+		seen[name] = true
+		path := filepath.Join("testdata", name)
+		if *update {
+			if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test ./discovery/ -update)", err)
+		}
+		if !bytes.Equal(pretty.Bytes(), want) {
+			t.Errorf("%s differs from %s (run go test ./discovery/ -update and review the diff)\ngot:\n%s", m.Topic, path, pretty.Bytes())
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, f := range files {
+		if !seen[filepath.Base(f)] {
+			if *update {
+				_ = os.Remove(f)
+				continue
+			}
+			t.Errorf("%s matches no message: stale golden file", f)
+		}
+	}
+}
+
+func TestBuildTopicsSortedAndDeterministic(t *testing.T) {
+	cfg := goldenConfig(t)
+	msgs := discovery.Build(cfg, testInfo)
+	want := []string{
+		"homeassistant/device/doorbridge_home/config",
+		"homeassistant/device/doorbridge_home_back/config",
+		"homeassistant/device/doorbridge_home_front/config",
+	}
+	if len(msgs) != len(want) {
+		t.Fatalf("got %d messages, want %d", len(msgs), len(want))
+	}
+	for i, m := range msgs {
+		if m.Topic != want[i] {
+			t.Errorf("message %d: topic %q, want %q", i, m.Topic, want[i])
+		}
+	}
+	if got := discovery.BridgeTopic(cfg); got != want[0] {
+		t.Errorf("BridgeTopic = %q", got)
+	}
+	if got := discovery.DoorTopic(cfg, "back"); got != want[1] {
+		t.Errorf("DoorTopic = %q", got)
+	}
+	again := discovery.Build(cfg, testInfo)
+	for i := range msgs {
+		if !bytes.Equal(msgs[i].Payload, again[i].Payload) {
+			t.Errorf("%s: payload differs between two builds", msgs[i].Topic)
+		}
+	}
+}
+
+func TestRemove(t *testing.T) {
+	m := discovery.Remove("homeassistant/device/doorbridge_home_old/config")
+	if m.Topic != "homeassistant/device/doorbridge_home_old/config" || m.Payload == nil || len(m.Payload) != 0 {
+		t.Errorf("Remove = %+v, want an empty non-nil payload on the topic", m)
+	}
+}
+
+func TestVocabularies(t *testing.T) {
+	causes := discovery.CauseOptions()
+	want := []string{"normal", "lockdown", "alarm", "broker", "power", "startup", "shutdown",
+		"watchdog", "driver", "rex", "alarm_supervision", "momentary", "command"}
+	if strings.Join(causes, ",") != strings.Join(want, ",") {
+		t.Errorf("CauseOptions = %v", causes)
+	}
+	events := discovery.EventTypes()
+	wantEv := []string{"unlocked", "locked", "opened", "rejected_code", "released_by_hazard",
+		"relocked", "lockout", "forced_open", "held_open"}
+	if strings.Join(events, ",") != strings.Join(wantEv, ",") {
+		t.Errorf("EventTypes = %v", events)
+	}
+	causes[0], events[0] = "mutated", "mutated"
+	if discovery.CauseOptions()[0] != "normal" || discovery.EventTypes()[0] != "unlocked" {
+		t.Error("callers can mutate the package's lists")
+	}
+}
+
+// TestOriginURL checks that a support URL HA would reject (and with it the
+// whole payload) is left out rather than published.
+func TestOriginURL(t *testing.T) {
+	cfg := goldenConfig(t)
+	for url, keep := range map[string]bool{
+		"https://example.com/help": true,
+		"http://example.com":       true,
+		"homeassistant://config/x": true,
+		"ftp://example.com":        false,
+		"example.com":              false,
+		"":                         false,
+	} {
+		for _, m := range discovery.Build(cfg, discovery.Info{SupportURL: url}) {
+			var p struct {
+				Origin map[string]any `json:"origin"`
+			}
+			if err := json.Unmarshal(m.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			_, has := p.Origin["support_url"]
+			_, hasSW := p.Origin["sw_version"]
+			if has != keep || hasSW {
+				t.Errorf("SupportURL %q: origin %v", url, p.Origin)
+			}
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package discovery_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/discovery"
+	_ "github.com/doorbridge/doorbridge/drivers/sim" // registers "sim" for Validate
+)
+
+// testHash stands in for a bcrypt hash: discovery only asks whether a door
+// has one (cfg.EffectiveCodeHash).
+const testHash = "$2a$10$abcdefghijklmnopqrstuuM2Fh5VbV0G0rLq1nYdM3kq2gq8QmC1K"
+
+// door is a door on the test relay bank; name, unlock time and relay
+// channel are filled in by newConfig.
+func door(id, failMode, codeHash string) config.Door {
+	return config.Door{ID: id, FailMode: failMode, CodeHash: codeHash}
+}
+
+// newConfig builds a valid config the way the loader would: defaults, one
+// sim driver, then the doors with their defaults applied.
+func newConfig(t testing.TB, doors ...config.Door) *config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Drivers = append(cfg.Drivers, config.Driver{ID: "relays", Type: "sim", Options: map[string]any{}})
+	for i, d := range doors {
+		if d.Name == "" {
+			d.Name = d.ID
+		}
+		if d.UnlockTime == 0 {
+			d.UnlockTime = config.DefaultUnlockTime
+		}
+		d.Relay = config.Line{Driver: "relays", Channel: fmt.Sprint(i)}
+		cfg.Doors = append(cfg.Doors, d)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test config is invalid: %v", err)
+	}
+	return &cfg
+}
+
+// goldenConfig has one fail-safe door without a code and one fail-secure
+// door with its own code.
+func goldenConfig(t testing.TB) *config.Config {
+	front := door("front", config.FailSafe, "")
+	front.Name = "Front door"
+	back := door("back", config.FailSecure, testHash)
+	back.Name = "Back door"
+	return newConfig(t, front, back)
+}
+
+var testInfo = discovery.Info{Version: "1.2.3", SupportURL: "https://github.com/doorbridge/doorbridge"}
