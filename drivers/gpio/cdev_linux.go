@@ -1,0 +1,252 @@
+//go:build linux
+
+package gpio
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/physic"
+
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+// Line flags of the GPIO v2 uAPI (linux/gpio.h); golang.org/x/sys/unix has
+// the structs and ioctl numbers but not these.
+const (
+	lineFlagInput        = 1 << 2
+	lineFlagOutput       = 1 << 3
+	lineFlagBiasPullUp   = 1 << 8
+	lineFlagBiasPullDown = 1 << 9
+	lineFlagBiasDisabled = 1 << 10
+)
+
+type lineDir int
+
+const (
+	dirNone lineDir = iota
+	dirIn
+	dirOut
+)
+
+// cdevLine is one line of a GPIO chip, requested from the kernel on its first
+// Out or In. It implements gpio.PinIO so the driver's line logic is the same
+// as on periph's test pins.
+type cdevLine struct {
+	chip     *chip
+	offset   uint32
+	name     string
+	consumer string
+
+	mu   sync.Mutex
+	fd   int // line request handle, -1 until requested
+	dir  lineDir
+	pull gpio.Pull
+}
+
+// String implements conn.Resource: it names the physical line.
+func (l *cdevLine) String() string {
+	if l.name == "" {
+		return fmt.Sprintf("offset %d on %s", l.offset, l.chip)
+	}
+	return fmt.Sprintf("%q (offset %d) on %s", l.name, l.offset, l.chip)
+}
+
+// Name implements pin.Pin.
+func (l *cdevLine) Name() string { return l.name }
+
+// Number implements pin.Pin: the line offset on its chip.
+func (l *cdevLine) Number() int { return int(l.offset) }
+
+// Function implements pin.Pin.
+func (l *cdevLine) Function() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch l.dir {
+	case dirIn:
+		return string(gpio.IN)
+	case dirOut:
+		return string(gpio.OUT)
+	}
+	return ""
+}
+
+// Halt implements conn.Resource. It has nothing to stop.
+func (l *cdevLine) Halt() error { return nil }
+
+// Out implements gpio.PinOut. The first call requests the line as an output
+// whose first level is lv, in one ioctl; later calls set the value.
+func (l *cdevLine) Out(lv gpio.Level) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch l.dir {
+	case dirOut:
+		v := unix.GPIOV2LineValues{Mask: 1}
+		if lv {
+			v.Bits = 1
+		}
+		if err := ioctl(l.fd, unix.GPIO_V2_LINE_SET_VALUES_IOCTL, unsafe.Pointer(&v)); err != nil {
+			return fmt.Errorf("set value: %w", err)
+		}
+		return nil
+	case dirIn:
+		return errors.New("line is requested as an input")
+	}
+	req := outputRequest(l.offset, bool(lv), l.consumer)
+	if err := l.request(&req); err != nil {
+		return err
+	}
+	l.dir = dirOut
+	return nil
+}
+
+// In implements gpio.PinIn. Only the first call configures the line, and
+// edges are not supported (inputs are polled).
+func (l *cdevLine) In(pull gpio.Pull, edge gpio.Edge) error {
+	if edge != gpio.NoEdge {
+		return errors.New("edge detection is not supported")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dir != dirNone {
+		return errors.New("line is already requested")
+	}
+	req := inputRequest(l.offset, pull, l.consumer)
+	if err := l.request(&req); err != nil {
+		return err
+	}
+	l.dir, l.pull = dirIn, pull
+	return nil
+}
+
+// request claims the line from the kernel.
+func (l *cdevLine) request(req *unix.GPIOV2LineRequest) error {
+	err := ioctl(l.chip.fd, unix.GPIO_V2_GET_LINE_IOCTL, unsafe.Pointer(req))
+	if errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("request: busy (used by %q): %w: %w", l.consumerNow(), drivers.ErrChannelBusy, err)
+	}
+	if err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	l.fd = int(req.Fd)
+	return nil
+}
+
+// consumerNow asks the kernel who holds the line.
+func (l *cdevLine) consumerNow() string {
+	info := unix.GPIOV2LineInfo{Offset: l.offset}
+	if err := ioctl(l.chip.fd, unix.GPIO_V2_GET_LINEINFO_IOCTL, unsafe.Pointer(&info)); err != nil {
+		return "?"
+	}
+	return unix.ByteSliceToString(info.Consumer[:])
+}
+
+// ReadLevel reads the line, reporting a failed read.
+func (l *cdevLine) ReadLevel() (gpio.Level, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dir == dirNone {
+		return gpio.Low, errors.New("line is not requested")
+	}
+	v := unix.GPIOV2LineValues{Mask: 1}
+	if err := ioctl(l.fd, unix.GPIO_V2_LINE_GET_VALUES_IOCTL, unsafe.Pointer(&v)); err != nil {
+		return gpio.Low, fmt.Errorf("get value: %w", err)
+	}
+	return v.Bits&1 == 1, nil
+}
+
+// Read implements gpio.PinIn. It reads Low on error; the driver uses
+// ReadLevel.
+func (l *cdevLine) Read() gpio.Level {
+	lv, _ := l.ReadLevel()
+	return lv
+}
+
+// WaitForEdge implements gpio.PinIn. Edges are not supported.
+func (l *cdevLine) WaitForEdge(time.Duration) bool { return false }
+
+// Pull implements gpio.PinIn: the bias requested.
+func (l *cdevLine) Pull() gpio.Pull {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pull
+}
+
+// DefaultPull implements gpio.PinIn. The GPIO uAPI cannot report it.
+func (l *cdevLine) DefaultPull() gpio.Pull { return gpio.PullNoChange }
+
+// PWM implements gpio.PinOut. It is not supported.
+func (l *cdevLine) PWM(gpio.Duty, physic.Frequency) error {
+	return errors.New("PWM is not supported")
+}
+
+// Close releases the line to the kernel.
+func (l *cdevLine) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fd < 0 {
+		return nil
+	}
+	err := unix.Close(l.fd)
+	l.fd, l.dir = -1, dirNone
+	if err != nil {
+		return fmt.Errorf("line %s: release: %w", l, err)
+	}
+	return nil
+}
+
+// outputRequest is the GPIO_V2_GET_LINE request of one output line whose
+// first level is initial: the OUTPUT_VALUES attribute makes the kernel set the
+// value before it switches the line to output.
+func outputRequest(offset uint32, initial bool, consumer string) unix.GPIOV2LineRequest {
+	r := lineRequest(offset, consumer)
+	r.Config.Flags = lineFlagOutput
+	r.Config.Num_attrs = 1
+	r.Config.Attrs[0].Attr.Id = unix.GPIO_V2_LINE_ATTR_ID_OUTPUT_VALUES
+	if initial {
+		r.Config.Attrs[0].Attr.Flags = 1 // the union's "values" bitmap
+	}
+	r.Config.Attrs[0].Mask = 1 // applies to the request's line 0
+	return r
+}
+
+// inputRequest is the GPIO_V2_GET_LINE request of one input line.
+func inputRequest(offset uint32, pull gpio.Pull, consumer string) unix.GPIOV2LineRequest {
+	r := lineRequest(offset, consumer)
+	r.Config.Flags = lineFlagInput
+	switch pull {
+	case gpio.PullUp:
+		r.Config.Flags |= lineFlagBiasPullUp
+	case gpio.PullDown:
+		r.Config.Flags |= lineFlagBiasPullDown
+	case gpio.Float:
+		r.Config.Flags |= lineFlagBiasDisabled
+	}
+	return r
+}
+
+func lineRequest(offset uint32, consumer string) unix.GPIOV2LineRequest {
+	var r unix.GPIOV2LineRequest
+	r.Offsets[0] = offset
+	r.Num_lines = 1
+	copy(r.Consumer[:len(r.Consumer)-1], consumer) // keep the NUL
+	return r
+}
+
+func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(arg)); e != 0 {
+		return e
+	}
+	return nil
+}
+
+var (
+	_ gpio.PinIO  = (*cdevLine)(nil)
+	_ levelReader = (*cdevLine)(nil)
+	_ Lines       = (*chipLines)(nil)
+)

@@ -1,0 +1,34 @@
+// Package gpio drives relay and input lines through the Linux GPIO character
+// device (/dev/gpiochipN), with chips and line names discovered by
+// periph.io/x/host/v3/gpioioctl.
+//
+// Config (type "gpio"):
+//
+//	chip:     "gpiochip0" (or "0", "/dev/gpiochip0", a chip label); default ""
+//	          searches every chip for line names
+//	debounce: software debounce of inputs, default 20ms, 0 disables
+//
+// Channels are a line name ("GPIO17") or an offset on the chip ("17"). An
+// offset needs the chip option when the machine has more than one chip.
+//
+// # Output start level
+//
+// periph's gpioioctl cannot request an output with a first level: GPIOLine.Out
+// requests the line "as is" and then reconfigures it as an output without the
+// kernel's OUTPUT_VALUES attribute, so the kernel drives it low for a moment
+// before Out writes the wanted level (a glitch for an active-low relay board),
+// and LineSetConfig has no output values either. This package therefore issues
+// the GPIO_V2_GET_LINE ioctl itself with the OUTPUT flag and an OUTPUT_VALUES
+// attribute carrying the initial level, so the kernel switches the line to
+// output already at that level. periph is still used for chip and line
+// discovery.
+//
+// # Process exit
+//
+// The kernel releases character-device lines when the process exits or Close
+// runs. A released line's state is not guaranteed: depending on the chip
+// driver it keeps its level or reverts to its default (often an input), where
+// it floats, so the board's pull resistor decides what the relay does. The
+// Spec therefore reports KeepsLevelOnExit false; wire relay inputs with a pull
+// to their off level.
+package gpio

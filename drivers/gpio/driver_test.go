@@ -1,0 +1,289 @@
+package gpio
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+func TestOutputFirstLevelIsInitial(t *testing.T) {
+	for _, initial := range []bool{false, true} {
+		d, tl, _ := newTestDriver(t, Options{})
+		// Pins start high (see newTestLines), and a low one shows the other
+		// direction.
+		tl.pins[3].drive(gpio.Low)
+		for _, n := range []int{2, 3} {
+			out, err := d.OpenOutput(tl.pins[n].Name(), initial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"Out(" + gpio.Level(initial).String() + ")"}
+			if got := tl.pins[n].Ops(); !slices.Equal(got, want) {
+				t.Errorf("initial %v: pin %d ops %v, want exactly %v", initial, n, got, want)
+			}
+			if got := tl.pins[n].Read(); got != gpio.Level(initial) {
+				t.Errorf("initial %v: pin %d shows %v", initial, n, got)
+			}
+			if out.Level() != initial {
+				t.Errorf("initial %v: Level() = %v", initial, out.Level())
+			}
+		}
+	}
+}
+
+func TestOutputSetAndLevel(t *testing.T) {
+	d, tl, _ := newTestDriver(t, Options{})
+	out, err := d.OpenOutput("GPIO5", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tl.pins[5]
+	for _, l := range []bool{true, true, false, true} {
+		if err := out.Set(l); err != nil {
+			t.Fatal(err)
+		}
+		if out.Level() != l || p.Read() != gpio.Level(l) {
+			t.Fatalf("after Set(%v): Level %v, pin %v", l, out.Level(), p.Read())
+		}
+	}
+	want := []string{"Out(Low)", "Out(High)", "Out(High)", "Out(Low)", "Out(High)"}
+	if got := p.Ops(); !slices.Equal(got, want) {
+		t.Errorf("ops %v, want %v", got, want)
+	}
+	// A failed write leaves Level at the last level set successfully.
+	p.fail(errors.New("EIO"), nil)
+	err = out.Set(false)
+	if err == nil || !strings.Contains(err.Error(), "gpio: line GPIO5(5): set Low: EIO") {
+		t.Fatalf("failed Set: %v", err)
+	}
+	if !out.Level() {
+		t.Error("Level changed by a failed Set")
+	}
+}
+
+func TestOutputOpenFailureReleasesChannel(t *testing.T) {
+	d, tl, _ := newTestDriver(t, Options{})
+	tl.pins[1].fail(errors.New("busy"), nil)
+	if _, err := d.OpenOutput("1", false); err == nil || !strings.Contains(err.Error(), `gpio: channel "1": line GPIO1(1): claim as output at Low: busy`) {
+		t.Fatalf("OpenOutput: %v", err)
+	}
+	tl.pins[1].fail(nil, nil)
+	if _, err := d.OpenOutput("1", false); err != nil {
+		t.Fatalf("reopen after failure: %v", err)
+	}
+}
+
+func TestOutputConcurrentSet(t *testing.T) {
+	d, tl, _ := newTestDriver(t, Options{})
+	out, err := d.OpenOutput("GPIO0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				_ = out.Set((i+j)%2 == 0)
+				_ = out.Level()
+			}
+		})
+	}
+	wg.Wait()
+	if err := out.Set(false); err != nil || out.Level() || tl.pins[0].Read() != gpio.Low {
+		t.Fatal("final Set(false) not applied")
+	}
+}
+
+func TestChannelBusy(t *testing.T) {
+	d, _, _ := newTestDriver(t, Options{})
+	if _, err := d.OpenOutput("GPIO4", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []string{"GPIO4", "4"} {
+		_, err := d.OpenOutput(ch, false)
+		if !errors.Is(err, drivers.ErrChannelBusy) || !strings.Contains(err.Error(), `already opened as channel "GPIO4"`) {
+			t.Errorf("second open of %q: %v", ch, err)
+		}
+		_, err = d.OpenInput(ch, drivers.InputOptions{})
+		if !errors.Is(err, drivers.ErrChannelBusy) {
+			t.Errorf("input open of busy %q: %v", ch, err)
+		}
+	}
+	if _, err := d.OpenOutput("GPIO99", false); !errors.Is(err, drivers.ErrUnknownChannel) {
+		t.Errorf("unknown channel: %v", err)
+	}
+}
+
+func TestInputPull(t *testing.T) {
+	d, tl, _ := newTestDriver(t, Options{Debounce: DefaultDebounce})
+	cases := []struct {
+		ch, pull string
+		want     gpio.Pull
+		level    bool
+	}{
+		{"0", "up", gpio.PullUp, true},
+		{"1", "down", gpio.PullDown, false},
+		{"2", "none", gpio.Float, true}, // floats at what the pin showed (high)
+		{"3", "", gpio.PullNoChange, true},
+	}
+	for _, c := range cases {
+		in, err := d.OpenInput(c.ch, drivers.InputOptions{Pull: c.pull})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := tl.pins[int(c.ch[0]-'0')]
+		if p.Pull() != c.want {
+			t.Errorf("pull %q: pin pull %v, want %v", c.pull, p.Pull(), c.want)
+		}
+		if ops := p.Ops(); !slices.Equal(ops, []string{"In(" + c.want.String() + ")"}) {
+			t.Errorf("pull %q: ops %v: an input must never be driven", c.pull, ops)
+		}
+		got, err := in.Read()
+		if err != nil || got != c.level {
+			t.Errorf("pull %q: Read = %v, %v; want %v", c.pull, got, err, c.level)
+		}
+	}
+	if _, err := d.OpenInput("5", drivers.InputOptions{Pull: "sideways"}); err == nil || !strings.Contains(err.Error(), `gpio: channel "5": pull "sideways"`) {
+		t.Errorf("bad pull: %v", err)
+	}
+}
+
+func TestInputDebounce(t *testing.T) {
+	d, tl, clk := newTestDriver(t, Options{Debounce: 20 * time.Millisecond})
+	in, err := d.OpenInput("GPIO6", drivers.InputOptions{Pull: "down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tl.pins[6]
+	step := func(drive gpio.Level, after time.Duration, want bool) {
+		t.Helper()
+		p.drive(drive)
+		clk.advance(after)
+		got, err := in.Read()
+		if err != nil || got != want {
+			t.Fatalf("drive %v, +%v: Read = %v, %v; want %v", drive, after, got, err, want)
+		}
+	}
+	step(gpio.Low, 0, false)
+	step(gpio.High, time.Millisecond, false)    // bounce starts: t=0 of high
+	step(gpio.High, 10*time.Millisecond, false) // 10ms high
+	step(gpio.Low, 5*time.Millisecond, false)   // back low: restart
+	step(gpio.High, time.Millisecond, false)    // high again: t=0
+	step(gpio.High, 19*time.Millisecond, false) // 19ms: not yet
+	step(gpio.High, time.Millisecond, true)     // 20ms stable: accepted
+	step(gpio.Low, time.Millisecond, true)      // release starts
+	step(gpio.Low, 25*time.Millisecond, false)  // accepted after 25ms
+	step(gpio.Low, time.Hour, false)            // stays
+
+	// Debounce 0 passes every sample through.
+	d0, tl0, _ := newTestDriver(t, Options{Debounce: 0})
+	in0, err := d0.OpenInput("1", drivers.InputOptions{Pull: "down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl0.pins[1].drive(gpio.High)
+	if got, _ := in0.Read(); !got {
+		t.Error("debounce 0: change not seen at once")
+	}
+}
+
+func TestInputFirstReadIsNotDelayed(t *testing.T) {
+	// A contact already closed at start reads closed on the first Read.
+	d, _, _ := newTestDriver(t, Options{Debounce: time.Second})
+	in, err := d.OpenInput("0", drivers.InputOptions{Pull: "up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := in.Read(); err != nil || !got {
+		t.Fatalf("Read = %v, %v", got, err)
+	}
+}
+
+func TestInputReadError(t *testing.T) {
+	d, tl, _ := newTestDriver(t, Options{})
+	in, err := d.OpenInput("GPIO7", drivers.InputOptions{Pull: "up"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.pins[7].fail(nil, errors.New("EIO"))
+	if _, err := in.Read(); err == nil || !strings.Contains(err.Error(), "gpio: line GPIO7(7): read: EIO") {
+		t.Fatalf("Read: %v", err)
+	}
+	// A failing first read fails OpenInput.
+	tl.pins[2].fail(nil, errors.New("EIO"))
+	if _, err := d.OpenInput("2", drivers.InputOptions{}); err == nil || !strings.Contains(err.Error(), "first read: EIO") {
+		t.Fatalf("OpenInput: %v", err)
+	}
+}
+
+func TestCloseReleasesLines(t *testing.T) {
+	d, tl, _ := newTestDriver(t, Options{})
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !tl.closed {
+		t.Error("lines not released")
+	}
+	if _, err := d.OpenOutput("0", false); err == nil {
+		t.Error("OpenOutput after Close succeeded")
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	spec, err := drivers.Decode("gpio", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := spec.(Options); o.Debounce != DefaultDebounce || o.Chip != "" {
+		t.Errorf("defaults: %+v", o)
+	}
+	if spec.(drivers.LevelKeeper).KeepsLevelOnExit() {
+		t.Error("gpio lines do not keep their level on exit")
+	}
+	spec, err = drivers.Decode("gpio", map[string]any{"chip": "gpiochip1", "debounce": "5ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := spec.(Options); o.Debounce != 5*time.Millisecond || o.Chip != "gpiochip1" {
+		t.Errorf("decoded: %+v", o)
+	}
+	if spec, err = drivers.Decode("gpio", map[string]any{"debounce": "0s"}); err != nil || spec.(Options).Debounce != 0 {
+		t.Errorf("debounce 0: %v %v", spec, err)
+	}
+	for _, bad := range []map[string]any{
+		{"chips": "gpiochip0"},
+		{"debounce": "-1ms"},
+		{"debounce": "1m"},
+		{"debounce": "soon"},
+	} {
+		if _, err := drivers.Decode("gpio", bad); err == nil || !strings.HasPrefix(err.Error(), "gpio: ") {
+			t.Errorf("%v: err %v", bad, err)
+		}
+	}
+}
+
+func TestOpenWithoutChipFails(t *testing.T) {
+	if m, _ := filepath.Glob("/dev/gpiochip*"); len(m) > 0 {
+		t.Skip("this machine has GPIO chips")
+	}
+	_, err := Options{Chip: "gpiochip0"}.Open("relays", nil)
+	if err == nil || !strings.Contains(err.Error(), `gpio: chip "gpiochip0": not found`) || !strings.Contains(err.Error(), "/dev/gpiochip") {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Log(err)
+	_, err = Options{}.Open("relays", nil)
+	if err == nil || !strings.Contains(err.Error(), "gpio: no GPIO chip found") {
+		t.Fatalf("Open without chip option: %v", err)
+	}
+}
