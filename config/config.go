@@ -6,6 +6,9 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -113,6 +116,10 @@ type Door struct {
 	UnlockTime       time.Duration `koanf:"unlock_time"`
 	Egress           bool          `koanf:"egress"`
 	MechanicalEgress bool          `koanf:"mechanical_egress"`
+	// HardwiredRelease declares that a fire-alarm relay and an exit button
+	// cut this lock's power in hardware, without the bridge (the first line
+	// of defence). check-config warns about egress doors without it.
+	HardwiredRelease bool `koanf:"hardwired_release"`
 	// CodeHash is the bcrypt hash of the code UNLOCK and OPEN require; ""
 	// falls back to bridge.code_hash.
 	CodeHash string `koanf:"code_hash"`
@@ -179,4 +186,17 @@ func (c *Config) Door(id string) *Door {
 		}
 	}
 	return nil
+}
+
+// MQTTPassword returns mqtt.password, or the content of mqtt.password_file
+// (without its trailing newline) when that is set.
+func (c *Config) MQTTPassword() (string, error) {
+	if c.MQTT.PasswordFile == "" {
+		return c.MQTT.Password, nil
+	}
+	b, err := os.ReadFile(c.MQTT.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("mqtt.password_file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }

@@ -1,0 +1,119 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxCommandSize is the largest command payload accepted.
+const MaxCommandSize = 1024
+
+// MaxCommandAge rejects JSON commands whose "ts" is older than this (R18): a
+// command delayed in transit must not act long after it was given.
+const MaxCommandAge = 5 * time.Second
+
+// DoorCommand is a parsed door command.
+type DoorCommand struct {
+	Request Request // RequestLock, RequestUnlock or RequestOpen
+	Code    string  // "" when none was given
+	// TS is when the sender issued the command (zero when it did not say).
+	TS time.Time
+}
+
+// Errors of command parsing; wrapped with detail.
+var (
+	ErrCommandTooLarge = errors.New("payload over 1 KiB")
+	ErrCommandUnknown  = errors.New("unknown command")
+	ErrCommandStale    = errors.New("command too old")
+)
+
+type jsonCommand struct {
+	Action string          `json:"action"`
+	Code   *string         `json:"code"`
+	TS     json.RawMessage `json:"ts"`
+}
+
+// ParseDoorCommand parses LOCK, UNLOCK, OPEN, or JSON
+// {"action": "UNLOCK", "code": "1234", "ts": 1700000000.5}. ts is optional,
+// in Unix seconds or RFC 3339; a command older than MaxCommandAge at now is
+// rejected. Home Assistant renders a missing code as "None": that means none.
+func ParseDoorCommand(payload []byte, now time.Time) (DoorCommand, error) {
+	if len(payload) > MaxCommandSize {
+		return DoorCommand{}, fmt.Errorf("%w (%d bytes)", ErrCommandTooLarge, len(payload))
+	}
+	p := bytes.TrimSpace(payload)
+	if len(p) > 0 && p[0] == '{' {
+		return parseJSONCommand(p, now)
+	}
+	req, ok := parseAction(string(p))
+	if !ok {
+		return DoorCommand{}, fmt.Errorf("%w %q (want LOCK, UNLOCK, OPEN or JSON {\"action\": ...})", ErrCommandUnknown, truncate(p, 40))
+	}
+	return DoorCommand{Request: req}, nil
+}
+
+func parseAction(s string) (Request, bool) {
+	switch s {
+	case "LOCK":
+		return RequestLock, true
+	case "UNLOCK":
+		return RequestUnlock, true
+	case "OPEN":
+		return RequestOpen, true
+	}
+	return 0, false
+}
+
+func parseJSONCommand(p []byte, now time.Time) (DoorCommand, error) {
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.DisallowUnknownFields()
+	var jc jsonCommand
+	if err := dec.Decode(&jc); err != nil {
+		return DoorCommand{}, fmt.Errorf("%w: bad JSON: %v", ErrCommandUnknown, err)
+	}
+	if dec.More() {
+		return DoorCommand{}, fmt.Errorf("%w: trailing data after JSON", ErrCommandUnknown)
+	}
+	req, ok := parseAction(jc.Action)
+	if !ok {
+		return DoorCommand{}, fmt.Errorf("%w: action %q (want LOCK, UNLOCK or OPEN)", ErrCommandUnknown, truncate([]byte(jc.Action), 40))
+	}
+	c := DoorCommand{Request: req}
+	if jc.Code != nil && *jc.Code != "None" {
+		c.Code = *jc.Code
+	}
+	if len(jc.TS) > 0 {
+		ts, err := parseTS(jc.TS)
+		if err != nil {
+			return DoorCommand{}, fmt.Errorf("%w: ts: %v", ErrCommandUnknown, err)
+		}
+		if age := now.Sub(ts); age > MaxCommandAge {
+			return DoorCommand{}, fmt.Errorf("%w: issued %v ago (limit %v)", ErrCommandStale, age.Round(time.Millisecond), MaxCommandAge)
+		}
+		c.TS = ts
+	}
+	return c, nil
+}
+
+func parseTS(raw json.RawMessage) (time.Time, error) {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, errors.New("want Unix seconds or an RFC 3339 string")
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,45 @@
+package bridge
+
+// Events reach the loop on one channel. MQTT callbacks and other goroutines
+// only build an event and hand it off; the loop does the work.
+type event any
+
+// evConnected: the MQTT connection generation gen is up.
+type evConnected struct{ gen uint64 }
+
+// evDisconnected: connection generation gen was lost.
+type evDisconnected struct {
+	gen uint64
+	err error
+}
+
+// evSubscribed: the subscriptions of generation gen were acknowledged (or failed).
+type evSubscribed struct {
+	gen uint64
+	err error
+}
+
+// evMessage is an MQTT message on a subscribed topic.
+type evMessage struct {
+	topic    string
+	payload  []byte
+	retained bool
+}
+
+// evPower is a power source's new reading.
+type evPower struct {
+	source string
+	lost   bool
+	detail string
+}
+
+// evCodeChecked is the result of checking a door code off the loop.
+type evCodeChecked struct {
+	door  *door
+	cmd   DoorCommand
+	topic string
+	ok    bool
+}
+
+// evFunc runs a function on the loop (tests, and tools that need a consistent view).
+type evFunc func(*loop)

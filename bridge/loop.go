@@ -1,0 +1,546 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+// loop is the single owner of door state. Every field is touched only by the
+// goroutine running run().
+type loop struct {
+	b   *Bridge
+	log *slog.Logger
+	mq  *mqttLink
+
+	// MQTT link
+	gen         uint64
+	connected   bool
+	subscribed  bool
+	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
+	hbSentAt    time.Time
+	hbRecvAt    time.Time
+	linkHealthy bool
+
+	// inputs to the hazards
+	alarms       []alarmSource
+	latched      bool
+	lockdown     bool
+	powerLost    map[string]bool
+	shutting     bool
+	wdHazard     bool
+	raw          Hazards // hazards active now
+	effective    Hazards // what the policy sees: raw, held for relock_delay after the last clears
+	healthySince time.Time
+
+	pub    map[string]string // last retained payload published per topic
+	origin string            // what triggered the current evaluation, for the audit log
+}
+
+func newLoop(b *Bridge) *loop {
+	l := &loop{
+		b:         b,
+		log:       b.log,
+		powerLost: map[string]bool{},
+		pub:       map[string]string{},
+		origin:    "startup",
+	}
+	for _, a := range b.cfg.Alarms {
+		l.alarms = append(l.alarms, alarmSource{cfg: a})
+	}
+	l.latched = b.loadLatch()
+	l.raw = l.computeRaw()
+	l.effective = l.raw
+	return l
+}
+
+func (l *loop) run(ctx context.Context) error {
+	t := time.NewTicker(l.b.tick)
+	defer t.Stop()
+	l.b.wd.checkin()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-l.b.events:
+			l.handle(ev)
+		case <-t.C:
+			l.b.wd.checkin()
+			l.onTick()
+		}
+	}
+}
+
+func (l *loop) now() time.Time { return l.b.clock.Now() }
+
+func (l *loop) handle(ev event) {
+	switch e := ev.(type) {
+	case evConnected:
+		l.onConnected(e.gen)
+	case evDisconnected:
+		if e.gen == l.gen {
+			l.connected, l.subscribed = false, false
+			l.log.Warn("MQTT connection lost", "err", e.err)
+			l.origin = "mqtt:connection_lost"
+			l.evaluate()
+		}
+	case evSubscribed:
+		l.onSubscribed(e)
+	case evMessage:
+		l.onMessage(e)
+	case evPower:
+		l.onPower(e)
+	case evCodeChecked:
+		l.onCodeChecked(e)
+	case evFunc:
+		e(l)
+	default:
+		l.log.Error("unknown event", "type", fmt.Sprintf("%T", ev))
+	}
+}
+
+func (l *loop) onConnected(gen uint64) {
+	l.gen = gen
+	l.connected, l.subscribed = true, false
+	l.hbRecvAt = time.Time{}
+	l.b.m.mqttReconnects.Inc()
+	l.log.Info("MQTT connected", "gen", gen)
+	// Everything retained is published again on a new connection: the
+	// broker may have restarted without its retained messages.
+	clear(l.pub)
+	l.mq.publish(l.b.topics.Availability, "online", true)
+	l.mq.subscribe(gen, l.subscriptions())
+	l.origin = "mqtt:connected"
+	l.evaluate()
+}
+
+func (l *loop) subscriptions() []string {
+	t := l.b.topics
+	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.Heartbeat, t.Republish, t.HAStatus}
+	for _, a := range l.alarms {
+		subs = append(subs, a.cfg.Topic)
+	}
+	return subs
+}
+
+func (l *loop) onSubscribed(e evSubscribed) {
+	if e.gen != l.gen || !l.connected {
+		return
+	}
+	l.subscribed = true
+	l.sendHeartbeat()
+}
+
+// sendHeartbeat publishes the round-trip probe: the link counts as healthy
+// only while these come back through the broker in time.
+func (l *loop) sendHeartbeat() {
+	l.hbSentAt = l.now()
+	l.mq.publish(l.b.topics.Heartbeat, strconv.FormatUint(l.gen, 10)+" "+strconv.FormatInt(time.Now().UnixNano(), 10), false)
+}
+
+func (l *loop) onHeartbeat(payload []byte) {
+	gen, sent, ok := strings.Cut(string(payload), " ")
+	if !ok || gen != strconv.FormatUint(l.gen, 10) {
+		return // a late echo from an older connection proves nothing about this one
+	}
+	l.hbRecvAt = l.now()
+	if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
+		l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, ns)).Seconds())
+	}
+	if !l.linkHealthy {
+		l.origin = "mqtt:heartbeat"
+		l.evaluate()
+	}
+}
+
+func (l *loop) onTick() {
+	now := l.now()
+	if l.connected && l.subscribed && now.Sub(l.hbSentAt) >= l.b.cfg.Watchdog.HeartbeatInterval {
+		l.sendHeartbeat()
+	}
+	if l.b.wd.tripped.Load() {
+		l.wdHazard = true
+		l.log.Error("control loop resumed after the watchdog forced every relay off")
+	}
+	l.origin = "timer"
+	l.evaluate()
+	if l.wdHazard {
+		// The loop is alive again and has applied the hazard; the relock
+		// delay now holds it until the loop has been healthy long enough.
+		l.wdHazard = false
+		l.b.wd.tripped.Store(false)
+	}
+	l.retryFaults()
+	l.mq.retryDropped(l.republishState)
+}
+
+// linkOK reports whether the broker link is up and proven by a recent heartbeat.
+func (l *loop) linkOK(now time.Time) bool {
+	return l.connected && l.subscribed && !l.hbRecvAt.IsZero() &&
+		now.Sub(l.hbRecvAt) <= l.b.cfg.Watchdog.HeartbeatTimeout
+}
+
+func (l *loop) alarmActive() bool {
+	for _, a := range l.alarms {
+		if a.active() {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loop) computeRaw() Hazards {
+	var hz Hazards
+	if !l.everLinked {
+		hz = hz.With(HazardStartup)
+	} else if !l.linkHealthy {
+		hz = hz.With(HazardBroker)
+	}
+	if l.alarmActive() || l.latched {
+		hz = hz.With(HazardAlarm)
+	}
+	for _, lost := range l.powerLost {
+		if lost {
+			hz = hz.With(HazardPower)
+			break
+		}
+	}
+	if l.shutting {
+		hz = hz.With(HazardShutdown)
+	}
+	if l.wdHazard {
+		hz = hz.With(HazardWatchdog)
+	}
+	return hz
+}
+
+// evaluate recomputes the hazards and every door's lock power, writes the
+// relays that change, then publishes what changed.
+func (l *loop) evaluate() {
+	now := l.now()
+	healthy := l.linkOK(now)
+	if healthy && !l.linkHealthy {
+		l.log.Info("MQTT link healthy (heartbeat round trip)")
+	} else if !healthy && l.linkHealthy {
+		l.log.Warn("MQTT link unhealthy", "connected", l.connected, "since_heartbeat", now.Sub(l.hbRecvAt).Round(time.Millisecond))
+	}
+	l.linkHealthy = healthy
+	if healthy {
+		l.everLinked = true
+	}
+	l.b.m.mqttConnected.Set(b2f(healthy))
+
+	raw := l.computeRaw()
+	l.trackHazards(raw)
+	switch {
+	case raw.Any():
+		l.effective = raw
+		l.healthySince = time.Time{}
+	case l.effective.Any():
+		if l.healthySince.IsZero() {
+			l.healthySince = now
+		}
+		if now.Sub(l.healthySince) >= l.b.cfg.Watchdog.RelockDelay {
+			l.log.Info("healthy for relock_delay: hazards cleared", "held", l.effective.String())
+			l.effective = 0
+		}
+	}
+
+	touched := map[drivers.Driver]bool{}
+	for _, d := range l.b.doors {
+		if l.applyDoor(d, now) {
+			touched[d.drv] = true
+		}
+	}
+	for drv := range touched {
+		if f, ok := drv.(drivers.Flusher); ok {
+			if err := f.Flush(); err != nil {
+				l.log.Error("driver flush failed", "err", err)
+			}
+		}
+	}
+	l.publishState()
+}
+
+// trackHazards counts and logs hazards as they rise and fall.
+func (l *loop) trackHazards(raw Hazards) {
+	if raw == l.raw {
+		return
+	}
+	for _, h := range AllHazards() {
+		was, is := l.raw.Has(h), raw.Has(h)
+		if is && !was {
+			l.b.m.watchdogTrips.WithLabelValues(h.String()).Inc()
+			l.log.Warn("hazard raised", "hazard", h.String(), "origin", l.origin)
+			l.b.audit.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
+		} else if was && !is {
+			l.log.Info("hazard cleared", "hazard", h.String(), "origin", l.origin)
+			l.b.audit.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
+		}
+		l.b.m.hazardActive.WithLabelValues(h.String()).Set(b2f(is))
+	}
+	l.raw = raw
+}
+
+// doorHazards are the hazards that apply to d: the global ones and its own.
+func (l *loop) doorHazards(d *door, now time.Time) Hazards {
+	hz := l.effective
+	if d.fault || (!d.faultCleared.IsZero() && now.Sub(d.faultCleared) < l.b.cfg.Watchdog.RelockDelay) {
+		hz = hz.With(HazardDriver)
+	}
+	return hz
+}
+
+// applyDoor decides d's lock power and writes it if it changed. It reports
+// whether the relay was written.
+func (l *loop) applyDoor(d *door, now time.Time) bool {
+	hz := l.doorHazards(d, now)
+	if !d.momentaryUntil.IsZero() && (hz.Any() || !now.Before(d.momentaryUntil)) {
+		// A hazard ends a running momentary unlock at once; nothing is
+		// resumed after it.
+		d.momentaryUntil = time.Time{}
+	}
+	dec := Decide(Inputs{
+		Mode:      d.mode,
+		Hazards:   hz,
+		Lockdown:  l.lockdown,
+		Momentary: !d.momentaryUntil.IsZero(),
+		Command:   d.command,
+	})
+	if dec.Power && l.b.wd.tripped.Load() {
+		dec.Power = false // never power a lock over the watchdog's emergency off
+	}
+	prevCause := d.cause
+	d.cause = dec.Cause
+	if d.written && dec.Power == d.power && !d.fault {
+		return false
+	}
+	wasLocked, wasWritten := d.locked(), d.written
+	if err := d.out.Set(d.level(dec.Power)); err != nil {
+		l.setFault(d, now, err)
+		if dec.Power {
+			// Could not power it: make sure it is off, not stuck half-way.
+			_ = d.off()
+		}
+		d.power = false
+		d.written = true
+		return true
+	}
+	if d.fault {
+		l.clearFault(d, now)
+	}
+	d.power = dec.Power
+	d.written = true
+	l.b.m.relayWrites.WithLabelValues(d.cfg.ID).Inc()
+	l.b.m.lockEnergized.WithLabelValues(d.cfg.ID).Set(b2f(d.power))
+	l.b.m.doorLocked.WithLabelValues(d.cfg.ID).Set(b2f(d.locked()))
+	if wasWritten && wasLocked == d.locked() {
+		return true
+	}
+	energized := d.power
+	l.b.audit.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: dec.Cause, Origin: l.origin,
+		Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
+	if wasWritten {
+		l.doorEvent(d, lockEventType(d, hz, prevCause))
+	}
+	return true
+}
+
+// lockEventType names the access event for a door that just changed.
+func lockEventType(d *door, hz Hazards, prevCause string) string {
+	switch {
+	case !d.locked() && hz.Any():
+		return "released_by_hazard"
+	case !d.locked() && d.cause == CauseMomentary:
+		return "opened"
+	case !d.locked():
+		return "unlocked"
+	case isHazardName(prevCause):
+		return "relocked"
+	default:
+		return "locked"
+	}
+}
+
+func isHazardName(s string) bool {
+	for _, h := range AllHazards() {
+		if h.String() == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loop) setFault(d *door, now time.Time, err error) {
+	if !d.fault {
+		l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
+		l.b.audit.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
+	}
+	d.fault, d.faultErr = true, err
+}
+
+func (l *loop) clearFault(d *door, now time.Time) {
+	l.log.Info("relay write works again", "door", d.cfg.ID)
+	l.b.audit.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
+	d.fault, d.faultErr, d.faultCleared = false, nil, now
+}
+
+// retryFaults writes a jammed door's relay off again on every tick.
+func (l *loop) retryFaults() {
+	for _, d := range l.b.doors {
+		if d.fault {
+			if err := d.off(); err == nil {
+				l.clearFault(d, l.now())
+				d.power = false
+				l.origin = "driver:retry"
+				l.evaluate()
+			}
+		}
+	}
+}
+
+func (l *loop) onPower(e evPower) {
+	if l.powerLost[e.source] == e.lost {
+		return
+	}
+	l.powerLost[e.source] = e.lost
+	l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail)
+	l.origin = "power:" + e.source
+	l.evaluate()
+}
+
+// shutdown turns every relay off for good and publishes the final state.
+func (l *loop) shutdown(reason string) {
+	l.shutting = true
+	l.origin = reason
+	l.evaluate()
+	l.log.Info("all relays off", "reason", reason)
+}
+
+// snapshot publishes the state for HTTP readers.
+func (l *loop) snapshot(now time.Time) {
+	s := &Snapshot{
+		Hazards:   l.effective.Names(),
+		Connected: l.linkHealthy,
+		Startup:   l.raw.Has(HazardStartup),
+		Lockdown:  l.lockdown,
+		Latched:   l.latched,
+	}
+	for _, d := range l.b.doors {
+		s.Doors = append(s.Doors, DoorView{
+			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
+			Energized: d.power, Locked: d.locked(), State: d.state(), Cause: d.cause,
+			Hazards: l.doorHazards(d, now).Names(),
+		})
+	}
+	l.b.snapshot.Store(s)
+}
+
+// publishRetained publishes payload on topic, retained, unless it was the
+// last payload published there on this connection.
+func (l *loop) publishRetained(topic, payload string) {
+	if l.pub[topic] == payload {
+		return
+	}
+	if l.mq.publish(topic, payload, true) {
+		l.pub[topic] = payload
+	}
+}
+
+// publishState publishes every retained state that changed.
+func (l *loop) publishState() {
+	now := l.now()
+	l.snapshot(now)
+	if l.mq == nil || !l.connected {
+		return
+	}
+	t := l.b.topics
+	for _, d := range l.b.doors {
+		hz := l.doorHazards(d, now)
+		l.publishRetained(d.topics.State, d.state())
+		l.publishRetained(d.topics.Cause, d.cause)
+		l.publishRetained(d.topics.Energized, onOff(d.power))
+		attrs, _ := json.Marshal(doorAttributes{
+			FailMode: d.mode.String(), Energized: d.power, Locked: d.locked(), Cause: d.cause,
+			Hazards: hz.Names(), Egress: d.cfg.Egress, MechanicalEgress: d.cfg.MechanicalEgress,
+			Fault: errString(d.faultErr),
+		})
+		l.publishRetained(d.topics.Attributes, string(attrs))
+	}
+	l.publishRetained(t.AlarmState, onOff(l.alarmActive()))
+	l.publishRetained(t.AlarmLatched, onOff(l.latched))
+	l.publishRetained(t.LockdownState, onOff(l.lockdown))
+	l.publishRetained(t.ProblemState, onOff(l.effective.Any()))
+	hz, _ := json.Marshal(l.effective.Names())
+	l.publishRetained(t.Hazards, string(hz))
+	if len(l.powerLost) > 0 {
+		lost := false
+		for _, v := range l.powerLost {
+			lost = lost || v
+		}
+		l.publishRetained(t.PowerState, onOff(!lost))
+	}
+}
+
+// republishState forgets what was published and publishes it all again.
+func (l *loop) republishState() {
+	clear(l.pub)
+	l.mq.publish(l.b.topics.Availability, "online", true)
+	l.publishState()
+}
+
+type doorAttributes struct {
+	FailMode         string   `json:"fail_mode"`
+	Energized        bool     `json:"energized"`
+	Locked           bool     `json:"locked"`
+	Cause            string   `json:"cause"`
+	Hazards          []string `json:"hazards"`
+	Egress           bool     `json:"egress"`
+	MechanicalEgress bool     `json:"mechanical_egress"`
+	Fault            string   `json:"fault,omitempty"`
+}
+
+// doorEvent publishes an access event for HA's event entity (never retained).
+func (l *loop) doorEvent(d *door, typ string) {
+	if l.mq == nil {
+		return
+	}
+	b, _ := json.Marshal(map[string]string{"event_type": typ, "cause": d.cause})
+	l.mq.publish(d.topics.Event, string(b), false)
+}
+
+// notice publishes a human-readable notice (why a reset was refused...).
+func (l *loop) notice(msg string) {
+	l.log.Info("notice", "msg", msg)
+	if len(msg) > 250 {
+		msg = msg[:250]
+	}
+	l.publishRetained(l.b.topics.Notice, msg)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "ON"
+	}
+	return "OFF"
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

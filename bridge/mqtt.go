@@ -1,0 +1,199 @@
+package bridge
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// publishQueue bounds the messages waiting to be handed to paho. The loop
+// never blocks on the network: when the queue is full a message is dropped
+// and the whole state is republished once there is room.
+const publishQueue = 4096
+
+type pubMsg struct {
+	topic    string
+	payload  string
+	retained bool
+	qos      byte
+	flushed  chan struct{} // non-nil: a marker, closed when reached
+}
+
+// mqttLink is the bridge's MQTT connection. paho's callbacks only hand
+// events to the loop; publishing goes through a bounded queue drained by
+// its own goroutine.
+type mqttLink struct {
+	client  paho.Client
+	events  chan<- event
+	log     *slog.Logger
+	m       *metrics
+	topics  Topics
+	gen     atomic.Uint64
+	queue   chan pubMsg
+	dropped atomic.Bool
+	done    chan struct{}
+	pubDone chan struct{}
+}
+
+func newMQTTLink(cfg *config.Config, url string, topics Topics, events chan<- event, log *slog.Logger, m *metrics) (*mqttLink, error) {
+	password, err := cfg.MQTTPassword()
+	if err != nil {
+		return nil, err
+	}
+	l := &mqttLink{
+		events:  events,
+		log:     log.With("component", "mqtt"),
+		m:       m,
+		topics:  topics,
+		queue:   make(chan pubMsg, publishQueue),
+		done:    make(chan struct{}),
+		pubDone: make(chan struct{}),
+	}
+	hb := cfg.Watchdog.HeartbeatTimeout
+	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
+	opts := paho.NewClientOptions().
+		AddBroker(url).
+		SetClientID(cfg.ClientID()).
+		SetUsername(cfg.MQTT.Username).
+		SetPassword(password).
+		// A clean session: commands never queue across an outage.
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(500 * time.Millisecond).
+		SetMaxReconnectInterval(2 * time.Second).
+		SetConnectTimeout(max(hb, 2*time.Second)).
+		SetKeepAlive(keepAlive).
+		SetPingTimeout(hb).
+		SetWriteTimeout(hb).
+		SetOrderMatters(false).
+		SetWill(topics.Availability, "offline", 1, true).
+		SetOnConnectHandler(func(paho.Client) {
+			gen := l.gen.Add(1)
+			l.send(evConnected{gen: gen})
+		}).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			l.send(evDisconnected{gen: l.gen.Load(), err: err})
+		})
+	l.client = paho.NewClient(opts)
+	return l, nil
+}
+
+// send hands an event to the loop; it gives up once the link is stopped.
+func (l *mqttLink) send(ev event) {
+	select {
+	case l.events <- ev:
+	case <-l.done:
+	}
+}
+
+func (l *mqttLink) start() {
+	go l.publisher()
+	// With ConnectRetry, Connect keeps trying in the background; its token
+	// is not waited on: the loop learns of the connection from OnConnect.
+	l.client.Connect()
+}
+
+func (l *mqttLink) publisher() {
+	defer close(l.pubDone)
+	for {
+		select {
+		case p := <-l.queue:
+			if p.flushed != nil {
+				close(p.flushed)
+				continue
+			}
+			l.client.Publish(p.topic, p.qos, p.retained, p.payload)
+		case <-l.done:
+			return
+		}
+	}
+}
+
+// publish queues a message without blocking. It reports false when the
+// queue was full (the state is then republished in full on a later tick).
+func (l *mqttLink) publish(topic, payload string, retained bool) bool {
+	if l == nil {
+		return false
+	}
+	qos := byte(1)
+	if topic == l.topics.Heartbeat {
+		qos = 0
+	}
+	select {
+	case l.queue <- pubMsg{topic: topic, payload: payload, retained: retained, qos: qos}:
+		return true
+	default:
+		l.m.publishDropped.Inc()
+		l.dropped.Store(true)
+		return false
+	}
+}
+
+// retryDropped calls republish once the queue has room after drops.
+func (l *mqttLink) retryDropped(republish func()) {
+	if l != nil && len(l.queue) < publishQueue/2 && l.dropped.Swap(false) {
+		republish()
+	}
+}
+
+// subscribe subscribes to filters for connection generation gen, off the
+// loop, retrying while that connection lasts, and reports success.
+func (l *mqttLink) subscribe(gen uint64, filters []string) {
+	m := make(map[string]byte, len(filters))
+	for _, f := range filters {
+		m[f] = 1
+	}
+	handler := func(_ paho.Client, msg paho.Message) {
+		l.send(evMessage{topic: msg.Topic(), payload: append([]byte(nil), msg.Payload()...), retained: msg.Retained()})
+	}
+	go func() {
+		for l.gen.Load() == gen {
+			tok := l.client.SubscribeMultiple(m, handler)
+			var err error
+			if !tok.WaitTimeout(5 * time.Second) {
+				err = fmt.Errorf("no SUBACK within 5s")
+			} else {
+				err = tok.Error()
+			}
+			if err == nil {
+				l.send(evSubscribed{gen: gen})
+				return
+			}
+			l.log.Error("subscribe failed; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-l.done:
+				return
+			}
+		}
+	}()
+}
+
+// stop drains the queue, publishes offline and disconnects, all within timeout.
+func (l *mqttLink) stop(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	marker := make(chan struct{})
+	select {
+	case l.queue <- pubMsg{flushed: marker}:
+		select {
+		case <-marker:
+		case <-time.After(time.Until(deadline) / 2):
+		}
+	default:
+	}
+	if l.client.IsConnectionOpen() {
+		tok := l.client.Publish(l.topics.Availability, 1, true, "offline")
+		if !tok.WaitTimeout(time.Until(deadline)) || tok.Error() != nil {
+			l.log.Warn("could not publish offline", "err", tok.Error())
+		}
+	}
+	close(l.done)
+	<-l.pubDone
+	l.client.Disconnect(250)
+}

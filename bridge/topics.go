@@ -1,0 +1,91 @@
+package bridge
+
+import (
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// Topics are the MQTT topics of one bridge. B = mqtt.base_topic, N = bridge.id.
+// These names are a contract with users' automations: keep them exactly.
+type Topics struct {
+	prefix          string // B/N
+	Availability    string // B/N/availability: online/offline, retained; also the last will
+	Heartbeat       string // B/N/heartbeat: the bridge's own round-trip probe
+	LockdownSet     string // B/N/lockdown/set: ON/OFF
+	LockdownState   string // B/N/lockdown/state: ON/OFF, retained
+	AlarmState      string // B/N/alarm/state: ON/OFF fire alarm active, retained
+	AlarmLatched    string // B/N/alarm/latched: ON/OFF release latched, retained (restores the latch at start)
+	AlarmReset      string // B/N/alarm/reset: RESET
+	PowerState      string // B/N/power/state: ON = mains OK, retained
+	ProblemState    string // B/N/problem/state: ON while any hazard is active, retained
+	Hazards         string // B/N/hazards: JSON list of active hazards, retained
+	Notice          string // B/N/notice: last notice (why a reset was refused...), retained
+	Error           string // B/N/error: bridge-level errors (unknown door...), not retained
+	Republish       string // B/N/republish: PRESS republishes discovery and state
+	Events          string // B/N/events: audit events, not retained
+	DoorCommandWild string // B/N/+/set: the subscription for door commands
+	HAStatus        string // <discovery_prefix>/status: Home Assistant's birth message
+}
+
+// NewTopics derives every topic from the config.
+func NewTopics(cfg *config.Config) Topics {
+	p := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID
+	return Topics{
+		prefix:          p,
+		Availability:    p + "/availability",
+		Heartbeat:       p + "/heartbeat",
+		LockdownSet:     p + "/lockdown/set",
+		LockdownState:   p + "/lockdown/state",
+		AlarmState:      p + "/alarm/state",
+		AlarmLatched:    p + "/alarm/latched",
+		AlarmReset:      p + "/alarm/reset",
+		PowerState:      p + "/power/state",
+		ProblemState:    p + "/problem/state",
+		Hazards:         p + "/hazards",
+		Notice:          p + "/notice",
+		Error:           p + "/error",
+		Republish:       p + "/republish",
+		Events:          p + "/events",
+		DoorCommandWild: p + "/+/set",
+		HAStatus:        cfg.MQTT.DiscoveryPrefix + "/status",
+	}
+}
+
+// DoorTopics are one door's topics.
+type DoorTopics struct {
+	State      string // B/N/<door>/state: LOCKED, UNLOCKED, OPEN, JAMMED; retained
+	Set        string // B/N/<door>/set: LOCK, UNLOCK, OPEN or JSON
+	Attributes string // B/N/<door>/attributes: JSON; retained
+	Cause      string // B/N/<door>/cause: why the door is in its state; retained
+	Energized  string // B/N/<door>/energized: ON/OFF lock power; retained
+	Event      string // B/N/<door>/event: JSON {"event_type": ...}; never retained
+	Error      string // B/N/<door>/error: rejected commands; not retained
+}
+
+// Door returns the topics of door id.
+func (t Topics) Door(id string) DoorTopics {
+	p := t.prefix + "/" + id
+	return DoorTopics{
+		State:      p + "/state",
+		Set:        p + "/set",
+		Attributes: p + "/attributes",
+		Cause:      p + "/cause",
+		Energized:  p + "/energized",
+		Event:      p + "/event",
+		Error:      p + "/error",
+	}
+}
+
+// DoorFromCommandTopic returns the door id of a B/N/<door>/set topic.
+func (t Topics) DoorFromCommandTopic(topic string) (string, bool) {
+	n := len(t.prefix)
+	if len(topic) <= n+len("//set") || topic[:n] != t.prefix || topic[n] != '/' || topic[len(topic)-4:] != "/set" {
+		return "", false
+	}
+	id := topic[n+1 : len(topic)-4]
+	for i := 0; i < len(id); i++ {
+		if id[i] == '/' {
+			return "", false
+		}
+	}
+	return id, true
+}

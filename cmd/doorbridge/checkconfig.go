@@ -1,0 +1,70 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(config.Path(*file))
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbridge: invalid config:\n%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid. Bridge %q, %d door(s).\n\n", cfg.File, cfg.Bridge.ID, len(cfg.Doors))
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOOR\tFAIL MODE\tRELAY\tBROKER LOST\tPOWER LOST\tFIRE ALARM")
+	for _, d := range cfg.Doors {
+		relay := d.Relay.Driver + "/" + d.Relay.Channel
+		if d.Relay.ActiveLow {
+			relay += " (active low)"
+		}
+		onHazard := "unlocks (maglock released)"
+		if d.FailMode == config.FailSecure {
+			onHazard = "stays locked (strike unpowered)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.FailMode, relay, onHazard, onHazard, onHazard)
+	}
+	tw.Flush()
+	warnings := configWarnings(cfg)
+	if len(warnings) > 0 {
+		fmt.Fprintln(stdout)
+		for _, w := range warnings {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
+	}
+	return 0
+}
+
+// configWarnings lists what is valid but deserves the installer's attention.
+func configWarnings(cfg *config.Config) []string {
+	var out []string
+	keeps := map[string]bool{}
+	for _, dc := range cfg.Drivers {
+		if spec, err := drivers.Decode(dc.Type, dc.Options); err == nil {
+			if k, ok := spec.(drivers.LevelKeeper); ok && k.KeepsLevelOnExit() {
+				keeps[dc.ID] = true
+			}
+		}
+	}
+	for _, d := range cfg.Doors {
+		if d.Egress && d.FailMode == config.FailSafe && !d.HardwiredRelease {
+			out = append(out, fmt.Sprintf("door %q is an egress door without hardwired_release: true; wire the fire-alarm relay and a PUSH TO EXIT button in series with its lock power (the bridge is the second line of defence)", d.ID))
+		}
+		if keeps[d.Relay.Driver] {
+			out = append(out, fmt.Sprintf("door %q: driver %q keeps its outputs when doorbridge dies; use a hardware watchdog or a board with a communication-loss timeout", d.ID, d.Relay.Driver))
+		}
+	}
+	return out
+}

@@ -1,0 +1,57 @@
+// Command doorbridge drives the lock relays of doors and puts every door into
+// Home Assistant over MQTT.
+//
+//	doorbridge run [-c FILE]            run the bridge
+//	doorbridge check-config [-c FILE]   validate a config and show what each door does
+//	doorbridge alarm on|off|reset [-c FILE]   publish to the alarm topic (drills, commissioning)
+//	doorbridge version
+//
+// FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: doorbridge <command> [flags]
+
+commands:
+  run [-c FILE]                   run the bridge
+  check-config [-c FILE]          validate a config; print what each door does
+  alarm on|off|reset [-c FILE]    publish the fire alarm (drills, commissioning)
+  version                         print the version
+
+FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
+`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "check-config":
+		return cmdCheckConfig(args[1:], stdout, stderr)
+	case "alarm":
+		return cmdAlarm(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "doorbridge %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "doorbridge: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

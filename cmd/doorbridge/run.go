@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/doorbridge/doorbridge/config"
+	_ "github.com/doorbridge/doorbridge/drivers/all"
+)
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("c", "", "config file (default $DOORBRIDGE_CONFIG, then "+config.DefaultPath+")")
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := configFlag(fs)
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "doorbridge: -log-level: %v\n", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	if *logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+	slog.SetDefault(log)
+
+	cfg, err := config.Load(config.Path(*file))
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
+		return 1
+	}
+	// Open writes every relay off before anything touches the network.
+	b, err := bridge.Open(cfg, bridge.Options{Log: log, Version: version})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if cfg.HTTP.Listen != "" {
+		addr, err := b.ServeHTTP(ctx, cfg.HTTP.Listen)
+		if err != nil {
+			log.Error("http listener", "err", err)
+			stop()
+			b.Run(ctx) // still turns everything off and publishes offline
+			return 1
+		}
+		log.Info("http listening", "addr", addr)
+	}
+	log.Info("doorbridge starting", "version", version, "config", cfg.File, "doors", len(cfg.Doors))
+	if err := b.Run(ctx); err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	log.Info("stopped: every relay off")
+	os.Stdout.Sync()
+	return 0
+}
