@@ -186,6 +186,20 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go b.wd.run(wdCtx)
 
 	l := newLoop(b)
+	defer func() {
+		// A fatal error must still leave every relay off.
+		if r := recover(); r != nil {
+			for _, d := range b.doors {
+				_ = d.off()
+			}
+			for _, drv := range b.drivers {
+				if f, ok := drv.(drivers.Flusher); ok {
+					_ = f.Flush()
+				}
+			}
+			panic(r)
+		}
+	}()
 	l.evaluate() // the startup hazard holds every relay off until the link is proven
 
 	url := b.cfg.MQTT.URL
@@ -247,4 +261,3 @@ func (b *Bridge) Ready() bool {
 	s := b.snapshot.Load()
 	return s != nil && s.Connected && !s.Startup && b.Healthy()
 }
-

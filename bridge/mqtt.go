@@ -65,8 +65,8 @@ func newMQTTLink(cfg *config.Config, url string, topics Topics, events chan<- ev
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
-		SetConnectRetryInterval(500 * time.Millisecond).
-		SetMaxReconnectInterval(2 * time.Second).
+		SetConnectRetryInterval(500*time.Millisecond).
+		SetMaxReconnectInterval(2*time.Second).
 		SetConnectTimeout(max(hb, 2*time.Second)).
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(hb).
