@@ -1,0 +1,107 @@
+package modbus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+// Defaults of the options.
+const (
+	DefaultUnitID       = 1
+	DefaultSpeed        = 9600
+	DefaultTimeout      = time.Second
+	DefaultPollInterval = 100 * time.Millisecond
+)
+
+// Options are the modbus driver's config keys.
+type Options struct {
+	// URL is "tcp://host:port" or "rtu:///dev/ttyUSB0".
+	URL string `koanf:"url"`
+	// UnitID is the Modbus unit (slave) id, 1-255.
+	UnitID int `koanf:"unit_id"`
+	// Speed is the serial baud rate (RTU only).
+	Speed int `koanf:"speed"`
+	// Timeout bounds each request, and how long Set may block.
+	Timeout time.Duration `koanf:"timeout"`
+	// PollInterval is the discrete input polling period.
+	PollInterval time.Duration `koanf:"poll_interval"`
+}
+
+func init() {
+	drivers.Register("modbus", FromConfig)
+}
+
+// FromConfig is the drivers.Factory of type "modbus": it decodes and
+// validates options without opening the link.
+func FromConfig(raw map[string]any) (drivers.Spec, error) {
+	o := Options{UnitID: DefaultUnitID, Speed: DefaultSpeed, Timeout: DefaultTimeout, PollInterval: DefaultPollInterval}
+	if err := drivers.DecodeOptions(raw, &o); err != nil {
+		return nil, fmt.Errorf("modbus: %w", err)
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Validate checks option values.
+func (o Options) Validate() error {
+	if err := validateURL(o.URL); err != nil {
+		return fmt.Errorf("modbus: url %q: %w", o.URL, err)
+	}
+	switch {
+	case o.UnitID < 1 || o.UnitID > 255:
+		return fmt.Errorf("modbus: %s: unit_id %d: want 1-255", o.URL, o.UnitID)
+	case o.Speed <= 0:
+		return fmt.Errorf("modbus: %s: speed %d: want a baud rate", o.URL, o.Speed)
+	case o.Timeout < 10*time.Millisecond || o.Timeout > 30*time.Second:
+		return fmt.Errorf("modbus: %s: timeout %s: want 10ms to 30s", o.URL, o.Timeout)
+	case o.PollInterval < 10*time.Millisecond || o.PollInterval > time.Minute:
+		return fmt.Errorf("modbus: %s: poll_interval %s: want 10ms to 1m", o.URL, o.PollInterval)
+	}
+	return nil
+}
+
+func validateURL(u string) error {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return errors.New(`want "tcp://host:port" or "rtu:///dev/ttyUSB0"`)
+	}
+	switch scheme {
+	case "tcp":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil || host == "" || port == "" {
+			return errors.New("want tcp://host:port")
+		}
+	case "rtu":
+		if !strings.HasPrefix(rest, "/") {
+			return errors.New("want rtu:// and a device path, e.g. rtu:///dev/ttyUSB0")
+		}
+	default:
+		return fmt.Errorf("scheme %q: want tcp or rtu", scheme)
+	}
+	return nil
+}
+
+// Open implements drivers.Spec: it connects to the board.
+func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return New(o, log.With("driver", id))
+}
+
+// KeepsLevelOnExit implements drivers.LevelKeeper: a Modbus board keeps its
+// coils when doorbridge dies.
+func (o Options) KeepsLevelOnExit() bool { return true }
+
+var (
+	_ drivers.Spec        = Options{}
+	_ drivers.LevelKeeper = Options{}
+)
