@@ -261,3 +261,12 @@ func (b *Bridge) Ready() bool {
 	s := b.snapshot.Load()
 	return s != nil && s.Connected && !s.Startup && b.Healthy()
 }
+
+// ReportPower hands a power source's reading to the loop: lost raises the
+// power hazard. Power sources call it from their own goroutines.
+func (b *Bridge) ReportPower(source string, lost bool, detail string) {
+	select {
+	case b.events <- evPower{source: source, lost: lost, detail: detail}:
+	case <-b.stopped:
+	}
+}

@@ -109,6 +109,13 @@ func (l *loop) onConnected(gen uint64) {
 	l.gen = gen
 	l.connected, l.subscribed = true, false
 	l.hbRecvAt = time.Time{}
+	// What the alarm sources said came through the old connection. The
+	// broker may be a new one (restarted, or a failover peer) without the
+	// retained values: each source is unknown, so alarm, until it reports
+	// again on this connection.
+	for i := range l.alarms {
+		l.alarms[i].value = alarmUnknown
+	}
 	l.b.m.mqttReconnects.Inc()
 	l.log.Info("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
