@@ -102,7 +102,7 @@ func TestRemove(t *testing.T) {
 func TestVocabularies(t *testing.T) {
 	causes := discovery.CauseOptions()
 	want := []string{"normal", "lockdown", "alarm", "broker", "power", "startup", "shutdown",
-		"watchdog", "driver", "rex", "alarm_supervision", "momentary", "command"}
+		"watchdog", "driver", "rex", "alarm_supervision", "momentary"}
 	if strings.Join(causes, ",") != strings.Join(want, ",") {
 		t.Errorf("CauseOptions = %v", causes)
 	}

@@ -4,7 +4,7 @@ package discovery
 // is in its present state. The bridge publishes only these; HA ignores, with
 // a warning, any value of an enum sensor that is not in its options.
 var causes = []string{
-	"normal",            // the door's ordinary commanded state
+	"normal",            // following its last LOCK/UNLOCK (locked after start)
 	"lockdown",          // lockdown switch on
 	"alarm",             // fire alarm released the door
 	"broker",            // broker connection lost: door went to its safe state
@@ -16,7 +16,6 @@ var causes = []string{
 	"rex",               // request-to-exit input
 	"alarm_supervision", // alarm source silent: treated as an alarm
 	"momentary",         // OPEN: unlocked for unlock_time
-	"command",           // LOCK / UNLOCK from MQTT
 }
 
 // eventTypes are the event_type values of a door's event entity
