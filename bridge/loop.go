@@ -39,6 +39,9 @@ type loop struct {
 	effective    Hazards // what the policy sees: raw, held for relock_delay after the last clears
 	healthySince time.Time
 
+	ownDiscovery     map[string]bool // discovery topics published on this connection
+	republishPending bool
+
 	pub    map[string]string // last retained payload published per topic
 	origin string            // what triggered the current evaluation, for the audit log
 }
@@ -125,11 +128,13 @@ func (l *loop) onConnected(gen uint64) {
 	l.mq.subscribe(gen, l.subscriptions())
 	l.origin = "mqtt:connected"
 	l.evaluate()
+	l.publishDiscovery()
 }
 
 func (l *loop) subscriptions() []string {
 	t := l.b.topics
-	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.Heartbeat, t.Republish, t.HAStatus}
+	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.Heartbeat, t.Republish, t.HAStatus,
+		t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}
 	for _, a := range l.alarms {
 		subs = append(subs, a.cfg.Topic)
 	}

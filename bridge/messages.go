@@ -28,6 +28,10 @@ func (l *loop) onMessage(e evMessage) {
 		l.onRepublish(e)
 		return
 	}
+	if strings.HasPrefix(e.topic, l.b.cfg.MQTT.DiscoveryPrefix+"/device/") {
+		l.onDiscoveryConfig(e)
+		return
+	}
 	matched := false
 	for i := range l.alarms {
 		if l.alarms[i].cfg.Topic == e.topic {
@@ -254,6 +258,6 @@ func (l *loop) onRepublish(e evMessage) {
 	if e.topic == l.b.topics.Republish && string(e.payload) != "PRESS" {
 		return
 	}
-	l.log.Info("republishing state", "topic", e.topic)
-	l.republishState()
+	l.log.Info("republishing discovery and state", "topic", e.topic)
+	l.scheduleRepublish()
 }

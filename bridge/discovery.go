@@ -1,0 +1,65 @@
+package bridge
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/doorbridge/doorbridge/discovery"
+)
+
+// SupportURL is where Home Assistant's origin info points users.
+const SupportURL = "https://github.com/doorbridge/doorbridge"
+
+// discoveryWild subscribes to every device-discovery topic, so the bridge can
+// find its own stale door devices (doors removed from the config).
+func (t Topics) discoveryWild(prefix string) string { return prefix + "/device/+/config" }
+
+// publishDiscovery publishes every discovery payload, retained, then the
+// whole state (Home Assistant wants the config before the states).
+func (l *loop) publishDiscovery() {
+	if l.mq == nil || !l.connected {
+		return
+	}
+	msgs := discovery.Build(l.b.cfg, discovery.Info{Version: l.b.version, SupportURL: SupportURL})
+	l.ownDiscovery = make(map[string]bool, len(msgs))
+	for _, m := range msgs {
+		l.ownDiscovery[m.Topic] = true
+		l.mq.publish(m.Topic, string(m.Payload), true)
+	}
+	l.republishState()
+}
+
+// onDiscoveryConfig removes a retained device config of this bridge that the
+// current config no longer produces (a door removed from the config).
+func (l *loop) onDiscoveryConfig(e evMessage) {
+	if !e.retained || len(e.payload) == 0 || l.ownDiscovery == nil || l.ownDiscovery[e.topic] {
+		return
+	}
+	if !discovery.IsOwnDevice(l.b.cfg, e.topic, e.payload) {
+		return
+	}
+	l.log.Info("removing stale Home Assistant device", "topic", e.topic)
+	rm := discovery.Remove(e.topic)
+	l.mq.publish(rm.Topic, string(rm.Payload), true)
+}
+
+// scheduleRepublish republishes discovery and state after a small random
+// delay, as Home Assistant asks after its birth message (so a restart of HA
+// is not met by every device at the same instant).
+func (l *loop) scheduleRepublish() {
+	if l.republishPending {
+		return
+	}
+	l.republishPending = true
+	delay := 200*time.Millisecond + rand.N(800*time.Millisecond)
+	events, done := l.b.events, l.mq.done
+	time.AfterFunc(delay, func() {
+		select {
+		case events <- evFunc(func(l *loop) {
+			l.republishPending = false
+			l.publishDiscovery()
+		}):
+		case <-done:
+		}
+	})
+}
