@@ -4,6 +4,9 @@
 //	doorbridge run [-c FILE]            run the bridge
 //	doorbridge check-config [-c FILE]   validate a config and show what each door does
 //	doorbridge alarm on|off|reset [-c FILE]   publish to the alarm topic (drills, commissioning)
+//	doorbridge discovery [-c FILE]      print the Home Assistant discovery payloads
+//	doorbridge hash-code                read a code on stdin, print its bcrypt hash
+//	doorbridge healthcheck [-c FILE]    exit 0 when the running bridge is ready
 //	doorbridge version
 //
 // FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
@@ -28,6 +31,9 @@ commands:
   run [-c FILE]                   run the bridge
   check-config [-c FILE]          validate a config; print what each door does
   alarm on|off|reset [-c FILE]    publish the fire alarm (drills, commissioning)
+  discovery [-c FILE]             print the Home Assistant discovery payloads
+  hash-code                       read a door code on stdin, print its bcrypt hash
+  healthcheck [-c FILE]           exit 0 when the running bridge is ready (/readyz)
   version                         print the version
 
 FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
@@ -45,6 +51,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(args[1:], stdout, stderr)
 	case "alarm":
 		return cmdAlarm(args[1:], stdout, stderr)
+	case "hash-code":
+		return cmdHashCode(stdin, stdout, stderr)
+	case "discovery":
+		return cmdDiscovery(args[1:], stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "doorbridge %s\n", version)
 		return 0

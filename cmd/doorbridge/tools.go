@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/discovery"
+)
+
+// codePattern is what Home Assistant's keypad accepts (the lock's code_format).
+var codePattern = regexp.MustCompile(`^\d{4,8}$`)
+
+// cmdHashCode reads a code from stdin and prints its bcrypt hash for code_hash.
+func cmdHashCode(stdin io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		fmt.Fprintf(stderr, "doorbridge: hash-code: %v\n", err)
+		return 1
+	}
+	code := strings.TrimRight(line, "\r\n")
+	if !codePattern.MatchString(code) {
+		fmt.Fprintln(stderr, "doorbridge: hash-code: a code is 4 to 8 digits (what Home Assistant's keypad sends)")
+		return 1
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(code), bcrypt.DefaultCost)
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbridge: hash-code: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, string(hash))
+	return 0
+}
+
+// cmdDiscovery prints every Home Assistant discovery payload the config produces.
+func cmdDiscovery(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("discovery", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(config.Path(*file))
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
+		return 1
+	}
+	for _, m := range discovery.Build(cfg, discovery.Info{Version: version, SupportURL: bridge.SupportURL}) {
+		var pretty bytes.Buffer
+		json.Indent(&pretty, m.Payload, "", "  ")
+		fmt.Fprintf(stdout, "# %s (retained)\n%s\n\n", m.Topic, pretty.String())
+	}
+	return 0
+}
+
+// cmdHealthcheck asks the running bridge's /readyz: the container's
+// HEALTHCHECK (the image has no curl).
+func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := configFlag(fs)
+	url := fs.String("url", "", "readiness URL (default: http://<http.listen>/readyz from the config)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *url == "" {
+		cfg, err := config.Load(config.Path(*file))
+		if err != nil {
+			fmt.Fprintf(stderr, "doorbridge: %v\n", err)
+			return 1
+		}
+		if cfg.HTTP.Listen == "" {
+			fmt.Fprintln(stderr, "doorbridge: healthcheck: http.listen is empty; nothing to ask")
+			return 1
+		}
+		addr := cfg.HTTP.Listen
+		if strings.HasPrefix(addr, ":") || strings.HasPrefix(addr, "0.0.0.0:") {
+			addr = "127.0.0.1:" + addr[strings.LastIndex(addr, ":")+1:]
+		}
+		*url = "http://" + addr + "/readyz"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(*url)
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbridge: healthcheck: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "doorbridge: healthcheck: %s: %s", resp.Status, body)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ready\n")
+	return 0
+}
