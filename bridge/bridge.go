@@ -221,6 +221,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mq = mq
 	l.mq = mq
 	mq.start()
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	if err := b.startPowerSources(srcCtx); err != nil {
+		l.shutdown("fatal")
+		mq.stop(2 * time.Second)
+		return err
+	}
 
 	err = l.run(ctx)
 	l.shutdown("shutdown")

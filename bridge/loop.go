@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 )
 
@@ -33,6 +34,8 @@ type loop struct {
 	latched      bool
 	lockdown     bool
 	powerLost    map[string]bool
+	powerSince   time.Time // when mains were first reported lost (zero: power OK)
+	mqttPower    []mqttPower
 	shutting     bool
 	wdHazard     bool
 	raw          Hazards // hazards active now
@@ -56,6 +59,11 @@ func newLoop(b *Bridge) *loop {
 	}
 	for _, a := range b.cfg.Alarms {
 		l.alarms = append(l.alarms, alarmSource{cfg: a})
+	}
+	for _, p := range b.cfg.Power {
+		if p.Type == "mqtt" {
+			l.mqttPower = append(l.mqttPower, mqttPower{cfg: p})
+		}
 	}
 	l.latched = b.loadLatch()
 	l.raw = l.computeRaw()
@@ -119,6 +127,9 @@ func (l *loop) onConnected(gen uint64) {
 	for i := range l.alarms {
 		l.alarms[i].value = alarmUnknown
 	}
+	for i := range l.mqttPower {
+		l.mqttPower[i].known, l.mqttPower[i].since = false, time.Time{}
+	}
 	l.b.m.mqttReconnects.Inc()
 	l.log.Info("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
@@ -138,6 +149,9 @@ func (l *loop) subscriptions() []string {
 	for _, a := range l.alarms {
 		subs = append(subs, a.cfg.Topic)
 	}
+	for _, p := range l.mqttPower {
+		subs = append(subs, p.cfg.Topic)
+	}
 	return subs
 }
 
@@ -146,6 +160,9 @@ func (l *loop) onSubscribed(e evSubscribed) {
 		return
 	}
 	l.subscribed = true
+	for i := range l.mqttPower {
+		l.mqttPower[i].since = l.now()
+	}
 	l.sendHeartbeat()
 }
 
@@ -189,6 +206,7 @@ func (l *loop) onTick() {
 		l.b.wd.tripped.Store(false)
 	}
 	l.retryFaults()
+	l.checkMQTTPower(now)
 	l.mq.retryDropped(l.republishState)
 }
 
@@ -303,6 +321,11 @@ func (l *loop) trackHazards(raw Hazards) {
 // doorHazards are the hazards that apply to d: the global ones and its own.
 func (l *loop) doorHazards(d *door, now time.Time) Hazards {
 	hz := l.effective
+	if hz.Has(HazardPower) && !d.cfg.ReleasesOnPowerLoss() && !hz.Without(HazardPower).Any() &&
+		(l.powerSince.IsZero() || now.Sub(l.powerSince) < config.MaxHoldOnBattery) {
+		// A maglock on its own battery may hold for up to 10 minutes.
+		hz = hz.Without(HazardPower)
+	}
 	if d.fault || (!d.faultCleared.IsZero() && now.Sub(d.faultCleared) < l.b.cfg.Watchdog.RelockDelay) {
 		hz = hz.With(HazardDriver)
 	}
@@ -418,10 +441,19 @@ func (l *loop) retryFaults() {
 }
 
 func (l *loop) onPower(e evPower) {
-	if l.powerLost[e.source] == e.lost {
+	if was, known := l.powerLost[e.source]; known && was == e.lost {
 		return
 	}
 	l.powerLost[e.source] = e.lost
+	anyLost := false
+	for _, lost := range l.powerLost {
+		anyLost = anyLost || lost
+	}
+	if anyLost && l.powerSince.IsZero() {
+		l.powerSince = l.now()
+	} else if !anyLost {
+		l.powerSince = time.Time{}
+	}
 	l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail)
 	l.origin = "power:" + e.source
 	l.evaluate()

@@ -39,6 +39,12 @@ func (l *loop) onMessage(e evMessage) {
 			matched = true
 		}
 	}
+	for i := range l.mqttPower {
+		if l.mqttPower[i].cfg.Topic == e.topic {
+			l.onPowerMessage(&l.mqttPower[i], e)
+			matched = true
+		}
+	}
 	if matched {
 		return
 	}

@@ -29,6 +29,7 @@ type Config struct {
 	Drivers        []Driver       `koanf:"drivers"`
 	Doors          []Door         `koanf:"doors"`
 	Codes          Codes          `koanf:"codes"`
+	Power          []PowerSource  `koanf:"power"`
 
 	// File is the path the config was loaded from ("" for defaults only).
 	File string `koanf:"-"`
@@ -120,6 +121,11 @@ type Door struct {
 	// cut this lock's power in hardware, without the bridge (the first line
 	// of defence). check-config warns about egress doors without it.
 	HardwiredRelease bool `koanf:"hardwired_release"`
+	// PowerRelease (default true) releases the door when mains power is
+	// lost. Only a fail-safe door on a lock power supply with its own
+	// battery may turn it off; it is then released after at most 10 minutes
+	// on battery all the same.
+	PowerRelease *bool `koanf:"power_release"`
 	// CodeHash is the bcrypt hash of the code UNLOCK and OPEN require; ""
 	// falls back to bridge.code_hash.
 	CodeHash string `koanf:"code_hash"`
@@ -200,3 +206,7 @@ func (c *Config) MQTTPassword() (string, error) {
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
+
+// ReleasesOnPowerLoss reports whether the door is released as soon as mains
+// power is lost (power_release, default true).
+func (d *Door) ReleasesOnPowerLoss() bool { return d.PowerRelease == nil || *d.PowerRelease }

@@ -1,0 +1,79 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/power"
+)
+
+// startPowerSources starts a watcher for every polled power source (nut,
+// sysfs). MQTT power sources are handled by the loop like alarm topics.
+func (b *Bridge) startPowerSources(ctx context.Context) error {
+	for _, pc := range b.cfg.Power {
+		var src power.Source
+		switch pc.Type {
+		case config.PowerNUT:
+			password := ""
+			if pc.PasswordFile != "" {
+				p, err := (&config.Config{MQTT: config.MQTT{PasswordFile: pc.PasswordFile}}).MQTTPassword()
+				if err != nil {
+					return fmt.Errorf("power source %q: %w", pc.Name, err)
+				}
+				password = p
+			}
+			n, err := power.NewNUT(power.NUTOptions{Host: pc.Host, Port: pc.Port, UPS: pc.UPS, Username: pc.Username, Password: password, DialTimeout: min(2*time.Second, pc.Timeout)})
+			if err != nil {
+				return fmt.Errorf("power source %q: %w", pc.Name, err)
+			}
+			src = n
+		case config.PowerSysfs:
+			src = power.NewSysfs(pc.Path)
+		default:
+			continue
+		}
+		name := pc.Name
+		go power.Watch(ctx, src, pc.PollInterval, pc.Timeout, func(s power.Status) {
+			detail := s.Detail
+			if s.Err != nil {
+				detail = s.Err.Error()
+			}
+			b.ReportPower(name, s.Lost, detail)
+		})
+		b.log.Info("power source", "name", name, "type", pc.Type)
+	}
+	return nil
+}
+
+// mqttPower is a power source read from an MQTT topic.
+type mqttPower struct {
+	cfg   config.PowerSource
+	known bool
+	since time.Time // when the current connection subscribed
+}
+
+func (l *loop) onPowerMessage(p *mqttPower, e evMessage) {
+	p.known = true
+	switch string(e.payload) {
+	case p.cfg.PayloadOK:
+		l.onPower(evPower{source: p.cfg.Name, lost: false, detail: string(e.payload)})
+	case p.cfg.PayloadLost:
+		l.onPower(evPower{source: p.cfg.Name, lost: true, detail: string(e.payload)})
+	default:
+		// Unknown means lost: the safe reading.
+		l.onPower(evPower{source: p.cfg.Name, lost: true, detail: fmt.Sprintf("unexpected payload %q", truncate(e.payload, 40))})
+	}
+}
+
+// checkMQTTPower raises the power hazard for an MQTT source that has said
+// nothing for its timeout on this connection.
+func (l *loop) checkMQTTPower(now time.Time) {
+	for i := range l.mqttPower {
+		p := &l.mqttPower[i]
+		if !p.known && !p.since.IsZero() && now.Sub(p.since) > p.cfg.Timeout && !l.powerLost[p.cfg.Name] {
+			l.onPower(evPower{source: p.cfg.Name, lost: true, detail: fmt.Sprintf("no value on %s for %v", p.cfg.Topic, p.cfg.Timeout)})
+		}
+	}
+}
