@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
@@ -66,46 +70,312 @@ func envKey(s string) string {
 
 func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
 	cfg := Default()
-	// Our own DecoderConfig drops koanf's hooks: add the duration and text
-	// hooks back, and refuse unknown keys.
-	err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.TextUnmarshallerHookFunc(),
-		),
-		ErrorUnused:      true,
-		WeaklyTypedInput: true,
-		TagName:          "koanf",
-	}})
+	err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: decoderConfig(&cfg)})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", name, cleanDecodeError(err))
+		return nil, errors.Join(decodeErrors(err, name, "", k.Raw(), reflect.TypeOf(cfg), nil)...)
 	}
 	cfg.File = name
 	cfg.applyDefaults()
+	cfg.applyPowerDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
 }
 
-// cleanDecodeError flattens mapstructure's multi-line error into one line per
-// problem, without its "N error(s) decoding:" preamble.
-func cleanDecodeError(err error) string {
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "* "))
-		if l == "" || strings.HasSuffix(l, "decoding:") {
-			continue
-		}
-		if strings.Contains(l, "has invalid keys: ") {
-			l = strings.Replace(l, "has invalid keys: ", "has unknown keys: ", 1)
-		}
-		lines = append(lines, l)
+// decoderConfig is the strict decoder of the config file. Our own
+// DecoderConfig drops koanf's hooks: add the duration and text hooks back,
+// and refuse unknown keys.
+func decoderConfig(out any) *mapstructure.DecoderConfig {
+	return &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			refuseBareDurations,
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.TextUnmarshallerHookFunc(),
+		),
+		ErrorUnused:      true,
+		WeaklyTypedInput: true,
+		TagName:          "koanf",
+		Result:           out,
 	}
-	if len(lines) == 0 {
-		return err.Error()
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// refuseBareDurations stops a number without a unit from becoming
+// nanoseconds: "heartbeat_interval: 1" would otherwise be 1ns. Zero is
+// unambiguous and allowed.
+func refuseBareDurations(from, to reflect.Type, data any) (any, error) {
+	if to != durationType {
+		return data, nil
 	}
-	return strings.Join(lines, "; ")
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if !reflect.ValueOf(data).IsZero() {
+			return nil, errors.New("number without a unit")
+		}
+	}
+	return data, nil
+}
+
+// decodeErrors turns a mapstructure error into one *Error per problem, keyed
+// by the config path of the value (prefix, when set, is put in front of
+// mapstructure's names). raw is the map that was decoded, used to quote the
+// offending value, and typ the type decoded into, used to list the valid
+// keys (nil when unknown); rootKeys are valid keys at the top of raw that
+// typ does not hold.
+func decodeErrors(err error, file, prefix string, raw map[string]any, typ reflect.Type, rootKeys []string) []error {
+	var out []error
+	add := func(key, format string, args ...any) {
+		out = append(out, &Error{File: file, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	eachDecodeError(err, func(de *mapstructure.DecodeError, other error) {
+		if de == nil {
+			add(prefix, "%v", other)
+			return
+		}
+		name, inner := de.Name(), de.Unwrap()
+		if keys, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
+			if _, isMap := lookup(raw, name).(map[string]any); !isMap {
+				name = "" // mapstructure names the root by its Go type
+			}
+			valid := ""
+			if fields := validKeys(fieldType(typ, name)); len(fields) > 0 {
+				if name == "" {
+					fields = append(slices.Clone(rootKeys), fields...)
+				}
+				valid = " (valid: " + strings.Join(fields, ", ") + ")"
+			}
+			for _, k := range strings.Split(keys, ", ") {
+				add(joinKey(prefix, joinKey(name, k)), "unknown key%s", valid)
+			}
+			return
+		}
+		key := joinKey(prefix, name)
+		val, found := lookupOK(raw, name)
+		switch {
+		case !found:
+			add(key, "%v", inner)
+		case fieldType(typ, name) == durationType || strings.HasPrefix(inner.Error(), "time: "):
+			if s, ok := val.(string); ok {
+				add(key, "%q is not a duration (write a number and a unit: 500ms, 5s, 1m30s)", s)
+			} else {
+				add(key, "%v is not a duration: add a unit (500ms, 5s, 1m30s)", val)
+			}
+		default:
+			var pe *mapstructure.ParseError
+			var ue *mapstructure.UnconvertibleTypeError
+			switch {
+			case errors.As(inner, &pe):
+				add(key, "%s is not valid here: want %s", quote(val), kindName(pe.Expected.Type()))
+			case errors.As(inner, &ue):
+				add(key, "%s is not valid here: want %s", quote(val), kindName(ue.Expected.Type()))
+			default:
+				add(key, "%s: %v", quote(val), inner)
+			}
+		}
+	})
+	return out
+}
+
+// kindName says in a config writer's words what a value of type t looks like.
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Pointer:
+		return kindName(t.Elem())
+	default:
+		return "a map of keys"
+	}
+}
+
+// eachDecodeError calls f, in order, with every innermost
+// *mapstructure.DecodeError in err's tree, or with (nil, leaf) for a leaf
+// error that is not inside one.
+func eachDecodeError(err error, f func(de *mapstructure.DecodeError, other error)) {
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, err := range e.Unwrap() {
+				walk(err)
+			}
+		case *mapstructure.DecodeError:
+			var nested *mapstructure.DecodeError
+			if errors.As(e.Unwrap(), &nested) {
+				walk(e.Unwrap())
+				return
+			}
+			f(e, nil)
+		default:
+			if u := errors.Unwrap(err); u != nil {
+				walk(u)
+				return
+			}
+			f(nil, err)
+		}
+	}
+	walk(err)
+}
+
+// unknownKeys lists the top-level keys of raw that a decoding error refused
+// as unknown.
+func unknownKeys(err error, raw map[string]any) []string {
+	var out []string
+	eachDecodeError(err, func(de *mapstructure.DecodeError, _ error) {
+		if de == nil {
+			return
+		}
+		if _, nested := lookup(raw, de.Name()).(map[string]any); nested && de.Name() != "" {
+			return
+		}
+		if keys, ok := strings.CutPrefix(de.Unwrap().Error(), "has invalid keys: "); ok {
+			out = append(out, strings.Split(keys, ", ")...)
+		}
+	})
+	return out
+}
+
+func joinKey(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "." + b
+}
+
+func quote(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(v)
+}
+
+// splitPath splits a mapstructure name ("doors[0].relay") into map keys and
+// list indexes.
+func splitPath(name string) []any {
+	var out []any
+	if name == "" {
+		return nil
+	}
+	for _, part := range strings.Split(name, ".") {
+		key, rest, _ := strings.Cut(part, "[")
+		out = append(out, key)
+		for rest != "" {
+			idx, after, _ := strings.Cut(rest, "]")
+			n, err := strconv.Atoi(idx)
+			if err != nil {
+				return nil
+			}
+			out = append(out, n)
+			rest = strings.TrimPrefix(after, "[")
+		}
+	}
+	return out
+}
+
+func lookup(raw map[string]any, name string) any {
+	v, _ := lookupOK(raw, name)
+	return v
+}
+
+// lookupOK returns the raw value at a mapstructure name.
+func lookupOK(raw map[string]any, name string) (any, bool) {
+	var cur any = raw
+	for _, p := range splitPath(name) {
+		switch p := p.(type) {
+		case string:
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			if cur, ok = m[p]; !ok {
+				return nil, false
+			}
+		case int:
+			l, ok := cur.([]any)
+			if !ok || p < 0 || p >= len(l) {
+				return nil, false
+			}
+			cur = l[p]
+		}
+	}
+	return cur, true
+}
+
+// fieldType returns the type at a mapstructure name inside typ, or nil.
+func fieldType(typ reflect.Type, name string) reflect.Type {
+	for _, p := range splitPath(name) {
+		for typ != nil && typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		if typ == nil {
+			return nil
+		}
+		switch p := p.(type) {
+		case string:
+			if typ.Kind() != reflect.Struct {
+				return nil
+			}
+			var next reflect.Type
+			for i := range typ.NumField() {
+				if f := typ.Field(i); tagName(f) == p {
+					next = f.Type
+				}
+			}
+			typ = next
+		case int:
+			if typ.Kind() != reflect.Slice && typ.Kind() != reflect.Array {
+				return nil
+			}
+			typ = typ.Elem()
+		}
+	}
+	return typ
+}
+
+// validKeys lists the config keys of a struct type, in declaration order.
+func validKeys(typ reflect.Type) []string {
+	for typ != nil && typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	if typ == nil || typ.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for i := range typ.NumField() {
+		if k := tagName(typ.Field(i)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// tagName is a field's config key: its koanf tag, "" for fields that are not
+// keys ("-", ",remain", unexported).
+func tagName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+	if name == "-" {
+		return ""
+	}
+	return name
 }
 
 func (c *Config) applyDefaults() {

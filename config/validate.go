@@ -3,10 +3,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
 
 	"github.com/doorbridge/doorbridge/drivers"
 )
@@ -20,7 +25,12 @@ type Error struct {
 	Msg  string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Msg) }
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Msg)
+}
 
 // Validate checks the decoded config and returns every problem found, each an
 // *Error, joined with errors.Join.
@@ -30,11 +40,13 @@ func (c *Config) Validate() error {
 		v.file = "config"
 	}
 	v.id("bridge.id", c.Bridge.ID)
+	c.validateCodes(v)
 	c.validateMQTT(v)
 	c.validateWatchdog(v)
 	c.validateAlarms(v)
 	driverIDs := c.validateDrivers(v)
 	c.validateDoors(v, driverIDs)
+	c.validatePower(v)
 	return errors.Join(v.errs...)
 }
 
@@ -72,10 +84,15 @@ func (c *Config) validateMQTT(v *validator) {
 		case err != nil:
 			v.add("mqtt.url", "%q is not a URL: %v", c.MQTT.URL, err)
 		case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "mqtt" && u.Scheme != "mqtts":
-			v.add("mqtt.url", "%q: scheme must be tcp:// or ssl:// (or leave it empty for the embedded broker)", c.MQTT.URL)
-		case u.Host == "":
-			v.add("mqtt.url", "%q has no host", c.MQTT.URL)
+			v.add("mqtt.url", "%q: scheme must be tcp://, mqtt://, ssl:// or mqtts:// (or leave mqtt.url empty for the embedded broker)", c.MQTT.URL)
+		case u.Hostname() == "":
+			v.add("mqtt.url", "%q has no host (e.g. tcp://192.168.1.10:1883)", c.MQTT.URL)
+		case u.Port() == "":
+			// paho dials the host as written and has no default port.
+			v.add("mqtt.url", "%q has no port (e.g. %s://%s:1883, or :8883 for TLS)", c.MQTT.URL, u.Scheme, u.Hostname())
 		}
+	} else if _, _, err := net.SplitHostPort(c.EmbeddedBroker.Listen); err != nil {
+		v.add("embedded_broker.listen", "%q is not host:port (e.g. 127.0.0.1:1883)", c.EmbeddedBroker.Listen)
 	} else if !isLoopbackListen(c.EmbeddedBroker.Listen) {
 		v.add("embedded_broker.listen", "%q is not a loopback address; the embedded broker has no authentication, so it listens on 127.0.0.1 or [::1] only", c.EmbeddedBroker.Listen)
 	}
@@ -86,13 +103,19 @@ func (c *Config) validateMQTT(v *validator) {
 	v.publishTopic("mqtt.discovery_prefix", c.MQTT.DiscoveryPrefix)
 }
 
+// isLoopbackListen reports whether addr (host:port) listens on loopback only.
+// The host must be a loopback IP or "localhost": a name such as
+// "127.example.com" may resolve anywhere.
 func isLoopbackListen(addr string) bool {
-	host := addr
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		host = addr[:i]
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
 	}
-	host = strings.Trim(host, "[]")
-	return host == "127.0.0.1" || host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) validateWatchdog(v *validator) {
@@ -114,12 +137,27 @@ func (c *Config) validateWatchdog(v *validator) {
 	}
 }
 
+func (c *Config) validateCodes(v *validator) {
+	if c.Codes.MaxFailures < 1 {
+		v.add("codes.max_failures", "%d must be at least 1 (the number of wrong codes in a row that locks a keypad out)", c.Codes.MaxFailures)
+	}
+	if c.Codes.Lockout < 0 {
+		v.add("codes.lockout", "%v must not be negative (0s turns the lockout off)", c.Codes.Lockout)
+	}
+}
+
 func (c *Config) validateAlarms(v *validator) {
+	// The default alarm topic is built from mqtt.base_topic: a wildcard there
+	// is reported once, at mqtt.base_topic.
+	derived := DefaultAlarm(c.MQTT.BaseTopic).Topic
 	for i, a := range c.Alarms {
 		key := fmt.Sprintf("alarms[%d]", i)
-		if a.Topic == "" {
+		switch {
+		case a.Topic == "":
 			v.add(key+".topic", "must not be empty")
-		} else if strings.Contains(a.Topic, "#") || strings.Contains(a.Topic, "+") {
+		case a.Topic == derived && strings.ContainsAny(c.MQTT.BaseTopic, "+#"):
+			// reported at mqtt.base_topic
+		case strings.ContainsAny(a.Topic, "+#"):
 			v.add(key+".topic", "%q holds a wildcard; name one alarm topic per entry", a.Topic)
 		}
 		if a.PayloadOn == a.PayloadOff {
@@ -140,7 +178,7 @@ func (c *Config) validateDrivers(v *validator) map[string]bool {
 		if !slices.Contains(drivers.Types(), d.Type) {
 			v.add(key+".type", "unknown driver type %q (known: %s)", d.Type, strings.Join(drivers.Types(), ", "))
 		} else if _, err := drivers.Decode(d.Type, d.Options); err != nil {
-			v.add(key, "%v", err)
+			v.driverError(key, d, err)
 		}
 	}
 	return ids
@@ -178,7 +216,11 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		for _, d := range c.Drivers {
 			known = append(known, d.ID)
 		}
-		v.add(key+".driver", "unknown driver %q (configured: %s)", l.Driver, strings.Join(known, ", "))
+		if len(known) == 0 {
+			v.add(key+".driver", "unknown driver %q (no drivers are configured)", l.Driver)
+		} else {
+			v.add(key+".driver", "unknown driver %q (configured: %s)", l.Driver, strings.Join(known, ", "))
+		}
 		return
 	}
 	if l.Channel == "" {
@@ -191,4 +233,34 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		return
 	}
 	used[ch] = key
+}
+
+// driverError reports an error from a driver's factory. Decoding errors
+// (unknown keys, bad durations) are rewritten per key like the rest of the
+// file; the driver's option type, which lists its valid keys, is only known
+// from a successful decode, so it is tried once more without the unknown keys.
+func (v *validator) driverError(key string, d Driver, err error) {
+	var me mapstructure.Error
+	if !errors.As(err, &me) {
+		v.add(key, "%v", err)
+		return
+	}
+	var typ reflect.Type
+	if unknown := unknownKeys(err, d.Options); len(unknown) > 0 {
+		// A factory that also fails on a value (or a missing required key)
+		// yields no type: the message then lacks the list of valid keys.
+		opts := maps.Clone(d.Options)
+		for _, k := range unknown {
+			delete(opts, k)
+		}
+		if spec, err := drivers.Decode(d.Type, opts); err == nil {
+			typ = reflect.TypeOf(spec)
+		}
+	}
+	for _, e := range decodeErrors(err, v.file, key, d.Options, typ, []string{"id", "type"}) {
+		if e, ok := e.(*Error); ok && strings.HasPrefix(e.Msg, "unknown key") {
+			e.Msg = strings.Replace(e.Msg, "unknown key", fmt.Sprintf("unknown key for driver type %q", d.Type), 1)
+		}
+		v.errs = append(v.errs, e)
+	}
 }

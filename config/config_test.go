@@ -1,0 +1,286 @@
+package config_test
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	// Every driver type, so that driver options are validated and the known
+	// types are listed as the binary lists them.
+	_ "github.com/doorbridge/doorbridge/drivers/gpio"
+	_ "github.com/doorbridge/doorbridge/drivers/mcp23017"
+	_ "github.com/doorbridge/doorbridge/drivers/modbus"
+	_ "github.com/doorbridge/doorbridge/drivers/sim"
+)
+
+func testdata(name string) string { return filepath.Join("..", "configs", "testdata", name) }
+
+// badConfigs maps each configs/testdata/bad-*.yaml to the exact error
+// config.Load returns for it, after "<path>: ". Every message names the file,
+// the key and what would be valid.
+var badConfigs = map[string]string{
+	"bad-fail-mode.yaml": `doors[0].fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`,
+
+	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
+	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,
+	"bad-relay-driver.yaml":     `doors[0].relay.driver: unknown driver "relays" (configured: sim, hat)`,
+	"bad-channel-reused.yaml":   `doors[1].relay.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
+
+	"bad-duration.yaml":        `watchdog.relock_delay: "5 parsecs" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
+	"bad-bare-duration.yaml":   `watchdog.heartbeat_interval: 1 is not a duration: add a unit (500ms, 5s, 1m30s)`,
+	"bad-driver-duration.yaml": `drivers[0].debounce: "20 millis" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
+
+	"bad-heartbeat-order.yaml":   `watchdog.heartbeat_timeout: 2s must be larger than watchdog.heartbeat_interval (2s)`,
+	"bad-heartbeat-timeout.yaml": `watchdog.heartbeat_timeout: 15s is over 10s; a silent broker must release doors well inside NFPA 72's 10 s`,
+	"bad-loop-timeout.yaml":      `watchdog.loop_timeout: 5s must be between 100ms and 2s`,
+
+	"bad-base-topic-wildcard.yaml":       `mqtt.base_topic: "doorbridge/+" holds a wildcard (+ or #); the bridge publishes to it, so it must be a plain topic`,
+	"bad-discovery-prefix-wildcard.yaml": `mqtt.discovery_prefix: "homeassistant/#" holds a wildcard (+ or #); the bridge publishes to it, so it must be a plain topic`,
+
+	"bad-unlock-time-short.yaml": `doors[0].unlock_time: 500ms is outside 1s–30s (a momentary unlock is always bounded)`,
+	"bad-unlock-time-long.yaml":  `doors[0].unlock_time: 45s is outside 1s–30s (a momentary unlock is always bounded)`,
+
+	"bad-egress-fail-secure.yaml": `doors[0].mechanical_egress: door "exit" is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)`,
+
+	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power)`,
+	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash)`,
+	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file)`,
+	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
+
+	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-door-id.yaml":   `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+
+	"bad-embedded-broker.yaml":      `embedded_broker.listen: "0.0.0.0:1883" is not a loopback address; the embedded broker has no authentication, so it listens on 127.0.0.1 or [::1] only`,
+	"bad-embedded-broker-name.yaml": `embedded_broker.listen: "127.example.com:1883" is not a loopback address; the embedded broker has no authentication, so it listens on 127.0.0.1 or [::1] only`,
+	"bad-mqtt-scheme.yaml":          `mqtt.url: "http://broker.lan:1883": scheme must be tcp://, mqtt://, ssl:// or mqtts:// (or leave mqtt.url empty for the embedded broker)`,
+	"bad-mqtt-port.yaml":            `mqtt.url: "tcp://broker.lan" has no port (e.g. tcp://broker.lan:1883, or :8883 for TLS)`,
+	"bad-password-both.yaml":        `mqtt.password_file: set password or password_file, not both`,
+
+	"bad-no-doors.yaml":       `doors: no doors configured`,
+	"bad-alarm-payloads.yaml": `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
+	"bad-codes.yaml":          `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
+
+	// Several problems in one file: each on its own line, all reported.
+	"bad-several.yaml": strings.Join([]string{
+		`bridge.id: "Test" is not a valid id (use lower-case letters, digits, _ and -)`,
+		`watchdog.heartbeat_timeout: 12s is over 10s; a silent broker must release doors well inside NFPA 72's 10 s`,
+		`doors[0].fail_mode: "maglock" is not a fail mode (valid: fail_safe, fail_secure)`,
+		`doors[1].relay.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
+		`doors[1].unlock_time: 1m0s is outside 1s–30s (a momentary unlock is always bounded)`,
+	}, "\n"+testdata("bad-several.yaml")+": "),
+	"bad-several-keys.yaml": strings.Join([]string{
+		`watchdog.heartbeat_interval: 1 is not a duration: add a unit (500ms, 5s, 1m30s)`,
+		`watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
+		`doors[0].egress: "maybe" is not valid here: want true or false`,
+		`doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash)`,
+		`watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power)`,
+	}, "\n"+testdata("bad-several-keys.yaml")+": "),
+}
+
+func TestLoadBadConfigs(t *testing.T) {
+	files, err := filepath.Glob(testdata("bad-*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if _, ok := badConfigs[filepath.Base(f)]; !ok {
+			t.Errorf("%s has no expected error in badConfigs", f)
+		}
+	}
+	for name, msg := range badConfigs {
+		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
+			path := testdata(name)
+			cfg, err := config.Load(path)
+			if err == nil {
+				t.Fatalf("Load(%s) = %+v, want an error", path, cfg)
+			}
+			if want := path + ": " + msg; err.Error() != want {
+				t.Errorf("Load(%s) error\n got: %s\nwant: %s", path, err, want)
+			}
+		})
+	}
+}
+
+// Every problem is reported, each as a *config.Error naming file and key.
+func TestLoadReportsEveryError(t *testing.T) {
+	for file, wantKeys := range map[string][]string{
+		"bad-several.yaml":      {"bridge.id", "watchdog.heartbeat_timeout", "doors[0].fail_mode", "doors[1].relay.channel", "doors[1].unlock_time"},
+		"bad-several-keys.yaml": {"watchdog.heartbeat_interval", "watchdog.relock_delay", "doors[0].egress", "doors[0].fial_mode", "watchdgo"},
+	} {
+		path := testdata(file)
+		_, err := config.Load(path)
+		joined, ok := err.(interface{ Unwrap() []error })
+		if !ok {
+			t.Fatalf("Load(%s) = %v (%T), want errors.Join of every problem", path, err, err)
+		}
+		var keys []string
+		for _, e := range joined.Unwrap() {
+			var ce *config.Error
+			if !errors.As(e, &ce) {
+				t.Fatalf("Load(%s): %v is a %T, want *config.Error", path, e, e)
+			}
+			if ce.File != path {
+				t.Errorf("Load(%s): error %q names file %q", path, e, ce.File)
+			}
+			keys = append(keys, ce.Key)
+		}
+		if !slices.Equal(keys, wantKeys) {
+			t.Errorf("Load(%s) reported keys %q, want %q", path, keys, wantKeys)
+		}
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	// DOORBRIDGE_CONFIG names the file; it has no "__" and must not be read
+	// as a key (which would be refused as unknown).
+	t.Setenv("DOORBRIDGE_CONFIG", "/etc/doorbridge/other.yaml")
+	t.Setenv("DOORBRIDGE_MQTT__PASSWORD", "x")
+	t.Setenv("DOORBRIDGE_WATCHDOG__RELOCK_DELAY", "2s")
+	t.Setenv("DOORBRIDGE_EMBEDDED_BROKER__LISTEN", "[::1]:1884")
+
+	cfg, err := config.Load(testdata("good-minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MQTT.Password != "x" {
+		t.Errorf("mqtt.password = %q, want %q", cfg.MQTT.Password, "x")
+	}
+	if pw, err := cfg.MQTTPassword(); err != nil || pw != "x" {
+		t.Errorf("MQTTPassword() = %q, %v; want %q", pw, err, "x")
+	}
+	if cfg.Watchdog.RelockDelay != 2*time.Second {
+		t.Errorf("watchdog.relock_delay = %v, want 2s", cfg.Watchdog.RelockDelay)
+	}
+	if cfg.EmbeddedBroker.Listen != "[::1]:1884" {
+		t.Errorf("embedded_broker.listen = %q, want [::1]:1884", cfg.EmbeddedBroker.Listen)
+	}
+	if got := config.Path(""); got != "/etc/doorbridge/other.yaml" {
+		t.Errorf(`Path("") = %q, want $DOORBRIDGE_CONFIG`, got)
+	}
+	if got := config.Path("my.yaml"); got != "my.yaml" {
+		t.Errorf(`Path("my.yaml") = %q, want the flag`, got)
+	}
+}
+
+// Overrides are as strict as the file: a bad value or an unknown key is
+// refused with the key named.
+func TestEnvironmentOverridesValidated(t *testing.T) {
+	path := testdata("good-minimal.yaml")
+	for env, want := range map[string]string{
+		"DOORBRIDGE_WATCHDOG__RELOCK_DELAY": `watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
+		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, username, password, password_file, client_id, base_topic, discovery_prefix)`,
+		"DOORBRIDGE_WATCHDOG__LOOP_TIMEOUT": `watchdog.loop_timeout: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
+	} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, "soon")
+			_, err := config.Load(path)
+			if err == nil || err.Error() != path+": "+want {
+				t.Errorf("with %s=soon: Load error\n got: %v\nwant: %s", env, err, path+": "+want)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := config.Load(testdata("good-minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := config.Default()
+
+	wantAlarms := []config.Alarm{{Topic: "doorbridge/alarm", PayloadOn: "ON", PayloadOff: "OFF"}}
+	if !slices.Equal(cfg.Alarms, wantAlarms) {
+		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, wantAlarms)
+	}
+	if d := cfg.Door("front"); d == nil {
+		t.Error(`Door("front") = nil`)
+	} else {
+		if d.UnlockTime != 5*time.Second || config.DefaultUnlockTime != 5*time.Second {
+			t.Errorf("unlock_time = %v, want 5s", d.UnlockTime)
+		}
+		if d.Name != "front" {
+			t.Errorf("name = %q, want the id", d.Name)
+		}
+	}
+	w := cfg.Watchdog
+	if w.HeartbeatInterval != time.Second || w.HeartbeatTimeout != 3*time.Second ||
+		w.RelockDelay != 5*time.Second || !w.AlarmLatch || w.LoopTimeout != 2*time.Second {
+		t.Errorf("watchdog = %+v, want heartbeat 1s/3s, relock 5s, alarm_latch true, loop 2s", w)
+	}
+	if w != def.Watchdog {
+		t.Errorf("watchdog = %+v, want config.Default()'s %+v", w, def.Watchdog)
+	}
+	if got := cfg.ClientID(); got != "doorbridge-lab" {
+		t.Errorf("ClientID() = %q, want doorbridge-lab", got)
+	}
+	if cfg.MQTT != def.MQTT {
+		t.Errorf("mqtt = %+v, want config.Default()'s %+v", cfg.MQTT, def.MQTT)
+	}
+	if cfg.MQTT.BaseTopic != "doorbridge" || cfg.MQTT.DiscoveryPrefix != "homeassistant" || cfg.MQTT.URL != "" {
+		t.Errorf("mqtt = %+v, want base_topic doorbridge, discovery_prefix homeassistant, embedded broker", cfg.MQTT)
+	}
+	if cfg.EmbeddedBroker.Listen != "127.0.0.1:1883" || cfg.HTTP.Listen != "127.0.0.1:9180" {
+		t.Errorf("listen = %q, %q; want 127.0.0.1:1883, 127.0.0.1:9180", cfg.EmbeddedBroker.Listen, cfg.HTTP.Listen)
+	}
+	if cfg.Codes.MaxFailures != 5 || cfg.Codes.Lockout != time.Minute {
+		t.Errorf("codes = %+v, want 5 failures, 1m lockout", cfg.Codes)
+	}
+	if cfg.File != testdata("good-minimal.yaml") {
+		t.Errorf("File = %q", cfg.File)
+	}
+
+	// The default alarm topic follows base_topic; a partly given alarm gets
+	// the default payloads.
+	cfg, err = config.Parse("inline.yaml", []byte(`
+mqtt: {base_topic: site1}
+drivers: [{id: sim, type: sim}]
+doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []config.Alarm{config.DefaultAlarm("site1")}; !slices.Equal(cfg.Alarms, want) || want[0].Topic != "site1/alarm" {
+		t.Errorf("alarms = %+v, want %+v on site1/alarm", cfg.Alarms, want)
+	}
+	if got := cfg.ClientID(); got != "doorbridge-home" {
+		t.Errorf("ClientID() = %q, want doorbridge-home (bridge.id defaults to home)", got)
+	}
+	cfg, err = config.Parse("inline.yaml", []byte(`
+alarms: [{topic: panel/fire}]
+drivers: [{id: sim, type: sim}]
+doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []config.Alarm{{Topic: "panel/fire", PayloadOn: "ON", PayloadOff: "OFF"}}; !slices.Equal(cfg.Alarms, want) {
+		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, want)
+	}
+}
+
+// The demo and every example users copy must pass the validation
+// check-config runs.
+func TestExampleConfigsLoad(t *testing.T) {
+	examples, err := filepath.Glob(filepath.Join("..", "configs", "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(examples) < 3 {
+		t.Fatalf("found %d examples in configs/examples, want at least 3", len(examples))
+	}
+	for _, path := range append([]string{filepath.Join("..", "configs", "demo.yaml")}, examples...) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			cfg, err := config.Load(path)
+			if err != nil {
+				t.Fatalf("config.Load:\n%v", err)
+			}
+			if len(cfg.Doors) == 0 {
+				t.Error("no doors")
+			}
+		})
+	}
+}
