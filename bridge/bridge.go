@@ -209,7 +209,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			l.shutdown("fatal")
 			return err
 		}
-		defer eb.Close()
+		defer closeWithin(eb.Close, time.Second, b.log)
 		url = eb.URL()
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
@@ -275,5 +275,21 @@ func (b *Bridge) ReportPower(source string, lost bool, detail string) {
 	select {
 	case b.events <- evPower{source: source, lost: lost, detail: detail}:
 	case <-b.stopped:
+	}
+}
+
+// closeWithin calls closeFn but waits at most d: mochi's Close can deadlock
+// while clients disconnect, and shutdown must not hang on it (the relays are
+// already off by then).
+func closeWithin(closeFn func() error, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		closeFn()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		log.Warn("embedded broker did not close in time; exiting anyway")
 	}
 }

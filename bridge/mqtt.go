@@ -9,6 +9,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/pahofix"
 )
 
 // publishQueue bounds the messages waiting to be handed to paho. The loop
@@ -63,6 +64,7 @@ func newMQTTLink(cfg *config.Config, url string, topics Topics, events chan<- ev
 		SetPassword(password).
 		// A clean session: commands never queue across an outage.
 		SetCleanSession(true).
+		SetStore(pahofix.Store()).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(500*time.Millisecond).

@@ -15,6 +15,8 @@ import (
 	"github.com/knadh/koanf/providers/env"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/doorbridge/doorbridge/drivers"
 )
 
 // EnvPrefix starts every environment override: DOORBRIDGE_MQTT__PASSWORD
@@ -89,7 +91,7 @@ func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
 func decoderConfig(out any) *mapstructure.DecoderConfig {
 	return &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			refuseBareDurations,
+			drivers.RefuseBareDurations,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),
 		),
@@ -98,26 +100,6 @@ func decoderConfig(out any) *mapstructure.DecoderConfig {
 		TagName:          "koanf",
 		Result:           out,
 	}
-}
-
-var durationType = reflect.TypeFor[time.Duration]()
-
-// refuseBareDurations stops a number without a unit from becoming
-// nanoseconds: "heartbeat_interval: 1" would otherwise be 1ns. Zero is
-// unambiguous and allowed.
-func refuseBareDurations(from, to reflect.Type, data any) (any, error) {
-	if to != durationType {
-		return data, nil
-	}
-	switch from.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		if !reflect.ValueOf(data).IsZero() {
-			return nil, errors.New("number without a unit")
-		}
-	}
-	return data, nil
 }
 
 // decodeErrors turns a mapstructure error into one *Error per problem, keyed
@@ -158,7 +140,7 @@ func decodeErrors(err error, file, prefix string, raw map[string]any, typ reflec
 		switch {
 		case !found:
 			add(key, "%v", inner)
-		case fieldType(typ, name) == durationType || strings.HasPrefix(inner.Error(), "time: "):
+		case fieldType(typ, name) == reflect.TypeFor[time.Duration]() || strings.HasPrefix(inner.Error(), "time: "):
 			if s, ok := val.(string); ok {
 				add(key, "%q is not a duration (write a number and a unit: 500ms, 5s, 1m30s)", s)
 			} else {

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/doorbridge/doorbridge/internal/pahofix"
 )
 
 // Timeouts used by Client.
@@ -81,7 +82,7 @@ func Connect(t testing.TB, url, clientID string) *Client {
 		SetAutoReconnect(true).
 		SetConnectRetry(false).
 		SetMaxReconnectInterval(250 * time.Millisecond).
-		SetStore(copyingStore{paho.NewMemoryStore()}).
+		SetStore(pahofix.Store()).
 		SetConnectionLostHandler(func(paho.Client, error) { c.lost.Add(1) }).
 		SetOnConnectHandler(func(pc paho.Client) {
 			// Runs in its own goroutine on every (re)connection: with a clean session the
@@ -117,21 +118,6 @@ func Connect(t testing.TB, url, clientID string) *Client {
 		t.Fatalf("testbroker: client %q: subscription to # did not complete", clientID)
 	}
 	return c
-}
-
-// copyingStore works around a data race in paho v1.5.1: after a reconnection, resume sets the
-// DUP flag on the PUBLISH packets in the store while a Publish made just after the reconnection
-// may still be writing that same packet to the network. Storing a copy of each PUBLISH (taken in
-// Publish, before the packet is sent) keeps the two apart.
-type copyingStore struct{ paho.Store }
-
-// Put stores a copy of a PUBLISH packet, and any other packet as it is.
-func (s copyingStore) Put(key string, m packets.ControlPacket) {
-	if p, ok := m.(*packets.PublishPacket); ok {
-		cp := *p
-		m = &cp
-	}
-	s.Store.Put(key, m)
 }
 
 // onMessage records m; paho calls it in order of arrival (OrderMatters).
