@@ -129,6 +129,27 @@ type Door struct {
 	// CodeHash is the bcrypt hash of the code UNLOCK and OPEN require; ""
 	// falls back to bridge.code_hash.
 	CodeHash string `koanf:"code_hash"`
+
+	// Inputs, all optional. A high level means active (door open, button
+	// pressed, lock sensed locked) unless the line's active_low is set.
+	//
+	// Contact is the door position switch: forced and held-open doors, the
+	// OPEN state, and the early relock of a momentary OPEN.
+	Contact *Line `koanf:"contact"`
+	// Rex is the request-to-exit button or sensor: it releases a fail-safe
+	// door for RexTime, locally, with or without a broker (R11), unlocks a
+	// fail-secure door for UnlockTime when no hazard is active, and shunts
+	// the forced-door alarm.
+	Rex *Line `koanf:"rex"`
+	// LockSense is a maglock's bond sensor: locked for more than 2 s after
+	// lock power went off is a release failure (R16).
+	LockSense *Line `koanf:"lock_sense"`
+	// RexTime is how long a REX keeps a fail-safe door released after the
+	// button lets go (default and minimum 30 s, NFPA 101 7.2.1.6.2).
+	RexTime time.Duration `koanf:"rex_time"`
+	// HeldOpenTime is how long the door may stand open before it is
+	// reported held open (default 30 s).
+	HeldOpenTime time.Duration `koanf:"held_open_time"`
 }
 
 // EffectiveCodeHash returns the hash a door's UNLOCK and OPEN must match, or
@@ -144,6 +165,19 @@ func (c *Config) EffectiveCodeHash(d *Door) string {
 const (
 	MinUnlockTime = 1 * time.Second
 	MaxUnlockTime = 30 * time.Second
+
+	DefaultRexTime = 30 * time.Second
+	MinRexTime     = 30 * time.Second // NFPA 101 7.2.1.6.2: PUSH TO EXIT unlocks for at least 30 s
+	MaxRexTime     = 10 * time.Minute
+
+	DefaultHeldOpenTime = 30 * time.Second
+	MinHeldOpenTime     = 10 * time.Second
+	MaxHeldOpenTime     = 10 * time.Minute
+
+	// LockSenseDelay is how long a fail-safe door's lock sense may still
+	// report locked after its power went off before that is a release
+	// failure (R16).
+	LockSenseDelay = 2 * time.Second
 )
 
 // Default returns the configuration used where the file is silent. It is the
@@ -205,6 +239,22 @@ func (c *Config) MQTTPassword() (string, error) {
 		return "", fmt.Errorf("mqtt.password_file: %w", err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// EffectiveRexTime is rex_time, or its default when unset.
+func (d *Door) EffectiveRexTime() time.Duration {
+	if d.RexTime == 0 {
+		return DefaultRexTime
+	}
+	return d.RexTime
+}
+
+// EffectiveHeldOpenTime is held_open_time, or its default when unset.
+func (d *Door) EffectiveHeldOpenTime() time.Duration {
+	if d.HeldOpenTime == 0 {
+		return DefaultHeldOpenTime
+	}
+	return d.HeldOpenTime
 }
 
 // ReleasesOnPowerLoss reports whether the door is released as soon as mains

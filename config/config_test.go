@@ -47,7 +47,7 @@ var badConfigs = map[string]string{
 	"bad-egress-fail-secure.yaml": `doors[0].mechanical_egress: door "exit" is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)`,
 
 	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power)`,
-	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash)`,
+	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
 	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file)`,
 	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
@@ -59,6 +59,17 @@ var badConfigs = map[string]string{
 	"bad-mqtt-scheme.yaml":          `mqtt.url: "http://broker.lan:1883": scheme must be tcp://, mqtt://, ssl:// or mqtts:// (or leave mqtt.url empty for the embedded broker)`,
 	"bad-mqtt-port.yaml":            `mqtt.url: "tcp://broker.lan" has no port (e.g. tcp://broker.lan:1883, or :8883 for TLS)`,
 	"bad-password-both.yaml":        `mqtt.password_file: set password or password_file, not both`,
+
+	"bad-input-driver.yaml":           `doors[0].contact.driver: unknown driver "inputs" (configured: sim)`,
+	"bad-input-channel-reused.yaml":   `doors[0].contact.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
+	"bad-input-channel-empty.yaml":    `doors[0].rex.channel: must not be empty`,
+	"bad-input-key.yaml":              `doors[0].contact.chanel: unknown key (valid: driver, channel, active_low)`,
+	"bad-rex-time-short.yaml":         `doors[0].rex_time: 10s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
+	"bad-rex-time-long.yaml":          `doors[0].rex_time: 15m0s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
+	"bad-held-open-time.yaml":         `doors[0].held_open_time: 5s is outside 10s–10m (how long a door may stand open before it is reported held open)`,
+	"bad-lock-sense-fail-secure.yaml": `doors[0].lock_sense: door "store" is fail_secure: only a fail_safe door's lock sense (a maglock's bond sensor) is supervised; a strike's latch monitor says nothing about its release`,
+	"bad-power-input-driver.yaml":     `power[0].driver: unknown driver "ups" (configured: sim)`,
+	"bad-power-input-channel.yaml":    `power[0].channel: channel "0" of driver "sim" is already used by doors[0].relay`,
 
 	"bad-no-doors.yaml":       `doors: no doors configured`,
 	"bad-alarm-payloads.yaml": `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
@@ -76,7 +87,7 @@ var badConfigs = map[string]string{
 		`watchdog.heartbeat_interval: 1 is not a duration: add a unit (500ms, 5s, 1m30s)`,
 		`watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 		`doors[0].egress: "maybe" is not valid here: want true or false`,
-		`doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash)`,
+		`doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
 		`watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power)`,
 	}, "\n"+testdata("bad-several-keys.yaml")+": "),
 }
@@ -282,5 +293,55 @@ func TestExampleConfigsLoad(t *testing.T) {
 				t.Error("no doors")
 			}
 		})
+	}
+}
+
+// Door inputs and a power-good input decode as written; rex_time and
+// held_open_time default to 30 s, and an input power source is named after
+// its line.
+func TestDoorInputs(t *testing.T) {
+	cfg, err := config.Parse("inline.yaml", []byte(`
+drivers: [{id: sim, type: sim}, {id: io, type: sim}]
+doors:
+  - id: front
+    fail_mode: fail_safe
+    relay: {driver: sim, channel: "0"}
+    contact: {driver: io, channel: "0"}
+    rex: {driver: io, channel: "1", active_low: true}
+    lock_sense: {driver: io, channel: "2"}
+  - id: back
+    fail_mode: fail_secure
+    relay: {driver: sim, channel: "1"}
+    rex_time: 45s
+    held_open_time: 2m
+power:
+  - {type: input, driver: io, channel: "3", active_low: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, back := cfg.Door("front"), cfg.Door("back")
+	if front.Contact == nil || *front.Contact != (config.Line{Driver: "io", Channel: "0"}) {
+		t.Errorf("contact = %+v", front.Contact)
+	}
+	if front.Rex == nil || *front.Rex != (config.Line{Driver: "io", Channel: "1", ActiveLow: true}) {
+		t.Errorf("rex = %+v", front.Rex)
+	}
+	if front.LockSense == nil || front.LockSense.Channel != "2" {
+		t.Errorf("lock_sense = %+v", front.LockSense)
+	}
+	if back.Contact != nil || back.Rex != nil || back.LockSense != nil {
+		t.Errorf("back has inputs it was not given: %+v", back)
+	}
+	if front.RexTime != config.DefaultRexTime || front.HeldOpenTime != config.DefaultHeldOpenTime ||
+		config.DefaultRexTime != 30*time.Second || config.DefaultHeldOpenTime != 30*time.Second {
+		t.Errorf("front rex_time %v, held_open_time %v; want the 30 s defaults", front.RexTime, front.HeldOpenTime)
+	}
+	if back.RexTime != 45*time.Second || back.HeldOpenTime != 2*time.Minute {
+		t.Errorf("back rex_time %v, held_open_time %v", back.RexTime, back.HeldOpenTime)
+	}
+	p := cfg.Power[0]
+	if p.Name != "input:io/3" || p.Line() != (config.Line{Driver: "io", Channel: "3", ActiveLow: true}) {
+		t.Errorf("power = %+v", p)
 	}
 }

@@ -379,6 +379,12 @@ func (c *Config) applyDefaults() {
 		if c.Doors[i].Name == "" {
 			c.Doors[i].Name = c.Doors[i].ID
 		}
+		if c.Doors[i].RexTime == 0 {
+			c.Doors[i].RexTime = DefaultRexTime
+		}
+		if c.Doors[i].HeldOpenTime == 0 {
+			c.Doors[i].HeldOpenTime = DefaultHeldOpenTime
+		}
 	}
 }
 

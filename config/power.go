@@ -10,6 +10,7 @@ const (
 	PowerNUT   = "nut"   // a NUT upsd: ups.status OB or LB means mains lost
 	PowerSysfs = "sysfs" // /sys/class/power_supply/<name>/online
 	PowerMQTT  = "mqtt"  // a topic with payloads for ok and lost
+	PowerInput = "input" // a driver input line: active = power good (a PSU's "AC OK" contact)
 )
 
 // PowerSource is one source of the power hazard. Sources are OR-ed: any
@@ -34,6 +35,12 @@ type PowerSource struct {
 	Topic       string `koanf:"topic"`
 	PayloadOK   string `koanf:"payload_ok"`
 	PayloadLost string `koanf:"payload_lost"`
+
+	// input: a line of a driver, active (high unless active_low) while
+	// mains power is good.
+	Driver    string `koanf:"driver"`
+	Channel   string `koanf:"channel"`
+	ActiveLow bool   `koanf:"active_low"`
 
 	PollInterval time.Duration `koanf:"poll_interval"`
 	Timeout      time.Duration `koanf:"timeout"`
@@ -77,6 +84,8 @@ func (c *Config) applyPowerDefaults() {
 				p.Name = "sysfs:" + p.Path
 			case PowerMQTT:
 				p.Name = "mqtt:" + p.Topic
+			case PowerInput:
+				p.Name = "input:" + p.Driver + "/" + p.Channel
 			default:
 				p.Name = p.Type
 			}
@@ -90,7 +99,12 @@ func (c *Config) applyPowerDefaults() {
 	}
 }
 
-func (c *Config) validatePower(v *validator) {
+// Line returns an input power source's line.
+func (p *PowerSource) Line() Line {
+	return Line{Driver: p.Driver, Channel: p.Channel, ActiveLow: p.ActiveLow}
+}
+
+func (c *Config) validatePower(v *validator, driverIDs map[string]bool, lines map[string]string) {
 	names := map[string]bool{}
 	for i, p := range c.Power {
 		key := fmt.Sprintf("power[%d]", i)
@@ -117,8 +131,10 @@ func (c *Config) validatePower(v *validator) {
 			if p.PayloadOK == p.PayloadLost {
 				v.add(key+".payload_ok", "%q equals payload_lost; ok and lost must differ", p.PayloadOK)
 			}
+		case PowerInput:
+			c.validateLine(v, key, p.Line(), driverIDs, lines)
 		default:
-			v.add(key+".type", "%q is not a power source type (valid: nut, sysfs, mqtt)", p.Type)
+			v.add(key+".type", "%q is not a power source type (valid: nut, sysfs, mqtt, input)", p.Type)
 		}
 		if p.PollInterval < 50*time.Millisecond || p.PollInterval > 10*time.Second {
 			v.add(key+".poll_interval", "%v must be between 50ms and 10s", p.PollInterval)

@@ -45,8 +45,8 @@ func (c *Config) Validate() error {
 	c.validateWatchdog(v)
 	c.validateAlarms(v)
 	driverIDs := c.validateDrivers(v)
-	c.validateDoors(v, driverIDs)
-	c.validatePower(v)
+	lines := c.validateDoors(v, driverIDs)
+	c.validatePower(v, driverIDs, lines)
 	return errors.Join(v.errs...)
 }
 
@@ -184,7 +184,9 @@ func (c *Config) validateDrivers(v *validator) map[string]bool {
 	return ids
 }
 
-func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) {
+// validateDoors checks every door and returns the driver lines they use
+// ("driver/channel" -> the key that uses it).
+func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) map[string]string {
 	if len(c.Doors) == 0 {
 		v.add("doors", "no doors configured")
 	}
@@ -207,6 +209,33 @@ func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) {
 		if d.Egress && d.FailMode == FailSecure && !d.MechanicalEgress {
 			v.add(key+".mechanical_egress", "door %q is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)", d.ID)
 		}
+		c.validateDoorInputs(v, key, d, driverIDs, channels)
+	}
+	return channels
+}
+
+// validateDoorInputs checks a door's optional inputs and their timings. An
+// input line is a line of its driver like a relay: it may not share a
+// channel with an output or another input.
+func (c *Config) validateDoorInputs(v *validator, key string, d Door, driverIDs map[string]bool, used map[string]string) {
+	for _, in := range []struct {
+		name string
+		line *Line
+	}{{"contact", d.Contact}, {"rex", d.Rex}, {"lock_sense", d.LockSense}} {
+		if in.line != nil {
+			c.validateLine(v, key+"."+in.name, *in.line, driverIDs, used)
+		}
+	}
+	if d.LockSense != nil && d.FailMode == FailSecure {
+		v.add(key+".lock_sense", "door %q is fail_secure: only a fail_safe door's lock sense (a maglock's bond sensor) is supervised; a strike's latch monitor says nothing about its release", d.ID)
+	}
+	// Zero is "unset" (a config built in code rather than loaded): the
+	// default applies, see EffectiveRexTime.
+	if d.RexTime != 0 && (d.RexTime < MinRexTime || d.RexTime > MaxRexTime) {
+		v.add(key+".rex_time", "%v is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)", d.RexTime)
+	}
+	if d.HeldOpenTime != 0 && (d.HeldOpenTime < MinHeldOpenTime || d.HeldOpenTime > MaxHeldOpenTime) {
+		v.add(key+".held_open_time", "%v is outside 10s–10m (how long a door may stand open before it is reported held open)", d.HeldOpenTime)
 	}
 }
 
