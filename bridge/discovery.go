@@ -17,7 +17,7 @@ func (t Topics) discoveryWild(prefix string) string { return prefix + "/device/+
 // publishDiscovery publishes every discovery payload, retained, then the
 // whole state (Home Assistant wants the config before the states).
 func (l *loop) publishDiscovery() {
-	if l.mq == nil || !l.connected {
+	if !l.synced() {
 		return
 	}
 	msgs := discovery.Build(l.b.cfg, discovery.Info{Version: l.b.version, SupportURL: SupportURL})

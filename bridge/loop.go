@@ -139,7 +139,6 @@ func (l *loop) onConnected(gen uint64) {
 	l.mq.subscribe(gen, l.subscriptions())
 	l.origin = "mqtt:connected"
 	l.evaluate()
-	l.publishDiscovery()
 }
 
 func (l *loop) subscriptions() []string {
@@ -178,6 +177,7 @@ func (l *loop) onHeartbeat(payload []byte) {
 	if !ok || gen != strconv.FormatUint(l.gen, 10) {
 		return // a late echo from an older connection proves nothing about this one
 	}
+	first := l.hbRecvAt.IsZero()
 	l.hbRecvAt = l.now()
 	if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
 		l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, ns)).Seconds())
@@ -185,6 +185,12 @@ func (l *loop) onHeartbeat(payload []byte) {
 	if !l.linkHealthy {
 		l.origin = "mqtt:heartbeat"
 		l.evaluate()
+	}
+	if first {
+		// The retained messages of our subscriptions (alarm values, the
+		// latch) came before this echo: only now is it safe to publish our
+		// own retained state without overwriting something to restore.
+		l.publishDiscovery()
 	}
 }
 
@@ -497,11 +503,17 @@ func (l *loop) publishRetained(topic, payload string) {
 	}
 }
 
+// synced reports whether this connection's first heartbeat came back: the
+// broker has then delivered the retained values of every subscription.
+func (l *loop) synced() bool {
+	return l.mq != nil && l.connected && l.subscribed && !l.hbRecvAt.IsZero()
+}
+
 // publishState publishes every retained state that changed.
 func (l *loop) publishState() {
 	now := l.now()
 	l.snapshot(now)
-	if l.mq == nil || !l.connected {
+	if !l.synced() {
 		return
 	}
 	t := l.b.topics
