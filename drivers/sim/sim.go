@@ -2,6 +2,11 @@
 // state_file is set, are mirrored to a JSON file ({"0": true, "1": false},
 // true = high) written atomically at start and on every change, so the demo
 // and black-box tests can watch the relays without hardware.
+//
+// Inputs (door contacts, exit buttons, lock sensors, a power-good line) are
+// set with SetInput, or read from inputs_file: a JSON object of the same
+// shape, read again whenever it changes, so the demo and black-box tests can
+// open a door or press an exit button without hardware.
 package sim
 
 import (
@@ -19,6 +24,12 @@ import (
 type Options struct {
 	// StateFile, when set, mirrors every output line's level as JSON.
 	StateFile string `koanf:"state_file"`
+	// InputsFile, when set, holds the input levels as JSON ({"5": true},
+	// true = high). It is polled every 20ms and read again when it changes.
+	// While it is set it is the only source of input levels: a channel it
+	// does not list, or a file that cannot be read, makes Read fail (an
+	// unknown input), never a guessed level.
+	InputsFile string `koanf:"inputs_file"`
 }
 
 func init() {
@@ -34,7 +45,7 @@ func init() {
 // Open implements drivers.Spec.
 func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 	d := New(o)
-	log.Info("sim driver ready", "driver", id, "state_file", o.StateFile)
+	log.Info("sim driver ready", "driver", id, "state_file", o.StateFile, "inputs_file", o.InputsFile)
 	return d, nil
 }
 
@@ -48,18 +59,23 @@ type Driver struct {
 	// history records every level each line was set to, in order, for tests
 	// that check that a line never glitched.
 	history map[string][]bool
+
+	in inputs
 }
 
-// New returns a sim driver with typed options (what tests call).
+// New returns a sim driver with typed options (what tests call). With an
+// inputs file it reads the file once and starts polling it; Close stops.
 func New(o Options) *Driver {
-	return &Driver{opts: o, levels: map[string]bool{}, history: map[string][]bool{}}
+	d := &Driver{opts: o, levels: map[string]bool{}, history: map[string][]bool{}}
+	d.in.init(o.InputsFile)
+	return d
 }
 
 // OpenOutput implements drivers.Driver.
 func (d *Driver) OpenOutput(channel string, initial bool) (drivers.Output, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, busy := d.levels[channel]; busy {
+	if _, busy := d.levels[channel]; busy || d.in.isOpen(channel) {
 		return nil, fmt.Errorf("sim: channel %q: %w", channel, drivers.ErrChannelBusy)
 	}
 	d.levels[channel] = initial
@@ -102,8 +118,12 @@ func (d *Driver) History(channel string) []bool {
 	return append([]bool(nil), d.history[channel]...)
 }
 
-// Close implements drivers.Driver.
-func (d *Driver) Close() error { return d.Flush() }
+// Close implements drivers.Driver: it stops polling the inputs file and
+// writes the state file if a line changed.
+func (d *Driver) Close() error {
+	d.in.close()
+	return d.Flush()
+}
 
 func (d *Driver) set(ch string, level bool) {
 	d.mu.Lock()
@@ -168,7 +188,8 @@ func (l *line) Level() bool {
 }
 
 var (
-	_ drivers.Driver  = (*Driver)(nil)
-	_ drivers.Flusher = (*Driver)(nil)
-	_ drivers.Output  = (*line)(nil)
+	_ drivers.Driver      = (*Driver)(nil)
+	_ drivers.Flusher     = (*Driver)(nil)
+	_ drivers.InputOpener = (*Driver)(nil)
+	_ drivers.Output      = (*line)(nil)
 )
