@@ -1,0 +1,169 @@
+// Package audit keeps doorbridge's audit trail on disk: an append-only
+// JSON-lines file rotated by size with a bounded number of old files
+// (R20: every output change is logged with a monotonic sequence, cause and
+// origin).
+//
+// The bridge numbers the events; this package only stores and reads them.
+// Writes go through a bounded queue drained by the Writer's own goroutine,
+// so a slow or failing disk never holds up the control loop.
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is one entry of the audit trail: every change of lock power, every
+// command, every hazard raised and cleared.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Kind      string    `json:"kind"` // relay, command, hazard, alarm, latch, reset, driver, drill, bridge
+	Door      string    `json:"door,omitempty"`
+	Hazard    string    `json:"hazard,omitempty"`
+	Energized *bool     `json:"energized,omitempty"`
+	Cause     string    `json:"cause,omitempty"`
+	Outcome   string    `json:"outcome"`
+	Detail    string    `json:"detail,omitempty"`
+	Origin    string    `json:"origin,omitempty"`
+}
+
+// Files returns the files of the audit log at path, oldest first: the
+// rotated files path.N … path.1, then path itself. Files that do not exist
+// are left out; numbered files beyond the configured max_files (left from an
+// earlier setting) are included.
+func Files(path string) ([]string, error) {
+	matches, err := filepath.Glob(globEscape(path) + ".*")
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	type numbered struct {
+		n    int
+		name string
+	}
+	var rotated []numbered
+	for _, m := range matches {
+		n, err := strconv.Atoi(strings.TrimPrefix(m, path+"."))
+		if err == nil && n > 0 {
+			rotated = append(rotated, numbered{n, m})
+		}
+	}
+	slices.SortFunc(rotated, func(a, b numbered) int { return b.n - a.n })
+	var out []string
+	for _, r := range rotated {
+		out = append(out, r.name)
+	}
+	if _, err := os.Stat(path); err == nil {
+		out = append(out, path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return out, nil
+}
+
+// globEscape quotes the glob metacharacters of a literal path.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// Decode reads JSON lines from r and calls fn for every event. Lines that are
+// not events (a line cut short by a crash, say) are skipped and counted in
+// bad.
+func Decode(r io.Reader, fn func(Event)) (bad int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(strings.TrimSpace(string(line))) == 0 {
+			continue
+		}
+		var e Event
+		if json.Unmarshal(line, &e) != nil || e.Seq == 0 {
+			bad++
+			continue
+		}
+		fn(e)
+	}
+	return bad, sc.Err()
+}
+
+// ReadAll reads every event of the audit log at path, oldest file first.
+func ReadAll(path string, fn func(file string, e Event)) (bad int, err error) {
+	files, err := Files(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return bad, fmt.Errorf("audit: %w", err)
+		}
+		n, err := Decode(f, func(e Event) { fn(name, e) })
+		f.Close()
+		bad += n
+		if err != nil {
+			return bad, fmt.Errorf("audit: %s: %w", name, err)
+		}
+	}
+	return bad, nil
+}
+
+// LastSeq returns the sequence number of the last event in the audit log at
+// path (0 when there is none), so that a restarted bridge continues the
+// sequence instead of starting again at 1.
+func LastSeq(path string) uint64 {
+	files, err := Files(path)
+	if err != nil {
+		return 0
+	}
+	for i := len(files) - 1; i >= 0; i-- {
+		if seq := lastSeqOf(files[i]); seq > 0 {
+			return seq
+		}
+	}
+	return 0
+}
+
+// lastSeqOf reads the tail of one file for its last complete event.
+func lastSeqOf(name string) uint64 {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	const tail = 64 * 1024
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	off := max(st.Size()-tail, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+		return 0
+	}
+	lines := strings.Split(string(buf), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var e Event
+		if json.Unmarshal([]byte(lines[i]), &e) == nil && e.Seq > 0 {
+			return e.Seq
+		}
+	}
+	return 0
+}
