@@ -30,6 +30,7 @@ type Config struct {
 	Doors          []Door         `koanf:"doors"`
 	Codes          Codes          `koanf:"codes"`
 	Power          []PowerSource  `koanf:"power"`
+	Audit          Audit          `koanf:"audit"`
 
 	// File is the path the config was loaded from ("" for defaults only).
 	File string `koanf:"-"`
@@ -199,6 +200,7 @@ func Default() Config {
 			LoopTimeout:       2 * time.Second,
 		},
 		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second},
+		Audit: DefaultAudit(),
 	}
 }
 

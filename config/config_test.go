@@ -46,7 +46,7 @@ var badConfigs = map[string]string{
 
 	"bad-egress-fail-secure.yaml": `doors[0].mechanical_egress: door "exit" is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)`,
 
-	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power)`,
+	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
 	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
 	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file)`,
 	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
@@ -75,6 +75,12 @@ var badConfigs = map[string]string{
 	"bad-alarm-payloads.yaml": `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
 	"bad-codes.yaml":          `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
 
+	"bad-audit-size.yaml":       `audit.max_size: 10 is not a size: add a unit (512KB, 10MB, 1GB)`,
+	"bad-audit-size-unit.yaml":  `audit.max_size: "10 megs" is not a size (write a number and a unit: 512KB, 10MB, 1GB)`,
+	"bad-audit-size-range.yaml": `audit.max_size: 1KB must be between 64KB and 1GB`,
+	"bad-audit-max-files.yaml":  `audit.max_files: 0 must be between 1 and 100 (rotated files kept beside audit.file)`,
+	"bad-audit-file-dir.yaml":   `audit.file: "/data/" names a directory; name a file in it (e.g. /data/audit.jsonl)`,
+
 	// Several problems in one file: each on its own line, all reported.
 	"bad-several.yaml": strings.Join([]string{
 		`bridge.id: "Test" is not a valid id (use lower-case letters, digits, _ and -)`,
@@ -88,7 +94,7 @@ var badConfigs = map[string]string{
 		`watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 		`doors[0].egress: "maybe" is not valid here: want true or false`,
 		`doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
-		`watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power)`,
+		`watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
 	}, "\n"+testdata("bad-several-keys.yaml")+": "),
 }
 

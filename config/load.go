@@ -92,6 +92,7 @@ func decoderConfig(out any) *mapstructure.DecoderConfig {
 	return &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			drivers.RefuseBareDurations,
+			refuseBareSizes,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),
 		),
@@ -145,6 +146,12 @@ func decodeErrors(err error, file, prefix string, raw map[string]any, typ reflec
 				add(key, "%q is not a duration (write a number and a unit: 500ms, 5s, 1m30s)", s)
 			} else {
 				add(key, "%v is not a duration: add a unit (500ms, 5s, 1m30s)", val)
+			}
+		case fieldType(typ, name) == byteSizeType:
+			if s, ok := val.(string); ok {
+				add(key, "%q is not a size (write a number and a unit: 512KB, 10MB, 1GB)", s)
+			} else {
+				add(key, "%v is not a size: add a unit (512KB, 10MB, 1GB)", val)
 			}
 		default:
 			var pe *mapstructure.ParseError

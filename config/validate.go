@@ -47,6 +47,7 @@ func (c *Config) Validate() error {
 	driverIDs := c.validateDrivers(v)
 	lines := c.validateDoors(v, driverIDs)
 	c.validatePower(v, driverIDs, lines)
+	c.validateAudit(v)
 	return errors.Join(v.errs...)
 }
 
