@@ -20,20 +20,31 @@ func (l *loop) publishDiscovery() {
 	if !l.synced() {
 		return
 	}
-	msgs := discovery.Build(l.b.cfg, discovery.Info{Version: l.b.version, SupportURL: SupportURL})
-	l.ownDiscovery = make(map[string]bool, len(msgs))
-	for _, m := range msgs {
-		l.ownDiscovery[m.Topic] = true
+	for _, m := range l.discovery() {
 		l.mq.publish(m.Topic, string(m.Payload), true)
 	}
 	l.republishState()
 }
 
+// discovery returns this config's discovery messages (built once: they
+// depend only on the config).
+func (l *loop) discovery() []discovery.Message {
+	if l.discoveryMsgs == nil {
+		l.discoveryMsgs = discovery.Build(l.b.cfg, discovery.Info{Version: l.b.version, SupportURL: SupportURL})
+	}
+	return l.discoveryMsgs
+}
+
 // onDiscoveryConfig removes a retained device config of this bridge that the
 // current config no longer produces (a door removed from the config).
 func (l *loop) onDiscoveryConfig(e evMessage) {
-	if !e.retained || len(e.payload) == 0 || l.ownDiscovery == nil || l.ownDiscovery[e.topic] {
+	if !e.retained || len(e.payload) == 0 {
 		return
+	}
+	for _, m := range l.discovery() {
+		if m.Topic == e.topic {
+			return // still configured
+		}
 	}
 	if !discovery.IsOwnDevice(l.b.cfg, e.topic, e.payload) {
 		return

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,7 +48,9 @@ func testConfig(url string) *config.Config {
 	cfg.Watchdog.HeartbeatInterval = testHeartbeatInterval
 	cfg.Watchdog.HeartbeatTimeout = testHeartbeatTimeout
 	cfg.Watchdog.RelockDelay = testRelockDelay
-	cfg.Watchdog.LoopTimeout = 500 * time.Millisecond
+	// The longest allowed: a CI machine under -race load must not trip the
+	// in-process watchdog by accident (TestWatchdog* stalls the loop on purpose).
+	cfg.Watchdog.LoopTimeout = 2 * time.Second
 	cfg.Drivers = []config.Driver{{ID: "sim", Type: "sim"}}
 	cfg.Doors = []config.Door{
 		{ID: "fs", Name: "Fire exit", FailMode: config.FailSafe, Relay: config.Line{Driver: "sim", Channel: "0"}, UnlockTime: time.Second, Egress: true},
@@ -160,4 +163,13 @@ func (h *harness) door(id string) DoorView {
 	}
 	h.t.Fatalf("door %q not in snapshot", id)
 	return DoorView{}
+}
+
+// waitHazard waits until the loop's snapshot lists hazard h.
+func (h *harness) waitHazard(name string) {
+	h.t.Helper()
+	testbroker.Eventually(h.t, wait, func() bool {
+		s := h.b.State()
+		return s != nil && slices.Contains(s.Hazards, name)
+	}, "hazard %q active", name)
 }

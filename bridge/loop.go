@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/discovery"
 	"github.com/doorbridge/doorbridge/drivers"
 )
 
@@ -42,7 +43,7 @@ type loop struct {
 	effective    Hazards // what the policy sees: raw, held for relock_delay after the last clears
 	healthySince time.Time
 
-	ownDiscovery     map[string]bool // discovery topics published on this connection
+	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	republishPending bool
 
 	pub    map[string]string // last retained payload published per topic
