@@ -138,6 +138,7 @@ const (
 	CauseNormal    = "normal"    // following its last command (locked after start)
 	CauseLockdown  = "lockdown"  // lockdown switch on
 	CauseMomentary = "momentary" // inside a momentary OPEN
+	CauseRex       = "rex"       // unlocked locally by the exit button (REX)
 )
 
 // Inputs is everything the decision depends on for one door.
@@ -147,6 +148,11 @@ type Inputs struct {
 	Lockdown  bool
 	Momentary bool // a momentary OPEN is running
 	Command   Command
+	// Rex: the exit button (REX) asked for the door, locally. A fail-safe
+	// door is then released (power off is always allowed, and egress is
+	// never denied, not even by lockdown); a fail-secure door unlocks only
+	// without hazards and outside lockdown, like a momentary OPEN.
+	Rex bool
 }
 
 // Decision is the lock power for one door and why.
@@ -156,16 +162,22 @@ type Decision struct {
 }
 
 // Decide returns a door's lock power. While any hazard is active power is
-// off. Otherwise, highest priority first: lockdown (locked) > a momentary
-// OPEN (unlocked) > the last command.
+// off. Otherwise, highest priority first: a REX on a fail-safe door
+// (unlocked: no denied exit, R12) > lockdown (locked) > a REX on a
+// fail-secure door (unlocked) > a momentary OPEN (unlocked) > the last
+// command.
 func Decide(in Inputs) Decision {
 	if h, ok := in.Hazards.Primary(); ok {
 		return Decision{Power: false, Cause: h.String()}
 	}
 	locked := in.Mode.LockedPower()
 	switch {
+	case in.Rex && in.Mode == FailSafe:
+		return Decision{Power: false, Cause: CauseRex}
 	case in.Lockdown:
 		return Decision{Power: locked, Cause: CauseLockdown}
+	case in.Rex:
+		return Decision{Power: !locked, Cause: CauseRex}
 	case in.Momentary:
 		return Decision{Power: !locked, Cause: CauseMomentary}
 	case in.Command == CommandUnlock:

@@ -42,6 +42,16 @@ func TestDecideTable(t *testing.T) {
 		{"cause order", Inputs{Mode: FailSafe, Hazards: many}, Decision{false, "alarm"}},
 		{"shutdown first", Inputs{Mode: FailSafe, Hazards: many.With(HazardShutdown)}, Decision{false, "shutdown"}},
 		{"driver alone", Inputs{Mode: FailSecure, Hazards: Hazards(0).With(HazardDriver)}, Decision{false, "driver"}},
+		// REX: a fail-safe door is released even in lockdown (no denied
+		// exit); a fail-secure door unlocks like a momentary OPEN.
+		{"fs rex", Inputs{Mode: FailSafe, Rex: true}, Decision{false, "rex"}},
+		{"fs rex over lockdown", Inputs{Mode: FailSafe, Rex: true, Lockdown: true}, Decision{false, "rex"}},
+		{"fs rex over momentary", Inputs{Mode: FailSafe, Rex: true, Momentary: true}, Decision{false, "rex"}},
+		{"fsec rex", Inputs{Mode: FailSecure, Rex: true}, Decision{true, "rex"}},
+		{"fsec lockdown over rex", Inputs{Mode: FailSecure, Rex: true, Lockdown: true}, Decision{false, "lockdown"}},
+		{"fsec rex over momentary", Inputs{Mode: FailSecure, Rex: true, Momentary: true}, Decision{true, "rex"}},
+		{"fs alarm over rex", Inputs{Mode: FailSafe, Rex: true, Hazards: alarm}, Decision{false, "alarm"}},
+		{"fsec broker over rex", Inputs{Mode: FailSecure, Rex: true, Hazards: broker}, Decision{false, "broker"}},
 	}
 	for _, tt := range tests {
 		if got := Decide(tt.in); got != tt.want {
@@ -56,8 +66,8 @@ func TestDecideExhaustive(t *testing.T) {
 	n := 0
 	for _, mode := range []FailMode{FailSafe, FailSecure} {
 		for hz := Hazards(0); hz < 1<<numHazards; hz++ {
-			for bits := 0; bits < 8; bits++ {
-				in := Inputs{Mode: mode, Hazards: hz, Lockdown: bits&1 != 0, Momentary: bits&2 != 0, Command: Command(bits >> 2)}
+			for bits := 0; bits < 16; bits++ {
+				in := Inputs{Mode: mode, Hazards: hz, Lockdown: bits&1 != 0, Momentary: bits&2 != 0, Command: Command(bits >> 2 & 1), Rex: bits&8 != 0}
 				got := Decide(in)
 				n++
 				locked := mode.Locked(got.Power)
@@ -69,9 +79,17 @@ func TestDecideExhaustive(t *testing.T) {
 					if mode == FailSecure && !locked || mode == FailSafe && locked {
 						t.Fatalf("%+v: hazard left door in the wrong state (locked=%v)", in, locked)
 					}
+				case in.Rex && mode == FailSafe:
+					if got.Power || locked || got.Cause != CauseRex {
+						t.Fatalf("%+v: REX did not release a fail-safe door (%+v)", in, got)
+					}
 				case in.Lockdown:
 					if !locked {
 						t.Fatalf("%+v: lockdown left door unlocked", in)
+					}
+				case in.Rex:
+					if locked || got.Cause != CauseRex {
+						t.Fatalf("%+v: REX did not unlock a fail-secure door (%+v)", in, got)
 					}
 				case in.Momentary:
 					if locked {
@@ -85,7 +103,7 @@ func TestDecideExhaustive(t *testing.T) {
 			}
 		}
 	}
-	if n != 2*256*8 {
+	if n != 2*(1<<numHazards)*16 {
 		t.Fatalf("enumerated %d inputs", n)
 	}
 }
@@ -98,6 +116,29 @@ func genInputs() *rapid.Generator[Inputs] {
 			Lockdown:  rapid.Bool().Draw(t, "lockdown"),
 			Momentary: rapid.Bool().Draw(t, "momentary"),
 			Command:   Command(rapid.IntRange(0, 1).Draw(t, "command")),
+			Rex:       rapid.Bool().Draw(t, "rex"),
+		}
+	})
+}
+
+// A REX never powers a fail-safe lock, and never powers any lock while a
+// hazard is active (R1, R11).
+func TestPropertyRexNeverPowersAgainstSafety(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		in := genInputs().Draw(t, "in")
+		in.Rex = true
+		got := Decide(in)
+		if in.Mode == FailSafe && got.Power {
+			t.Fatalf("%+v: REX powered a maglock", in)
+		}
+		if in.Hazards.Any() && got.Power {
+			t.Fatalf("%+v: REX powered a lock during a hazard", in)
+		}
+		// Pressing REX only ever moves a fail-safe door towards unlocked.
+		without := in
+		without.Rex = false
+		if in.Mode == FailSafe && Decide(without).Power == false && got.Power {
+			t.Fatalf("%+v: REX locked a released door", in)
 		}
 	})
 }
@@ -117,7 +158,7 @@ func TestPropertyHazardNeverUnlocksFailSecure(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		in := genInputs().Draw(t, "in")
 		in.Mode = FailSecure
-		before := Decide(Inputs{Mode: in.Mode, Lockdown: in.Lockdown, Momentary: in.Momentary, Command: in.Command})
+		before := Decide(Inputs{Mode: in.Mode, Lockdown: in.Lockdown, Momentary: in.Momentary, Command: in.Command, Rex: in.Rex})
 		after := Decide(in)
 		if in.Hazards.Any() && !FailSecure.Locked(after.Power) {
 			t.Fatalf("hazards %v unlocked a fail-secure door (before: %+v)", in.Hazards, before)
@@ -132,7 +173,7 @@ func TestPropertyHazardNeverUnlocksFailSecure(t *testing.T) {
 func TestPropertyFollowsCommandWithoutHazardOrLockdown(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		in := genInputs().Draw(t, "in")
-		in.Hazards, in.Lockdown, in.Momentary = 0, false, false
+		in.Hazards, in.Lockdown, in.Momentary, in.Rex = 0, false, false, false
 		got := Decide(in)
 		if in.Mode.Locked(got.Power) != (in.Command == CommandLock) {
 			t.Fatalf("%+v: lock does not follow its command", in)
