@@ -74,6 +74,7 @@ var badConfigs = map[string]string{
 	"bad-no-doors.yaml":       `doors: no doors configured`,
 	"bad-alarm-payloads.yaml": `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
 	"bad-codes.yaml":          `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
+	"bad-code-hash.yaml":      `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
 
 	"bad-audit-size.yaml":       `audit.max_size: 10 is not a size: add a unit (512KB, 10MB, 1GB)`,
 	"bad-audit-size-unit.yaml":  `audit.max_size: "10 megs" is not a size (write a number and a unit: 512KB, 10MB, 1GB)`,

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/doorbridge/doorbridge/drivers"
 )
@@ -144,6 +145,21 @@ func (c *Config) validateCodes(v *validator) {
 	}
 	if c.Codes.Lockout < 0 {
 		v.add("codes.lockout", "%v must not be negative (0s turns the lockout off)", c.Codes.Lockout)
+	}
+	v.codeHash("bridge.code_hash", c.Bridge.CodeHash)
+	for i, d := range c.Doors {
+		v.codeHash(fmt.Sprintf("doors[%d].code_hash", i), d.CodeHash)
+	}
+}
+
+// codeHash checks that a code_hash is a bcrypt hash: the code itself must
+// never sit in a config file.
+func (v *validator) codeHash(key, h string) {
+	if h == "" {
+		return
+	}
+	if _, err := bcrypt.Cost([]byte(h)); err != nil {
+		v.add(key, "is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)")
 	}
 }
 
