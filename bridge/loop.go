@@ -67,8 +67,9 @@ func newLoop(b *Bridge) *loop {
 		}
 	}
 	l.latched = b.loadLatch()
-	l.raw = l.computeRaw()
-	l.effective = l.raw
+	// raw starts empty so the first evaluate raises (logs, counts, and sets
+	// doorbridge_hazard_active for) the start-up hazards.
+	l.effective = l.computeRaw()
 	return l
 }
 
