@@ -80,9 +80,9 @@ func (d *Driver) OpenOutput(channel string, initial bool) (drivers.Output, error
 	}
 	d.levels[channel] = initial
 	d.history[channel] = []bool{initial}
-	if err := d.writeLocked(); err != nil {
-		return nil, err
-	}
+	// The file is written by the next Flush (the bridge flushes once every
+	// output is open), not once per line: n lines cost one write, not n.
+	d.dirty = true
 	return &line{d: d, ch: channel}, nil
 }
 

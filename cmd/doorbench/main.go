@@ -1,0 +1,217 @@
+// Command doorbench measures the real doorbridge binary on loopback: how fast
+// it releases doors on an alarm, a killed broker and a silent link, how fast
+// it answers a command, how fast it starts, and what it costs in memory and
+// idle CPU. It builds doorbridge from the tree, starts its own mosquitto (and
+// uses the bridge's embedded broker as a second target), drives the sim
+// driver and reads its state file, then prints a Markdown table and writes
+// JSON.
+//
+//	go run ./cmd/doorbench --doors 1,16,64 --rounds 20 --idle 10s --json bench.json
+//
+// Every figure is an upper bound taken from outside the bridge: the time of
+// the cause (the publish, the SIGKILL, the proxy going silent, the exec) is
+// taken just before it, and the time of the effect just after it was seen
+// (the state file read, the MQTT message read off the socket).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func benchMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("doorbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	doors := fs.String("doors", "1,16,64,256", "door counts to measure, comma-separated (half fail-safe, half fail-secure)")
+	broker := fs.String("broker", "both", "broker: mosquitto, embedded or both")
+	rounds := fs.Int("rounds", 20, "rounds per figure")
+	idle := fs.Duration("idle", 30*time.Second, "idle window for cpu_idle_pct")
+	hbInterval := fs.Duration("heartbeat-interval", time.Second, "watchdog.heartbeat_interval of the bridge (its default)")
+	hbTimeout := fs.Duration("heartbeat-timeout", 3*time.Second, "watchdog.heartbeat_timeout of the bridge (its default)")
+	relock := fs.Duration("relock-delay", 200*time.Millisecond, "watchdog.relock_delay (short, so rounds follow each other quickly)")
+	watch := fs.String("watch", "inotify", "how the state file is followed: inotify or poll (every 250µs, a cross-check)")
+	pahoClients := fs.Int("paho-clients", 7, "paho clients with default keepalive for the comparison figure (0 skips it; it takes ~90 s)")
+	mosq := fs.String("mosquitto", "/usr/sbin/mosquitto", "mosquitto binary")
+	bin := fs.String("bin", "", "doorbridge binary (default: go build from the tree)")
+	jsonOut := fs.String("json", "", "write the figures as JSON to this file")
+	keep := fs.Bool("keep", false, "keep the scratch directory (configs, logs, state files)")
+	only := fs.String("only", "", "measure only these, comma-separated: startup, idle, alarm, command, kill, silent (default all)")
+	stateDir := fs.String("state-dir", defaultStateDir(), "directory for the sim driver's state files (tmpfs keeps file-system journaling out of the figures)")
+	fs.StringVar(&bridgeLogLevel, "log-level", "info", "the bridge's -log-level (info logs every relay change, as in production)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	opts := benchOptions{Rounds: *rounds, Idle: *idle, HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
+		RelockDelay: *relock, Watch: *watch, PahoClients: *pahoClients, Mosquitto: *mosq, StateDir: *stateDir,
+		Only: map[string]bool{}}
+	if *only != "" {
+		for _, p := range strings.Split(*only, ",") {
+			p = strings.TrimSpace(p)
+			if !contains(phases, p) {
+				fmt.Fprintf(stderr, "doorbench: --only: unknown %q (want %s)\n", p, strings.Join(phases, ", "))
+				return 2
+			}
+			opts.Only[p] = true
+		}
+	}
+	for _, s := range strings.Split(*doors, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 1000 {
+			fmt.Fprintf(stderr, "doorbench: --doors: %q is not a door count (1-1000)\n", s)
+			return 2
+		}
+		opts.Doors = append(opts.Doors, n)
+	}
+	switch *broker {
+	case "mosquitto", "embedded":
+		opts.Brokers = []string{*broker}
+	case "both":
+		opts.Brokers = []string{"mosquitto", "embedded"}
+	default:
+		fmt.Fprintf(stderr, "doorbench: --broker: %q (want mosquitto, embedded or both)\n", *broker)
+		return 2
+	}
+	if opts.Rounds < 1 || opts.Idle <= 0 {
+		fmt.Fprintln(stderr, "doorbench: --rounds must be at least 1 and --idle positive")
+		return 2
+	}
+
+	dir, err := os.MkdirTemp(opts.StateDir, "doorbench-")
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbench: %v\n", err)
+		return 1
+	}
+	if *keep {
+		fmt.Fprintf(stderr, "doorbench: scratch directory %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	b := &bench{opts: opts, dir: dir, log: stderr, bin: *bin}
+	if b.bin == "" {
+		if b.bin, err = buildBridge(dir); err != nil {
+			fmt.Fprintf(stderr, "doorbench: %v\n", err)
+			return 1
+		}
+	}
+	rep := &report{Command: "doorbench " + strings.Join(args, " "), Environment: environment(opts), Method: method(opts)}
+	for _, m := range rep.Method {
+		fmt.Fprintf(stderr, "doorbench: %s\n", m)
+	}
+	failed := false
+	for _, kind := range opts.Brokers {
+		for _, n := range opts.Doors {
+			r, err := b.measure(kind, n)
+			if err != nil {
+				fmt.Fprintf(stderr, "doorbench: %s, %d doors: %v\n", kind, n, err)
+				failed = true
+				continue
+			}
+			rep.Runs = append(rep.Runs, r)
+		}
+	}
+	if opts.PahoClients > 0 && contains(opts.Brokers, "mosquitto") {
+		b.logf("paho default keepalive: %d clients through a silent proxy (about 90 s)", opts.PahoClients)
+		m, err := startMosquitto(opts.Mosquitto, dir)
+		if err == nil {
+			rep.PahoDefault, err = b.measurePahoDefault(m.addr(), opts.PahoClients)
+			m.kill()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "doorbench: paho default keepalive: %v\n", err)
+			failed = true
+		}
+	}
+
+	fmt.Fprintln(stdout)
+	printTable(stdout, rep.Runs)
+	fmt.Fprintln(stdout)
+	if len(rep.Runs) > 0 {
+		fmt.Fprintf(stdout, "silent_link_release_ms is measured with heartbeat_interval %v and heartbeat_timeout %v.\n", opts.HeartbeatInterval, opts.HeartbeatTimeout)
+	}
+	if pd := rep.PahoDefault; pd != nil {
+		fmt.Fprintf(stdout, "Silent link with paho's default keepalive (no heartbeat of its own): measured %.1f / %.1f / %.1f s (p50 / p99 / max, %d clients); computed %.0f-%.0f s.\n",
+			pd.Measured.P50/1000, pd.Measured.P99/1000, pd.Measured.Max/1000, pd.Measured.Count, pd.ComputedMinS, pd.ComputedMaxS)
+	}
+	fmt.Fprintf(stdout, "mosquitto: %s on loopback with set_tcp_nodelay true and persistence false, started by doorbench.\n", rep.Environment["mosquitto"])
+	fmt.Fprintf(stdout, "%s, %s cores, Go %s.\n", rep.Environment["cpu"], rep.Environment["cores"], rep.Environment["go"])
+	if *jsonOut != "" {
+		data, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+			fmt.Fprintf(stderr, "doorbench: %v\n", err)
+			return 1
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// phases are what --only can pick.
+var phases = []string{"startup", "idle", "alarm", "command", "kill", "silent"}
+
+// defaultStateDir is /dev/shm when it exists: the sim driver replaces its
+// state file on every relay change, and on a journaling file system that
+// costs more than the bridge's whole reaction (a real relay is one ioctl).
+func defaultStateDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func environment(opts benchOptions) map[string]string {
+	env := map[string]string{
+		"go":        runtime.Version(),
+		"os":        runtime.GOOS + "/" + runtime.GOARCH,
+		"cores":     strconv.Itoa(runtime.NumCPU()),
+		"mosquitto": mosquittoVersion(opts.Mosquitto),
+		"date":      time.Now().UTC().Format(time.RFC3339),
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		env["kernel"] = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				env["cpu"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		env["commit"] = strings.TrimSpace(string(out))
+	}
+	return env
+}
+
+func method(opts benchOptions) []string {
+	return []string{
+		"broker: mosquitto started by doorbench on a free loopback port with set_tcp_nodelay true and persistence false; embedded: the bridge's own mochi-mqtt broker",
+		"relays: the sim driver's state_file in " + opts.StateDir + ", followed with " + opts.Watch + "; a version is timed after it was read (upper bound)",
+		"MQTT: a minimal raw-socket client publishes (alarm QoS 1 retained, commands QoS 0) and times messages as they are read off the socket",
+		fmt.Sprintf("bridge: heartbeat_interval %v, heartbeat_timeout %v, relock_delay %v, alarm_latch false; doors alternate fail_safe / fail_secure", opts.HeartbeatInterval, opts.HeartbeatTimeout, opts.RelockDelay),
+		"p99 is the nearest-rank percentile: with fewer than 100 rounds it is the maximum",
+	}
+}
