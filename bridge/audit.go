@@ -1,31 +1,26 @@
 package bridge
 
 import (
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/doorbridge/doorbridge/audit"
 )
 
 // auditEvent is one entry of the audit trail: every change of lock power,
 // every command, every hazard raised and cleared (R20).
-type auditEvent struct {
-	Seq       uint64    `json:"seq"`
-	Time      time.Time `json:"time"`
-	Kind      string    `json:"kind"` // relay, command, hazard, alarm, latch, reset, driver
-	Door      string    `json:"door,omitempty"`
-	Hazard    string    `json:"hazard,omitempty"`
-	Energized *bool     `json:"energized,omitempty"`
-	Cause     string    `json:"cause,omitempty"`
-	Outcome   string    `json:"outcome"`
-	Detail    string    `json:"detail,omitempty"`
-	Origin    string    `json:"origin,omitempty"`
-}
+type auditEvent = audit.Event
 
-// auditLog numbers events with a monotonic sequence and logs them.
+// auditLog numbers events with a monotonic sequence and logs them; they also
+// go to the audit file (audit.file) and to MQTT (B/N/events).
 type auditLog struct {
 	log  *slog.Logger
 	seq  atomic.Uint64
 	sink func(auditEvent) // optional: MQTT publisher
+	file *audit.Writer    // optional: audit.file
 }
 
 func newAuditLog(log *slog.Logger) *auditLog {
@@ -55,7 +50,53 @@ func (a *auditLog) record(e auditEvent) {
 		attrs = append(attrs, "origin", e.Origin)
 	}
 	a.log.Info("audit", attrs...)
+	if a.file != nil {
+		a.file.Write(e)
+	}
 	if a.sink != nil {
 		a.sink(e)
+	}
+}
+
+// openAuditFile opens audit.file, when set: a file that cannot be written is
+// a configuration error to see at start (a /data volume the container's user
+// cannot write, say), not an audit trail found empty after an incident. The
+// sequence goes on from the last event in the file.
+func (b *Bridge) openAuditFile() error {
+	a := b.cfg.Audit
+	if a.File == "" {
+		return nil
+	}
+	w, err := audit.Open(audit.Options{
+		Path: a.File, MaxSize: int64(a.MaxSize), MaxFiles: a.MaxFiles,
+		Log: b.audit.log, OnDrop: b.m.auditDropped.Inc,
+	})
+	if err != nil {
+		return fmt.Errorf("audit.file: %w", err)
+	}
+	b.audit.file = w
+	b.audit.seq.Store(audit.LastSeq(a.File))
+	return nil
+}
+
+// close records the stop and closes the audit file, waiting at most a
+// second for a slow disk (SIGTERM's grace period is 10 s).
+func (a *auditLog) close() {
+	a.sink = nil // MQTT is closed by now
+	a.record(auditEvent{Kind: "bridge", Outcome: "stopped"})
+	if a.file != nil {
+		if err := a.file.Close(time.Second); err != nil {
+			a.log.Error("closing the audit file", "err", err)
+		}
+	}
+}
+
+// eventPublisher publishes audit events on B/N/events, not retained: a
+// stream for automations, not a state.
+func eventPublisher(mq *mqttLink, topic string) func(auditEvent) {
+	return func(e auditEvent) {
+		if p, err := json.Marshal(e); err == nil {
+			mq.publish(topic, string(p), false)
+		}
 	}
 }

@@ -101,11 +101,16 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		stopped: make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log)
+	b.m.setup(opts.Version, cfg.Doors)
 	if err := b.openDrivers(opts); err != nil {
 		b.closeDrivers()
 		return nil, err
 	}
 	if err := b.openDoors(); err != nil {
+		b.closeDrivers()
+		return nil, err
+	}
+	if err := b.openAuditFile(); err != nil {
 		b.closeDrivers()
 		return nil, err
 	}
@@ -180,6 +185,8 @@ func (b *Bridge) Registry() *prometheus.Registry { return b.reg }
 // failure, after the relays were turned off.
 func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.stopped)
+	defer b.audit.close() // the last entry of a run, after every relay is off
+	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version})
 	defer b.closeDrivers()
 	wdCtx, stopWD := context.WithCancel(context.Background())
 	defer stopWD()
@@ -220,6 +227,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.mq = mq
 	l.mq = mq
+	b.audit.sink = eventPublisher(mq, b.topics.Events)
 	mq.start()
 	srcCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()

@@ -48,6 +48,9 @@ type loop struct {
 
 	pub    map[string]string // last retained payload published per topic
 	origin string            // what triggered the current evaluation, for the audit log
+
+	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
+	drill       drillState            // release drill reminder (R20)
 }
 
 func newLoop(b *Bridge) *loop {
@@ -70,6 +73,7 @@ func newLoop(b *Bridge) *loop {
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
 	l.effective = l.computeRaw()
+	l.startObserving()
 	return l
 }
 
@@ -145,7 +149,7 @@ func (l *loop) onConnected(gen uint64) {
 
 func (l *loop) subscriptions() []string {
 	t := l.b.topics
-	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.Heartbeat, t.Republish, t.HAStatus,
+	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.Heartbeat, t.Republish, t.HAStatus,
 		t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}
 	for _, a := range l.alarms {
 		subs = append(subs, a.cfg.Topic)
@@ -215,6 +219,7 @@ func (l *loop) onTick() {
 	}
 	l.retryFaults()
 	l.checkMQTTPower(now)
+	l.checkDrill(now)
 	l.mq.retryDropped(l.republishState)
 }
 
@@ -261,6 +266,7 @@ func (l *loop) computeRaw() Hazards {
 // evaluate recomputes the hazards and every door's lock power, writes the
 // relays that change, then publishes what changed.
 func (l *loop) evaluate() {
+	start := time.Now() // real time, for the release latency
 	now := l.now()
 	healthy := l.linkOK(now)
 	if healthy && !l.linkHealthy {
@@ -275,7 +281,7 @@ func (l *loop) evaluate() {
 	l.b.m.mqttConnected.Set(b2f(healthy))
 
 	raw := l.computeRaw()
-	l.trackHazards(raw)
+	rose := l.trackHazards(raw)
 	switch {
 	case raw.Any():
 		l.effective = raw
@@ -290,6 +296,7 @@ func (l *loop) evaluate() {
 		}
 	}
 
+	armed := l.armedFailSafe()
 	touched := map[drivers.Driver]bool{}
 	for _, d := range l.b.doors {
 		if l.applyDoor(d, now) {
@@ -303,27 +310,33 @@ func (l *loop) evaluate() {
 			}
 		}
 	}
+	l.afterWrites(rose, len(touched) > 0, start, armed)
 	l.publishState()
 }
 
-// trackHazards counts and logs hazards as they rise and fall.
-func (l *loop) trackHazards(raw Hazards) {
+// trackHazards counts and logs hazards as they rise and fall, and returns
+// those that rose.
+func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 	if raw == l.raw {
-		return
+		return 0
 	}
 	for _, h := range AllHazards() {
 		was, is := l.raw.Has(h), raw.Has(h)
 		if is && !was {
 			l.b.m.watchdogTrips.WithLabelValues(h.String()).Inc()
+			l.hazardRaised(h)
+			rose = rose.With(h)
 			l.log.Warn("hazard raised", "hazard", h.String(), "origin", l.origin)
 			l.b.audit.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
 		} else if was && !is {
 			l.log.Info("hazard cleared", "hazard", h.String(), "origin", l.origin)
+			l.hazardCleared(h)
 			l.b.audit.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
 		}
 		l.b.m.hazardActive.WithLabelValues(h.String()).Set(b2f(is))
 	}
 	l.raw = raw
+	return rose
 }
 
 // doorHazards are the hazards that apply to d: the global ones and its own.
@@ -537,6 +550,7 @@ func (l *loop) publishState() {
 	l.publishRetained(t.ProblemState, onOff(l.effective.Any()))
 	hz, _ := json.Marshal(l.effective.Names())
 	l.publishRetained(t.Hazards, string(hz))
+	l.publishDrill(now)
 	if len(l.powerLost) > 0 {
 		lost := false
 		for _, v := range l.powerLost {

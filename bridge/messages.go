@@ -21,6 +21,9 @@ func (l *loop) onMessage(e evMessage) {
 	case t.AlarmLatched:
 		l.onLatchedRestore(e)
 		return
+	case t.DrillLast:
+		l.onDrillRestore(e)
+		return
 	case t.LockdownSet:
 		l.onLockdown(e)
 		return
@@ -53,11 +56,18 @@ func (l *loop) onMessage(e evMessage) {
 	}
 }
 
-// commandRejected counts, logs and publishes a refused command; nothing changes.
-func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, reason string) {
+// commandRejected counts, logs and publishes a refused command; nothing
+// changes. why is one of the reject* reasons (the metric's label), reason
+// says it for people.
+func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, why, reason string) {
 	l.b.m.commands.WithLabelValues(doorID, "rejected").Inc()
+	if why == rejectUnknownDoor {
+		l.b.m.commandsRejected.WithLabelValues(unknownDoorLabel, why).Inc()
+	} else {
+		l.b.m.commandsRejected.WithLabelValues(doorID, why).Inc()
+	}
 	l.log.Warn("command rejected", "door", doorID, "topic", topic, "reason", reason)
-	l.b.audit.record(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Detail: reason, Origin: "mqtt:" + topic})
+	l.b.audit.record(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Cause: why, Detail: reason, Origin: "mqtt:" + topic})
 	b, _ := json.Marshal(map[string]string{"error": reason, "payload": truncate(payload, 64), "topic": topic})
 	l.mq.publish(errTopic, string(b), false)
 }
@@ -66,20 +76,21 @@ func (l *loop) onDoorCommand(id string, e evMessage) {
 	d := l.b.byID[id]
 	if d == nil {
 		if id != "lockdown" {
-			l.commandRejected(id, l.b.topics.Error, e.topic, e.payload, fmt.Sprintf("unknown door %q", id))
+			l.commandRejected(id, l.b.topics.Error, e.topic, e.payload, rejectUnknownDoor, fmt.Sprintf("unknown door %q", id))
 		}
 		return
 	}
 	if e.retained {
 		// A retained UNLOCK would unlock the door on every reconnect.
 		l.b.m.commands.WithLabelValues(id, "ignored").Inc()
+		l.b.m.commandsRejected.WithLabelValues(id, rejectRetained).Inc()
 		l.log.Warn("retained command ignored; publish commands without retain", "door", id, "topic", e.topic)
 		return
 	}
 	now := l.now()
 	cmd, err := ParseDoorCommand(e.payload, time.Now())
 	if err != nil {
-		l.commandRejected(id, d.topics.Error, e.topic, e.payload, err.Error())
+		l.commandRejected(id, d.topics.Error, e.topic, e.payload, parseRejectReason(err), err.Error())
 		return
 	}
 	hash := l.b.cfg.EffectiveCodeHash(d.cfg)
@@ -89,13 +100,13 @@ func (l *loop) onDoorCommand(id string, e evMessage) {
 	}
 	switch {
 	case now.Before(d.lockedOut):
-		l.commandRejected(id, d.topics.Error, e.topic, e.payload, fmt.Sprintf("codes locked out for %v after %d wrong codes", d.lockedOut.Sub(now).Round(time.Second), l.b.cfg.Codes.MaxFailures))
+		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectLockout, fmt.Sprintf("codes locked out for %v after %d wrong codes", d.lockedOut.Sub(now).Round(time.Second), l.b.cfg.Codes.MaxFailures))
 		return
 	case cmd.Code == "":
-		l.commandRejected(id, d.topics.Error, e.topic, e.payload, "this door needs a code for "+cmd.Request.String())
+		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectCode, "this door needs a code for "+cmd.Request.String())
 		return
 	case d.codeBusy:
-		l.commandRejected(id, d.topics.Error, e.topic, e.payload, "another code is being checked")
+		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectCode, "another code is being checked")
 		return
 	}
 	// bcrypt takes tens of milliseconds on purpose: check off the loop so an
@@ -128,13 +139,13 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 		reason = fmt.Sprintf("wrong code; %d in a row: codes refused for %v", l.b.cfg.Codes.MaxFailures, l.b.cfg.Codes.Lockout)
 		l.doorEvent(d, "lockout")
 	}
-	l.commandRejected(d.cfg.ID, d.topics.Error, e.topic, nil, reason)
+	l.commandRejected(d.cfg.ID, d.topics.Error, e.topic, nil, rejectCode, reason)
 }
 
 func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 	now := l.now()
 	if r := Refusal(d.mode, l.doorHazards(d, now), cmd.Request); r != "" {
-		l.commandRejected(d.cfg.ID, d.topics.Error, topic, []byte(cmd.Request.String()), r)
+		l.commandRejected(d.cfg.ID, d.topics.Error, topic, []byte(cmd.Request.String()), rejectHazard, r)
 		return
 	}
 	switch cmd.Request {
@@ -155,6 +166,7 @@ func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 func (l *loop) onLockdown(e evMessage) {
 	if e.retained {
 		l.b.m.commands.WithLabelValues("lockdown", "ignored").Inc()
+		l.b.m.commandsRejected.WithLabelValues("lockdown", rejectRetained).Inc()
 		l.log.Warn("retained lockdown command ignored", "topic", e.topic)
 		return
 	}
@@ -165,13 +177,13 @@ func (l *loop) onLockdown(e evMessage) {
 	case "OFF":
 		req = RequestLockdownOff
 	default:
-		l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, fmt.Sprintf("lockdown payload %q: want ON or OFF", truncate(e.payload, 20)))
+		l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectUnknownCommand, fmt.Sprintf("lockdown payload %q: want ON or OFF", truncate(e.payload, 20)))
 		return
 	}
 	now := l.now()
 	for _, d := range l.b.doors {
 		if r := Refusal(d.mode, l.doorHazards(d, now), req); r != "" {
-			l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, fmt.Sprintf("door %q: %s", d.cfg.ID, r))
+			l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r))
 			l.notice("lockdown refused: " + r)
 			return
 		}

@@ -1,8 +1,13 @@
 package bridge
 
 import (
+	"errors"
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/doorbridge/doorbridge/config"
 )
 
 // metrics live in the bridge's own registry, so each test gets a fresh one.
@@ -17,6 +22,12 @@ type metrics struct {
 	heartbeatRTT   prometheus.Histogram
 	mqttReconnects prometheus.Counter
 	publishDropped prometheus.Counter
+
+	hazardDuration   *prometheus.HistogramVec
+	hazardRelease    prometheus.Histogram
+	commandsRejected *prometheus.CounterVec
+	buildInfo        *prometheus.GaugeVec
+	auditDropped     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,10 +64,75 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		publishDropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "doorbridge_mqtt_publish_dropped_total", Help: "Messages dropped because the publish queue was full (state is republished).",
 		}),
+		hazardDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "doorbridge_hazard_duration_seconds", Help: "How long each hazard was active, observed when it clears.",
+			Buckets: []float64{1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600},
+		}, []string{"hazard"}),
+		hazardRelease: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "doorbridge_hazard_release_seconds", Help: "From the control loop seeing a hazard rise to its relay writes being done (drivers included); the budget is 1 s.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		commandsRejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "doorbridge_commands_rejected_total", Help: "Commands rejected or ignored, by door and reason (unknown_command, stale, too_large, hazard, code, lockout, unknown_door, retained).",
+		}, []string{"door", "reason"}),
+		buildInfo: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "doorbridge_build_info", Help: "Always 1; the labels say which doorbridge runs.",
+		}, []string{"version", "goversion"}),
+		auditDropped: f.NewCounter(prometheus.CounterOpts{
+			Name: "doorbridge_audit_file_dropped_total", Help: "Audit events not written to audit.file (queue full or write error); they still went to the log and MQTT.",
+		}),
 	}
 	for _, h := range AllHazards() {
 		m.hazardActive.WithLabelValues(h.String())
 		m.watchdogTrips.WithLabelValues(h.String())
+		m.hazardDuration.WithLabelValues(h.String())
 	}
 	return m
+}
+
+// Reasons a command is rejected: the reason label of
+// doorbridge_commands_rejected_total, a small fixed set so that no payload
+// or topic can grow the number of series.
+const (
+	rejectUnknownCommand = "unknown_command" // not LOCK, UNLOCK, OPEN or valid JSON
+	rejectStale          = "stale"           // its ts is older than MaxCommandAge
+	rejectTooLarge       = "too_large"       // over MaxCommandSize
+	rejectHazard         = "hazard"          // it would power a lock during a hazard (R17)
+	rejectCode           = "code"            // no code, a wrong code, or a code check already running
+	rejectLockout        = "lockout"         // the keypad is locked out after wrong codes
+	rejectUnknownDoor    = "unknown_door"    // B/N/<door>/set for a door that is not configured
+	rejectRetained       = "retained"        // a retained command (ignored, R18)
+)
+
+var rejectReasons = []string{rejectUnknownCommand, rejectStale, rejectTooLarge, rejectHazard,
+	rejectCode, rejectLockout, rejectUnknownDoor, rejectRetained}
+
+// unknownDoorLabel is the door label of commands for doors that do not
+// exist: the id from the topic would let anyone add series.
+const unknownDoorLabel = "(unknown)"
+
+// parseRejectReason is the reason for a ParseDoorCommand error.
+func parseRejectReason(err error) string {
+	switch {
+	case errors.Is(err, ErrCommandTooLarge):
+		return rejectTooLarge
+	case errors.Is(err, ErrCommandStale):
+		return rejectStale
+	}
+	return rejectUnknownCommand
+}
+
+// setup stamps the build and creates every door's series at zero, so that
+// rates and dashboards work before the first event.
+func (m *metrics) setup(version string, doors []config.Door) {
+	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	labels := []string{"lockdown", unknownDoorLabel}
+	for _, d := range doors {
+		labels = append(labels, d.ID)
+	}
+	for _, d := range labels {
+		for _, r := range rejectReasons {
+			m.commandsRejected.WithLabelValues(d, r)
+		}
+	}
 }

@@ -22,6 +22,8 @@ type Topics struct {
 	Error           string // B/N/error: bridge-level errors (unknown door...), not retained
 	Republish       string // B/N/republish: PRESS republishes discovery and state
 	Events          string // B/N/events: audit events, not retained
+	DrillOverdue    string // B/N/drill_overdue/state: ON when no release drill in 31 days, retained
+	DrillLast       string // B/N/drill/last: RFC 3339 time of the last release drill, retained (restores it at start)
 	DoorCommandWild string // B/N/+/set: the subscription for door commands
 	HAStatus        string // <discovery_prefix>/status: Home Assistant's birth message
 }
@@ -45,6 +47,8 @@ func NewTopics(cfg *config.Config) Topics {
 		Error:           p + "/error",
 		Republish:       p + "/republish",
 		Events:          p + "/events",
+		DrillOverdue:    p + "/drill_overdue/state",
+		DrillLast:       p + "/drill/last",
 		DoorCommandWild: p + "/+/set",
 		HAStatus:        cfg.MQTT.DiscoveryPrefix + "/status",
 	}

@@ -46,6 +46,19 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 			// needs attention, so problem (on = problem), not safety, whose
 			// "unsafe" would read wrongly while doors are released for a fire.
 			"fire_release_latched": binary("fire_release_latched", "Fire release latched", "problem", "alarm/latched"),
+			// R20: no alarm has released the fail-safe doors in 31 days.
+			// Not diagnostic: it asks the owner to act, like problem.
+			"drill_overdue": binary("drill_overdue", "Release drill overdue", "problem", "drill_overdue/state"),
+			"last_drill": {
+				Platform:        "sensor",
+				Name:            name("Last release drill"),
+				UniqueID:        uid + "last_drill",
+				DefaultEntityID: "sensor." + id + "_last_drill",
+				DeviceClass:     "timestamp",
+				EntityCategory:  "diagnostic",
+				StateTopic:      base + "drill/last",
+				QoS:             1,
+			},
 			"lockdown": {
 				Platform:        "switch",
 				Name:            name("Lockdown"),
