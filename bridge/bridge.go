@@ -110,6 +110,10 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		b.closeDrivers()
 		return nil, err
 	}
+	if err := b.openDoorInputs(); err != nil {
+		b.closeDrivers()
+		return nil, err
+	}
 	if err := b.openAuditFile(); err != nil {
 		b.closeDrivers()
 		return nil, err

@@ -11,7 +11,7 @@ import (
 const (
 	StateLocked   = "LOCKED"
 	StateUnlocked = "UNLOCKED"
-	StateOpen     = "OPEN" // unlocked by a momentary OPEN
+	StateOpen     = "OPEN" // unlocked by a momentary OPEN, or the contact reports the door open
 	StateJammed   = "JAMMED"
 )
 
@@ -26,6 +26,7 @@ type door struct {
 
 	command        Command
 	momentaryUntil time.Time // zero: no momentary OPEN running
+	io             *doorIO   // input lines and their logic (doorio.go); nil: none configured
 
 	written bool // power was written at least once by the loop
 	power   bool // lock power as last written successfully
@@ -60,6 +61,8 @@ func (d *door) state() string {
 	switch {
 	case d.fault:
 		return StateJammed
+	case d.io != nil && d.io.out.Open:
+		return StateOpen
 	case d.locked():
 		return StateLocked
 	case d.cause == CauseMomentary:

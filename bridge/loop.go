@@ -362,12 +362,14 @@ func (l *loop) applyDoor(d *door, now time.Time) bool {
 		// resumed after it.
 		d.momentaryUntil = time.Time{}
 	}
+	rex := l.stepInputs(d, now, hz) // may end a momentary OPEN early
 	dec := Decide(Inputs{
 		Mode:      d.mode,
 		Hazards:   hz,
 		Lockdown:  l.lockdown,
 		Momentary: !d.momentaryUntil.IsZero(),
 		Command:   d.command,
+		Rex:       rex,
 	})
 	if dec.Power && l.b.wd.tripped.Load() {
 		dec.Power = false // never power a lock over the watchdog's emergency off
@@ -434,6 +436,7 @@ func isHazardName(s string) bool {
 }
 
 func (l *loop) setFault(d *door, now time.Time, err error) {
+	l.countDriverError(d)
 	if !d.fault {
 		l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
 		l.b.audit.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
@@ -451,7 +454,9 @@ func (l *loop) clearFault(d *door, now time.Time) {
 func (l *loop) retryFaults() {
 	for _, d := range l.b.doors {
 		if d.fault {
-			if err := d.off(); err == nil {
+			if err := d.off(); err != nil {
+				l.countDriverError(d)
+			} else {
 				l.clearFault(d, l.now())
 				d.power = false
 				l.origin = "driver:retry"
@@ -543,6 +548,7 @@ func (l *loop) publishState() {
 			Fault: errString(d.faultErr),
 		})
 		l.publishRetained(d.topics.Attributes, string(attrs))
+		l.publishInputs(d)
 	}
 	l.publishRetained(t.AlarmState, onOff(l.alarmActive()))
 	l.publishRetained(t.AlarmLatched, onOff(l.latched))

@@ -22,6 +22,7 @@ type metrics struct {
 	heartbeatRTT   prometheus.Histogram
 	mqttReconnects prometheus.Counter
 	publishDropped prometheus.Counter
+	driverErrors   *prometheus.CounterVec
 
 	hazardDuration   *prometheus.HistogramVec
 	hazardRelease    prometheus.Histogram
@@ -64,6 +65,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		publishDropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "doorbridge_mqtt_publish_dropped_total", Help: "Messages dropped because the publish queue was full (state is republished).",
 		}),
+		driverErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "doorbridge_driver_errors_total", Help: "Relay writes that failed, by driver (a door whose relay cannot be set is JAMMED and retried).",
+		}, []string{"driver"}),
 		hazardDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "doorbridge_hazard_duration_seconds", Help: "How long each hazard was active, observed when it clears.",
 			Buckets: []float64{1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600},

@@ -31,6 +31,12 @@ func (b *Bridge) startPowerSources(ctx context.Context) error {
 			src = n
 		case config.PowerSysfs:
 			src = power.NewSysfs(pc.Path)
+		case config.PowerInput:
+			in, err := b.openInput(pc.Line())
+			if err != nil {
+				return fmt.Errorf("power source %q: %w", pc.Name, err)
+			}
+			src = inputPowerSource{name: pc.Name, cfg: pc.Line(), in: in}
 		default:
 			continue
 		}

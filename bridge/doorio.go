@@ -1,0 +1,207 @@
+package bridge
+
+// The loop's side of door inputs: opening the lines, reading them on every
+// evaluation, feeding the pure logic in doorinputs.go and acting on what it
+// says (events, REX for the policy, early relock, retained flags).
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+// Door input topics, under B/N/<door>/. All retained, ON/OFF; the contact
+// is "None" (HA: unknown) while it cannot be read.
+const (
+	leafContact        = "contact"         // ON = door open
+	leafForced         = "forced"          // ON = forced open, until it closes
+	leafHeld           = "held"            // ON = held open, until it closes
+	leafReleaseFailure = "release_failure" // ON = maglock sensed locked with its power off
+)
+
+// payloadUnknown resets a Home Assistant binary_sensor to unknown.
+const payloadUnknown = "None"
+
+// doorIO is one door's input lines and their logic.
+type doorIO struct {
+	contact, rex, lockSense *inputLine
+	logic                   *DoorInputs
+	out                     DoorInputOutcome // of the last reading
+	topic                   func(leaf string) string
+}
+
+// inputLine is one opened input.
+type inputLine struct {
+	name    string // contact, rex, lock_sense
+	cfg     config.Line
+	in      drivers.Input
+	failing bool // the last read failed (logged once per change)
+}
+
+// openDoorInputs opens every door's input lines, before any network
+// traffic, so a missing or busy line fails the start with its name.
+func (b *Bridge) openDoorInputs() error {
+	for _, dc := range b.cfg.Drivers {
+		b.m.driverErrors.WithLabelValues(dc.ID) // every driver's series exists at 0
+	}
+	for _, d := range b.doors {
+		io := &doorIO{}
+		for _, x := range []struct {
+			name string
+			cfg  *config.Line
+			dst  **inputLine
+		}{{leafContact, d.cfg.Contact, &io.contact}, {"rex", d.cfg.Rex, &io.rex}, {"lock_sense", d.cfg.LockSense, &io.lockSense}} {
+			if x.cfg == nil {
+				continue
+			}
+			in, err := b.openInput(*x.cfg)
+			if err != nil {
+				return fmt.Errorf("door %q: %s: %w", d.cfg.ID, x.name, err)
+			}
+			*x.dst = &inputLine{name: x.name, cfg: *x.cfg, in: in}
+		}
+		if io.contact == nil && io.rex == nil && io.lockSense == nil {
+			continue
+		}
+		io.logic = NewDoorInputs(DoorInputTimes{
+			Mode: d.mode, RexTime: d.cfg.EffectiveRexTime(), UnlockTime: d.cfg.UnlockTime,
+			HeldOpenTime: d.cfg.EffectiveHeldOpenTime(),
+		})
+		prefix := b.topics.prefix + "/" + d.cfg.ID + "/"
+		io.topic = func(leaf string) string { return prefix + leaf }
+		d.io = io
+	}
+	return nil
+}
+
+// openInput opens one input line of a configured driver.
+func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
+	drv := b.drivers[l.Driver]
+	if drv == nil {
+		return nil, fmt.Errorf("unknown driver %q", l.Driver)
+	}
+	opener, ok := drv.(drivers.InputOpener)
+	if !ok {
+		return nil, fmt.Errorf("driver %q has no input lines", l.Driver)
+	}
+	in, err := opener.OpenInput(l.Channel, drivers.InputOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w", l.Driver, l.Channel, err)
+	}
+	return in, nil
+}
+
+// readInput reads one line as a Sense. A failed read is unknown; it is
+// logged when a line starts failing and when it works again, not per read.
+func (l *loop) readInput(d *door, ln *inputLine) Sense {
+	if ln == nil {
+		return SenseUnknown
+	}
+	v, err := ln.in.Read()
+	if failing := err != nil; failing != ln.failing {
+		ln.failing = failing
+		if failing {
+			l.log.Error("door input cannot be read: treated as unknown", "door", d.cfg.ID, "input", ln.name, "err", err)
+			l.b.audit.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "unreadable", Detail: ln.name + ": " + err.Error(), Origin: l.origin})
+		} else {
+			l.log.Info("door input readable again", "door", d.cfg.ID, "input", ln.name)
+			l.b.audit.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "readable", Detail: ln.name, Origin: l.origin})
+		}
+	}
+	return SenseOf(v, ln.cfg.ActiveLow, err)
+}
+
+// stepInputs reads d's inputs, runs its input logic with the hazards hz
+// that apply to it, and acts on the outcome: door events, the early relock
+// of a momentary OPEN. It returns whether a REX unlock is running, for the
+// policy. A door without inputs has none.
+func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
+	io := d.io
+	if io == nil {
+		return false
+	}
+	prev := io.out
+	out := io.logic.Step(DoorInputSample{
+		Now:       now,
+		Contact:   l.readInput(d, io.contact),
+		Rex:       l.readInput(d, io.rex),
+		LockSense: l.readInput(d, io.lockSense),
+		Power:     d.power,
+		Locked:    d.locked(),
+		Momentary: !d.momentaryUntil.IsZero(),
+		Hazard:    hz.Any(),
+		Lockdown:  l.lockdown,
+		// A hazard releases every fail-safe door that it applies to (a
+		// door held on its own battery does not see the power hazard).
+		Released: hz.Any() && d.mode == FailSafe,
+	})
+	io.out = out
+	if out.Rex && !prev.Rex {
+		l.log.Info("exit button (REX): door unlocked locally", "door", d.cfg.ID)
+		l.b.audit.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "rex", Origin: l.origin})
+	}
+	if out.EndMomentary && !d.momentaryUntil.IsZero() {
+		l.log.Info("door opened and closed: momentary OPEN ends early", "door", d.cfg.ID)
+		d.momentaryUntil = time.Time{}
+	}
+	if out.Open != prev.Open && out.ContactKnown {
+		l.log.Debug("door contact", "door", d.cfg.ID, "open", out.Open)
+	}
+	for _, ev := range out.Events {
+		l.log.Warn("door event", "door", d.cfg.ID, "event", ev)
+		l.b.audit.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: ev, Origin: l.origin})
+		l.doorEvent(d, ev)
+	}
+	return out.Rex
+}
+
+// publishInputs publishes d's retained input states.
+func (l *loop) publishInputs(d *door) {
+	io := d.io
+	if io == nil {
+		return
+	}
+	if io.contact != nil {
+		contact := payloadUnknown
+		if io.out.ContactKnown {
+			contact = onOff(io.out.Open)
+		}
+		l.publishRetained(io.topic(leafContact), contact)
+		l.publishRetained(io.topic(leafForced), onOff(io.out.Forced))
+		l.publishRetained(io.topic(leafHeld), onOff(io.out.Held))
+	}
+	if io.lockSense != nil {
+		l.publishRetained(io.topic(leafReleaseFailure), onOff(io.out.ReleaseFailure))
+	}
+}
+
+// countDriverError counts one failed relay write on d's driver.
+func (l *loop) countDriverError(d *door) {
+	l.b.m.driverErrors.WithLabelValues(d.cfg.Relay.Driver).Inc()
+}
+
+// inputPowerSource is a power-good input line: active while mains are good.
+type inputPowerSource struct {
+	name string
+	cfg  config.Line
+	in   drivers.Input
+}
+
+// Name implements power.Source.
+func (s inputPowerSource) Name() string { return s.name }
+
+// Poll implements power.Source. A read error is not a reading: power.Watch
+// keeps the last state and reports power lost after the source's timeout.
+func (s inputPowerSource) Poll(context.Context) (bool, string, error) {
+	v, err := s.in.Read()
+	if err != nil {
+		return false, "", err
+	}
+	if SenseOf(v, s.cfg.ActiveLow, nil) == SenseActive {
+		return false, "power good", nil
+	}
+	return true, "power-good input inactive", nil
+}
