@@ -7,6 +7,7 @@
 //	doorbridge discovery [-c FILE]      print the Home Assistant discovery payloads
 //	doorbridge hash-code                read a code on stdin, print its bcrypt hash
 //	doorbridge healthcheck [-c FILE]    exit 0 when the running bridge is ready
+//	doorbridge events [-c FILE] [--since 1h]   print the audit file as a table
 //	doorbridge version
 //
 // FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
@@ -34,6 +35,7 @@ commands:
   discovery [-c FILE]             print the Home Assistant discovery payloads
   hash-code                       read a door code on stdin, print its bcrypt hash
   healthcheck [-c FILE]           exit 0 when the running bridge is ready (/readyz)
+  events [-c FILE] [--since 1h]   print the audit file (audit.file) as a table
   version                         print the version
 
 FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
@@ -55,6 +57,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdHashCode(stdin, stdout, stderr)
 	case "discovery":
 		return cmdDiscovery(args[1:], stdout, stderr)
+	case "events":
+		return cmdEvents(args[1:], stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
