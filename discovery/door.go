@@ -71,7 +71,7 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 		lock.CommandTemplate = codeCommandTemplate
 	}
 
-	return &payload{
+	p := &payload{
 		Device: device{
 			Identifiers:  []string{DoorID(cfg, d.ID)},
 			Name:         devName,
@@ -146,6 +146,8 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 			},
 		},
 	}
+	addInputComponents(p.Components, d, base, uid, slug)
+	return p
 }
 
 // entitySlug turns an id into the object id of an entity id the way HA's

@@ -69,6 +69,7 @@ func TestBuildTopicsSortedAndDeterministic(t *testing.T) {
 		"homeassistant/device/doorbridge_home/config",
 		"homeassistant/device/doorbridge_home_back/config",
 		"homeassistant/device/doorbridge_home_front/config",
+		"homeassistant/device/doorbridge_home_side/config",
 	}
 	if len(msgs) != len(want) {
 		t.Fatalf("got %d messages, want %d", len(msgs), len(want))
@@ -108,7 +109,7 @@ func TestVocabularies(t *testing.T) {
 	}
 	events := discovery.EventTypes()
 	wantEv := []string{"unlocked", "locked", "opened", "rejected_code", "released_by_hazard",
-		"relocked", "lockout", "forced_open", "held_open"}
+		"relocked", "lockout", "forced_open", "held_open", "release_failure"}
 	if strings.Join(events, ",") != strings.Join(wantEv, ",") {
 		t.Errorf("EventTypes = %v", events)
 	}

@@ -41,14 +41,23 @@ func newConfig(t testing.TB, doors ...config.Door) *config.Config {
 	return &cfg
 }
 
-// goldenConfig has one fail-safe door without a code and one fail-secure
-// door with its own code.
+// goldenConfig has one fail-safe door without a code, one fail-secure
+// door with its own code, and a fail-safe door with every input.
 func goldenConfig(t testing.TB) *config.Config {
 	front := door("front", config.FailSafe, "")
 	front.Name = "Front door"
 	back := door("back", config.FailSecure, testHash)
 	back.Name = "Back door"
-	return newConfig(t, front, back)
+	return newConfig(t, front, back, withInputs(door("side", config.FailSafe, "")))
+}
+
+// withInputs gives d a contact, an exit button and a lock sense on the
+// test relay bank's input channels.
+func withInputs(d config.Door) config.Door {
+	d.Contact = &config.Line{Driver: "relays", Channel: "in-" + d.ID + "-contact"}
+	d.Rex = &config.Line{Driver: "relays", Channel: "in-" + d.ID + "-rex"}
+	d.LockSense = &config.Line{Driver: "relays", Channel: "in-" + d.ID + "-lock"}
+	return d
 }
 
 var testInfo = discovery.Info{Version: "1.2.3", SupportURL: "https://github.com/doorbridge/doorbridge"}

@@ -334,6 +334,9 @@ func TestPayloadsFollowHARules(t *testing.T) {
 			door("bridge", config.FailSafe, ""), door("power", config.FailSafe, ""),
 			door("fail", config.FailSafe, ""), door("reset_fire", config.FailSafe, "")),
 		"dash": newConfig(t, dashed),
+		// input components joined to door ids must not collide either.
+		"inputs": newConfig(t, withInputs(door("a", config.FailSafe, "")), withInputs(door("a_held", config.FailSafe, "")),
+			withInputs(door("a_forced", config.FailSafe, "")), withInputs(door("contact", config.FailSafe, ""))),
 		"bridge code": func() *config.Config {
 			c := newConfig(t, door("front", config.FailSafe, ""))
 			c.Bridge.CodeHash = testHash

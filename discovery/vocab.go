@@ -30,6 +30,7 @@ var eventTypes = []string{
 	"lockout",
 	"forced_open",
 	"held_open",
+	"release_failure",
 }
 
 // CauseOptions lists every value the per-door cause sensor may take. It
