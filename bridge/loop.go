@@ -46,8 +46,10 @@ type loop struct {
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	republishPending bool
 
-	pub    map[string]string // last retained payload published per topic
-	origin string            // what triggered the current evaluation, for the audit log
+	pub     map[string]string // last retained payload published per topic
+	cache   pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
+	reports []relayReport     // relay changes of the current evaluation, reported once all are written
+	origin  string            // what triggered the current evaluation, for the audit log
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
 	drill       drillState            // release drill reminder (R20)
@@ -311,6 +313,7 @@ func (l *loop) evaluate() {
 		}
 	}
 	l.afterWrites(rose, len(touched) > 0, start, armed)
+	l.reportRelays()
 	l.publishState()
 }
 
@@ -395,19 +398,41 @@ func (l *loop) applyDoor(d *door, now time.Time) bool {
 	}
 	d.power = dec.Power
 	d.written = true
-	l.b.m.relayWrites.WithLabelValues(d.cfg.ID).Inc()
-	l.b.m.lockEnergized.WithLabelValues(d.cfg.ID).Set(b2f(d.power))
-	l.b.m.doorLocked.WithLabelValues(d.cfg.ID).Set(b2f(d.locked()))
-	if wasWritten && wasLocked == d.locked() {
-		return true
-	}
-	energized := d.power
-	l.b.audit.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: dec.Cause, Origin: l.origin,
-		Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
-	if wasWritten {
-		l.doorEvent(d, lockEventType(d, hz, prevCause))
-	}
+	// Metrics, the audit log and the access event wait until every relay of
+	// this evaluation is written and flushed (reportRelays): a log line per
+	// door would otherwise hold up the release of the doors after it.
+	l.reports = append(l.reports, relayReport{d: d, hz: hz, prevCause: prevCause, wasLocked: wasLocked, wasWritten: wasWritten})
 	return true
+}
+
+// relayReport is a relay change applyDoor wrote, to be reported.
+type relayReport struct {
+	d          *door
+	hz         Hazards
+	prevCause  string
+	wasLocked  bool
+	wasWritten bool
+}
+
+// reportRelays reports the relay changes of the evaluation, once written.
+func (l *loop) reportRelays() {
+	for _, r := range l.reports {
+		d := r.d
+		l.b.m.relayWrites.WithLabelValues(d.cfg.ID).Inc()
+		l.b.m.lockEnergized.WithLabelValues(d.cfg.ID).Set(b2f(d.power))
+		l.b.m.doorLocked.WithLabelValues(d.cfg.ID).Set(b2f(d.locked()))
+		if r.wasWritten && r.wasLocked == d.locked() {
+			continue
+		}
+		energized := d.power
+		l.b.audit.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: l.origin,
+			Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
+		if r.wasWritten {
+			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
+		}
+	}
+	clear(l.reports)
+	l.reports = l.reports[:0]
 }
 
 // lockEventType names the access event for a door that just changed.
@@ -496,7 +521,8 @@ func (l *loop) shutdown(reason string) {
 // snapshot publishes the state for HTTP readers.
 func (l *loop) snapshot(now time.Time) {
 	s := &Snapshot{
-		Hazards:   l.effective.Names(),
+		Doors:     make([]DoorView, 0, len(l.b.doors)),
+		Hazards:   l.cache.hazardNames(l.effective),
 		Connected: l.linkHealthy,
 		Startup:   l.raw.Has(HazardStartup),
 		Lockdown:  l.lockdown,
@@ -506,7 +532,7 @@ func (l *loop) snapshot(now time.Time) {
 		s.Doors = append(s.Doors, DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
 			Energized: d.power, Locked: d.locked(), State: d.state(), Cause: d.cause,
-			Hazards: l.doorHazards(d, now).Names(),
+			Hazards: l.cache.hazardNames(l.doorHazards(d, now)),
 		})
 	}
 	l.b.snapshot.Store(s)
@@ -542,20 +568,18 @@ func (l *loop) publishState() {
 		l.publishRetained(d.topics.State, d.state())
 		l.publishRetained(d.topics.Cause, d.cause)
 		l.publishRetained(d.topics.Energized, onOff(d.power))
-		attrs, _ := json.Marshal(doorAttributes{
+		l.publishRetained(d.topics.Attributes, l.cache.attrsJSON(d, doorAttributes{
 			FailMode: d.mode.String(), Energized: d.power, Locked: d.locked(), Cause: d.cause,
-			Hazards: hz.Names(), Egress: d.cfg.Egress, MechanicalEgress: d.cfg.MechanicalEgress,
+			Hazards: hazardList(hz), Egress: d.cfg.Egress, MechanicalEgress: d.cfg.MechanicalEgress,
 			Fault: errString(d.faultErr),
-		})
-		l.publishRetained(d.topics.Attributes, string(attrs))
+		}))
 		l.publishInputs(d)
 	}
 	l.publishRetained(t.AlarmState, onOff(l.alarmActive()))
 	l.publishRetained(t.AlarmLatched, onOff(l.latched))
 	l.publishRetained(t.LockdownState, onOff(l.lockdown))
 	l.publishRetained(t.ProblemState, onOff(l.effective.Any()))
-	hz, _ := json.Marshal(l.effective.Names())
-	l.publishRetained(t.Hazards, string(hz))
+	l.publishRetained(t.Hazards, l.cache.hazardsJSON(l.effective))
 	l.publishDrill(now)
 	if len(l.powerLost) > 0 {
 		lost := false
@@ -574,14 +598,14 @@ func (l *loop) republishState() {
 }
 
 type doorAttributes struct {
-	FailMode         string   `json:"fail_mode"`
-	Energized        bool     `json:"energized"`
-	Locked           bool     `json:"locked"`
-	Cause            string   `json:"cause"`
-	Hazards          []string `json:"hazards"`
-	Egress           bool     `json:"egress"`
-	MechanicalEgress bool     `json:"mechanical_egress"`
-	Fault            string   `json:"fault,omitempty"`
+	FailMode         string     `json:"fail_mode"`
+	Energized        bool       `json:"energized"`
+	Locked           bool       `json:"locked"`
+	Cause            string     `json:"cause"`
+	Hazards          hazardList `json:"hazards"`
+	Egress           bool       `json:"egress"`
+	MechanicalEgress bool       `json:"mechanical_egress"`
+	Fault            string     `json:"fault,omitempty"`
 }
 
 // doorEvent publishes an access event for HA's event entity (never retained).

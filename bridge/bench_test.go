@@ -1,0 +1,138 @@
+package bridge
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
+)
+
+// Hot paths of the control loop, measured (go test -bench . -benchmem ./bridge):
+// what one alarm, one command and one idle timer tick cost with 256 doors.
+
+var commandPayloads = []struct {
+	name    string
+	payload string
+}{
+	{"plain", "UNLOCK"},
+	{"json", `{"action": "OPEN", "code": "1234"}`},
+	{"json_ts", `{"action": "UNLOCK", "code": "None", "ts": 1800000000.25}`},
+	{"garbage", "unlock please"},
+}
+
+func BenchmarkParseDoorCommand(b *testing.B) {
+	now := time.Unix(1_800_000_001, 0)
+	for _, p := range commandPayloads {
+		payload := []byte(p.payload)
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ParseDoorCommand(payload, now)
+			}
+		})
+	}
+}
+
+// benchDoors is the door count of the loop benchmarks.
+const benchDoors = 256
+
+// benchLoop returns a loop over benchDoors doors on a sim driver (even doors
+// fail-safe, odd fail-secure), linked and with the alarm clear, so every door
+// is locked. Its MQTT publishes go to a queue that drain empties.
+func benchLoop(b *testing.B) (*loop, *fakeClock) {
+	b.Helper()
+	cfg := testConfig("tcp://127.0.0.1:1")
+	cfg.Watchdog.RelockDelay = 0 // an alarm cleared relocks in the same evaluation
+	cfg.Watchdog.AlarmLatch = false
+	cfg.Doors = nil
+	for i := range benchDoors {
+		mode := config.FailSafe
+		if i%2 == 1 {
+			mode = config.FailSecure
+		}
+		cfg.Doors = append(cfg.Doors, config.Door{ID: fmt.Sprintf("d%03d", i), Name: fmt.Sprintf("Door %d", i), FailMode: mode,
+			Relay: config.Line{Driver: "sim", Channel: strconv.Itoa(i)}, UnlockTime: time.Second})
+	}
+	if err := cfg.Validate(); err != nil {
+		b.Fatalf("config: %v", err)
+	}
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	br, err := Open(cfg, Options{Log: testLogger(b), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(br.closeDrivers)
+	l := newLoop(br)
+	l.mq = &mqttLink{queue: make(chan pubMsg, publishQueue), m: br.m, topics: br.topics, done: make(chan struct{})}
+	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
+	l.onMessage(evMessage{topic: cfg.Alarms[0].Topic, payload: []byte("OFF"), retained: true})
+	drain(l)
+	for _, d := range br.doors {
+		if !d.locked() {
+			b.Fatalf("door %s not locked at the start of the benchmark (cause %s)", d.cfg.ID, d.cause)
+		}
+	}
+	return l, clk
+}
+
+// drain empties the publish queue, as the publisher goroutine would.
+func drain(l *loop) int {
+	n := 0
+	for {
+		select {
+		case <-l.mq.queue:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// An idle timer tick: nothing changes, every door is evaluated.
+func BenchmarkEvaluate256DoorsIdle(b *testing.B) {
+	l, _ := benchLoop(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		l.evaluate()
+		drain(l)
+	}
+}
+
+// An alarm and its clearing: 128 maglocks released and relocked, every
+// change published. One op is two evaluations.
+func BenchmarkEvaluate256DoorsAlarm(b *testing.B) {
+	l, _ := benchLoop(b)
+	topic := l.b.cfg.Alarms[0].Topic
+	on, off := []byte("ON"), []byte("OFF")
+	b.ReportAllocs()
+	for b.Loop() {
+		l.onMessage(evMessage{topic: topic, payload: on, retained: true})
+		drain(l)
+		l.onMessage(evMessage{topic: topic, payload: off, retained: true})
+		drain(l)
+	}
+	if d := l.b.doors[0]; !d.locked() {
+		b.Fatalf("door %s not relocked after the alarm cleared (cause %s)", d.cfg.ID, d.cause)
+	}
+}
+
+// A command to one door among 256: UNLOCK then LOCK (one op is both).
+func BenchmarkCommand256Doors(b *testing.B) {
+	l, _ := benchLoop(b)
+	d := l.b.doors[benchDoors/2]
+	unlock, lock := []byte("UNLOCK"), []byte("LOCK")
+	b.ReportAllocs()
+	for b.Loop() {
+		l.onMessage(evMessage{topic: d.topics.Set, payload: unlock})
+		drain(l)
+		l.onMessage(evMessage{topic: d.topics.Set, payload: lock})
+		drain(l)
+	}
+	if !d.locked() {
+		b.Fatalf("door %s not locked after LOCK (cause %s)", d.cfg.ID, d.cause)
+	}
+}
