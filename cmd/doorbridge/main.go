@@ -5,6 +5,7 @@
 //	doorbridge check-config [-c FILE]   validate a config and show what each door does
 //	doorbridge alarm on|off|reset [-c FILE]   publish to the alarm topic (drills, commissioning)
 //	doorbridge discovery [-c FILE]      print the Home Assistant discovery payloads
+//	doorbridge test-door [-c FILE] DOOR walk an installer through one door (relay, inputs)
 //	doorbridge hash-code                read a code on stdin, print its bcrypt hash
 //	doorbridge healthcheck [-c FILE]    exit 0 when the running bridge is ready
 //	doorbridge events [-c FILE] [--since 1h]   print the audit file as a table
@@ -33,6 +34,7 @@ commands:
   check-config [-c FILE]          validate a config; print what each door does
   alarm on|off|reset [-c FILE]    publish the fire alarm (drills, commissioning)
   discovery [-c FILE]             print the Home Assistant discovery payloads
+  test-door [-c FILE] DOOR        commissioning: pulse one door's relay, show its inputs live
   hash-code                       read a door code on stdin, print its bcrypt hash
   healthcheck [-c FILE]           exit 0 when the running bridge is ready (/readyz)
   events [-c FILE] [--since 1h]   print the audit file (audit.file) as a table
@@ -57,6 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdHashCode(stdin, stdout, stderr)
 	case "discovery":
 		return cmdDiscovery(args[1:], stdout, stderr)
+	case "test-door":
+		return cmdTestDoor(args[1:], stdin, stdout, stderr)
 	case "events":
 		return cmdEvents(args[1:], stdout, stderr)
 	case "healthcheck":

@@ -1,0 +1,464 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+)
+
+// cmdTestDoor walks an installer through one door: what its fail mode
+// means, a pulse of lock power, its inputs live. It drives the relay
+// directly, so it refuses to run while a bridge with the same id is online,
+// and it always leaves the relay off (the safe state), on Ctrl-C too.
+func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("test-door", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := configFlag(fs)
+	force := fs.Bool("force", false, "run even when the broker cannot be reached to check that no bridge is online")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the broker's answer")
+	pulse := fs.Duration("pulse", 3*time.Second, "how long to power the lock in the pulse step (1s–30s)")
+	watch := fs.Duration("watch", 15*time.Second, "how long to show the inputs live")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: doorbridge test-door [-c FILE] [-force] [-pulse 3s] [-watch 15s] DOOR")
+		fs.PrintDefaults()
+	}
+	// The door may come before or after the flags.
+	var doorID string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		doorID, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if doorID == "" && fs.NArg() == 1 {
+		doorID = fs.Arg(0)
+	} else if fs.NArg() != 0 || doorID == "" {
+		fs.Usage()
+		return 2
+	}
+	if *pulse < config.MinUnlockTime || *pulse > config.MaxUnlockTime {
+		fmt.Fprintf(stderr, "doorbridge: test-door: -pulse %v is outside 1s–30s\n", *pulse)
+		return 2
+	}
+	cfg, err := config.Load(config.Path(*file))
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	td := &testDoor{
+		cfg: cfg, in: lines(stdin), out: stdout, pulse: *pulse, watch: *watch,
+		poll: 50 * time.Millisecond, force: *force,
+		online: func(ctx context.Context) (bool, error) { return bridgeOnline(ctx, cfg, *timeout) },
+		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if err := td.run(ctx, doorID); err != nil {
+		fmt.Fprintf(stderr, "doorbridge: test-door: %v\n", err)
+		if errors.Is(err, context.Canceled) {
+			return 130
+		}
+		return 1
+	}
+	return 0
+}
+
+// testDoor is one run of test-door.
+type testDoor struct {
+	cfg   *config.Config
+	in    <-chan string // stdin, line by line; closed at EOF
+	out   io.Writer
+	pulse time.Duration
+	watch time.Duration
+	poll  time.Duration
+	force bool
+	log   *slog.Logger
+	// online reports whether a bridge with this bridge id is online.
+	online func(context.Context) (bool, error)
+	// drivers, when set, supplies opened drivers by id (tests).
+	drivers map[string]drivers.Driver
+
+	door   *config.Door
+	mode   bridge.FailMode
+	relay  drivers.Output
+	flush  []drivers.Flusher
+	inputs []testInput
+}
+
+type testInput struct {
+	name string
+	cfg  config.Line
+	in   drivers.Input
+}
+
+// errOnline refuses to drive a relay that a running bridge owns.
+var errOnline = errors.New("refused")
+
+func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
+	td.door = td.cfg.Door(doorID)
+	if td.door == nil {
+		ids := make([]string, 0, len(td.cfg.Doors))
+		for _, d := range td.cfg.Doors {
+			ids = append(ids, d.ID)
+		}
+		return fmt.Errorf("no door %q in %s (doors: %s)", doorID, td.cfg.File, strings.Join(ids, ", "))
+	}
+	if td.mode, err = bridge.ParseFailMode(td.door.FailMode); err != nil {
+		return fmt.Errorf("door %q: %w", doorID, err)
+	}
+	online, err := td.online(ctx)
+	switch {
+	case online:
+		return fmt.Errorf("%w: a bridge with id %q is online (retained %s/%s/availability = online); stop it first (systemctl stop doorbridge): test-door drives the relay itself",
+			errOnline, td.cfg.Bridge.ID, td.cfg.MQTT.BaseTopic, td.cfg.Bridge.ID)
+	case err != nil && !td.force:
+		return fmt.Errorf("cannot tell whether a bridge with id %q is running: %v; stop it and re-run with -force", td.cfg.Bridge.ID, err)
+	case err != nil:
+		fmt.Fprintf(td.out, "Broker unreachable (%v): going on because of -force.\n", err)
+	}
+
+	closers, err := td.open()
+	defer func() {
+		// Whatever happened, the relay ends off: the safe state.
+		if td.relay != nil {
+			if offErr := td.set(false); offErr != nil && err == nil {
+				err = fmt.Errorf("turning the relay off: %w", offErr)
+			}
+			fmt.Fprintf(td.out, "\nLeft with lock power OFF (the safe state): %s.\n", td.meaning(false))
+		}
+		for _, c := range closers {
+			c()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+
+	td.describe()
+	steps := []struct {
+		prompt string
+		do     func(context.Context) error
+	}{
+		{"Show the inputs now?", func(context.Context) error { td.showInputs(); return nil }},
+		{fmt.Sprintf("Pulse: power the lock for %v (%s), then off?", td.pulse, td.meaning(true)), td.doPulse},
+		{fmt.Sprintf("Watch the inputs live for %v (open the door, press the exit button)?", td.watch), func(ctx context.Context) error {
+			return td.watchInputs(ctx, td.watch)
+		}},
+	}
+	for _, s := range steps {
+		yes, err := td.ask(ctx, s.prompt)
+		if err != nil {
+			return err
+		}
+		if yes {
+			if err := s.do(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintln(td.out, "Done.")
+	return nil
+}
+
+// open opens the door's relay (at its off level) and inputs. It returns
+// functions that close what it opened.
+func (td *testDoor) open() ([]func(), error) {
+	var closers []func()
+	opened := map[string]drivers.Driver{}
+	get := func(id string) (drivers.Driver, error) {
+		if d, ok := opened[id]; ok {
+			return d, nil
+		}
+		if d, ok := td.drivers[id]; ok {
+			opened[id] = d
+			return d, nil
+		}
+		for _, dc := range td.cfg.Drivers {
+			if dc.ID != id {
+				continue
+			}
+			spec, err := drivers.Decode(dc.Type, dc.Options)
+			if err != nil {
+				return nil, fmt.Errorf("driver %q: %w", id, err)
+			}
+			d, err := spec.Open(id, td.log.With("driver", id))
+			if err != nil {
+				return nil, fmt.Errorf("driver %q: %w", id, err)
+			}
+			opened[id] = d
+			closers = append(closers, func() { _ = d.Close() })
+			if f, ok := d.(drivers.Flusher); ok {
+				td.flush = append(td.flush, f)
+			}
+			return d, nil
+		}
+		return nil, fmt.Errorf("unknown driver %q", id)
+	}
+	r := td.door.Relay
+	drv, err := get(r.Driver)
+	if err != nil {
+		return closers, fmt.Errorf("relay: %w", err)
+	}
+	// The first level the line ever shows is off (lock power off).
+	out, err := drv.OpenOutput(r.Channel, td.level(false))
+	if err != nil {
+		return closers, fmt.Errorf("relay %s/%s: %w", r.Driver, r.Channel, err)
+	}
+	td.relay = out
+	if err := td.set(false); err != nil {
+		return closers, fmt.Errorf("relay %s/%s: %w", r.Driver, r.Channel, err)
+	}
+	for _, x := range []struct {
+		name string
+		line *config.Line
+	}{{"contact", td.door.Contact}, {"rex", td.door.Rex}, {"lock_sense", td.door.LockSense}} {
+		if x.line == nil {
+			continue
+		}
+		drv, err := get(x.line.Driver)
+		if err != nil {
+			return closers, fmt.Errorf("%s: %w", x.name, err)
+		}
+		opener, ok := drv.(drivers.InputOpener)
+		if !ok {
+			return closers, fmt.Errorf("%s: driver %q has no input lines", x.name, x.line.Driver)
+		}
+		in, err := opener.OpenInput(x.line.Channel, drivers.InputOptions{})
+		if err != nil {
+			return closers, fmt.Errorf("%s %s/%s: %w", x.name, x.line.Driver, x.line.Channel, err)
+		}
+		td.inputs = append(td.inputs, testInput{name: x.name, cfg: *x.line, in: in})
+	}
+	return closers, nil
+}
+
+// level is the relay line level for lock power p.
+func (td *testDoor) level(p bool) bool { return p != td.door.Relay.ActiveLow }
+
+func (td *testDoor) set(p bool) error {
+	if err := td.relay.Set(td.level(p)); err != nil {
+		return err
+	}
+	for _, f := range td.flush {
+		if err := f.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// meaning says what lock power p does to this door.
+func (td *testDoor) meaning(p bool) string {
+	switch {
+	case td.mode == bridge.FailSafe && p:
+		return "door LOCKED: the maglock holds"
+	case td.mode == bridge.FailSafe:
+		return "door UNLOCKED: the maglock is released"
+	case p:
+		return "door UNLOCKED: the strike is released"
+	default:
+		return "door LOCKED: the strike holds the latch"
+	}
+}
+
+func (td *testDoor) describe() {
+	d := td.door
+	kind := "maglock (fail-safe): a hazard, a dead bridge or a cut cable UNLOCKS it"
+	if td.mode == bridge.FailSecure {
+		kind = "electric strike (fail-secure): a hazard, a dead bridge or a cut cable leaves it LOCKED; people leave through its handle"
+	}
+	relay := d.Relay.Driver + "/" + d.Relay.Channel
+	if d.Relay.ActiveLow {
+		relay += " (active low)"
+	}
+	fmt.Fprintf(td.out, "Door %q (%s): %s, %s.\n", d.ID, d.Name, d.FailMode, kind)
+	fmt.Fprintf(td.out, "  relay %s\n", relay)
+	fmt.Fprintf(td.out, "  lock power ON:  %s\n", td.meaning(true))
+	fmt.Fprintf(td.out, "  lock power OFF: %s (the safe state; the relay is off now)\n", td.meaning(false))
+	if len(td.inputs) == 0 {
+		fmt.Fprintln(td.out, "  no inputs configured")
+	}
+	for _, in := range td.inputs {
+		line := in.cfg.Driver + "/" + in.cfg.Channel
+		if in.cfg.ActiveLow {
+			line += " (active low)"
+		}
+		fmt.Fprintf(td.out, "  input %-10s %s\n", in.name, line)
+	}
+}
+
+// inputState reads one input in an installer's words.
+func inputState(in testInput) string {
+	v, err := in.in.Read()
+	s := bridge.SenseOf(v, in.cfg.ActiveLow, err)
+	if s == bridge.SenseUnknown {
+		return "UNKNOWN (" + err.Error() + ")"
+	}
+	active := s == bridge.SenseActive
+	switch in.name {
+	case "contact":
+		return map[bool]string{true: "door OPEN", false: "door closed"}[active]
+	case "rex":
+		return map[bool]string{true: "exit button PRESSED", false: "exit button released"}[active]
+	default:
+		return map[bool]string{true: "lock sensed LOCKED", false: "lock sensed unlocked"}[active]
+	}
+}
+
+func (td *testDoor) showInputs() {
+	if len(td.inputs) == 0 {
+		fmt.Fprintln(td.out, "  (no inputs configured)")
+	}
+	for _, in := range td.inputs {
+		fmt.Fprintf(td.out, "  %-10s %s\n", in.name, inputState(in))
+	}
+}
+
+// watchInputs prints every input as it changes, for d.
+func (td *testDoor) watchInputs(ctx context.Context, d time.Duration) error {
+	if len(td.inputs) == 0 {
+		fmt.Fprintln(td.out, "  (no inputs configured)")
+		return nil
+	}
+	fmt.Fprintf(td.out, "Watching inputs for %v:\n", d)
+	start := time.Now()
+	last := make([]string, len(td.inputs))
+	t := time.NewTicker(td.poll)
+	defer t.Stop()
+	for {
+		for i, in := range td.inputs {
+			if s := inputState(in); s != last[i] {
+				last[i] = s
+				fmt.Fprintf(td.out, "  %5.1fs  %-10s %s\n", time.Since(start).Seconds(), in.name, s)
+			}
+		}
+		if time.Since(start) >= d {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (td *testDoor) doPulse(ctx context.Context) error {
+	if err := td.set(true); err != nil {
+		return fmt.Errorf("relay on: %w", err)
+	}
+	fmt.Fprintf(td.out, "Lock power ON: %s.\n", td.meaning(true))
+	if err := td.watchInputs(ctx, td.pulse); err != nil {
+		return err
+	}
+	if len(td.inputs) == 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(td.pulse):
+		}
+	}
+	if err := td.set(false); err != nil {
+		return fmt.Errorf("relay off: %w", err)
+	}
+	fmt.Fprintf(td.out, "Lock power OFF: %s.\n", td.meaning(false))
+	return nil
+}
+
+// ask asks a yes/no question; end of input is no.
+func (td *testDoor) ask(ctx context.Context, prompt string) (bool, error) {
+	fmt.Fprintf(td.out, "\n%s [y/N] ", prompt)
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case l, ok := <-td.in:
+		fmt.Fprintln(td.out)
+		a := strings.ToLower(strings.TrimSpace(l))
+		return ok && (a == "y" || a == "yes"), nil
+	}
+}
+
+// lines reads r line by line on its own goroutine, so that a prompt can
+// give way to Ctrl-C.
+func lines(r io.Reader) <-chan string {
+	ch := make(chan string)
+	go func() {
+		defer close(ch)
+		s := bufio.NewScanner(r)
+		for s.Scan() {
+			ch <- s.Text()
+		}
+	}()
+	return ch
+}
+
+// bridgeOnline reports whether a bridge with cfg's id is online: its
+// retained availability on the configured broker is "online". It waits at
+// most timeout for the broker and for the retained message.
+func bridgeOnline(ctx context.Context, cfg *config.Config, timeout time.Duration) (bool, error) {
+	password, err := cfg.MQTTPassword()
+	if err != nil {
+		return false, err
+	}
+	url := cfg.MQTT.URL
+	if url == "" {
+		url = "tcp://" + cfg.EmbeddedBroker.Listen
+	}
+	opts := paho.NewClientOptions().
+		AddBroker(url).
+		SetClientID(fmt.Sprintf("%s-test-door-%d", cfg.ClientID(), os.Getpid())).
+		SetUsername(cfg.MQTT.Username).
+		SetPassword(password).
+		SetCleanSession(true).
+		SetConnectTimeout(timeout).
+		SetAutoReconnect(false).
+		SetConnectRetry(false)
+	c := paho.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(timeout) {
+		return false, fmt.Errorf("broker %s: no answer within %v", url, timeout)
+	}
+	if err := tok.Error(); err != nil {
+		return false, fmt.Errorf("broker %s: %w", url, err)
+	}
+	defer c.Disconnect(100)
+	got := make(chan string, 1)
+	topic := bridge.NewTopics(cfg).Availability
+	st := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+		select {
+		case got <- string(m.Payload()):
+		default:
+		}
+	})
+	if !st.WaitTimeout(timeout) {
+		return false, fmt.Errorf("broker %s: subscribe: no answer within %v", url, timeout)
+	}
+	if err := st.Error(); err != nil {
+		return false, fmt.Errorf("broker %s: subscribe %s: %w", url, topic, err)
+	}
+	// A broker sends retained messages right after the subscription is
+	// acknowledged: a short wait is enough to know there is none.
+	select {
+	case p := <-got:
+		return p == "online", nil
+	case <-time.After(min(timeout, 500*time.Millisecond)):
+		return false, nil // nothing retained: no bridge ever ran with this id here
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// writeTestDoorConfig writes a config with a fail-safe door "fs" whose relay
+// and inputs are on a sim driver with a state file and an inputs file.
+func writeTestDoorConfig(t *testing.T, mqttURL string) (cfgPath, state, inputs string) {
+	t.Helper()
+	dir := t.TempDir()
+	state, inputs = filepath.Join(dir, "relays.json"), filepath.Join(dir, "inputs.json")
+	if err := sim.WriteFileAtomic(inputs, []byte(`{"c": false, "r": false, "s": false}`)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`bridge: {id: bin}
+mqtt: {url: %q, base_topic: db}
+drivers:
+  - {id: sim, type: sim, state_file: %q, inputs_file: %q}
+doors:
+  - id: fs
+    name: Fire exit
+    fail_mode: fail_safe
+    relay: {driver: sim, channel: "0"}
+    contact: {driver: sim, channel: c}
+    rex: {driver: sim, channel: r}
+    lock_sense: {driver: sim, channel: s}
+`, mqttURL, state, inputs)
+	cfgPath = filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, state, inputs
+}
+
+// runTestDoor runs test-door in process on a goroutine with a scripted
+// stdin; the returned function waits for its exit code.
+func runTestDoor(stdin string, args ...string) (stdout, stderr *syncBuffer, exit func() int) {
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(append([]string{"test-door"}, args...), strings.NewReader(stdin), stdout, stderr) }()
+	return stdout, stderr, func() int {
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(wait):
+			return -1
+		}
+	}
+}
+
+// An installer says yes to every step: the door is described, the relay
+// pulses on and back off, inputs show live as they change, and the relay
+// ends off.
+func TestTestDoorWalkthrough(t *testing.T) {
+	br := testbroker.Start(t) // no bridge online: nothing retained
+	cfgPath, state, inputs := writeTestDoorConfig(t, br.URL())
+	out, errOut, exit := runTestDoor("y\ny\ny\n", "-c", cfgPath, "-pulse", "1s", "-watch", "2s", "fs")
+
+	testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
+	testbroker.Eventually(t, wait, func() bool { return strings.Contains(out.String(), "Watching inputs for 2s") }, "live view")
+	if readRelays(t, state)["0"] {
+		t.Fatalf("relay still on after the pulse")
+	}
+	if err := sim.WriteFileAtomic(inputs, []byte(`{"c": true, "r": true, "s": false}`)); err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Eventually(t, wait, func() bool {
+		s := out.String()
+		return strings.Contains(s, "door OPEN") && strings.Contains(s, "exit button PRESSED")
+	}, "inputs shown live")
+	if code := exit(); code != 0 {
+		t.Fatalf("test-door exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	s := out.String()
+	for _, want := range []string{`Door "fs" (Fire exit): fail_safe`, "maglock", "lock power ON:  door LOCKED: the maglock holds",
+		"lock power OFF: door UNLOCKED", "input contact", "door closed", "lock sensed unlocked",
+		"Lock power ON", "Lock power OFF", "Left with lock power OFF (the safe state)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if r := readRelays(t, state); r["0"] || len(r) != 1 {
+		t.Fatalf("relays after test-door = %v, want the relay off", r)
+	}
+}
+
+// Answering no (or nothing at all) changes nothing; the relay stays off.
+func TestTestDoorNoSteps(t *testing.T) {
+	br := testbroker.Start(t)
+	cfgPath, state, _ := writeTestDoorConfig(t, br.URL())
+	out, errOut, exit := runTestDoor("n\n", "-c", cfgPath, "fs")
+	if code := exit(); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(out.String(), "Lock power ON") || readRelays(t, state)["0"] {
+		t.Fatalf("the relay was powered without a yes:\n%s", out)
+	}
+}
+
+// test-door refuses to touch a relay that a running bridge owns.
+func TestTestDoorRefusesWhileBridgeOnline(t *testing.T) {
+	br := testbroker.Start(t)
+	c := testbroker.Connect(t, br.URL(), "bridge-stand-in")
+	c.Publish("db/bin/availability", "online", true)
+	cfgPath, state, _ := writeTestDoorConfig(t, br.URL())
+	out, errOut, exit := runTestDoor("y\ny\ny\n", "-c", cfgPath, "fs")
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), `a bridge with id "bin" is online`) {
+		t.Fatalf("exit %d, want 1 and a refusal naming the bridge:\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Fatalf("the relay was opened although a bridge is online")
+	}
+	// offline (the last will of a stopped bridge): allowed.
+	c.Publish("db/bin/availability", "offline", true)
+	_, errOut, exit = runTestDoor("n\n", "-c", cfgPath, "fs")
+	if code := exit(); code != 0 {
+		t.Fatalf("with the bridge offline: exit %d\n%s", code, errOut)
+	}
+}
+
+// An unreachable broker: say so, and go on only with -force.
+func TestTestDoorBrokerUnreachable(t *testing.T) {
+	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+freePort(t))
+	out, errOut, exit := runTestDoor("n\n", "-c", cfgPath, "-timeout", "500ms", "fs")
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), "cannot tell whether a bridge") || !strings.Contains(errOut.String(), "-force") {
+		t.Fatalf("exit %d, want 1 and advice to use -force:\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, exit = runTestDoor("n\n", "-c", cfgPath, "-timeout", "500ms", "-force", "fs")
+	if code := exit(); code != 0 || !strings.Contains(out.String(), "Broker unreachable") {
+		t.Fatalf("with -force: exit %d\n%s\n%s", code, out, errOut)
+	}
+	_, errOut, exit = runTestDoor("", "-c", cfgPath, "-force", "nosuch")
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), `no door "nosuch"`) || !strings.Contains(errOut.String(), "doors: fs") {
+		t.Fatalf("unknown door: exit %d\n%s", code, errOut)
+	}
+}
+
+// Ctrl-C in the middle of a pulse leaves the relay off (the real binary,
+// a real SIGINT).
+func TestTestDoorInterruptLeavesRelayOff(t *testing.T) {
+	br := testbroker.Start(t)
+	cfgPath, state, _ := writeTestDoorConfig(t, br.URL())
+	cmd := exec.Command(binary, "test-door", "-c", cfgPath, "-pulse", "30s", "fs")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	io.WriteString(stdin, "n\ny\n") // no input listing; yes to the pulse
+	testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if code := exitCode(err); code != 130 {
+			t.Fatalf("exit %d after SIGINT, want 130\n%s", code, out.String())
+		}
+	case <-time.After(wait):
+		t.Fatalf("test-door did not exit after SIGINT\n%s", out.String())
+	}
+	if readRelays(t, state)["0"] {
+		t.Fatalf("relay left on after Ctrl-C\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "Left with lock power OFF") {
+		t.Fatalf("no word about the safe state:\n%s", out.String())
+	}
+}
