@@ -213,18 +213,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}()
 	l.evaluate() // the startup hazard holds every relay off until the link is proven
 
-	url := b.cfg.MQTT.URL
-	if url == "" {
-		eb, err := StartEmbeddedBroker(b.cfg.EmbeddedBroker.Listen, b.rootLog)
+	urls := b.cfg.MQTT.BrokerURLs()
+	if len(urls) == 0 {
+		eb, err := StartEmbeddedBrokerConfig(b.cfg, b.rootLog)
 		if err != nil {
 			l.shutdown("fatal")
 			return err
 		}
 		defer closeWithin(eb.Close, time.Second, b.log)
-		url = eb.URL()
+		urls = []string{eb.URL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
-	mq, err := newMQTTLink(b.cfg, url, b.topics, b.events, b.log, b.m)
+	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.log, b.m)
 	if err != nil {
 		l.shutdown("fatal")
 		return err

@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -29,39 +30,53 @@ type pubMsg struct {
 // events to the loop; publishing goes through a bounded queue drained by
 // its own goroutine.
 type mqttLink struct {
-	client  paho.Client
-	events  chan<- event
-	log     *slog.Logger
-	m       *metrics
-	topics  Topics
-	gen     atomic.Uint64
-	queue   chan pubMsg
-	dropped atomic.Bool
-	done    chan struct{}
-	pubDone chan struct{}
+	client   paho.Client
+	events   chan<- event
+	log      *slog.Logger
+	m        *metrics
+	topics   Topics
+	username string
+	reporter *connReporter
+	gen      atomic.Uint64
+	queue    chan pubMsg
+	dropped  atomic.Bool
+	done     chan struct{}
+	pubDone  chan struct{}
 }
 
-func newMQTTLink(cfg *config.Config, url string, topics Topics, events chan<- event, log *slog.Logger, m *metrics) (*mqttLink, error) {
+// newMQTTLink prepares the connection to the brokers urls, tried in order
+// on every (re)connection. Every reason a broker cannot be reached is logged
+// in plain words, once until a connection succeeds.
+func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<- event, log *slog.Logger, m *metrics) (*mqttLink, error) {
 	password, err := cfg.MQTTPassword()
 	if err != nil {
 		return nil, err
 	}
 	l := &mqttLink{
-		events:  events,
-		log:     log.With("component", "mqtt"),
-		m:       m,
-		topics:  topics,
-		queue:   make(chan pubMsg, publishQueue),
-		done:    make(chan struct{}),
-		pubDone: make(chan struct{}),
+		events:   events,
+		log:      log.With("component", "mqtt"),
+		m:        m,
+		topics:   topics,
+		username: cfg.MQTT.Username,
+		queue:    make(chan pubMsg, publishQueue),
+		done:     make(chan struct{}),
+		pubDone:  make(chan struct{}),
 	}
+	for _, w := range cfg.BrokerWarnings(time.Now()) {
+		l.log.Warn(w)
+	}
+	l.reporter = newConnReporter(func(broker, reason string) {
+		l.log.Error("MQTT broker unreachable; retrying", "broker", broker, "reason", reason)
+	}, func(broker, reason string) {
+		l.log.Debug("MQTT connection attempt failed", "broker", broker, "reason", reason)
+	})
 	hb := cfg.Watchdog.HeartbeatTimeout
 	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
-	opts := paho.NewClientOptions().
-		AddBroker(url).
-		SetClientID(cfg.ClientID()).
-		SetUsername(cfg.MQTT.Username).
-		SetPassword(password).
+	opts, err := ClientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report)
+	if err != nil {
+		return nil, err
+	}
+	opts.SetClientID(cfg.ClientID()).
 		// A clean session: commands never queue across an outage.
 		SetCleanSession(true).
 		SetStore(pahofix.Store()).
@@ -69,7 +84,6 @@ func newMQTTLink(cfg *config.Config, url string, topics Topics, events chan<- ev
 		SetConnectRetry(true).
 		SetConnectRetryInterval(500*time.Millisecond).
 		SetMaxReconnectInterval(2*time.Second).
-		SetConnectTimeout(max(hb, 2*time.Second)).
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(hb).
 		SetWriteTimeout(hb).
@@ -77,6 +91,7 @@ func newMQTTLink(cfg *config.Config, url string, topics Topics, events chan<- ev
 		SetWill(topics.Availability, "offline", 1, true).
 		SetOnConnectHandler(func(paho.Client) {
 			gen := l.gen.Add(1)
+			l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.connected(), "gen", gen)
 			l.send(evConnected{gen: gen})
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
@@ -164,6 +179,7 @@ func (l *mqttLink) subscribe(gen uint64, filters []string) {
 				err = tok.Error()
 			}
 			if err == nil {
+				l.checkGranted(tok, l.username)
 				l.send(evSubscribed{gen: gen})
 				return
 			}
@@ -175,6 +191,26 @@ func (l *mqttLink) subscribe(gen uint64, filters []string) {
 			}
 		}
 	}()
+}
+
+// checkGranted logs the filters a SUBACK refused (an ACL that does not let
+// the bridge read them). What was granted works; an alarm topic that was
+// refused stays unknown, so it keeps the alarm hazard raised.
+func (l *mqttLink) checkGranted(tok paho.Token, username string) {
+	st, ok := tok.(*paho.SubscribeToken)
+	if !ok {
+		return
+	}
+	var refused []string
+	for f, qos := range st.Result() {
+		if qos == 0x80 {
+			refused = append(refused, f)
+		}
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		l.log.Error("the broker refused subscriptions: let mqtt.username read them in its ACL", "username", username, "filters", refused)
+	}
 }
 
 // stop drains the queue, publishes offline and disconnects, all within timeout.

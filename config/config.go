@@ -57,18 +57,54 @@ type Codes struct {
 
 // MQTT is the broker connection.
 type MQTT struct {
-	URL             string `koanf:"url"`
-	Username        string `koanf:"username"`
-	Password        string `koanf:"password"`
-	PasswordFile    string `koanf:"password_file"`
-	ClientID        string `koanf:"client_id"`
-	BaseTopic       string `koanf:"base_topic"`
-	DiscoveryPrefix string `koanf:"discovery_prefix"`
+	URL string `koanf:"url"`
+	// URLs lists the brokers of a pair or cluster, tried in order (instead
+	// of url, not with it).
+	URLs            []string `koanf:"urls"`
+	Username        string   `koanf:"username"`
+	Password        string   `koanf:"password"`
+	PasswordFile    string   `koanf:"password_file"`
+	ClientID        string   `koanf:"client_id"`
+	BaseTopic       string   `koanf:"base_topic"`
+	DiscoveryPrefix string   `koanf:"discovery_prefix"`
+
+	// TLS, for ssl:// and mqtts:// brokers only.
+	CAFile     string `koanf:"ca_file"`     // CA bundle the broker's certificate must chain to ("" = system roots)
+	CertFile   string `koanf:"cert_file"`   // client certificate (mutual TLS), with key_file
+	KeyFile    string `koanf:"key_file"`    // its private key
+	ServerName string `koanf:"server_name"` // name the broker's certificate must hold ("" = the URL's host)
+	// InsecureSkipVerify accepts any broker certificate: anyone on the path
+	// can then pose as the broker. Only for commissioning; logged loudly.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
 }
 
 // EmbeddedBroker is the in-process broker started when mqtt.url is empty.
+// Without users it has no authentication and listens on loopback only.
 type EmbeddedBroker struct {
 	Listen string `koanf:"listen"`
+	// TLSListen, when set, adds a TLS listener with cert_file and key_file.
+	TLSListen string `koanf:"tls_listen"`
+	CertFile  string `koanf:"cert_file"`
+	KeyFile   string `koanf:"key_file"`
+	// Users turns authentication on: every client must log in as one of
+	// them, and may then do only what its acl entry allows.
+	Users []BrokerUser `koanf:"users"`
+	ACL   []BrokerACL  `koanf:"acl"`
+}
+
+// BrokerUser is one login of the embedded broker.
+type BrokerUser struct {
+	Username     string `koanf:"username"`
+	PasswordHash string `koanf:"password_hash"` // bcrypt
+	PasswordFile string `koanf:"password_file"` // or a file holding the password
+}
+
+// BrokerACL is what one user of the embedded broker may do: topic patterns
+// (MQTT filters, + and #) it may publish to and subscribe to.
+type BrokerACL struct {
+	Username  string   `koanf:"username"`
+	Publish   []string `koanf:"publish"`
+	Subscribe []string `koanf:"subscribe"`
 }
 
 // HTTP is the metrics, health and API listener.

@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -54,11 +55,36 @@ var badConfigs = map[string]string{
 	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
 	"bad-door-id.yaml":   `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
 
-	"bad-embedded-broker.yaml":      `embedded_broker.listen: "0.0.0.0:1883" is not a loopback address; the embedded broker has no authentication, so it listens on 127.0.0.1 or [::1] only`,
-	"bad-embedded-broker-name.yaml": `embedded_broker.listen: "127.example.com:1883" is not a loopback address; the embedded broker has no authentication, so it listens on 127.0.0.1 or [::1] only`,
+	"bad-embedded-broker.yaml":      `embedded_broker.listen: "0.0.0.0:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
+	"bad-embedded-broker-name.yaml": `embedded_broker.listen: "127.example.com:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
 	"bad-mqtt-scheme.yaml":          `mqtt.url: "http://broker.lan:1883": scheme must be tcp://, mqtt://, ssl:// or mqtts:// (or leave mqtt.url empty for the embedded broker)`,
 	"bad-mqtt-port.yaml":            `mqtt.url: "tcp://broker.lan" has no port (e.g. tcp://broker.lan:1883, or :8883 for TLS)`,
 	"bad-password-both.yaml":        `mqtt.password_file: set password or password_file, not both`,
+
+	// Broker links: several brokers, TLS, secrets.
+	"bad-mqtt-url-and-urls.yaml":     `mqtt.urls: set url or urls, not both`,
+	"bad-mqtt-urls-mixed.yaml":       `mqtt.urls: mixes TLS (ssl://, mqtts://) and plain (tcp://, mqtt://) brokers; use TLS for all of them or none, so that a failover never downgrades the link`,
+	"bad-mqtt-urls-duplicate.yaml":   `mqtt.urls[1]: "tcp://broker1.lan:1883" is listed twice (also mqtt.urls[0])`,
+	"bad-mqtt-url-credentials.yaml":  `mqtt.url: "tcp://doorbridge:xxxxx@broker.lan:1883" holds credentials; put them in mqtt.username and mqtt.password_file instead (URLs end up in logs)`,
+	"bad-mqtt-tls-without-ssl.yaml":  `mqtt.ca_file: is set, but no broker URL uses ssl:// or mqtts://; it would be ignored`,
+	"bad-mqtt-tls-embedded.yaml":     `mqtt.insecure_skip_verify: is set, but the bridge reaches its embedded broker over loopback without TLS; remove it (or set mqtt.url to an ssl:// broker)`,
+	"bad-mqtt-cert-without-key.yaml": `mqtt.key_file: must be set with mqtt.cert_file (mutual TLS needs the client certificate and its key)`,
+	"bad-mqtt-password-type.yaml":    `mqtt.password: (value hidden: it is a secret) is not valid here: want a string`,
+
+	// The embedded broker beyond loopback: users, acl, TLS listener.
+	"bad-embedded-tls-listen.yaml":         `embedded_broker.tls_listen: "0.0.0.0:8883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
+	"bad-embedded-tls-no-cert.yaml":        `embedded_broker.cert_file: must be set with embedded_broker.tls_listen (the broker's certificate)`,
+	"bad-embedded-cert-no-tls-listen.yaml": `embedded_broker.cert_file: is set, but embedded_broker.tls_listen is empty; set tls_listen to serve TLS`,
+	"bad-embedded-user-no-password.yaml":   `embedded_broker.users[1].password_hash: set password_hash (bcrypt) or password_file: a user without a password could not log in`,
+	"bad-embedded-user-password-both.yaml": `embedded_broker.users[0].password_file: set password_hash or password_file, not both`,
+	"bad-embedded-user-hash.yaml":          `embedded_broker.users[1].password_hash: is not a bcrypt hash (make one with: doorbridge hash-password)`,
+	"bad-embedded-user-duplicate.yaml":     `embedded_broker.users[1].username: duplicate user "doorbridge"`,
+	"bad-embedded-bridge-user.yaml":        `mqtt.username: "bridge" is not in embedded_broker.users: the bridge logs in to its own broker as mqtt.username`,
+	"bad-embedded-bridge-password.yaml":    `mqtt.password_file: must be set (or mqtt.password): the bridge logs in to its embedded broker as "doorbridge"`,
+	"bad-embedded-acl-user.yaml":           `embedded_broker.acl[1].username: "homeasistant" is not in embedded_broker.users`,
+	"bad-embedded-acl-pattern.yaml":        `embedded_broker.acl[0].subscribe[0]: "doorbridge/#/state" is not a topic pattern (+ stands for one whole level, # for the rest and only at the end)`,
+	"bad-embedded-user-no-acl.yaml":        `embedded_broker.users[1].username: user "homeassistant" has no entry in embedded_broker.acl: it could neither publish nor subscribe`,
+	"bad-embedded-acl-without-users.yaml":  `embedded_broker.acl: needs embedded_broker.users: without users there are no logins to apply it to`,
 
 	"bad-input-driver.yaml":           `doors[0].contact.driver: unknown driver "inputs" (configured: sim)`,
 	"bad-input-channel-reused.yaml":   `doors[0].contact.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
@@ -190,7 +216,7 @@ func TestEnvironmentOverridesValidated(t *testing.T) {
 	path := testdata("good-minimal.yaml")
 	for env, want := range map[string]string{
 		"DOORBRIDGE_WATCHDOG__RELOCK_DELAY": `watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
-		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, username, password, password_file, client_id, base_topic, discovery_prefix)`,
+		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, urls, username, password, password_file, client_id, base_topic, discovery_prefix, ca_file, cert_file, key_file, server_name, insecure_skip_verify)`,
 		"DOORBRIDGE_WATCHDOG__LOOP_TIMEOUT": `watchdog.loop_timeout: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 	} {
 		t.Run(env, func(t *testing.T) {
@@ -235,7 +261,7 @@ func TestDefaults(t *testing.T) {
 	if got := cfg.ClientID(); got != "doorbridge-lab" {
 		t.Errorf("ClientID() = %q, want doorbridge-lab", got)
 	}
-	if cfg.MQTT != def.MQTT {
+	if !reflect.DeepEqual(cfg.MQTT, def.MQTT) {
 		t.Errorf("mqtt = %+v, want config.Default()'s %+v", cfg.MQTT, def.MQTT)
 	}
 	if cfg.MQTT.BaseTopic != "doorbridge" || cfg.MQTT.DiscoveryPrefix != "homeassistant" || cfg.MQTT.URL != "" {

@@ -138,6 +138,9 @@ func decodeErrors(err error, file, prefix string, raw map[string]any, typ reflec
 		}
 		key := joinKey(prefix, name)
 		val, found := lookupOK(raw, name)
+		if found && isSecretKey(key) {
+			val = hiddenValue{}
+		}
 		switch {
 		case !found:
 			add(key, "%v", inner)

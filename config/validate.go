@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
-	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
@@ -77,47 +75,6 @@ func (v *validator) publishTopic(key, t string) {
 	case strings.HasPrefix(t, "/") || strings.HasSuffix(t, "/"):
 		v.add(key, "%q must not start or end with /", t)
 	}
-}
-
-func (c *Config) validateMQTT(v *validator) {
-	if c.MQTT.URL != "" {
-		u, err := url.Parse(c.MQTT.URL)
-		switch {
-		case err != nil:
-			v.add("mqtt.url", "%q is not a URL: %v", c.MQTT.URL, err)
-		case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "mqtt" && u.Scheme != "mqtts":
-			v.add("mqtt.url", "%q: scheme must be tcp://, mqtt://, ssl:// or mqtts:// (or leave mqtt.url empty for the embedded broker)", c.MQTT.URL)
-		case u.Hostname() == "":
-			v.add("mqtt.url", "%q has no host (e.g. tcp://192.168.1.10:1883)", c.MQTT.URL)
-		case u.Port() == "":
-			// paho dials the host as written and has no default port.
-			v.add("mqtt.url", "%q has no port (e.g. %s://%s:1883, or :8883 for TLS)", c.MQTT.URL, u.Scheme, u.Hostname())
-		}
-	} else if _, _, err := net.SplitHostPort(c.EmbeddedBroker.Listen); err != nil {
-		v.add("embedded_broker.listen", "%q is not host:port (e.g. 127.0.0.1:1883)", c.EmbeddedBroker.Listen)
-	} else if !isLoopbackListen(c.EmbeddedBroker.Listen) {
-		v.add("embedded_broker.listen", "%q is not a loopback address; the embedded broker has no authentication, so it listens on 127.0.0.1 or [::1] only", c.EmbeddedBroker.Listen)
-	}
-	if c.MQTT.Password != "" && c.MQTT.PasswordFile != "" {
-		v.add("mqtt.password_file", "set password or password_file, not both")
-	}
-	v.publishTopic("mqtt.base_topic", c.MQTT.BaseTopic)
-	v.publishTopic("mqtt.discovery_prefix", c.MQTT.DiscoveryPrefix)
-}
-
-// isLoopbackListen reports whether addr (host:port) listens on loopback only.
-// The host must be a loopback IP or "localhost": a name such as
-// "127.example.com" may resolve anywhere.
-func isLoopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) validateWatchdog(v *validator) {

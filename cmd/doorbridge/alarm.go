@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -30,6 +32,8 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	file := configFlag(fs)
 	topicFlag := fs.String("topic", "", "alarm topic (default: the first entry of alarms)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker")
+	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish alarms and resets)")
+	passwordFile := fs.String("password-file", "", "file holding -username's password")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -52,7 +56,22 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	if *topicFlag != "" && action != "reset" {
 		topic = *topicFlag
 	}
-	if err := publishOnce(cfg, topic, payload, retained, *timeout); err != nil {
+	login := credentials{username: cfg.MQTT.Username}
+	if *username != "" || *passwordFile != "" {
+		login.username = *username
+		if *passwordFile != "" {
+			b, err := os.ReadFile(*passwordFile)
+			if err != nil {
+				fmt.Fprintf(stderr, "doorbridge: -password-file: %v\n", err)
+				return 1
+			}
+			login.password = strings.TrimRight(string(b), "\r\n")
+		}
+	} else if login.password, err = cfg.MQTTPassword(); err != nil {
+		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
+		return 1
+	}
+	if err := publishOnce(cfg, login, topic, payload, retained, *timeout); err != nil {
 		fmt.Fprintf(stderr, "doorbridge: alarm %s: %v\n", action, err)
 		return 1
 	}
@@ -60,34 +79,42 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// brokerURL is the configured broker, or the embedded broker's address.
-func brokerURL(cfg *config.Config) string {
-	if cfg.MQTT.URL != "" {
-		return cfg.MQTT.URL
-	}
-	return "tcp://" + cfg.EmbeddedBroker.Listen
-}
+// credentials are a login to the broker.
+type credentials struct{ username, password string }
 
-func publishOnce(cfg *config.Config, topic, payload string, retained bool, timeout time.Duration) error {
-	password, err := cfg.MQTTPassword()
+// publishOnce connects to the first broker that answers, publishes one
+// message and waits for the broker's acknowledgement. A failure says in
+// plain words what went wrong with each broker.
+func publishOnce(cfg *config.Config, login credentials, topic, payload string, retained bool, timeout time.Duration) error {
+	var mu sync.Mutex
+	var failures []string
+	report := func(broker string, err error) {
+		if err != nil {
+			mu.Lock()
+			failures = append(failures, broker+": "+bridge.ExplainConnectError(err))
+			mu.Unlock()
+		}
+	}
+	urls := bridge.BrokerURLs(cfg)
+	opts, err := bridge.ClientOptions(cfg, urls, login.username, login.password, timeout, report)
 	if err != nil {
 		return err
 	}
-	opts := paho.NewClientOptions().
-		AddBroker(brokerURL(cfg)).
-		SetClientID(fmt.Sprintf("%s-cli-%d", cfg.ClientID(), os.Getpid())).
-		SetUsername(cfg.MQTT.Username).
-		SetPassword(password).
+	opts.SetClientID(fmt.Sprintf("%s-cli-%d", cfg.ClientID(), os.Getpid())).
 		SetCleanSession(true).
-		SetConnectTimeout(timeout).
 		SetAutoReconnect(false)
 	c := paho.NewClient(opts)
 	tok := c.Connect()
-	if !tok.WaitTimeout(timeout) {
-		return fmt.Errorf("connect to %s: no answer within %v", brokerURL(cfg), timeout)
+	if !tok.WaitTimeout(time.Duration(len(urls))*timeout + time.Second) {
+		return fmt.Errorf("connect to %s: no answer within %v", strings.Join(urls, ", "), timeout)
 	}
 	if err := tok.Error(); err != nil {
-		return fmt.Errorf("connect to %s: %w", brokerURL(cfg), err)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failures) > 0 {
+			return fmt.Errorf("connect: %s", strings.Join(failures, "; "))
+		}
+		return fmt.Errorf("connect to %s: %s", strings.Join(urls, ", "), bridge.ExplainConnectError(err))
 	}
 	defer c.Disconnect(250)
 	pt := c.Publish(topic, 1, retained, payload)

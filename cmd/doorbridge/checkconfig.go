@@ -4,7 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
@@ -14,15 +16,20 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
+	skipFiles := fs.Bool("skip-files", false, "do not read the password, certificate and key files the config names (checking it away from the bridge)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg, err := config.Load(config.Path(*file))
+	if err == nil && !*skipFiles {
+		err = cfg.CheckFiles()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "doorbridge: invalid config:\n%v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: valid. Bridge %q, %d door(s).\n\n", cfg.File, cfg.Bridge.ID, len(cfg.Doors))
+	fmt.Fprintf(stdout, "%s: valid. Bridge %q, %d door(s).\n", cfg.File, cfg.Bridge.ID, len(cfg.Doors))
+	fmt.Fprintf(stdout, "Broker: %s\n\n", brokerSummary(cfg))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DOOR\tFAIL MODE\tRELAY\tBROKER LOST\tPOWER LOST\tFIRE ALARM")
 	for _, d := range cfg.Doors {
@@ -47,9 +54,44 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// brokerSummary says how the bridge reaches its broker, without secrets.
+func brokerSummary(cfg *config.Config) string {
+	m := &cfg.MQTT
+	urls := m.BrokerURLs()
+	if len(urls) == 0 {
+		e := &cfg.EmbeddedBroker
+		s := "embedded, listening on " + e.Listen
+		if e.TLSListen != "" {
+			s += " and " + e.TLSListen + " (TLS)"
+		}
+		if len(e.Users) > 0 {
+			return fmt.Sprintf("%s; %d user(s), login required", s, len(e.Users))
+		}
+		return s + "; no authentication (loopback only)"
+	}
+	s := strings.Join(urls, ", ")
+	if len(urls) > 1 {
+		s += " (failover in this order)"
+	}
+	if m.UsesTLS() {
+		switch {
+		case m.InsecureSkipVerify:
+			s += "; TLS WITHOUT certificate checks"
+		case m.CertFile != "":
+			s += "; mutual TLS"
+		default:
+			s += "; TLS"
+		}
+	}
+	if m.Username != "" {
+		s += "; user " + m.Username
+	}
+	return s
+}
+
 // configWarnings lists what is valid but deserves the installer's attention.
 func configWarnings(cfg *config.Config) []string {
-	var out []string
+	out := cfg.BrokerWarnings(time.Now())
 	keeps := map[string]bool{}
 	for _, dc := range cfg.Drivers {
 		if spec, err := drivers.Decode(dc.Type, dc.Options); err == nil {

@@ -7,6 +7,7 @@
 //	doorbridge discovery [-c FILE]      print the Home Assistant discovery payloads
 //	doorbridge test-door [-c FILE] DOOR walk an installer through one door (relay, inputs)
 //	doorbridge hash-code                read a code on stdin, print its bcrypt hash
+//	doorbridge hash-password            read a broker password on stdin, print its bcrypt hash
 //	doorbridge healthcheck [-c FILE]    exit 0 when the running bridge is ready
 //	doorbridge events [-c FILE] [--since 1h]   print the audit file as a table
 //	doorbridge version
@@ -36,6 +37,7 @@ commands:
   discovery [-c FILE]             print the Home Assistant discovery payloads
   test-door [-c FILE] DOOR        commissioning: pulse one door's relay, show its inputs live
   hash-code                       read a door code on stdin, print its bcrypt hash
+  hash-password                   read a broker password on stdin, print its bcrypt hash
   healthcheck [-c FILE]           exit 0 when the running bridge is ready (/readyz)
   events [-c FILE] [--since 1h]   print the audit file (audit.file) as a table
   version                         print the version
@@ -57,6 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdAlarm(args[1:], stdout, stderr)
 	case "hash-code":
 		return cmdHashCode(stdin, stdout, stderr)
+	case "hash-password":
+		return cmdHashPassword(stdin, stdout, stderr)
 	case "discovery":
 		return cmdDiscovery(args[1:], stdout, stderr)
 	case "test-door":

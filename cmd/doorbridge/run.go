@@ -43,6 +43,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	slog.SetDefault(log)
 
 	cfg, err := config.Load(config.Path(*file))
+	if err == nil {
+		err = cfg.CheckFiles()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1

@@ -43,6 +43,28 @@ func cmdHashCode(stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cmdHashPassword reads a password from stdin and prints its bcrypt hash,
+// for embedded_broker.users[].password_hash.
+func cmdHashPassword(stdin io.Reader, stdout, stderr io.Writer) int {
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		fmt.Fprintf(stderr, "doorbridge: hash-password: %v\n", err)
+		return 1
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if len(pw) < 8 || len(pw) > 72 {
+		fmt.Fprintln(stderr, "doorbridge: hash-password: a broker password is 8 to 72 bytes (bcrypt reads no further)")
+		return 1
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if err != nil {
+		fmt.Fprintf(stderr, "doorbridge: hash-password: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, string(hash))
+	return 0
+}
+
 // cmdDiscovery prints every Home Assistant discovery payload the config produces.
 func cmdDiscovery(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("discovery", flag.ContinueOnError)

@@ -68,6 +68,12 @@ type Client struct {
 // or after ConnectTimeout. The client is disconnected in t.Cleanup.
 func Connect(t testing.TB, url, clientID string) *Client {
 	t.Helper()
+	return ConnectWith(t, url, clientID, ClientOptions{})
+}
+
+// ConnectWith is Connect with credentials and TLS settings (see ClientOptions).
+func ConnectWith(t testing.TB, url, clientID string, o ClientOptions) *Client {
+	t.Helper()
 	c := &Client{t: t, id: clientID, notify: make(chan struct{})}
 	subscribed := make(chan error, 1)
 	var first atomic.Bool
@@ -98,6 +104,7 @@ func Connect(t testing.TB, url, clientID string) *Client {
 				subscribed <- err
 			}
 		})
+	o.apply(opts)
 	c.pc = paho.NewClient(opts)
 
 	tok := c.pc.Connect()

@@ -1,0 +1,191 @@
+package bridge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// authHook is the embedded broker's login and ACL check: users from
+// embedded_broker.users (bcrypt hashes or password files) and, per user, the
+// topic patterns it may publish to and subscribe to. Anything not allowed is
+// refused; an unknown or anonymous client cannot log in at all.
+type authHook struct {
+	mochi.HookBase
+	log   *slog.Logger
+	users map[string]*login
+	acl   map[string]aclRules
+}
+
+var _ mochi.Hook = (*authHook)(nil)
+
+// aclRules are one user's topic patterns. deny is checked before publish:
+// only the bridge's built-in rules use it.
+type aclRules struct {
+	publish, deny, subscribe []string
+}
+
+func newAuthHook(cfg *config.Config, log *slog.Logger) (*authHook, error) {
+	e := &cfg.EmbeddedBroker
+	h := &authHook{log: log, users: map[string]*login{}, acl: map[string]aclRules{}}
+	for i, u := range e.Users {
+		l := &login{hash: []byte(u.PasswordHash)}
+		if u.PasswordFile != "" {
+			pw, err := u.Password()
+			if err != nil {
+				return nil, fmt.Errorf("embedded_broker.users[%d].password_file: %w", i, err)
+			}
+			l.plain = []byte(pw)
+		}
+		h.users[u.Username] = l
+	}
+	for _, a := range e.ACL {
+		h.acl[a.Username] = aclRules{publish: a.Publish, subscribe: a.Subscribe}
+	}
+	bridgeUser := cfg.MQTT.Username
+	if _, ok := h.acl[bridgeUser]; !ok {
+		h.acl[bridgeUser] = bridgeACL(cfg)
+	}
+	pw, err := cfg.MQTTPassword()
+	if err != nil {
+		return nil, err
+	}
+	if u := h.users[bridgeUser]; u == nil || !u.verify([]byte(pw)) {
+		return nil, fmt.Errorf("mqtt.username %q: the password in mqtt.password(_file) is not that user's password in embedded_broker.users; the bridge could not log in to its own broker", bridgeUser)
+	}
+	return h, nil
+}
+
+// bridgeACL is what the bridge's own user may do when the acl has no entry
+// for it: read everything, publish its state, availability and discovery,
+// but never a command, an alarm or a reset (those are Home Assistant's).
+func bridgeACL(cfg *config.Config) aclRules {
+	t := NewTopics(cfg)
+	return aclRules{
+		publish:   []string{t.prefix + "/#", t.discoveryWild(cfg.MQTT.DiscoveryPrefix)},
+		deny:      []string{t.DoorCommandWild, t.AlarmReset, t.Republish},
+		subscribe: []string{"#"},
+	}
+}
+
+// ID names the hook.
+func (h *authHook) ID() string { return "doorbridge-auth" }
+
+// Provides reports the hook's methods: login and ACL checks.
+func (h *authHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+}
+
+// OnConnectAuthenticate lets a client in only with a configured user's
+// password. Passwords are never logged.
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	name := string(pk.Connect.Username)
+	if u, ok := h.users[name]; ok && pk.Connect.PasswordFlag && u.verify(pk.Connect.Password) {
+		return true
+	}
+	reason := "wrong password"
+	switch {
+	case name == "":
+		reason = "anonymous"
+	case h.users[name] == nil:
+		reason = "unknown user"
+	}
+	h.log.Warn("embedded broker refused a login", "username", name, "reason", reason, "remote", cl.Net.Remote)
+	return false
+}
+
+// OnACLCheck allows a publish (write) to a topic matching one of the
+// user's publish patterns, and a subscription, or the delivery of a
+// message, whose filter or topic overlaps one of its subscribe patterns.
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	r, ok := h.acl[string(cl.Properties.Username)]
+	if !ok {
+		return false
+	}
+	if write {
+		for _, p := range r.deny {
+			if topicsOverlap(p, topic) {
+				return false
+			}
+		}
+		for _, p := range r.publish {
+			if topicsOverlap(p, topic) {
+				return true
+			}
+		}
+		h.log.Debug("embedded broker refused a publish", "username", string(cl.Properties.Username), "topic", topic)
+		return false
+	}
+	for _, p := range r.subscribe {
+		if topicsOverlap(p, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// topicsOverlap reports whether some topic matches both filters a and b
+// (for a topic without wildcards: whether the filter matches it). "a/#"
+// matches "a" too, as MQTT says.
+func topicsOverlap(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; ; i++ {
+		switch {
+		case i == len(as) && i == len(bs):
+			return true
+		case i == len(as):
+			return bs[i] == "#"
+		case i == len(bs):
+			return as[i] == "#"
+		}
+		x, y := as[i], bs[i]
+		switch {
+		case x == "#" || y == "#":
+			return true
+		case x == "+" || y == "+" || x == y:
+		default:
+			return false
+		}
+	}
+}
+
+// login is one user's credential: a bcrypt hash, or the plain password
+// read from its password_file. A password that passed bcrypt is remembered
+// as a SHA-256 sum, so that reconnections do not pay for bcrypt each time.
+type login struct {
+	hash  []byte
+	plain []byte
+
+	mu     sync.Mutex
+	passed []byte
+}
+
+func (l *login) verify(pw []byte) bool {
+	if l.plain != nil {
+		return subtle.ConstantTimeCompare(pw, l.plain) == 1
+	}
+	sum := sha256.Sum256(pw)
+	l.mu.Lock()
+	cached := l.passed != nil && subtle.ConstantTimeCompare(sum[:], l.passed) == 1
+	l.mu.Unlock()
+	if cached {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword(l.hash, pw) != nil {
+		return false
+	}
+	l.mu.Lock()
+	l.passed = bytes.Clone(sum[:])
+	l.mu.Unlock()
+	return true
+}

@@ -1,0 +1,383 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// BrokerURLs returns the brokers a client of cfg connects to, in order:
+// mqtt.urls or mqtt.url, else the embedded broker's listen address (an
+// unspecified host, such as 0.0.0.0, is reached on loopback).
+func BrokerURLs(cfg *config.Config) []string {
+	if urls := cfg.MQTT.BrokerURLs(); len(urls) > 0 {
+		return urls
+	}
+	return []string{"tcp://" + loopbackAddr(cfg.EmbeddedBroker.Listen)}
+}
+
+// loopbackAddr turns a listen address into one to dial: a missing or
+// unspecified host becomes the loopback address of its family.
+func loopbackAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch ip := net.ParseIP(host); {
+	case host == "":
+		host = "127.0.0.1"
+	case ip != nil && ip.IsUnspecified() && ip.To4() == nil:
+		host = "::1"
+	case ip != nil && ip.IsUnspecified():
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// ClientOptions returns paho options for connecting to the brokers urls (in
+// order) with the given credentials: TLS from cfg's mqtt section, MQTT 3.1.1
+// only (paho's fallback to 3.1 would hide the broker's answer), and a dialer
+// that calls report with the outcome of every attempt: the reason it failed,
+// or nil once a broker accepted the connection (report may be nil).
+// Connection lifecycle settings (retries, keepalive, handlers) are the
+// caller's.
+func ClientOptions(cfg *config.Config, urls []string, username, password string, timeout time.Duration, report func(broker string, err error)) (*paho.ClientOptions, error) {
+	opts := paho.NewClientOptions().
+		SetUsername(username).
+		SetPassword(password).
+		SetProtocolVersion(4).
+		SetConnectTimeout(timeout)
+	for _, u := range urls {
+		opts.AddBroker(u)
+	}
+	var tc *tls.Config
+	if cfg.MQTT.UsesTLS() {
+		var err error
+		if tc, err = cfg.MQTT.TLSConfig(); err != nil {
+			return nil, err
+		}
+	}
+	d := &dialer{tls: tc, timeout: timeout, report: report}
+	opts.SetCustomOpenConnectionFn(d.open)
+	return opts, nil
+}
+
+// dialer opens broker connections itself, TCP or TLS, so that the cause of
+// every failed attempt is seen (paho keeps it to itself while it retries).
+type dialer struct {
+	tls     *tls.Config
+	timeout time.Duration
+	report  func(broker string, err error)
+}
+
+func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+	broker := u.Redacted()
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if config.IsTLSScheme(u.Scheme) {
+		conn, err = d.dialTLS(ctx, u.Host)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+	}
+	if err != nil {
+		d.fail(broker, err)
+		return nil, err
+	}
+	return &watchedConn{Conn: conn, fail: func(err error) { d.fail(broker, err) }}, nil
+}
+
+// verdictWait bounds how long a TLS 1.3 connection waits, after the
+// handshake, for the broker's verdict on the client certificate.
+const verdictWait = 200 * time.Millisecond
+
+// dialTLS dials and completes the TLS handshake. In TLS 1.3 a client's
+// handshake ends before the broker has judged its certificate; when the
+// broker asked for one, dialTLS waits briefly for a refusal, so that it is
+// reported as what it is rather than as a connection closed later.
+func (d *dialer) dialTLS(ctx context.Context, addr string) (net.Conn, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if d.tls != nil {
+		tc = d.tls.Clone()
+	}
+	certs := tc.Certificates
+	tc.Certificates = nil
+	asked := false
+	tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked = true
+		if len(certs) > 0 {
+			return &certs[0], nil
+		}
+		return &tls.Certificate{}, nil // none: the broker decides
+	}
+	conn, err := (&tls.Dialer{NetDialer: &net.Dialer{}, Config: tc}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &stageError{stage: "handshake", err: err}
+	}
+	tconn := conn.(*tls.Conn)
+	if !asked || tconn.ConnectionState().Version < tls.VersionTLS13 {
+		return tconn, nil
+	}
+	var first [1]byte
+	_ = tconn.SetReadDeadline(time.Now().Add(verdictWait))
+	n, err := tconn.Read(first[:])
+	_ = tconn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	switch {
+	case n > 0: // the broker spoke first: keep what it said
+		return &prefixConn{Conn: tconn, prefix: first[:n]}, nil
+	case err == nil, errors.As(err, &ne) && ne.Timeout():
+		return tconn, nil // no refusal: the certificate was accepted
+	default:
+		_ = tconn.Close()
+		return nil, &stageError{stage: "verdict", err: err}
+	}
+}
+
+// stageError marks where in a TLS connection an error happened.
+type stageError struct {
+	stage string // "handshake", or "verdict" (waiting for the client-certificate verdict)
+	err   error
+}
+
+func (e *stageError) Error() string { return "TLS " + e.stage + ": " + e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+// prefixConn returns prefix before reading from the connection.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (d *dialer) fail(broker string, err error) {
+	if d.report != nil {
+		d.report(broker, err)
+	}
+}
+
+// watchedConn reports what goes wrong between the dial and the broker's
+// CONNACK: a refused login, or a TLS alert (with TLS 1.3 the broker judges
+// the client certificate only after the handshake, so its verdict arrives
+// on the first read). Once the CONNACK is in, it is a plain connection.
+type watchedConn struct {
+	net.Conn
+	fail func(error)
+
+	mu   sync.Mutex
+	head []byte // the first bytes read, up to a CONNACK's 4
+	done bool
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return n, err
+	}
+	c.head = append(c.head, p[:min(n, 4-len(c.head))]...)
+	switch {
+	case len(c.head) == 4:
+		c.done = true
+		if c.head[0]>>4 == packets.Connack && c.head[3] != packets.Accepted {
+			c.fail(connackError(c.head[3]))
+		} else {
+			c.fail(nil)
+		}
+	case err != nil:
+		c.done = true
+		c.fail(err)
+	}
+	return n, err
+}
+
+func (c *watchedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.mu.Lock()
+		report := !c.done
+		c.done = true
+		c.mu.Unlock()
+		if report {
+			c.fail(err)
+		}
+	}
+	return n, err
+}
+
+// connackError is the broker's refusal code rc as an error.
+func connackError(rc byte) error {
+	if err, ok := packets.ConnErrors[rc]; ok {
+		return &refusedError{rc: rc, err: err}
+	}
+	return &refusedError{rc: rc, err: fmt.Errorf("CONNACK return code %d", rc)}
+}
+
+type refusedError struct {
+	rc  byte
+	err error
+}
+
+func (e *refusedError) Error() string { return "broker refused the connection: " + e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// ExplainConnectError says in plain words why a connection to the broker
+// failed and which setting to check.
+func ExplainConnectError(err error) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		record    tls.RecordHeaderError
+		refused   *refusedError
+		opErr     *net.OpError
+		dnsErr    *net.DNSError
+		netErr    net.Error
+		stage     *stageError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return "TLS: certificate signed by unknown authority: check mqtt.ca_file (it must hold the CA that signed the broker's certificate)"
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("TLS: the broker's certificate is for %s, not %s: check the host in mqtt.url(s), or set mqtt.server_name to a name the certificate holds", certNames(hostname.Certificate), hostname.Host)
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired && invalid.Cert != nil:
+		if time.Now().Before(invalid.Cert.NotBefore) {
+			return fmt.Sprintf("TLS: the broker's certificate is not valid before %s: check this machine's clock", invalid.Cert.NotBefore.UTC().Format(time.RFC3339))
+		}
+		return fmt.Sprintf("TLS: the broker's certificate expired at %s: renew it, or check this machine's clock", invalid.Cert.NotAfter.UTC().Format(time.RFC3339))
+	case errors.As(err, &invalid):
+		return "TLS: the broker's certificate is not acceptable (" + strings.TrimPrefix(invalid.Error(), "x509: ") + "): check the broker's certificate and mqtt.ca_file"
+	case errors.As(err, &verify):
+		return fmt.Sprintf("TLS: the broker's certificate could not be verified (%v): check mqtt.ca_file", verify.Err)
+	case errors.As(err, &record):
+		return "TLS: the broker did not answer in TLS: is this port a TLS listener (usually 8883)? use tcp:// for a plain one"
+	case errors.As(err, &refused):
+		switch refused.rc {
+		case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised:
+			return "the broker refused the login (" + refused.err.Error() + "): check mqtt.username and mqtt.password_file, and the broker's users"
+		case packets.ErrRefusedIDRejected:
+			return "the broker rejected the client id: check mqtt.client_id"
+		default:
+			return refused.Error()
+		}
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		return explainAlert(opErr.Err.Error())
+	case errors.As(err, &stage) && isClosed(err) && stage.stage == "handshake":
+		return "TLS: the broker closed the connection during the TLS handshake: is this port a TLS listener (usually 8883)? use tcp:// for a plain one"
+	case errors.As(err, &stage) && isClosed(err):
+		return "TLS: the broker closed the connection after the handshake, most likely refusing our client certificate: check mqtt.cert_file and mqtt.key_file, and the broker's log"
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("cannot resolve the broker's host name %q: %v", dnsErr.Name, dnsErr.Err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused: no broker listening at that address"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "no answer from the broker in time (wrong host, a firewall, or a silent broker)"
+	case isClosed(err):
+		return "the broker closed the connection before accepting it (a TLS port needs ssl://; or the broker refuses this client: see its log)"
+	}
+	return err.Error()
+}
+
+// isClosed reports whether err is the peer closing or resetting the connection.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// certNames lists the names a certificate is valid for.
+func certNames(c *x509.Certificate) string {
+	if c == nil {
+		return "other names"
+	}
+	names := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return "no host name (only the common name " + strconv.Quote(c.Subject.CommonName) + ", which TLS ignores)"
+	}
+	return strings.Join(names, ", ")
+}
+
+// explainAlert explains a TLS alert the broker sent, such as "tls: certificate required".
+func explainAlert(alert string) string {
+	a := strings.TrimPrefix(alert, "tls: ")
+	switch {
+	case strings.Contains(a, "certificate required"):
+		return "TLS: the broker requires a client certificate: set mqtt.cert_file and mqtt.key_file"
+	case strings.Contains(a, "certificate"), strings.Contains(a, "unknown ca"):
+		return "TLS: the broker refused our client certificate (" + a + "): check mqtt.cert_file and mqtt.key_file, and the CA the broker trusts"
+	default:
+		return "TLS: the broker ended the handshake (" + a + "): check the broker's TLS settings and its log"
+	}
+}
+
+// connReporter logs each distinct reason a broker cannot be reached once,
+// not once per retry, until a connection succeeds. Every attempt is logged
+// at debug level.
+type connReporter struct {
+	log   func(broker, reason string)
+	debug func(broker, reason string)
+	mu    sync.Mutex
+	seen  map[string]bool
+	last  string // the broker that accepted the latest connection
+}
+
+func newConnReporter(log, debug func(broker, reason string)) *connReporter {
+	return &connReporter{log: log, debug: debug, seen: map[string]bool{}}
+}
+
+// report takes the outcome of one attempt (see ClientOptions).
+func (r *connReporter) report(broker string, err error) {
+	if err == nil {
+		r.mu.Lock()
+		r.last = broker
+		r.mu.Unlock()
+		return
+	}
+	reason := ExplainConnectError(err)
+	r.mu.Lock()
+	key := broker + "\x00" + reason
+	first := !r.seen[key]
+	r.seen[key] = true
+	r.mu.Unlock()
+	r.debug(broker, reason)
+	if first {
+		r.log(broker, reason)
+	}
+}
+
+// connected forgets what was logged, so that the next failure is news
+// again, and returns the broker that accepted the connection.
+func (r *connReporter) connected() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.seen)
+	return r.last
+}
