@@ -1,9 +1,17 @@
 package bridge
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers/sim"
@@ -28,30 +36,272 @@ func (v alarmValue) String() string {
 	return "unknown"
 }
 
-// alarmSource is one configured alarm topic and its last value.
+// alarmSource is one configured alarm entry and what its sources said on
+// the current connection. Every field is reset on a new connection: the
+// broker may be a new one, without the retained values (R5).
 type alarmSource struct {
-	cfg   config.Alarm
-	value alarmValue
+	cfg     config.Alarm
+	topic   topicPattern
+	avail   topicPattern // availability_topic; no levels when unset
+	matcher payloadMatcher
+
+	// values holds every concrete topic that is a source of this entry on
+	// this connection, and its last value. A plain topic is a source from
+	// its first message. Under a wildcard with value_json, a topic becomes
+	// a source with its first message that holds the path (or is empty of
+	// value: null): other devices that share the wildcard (a lamp on
+	// zigbee2mqtt/+) publish other JSON and are not sources. Once a source,
+	// a message without the path, or with null, is "no value": alarm.
+	values map[string]alarmValue
+	// offline holds the last availability per concrete availability topic.
+	offline map[string]bool
+	beatAt  time.Time // last heartbeat on this connection; zero: none yet
+	trouble string    // why the source is not supervised fine ("" = fine), to log changes
 }
 
-// active reports whether the source counts as alarm: anything but an explicit
-// clear. A typo in an alarm topic shows up at installation as doors that
-// won't lock, never as doors that won't release in a fire.
-func (a *alarmSource) active() bool { return a.value != alarmOff }
-
-// classify maps a payload to a value. known is false for a payload that is
-// neither the on nor the off value: it counts as alarm. An empty payload (a
-// cleared retained message) means "no value": unknown, which is also alarm.
-func (a *alarmSource) classify(p []byte) (v alarmValue, known bool) {
-	switch string(p) {
-	case a.cfg.PayloadOff:
-		return alarmOff, true
-	case a.cfg.PayloadOn:
-		return alarmOn, true
-	case "":
-		return alarmUnknown, true
+func newAlarmSource(cfg config.Alarm) alarmSource {
+	a := alarmSource{cfg: cfg, topic: newTopicPattern(cfg.Topic), matcher: newPayloadMatcher(cfg)}
+	if cfg.AvailabilityTopic != "" {
+		a.avail = newTopicPattern(cfg.AvailabilityTopic)
 	}
-	return alarmOn, false
+	a.reset()
+	return a
+}
+
+// reset forgets everything the sources said: a new connection starts with
+// every source unknown, and unproven.
+func (a *alarmSource) reset() {
+	a.values = map[string]alarmValue{}
+	a.offline = map[string]bool{}
+	a.beatAt = time.Time{}
+}
+
+// active reports whether the entry counts as alarm: any source not
+// explicitly clear, or fewer sources than expected have reported. A typo in
+// an alarm topic shows up at installation as doors that won't lock, never
+// as doors that won't release in a fire.
+func (a *alarmSource) active() bool {
+	for _, v := range a.values {
+		if v != alarmOff {
+			return true
+		}
+	}
+	return len(a.values) < a.cfg.MinSources()
+}
+
+// describe says why an active entry is active, for a refused reset.
+func (a *alarmSource) describe() string {
+	if !a.topic.wild() {
+		v, ok := a.values[a.cfg.Topic]
+		if !ok {
+			v = alarmUnknown
+		}
+		return a.cfg.Topic + "=" + v.String()
+	}
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(a.values)) {
+		if v := a.values[t]; v != alarmOff {
+			parts = append(parts, t+"="+v.String())
+		}
+	}
+	if n, want := len(a.values), a.cfg.MinSources(); n < want {
+		parts = append(parts, fmt.Sprintf("%s: %d of %d expected sources reported", a.cfg.Topic, n, want))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// supervision says why the source cannot be trusted to report an alarm
+// now, or "" when it can: its heartbeat is missing or late, or it is (or
+// has not said it is not) offline.
+func (a *alarmSource) supervision(now time.Time) string {
+	if a.cfg.HeartbeatTopic != "" {
+		if a.beatAt.IsZero() {
+			return "no heartbeat yet on " + a.cfg.HeartbeatTopic
+		}
+		if d := now.Sub(a.beatAt); d > a.cfg.HeartbeatTimeout {
+			return fmt.Sprintf("no heartbeat on %s for %v (heartbeat_timeout %v)", a.cfg.HeartbeatTopic, d.Round(time.Millisecond), a.cfg.HeartbeatTimeout)
+		}
+	}
+	if a.cfg.AvailabilityTopic == "" || !a.cfg.AvailabilityTrouble() {
+		return ""
+	}
+	if !a.avail.wild() {
+		return a.availabilityTrouble(a.cfg.AvailabilityTopic)
+	}
+	// One availability topic per source: the one whose + levels are the
+	// source's. Devices that are not sources do not count.
+	for _, t := range slices.Sorted(maps.Keys(a.values)) {
+		captures, _ := a.topic.match(t)
+		if why := a.availabilityTrouble(a.avail.expand(captures)); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+func (a *alarmSource) availabilityTrouble(topic string) string {
+	offline, known := a.offline[topic]
+	switch {
+	case !known:
+		return "no availability yet on " + topic
+	case offline:
+		return "offline on " + topic
+	}
+	return ""
+}
+
+// filters are the topics to subscribe to for this entry.
+func (a *alarmSource) filters() []string {
+	f := []string{a.cfg.Topic}
+	if a.cfg.HeartbeatTopic != "" {
+		f = append(f, a.cfg.HeartbeatTopic)
+	}
+	if a.cfg.AvailabilityTopic != "" {
+		f = append(f, a.cfg.AvailabilityTopic)
+	}
+	return f
+}
+
+// isOffline reads an availability payload: the offline payload itself, or
+// a JSON object whose "state" is it (Zigbee2MQTT without its legacy
+// availability payload). Anything else is online.
+func isOffline(payload []byte, offline string) bool {
+	if string(payload) == offline {
+		return true
+	}
+	if len(payload) > 0 && payload[0] == '{' && gjson.ValidBytes(payload) {
+		s := gjson.GetBytes(payload, "state")
+		return s.Type == gjson.String && s.Str == offline
+	}
+	return false
+}
+
+// onAlarmTopics hands a message to every alarm entry it concerns: as a
+// value, a heartbeat or an availability. It reports whether any did.
+func (l *loop) onAlarmTopics(e evMessage) bool {
+	matched := false
+	for i := range l.alarms {
+		a := &l.alarms[i]
+		if captures, ok := a.topic.match(e.topic); ok {
+			l.onAlarmValue(a, e, captures)
+			matched = true
+		}
+		if a.cfg.HeartbeatTopic == e.topic {
+			l.onAlarmHeartbeat(a, e)
+			matched = true
+		}
+		if a.cfg.AvailabilityTopic != "" {
+			if _, ok := a.avail.match(e.topic); ok {
+				l.onAvailability(a, e)
+				matched = true
+			}
+		}
+	}
+	return matched
+}
+
+func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
+	res := a.matcher.match(e.payload)
+	prev, isSource := a.values[e.topic]
+	if !isSource && a.topic.wild() {
+		switch {
+		case res == matchEmpty:
+			// A retained message cleared on a topic that never reported.
+			return
+		case a.matcher.path != "" && (res == matchNoPath || res == matchNotJSON):
+			// Another device under the same wildcard: not a source.
+			l.log.Debug("message on an alarm wildcard without the value; not a source", "topic", e.topic, "value_json", a.matcher.path)
+			return
+		}
+	}
+	var v alarmValue
+	switch res {
+	case matchOff:
+		v = alarmOff
+	case matchOn:
+		v = alarmOn
+	case matchEmpty, matchNull, matchNoPath:
+		v = alarmUnknown // no value: alarm, but not a fire report, so no latch
+	default:
+		v = alarmOn
+		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
+			"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
+	}
+	a.values[e.topic] = v
+	if v == prev && (isSource || v == alarmUnknown) {
+		return // nothing changed (a new source without a value was alarm already)
+	}
+	l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
+	l.b.audit.record(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic})
+	l.origin = "alarm:" + e.topic
+	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
+		l.setLatch(true, "alarm on "+e.topic)
+	}
+	l.evaluate()
+}
+
+// onAlarmHeartbeat: any live message on the heartbeat topic proves the
+// source alive. A retained one is old news and proves nothing.
+func (l *loop) onAlarmHeartbeat(a *alarmSource, e evMessage) {
+	if e.retained {
+		l.log.Debug("retained alarm heartbeat ignored", "topic", e.topic)
+		return
+	}
+	a.beatAt = l.now()
+	if a.trouble != "" {
+		l.origin = "alarm_heartbeat:" + e.topic
+		l.evaluate()
+	}
+}
+
+func (l *loop) onAvailability(a *alarmSource, e evMessage) {
+	offline := isOffline(e.payload, a.cfg.AvailabilityOffline)
+	if len(e.payload) == 0 {
+		delete(a.offline, e.topic) // cleared: unknown again
+	} else if was, known := a.offline[e.topic]; known && was == offline {
+		return
+	} else {
+		a.offline[e.topic] = offline
+	}
+	level := slog.LevelInfo
+	if a.avail.wild() {
+		captures, _ := a.avail.match(e.topic)
+		if _, source := a.values[a.topic.expand(captures)]; !source {
+			level = slog.LevelDebug // a device under the wildcard that is not a source
+		}
+	}
+	l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", truncate(e.payload, 40), "offline", offline)
+	l.origin = "availability:" + e.topic
+	l.evaluate()
+}
+
+// alarmSupervision reports whether any alarm source cannot prove it is
+// alive (the alarm_supervision hazard). It is judged only while the broker
+// link is proven: without it nothing can arrive, and the broker (or
+// startup) hazard already holds the doors released.
+func (l *loop) alarmSupervision(now time.Time) bool {
+	trouble := false
+	for i := range l.alarms {
+		a := &l.alarms[i]
+		if !l.linkHealthy {
+			a.trouble = ""
+			continue
+		}
+		why := a.supervision(now)
+		if why != a.trouble {
+			if why != "" {
+				l.log.Warn("alarm source supervision trouble", "topic", a.cfg.Topic, "why", why)
+				l.origin = "alarm_supervision:" + a.cfg.Topic
+			} else {
+				l.log.Info("alarm source supervised again", "topic", a.cfg.Topic)
+			}
+			l.b.audit.record(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
+				Detail: why, Origin: "mqtt:" + a.cfg.Topic})
+			a.trouble = why
+		}
+		trouble = trouble || why != ""
+	}
+	return trouble
 }
 
 const latchFile = "alarm_latched"

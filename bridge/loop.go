@@ -64,7 +64,7 @@ func newLoop(b *Bridge) *loop {
 		origin:    "startup",
 	}
 	for _, a := range b.cfg.Alarms {
-		l.alarms = append(l.alarms, alarmSource{cfg: a})
+		l.alarms = append(l.alarms, newAlarmSource(a))
 	}
 	for _, p := range b.cfg.Power {
 		if p.Type == "mqtt" {
@@ -133,7 +133,7 @@ func (l *loop) onConnected(gen uint64) {
 	// retained values: each source is unknown, so alarm, until it reports
 	// again on this connection.
 	for i := range l.alarms {
-		l.alarms[i].value = alarmUnknown
+		l.alarms[i].reset()
 	}
 	for i := range l.mqttPower {
 		l.mqttPower[i].known, l.mqttPower[i].since = false, time.Time{}
@@ -154,7 +154,7 @@ func (l *loop) subscriptions() []string {
 	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.Heartbeat, t.Republish, t.HAStatus,
 		t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}
 	for _, a := range l.alarms {
-		subs = append(subs, a.cfg.Topic)
+		subs = append(subs, a.filters()...)
 	}
 	for _, p := range l.mqttPower {
 		subs = append(subs, p.cfg.Topic)
@@ -249,6 +249,9 @@ func (l *loop) computeRaw() Hazards {
 	}
 	if l.alarmActive() || l.latched {
 		hz = hz.With(HazardAlarm)
+	}
+	if l.alarmSupervision(l.now()) {
+		hz = hz.With(HazardAlarmSupervision)
 	}
 	for _, lost := range l.powerLost {
 		if lost {

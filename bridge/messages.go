@@ -36,11 +36,8 @@ func (l *loop) onMessage(e evMessage) {
 		return
 	}
 	matched := false
-	for i := range l.alarms {
-		if l.alarms[i].cfg.Topic == e.topic {
-			l.onAlarm(&l.alarms[i], e)
-			matched = true
-		}
+	if l.onAlarmTopics(e) {
+		matched = true
 	}
 	for i := range l.mqttPower {
 		if l.mqttPower[i].cfg.Topic == e.topic {
@@ -196,26 +193,6 @@ func (l *loop) onLockdown(e evMessage) {
 	l.evaluate()
 }
 
-func (l *loop) onAlarm(a *alarmSource, e evMessage) {
-	v, known := a.classify(e.payload)
-	if !known {
-		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
-			"want", a.cfg.PayloadOn+" or "+a.cfg.PayloadOff)
-	}
-	if v == a.value {
-		return
-	}
-	prev := a.value
-	a.value = v
-	l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
-	l.b.audit.record(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic})
-	l.origin = "alarm:" + e.topic
-	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
-		l.setLatch(true, "alarm on "+e.topic)
-	}
-	l.evaluate()
-}
-
 func (l *loop) onReset(e evMessage) {
 	if e.retained {
 		l.log.Warn("retained reset ignored; publish RESET without retain", "topic", e.topic)
@@ -229,7 +206,7 @@ func (l *loop) onReset(e evMessage) {
 		var active []string
 		for _, a := range l.alarms {
 			if a.active() {
-				active = append(active, a.cfg.Topic+"="+a.value.String())
+				active = append(active, a.describe())
 			}
 		}
 		msg := "reset refused: alarm still active (" + strings.Join(active, ", ") + ")"

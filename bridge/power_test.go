@@ -93,7 +93,7 @@ func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
 	}
 	l := newLoop(b)
 	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
-	l.alarms[0].value = alarmOff
+	l.alarms[0].setPlain(alarmOff)
 	l.evaluate()
 	fs, fsec := b.byID["fs"], b.byID["fsec"]
 
@@ -117,7 +117,7 @@ func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
 	}
 	// An alarm during the hold releases at once.
 	clk.t = clk.t.Add(-time.Minute)
-	l.alarms[0].value = alarmOn
+	l.alarms[0].setPlain(alarmOn)
 	l.evaluate()
 	if hz := l.doorHazards(fs, clk.t); !hz.Has(HazardAlarm) {
 		t.Fatalf("alarm did not release a door held on battery: %v", hz)

@@ -123,13 +123,6 @@ type Watchdog struct {
 	LoopTimeout time.Duration `koanf:"loop_timeout"`
 }
 
-// Alarm is one alarm source: a topic whose payload says alarm or clear.
-type Alarm struct {
-	Topic      string `koanf:"topic"`
-	PayloadOn  string `koanf:"payload_on"`
-	PayloadOff string `koanf:"payload_off"`
-}
-
 // Driver is one driver config entry; Options holds the type's own keys,
 // decoded and validated by the driver's factory.
 type Driver struct {

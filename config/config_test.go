@@ -102,6 +102,23 @@ var badConfigs = map[string]string{
 	"bad-codes.yaml":          `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
 	"bad-code-hash.yaml":      `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
 
+	// Alarm sources beyond ON/OFF: JSON values, + wildcards, heartbeat, availability.
+	"bad-alarm-topic-hash.yaml":                 `alarms[0].topic: "zigbee2mqtt/#" holds #; use + (one whole topic level) to match several devices`,
+	"bad-alarm-topic-plus.yaml":                 `alarms[0].topic: "zigbee2mqtt/smoke+" has a + inside a topic level; + must stand for a whole level (e.g. zigbee2mqtt/+)`,
+	"bad-alarm-json-and-payloads.yaml":          `alarms[0].value_json: set value_json (with on and off) or payload_on and payload_off, not both`,
+	"bad-alarm-json-no-off.yaml":                `alarms[0].value_json: "smoke" needs on and off: the JSON values meaning alarm and clear (e.g. on: true, off: false)`,
+	"bad-alarm-json-not-scalar.yaml":            `alarms[0].on: [true] is not a JSON scalar: use true, false, a number or a string`,
+	"bad-alarm-json-on-equals-off.yaml":         `alarms[0].on: 1 equals off as JSON; alarm and clear must differ`,
+	"bad-alarm-on-without-json.yaml":            `alarms[0].on: on and off need value_json (the JSON path of the value); plain payloads use payload_on and payload_off`,
+	"bad-alarm-expect.yaml":                     `alarms[0].expect: -2 must be at least 1 (how many matching topics must have reported)`,
+	"bad-alarm-expect-plain-topic.yaml":         `alarms[0].expect: 3 needs a + wildcard in topic "zigbee2mqtt/kitchen_smoke": a plain topic is one source`,
+	"bad-alarm-heartbeat-wildcard.yaml":         `alarms[0].heartbeat_topic: "ha/+/heartbeat" holds a wildcard; name the one topic the source's heartbeat arrives on`,
+	"bad-alarm-heartbeat-no-timeout.yaml":       `alarms[0].heartbeat_timeout: must be set with heartbeat_topic: how long the source may stay silent (500ms to 10s)`,
+	"bad-alarm-heartbeat-timeout.yaml":          `alarms[0].heartbeat_timeout: 30s is outside 500ms–10s; a silent alarm source must release doors well inside NFPA 72's 10 s`,
+	"bad-alarm-heartbeat-timeout-no-topic.yaml": `alarms[0].heartbeat_timeout: 5s needs heartbeat_topic (the topic whose messages prove the source alive)`,
+	"bad-alarm-availability-wildcards.yaml":     `alarms[0].availability_topic: "zigbee2mqtt/+/+/availability" has 2 + and topic has 1: use none (one availability for the whole entry, e.g. zigbee2mqtt/bridge/state) or one for each + in topic, standing for the same device`,
+	"bad-alarm-availability-no-topic.yaml":      `alarms[0].availability_offline: needs availability_topic`,
+
 	"bad-audit-size.yaml":       `audit.max_size: 10 is not a size: add a unit (512KB, 10MB, 1GB)`,
 	"bad-audit-size-unit.yaml":  `audit.max_size: "10 megs" is not a size (write a number and a unit: 512KB, 10MB, 1GB)`,
 	"bad-audit-size-range.yaml": `audit.max_size: 1KB must be between 64KB and 1GB`,

@@ -374,14 +374,7 @@ func (c *Config) applyDefaults() {
 	if len(c.Alarms) == 0 {
 		c.Alarms = []Alarm{DefaultAlarm(c.MQTT.BaseTopic)}
 	}
-	for i := range c.Alarms {
-		if c.Alarms[i].PayloadOn == "" {
-			c.Alarms[i].PayloadOn = "ON"
-		}
-		if c.Alarms[i].PayloadOff == "" {
-			c.Alarms[i].PayloadOff = "OFF"
-		}
-	}
+	c.applyAlarmDefaults()
 	for i := range c.Doors {
 		if c.Doors[i].UnlockTime == 0 {
 			c.Doors[i].UnlockTime = DefaultUnlockTime

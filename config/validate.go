@@ -120,26 +120,6 @@ func (v *validator) codeHash(key, h string) {
 	}
 }
 
-func (c *Config) validateAlarms(v *validator) {
-	// The default alarm topic is built from mqtt.base_topic: a wildcard there
-	// is reported once, at mqtt.base_topic.
-	derived := DefaultAlarm(c.MQTT.BaseTopic).Topic
-	for i, a := range c.Alarms {
-		key := fmt.Sprintf("alarms[%d]", i)
-		switch {
-		case a.Topic == "":
-			v.add(key+".topic", "must not be empty")
-		case a.Topic == derived && strings.ContainsAny(c.MQTT.BaseTopic, "+#"):
-			// reported at mqtt.base_topic
-		case strings.ContainsAny(a.Topic, "+#"):
-			v.add(key+".topic", "%q holds a wildcard; name one alarm topic per entry", a.Topic)
-		}
-		if a.PayloadOn == a.PayloadOff {
-			v.add(key+".payload_on", "%q equals payload_off; alarm and clear must differ", a.PayloadOn)
-		}
-	}
-}
-
 func (c *Config) validateDrivers(v *validator) map[string]bool {
 	ids := map[string]bool{}
 	for i, d := range c.Drivers {
