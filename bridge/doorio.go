@@ -30,7 +30,8 @@ type doorIO struct {
 	contact, rex, lockSense *inputLine
 	logic                   *DoorInputs
 	out                     DoorInputOutcome // of the last reading
-	topic                   func(leaf string) string
+	// B/N/<door>/<leaf> topics, built once: publishState runs every tick.
+	contactTopic, forcedTopic, heldTopic, releaseFailureTopic string
 }
 
 // inputLine is one opened input.
@@ -71,7 +72,8 @@ func (b *Bridge) openDoorInputs() error {
 			HeldOpenTime: d.cfg.EffectiveHeldOpenTime(),
 		})
 		prefix := b.topics.prefix + "/" + d.cfg.ID + "/"
-		io.topic = func(leaf string) string { return prefix + leaf }
+		io.contactTopic, io.forcedTopic = prefix+leafContact, prefix+leafForced
+		io.heldTopic, io.releaseFailureTopic = prefix+leafHeld, prefix+leafReleaseFailure
 		d.io = io
 	}
 	return nil
@@ -169,12 +171,12 @@ func (l *loop) publishInputs(d *door) {
 		if io.out.ContactKnown {
 			contact = onOff(io.out.Open)
 		}
-		l.publishRetained(io.topic(leafContact), contact)
-		l.publishRetained(io.topic(leafForced), onOff(io.out.Forced))
-		l.publishRetained(io.topic(leafHeld), onOff(io.out.Held))
+		l.publishRetained(io.contactTopic, contact)
+		l.publishRetained(io.forcedTopic, onOff(io.out.Forced))
+		l.publishRetained(io.heldTopic, onOff(io.out.Held))
 	}
 	if io.lockSense != nil {
-		l.publishRetained(io.topic(leafReleaseFailure), onOff(io.out.ReleaseFailure))
+		l.publishRetained(io.releaseFailureTopic, onOff(io.out.ReleaseFailure))
 	}
 }
 
