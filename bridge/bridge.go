@@ -20,6 +20,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/internal/sdnotify"
 )
 
 // Clock tells the time. Tests inject a fake one.
@@ -42,6 +43,10 @@ type Options struct {
 	Drivers map[string]drivers.Driver
 	// TickInterval is how often timers are evaluated (default 100ms).
 	TickInterval time.Duration
+	// Notifier, when set, receives systemd notifications: READY=1,
+	// STOPPING=1 and, from the control loop only, WATCHDOG=1
+	// (sdnotify.FromEnv in cmd/doorbridge).
+	Notifier *sdnotify.Notifier
 }
 
 // Bridge is one running bridge.
@@ -55,6 +60,8 @@ type Bridge struct {
 	topics  Topics
 	version string
 	tick    time.Duration
+	notify  *sdnotify.Notifier
+	readyBy time.Duration // READY=1 at the latest this long after start (liveness.go)
 
 	drivers map[string]drivers.Driver
 	doors   []*door
@@ -95,6 +102,8 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		topics:  NewTopics(cfg),
 		version: opts.Version,
 		tick:    opts.TickInterval,
+		notify:  opts.Notifier,
+		readyBy: defaultReadyTimeout,
 		drivers: map[string]drivers.Driver{},
 		byID:    map[string]*door{},
 		events:  make(chan event, 1024),
@@ -212,6 +221,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}()
 	l.evaluate() // the startup hazard holds every relay off until the link is proven
+	if err := l.startLiveness(); err != nil {
+		l.shutdown("fatal")
+		return err
+	}
+	defer l.stopLiveness(false) // left armed unless the clean shutdown below disarmed it
 
 	urls := b.cfg.MQTT.BrokerURLs()
 	if len(urls) == 0 {
@@ -242,7 +256,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 
 	err = l.run(ctx)
+	l.notifyStopping()
 	l.shutdown("shutdown")
+	l.stopLiveness(true) // every relay is off: disarm the hardware watchdog
 	mq.stop(2 * time.Second)
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/internal/sdnotify"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
@@ -35,6 +36,8 @@ type harness struct {
 	c      *testbroker.Client
 	cancel context.CancelFunc
 	done   chan error
+	// notifier, when set before start, is the bridge's systemd notifier.
+	notifier *sdnotify.Notifier
 }
 
 // testConfig has a fail-safe door "fs" on channel 0 and a fail-secure door
@@ -90,6 +93,7 @@ func (h *harness) start() {
 	h.t.Helper()
 	h.sim = sim.New(sim.Options{})
 	b, err := Open(h.cfg, Options{
+		Notifier:     h.notifier,
 		Log:          testLogger(h.t),
 		Drivers:      map[string]drivers.Driver{"sim": h.sim},
 		TickInterval: 20 * time.Millisecond,

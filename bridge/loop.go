@@ -49,6 +49,7 @@ type loop struct {
 	pub     map[string]string // last retained payload published per topic
 	cache   pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
 	reports []relayReport     // relay changes of the current evaluation, reported once all are written
+	live    liveness          // systemd and hardware watchdogs, fed only from here (liveness.go)
 	origin  string            // what triggered the current evaluation, for the audit log
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
@@ -92,6 +93,7 @@ func (l *loop) run(ctx context.Context) error {
 		case <-t.C:
 			l.b.wd.checkin()
 			l.onTick()
+			l.feedWatchdogs()
 		}
 	}
 }

@@ -121,6 +121,9 @@ type Watchdog struct {
 	// LoopTimeout is how long the control loop may go without checking in
 	// before the in-process watchdog forces every relay off.
 	LoopTimeout time.Duration `koanf:"loop_timeout"`
+	// Device is a Linux watchdog device (e.g. /dev/watchdog) pinged while
+	// the control loop is healthy; "" (the default) leaves it alone.
+	Device string `koanf:"device"`
 }
 
 // Driver is one driver config entry; Options holds the type's own keys,

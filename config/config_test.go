@@ -118,6 +118,7 @@ var badConfigs = map[string]string{
 	"bad-alarm-heartbeat-timeout-no-topic.yaml": `alarms[0].heartbeat_timeout: 5s needs heartbeat_topic (the topic whose messages prove the source alive)`,
 	"bad-alarm-availability-wildcards.yaml":     `alarms[0].availability_topic: "zigbee2mqtt/+/+/availability" has 2 + and topic has 1: use none (one availability for the whole entry, e.g. zigbee2mqtt/bridge/state) or one for each + in topic, standing for the same device`,
 	"bad-alarm-availability-no-topic.yaml":      `alarms[0].availability_offline: needs availability_topic`,
+	"bad-watchdog-device.yaml":                  `watchdog.device: "watchdog" must be an absolute path (e.g. /dev/watchdog), or empty for none`,
 
 	"bad-audit-size.yaml":       `audit.max_size: 10 is not a size: add a unit (512KB, 10MB, 1GB)`,
 	"bad-audit-size-unit.yaml":  `audit.max_size: "10 megs" is not a size (write a number and a unit: 512KB, 10MB, 1GB)`,

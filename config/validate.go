@@ -94,6 +94,9 @@ func (c *Config) validateWatchdog(v *validator) {
 	if w.LoopTimeout < 100e6 || w.LoopTimeout > 2e9 {
 		v.add("watchdog.loop_timeout", "%v must be between 100ms and 2s", w.LoopTimeout)
 	}
+	if w.Device != "" && !strings.HasPrefix(w.Device, "/") {
+		v.add("watchdog.device", "%q must be an absolute path (e.g. /dev/watchdog), or empty for none", w.Device)
+	}
 }
 
 func (c *Config) validateCodes(v *validator) {

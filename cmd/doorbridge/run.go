@@ -13,6 +13,7 @@ import (
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
 	_ "github.com/doorbridge/doorbridge/drivers/all"
+	"github.com/doorbridge/doorbridge/internal/sdnotify"
 )
 
 func configFlag(fs *flag.FlagSet) *string {
@@ -50,8 +51,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
+	// Under systemd with Type=notify: READY, STOPPING and WATCHDOG pings
+	// (the last only from the control loop).
+	notifier, err := sdnotify.FromEnv()
+	if err != nil {
+		log.Error("systemd notification socket", "err", err)
+		return 1
+	}
 	// Open writes every relay off before anything touches the network.
-	b, err := bridge.Open(cfg, bridge.Options{Log: log, Version: version})
+	b, err := bridge.Open(cfg, bridge.Options{Log: log, Version: version, Notifier: notifier})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
