@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -32,6 +33,9 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	// The Go runtime and the process (go_goroutines, process_resident_memory_bytes,
+	// open fds...): a leak shows there first, and the soak test watches them.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promauto.With(reg)
 	m := &metrics{
 		lockEnergized: f.NewGaugeVec(prometheus.GaugeOpts{
