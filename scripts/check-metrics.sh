@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 fail() { echo "check-metrics: $*" >&2; [ -f "${tmp:-}/log" ] && tail -20 "$tmp/log" >&2; exit 1; }
 command -v promtool >/dev/null || fail "promtool not found (apt-get install prometheus)"
-command -v curl >/dev/null || fail "curl not found"
+if command -v curl >/dev/null; then fetch() { curl -fsS "$1"; }
+elif command -v wget >/dev/null; then fetch() { wget -qO- "$1"; }
+else fail "neither curl nor wget found"; fi
 
 tmp="$(mktemp -d)"
 pid=""
@@ -49,7 +51,7 @@ wait_for() {
     sleep 0.1
   done
 }
-metric() { curl -fsS "$url/metrics" | grep -qxF "$1"; }
+metric() { fetch "$url/metrics" | grep -qxF "$1"; }
 
 wait_for "ready (/readyz)" 20 "$bin" healthcheck -url "$url/readyz"
 "$bin" alarm off -c "$cfg" >/dev/null
@@ -57,7 +59,7 @@ wait_for "maglock locked" 20 metric 'doorbridge_lock_energized{door="front"} 1'
 "$bin" alarm on -c "$cfg" >/dev/null
 wait_for "release on alarm" 10 metric 'doorbridge_lock_energized{door="front"} 0'
 
-curl -fsS "$url/metrics" > "$tmp/metrics.txt"
+fetch "$url/metrics" > "$tmp/metrics.txt"
 echo "==> promtool check metrics ($(grep -c '^doorbridge_' "$tmp/metrics.txt") doorbridge samples)"
 promtool check metrics < "$tmp/metrics.txt" || fail "promtool check metrics found problems"
 for name in doorbridge_build_info doorbridge_hazard_duration_seconds_bucket doorbridge_hazard_release_seconds_bucket \
