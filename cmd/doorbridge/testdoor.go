@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -408,33 +409,45 @@ func lines(r io.Reader) <-chan string {
 }
 
 // bridgeOnline reports whether a bridge with cfg's id is online: its
-// retained availability on the configured broker is "online". It waits at
-// most timeout for the broker and for the retained message.
+// retained availability on the configured broker (the first of mqtt.urls
+// that answers, with the bridge's TLS settings) is "online". It waits at
+// most timeout per broker and for the retained message.
 func bridgeOnline(ctx context.Context, cfg *config.Config, timeout time.Duration) (bool, error) {
 	password, err := cfg.MQTTPassword()
 	if err != nil {
 		return false, err
 	}
-	url := cfg.MQTT.URL
-	if url == "" {
-		url = "tcp://" + cfg.EmbeddedBroker.Listen
+	var mu sync.Mutex
+	var failures []string
+	report := func(broker string, err error) {
+		if err != nil {
+			mu.Lock()
+			failures = append(failures, broker+": "+bridge.ExplainConnectError(err))
+			mu.Unlock()
+		}
 	}
-	opts := paho.NewClientOptions().
-		AddBroker(url).
-		SetClientID(fmt.Sprintf("%s-test-door-%d", cfg.ClientID(), os.Getpid())).
-		SetUsername(cfg.MQTT.Username).
-		SetPassword(password).
+	urls := bridge.BrokerURLs(cfg)
+	where := strings.Join(urls, ", ")
+	opts, err := bridge.ClientOptions(cfg, urls, cfg.MQTT.Username, password, timeout, report)
+	if err != nil {
+		return false, err
+	}
+	opts.SetClientID(fmt.Sprintf("%s-test-door-%d", cfg.ClientID(), os.Getpid())).
 		SetCleanSession(true).
-		SetConnectTimeout(timeout).
 		SetAutoReconnect(false).
 		SetConnectRetry(false)
 	c := paho.NewClient(opts)
 	tok := c.Connect()
-	if !tok.WaitTimeout(timeout) {
-		return false, fmt.Errorf("broker %s: no answer within %v", url, timeout)
+	if !tok.WaitTimeout(time.Duration(len(urls))*timeout + time.Second) {
+		return false, fmt.Errorf("broker %s: no answer within %v", where, timeout)
 	}
 	if err := tok.Error(); err != nil {
-		return false, fmt.Errorf("broker %s: %w", url, err)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failures) > 0 {
+			return false, fmt.Errorf("broker %s", strings.Join(failures, "; "))
+		}
+		return false, fmt.Errorf("broker %s: %s", where, bridge.ExplainConnectError(err))
 	}
 	defer c.Disconnect(100)
 	got := make(chan string, 1)
@@ -446,10 +459,10 @@ func bridgeOnline(ctx context.Context, cfg *config.Config, timeout time.Duration
 		}
 	})
 	if !st.WaitTimeout(timeout) {
-		return false, fmt.Errorf("broker %s: subscribe: no answer within %v", url, timeout)
+		return false, fmt.Errorf("broker %s: subscribe: no answer within %v", where, timeout)
 	}
 	if err := st.Error(); err != nil {
-		return false, fmt.Errorf("broker %s: subscribe %s: %w", url, topic, err)
+		return false, fmt.Errorf("broker %s: subscribe %s: %w", where, topic, err)
 	}
 	// A broker sends retained messages right after the subscription is
 	// acknowledged: a short wait is enough to know there is none.
