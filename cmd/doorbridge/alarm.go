@@ -16,10 +16,22 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 )
 
+// drillAlarm is the alarm entry that drills publish to: the first with a
+// plain topic and plain payloads (not a JSON or wildcard entry fed by
+// devices).
+func drillAlarm(cfg *config.Config) (config.Alarm, bool) {
+	for _, a := range cfg.Alarms {
+		if a.ValueJSON == "" && !strings.Contains(a.Topic, "+") {
+			return a, true
+		}
+	}
+	return config.Alarm{}, false
+}
+
 // cmdAlarm publishes the fire alarm: a drill and commissioning tool.
 //
-//	on     publishes payload_on, retained, to the first alarm topic
-//	off    publishes payload_off, retained, to the first alarm topic
+//	on     publishes payload_on, retained, to the first plain alarm topic
+//	off    publishes payload_off, retained, to the first plain alarm topic
 //	reset  publishes RESET to B/N/alarm/reset (releases the latch)
 func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "on" && args[0] != "off" && args[0] != "reset" {
@@ -30,7 +42,7 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("alarm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
-	topicFlag := fs.String("topic", "", "alarm topic (default: the first entry of alarms)")
+	topicFlag := fs.String("topic", "", "alarm topic (default: the first entry of alarms with a plain topic and payloads)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker")
 	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish alarms and resets)")
 	passwordFile := fs.String("password-file", "", "file holding -username's password")
@@ -42,7 +54,11 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
-	alarm := cfg.Alarms[0]
+	alarm, plain := drillAlarm(cfg)
+	if !plain && action != "reset" {
+		fmt.Fprintf(stderr, "doorbridge: alarm %s: no alarm entry has a plain topic with payload_on/payload_off (entries with value_json or + are read from devices); add one, such as %s, for drills\n", action, config.DefaultAlarm(cfg.MQTT.BaseTopic).Topic)
+		return 1
+	}
 	var topic, payload string
 	retained := true
 	switch action {
