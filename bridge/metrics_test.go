@@ -1,8 +1,14 @@
 package bridge
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -160,4 +166,79 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The Grafana dashboard asks only for metrics /metrics serves, and its
+// queries are valid PromQL (checked with promtool when it is installed).
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "configs", "grafana", "doorbridge.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			ID      int    `json:"id"`
+			Type    string `json:"type"`
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("LOCK")}) // commands_total appears with its first command
+	served := scrape(t, l.b)
+
+	name := regexp.MustCompile(`doorbridge_[a-z_]+`)
+	ids := map[int]bool{}
+	var exprs []string
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			exprs = append(exprs, q.Expr)
+			if !strings.Contains(q.Expr, `instance=~"$instance"`) {
+				t.Errorf("panel %q: %s does not filter on $instance", p.Title, q.Expr)
+			}
+			for _, m := range name.FindAllString(q.Expr, -1) {
+				if !strings.Contains(served, "\n"+m) {
+					t.Errorf("panel %q asks for %s, which /metrics does not serve", p.Title, m)
+				}
+			}
+		}
+	}
+	if dash.UID != "doorbridge" || len(exprs) < 10 {
+		t.Fatalf("uid %q, %d queries", dash.UID, len(exprs))
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (apt-get install prometheus): PromQL syntax not checked")
+	}
+	// Grafana's variables, replaced by values PromQL accepts, as recording
+	// rules: promtool check rules parses every expression.
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$__range", "1d", "$instance", ".*")
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, e := range exprs {
+		q, _ := json.Marshal(vars.Replace(e))
+		fmt.Fprintf(&rules, "      - record: dashboard:q%d\n        expr: %s\n", i, q)
+	}
+	file := filepath.Join(t.TempDir(), "rules.yml")
+	os.WriteFile(file, []byte(rules.String()), 0o600)
+	if out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules on the dashboard's queries: %v\n%s", err, out)
+	}
 }
