@@ -317,8 +317,8 @@ func (l *loop) evaluate() {
 			}
 		}
 	}
-	l.afterWrites(rose, len(touched) > 0, start, armed)
 	l.reportRelays()
+	l.afterWrites(rose, len(touched) > 0, start, armed) // after the relay events: a drill follows its release
 	l.publishState()
 }
 
