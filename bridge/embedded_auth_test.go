@@ -1,0 +1,195 @@
+package bridge
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+func TestTopicsOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"db/t1/+/set", "db/t1/front/set", true},
+		{"db/t1/+/set", "db/t1/front/state", false},
+		{"db/#", "db", true},
+		{"db/#", "db/t1/front/set", true},
+		{"db/+", "db/t1/front", false},
+		{"#", "anything/at/all", true},
+		{"db/t1/+/state", "db/+/front/#", true},
+		{"db/t1/+/state", "db/t2/#", false},
+		{"db/t1/alarm/reset", "db/t1/alarm/reset", true},
+		{"db/t1/alarm", "db/t1/alarm/reset", false},
+		{"db/t1/alarm/reset", "db/t1/alarm", false},
+	} {
+		if got := topicsOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("topicsOverlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := topicsOverlap(tc.b, tc.a); got != tc.want {
+			t.Errorf("topicsOverlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func bcryptHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// The embedded broker with users: the bridge logs in to it; Home Assistant
+// logs in over its TLS listener and may command; nobody logs in without a
+// user and its password; a user may publish only what its acl entry allows
+// (a forbidden QoS 0 publication is dropped, a QoS 1 one costs the
+// connection); the bridge's own login may not command a door.
+func TestEmbeddedBrokerAuthentication(t *testing.T) {
+	dir := t.TempDir()
+	bridgePW := filepath.Join(dir, "bridge-password")
+	if err := os.WriteFile(bridgePW, []byte("bridge-secret-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pki := testbroker.NewPKI(t, "embedded CA")
+	cert, key := pki.ServerCert("embedded")
+	listen, tlsListen := freeAddr(t), freeAddr(t)
+
+	cfg := testConfig("")
+	cfg.MQTT.Username, cfg.MQTT.PasswordFile = "doorbridge", bridgePW
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen, TLSListen: tlsListen, CertFile: cert, KeyFile: key,
+		Users: []config.BrokerUser{
+			{Username: "doorbridge", PasswordFile: bridgePW},
+			{Username: "homeassistant", PasswordHash: bcryptHash(t, "ha-secret-2")},
+			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
+			{Username: "watcher", PasswordHash: bcryptHash(t, "watch-secret-4")},
+		},
+		ACL: []config.BrokerACL{
+			{Username: "homeassistant", Publish: []string{"db/+/+/set", "db/+/alarm/reset", "db/+/republish", "db/alarm", "homeassistant/#"},
+				Subscribe: []string{"db/#", "homeassistant/#"}},
+			{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"db/+/+/state"}},
+			{Username: "watcher", Publish: []string{"testbroker/#"}, Subscribe: []string{"#"}},
+		},
+	}
+	l := runLinked(t, cfg)
+	testbroker.Eventually(t, wait, func() bool {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "embedded broker listening on %s", listen)
+	plain := "tcp://" + listen
+	watcher := testbroker.ConnectWith(t, plain, "watcher", testbroker.ClientOptions{Username: "watcher", Password: "watch-secret-4"})
+	watcher.WaitPayload("db/t1/availability", "online", wait) // the bridge is in, with its password file
+
+	// Nobody without a user and its password.
+	for name, o := range map[string]testbroker.ClientOptions{
+		"anonymous":        {},
+		"wrong password":   {Username: "homeassistant", Password: "ha-secret-x"},
+		"unknown user":     {Username: "admin", Password: "ha-secret-2"},
+		"hash as password": {Username: "homeassistant", Password: cfg.EmbeddedBroker.Users[1].PasswordHash},
+	} {
+		if err := testbroker.TryConnect(plain, "intruder", o); err == nil {
+			t.Errorf("%s: connected, want refused", name)
+		}
+	}
+	if n := l.log.count("WARN", "embedded broker refused a login"); n < 4 {
+		t.Errorf("%d refused logins logged, want 4", n)
+	}
+
+	// Home Assistant, over TLS, clears the alarm and commands a door.
+	roots := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(pki.CAFile)
+	roots.AppendCertsFromPEM(caPEM)
+	ha := testbroker.ConnectWith(t, "ssl://"+tlsListen, "home-assistant", testbroker.ClientOptions{
+		Username: "homeassistant", Password: "ha-secret-2", TLS: &tls.Config{RootCAs: roots}})
+	ha.Publish("db/alarm", "OFF", true)
+	l.waitPower("0", true, wait, "the fail-safe door locks once Home Assistant clears the alarm")
+	ha.Publish("db/t1/fsec/set", "UNLOCK", false)
+	l.waitPower("1", true, wait, "Home Assistant may command a door")
+	ha.WaitPayload("db/t1/fsec/state", StateUnlocked, wait)
+
+	// A user without the right in its acl: a QoS 0 command is dropped, and
+	// its next, allowed publication arrives without it.
+	guest := testbroker.ConnectWith(t, plain, "guest", testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"})
+	since := time.Now()
+	guest.Paho().Publish("db/t1/fsec/set", 0, false, "LOCK").WaitTimeout(wait)
+	guest.Publish("guest/marker", "1", false)
+	watcher.WaitFor("guest/marker", wait, nil)
+	// The bridge's own login, stolen: not allowed to command either.
+	thief := testbroker.ConnectWith(t, plain, "thief", testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"})
+	thief.Paho().Publish("db/t1/fsec/set", 0, false, "LOCK").WaitTimeout(wait)
+	thief.Publish("db/t1/thief-marker", "1", false)
+	watcher.WaitFor("db/t1/thief-marker", wait, nil)
+	for _, m := range watcher.Messages("db/t1/fsec/set") {
+		if m.At.After(since) {
+			t.Errorf("a command got through the acl: %s", m)
+		}
+	}
+	if !l.power("1") {
+		t.Error("the strike was locked by a user without the right to command it")
+	}
+
+	// A forbidden QoS 1 publication costs the connection (mochi's answer
+	// under MQTT 3.1.1, which has no negative PUBACK).
+	lost := make(chan error, 1)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(plain).SetClientID("guest-qos1").
+		SetUsername("guest").SetPassword("guest-secret-3").SetProtocolVersion(4).SetAutoReconnect(false).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err }))
+	if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("guest connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	c.Publish("db/t1/fsec/set", 1, false, "LOCK")
+	select {
+	case <-lost:
+	case <-time.After(wait):
+		t.Error("a forbidden QoS 1 publish did not cost the connection")
+	}
+	watcher.Sync(wait)
+	if !l.power("1") {
+		t.Error("the strike was locked by a forbidden QoS 1 command")
+	}
+}
+
+// The bridge's password must be its user's in embedded_broker.users, or the
+// embedded broker does not start: the bridge could never log in.
+func TestEmbeddedBrokerRefusesWrongBridgePassword(t *testing.T) {
+	cfg := testConfig("")
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "not-it"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{Listen: "127.0.0.1:0", Users: []config.BrokerUser{
+		{Username: "doorbridge", PasswordHash: bcryptHash(t, "the-password")},
+	}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	want := `mqtt.username "doorbridge": the password in mqtt.password(_file) is not that user's password in embedded_broker.users`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("StartEmbeddedBrokerConfig = %v, want an error containing %q", err, want)
+	}
+}
