@@ -247,6 +247,10 @@ func (b *Broker) startMochi(ln net.Listener) {
 		_ = ln.Close()
 		b.t.Fatalf("testbroker: mochi session hook: %v", err)
 	}
+	if err := server.AddHook(new(retainHook), nil); err != nil {
+		_ = ln.Close()
+		b.t.Fatalf("testbroker: mochi retain hook: %v", err)
+	}
 	if err := server.AddListener(tl); err != nil {
 		_ = ln.Close()
 		b.t.Fatalf("testbroker: mochi listener: %v", err)
