@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -189,6 +190,8 @@ type watchedConn struct {
 	net.Conn
 	fail func(error)
 
+	settled atomic.Bool // the CONNACK is in, or the attempt failed: nothing more to watch
+
 	mu   sync.Mutex
 	head []byte // the first bytes read, up to a CONNACK's 4
 	done bool
@@ -196,11 +199,15 @@ type watchedConn struct {
 
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if c.settled.Load() {
+		return n, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done {
 		return n, err
 	}
+	defer func() { c.settled.Store(c.done) }()
 	c.head = append(c.head, p[:min(n, 4-len(c.head))]...)
 	switch {
 	case len(c.head) == 4:
@@ -219,7 +226,7 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 
 func (c *watchedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if err != nil {
+	if err != nil && !c.settled.Load() {
 		c.mu.Lock()
 		report := !c.done
 		c.done = true
