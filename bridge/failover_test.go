@@ -83,3 +83,33 @@ func lastIndex(lines []string, parts ...string) int {
 	}
 	return -1
 }
+
+// Each broker's own reason is logged, once, even when paho tries them all
+// in one attempt and reports only the last: here the first refuses the
+// login (seen in its CONNACK) and the second is not there at all.
+func TestBrokerRefusalsExplainedPerBroker(t *testing.T) {
+	m := testbroker.StartMosquitto(t, []string{"mqtt"}, func(m *testbroker.Mosquitto) string {
+		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\npersistence false\n",
+			m.Port("mqtt"), testbroker.PasswordFile(t, m.Dir(), map[string]string{"doorbridge": "right"}))
+	})
+	gone := freeAddr(t) // nothing listens there
+	cfg := testConfig("")
+	cfg.MQTT.URLs = []string{"tcp://" + m.Addr("mqtt"), "tcp://" + gone}
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "wrong"
+	l := runLinked(t, cfg)
+	l.log.waitCount(t, 6, "DEBUG", "MQTT connection attempt failed") // three rounds over both brokers
+	for _, want := range [][]string{
+		{"broker=\"tcp://" + m.Addr("mqtt") + "\"", "the broker refused the login (not Authorized): check mqtt.username and mqtt.password_file"},
+		{"broker=\"tcp://" + gone + "\"", "connection refused: no broker listening at that address"},
+	} {
+		if n := l.log.count(append([]string{"ERROR", "MQTT broker unreachable"}, want...)...); n != 1 {
+			t.Errorf("%d error lines with %q, want 1", n, want)
+		}
+	}
+	if n := l.log.count("ERROR", "MQTT broker unreachable"); n != 2 {
+		t.Errorf("%d 'unreachable' lines, want 2 (one per broker)", n)
+	}
+	if l.power("0") || l.connected() {
+		t.Error("no broker would have the bridge, yet the fail-safe door is powered or the link is up")
+	}
+}
