@@ -372,3 +372,20 @@ func TestAvailabilityForWholeEntry(t *testing.T) {
 		t.Fatalf("unknown availability is not trouble")
 	}
 }
+
+// Home Assistant's own status topic, which the bridge also watches for
+// republishing, can be the availability of the alarm that HA publishes.
+func TestHAStatusAsAvailability(t *testing.T) {
+	a := config.DefaultAlarm("db")
+	a.AvailabilityTopic, a.AvailabilityOffline = "homeassistant/status", config.DefaultAvailabilityOffline
+	l, _ := newTestLoop(t, a)
+	l.send(a.Topic, "OFF", true)
+	l.send("homeassistant/status", "online", true)
+	if l.raw.Any() {
+		t.Fatalf("hazards %v with HA online and the alarm clear", l.raw)
+	}
+	l.send("homeassistant/status", "offline", false)
+	if !l.raw.Has(HazardAlarmSupervision) {
+		t.Fatalf("HA offline did not raise alarm_supervision: %v", l.raw)
+	}
+}

@@ -29,6 +29,7 @@ func (l *loop) onMessage(e evMessage) {
 		return
 	case t.Republish, t.HAStatus:
 		l.onRepublish(e)
+		l.onAlarmTopics(e) // Home Assistant's status may be an alarm source's availability
 		return
 	}
 	if strings.HasPrefix(e.topic, l.b.cfg.MQTT.DiscoveryPrefix+"/device/") {

@@ -216,6 +216,9 @@ func (c *Config) validateAlarmValues(v *validator, key string, a Alarm) {
 	if a.PayloadOn != "" || a.PayloadOff != "" {
 		v.add(key+".value_json", "set value_json (with on and off) or payload_on and payload_off, not both")
 	}
+	if strings.HasPrefix(a.ValueJSON, "$") {
+		v.add(key+".value_json", "%q is JSONPath; write a gjson path: %s, alarm.state", a.ValueJSON, strings.TrimLeft(a.ValueJSON, "$."))
+	}
 	if a.On == nil || a.Off == nil {
 		v.add(key+".value_json", "%q needs on and off: the JSON values meaning alarm and clear (e.g. on: true, off: false)", a.ValueJSON)
 		return

@@ -107,6 +107,7 @@ var badConfigs = map[string]string{
 	"bad-alarm-topic-plus.yaml":                 `alarms[0].topic: "zigbee2mqtt/smoke+" has a + inside a topic level; + must stand for a whole level (e.g. zigbee2mqtt/+)`,
 	"bad-alarm-json-and-payloads.yaml":          `alarms[0].value_json: set value_json (with on and off) or payload_on and payload_off, not both`,
 	"bad-alarm-json-no-off.yaml":                `alarms[0].value_json: "smoke" needs on and off: the JSON values meaning alarm and clear (e.g. on: true, off: false)`,
+	"bad-alarm-json-path.yaml":                  `alarms[0].value_json: "$.smoke" is JSONPath; write a gjson path: smoke, alarm.state`,
 	"bad-alarm-json-not-scalar.yaml":            `alarms[0].on: [true] is not a JSON scalar: use true, false, a number or a string`,
 	"bad-alarm-json-on-equals-off.yaml":         `alarms[0].on: 1 equals off as JSON; alarm and clear must differ`,
 	"bad-alarm-on-without-json.yaml":            `alarms[0].on: on and off need value_json (the JSON path of the value); plain payloads use payload_on and payload_off`,
