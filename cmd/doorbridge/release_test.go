@@ -131,9 +131,20 @@ func TestDockerCompose(t *testing.T) {
 		t.Errorf("doorbridge volumes %q: want the config at /config/config.yaml and a volume on /data", db.Volumes)
 	}
 	if mq.Image != "eclipse-mosquitto:2" || mq.Restart != "unless-stopped" || len(mq.Healthcheck.Test) == 0 ||
-		!slices.Contains(mq.Volumes, "./configs/mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro") ||
+		!slices.Contains(mq.Volumes, "./configs/docker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro") ||
 		!slices.Contains(mq.Volumes, "./configs/mosquitto/acl:/mosquitto/config/acl:ro") {
 		t.Errorf("mosquitto service: %+v", mq)
+	}
+	// The container's mosquitto.conf keeps configs/mosquitto's security, with
+	// the files where compose mounts them.
+	conf := strings.Split(readRepoFile(t, "configs/docker/mosquitto.conf"), "\n")
+	for _, want := range []string{"allow_anonymous false", "password_file /mosquitto/config/passwd", "acl_file /mosquitto/config/acl", "listener 1883"} {
+		if !slices.Contains(conf, want) {
+			t.Errorf("configs/docker/mosquitto.conf lacks %q", want)
+		}
+	}
+	if !slices.Contains(mq.Volumes, "./secrets/mosquitto_passwd:/mosquitto/config/passwd:ro") {
+		t.Errorf("mosquitto volumes %q: want the password file at /mosquitto/config/passwd", mq.Volumes)
 	}
 	if !slices.Equal(ha.Profiles, []string{"ha"}) || ha.Restart != "unless-stopped" {
 		t.Errorf("homeassistant: profiles %q restart %q; want an optional service (profile ha)", ha.Profiles, ha.Restart)
