@@ -14,9 +14,16 @@ import (
 
 // buildBridge builds the doorbridge binary from the tree (no -race: the
 // figures are for the binary users run).
-func buildBridge(dir string) (string, error) {
+func buildBridge(dir string) (string, error) { return buildBridgeFlags(dir, false) }
+
+// buildBridgeFlags builds doorbridge, with the race detector if race.
+func buildBridgeFlags(dir string, race bool) (string, error) {
 	bin := filepath.Join(dir, "doorbridge")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/doorbridge/doorbridge/cmd/doorbridge").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "github.com/doorbridge/doorbridge/cmd/doorbridge")...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build doorbridge: %v\n%s", err, out)
 	}

@@ -7,6 +7,7 @@
 // JSON.
 //
 //	go run ./cmd/doorbench --doors 1,16,64 --rounds 20 --idle 10s --json bench.json
+//	go run ./cmd/doorbench soak --duration 60s --seed 1   (the chaos soak: see soak.go)
 //
 // Every figure is an upper bound taken from outside the bridge: the time of
 // the cause (the publish, the SIGKILL, the proxy going silent, the exec) is
@@ -28,6 +29,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "soak" {
+		os.Exit(soakMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

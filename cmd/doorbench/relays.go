@@ -16,6 +16,7 @@ import (
 // relayVersion is one version of the sim driver's state file.
 type relayVersion struct {
 	Seq    int
+	Start  time.Time       // taken before the file was read: the content was there at some moment in [Start, At]
 	At     time.Time       // taken after the file had been read: an upper bound
 	Levels map[string]bool // channel -> level (true = coil on)
 }
@@ -135,6 +136,7 @@ func (w *relayWatcher) pollLoop() {
 
 // load reads the file and records it as a new version if it changed.
 func (w *relayWatcher) load() {
+	start := time.Now()
 	b, err := os.ReadFile(w.path)
 	at := time.Now()
 	if err != nil {
@@ -156,7 +158,7 @@ func (w *relayWatcher) load() {
 	}
 	w.last = b
 	w.seq++
-	v := relayVersion{Seq: w.seq, At: at, Levels: levels}
+	v := relayVersion{Seq: w.seq, Start: start, At: at, Levels: levels}
 	if len(w.history) == maxHistory {
 		w.history = append(w.history[:0], w.history[maxHistory/2:]...)
 	}
@@ -213,6 +215,21 @@ func (w *relayWatcher) waitFor(after int, pred func(map[string]bool) bool, timeo
 			return relayVersion{}, fmt.Errorf("relays not as expected within %v (last %v)", timeout, cur.Levels)
 		}
 	}
+}
+
+// readRelays reads the state file now: its content was there at some moment
+// between start and end.
+func readRelays(path string) (levels map[string]bool, start, end time.Time, err error) {
+	start = time.Now()
+	b, err := os.ReadFile(path)
+	end = time.Now()
+	if err != nil {
+		return nil, start, end, err
+	}
+	if err := json.Unmarshal(b, &levels); err != nil {
+		return nil, start, end, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return levels, start, end, nil
 }
 
 // allLevel returns a predicate: every channel in chans is at level.
