@@ -110,7 +110,6 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		stopped: make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log)
-	b.m.setup(opts.Version, cfg.Doors)
 	if err := b.openDrivers(opts); err != nil {
 		b.closeDrivers()
 		return nil, err
@@ -119,6 +118,9 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		b.closeDrivers()
 		return nil, err
 	}
+	// Only once every relay is off: with 256 doors, creating every door's
+	// series takes milliseconds.
+	b.m.setup(opts.Version, cfg.Doors)
 	if err := b.openDoorInputs(); err != nil {
 		b.closeDrivers()
 		return nil, err
