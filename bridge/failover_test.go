@@ -113,3 +113,27 @@ func TestBrokerRefusalsExplainedPerBroker(t *testing.T) {
 		t.Error("no broker would have the bridge, yet the fail-safe door is powered or the link is up")
 	}
 }
+
+// A first broker that goes silent (its link stops forwarding, the TCP
+// connection stays open): the fail-safe door is released at
+// heartbeat_timeout, and the bridge drops the silent connection and moves to
+// the second broker instead of waiting for paho's keepalive.
+func TestFailoverFromSilentBroker(t *testing.T) {
+	b1, b2 := plainMosquitto(t), plainMosquitto(t)
+	proxy := testbroker.NewProxy(t, b1.Addr("mqtt"))
+	url2 := "tcp://" + b2.Addr("mqtt")
+	w1 := testbroker.Connect(t, "tcp://"+b1.Addr("mqtt"), "watcher1")
+	w2 := testbroker.Connect(t, url2, "watcher2")
+	cfg := testConfig("")
+	cfg.MQTT.URLs = []string{proxy.URL(), url2}
+	w1.Publish(cfg.Alarms[0].Topic, "OFF", true)
+	w2.Publish(cfg.Alarms[0].Topic, "OFF", true)
+
+	l := runLinked(t, cfg)
+	l.waitPower("0", true, wait, "locked through the first broker")
+	proxy.Pause()
+	l.waitPower("0", false, wait, "the first broker went silent: released")
+	l.log.waitCount(t, 1, "WARN", "MQTT link silent: dropping the connection")
+	w2.WaitPayload("db/t1/availability", "online", 2*wait)
+	l.waitPower("0", true, 2*wait, "relocked through the second broker")
+}

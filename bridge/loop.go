@@ -29,6 +29,10 @@ type loop struct {
 	hbSentAt    time.Time
 	hbRecvAt    time.Time
 	linkHealthy bool
+	// subscribedAt is when this connection's subscriptions were acknowledged;
+	// dropRequested is set once a silent connection was dropped.
+	subscribedAt  time.Time
+	dropRequested bool
 
 	// inputs to the hazards
 	alarms       []alarmSource
@@ -128,7 +132,7 @@ func (l *loop) handle(ev event) {
 
 func (l *loop) onConnected(gen uint64) {
 	l.gen = gen
-	l.connected, l.subscribed = true, false
+	l.connected, l.subscribed, l.dropRequested = true, false, false
 	l.hbRecvAt = time.Time{}
 	// What the alarm sources said came through the old connection. The
 	// broker may be a new one (restarted, or a failover peer) without the
@@ -169,6 +173,7 @@ func (l *loop) onSubscribed(e evSubscribed) {
 		return
 	}
 	l.subscribed = true
+	l.subscribedAt = l.now()
 	for i := range l.mqttPower {
 		l.mqttPower[i].since = l.now()
 	}
@@ -209,6 +214,7 @@ func (l *loop) onTick() {
 	if l.connected && l.subscribed && now.Sub(l.hbSentAt) >= l.b.cfg.Watchdog.HeartbeatInterval {
 		l.sendHeartbeat()
 	}
+	l.dropSilentConnection(now)
 	if l.b.wd.tripped.Load() {
 		l.wdHazard = true
 		l.log.Error("control loop resumed after the watchdog forced every relay off")
@@ -225,6 +231,25 @@ func (l *loop) onTick() {
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
 	l.mq.retryDropped(l.republishState)
+}
+
+// dropSilentConnection drops a connection whose heartbeat has not come back
+// for twice heartbeat_timeout (the doors were released at heartbeat_timeout),
+// so paho reconnects, to the next of mqtt.urls when there are several,
+// instead of waiting for its keepalive. Once per connection.
+func (l *loop) dropSilentConnection(now time.Time) {
+	if !l.connected || !l.subscribed || l.dropRequested {
+		return
+	}
+	last := l.hbRecvAt
+	if last.IsZero() {
+		last = l.subscribedAt
+	}
+	if silent := now.Sub(last); silent > 2*l.b.cfg.Watchdog.HeartbeatTimeout {
+		l.dropRequested = true
+		l.log.Warn("MQTT link silent: dropping the connection to reconnect", "since_heartbeat", silent.Round(time.Millisecond))
+		l.mq.dropConnection()
+	}
 }
 
 // linkOK reports whether the broker link is up and proven by a recent heartbeat.

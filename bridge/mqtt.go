@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type mqttLink struct {
 	topics   Topics
 	username string
 	reporter *connReporter
+	conn     atomic.Pointer[net.Conn] // the connection paho uses now
 	gen      atomic.Uint64
 	queue    chan pubMsg
 	dropped  atomic.Bool
@@ -72,7 +74,8 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 	})
 	hb := cfg.Watchdog.HeartbeatTimeout
 	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
-	opts, err := ClientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report)
+	opts, err := clientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report,
+		func(c net.Conn) { l.conn.Store(&c) })
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +102,16 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		})
 	l.client = paho.NewClient(opts)
 	return l, nil
+}
+
+// dropConnection closes the connection under paho: paho sees it fail and
+// reconnects, to the next of mqtt.urls when there are several. The loop calls
+// it when the heartbeat stopped coming back on a connection that looks open
+// (a silent broker or link), instead of waiting for paho's keepalive.
+func (l *mqttLink) dropConnection() {
+	if c := l.conn.Load(); c != nil {
+		(*c).Close()
+	}
 }
 
 // send hands an event to the loop; it gives up once the link is stopped.

@@ -59,6 +59,13 @@ func loopbackAddr(listen string) string {
 // Connection lifecycle settings (retries, keepalive, handlers) are the
 // caller's.
 func ClientOptions(cfg *config.Config, urls []string, username, password string, timeout time.Duration, report func(broker string, err error)) (*paho.ClientOptions, error) {
+	return clientOptions(cfg, urls, username, password, timeout, report, nil)
+}
+
+// clientOptions is ClientOptions; track, when set, is told of every
+// connection opened (the bridge keeps the current one, to drop it when its
+// heartbeat stops coming back).
+func clientOptions(cfg *config.Config, urls []string, username, password string, timeout time.Duration, report func(broker string, err error), track func(net.Conn)) (*paho.ClientOptions, error) {
 	opts := paho.NewClientOptions().
 		SetUsername(username).
 		SetPassword(password).
@@ -74,7 +81,7 @@ func ClientOptions(cfg *config.Config, urls []string, username, password string,
 			return nil, err
 		}
 	}
-	d := &dialer{tls: tc, timeout: timeout, report: report}
+	d := &dialer{tls: tc, timeout: timeout, report: report, track: track}
 	opts.SetCustomOpenConnectionFn(d.open)
 	return opts, nil
 }
@@ -85,6 +92,7 @@ type dialer struct {
 	tls     *tls.Config
 	timeout time.Duration
 	report  func(broker string, err error)
+	track   func(net.Conn)
 }
 
 func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
@@ -102,7 +110,11 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 		d.fail(broker, err)
 		return nil, err
 	}
-	return &watchedConn{Conn: conn, fail: func(err error) { d.fail(broker, err) }}, nil
+	wc := &watchedConn{Conn: conn, fail: func(err error) { d.fail(broker, err) }}
+	if d.track != nil {
+		d.track(wc)
+	}
+	return wc, nil
 }
 
 // verdictWait bounds how long a TLS 1.3 connection waits, after the
