@@ -119,8 +119,11 @@ func TestSecondLineWatchdogsFollowTheLoop(t *testing.T) {
 	hung, size := time.Now(), fileSize(t, dev)
 	// Pings stop at once: watch a window of several ping intervals
 	// (100ms systemd, 5 ticks = 100ms hardware) for one that must not come.
-	for time.Since(hung) < 700*time.Millisecond {
-		if c := sock.count(sdnotify.Watchdog, hung); c > 0 {
+	// The device is written by the loop itself, so nothing is in flight;
+	// a datagram sent just before the hang may still be read shortly after
+	// it, so the socket is judged from 100ms on.
+	for time.Since(hung) < 800*time.Millisecond {
+		if c := sock.count(sdnotify.Watchdog, hung.Add(100*time.Millisecond)); c > 0 {
 			t.Fatalf("%d WATCHDOG=1 sent while the loop hangs", c)
 		}
 		if s := fileSize(t, dev); s != size {
@@ -135,9 +138,8 @@ func TestSecondLineWatchdogsFollowTheLoop(t *testing.T) {
 
 	stopAt := time.Now()
 	h.stop()
-	if sock.count(sdnotify.Stopping, stopAt) != 1 {
-		t.Errorf("no STOPPING=1 on shutdown")
-	}
+	// Sent before Run returned; the reader may not have picked it up yet.
+	testbroker.Eventually(t, wait, func() bool { return sock.count(sdnotify.Stopping, stopAt) == 1 }, "STOPPING=1 on shutdown")
 	b, _ := os.ReadFile(dev)
 	if !strings.HasSuffix(string(b), "V") || strings.Count(string(b), "V") != 1 {
 		t.Errorf("device got %q; want pings then one magic V at the clean shutdown", b)
