@@ -129,14 +129,18 @@ func (a *alarmSource) supervision(now time.Time) string {
 		return a.availabilityTrouble(a.cfg.AvailabilityTopic)
 	}
 	// One availability topic per source: the one whose + levels are the
-	// source's. Devices that are not sources do not count.
-	for _, t := range slices.Sorted(maps.Keys(a.values)) {
+	// source's. Devices that are not sources do not count. The reason names
+	// the first troubled topic in order, so that it only changes (and is
+	// logged again) when the trouble does; no sorting: this runs every tick.
+	first, why := "", ""
+	for t := range a.values {
 		captures, _ := a.topic.match(t)
-		if why := a.availabilityTrouble(a.avail.expand(captures)); why != "" {
-			return why
+		at := a.avail.expand(captures)
+		if w := a.availabilityTrouble(at); w != "" && (first == "" || at < first) {
+			first, why = at, w
 		}
 	}
-	return ""
+	return why
 }
 
 func (a *alarmSource) availabilityTrouble(topic string) string {

@@ -288,6 +288,15 @@ func TestAvailabilityPerSource(t *testing.T) {
 	if !supervision() || l.latched {
 		t.Fatalf("offline source: supervision %v, latched %v", supervision(), l.latched)
 	}
+	// With several troubled sources the reason is stable (logged once).
+	l.send("zigbee2mqtt/attic", `{"smoke": false}`, true)
+	l.send("zigbee2mqtt/attic/availability", "offline", true)
+	for range 20 {
+		if why := l.alarms[0].supervision(time.Time{}); why != "offline on zigbee2mqtt/attic/availability" {
+			t.Fatalf("supervision reason %q", why)
+		}
+	}
+	l.send("zigbee2mqtt/attic/availability", "online", true)
 	l.send("zigbee2mqtt/kitchen/availability", "online", true)
 	if supervision() {
 		t.Fatalf("supervision after online")
