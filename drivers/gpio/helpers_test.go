@@ -11,7 +11,7 @@ import (
 	"github.com/doorbridge/doorbridge/drivers"
 )
 
-// testPin is a periph test pin (gpiotest.Pin or its stand-in) that the test
+// testPin is a periph gpiotest.Pin (wrapped) that the test
 // can drive from outside.
 type testPin interface {
 	gpio.PinIO
