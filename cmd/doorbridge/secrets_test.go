@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -46,7 +47,8 @@ func (o *secretOutputs) add(name string, b []byte) { o.what[name] = append(o.wha
 
 func (o *secretOutputs) get(url string) {
 	o.t.Helper()
-	resp, err := http.Get(url)
+	// Bounded: a bridge that stopped answering fails the test, not the run.
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
 	if err != nil {
 		o.t.Fatal(err)
 	}
@@ -57,7 +59,10 @@ func (o *secretOutputs) get(url string) {
 
 func (o *secretOutputs) checkConfig(path string) {
 	o.t.Helper()
-	out, _ := quickCommand("check-config", "-c", path).CombinedOutput()
+	cmd := quickCommand("check-config", "-c", path)
+	stop := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	defer stop.Stop()
+	out, _ := cmd.CombinedOutput()
 	o.add("check-config "+filepath.Base(path), out)
 }
 
