@@ -7,10 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
@@ -102,35 +99,9 @@ type credentials struct{ username, password string }
 // message and waits for the broker's acknowledgement. A failure says in
 // plain words what went wrong with each broker.
 func publishOnce(cfg *config.Config, login credentials, topic, payload string, retained bool, timeout time.Duration) error {
-	var mu sync.Mutex
-	var failures []string
-	report := func(broker string, err error) {
-		if err != nil {
-			mu.Lock()
-			failures = append(failures, broker+": "+bridge.ExplainConnectError(err))
-			mu.Unlock()
-		}
-	}
-	urls := bridge.BrokerURLs(cfg)
-	opts, err := bridge.ClientOptions(cfg, urls, login.username, login.password, timeout, report)
+	c, err := connectOnce(cfg, login.username, login.password, fmt.Sprintf("%s-cli-%d", cfg.ClientID(), os.Getpid()), timeout)
 	if err != nil {
-		return err
-	}
-	opts.SetClientID(fmt.Sprintf("%s-cli-%d", cfg.ClientID(), os.Getpid())).
-		SetCleanSession(true).
-		SetAutoReconnect(false)
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(time.Duration(len(urls))*timeout + time.Second) {
-		return fmt.Errorf("connect to %s: no answer within %v", strings.Join(urls, ", "), timeout)
-	}
-	if err := tok.Error(); err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(failures) > 0 {
-			return fmt.Errorf("connect: %s", strings.Join(failures, "; "))
-		}
-		return fmt.Errorf("connect to %s: %s", strings.Join(urls, ", "), bridge.ExplainConnectError(err))
+		return fmt.Errorf("connect: %w", err)
 	}
 	defer c.Disconnect(250)
 	pt := c.Publish(topic, 1, retained, payload)

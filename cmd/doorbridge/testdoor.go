@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -417,37 +416,9 @@ func bridgeOnline(ctx context.Context, cfg *config.Config, timeout time.Duration
 	if err != nil {
 		return false, err
 	}
-	var mu sync.Mutex
-	var failures []string
-	report := func(broker string, err error) {
-		if err != nil {
-			mu.Lock()
-			failures = append(failures, broker+": "+bridge.ExplainConnectError(err))
-			mu.Unlock()
-		}
-	}
-	urls := bridge.BrokerURLs(cfg)
-	where := strings.Join(urls, ", ")
-	opts, err := bridge.ClientOptions(cfg, urls, cfg.MQTT.Username, password, timeout, report)
+	c, err := connectOnce(cfg, cfg.MQTT.Username, password, fmt.Sprintf("%s-test-door-%d", cfg.ClientID(), os.Getpid()), timeout)
 	if err != nil {
 		return false, err
-	}
-	opts.SetClientID(fmt.Sprintf("%s-test-door-%d", cfg.ClientID(), os.Getpid())).
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false)
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(time.Duration(len(urls))*timeout + time.Second) {
-		return false, fmt.Errorf("broker %s: no answer within %v", where, timeout)
-	}
-	if err := tok.Error(); err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(failures) > 0 {
-			return false, fmt.Errorf("broker %s", strings.Join(failures, "; "))
-		}
-		return false, fmt.Errorf("broker %s: %s", where, bridge.ExplainConnectError(err))
 	}
 	defer c.Disconnect(100)
 	got := make(chan string, 1)
@@ -459,10 +430,10 @@ func bridgeOnline(ctx context.Context, cfg *config.Config, timeout time.Duration
 		}
 	})
 	if !st.WaitTimeout(timeout) {
-		return false, fmt.Errorf("broker %s: subscribe: no answer within %v", where, timeout)
+		return false, fmt.Errorf("broker: subscribe: no answer within %v", timeout)
 	}
 	if err := st.Error(); err != nil {
-		return false, fmt.Errorf("broker %s: subscribe %s: %w", where, topic, err)
+		return false, fmt.Errorf("broker: subscribe %s: %w", topic, err)
 	}
 	// A broker sends retained messages right after the subscription is
 	// acknowledged: a short wait is enough to know there is none.

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// connectOnce connects a one-shot client (a clean session, no reconnects) to
+// the first of cfg's brokers that accepts username, as clientID. When none
+// does, the error says in plain words what went wrong with each broker.
+func connectOnce(cfg *config.Config, username, password, clientID string, timeout time.Duration) (paho.Client, error) {
+	var mu sync.Mutex
+	var failures []string
+	report := func(broker string, err error) {
+		if err != nil {
+			mu.Lock()
+			failures = append(failures, broker+": "+bridge.ExplainConnectError(err))
+			mu.Unlock()
+		}
+	}
+	urls := bridge.BrokerURLs(cfg)
+	where := strings.Join(urls, ", ")
+	opts, err := bridge.ClientOptions(cfg, urls, username, password, timeout, report)
+	if err != nil {
+		return nil, err
+	}
+	opts.SetClientID(clientID).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false)
+	c := paho.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(time.Duration(len(urls))*timeout + time.Second) {
+		return nil, fmt.Errorf("broker %s: no answer within %v", where, timeout)
+	}
+	if err := tok.Error(); err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failures) > 0 {
+			return nil, fmt.Errorf("broker %s", strings.Join(failures, "; "))
+		}
+		return nil, fmt.Errorf("broker %s: %s", where, bridge.ExplainConnectError(err))
+	}
+	return c, nil
+}
