@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -95,36 +96,18 @@ func (a *Alarm) AvailabilityTrouble() bool {
 // maps, NaN, infinities), which cannot be compared with a JSON payload.
 func AlarmValueJSON(v any) (s string, ok bool) {
 	var f float64
-	switch v := v.(type) {
-	case bool:
-		return strconv.FormatBool(v), true
-	case string:
-		b, _ := json.Marshal(v)
+	switch rv := reflect.ValueOf(v); {
+	case rv.Kind() == reflect.Bool:
+		return strconv.FormatBool(rv.Bool()), true
+	case rv.Kind() == reflect.String:
+		b, _ := json.Marshal(rv.String())
 		return string(b), true
-	case float64:
-		f = v
-	case float32:
-		f = float64(v)
-	case int:
-		f = float64(v)
-	case int8:
-		f = float64(v)
-	case int16:
-		f = float64(v)
-	case int32:
-		f = float64(v)
-	case int64:
-		f = float64(v)
-	case uint:
-		f = float64(v)
-	case uint8:
-		f = float64(v)
-	case uint16:
-		f = float64(v)
-	case uint32:
-		f = float64(v)
-	case uint64:
-		f = float64(v)
+	case rv.CanFloat():
+		f = rv.Float()
+	case rv.CanInt():
+		f = float64(rv.Int())
+	case rv.CanUint():
+		f = float64(rv.Uint())
 	default:
 		return "", false
 	}
