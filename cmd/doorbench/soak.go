@@ -81,6 +81,7 @@ type soak struct {
 	recent    []string // the last actions, for a violation report
 	violation error
 	failed    chan struct{}
+	rechecks  sync.WaitGroup
 
 	counts      map[string]int
 	armedCounts map[string]int // hazards begun while a lock was powered, by kind
@@ -94,6 +95,20 @@ type procSample struct {
 	proc int
 	age  time.Duration
 	m    procMetrics
+}
+
+// recheckAfter is how long a suspected violation waits before it is judged
+// again: long enough for the monitor to have seen every heartbeat sent
+// before it.
+const recheckAfter = 1500 * time.Millisecond
+
+// later runs check after recheckAfter (before runSoak returns).
+func (s *soak) later(check func()) {
+	s.rechecks.Add(1)
+	time.AfterFunc(recheckAfter, func() {
+		defer s.rechecks.Done()
+		check()
+	})
 }
 
 // errViolation marks a broken invariant (as opposed to a harness failure).
@@ -206,6 +221,9 @@ func runSoak(o soakOptions) error {
 		}
 		return fmt.Errorf("seed %d, final checks: %w", o.Seed, err)
 	}
+	cancel()
+	bg.Wait()
+	s.rechecks.Wait()
 	if err := s.err(); err != nil {
 		return err
 	}
@@ -243,7 +261,7 @@ func (s *soak) startBridge() error {
 	}
 	s.p = p
 	s.procs++
-	s.truth.up("bridge", p.started)
+	s.truth.restored("bridge", p.started)
 	s.mon.started(p.started)
 	return nil
 }
@@ -277,7 +295,7 @@ var soakActions = []soakAction{
 	{"lockdown", 5, (*soak).lockdown},
 	{"broker-kill", 3, (*soak).brokerKill},
 	{"silent-link", 4, (*soak).silentLink},
-	{"power-lost", 3, func(s *soak) error { return s.power("OFF") }},
+	{"power-lost", 4, func(s *soak) error { return s.power("OFF") }},
 	{"power-ok", 3, func(s *soak) error { return s.power("ON") }},
 	{"power-garbage", 1, func(s *soak) error { return s.power(s.garbage()) }},
 	{"bridge-restart", 2, (*soak).bridgeRestart},
@@ -285,9 +303,10 @@ var soakActions = []soakAction{
 	{"quiet-check", 8, (*soak).quietCheck},
 }
 
-// allClear clears every hazard the soak controls and waits (up to 3 s,
-// without judging) for the doors to lock, so that the hazards that follow
-// find locks powered: a soak that stays in hazards tests little.
+// allClear clears every hazard the soak controls, waits (up to 3 s, without
+// judging) for the maglocks to be powered and unlocks some strikes, so that
+// the hazards that follow find locks of both kinds powered: a soak that
+// stays in hazards tests little.
 func (s *soak) allClear() error {
 	s.record("all clear: alarm OFF, RESET, power ON, lockdown OFF")
 	if err := errors.Join(s.alarm("OFF"), s.power("ON"), s.publish(s.cfg.prefix()+"/lockdown/set", "OFF", 1, false)); err != nil {
@@ -307,6 +326,15 @@ func (s *soak) allClear() error {
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		if levels, _, _, err := readRelays(s.cfg.StateFile); err == nil && allLevel(s.cfg.channels(true), true)(levels) {
+			// Maglocks powered; now power some strikes too (UNLOCK), so that
+			// the next hazard has both kinds of lock to cut.
+			for i := range soakDoorCount {
+				if !doorFailSafe(i) && s.rnd.IntN(2) == 0 {
+					if err := s.publish(s.cfg.setTopic(i), "UNLOCK", 1, false); err != nil {
+						return err
+					}
+				}
+			}
 			return nil
 		}
 		select {
@@ -467,7 +495,7 @@ func (s *soak) brokerKill() error {
 	if err := s.mosq.restart(); err != nil {
 		return err
 	}
-	s.truth.up("broker", time.Now())
+	s.truth.restored("broker", time.Now())
 	if err := s.connect(); err != nil {
 		return err
 	}
@@ -491,7 +519,7 @@ func (s *soak) silentLink() error {
 		s.px.closeConns()
 	}
 	s.px.resume()
-	s.truth.up("silent", time.Now())
+	s.truth.restored("silent", time.Now())
 	return nil
 }
 

@@ -16,6 +16,8 @@ type summary struct {
 	P99   float64 `json:"p99"`
 	Max   float64 `json:"max"`
 	Note  string  `json:"note,omitempty"`
+	// Samples are the raw values, in the order measured.
+	Samples []float64 `json:"samples,omitempty"`
 }
 
 func summarize(samples []float64) summary {
@@ -28,7 +30,7 @@ func summarize(samples []float64) summary {
 		i := int(math.Ceil(p*float64(len(s)))) - 1
 		return s[max(0, min(i, len(s)-1))]
 	}
-	return summary{Count: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
+	return summary{Count: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1], Samples: samples}
 }
 
 // Figure names, in table order.

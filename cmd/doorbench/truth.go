@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 )
@@ -11,12 +12,22 @@ import (
 // never against what the bridge says.
 //
 // A hazard is "definite" only while the soak is sure the bridge can know of
-// it: an alarm or power message counts from when it was published or, if the
-// link was down then, from when the link came back (the bridge gets the
-// retained value on reconnection); while the link is down, the link hazard
-// itself is what counts. Where the soak cannot know (a RESET sent while the
-// bridge may not hear it), the hazard ends: the monitor errs on the lenient
-// side and never reports a bridge for something it could not have known.
+// it, and the monitor errs on the lenient side: it never reports a bridge
+// for something it could not have known.
+//   - The link is down from the cause (broker SIGKILL, proxy silent, SIGTERM
+//     of the bridge) until the bridge is subscribed again, which the monitor
+//     sees as the first heartbeat the bridge sent after the link was
+//     restored (a heartbeat carries its send time).
+//   - An alarm or power message counts from when it was published or, if
+//     the link was down then, from when it came back (the bridge gets the
+//     retained value on resubscription); while the link is down the link
+//     hazard is what counts.
+//   - An alarm latches (alarm_latch: true) only if the bridge surely saw
+//     it: the link up for latchSeen after it was published, and no OFF
+//     before that. Otherwise (a value overwritten while the bridge was
+//     reconnecting is never delivered) the alarm hazard ends at the OFF. A
+//     RESET sent with the alarm clear ends it too: the bridge may have
+//     cleared its latch.
 type truth struct {
 	mu      sync.Mutex
 	periods []*period
@@ -27,10 +38,15 @@ type truth struct {
 	downP   map[string]*period
 }
 
+// latchSeen is how long the link must stay up after an alarm was published
+// for the soak to be sure the bridge saw it.
+const latchSeen = 300 * time.Millisecond
+
 // period is one hazard from start to end (zero: still going on).
 type period struct {
 	kind       string // alarm, power (message hazards); broker, silent, bridge (the link is down)
 	start, end time.Time
+	restored   time.Time // link periods: when the cause was undone (zero: not yet)
 	why        string
 }
 
@@ -61,14 +77,39 @@ func (tr *truth) open(kind string, t time.Time, why string) *period {
 }
 
 // alarmPublished records an alarm payload published at t. Any payload but
-// OFF is an alarm (R5) and sets the latch (alarm_latch: true).
+// OFF is an alarm (R5).
 func (tr *truth) alarmPublished(payload string, t time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.alarm = payload
-	if payload != "OFF" && tr.alarmP == nil {
+	switch {
+	case payload != "OFF" && tr.alarmP == nil:
 		tr.alarmP = tr.open("alarm", t, fmt.Sprintf("alarm %q published", payload))
+	case payload == "OFF" && tr.alarmP != nil && !tr.seenLocked(tr.alarmP.start, t):
+		tr.alarmP.end = t
+		tr.alarmP = nil
 	}
+}
+
+// seenLocked reports whether a message published at start was surely
+// delivered before t: the link up throughout [start, start+latchSeen] and t
+// after that.
+func (tr *truth) seenLocked(start, t time.Time) bool {
+	until := start.Add(latchSeen)
+	if t.Before(until) {
+		return false
+	}
+	for _, p := range tr.periods {
+		if p.message() {
+			continue
+		}
+		// A link period overlapping [start, until] means the link was down
+		// at some moment of it.
+		if p.start.Before(until) && (p.end.IsZero() || p.end.After(start)) {
+			return false
+		}
+	}
+	return true
 }
 
 // resetSent records a RESET sent at t: with the alarm clear the bridge may
@@ -100,22 +141,37 @@ func (tr *truth) powerPublished(payload string, t time.Time) {
 func (tr *truth) down(kind string, t time.Time, why string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if tr.downP[kind] == nil {
+	if p := tr.downP[kind]; p == nil {
 		tr.downP[kind] = tr.open(kind, t, why)
+	} else {
+		p.restored = time.Time{} // down again before the bridge was back
 	}
 }
 
-// up records that the link is back at t.
-func (tr *truth) up(kind string, t time.Time) {
+// restored records that the cause was undone at t; the link is up once the
+// bridge sends a heartbeat after t.
+func (tr *truth) restored(kind string, t time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if p := tr.downP[kind]; p != nil {
-		p.end = t
-		delete(tr.downP, kind)
+		p.restored = t
 	}
 }
 
-// linkUp reports whether nothing keeps the bridge from the broker now.
+// heartbeat records a heartbeat the bridge sent at sent: it is subscribed
+// on a live link, which ends every link period restored before.
+func (tr *truth) heartbeat(sent time.Time) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for kind, p := range tr.downP {
+		if !p.restored.IsZero() && sent.After(p.restored) {
+			p.end = sent
+			delete(tr.downP, kind)
+		}
+	}
+}
+
+// linkUp reports whether the bridge is known to be subscribed on a live link.
 func (tr *truth) linkUp() bool {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -150,6 +206,7 @@ func (tr *truth) overdue(t time.Time, b budgets) *period {
 			restored = p.end
 		}
 	}
+	var late []*period
 	for _, p := range tr.periods {
 		if !p.activeAt(t) {
 			continue
@@ -164,10 +221,14 @@ func (tr *truth) overdue(t time.Time, b budgets) *period {
 			}
 		}
 		if t.Sub(start) > b[p.kind] {
-			return p
+			late = append(late, p)
 		}
 	}
-	return nil
+	if len(late) == 0 {
+		return nil
+	}
+	sort.Slice(late, func(i, j int) bool { return late[i].start.Before(late[j].start) })
+	return late[0]
 }
 
 // stillActive reports whether p has not ended by t.
