@@ -29,6 +29,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// Catch SIGTERM from the start: one that arrives while the config loads
+	// or the relays are opened still ends in the orderly shutdown (every
+	// relay off, offline published, exit 0), not in the default death.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "doorbridge: -log-level: %v\n", err)
@@ -64,8 +69,6 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	if cfg.HTTP.Listen != "" {
 		addr, err := b.ServeHTTP(ctx, cfg.HTTP.Listen)
 		if err != nil {
