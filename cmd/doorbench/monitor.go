@@ -272,6 +272,13 @@ func (m *monitor) started(t time.Time) {
 	m.health.mu.Unlock()
 }
 
+// answered reports whether the current process has answered /healthz.
+func (m *monitor) answered() bool {
+	m.health.mu.Lock()
+	defer m.health.mu.Unlock()
+	return m.health.okSince
+}
+
 func (m *monitor) pollHealth(ctx context.Context, addr string) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	t := time.NewTicker(100 * time.Millisecond)

@@ -527,6 +527,16 @@ func (s *soak) silentLink() error {
 // offline published, exit 0) and starts it again.
 func (s *soak) bridgeRestart() error {
 	s.record("bridge SIGTERM and restart")
+	// Not before the process is up: a signal that arrives while the Go
+	// runtime initializes, before main, kills it the default way.
+	deadline := time.Now().Add(startGrace)
+	for !s.mon.answered() && time.Now().Before(deadline) {
+		select {
+		case <-s.failed:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	s.armed("bridge")
 	// The bridge can say offline only if it is connected: link up and its
 	// online seen on this broker.
