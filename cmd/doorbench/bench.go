@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -137,87 +138,121 @@ func (b *bench) measure(kind string, n int) (*run, error) {
 // (startup_ready_ms), and records each one's peak RSS.
 func (b *bench) startup(t *target, n int, r *run) error {
 	for round := range b.opts.Rounds {
-		dir, err := b.scratch(fmt.Sprintf("startup-%d-%d", n, round))
-		if err != nil {
-			return err
-		}
-		if t.kind == "mosquitto" {
-			// A fresh broker: no retained messages from the last round.
-			if err := t.mosq.restart(); err != nil {
-				return err
-			}
-		}
-		c, err := b.config(t, n, dir)
-		if err != nil {
-			return err
-		}
-		cfgPath, err := writeConfig(c, dir)
-		if err != nil {
-			return err
-		}
-		w, err := watchRelays(c.StateFile, b.opts.Watch, nil)
-		if err != nil {
-			return err
-		}
-		ready := newReadyTracker(c)
-		var cl *rawClient
-		if t.kind == "mosquitto" {
-			if cl, err = dialMQTT(t.brokerAddr(c), "bench-watch", ready.onMsg); err != nil {
-				w.close()
-				return err
-			}
-			if err := cl.subscribe("homeassistant/device/+/config", c.prefix()+"/+/state"); err != nil {
-				w.close()
-				cl.close()
-				return err
-			}
-		}
-		p, err := startBridge(b.bin, cfgPath, filepath.Join(dir, "doorbridge.log"))
-		if err != nil {
-			return err
-		}
-		err = func() error {
-			all := append(c.channels(true), c.channels(false)...)
-			v, err := w.waitFor(0, allLevel(all, false), 10*time.Second)
-			if err != nil {
-				return fmt.Errorf("relays off at start: %w", err)
-			}
-			r.add("startup_safe_ms", ms(v.At.Sub(p.started)))
-			if t.kind == "embedded" {
-				// The broker is in the bridge: connect as soon as it listens and
-				// take the retained messages (an upper bound by the polling).
-				if cl, err = dialMQTTUntil(t.brokerAddr(c), "bench-watch", ready.onMsg, time.Now().Add(10*time.Second)); err != nil {
-					return err
-				}
-				if err := cl.subscribe("homeassistant/device/+/config", c.prefix()+"/+/state"); err != nil {
-					return err
-				}
-			}
-			select {
-			case <-ready.done:
-				r.add("startup_ready_ms", ms(ready.at.Sub(p.started)))
-			case <-time.After(10 * time.Second):
-				ready.mu.Lock()
-				defer ready.mu.Unlock()
-				return fmt.Errorf("discovery and state of %d doors not published within 10s (%d discovery, %d state seen)", n, len(ready.disc), len(ready.state))
-			}
-			if rss, err := p.vmHWM(); err == nil {
+		for attempt := 1; ; attempt++ {
+			safe, ready, rss, log, err := b.startupRound(t, n, round)
+			if err == nil {
+				r.add("startup_safe_ms", safe)
+				r.add("startup_ready_ms", ready)
 				r.add("rss_mb", rss)
+				break
 			}
-			return nil
-		}()
-		if cl != nil {
-			cl.close()
-		}
-		w.close()
-		if serr := p.stop(syscall.SIGTERM, 10*time.Second); err == nil {
-			err = serr
-		}
-		if err != nil {
-			return fmt.Errorf("round %d: %w (log %s)", round, err, p.log)
+			// A port doorbench picked as free may be taken by someone else
+			// before the bridge binds it: not the bridge's doing, try again.
+			if attempt < 3 && portTaken(log) {
+				b.logf("round %d: a port picked as free was taken meanwhile; again with other ports", round)
+				continue
+			}
+			return fmt.Errorf("round %d: %w (log %s)", round, err, log)
 		}
 	}
 	return nil
+}
+
+// portTaken reports whether the bridge's log says a listen address was in use.
+func portTaken(logPath string) bool {
+	b, err := os.ReadFile(logPath)
+	return err == nil && strings.Contains(string(b), "address already in use")
+}
+
+// startupRound starts one fresh bridge and returns its figures.
+func (b *bench) startupRound(t *target, n, round int) (safe, ready, rss float64, log string, err error) {
+	dir, err := b.scratch(fmt.Sprintf("startup-%d-%d", n, round))
+	if err != nil {
+		return 0, 0, 0, "", err
+	}
+	log = filepath.Join(dir, "doorbridge.log")
+	if t.kind == "mosquitto" {
+		// A fresh broker: no retained messages from the last round.
+		if err := t.mosq.restart(); err != nil {
+			return 0, 0, 0, log, err
+		}
+	}
+	c, err := b.config(t, n, dir)
+	if err != nil {
+		return 0, 0, 0, log, err
+	}
+	cfgPath, err := writeConfig(c, dir)
+	if err != nil {
+		return 0, 0, 0, log, err
+	}
+	w, err := watchRelays(c.StateFile, b.opts.Watch, nil)
+	if err != nil {
+		return 0, 0, 0, log, err
+	}
+	defer w.close()
+	tr := newReadyTracker(c)
+	var cl *rawClient
+	defer func() {
+		if cl != nil {
+			cl.close()
+		}
+	}()
+	subscribe := func() error {
+		return cl.subscribe("homeassistant/device/+/config", c.prefix()+"/+/state")
+	}
+	if t.kind == "mosquitto" {
+		if cl, err = dialMQTT(t.brokerAddr(c), "bench-watch", tr.onMsg); err != nil {
+			return 0, 0, 0, log, err
+		}
+		if err := subscribe(); err != nil {
+			return 0, 0, 0, log, err
+		}
+	}
+	p, err := startBridge(b.bin, cfgPath, log)
+	if err != nil {
+		return 0, 0, 0, log, err
+	}
+	err = func() error {
+		all := append(c.channels(true), c.channels(false)...)
+		v, err := w.waitFor(0, allLevel(all, false), 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("relays off at start: %w", err)
+		}
+		safe = ms(v.At.Sub(p.started))
+		if t.kind == "embedded" {
+			// The broker is in the bridge: connect as soon as it listens and
+			// take the retained messages (an upper bound by the polling).
+			deadline := time.Now().Add(10 * time.Second)
+			for cl == nil {
+				if cl, err = dialMQTT(t.brokerAddr(c), "bench-watch", tr.onMsg); err == nil {
+					break
+				}
+				if !p.running() || time.Now().After(deadline) {
+					return fmt.Errorf("embedded broker: %w", err)
+				}
+				time.Sleep(2 * time.Millisecond) // the broker is starting
+			}
+			if err := subscribe(); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-tr.done:
+			ready = ms(tr.at.Sub(p.started))
+		case <-time.After(10 * time.Second):
+			tr.mu.Lock()
+			defer tr.mu.Unlock()
+			return fmt.Errorf("discovery and state of %d doors not published within 10s (%d discovery, %d state seen)", n, len(tr.disc), len(tr.state))
+		}
+		if rss, err = p.vmHWM(); err != nil {
+			return err
+		}
+		return nil
+	}()
+	if serr := p.stop(syscall.SIGTERM, 10*time.Second); err == nil {
+		err = serr
+	}
+	return safe, ready, rss, log, err
 }
 
 // readyTracker notices when every door's discovery and state have arrived.
@@ -332,6 +367,34 @@ func (b *bench) start(t *target, c bridgeConfig, dir, client string) (*session, 
 	return s, nil
 }
 
+// startFresh starts a bridge for n doors in a new scratch directory, with
+// fresh ports (and again, up to twice, when a port picked as free was taken
+// before the bridge could bind it). adjust may change the config.
+func (b *bench) startFresh(t *target, n int, name, client string, adjust func(*bridgeConfig)) (*session, error) {
+	for attempt := 1; ; attempt++ {
+		dir, err := b.scratch(name)
+		if err != nil {
+			return nil, err
+		}
+		c, err := b.config(t, n, dir)
+		if err != nil {
+			return nil, err
+		}
+		if adjust != nil {
+			adjust(&c)
+		}
+		s, err := b.start(t, c, dir, client)
+		if err == nil {
+			return s, nil
+		}
+		if attempt < 3 && portTaken(filepath.Join(dir, "doorbridge.log")) {
+			b.logf("%s: a port picked as free was taken meanwhile; again with other ports", name)
+			continue
+		}
+		return nil, err
+	}
+}
+
 // close kills what is left of the session.
 func (s *session) close() {
 	if s.cl != nil {
@@ -360,15 +423,7 @@ func (b *bench) steady(t *target, n int, r *run) error {
 	if !b.opts.want("idle") && !b.opts.want("alarm") && !b.opts.want("command") && !(t.kind == "mosquitto" && b.opts.want("kill")) {
 		return nil
 	}
-	dir, err := b.scratch(fmt.Sprintf("steady-%s-%d", t.kind, n))
-	if err != nil {
-		return err
-	}
-	c, err := b.config(t, n, dir)
-	if err != nil {
-		return err
-	}
-	s, err := b.start(t, c, dir, "bench-steady")
+	s, err := b.startFresh(t, n, fmt.Sprintf("steady-%s-%d", t.kind, n), "bench-steady", nil)
 	if err != nil {
 		return err
 	}
@@ -512,21 +567,12 @@ func (b *bench) kill(s *session, r *run) error {
 // silentLink runs a bridge through a proxy and makes the proxy silent: only
 // the bridge's heartbeat round trip can notice.
 func (b *bench) silentLink(t *target, n int, r *run) error {
-	dir, err := b.scratch(fmt.Sprintf("silent-%d", n))
-	if err != nil {
-		return err
-	}
 	px, err := newProxy(t.mosq.addr())
 	if err != nil {
 		return err
 	}
 	defer px.close()
-	c, err := b.config(t, n, dir)
-	if err != nil {
-		return err
-	}
-	c.MQTTURL = "tcp://" + px.addr()
-	s, err := b.start(t, c, dir, "bench-silent")
+	s, err := b.startFresh(t, n, fmt.Sprintf("silent-%d", n), "bench-silent", func(c *bridgeConfig) { c.MQTTURL = "tcp://" + px.addr() })
 	if err != nil {
 		return err
 	}
