@@ -235,8 +235,10 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 	if v == prev && (isSource || v == alarmUnknown) {
 		return // nothing changed (a new source without a value was alarm already)
 	}
-	l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
-	l.b.audit.record(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic})
+	l.afterIO(func() {
+		l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
+	})
+	l.record(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic})
 	l.origin = "alarm:" + e.topic
 	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
 		l.setLatch(true, "alarm on "+e.topic)
@@ -299,7 +301,7 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 			} else {
 				l.log.Info("alarm source supervised again", "topic", a.cfg.Topic)
 			}
-			l.b.audit.record(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
+			l.record(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
 				Detail: why, Origin: "mqtt:" + a.cfg.Topic})
 			a.trouble = why
 		}

@@ -27,9 +27,12 @@ func newAuditLog(log *slog.Logger) *auditLog {
 	return &auditLog{log: log.With("component", "audit")}
 }
 
+// record numbers e and writes it out. A zero e.Time is now.
 func (a *auditLog) record(e auditEvent) {
 	e.Seq = a.seq.Add(1)
-	e.Time = time.Now()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
 	attrs := []any{"seq", e.Seq, "kind", e.Kind, "outcome", e.Outcome}
 	if e.Door != "" {
 		attrs = append(attrs, "door", e.Door)
@@ -99,4 +102,29 @@ func eventPublisher(mq *mqttLink, topic string) func(auditEvent) {
 			mq.publish(topic, string(p), false)
 		}
 	}
+}
+
+// record queues an audit event of the loop; it is written out (log line,
+// audit file, B/N/events) by flushLater, once the relays of this event are
+// written and the state is published. It keeps the time it happened.
+func (l *loop) record(e auditEvent) {
+	e.Time = time.Now()
+	l.afterIO(func() { l.b.audit.record(e) })
+}
+
+// afterIO queues f (a log line, an audit event) to run after the relays of
+// the current event are written and its state published: the slow writes
+// (stderr, the audit file, JSON for B/N/events) must not stand between a
+// command or an alarm and the relay, nor hold up the state message behind
+// them. Queued work runs in order.
+func (l *loop) afterIO(f func()) { l.later = append(l.later, f) }
+
+// flushLater runs what afterIO queued. The loop calls it after every event
+// and tick, and after its start-up and shutdown evaluations.
+func (l *loop) flushLater() {
+	for i, f := range l.later {
+		l.later[i] = nil
+		f()
+	}
+	l.later = l.later[:0]
 }

@@ -223,6 +223,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}()
 	l.evaluate() // the startup hazard holds every relay off until the link is proven
+	l.flushLater()
 	if err := l.startLiveness(); err != nil {
 		l.shutdown("fatal")
 		return err

@@ -50,11 +50,15 @@ type loop struct {
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	republishPending bool
 
-	pub     map[string]string // last retained payload published per topic
-	cache   pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
-	reports []relayReport     // relay changes of the current evaluation, reported once all are written
-	live    liveness          // systemd and hardware watchdogs, fed only from here (liveness.go)
-	origin  string            // what triggered the current evaluation, for the audit log
+	pub   map[string]string // last retained payload published per topic
+	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
+	// what the stored snapshot was built from, to build it only on change
+	snapHz     Hazards
+	snapDoorHz []Hazards
+	reports    []relayReport // relay changes of the current evaluation, reported once all are written
+	live       liveness      // systemd and hardware watchdogs, fed only from here (liveness.go)
+	origin     string        // what triggered the current evaluation, for the audit log
+	later      []func()      // log lines and audit events held until the relays are written (audit.go)
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
 	drill       drillState            // release drill reminder (R20)
@@ -85,9 +89,12 @@ func newLoop(b *Bridge) *loop {
 }
 
 func (l *loop) run(ctx context.Context) error {
-	t := time.NewTicker(l.b.tick)
+	// The timer is re-armed after every event and tick for the next
+	// deadline (timers.go): an idle bridge sleeps instead of ticking.
+	t := time.NewTimer(l.b.tick)
 	defer t.Stop()
 	l.b.wd.checkin()
+	lastTick := l.now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -96,9 +103,12 @@ func (l *loop) run(ctx context.Context) error {
 			l.handle(ev)
 		case <-t.C:
 			l.b.wd.checkin()
+			lastTick = l.now()
 			l.onTick()
 			l.feedWatchdogs()
 		}
+		l.flushLater()
+		t.Reset(l.nextTick(lastTick).Sub(l.now()))
 	}
 }
 
@@ -359,12 +369,14 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			l.b.m.watchdogTrips.WithLabelValues(h.String()).Inc()
 			l.hazardRaised(h)
 			rose = rose.With(h)
-			l.log.Warn("hazard raised", "hazard", h.String(), "origin", l.origin)
-			l.b.audit.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
+			origin := l.origin
+			l.afterIO(func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
+			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
 		} else if was && !is {
-			l.log.Info("hazard cleared", "hazard", h.String(), "origin", l.origin)
+			origin := l.origin
+			l.afterIO(func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 			l.hazardCleared(h)
-			l.b.audit.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
+			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
 		}
 		l.b.m.hazardActive.WithLabelValues(h.String()).Set(b2f(is))
 	}
@@ -455,7 +467,7 @@ func (l *loop) reportRelays() {
 			continue
 		}
 		energized := d.power
-		l.b.audit.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: l.origin,
+		l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: l.origin,
 			Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
 		if r.wasWritten {
 			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
@@ -493,15 +505,17 @@ func isHazardName(s string) bool {
 func (l *loop) setFault(d *door, now time.Time, err error) {
 	l.countDriverError(d)
 	if !d.fault {
-		l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
-		l.b.audit.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
+		l.afterIO(func() {
+			l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
+		})
+		l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
 	}
 	d.fault, d.faultErr = true, err
 }
 
 func (l *loop) clearFault(d *door, now time.Time) {
-	l.log.Info("relay write works again", "door", d.cfg.ID)
-	l.b.audit.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
+	l.afterIO(func() { l.log.Info("relay write works again", "door", d.cfg.ID) })
+	l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
 	d.fault, d.faultErr, d.faultCleared = false, nil, now
 }
 
@@ -545,11 +559,22 @@ func (l *loop) shutdown(reason string) {
 	l.shutting = true
 	l.origin = reason
 	l.evaluate()
+	l.flushLater()
 	l.log.Info("all relays off", "reason", reason)
 }
 
-// snapshot publishes the state for HTTP readers.
+// snapshot publishes the state for HTTP readers, built again only when
+// something in it changed: most evaluations change nothing, and an idle
+// bridge should not make garbage (issue 7: idle CPU).
 func (l *loop) snapshot(now time.Time) {
+	if l.snapshotCurrent(now) {
+		return
+	}
+	l.snapHz = l.effective
+	l.snapDoorHz = l.snapDoorHz[:0]
+	for _, d := range l.b.doors {
+		l.snapDoorHz = append(l.snapDoorHz, l.doorHazards(d, now))
+	}
 	s := &Snapshot{
 		Doors:     make([]DoorView, 0, len(l.b.doors)),
 		Hazards:   l.cache.hazardNames(l.effective),
@@ -566,6 +591,23 @@ func (l *loop) snapshot(now time.Time) {
 		})
 	}
 	l.b.snapshot.Store(s)
+}
+
+// snapshotCurrent reports whether the stored snapshot still shows the state.
+func (l *loop) snapshotCurrent(now time.Time) bool {
+	s := l.b.snapshot.Load()
+	if s == nil || l.snapHz != l.effective || s.Connected != l.linkHealthy || s.Startup != l.raw.Has(HazardStartup) ||
+		s.Lockdown != l.lockdown || s.Latched != l.latched || len(s.Doors) != len(l.b.doors) {
+		return false
+	}
+	for i, d := range l.b.doors {
+		v := &s.Doors[i]
+		if v.Energized != d.power || v.Locked != d.locked() || v.State != d.state() || v.Cause != d.cause ||
+			l.snapDoorHz[i] != l.doorHazards(d, now) {
+			return false
+		}
+	}
+	return true
 }
 
 // publishRetained publishes payload on topic, retained, unless it was the

@@ -65,7 +65,7 @@ func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, w
 		l.b.m.commandsRejected.WithLabelValues(doorID, why).Inc()
 	}
 	l.log.Warn("command rejected", "door", doorID, "topic", topic, "reason", reason)
-	l.b.audit.record(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Cause: why, Detail: reason, Origin: "mqtt:" + topic})
+	l.record(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Cause: why, Detail: reason, Origin: "mqtt:" + topic})
 	b, _ := json.Marshal(map[string]string{"error": reason, "payload": truncate(payload, 64), "topic": topic})
 	l.mq.publish(errTopic, string(b), false)
 }
@@ -155,8 +155,10 @@ func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 		d.momentaryUntil = now.Add(d.cfg.UnlockTime)
 	}
 	l.b.m.commands.WithLabelValues(d.cfg.ID, "accepted").Inc()
-	l.log.Info("command accepted", "door", d.cfg.ID, "command", cmd.Request.String(), "topic", topic)
-	l.b.audit.record(auditEvent{Kind: "command", Door: d.cfg.ID, Outcome: "accepted", Detail: cmd.Request.String(), Origin: "mqtt:" + topic})
+	l.afterIO(func() {
+		l.log.Info("command accepted", "door", d.cfg.ID, "command", cmd.Request.String(), "topic", topic)
+	})
+	l.record(auditEvent{Kind: "command", Door: d.cfg.ID, Outcome: "accepted", Detail: cmd.Request.String(), Origin: "mqtt:" + topic})
 	l.origin = "command:" + topic
 	l.evaluate()
 }
@@ -189,7 +191,7 @@ func (l *loop) onLockdown(e evMessage) {
 	l.lockdown = req == RequestLockdownOn
 	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
 	l.log.Info("lockdown", "on", l.lockdown)
-	l.b.audit.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
+	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
 	l.origin = "command:" + e.topic
 	l.evaluate()
 }
@@ -214,7 +216,7 @@ func (l *loop) onReset(e evMessage) {
 		l.notice(msg)
 		b, _ := json.Marshal(map[string]string{"error": msg, "topic": e.topic})
 		l.mq.publish(l.b.topics.Error, string(b), false)
-		l.b.audit.record(auditEvent{Kind: "reset", Outcome: "refused", Detail: msg, Origin: "mqtt:" + e.topic})
+		l.record(auditEvent{Kind: "reset", Outcome: "refused", Detail: msg, Origin: "mqtt:" + e.topic})
 		return
 	}
 	if !l.latched {
@@ -240,7 +242,7 @@ func (l *loop) onLatchedRestore(e evMessage) {
 func (l *loop) setLatch(on bool, why string) {
 	l.latched = on
 	l.log.Warn("fire release latch", "latched", on, "why", why)
-	l.b.audit.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
+	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	l.b.saveLatch(on)
 }
 

@@ -37,16 +37,27 @@ func (w *watchdog) sinceCheckin() time.Duration {
 func (w *watchdog) healthy() bool { return w.sinceCheckin() <= w.timeout && !w.tripped.Load() }
 
 func (w *watchdog) run(ctx context.Context) {
-	t := time.NewTicker(w.timeout / 8)
+	// Sleep until the loop's last check-in would be timeout old, then look
+	// again: one wake-up per loop_timeout while the loop is healthy, and a
+	// trip as soon as a check-in is overdue (not up to a tick later).
+	t := time.NewTimer(w.timeout)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if w.sinceCheckin() > w.timeout && !w.tripped.Load() {
+			since := w.sinceCheckin()
+			if since > w.timeout && !w.tripped.Load() {
 				w.trip()
 			}
+			next := w.timeout - since + time.Millisecond
+			if next <= 0 || w.tripped.Load() {
+				// Overdue (tripped, or the loop is still stuck): look again
+				// in a fraction of the timeout.
+				next = w.timeout / 8
+			}
+			t.Reset(next)
 		}
 	}
 }

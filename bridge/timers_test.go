@@ -1,0 +1,204 @@
+package bridge
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// idleLoop returns a loop on a fake clock with no hazard, the link proven
+// and a heartbeat just sent and echoed: the state an idle bridge spends
+// its life in.
+func idleLoop(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
+	t.Helper()
+	l := loopBridge(t, clk, mutate)
+	l.alarm("OFF")
+	for i := range l.alarms {
+		l.alarms[i].beatAt = clk.t // a supervised source has just said it lives
+	}
+	l.evaluate()  // the source is proven: the hazard clears...
+	l.settle(clk) // ...and stops holding after relock_delay
+	if l.effective.Any() || !l.linkHealthy {
+		t.Fatalf("not idle: hazards %v, link healthy %v", l.effective, l.linkHealthy)
+	}
+	l.hbSentAt, l.hbRecvAt = clk.t, clk.t
+	if l.busy() {
+		t.Fatal("an idle loop reports busy")
+	}
+	return l
+}
+
+// An idle loop sleeps until its next deadline, never longer than
+// loop_timeout/4 (the in-process watchdog expects a check-in within
+// loop_timeout); anything that needs the tick's resolution brings it back.
+func TestNextTick(t *testing.T) {
+	start := time.Unix(1_800_000_000, 0)
+	wd := testConfig("").Watchdog
+	quarter := wd.LoopTimeout / 4 // 500 ms; testHeartbeatInterval is 100 ms
+	tick := 100 * time.Millisecond
+
+	cases := []struct {
+		name   string
+		mutate func(*config.Config)
+		setup  func(l *loop, clk *fakeClock)
+		want   time.Duration // after the last tick, which is at start
+	}{
+		{"heartbeat to send", nil, nil, wd.HeartbeatInterval},
+		{"heartbeat sent long ago: at once", nil, func(l *loop, clk *fakeClock) {
+			l.hbSentAt = start.Add(-time.Hour)
+		}, -time.Hour + wd.HeartbeatInterval},
+		{"nothing due: loop_timeout/4", func(c *config.Config) {
+			c.Watchdog.HeartbeatInterval = 5 * time.Second
+			c.Watchdog.HeartbeatTimeout = 15 * time.Second
+		}, nil, quarter},
+		{"the echo goes stale first", func(c *config.Config) {
+			c.Watchdog.HeartbeatInterval = 5 * time.Second
+			c.Watchdog.HeartbeatTimeout = 15 * time.Second
+		}, func(l *loop, clk *fakeClock) {
+			l.hbRecvAt = start.Add(-15*time.Second + 200*time.Millisecond)
+		}, 200*time.Millisecond + past},
+		{"an alarm source's heartbeat goes stale", func(c *config.Config) {
+			c.Watchdog.HeartbeatInterval = 5 * time.Second
+			c.Watchdog.HeartbeatTimeout = 15 * time.Second
+			c.Alarms[0].HeartbeatTopic = "ha/heartbeat"
+			c.Alarms[0].HeartbeatTimeout = time.Minute
+		}, func(l *loop, clk *fakeClock) {
+			l.alarms[0].beatAt = start.Add(-time.Minute + 300*time.Millisecond)
+		}, 300*time.Millisecond + past},
+		{"an MQTT power source times out", func(c *config.Config) {
+			c.Watchdog.HeartbeatInterval = 5 * time.Second
+			c.Watchdog.HeartbeatTimeout = 15 * time.Second
+			c.Power = []config.PowerSource{{Type: "mqtt", Name: "ups", Topic: "ups/state", PayloadOK: "OL", PayloadLost: "OB", Timeout: time.Minute}}
+		}, func(l *loop, clk *fakeClock) {
+			l.mqttPower[0].known, l.mqttPower[0].since = false, start.Add(-time.Minute+50*time.Millisecond)
+		}, 50*time.Millisecond + past},
+		{"a known MQTT power source has no deadline", func(c *config.Config) {
+			c.Watchdog.HeartbeatInterval = 5 * time.Second
+			c.Watchdog.HeartbeatTimeout = 15 * time.Second
+			c.Power = []config.PowerSource{{Type: "mqtt", Name: "ups", Topic: "ups/state", PayloadOK: "OL", PayloadLost: "OB", Timeout: time.Minute}}
+		}, func(l *loop, clk *fakeClock) {
+			l.mqttPower[0].known, l.mqttPower[0].since = true, start.Add(-time.Hour)
+		}, quarter},
+
+		// busy: every tick
+		{"a hazard", nil, func(l *loop, clk *fakeClock) { l.alarm("ON") }, tick},
+		{"held for relock_delay", nil, func(l *loop, clk *fakeClock) {
+			l.alarm("ON")
+			l.alarm("OFF")
+		}, tick},
+		{"link not proven", nil, func(l *loop, clk *fakeClock) {
+			l.connected = false
+			l.evaluate()
+		}, tick},
+		{"a momentary OPEN", nil, func(l *loop, clk *fakeClock) {
+			l.b.doors[0].momentaryUntil = start.Add(time.Second)
+		}, tick},
+		{"a jammed relay", nil, func(l *loop, clk *fakeClock) {
+			l.b.doors[1].fault, l.b.doors[1].faultErr = true, errors.New("i2c: no ack")
+		}, tick},
+		{"a relay just recovered", nil, func(l *loop, clk *fakeClock) {
+			l.b.doors[1].faultCleared = start
+		}, tick},
+		{"door inputs to poll", nil, func(l *loop, clk *fakeClock) {
+			l.b.doors[0].io = &doorIO{}
+		}, tick},
+		{"HA asked for a republish", nil, func(l *loop, clk *fakeClock) { l.republishPending = true }, tick},
+		{"a loop_timeout shorter than four ticks", func(c *config.Config) {
+			c.Watchdog.LoopTimeout = 200 * time.Millisecond
+		}, func(l *loop, clk *fakeClock) { l.alarm("ON") }, 50 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := &fakeClock{t: start.Add(-time.Second)}
+			l := idleLoop(t, clk, c.mutate)
+			clk.t = start
+			l.hbSentAt, l.hbRecvAt = start, start
+			if c.setup != nil {
+				c.setup(l, clk)
+			}
+			if got := l.nextTick(start).Sub(start); got != c.want {
+				t.Fatalf("next tick %v after the last, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// However the deadlines fall, the next tick is never more than
+// loop_timeout/4 after the last: the loop checks in with the watchdog.
+func TestNextTickChecksInWithTheWatchdog(t *testing.T) {
+	start := time.Unix(1_800_000_000, 0)
+	for _, lt := range []time.Duration{100 * time.Millisecond, time.Second, 2 * time.Second} {
+		clk := &fakeClock{t: start}
+		l := idleLoop(t, clk, func(c *config.Config) {
+			c.Watchdog.LoopTimeout = lt
+			c.Watchdog.HeartbeatInterval = 10 * time.Second
+			c.Watchdog.HeartbeatTimeout = 30 * time.Second
+		})
+		for _, busy := range []bool{false, true} {
+			if busy {
+				l.alarm("ON")
+			}
+			if got := l.nextTick(start).Sub(start); got <= 0 || got > lt/4 {
+				t.Fatalf("loop_timeout %v, busy %v: next tick %v after the last, want within (0, %v]", lt, busy, got, lt/4)
+			}
+		}
+	}
+}
+
+// The HTTP snapshot is rebuilt only when something in it changed, and then
+// shows the change: an idle evaluation keeps the same snapshot.
+func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := idleLoop(t, clk, nil)
+	before := l.b.State()
+	l.evaluate()
+	l.evaluate()
+	if l.b.State() != before {
+		t.Fatal("an evaluation that changed nothing built a new snapshot")
+	}
+	fsec := l.b.doors[1]
+	steps := []struct {
+		name  string
+		do    func()
+		check func(s *Snapshot) bool
+	}{
+		{"command", func() {
+			l.acceptDoorCommand(fsec, DoorCommand{Request: RequestUnlock}, "db/t1/fsec/set")
+		}, func(s *Snapshot) bool {
+			return s.Doors[1].Energized && !s.Doors[1].Locked && s.Doors[1].State == StateUnlocked
+		}},
+		{"lockdown", func() {
+			l.lockdown = true
+			l.evaluate()
+		}, func(s *Snapshot) bool { return s.Lockdown && s.Doors[1].Locked }},
+		{"alarm", func() { l.alarm("ON") }, func(s *Snapshot) bool {
+			return len(s.Hazards) == 1 && s.Hazards[0] == HazardAlarm.String() && !s.Doors[0].Locked &&
+				len(s.Doors[0].Hazards) == 1 && s.Doors[0].Cause == HazardAlarm.String()
+		}},
+		{"link lost", func() {
+			l.connected = false
+			l.evaluate()
+		}, func(s *Snapshot) bool { return !s.Connected }},
+		{"a door's own hazard", func() {
+			l.link()
+			l.evaluate()
+			fsec.fault, fsec.faultErr = true, errors.New("jammed")
+			l.evaluate()
+		}, func(s *Snapshot) bool {
+			// The sim relay writes fine again at once: the door is no longer
+			// jammed, but held by the driver hazard for relock_delay.
+			return slices.Contains(s.Doors[1].Hazards, HazardDriver.String()) && s.Hazards[0] == HazardAlarm.String()
+		}},
+	}
+	for _, st := range steps {
+		prev := l.b.State()
+		st.do()
+		s := l.b.State()
+		if s == prev || !st.check(s) {
+			t.Fatalf("%s: snapshot %+v (rebuilt: %v)", st.name, s, s != prev)
+		}
+	}
+}
