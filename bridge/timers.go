@@ -13,7 +13,8 @@ package bridge
 //   - idle: wake at the earliest deadline that can change a relay or a
 //     published state: the next heartbeat to send, the instant the last
 //     heartbeat echo goes stale (heartbeat_timeout), an alarm source's
-//     heartbeat_timeout, an MQTT power source's timeout; and at the latest
+//     heartbeat_timeout, an MQTT power source's timeout, the next systemd
+//     or hardware watchdog ping; and at the latest
 //     loop_timeout/4 after the previous tick, so the loop still checks in
 //     with the in-process watchdog well within loop_timeout.
 //
@@ -73,6 +74,15 @@ func (l *loop) nextTick(lastTick time.Time) time.Time {
 		if p := &l.mqttPower[i]; !p.known && !p.since.IsZero() {
 			earlier(p.since.Add(p.cfg.Timeout + past))
 		}
+	}
+	// The second-line watchdogs are fed from ticks (liveness.go): tick when
+	// the next ping is due. Their times are on the real clock.
+	now := l.now()
+	if lv := &l.live; lv.notify != nil && lv.sdEvery > 0 {
+		earlier(now.Add(time.Until(lv.lastSD.Add(lv.sdEvery + past))))
+	}
+	if lv := &l.live; lv.hw != nil {
+		earlier(now.Add(time.Until(lv.lastHW.Add(lv.hwEvery + past))))
 	}
 	return next
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/hwwatchdog"
+	"github.com/doorbridge/doorbridge/internal/sdnotify"
 )
 
 // idleLoop returns a loop on a fake clock with no hazard, the link proven
@@ -200,5 +202,32 @@ func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
 		if s == prev || !st.check(s) {
 			t.Fatalf("%s: snapshot %+v (rebuilt: %v)", st.name, s, s != prev)
 		}
+	}
+}
+
+// An idle loop still ticks in time for the systemd and hardware watchdog
+// pings, which only ticks send (liveness.go): WatchdogSec=400ms asks for a
+// ping every 200 ms, more often than loop_timeout/4.
+func TestNextTickFeedsSecondLineWatchdogs(t *testing.T) {
+	start := time.Unix(1_800_000_000, 0)
+	clk := &fakeClock{t: start}
+	l := idleLoop(t, clk, func(c *config.Config) {
+		c.Watchdog.HeartbeatInterval = 10 * time.Second
+		c.Watchdog.HeartbeatTimeout = 30 * time.Second
+	})
+	clk.t = start
+	l.hbSentAt, l.hbRecvAt = start, start
+	n, err := sdnotify.New("/run/doorbridge-test-notify", 400*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.live.notify, l.live.sdEvery, l.live.lastSD = n, n.WatchdogInterval()/2, time.Now()
+	if got := l.nextTick(start).Sub(start); got <= 100*time.Millisecond || got > 200*time.Millisecond+past {
+		t.Fatalf("systemd ping every 200 ms: next tick %v after the last", got)
+	}
+	l.live.notify = nil
+	l.live.hw, l.live.hwEvery, l.live.lastHW = &hwwatchdog.Device{}, 300*time.Millisecond, time.Now()
+	if got := l.nextTick(start).Sub(start); got <= 200*time.Millisecond || got > 300*time.Millisecond+past {
+		t.Fatalf("hardware ping every 300 ms: next tick %v after the last", got)
 	}
 }
