@@ -12,8 +12,15 @@ import (
 const MaxCommandSize = 1024
 
 // MaxCommandAge rejects JSON commands whose "ts" is older than this (R18): a
-// command delayed in transit must not act long after it was given.
+// command delayed in transit must not act long after it was given. A "ts"
+// more than this far in the future is refused too: such a command would
+// stay fresh, and could be replayed, for as long as it is early (and it
+// says that the sender's clock is wrong).
 const MaxCommandAge = 5 * time.Second
+
+// maxTSSeconds bounds a numeric "ts" (the year 5138): beyond it seconds do not
+// convert to a time the same way on every platform.
+const maxTSSeconds = 1e11
 
 // DoorCommand is a parsed door command.
 type DoorCommand struct {
@@ -38,8 +45,8 @@ type jsonCommand struct {
 
 // ParseDoorCommand parses LOCK, UNLOCK, OPEN, or JSON
 // {"action": "UNLOCK", "code": "1234", "ts": 1700000000.5}. ts is optional,
-// in Unix seconds or RFC 3339; a command older than MaxCommandAge at now is
-// rejected. Home Assistant renders a missing code as "None": that means none.
+// in Unix seconds or RFC 3339; a command older than MaxCommandAge at now, or
+// dated more than MaxCommandAge ahead of it, is rejected. Home Assistant renders a missing code as "None": that means none.
 func ParseDoorCommand(payload []byte, now time.Time) (DoorCommand, error) {
 	if len(payload) > MaxCommandSize {
 		return DoorCommand{}, fmt.Errorf("%w (%d bytes)", ErrCommandTooLarge, len(payload))
@@ -93,6 +100,9 @@ func parseJSONCommand(p []byte, now time.Time) (DoorCommand, error) {
 		if age := now.Sub(ts); age > MaxCommandAge {
 			return DoorCommand{}, fmt.Errorf("%w: issued %v ago (limit %v)", ErrCommandStale, age.Round(time.Millisecond), MaxCommandAge)
 		}
+		if ahead := ts.Sub(now); ahead > MaxCommandAge {
+			return DoorCommand{}, fmt.Errorf("%w: dated %v in the future (limit %v): check the sender's clock", ErrCommandStale, ahead.Round(time.Millisecond), MaxCommandAge)
+		}
 		c.TS = ts
 	}
 	return c, nil
@@ -101,6 +111,9 @@ func parseJSONCommand(p []byte, now time.Time) (DoorCommand, error) {
 func parseTS(raw json.RawMessage) (time.Time, error) {
 	var f float64
 	if err := json.Unmarshal(raw, &f); err == nil {
+		if f < 0 || f > maxTSSeconds {
+			return time.Time{}, fmt.Errorf("%v Unix seconds is out of range", f)
+		}
 		sec := int64(f)
 		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
 	}
