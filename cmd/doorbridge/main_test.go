@@ -103,13 +103,35 @@ func startBridge(t *testing.T, cfgPath string) *proc {
 	p := &proc{cmd: cmd, out: &out, exited: make(chan error, 1)}
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.exited
+		p.kill(t)
 		if t.Failed() {
-			t.Logf("doorbridge output:\n%s", out.String())
+			t.Logf("doorbridge output:\n%s", p.output())
 		}
 	})
 	return p
+}
+
+// kill kills the process and waits (boundedly) for it to be reaped.
+func (p *proc) kill(t *testing.T) {
+	p.cmd.Process.Kill()
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+	case <-time.After(wait):
+		t.Errorf("doorbridge (pid %d) not reaped within %v of SIGKILL", p.cmd.Process.Pid, wait)
+	}
+}
+
+// output is what the process wrote so far. cmd.Wait is the only writer
+// once it returned; before, the copy may still be filling the buffer.
+func (p *proc) output() string {
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		return p.out.String()
+	default:
+		return "(still running: output not read)"
+	}
 }
 
 func (p *proc) stop(t *testing.T, sig os.Signal) {
@@ -119,12 +141,12 @@ func (p *proc) stop(t *testing.T, sig os.Signal) {
 	}
 	select {
 	case err := <-p.exited:
+		p.exited <- err // for Cleanup, which waits for the exit too
 		if err != nil {
-			t.Fatalf("doorbridge exited with %v after %v", err, sig)
+			t.Fatalf("doorbridge exited with %v after %v; its output:\n%s", err, sig, p.output())
 		}
-		p.exited <- nil // for Cleanup
 	case <-time.After(wait):
-		t.Fatalf("doorbridge did not exit within %v of %v", wait, sig)
+		t.Fatalf("doorbridge did not exit within %v of %v; its output:\n%s", wait, sig, p.output())
 	}
 }
 

@@ -111,7 +111,7 @@ doors:
 		}
 		p := &proc{cmd: cmd, out: &out, exited: make(chan error, 1)}
 		go func() { p.exited <- cmd.Wait() }()
-		t.Cleanup(func() { cmd.Process.Kill(); <-p.exited })
+		t.Cleanup(func() { p.kill(t) })
 		for _, addr := range []string{httpAddr, brokerAddr} {
 			testbroker.Eventually(t, wait, func() bool {
 				c, err := net.Dial("tcp", addr)
