@@ -8,9 +8,9 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/mochifix"
 )
 
 // EmbeddedBroker is the in-process mochi-mqtt broker used when no broker URL
@@ -19,8 +19,8 @@ import (
 // in and may then do only what its acl entry allows.
 type EmbeddedBroker struct {
 	srv *mochi.Server
-	tcp *listeners.TCP
-	tls *listeners.TCP
+	tcp *mochifix.Listener
+	tls *mochifix.Listener
 }
 
 // StartEmbeddedBroker starts mochi-mqtt without authentication on addr
@@ -49,6 +49,11 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	srv := mochi.New(&mochi.Options{
 		InlineClient: false,
 		Logger:       log.With("component", "embedded-broker"),
+		// $SYS topics are stored retained every second without any hook,
+		// racing the scans of new subscriptions (mochifix.RetainHook cannot
+		// bracket them), and wake the broker for nobody: published once at
+		// start only.
+		SysTopicResendInterval: sysTopicsNever,
 	})
 	if hook == nil {
 		hook = new(auth.AllowHook)
@@ -56,32 +61,57 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
+	// mochifix works around mochi v2.7.9's bugs: its own listeners (no data
+	// race on accept, no deadlock on close), clients that reconnect quickly
+	// keep their subscriptions, retained messages stored without a race.
 	eb := &EmbeddedBroker{srv: srv}
-	eb.tcp = listeners.NewTCP(listeners.Config{ID: "tcp", Address: e.Listen})
-	if err := srv.AddListener(eb.tcp); err != nil {
+	var err error
+	if eb.tcp, err = mochifix.Listen("tcp", e.Listen, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: embedded_broker.listen %s: %w", e.Listen, err)
 	}
+	lns := []*mochifix.Listener{eb.tcp}
 	if e.TLSListen != "" {
 		cert, err := e.EmbeddedTLSCertificate()
 		if err != nil {
-			closeWithin(srv.Close, closeTimeout, log)
+			eb.tcp.CloseAll(false)
 			return nil, fmt.Errorf("embedded broker: %w", err)
 		}
-		eb.tls = listeners.NewTCP(listeners.Config{ID: "tls", Address: e.TLSListen, TLSConfig: &tls.Config{
+		eb.tls, err = mochifix.Listen("tls", e.TLSListen, &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{cert},
-		}})
-		if err := srv.AddListener(eb.tls); err != nil {
-			closeWithin(srv.Close, closeTimeout, log)
+		})
+		if err != nil {
+			eb.tcp.CloseAll(false)
 			return nil, fmt.Errorf("embedded broker: embedded_broker.tls_listen %s: %w", e.TLSListen, err)
 		}
+		lns = append(lns, eb.tls)
 	}
-	if err := srv.Serve(); err != nil {
+	fail := func(err error) (*EmbeddedBroker, error) {
+		for _, l := range lns {
+			l.CloseAll(false)
+		}
 		closeWithin(srv.Close, closeTimeout, log)
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
+	if err := srv.AddHook(&mochifix.SessionHook{Server: srv, Listeners: lns}, nil); err != nil {
+		return fail(err)
+	}
+	if err := srv.AddHook(new(mochifix.RetainHook), nil); err != nil { // the last hook
+		return fail(err)
+	}
+	for _, l := range lns {
+		if err := srv.AddListener(l); err != nil {
+			return fail(err)
+		}
+	}
+	if err := srv.Serve(); err != nil {
+		return fail(err)
+	}
 	return eb, nil
 }
+
+// sysTopicsNever is mochi's $SYS interval, in seconds: 100 years.
+const sysTopicsNever = 100 * 365 * 24 * 3600
 
 // closeTimeout bounds closing a broker that failed to start.
 const closeTimeout = time.Second

@@ -23,8 +23,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/doorbridge/doorbridge/internal/mochifix"
 )
 
 // EnvMosquitto is the environment variable that makes Start run a real mosquitto process instead
@@ -229,7 +229,7 @@ func mochiLogger() *slog.Logger {
 // mochiRun is one run of an in-process mochi-mqtt server.
 type mochiRun struct {
 	server *mqtt.Server
-	ln     *trackingListener
+	ln     *mochifix.Listener
 }
 
 // startMochi starts mochi on ln, which it takes over.
@@ -238,16 +238,17 @@ func (b *Broker) startMochi(ln net.Listener) {
 	server := mqtt.New(&mqtt.Options{
 		Logger: mochiLogger(),
 	})
-	tl := &trackingListener{id: "testbroker", ln: ln, conns: map[net.Conn]chan struct{}{}}
+	// mochifix works around mochi v2.7.9's bugs, as in the embedded broker.
+	tl := mochifix.NewListener("testbroker", ln)
 	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
 		_ = ln.Close()
 		b.t.Fatalf("testbroker: mochi auth hook: %v", err)
 	}
-	if err := server.AddHook(&sessionHook{server: server, ln: tl}, nil); err != nil {
+	if err := server.AddHook(&mochifix.SessionHook{Server: server, Listeners: []*mochifix.Listener{tl}}, nil); err != nil {
 		_ = ln.Close()
 		b.t.Fatalf("testbroker: mochi session hook: %v", err)
 	}
-	if err := server.AddHook(new(retainHook), nil); err != nil {
+	if err := server.AddHook(new(mochifix.RetainHook), nil); err != nil { // the last hook
 		_ = ln.Close()
 		b.t.Fatalf("testbroker: mochi retain hook: %v", err)
 	}
@@ -269,138 +270,9 @@ func (b *Broker) startMochi(ln net.Listener) {
 // the server. (Closing the server while a connection is still being set up trips the race
 // detector in mochi v2.7.9: a WaitGroup Add concurrent with its Wait.)
 func (r *mochiRun) kill() {
-	r.ln.closeAll()
-	r.ln.wg.Wait()
+	r.ln.CloseAll(true) // reset, like a process that died
+	r.ln.Wait()
 	_ = r.server.Close()
-}
-
-// trackingListener is a mochi listener over a net.Listener that remembers its connections, so
-// Kill can cut them all, and waits for its goroutines on close. (mochi's own TCP listener also
-// has a data race on an error variable that the race detector reports.)
-type trackingListener struct {
-	id string
-	ln net.Listener
-	wg sync.WaitGroup
-
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]chan struct{} // closed once mochi is done with the connection
-}
-
-var _ listeners.Listener = (*trackingListener)(nil)
-
-// Init counts the accept loop that Serve runs (mochi calls Init before Serve, synchronously).
-func (l *trackingListener) Init(*slog.Logger) error {
-	l.wg.Add(1)
-	return nil
-}
-
-func (l *trackingListener) ID() string       { return l.id }
-func (l *trackingListener) Address() string  { return l.ln.Addr().String() }
-func (l *trackingListener) Protocol() string { return "tcp" }
-
-func (l *trackingListener) Serve(establish listeners.EstablishFn) {
-	defer l.wg.Done()
-	for {
-		conn, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			_ = conn.Close()
-			return
-		}
-		done := make(chan struct{})
-		l.conns[conn] = done
-		l.wg.Add(1)
-		l.mu.Unlock()
-		go func() {
-			defer l.wg.Done()
-			// establish returns once mochi has finished with the client on conn, its
-			// clean-up included.
-			_ = establish(l.id, conn)
-			_ = conn.Close()
-			l.mu.Lock()
-			delete(l.conns, conn)
-			l.mu.Unlock()
-			close(done)
-		}()
-	}
-}
-
-// done returns a channel closed once mochi has finished with conn, or nil if it has already.
-func (l *trackingListener) done(conn net.Conn) <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if ch, ok := l.conns[conn]; ok {
-		return ch
-	}
-	return nil
-}
-
-// closeAll stops accepting and closes every connection.
-func (l *trackingListener) closeAll() {
-	l.mu.Lock()
-	l.closed = true
-	conns := make([]net.Conn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	_ = l.ln.Close()
-	for _, c := range conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // reset, like a process that died
-		}
-		_ = c.Close()
-	}
-}
-
-// Close closes the listener and every connection. It does not call closeClients: the
-// connections are gone already, and mochi v2.7.9's closeListenerClients can deadlock (Clients.
-// GetByListener takes its read lock twice, which blocks for good if a client that is just going
-// away asks for the write lock in between).
-func (l *trackingListener) Close(listeners.CloseFn) {
-	l.closeAll()
-}
-
-// sessionHook works around a race in mochi v2.7.9. When a client connects with the client id of
-// a client whose connection is ending (or is taken over), the old connection's clean-up, which
-// works by client id, can run after the new client has been registered and subscribed: it then
-// deletes the new client's subscriptions and forgets the client, which stays connected but gets
-// no more messages. That is what a client reconnecting quickly after a dropped link does. So
-// before a client is let in, the hook cuts any connection that holds the same client id (as a
-// session takeover would) and waits (5 s at most) until mochi has finished cleaning up after it.
-type sessionHook struct {
-	mqtt.HookBase
-	server *mqtt.Server
-	ln     *trackingListener
-}
-
-// ID names the hook.
-func (h *sessionHook) ID() string { return "testbroker-sessions" }
-
-// Provides reports that the hook handles OnConnect only.
-func (h *sessionHook) Provides(b byte) bool { return b == mqtt.OnConnect }
-
-// OnConnect waits until no other connection holds cl's client id.
-func (h *sessionHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
-	old, ok := h.server.Clients.Get(cl.ID)
-	if !ok || old == cl || old.Net.Conn == nil {
-		return nil
-	}
-	done := h.ln.done(old.Net.Conn)
-	if done == nil {
-		return nil
-	}
-	old.Stop(packets.ErrSessionTakenOver)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
-	return nil
 }
 
 // ---- mosquitto ----

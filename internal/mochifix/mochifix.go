@@ -1,0 +1,287 @@
+// Package mochifix works around bugs of mochi-mqtt v2.7.9 (the only version
+// served here) for both of doorbridge's mochi brokers: the embedded broker
+// users run (bridge/embedded.go) and the test broker (internal/testbroker).
+// Each was found by the race detector or by a hung test:
+//
+//   - Listener replaces mochi's TCP listener, whose accept loop and
+//     connection goroutines share an error variable (a data race on every
+//     connection that ends while another one starts), and whose Close asks
+//     mochi to close its clients, which can deadlock (Clients.GetByListener
+//     takes its read lock twice).
+//   - SessionHook: a client that reconnects with the client id of a
+//     connection still being cleaned up loses its subscriptions to that
+//     clean-up (it stays connected and gets nothing more).
+//   - RetainHook: storing a retained message races with the scan for
+//     retained messages a new subscription makes.
+package mochifix
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Listener is a mochi listener over a net.Listener. It remembers its
+// connections, so CloseAll can cut them, and waits for its goroutines.
+type Listener struct {
+	id string
+	ln net.Listener
+	wg sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]chan struct{} // closed once mochi is done with the connection
+}
+
+var _ listeners.Listener = (*Listener)(nil)
+
+// Listen listens on addr (TCP), with TLS when cfg is not nil.
+func Listen(id, addr string, cfg *tls.Config) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	return NewListener(id, ln), nil
+}
+
+// NewListener serves mochi on ln, which it takes over.
+func NewListener(id string, ln net.Listener) *Listener {
+	return &Listener{id: id, ln: ln, conns: map[net.Conn]chan struct{}{}}
+}
+
+// Init counts the accept loop that Serve runs (mochi calls Init before
+// Serve, synchronously).
+func (l *Listener) Init(*slog.Logger) error {
+	l.wg.Add(1)
+	return nil
+}
+
+// ID names the listener.
+func (l *Listener) ID() string { return l.id }
+
+// Address is the address it listens on.
+func (l *Listener) Address() string { return l.ln.Addr().String() }
+
+// Protocol is "tcp".
+func (l *Listener) Protocol() string { return "tcp" }
+
+// Serve accepts connections and hands each to mochi on its own goroutine.
+func (l *Listener) Serve(establish listeners.EstablishFn) {
+	defer l.wg.Done()
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			_ = conn.Close()
+			return
+		}
+		done := make(chan struct{})
+		l.conns[conn] = done
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer l.wg.Done()
+			// establish returns once mochi has finished with the client on
+			// conn, its clean-up included.
+			_ = establish(l.id, conn)
+			_ = conn.Close()
+			l.mu.Lock()
+			delete(l.conns, conn)
+			l.mu.Unlock()
+			close(done)
+		}()
+	}
+}
+
+// Done returns a channel closed once mochi has finished with conn, or nil
+// if it has already (or conn is not one of this listener's).
+func (l *Listener) Done(conn net.Conn) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ch, ok := l.conns[conn]; ok {
+		return ch
+	}
+	return nil
+}
+
+// CloseAll stops accepting and closes every connection; with reset, each
+// is reset (SO_LINGER 0) as if the process had died.
+func (l *Listener) CloseAll(reset bool) {
+	l.mu.Lock()
+	l.closed = true
+	conns := make([]net.Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	_ = l.ln.Close()
+	for _, c := range conns {
+		if tc, ok := c.(*net.TCPConn); ok && reset {
+			_ = tc.SetLinger(0)
+		}
+		_ = c.Close()
+	}
+}
+
+// Wait waits until the accept loop and every connection's goroutine ended.
+func (l *Listener) Wait() { l.wg.Wait() }
+
+// Close closes the listener and every connection. It does not call
+// closeClients, which can deadlock in mochi v2.7.9: mochi cleans up after
+// each client as its connection ends.
+func (l *Listener) Close(listeners.CloseFn) { l.CloseAll(false) }
+
+// SessionHook lets a client in only once no other connection holds its
+// client id: it cuts such a connection (as a session takeover would) and
+// waits (5 s at most) until mochi has cleaned up after it. Otherwise that
+// clean-up, which works by client id, can run after the new client
+// subscribed and delete its subscriptions: what a client reconnecting
+// quickly after a dropped link runs into.
+type SessionHook struct {
+	mqtt.HookBase
+	Server    *mqtt.Server
+	Listeners []*Listener
+}
+
+// ID names the hook.
+func (h *SessionHook) ID() string { return "mochifix-sessions" }
+
+// Provides reports that the hook handles OnConnect only.
+func (h *SessionHook) Provides(b byte) bool { return b == mqtt.OnConnect }
+
+// OnConnect waits until no other connection holds cl's client id.
+func (h *SessionHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	old, ok := h.Server.Clients.Get(cl.ID)
+	if !ok || old == cl || old.Net.Conn == nil {
+		return nil
+	}
+	var done <-chan struct{}
+	for _, l := range h.Listeners {
+		if done = l.Done(old.Net.Conn); done != nil {
+			break
+		}
+	}
+	if done == nil {
+		return nil
+	}
+	old.Stop(packets.ErrSessionTakenOver)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+// RetainHook serializes storing retained messages with the scans for
+// retained messages that subscriptions make: in mochi v2.7.9,
+// TopicsIndex.RetainMessage writes a particle's retainPath under the
+// particle's lock while scanMessages reads it without. A SUBSCRIBE holds
+// the read lock from OnSubscribe to the end of its processing (its retained
+// messages sent); a retained PUBLISH, or a retained will sent at once, holds
+// the write lock until its message is stored (OnRetainMessage).
+//
+// Every lock is paired with its unlock per client: mochi handles one
+// client's packets one at a time, and the hook only unlocks what it locked
+// for that client, so a retained message stored without OnPublish or OnWill
+// (a delayed will) cannot unlock someone else's lock. It must be the last
+// hook added: a hook after it could refuse a publish it has locked for.
+type RetainHook struct {
+	mqtt.HookBase
+	mu sync.RWMutex
+
+	heldMu  sync.Mutex
+	writing map[*mqtt.Client]bool // holds the write lock for this client's retained message
+	reading map[*mqtt.Client]bool // holds the read lock for this client's SUBSCRIBE
+}
+
+// ID names the hook.
+func (h *RetainHook) ID() string { return "mochifix-retain-scan" }
+
+// Provides reports the events the hook brackets.
+func (h *RetainHook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnSubscribe, mqtt.OnPacketProcessed, mqtt.OnPublish, mqtt.OnWill, mqtt.OnRetainMessage:
+		return true
+	}
+	return false
+}
+
+// mark records (on) or clears (off) that cl holds a lock in set; it reports
+// whether the mark changed.
+func (h *RetainHook) mark(set *map[*mqtt.Client]bool, cl *mqtt.Client, on bool) bool {
+	h.heldMu.Lock()
+	defer h.heldMu.Unlock()
+	if *set == nil {
+		*set = map[*mqtt.Client]bool{}
+	}
+	if (*set)[cl] == on {
+		return false
+	}
+	if on {
+		(*set)[cl] = true
+	} else {
+		delete(*set, cl)
+	}
+	return true
+}
+
+// OnSubscribe takes the read lock for the subscription's processing.
+func (h *RetainHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.mu.RLock()
+	if !h.mark(&h.reading, cl, true) {
+		h.mu.RUnlock() // cannot happen: one packet at a time per client
+	}
+	return pk
+}
+
+// OnPacketProcessed releases the read lock once a SUBSCRIBE, and the
+// retained messages it sent, are done.
+func (h *RetainHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type == packets.Subscribe && h.mark(&h.reading, cl, false) {
+		h.mu.RUnlock()
+	}
+}
+
+// OnPublish takes the write lock for a retained message until it is stored.
+func (h *RetainHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Retain {
+		h.lockFor(cl)
+	}
+	return pk, nil
+}
+
+// OnWill takes the write lock for a retained will sent at once: mochi then
+// stores it without calling OnPublish.
+func (h *RetainHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if will.Retain && will.WillDelayInterval == 0 {
+		h.lockFor(cl)
+	}
+	return will, nil
+}
+
+func (h *RetainHook) lockFor(cl *mqtt.Client) {
+	h.mu.Lock()
+	if !h.mark(&h.writing, cl, true) {
+		h.mu.Unlock() // cannot happen: one packet at a time per client
+	}
+}
+
+// OnRetainMessage releases the write lock taken for cl's message.
+func (h *RetainHook) OnRetainMessage(cl *mqtt.Client, _ packets.Packet, _ int64) {
+	if h.mark(&h.writing, cl, false) {
+		h.mu.Unlock()
+	}
+}
