@@ -296,7 +296,8 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 		why := a.supervision(now)
 		if why != a.trouble {
 			if why != "" {
-				l.log.Warn("alarm source supervision trouble", "topic", a.cfg.Topic, "why", why)
+				topic := a.cfg.Topic
+				l.afterIO(func() { l.log.Warn("alarm source supervision trouble", "topic", topic, "why", why) })
 				l.origin = "alarm_supervision:" + a.cfg.Topic
 			} else {
 				l.log.Info("alarm source supervised again", "topic", a.cfg.Topic)

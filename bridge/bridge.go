@@ -219,6 +219,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 					_ = f.Flush()
 				}
 			}
+			func() { // the audit events queued before the panic, if that works
+				defer func() { _ = recover() }()
+				l.flushLater()
+			}()
 			panic(r)
 		}
 	}()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -121,6 +122,16 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 		t.Errorf("%d refused logins logged, want 4", n)
 	}
 
+	// A client that cannot log in does not get to cut the bridge's own
+	// connection by taking its client id: mochi would only take a session
+	// over after the login, and so does the session workaround
+	// (internal/mochifix). The command round trip below runs on the same
+	// connection: no reconnect.
+	reconnects := testutil.ToFloat64(l.b.m.mqttReconnects)
+	if err := testbroker.TryConnect(plain, cfg.ClientID(), testbroker.ClientOptions{Username: "doorbridge", Password: "guessed"}); err == nil {
+		t.Error("a wrong password with the bridge's client id connected")
+	}
+
 	// Home Assistant, over TLS, clears the alarm and commands a door.
 	roots := x509.NewCertPool()
 	caPEM, _ := os.ReadFile(pki.CAFile)
@@ -132,6 +143,9 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 	ha.Publish("db/t1/fsec/set", "UNLOCK", false)
 	l.waitPower("1", true, wait, "Home Assistant may command a door")
 	ha.WaitPayload("db/t1/fsec/state", StateUnlocked, wait)
+	if got := testutil.ToFloat64(l.b.m.mqttReconnects); got != reconnects {
+		t.Errorf("the bridge reconnected %v times after a failed login with its client id", got-reconnects)
+	}
 
 	// A user without the right in its acl: a QoS 0 command is dropped, and
 	// its next, allowed publication arrives without it.

@@ -100,6 +100,7 @@ func (l *loop) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-l.b.events:
+			l.b.wd.checkin() // handling an event is as alive as a tick
 			l.handle(ev)
 		case <-t.C:
 			l.b.wd.checkin()
@@ -121,7 +122,7 @@ func (l *loop) handle(ev event) {
 	case evDisconnected:
 		if e.gen == l.gen {
 			l.connected, l.subscribed = false, false
-			l.log.Warn("MQTT connection lost", "err", e.err)
+			l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err) })
 			l.origin = "mqtt:connection_lost"
 			l.evaluate()
 		}
@@ -314,7 +315,8 @@ func (l *loop) evaluate() {
 	if healthy && !l.linkHealthy {
 		l.log.Info("MQTT link healthy (heartbeat round trip)")
 	} else if !healthy && l.linkHealthy {
-		l.log.Warn("MQTT link unhealthy", "connected", l.connected, "since_heartbeat", now.Sub(l.hbRecvAt).Round(time.Millisecond))
+		connected, since := l.connected, now.Sub(l.hbRecvAt).Round(time.Millisecond)
+		l.afterIO(func() { l.log.Warn("MQTT link unhealthy", "connected", connected, "since_heartbeat", since) })
 	}
 	l.linkHealthy = healthy
 	if healthy {
@@ -549,7 +551,7 @@ func (l *loop) onPower(e evPower) {
 	} else if !anyLost {
 		l.powerSince = time.Time{}
 	}
-	l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail)
+	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
 	l.origin = "power:" + e.source
 	l.evaluate()
 }

@@ -241,9 +241,11 @@ func (l *loop) onLatchedRestore(e evMessage) {
 
 func (l *loop) setLatch(on bool, why string) {
 	l.latched = on
-	l.log.Warn("fire release latch", "latched", on, "why", why)
+	l.afterIO(func() { l.log.Warn("fire release latch", "latched", on, "why", why) })
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
-	l.b.saveLatch(on)
+	// On disk after the relays are written (it is retained on the broker
+	// too, published with the state).
+	l.afterIO(func() { l.b.saveLatch(on) })
 }
 
 func (l *loop) onRepublish(e evMessage) {

@@ -38,8 +38,10 @@ func (l *loop) busy() bool {
 		!l.linkHealthy || l.republishPending || (l.mq != nil && l.mq.dropped.Load()) {
 		return true
 	}
+	now := l.now()
 	for _, d := range l.b.doors {
-		if d.io != nil || d.fault || !d.momentaryUntil.IsZero() || !d.faultCleared.IsZero() {
+		if d.io != nil || d.fault || !d.momentaryUntil.IsZero() ||
+			(!d.faultCleared.IsZero() && now.Sub(d.faultCleared) < l.b.cfg.Watchdog.RelockDelay) {
 			return true
 		}
 	}

@@ -104,6 +104,9 @@ func TestNextTick(t *testing.T) {
 		{"a relay just recovered", nil, func(l *loop, clk *fakeClock) {
 			l.b.doors[1].faultCleared = start
 		}, tick},
+		{"a relay recovered before relock_delay: idle again", nil, func(l *loop, clk *fakeClock) {
+			l.b.doors[1].faultCleared = start.Add(-wd.RelockDelay - time.Millisecond)
+		}, wd.HeartbeatInterval},
 		{"door inputs to poll", nil, func(l *loop, clk *fakeClock) {
 			l.b.doors[0].io = &doorIO{}
 		}, tick},

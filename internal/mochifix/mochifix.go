@@ -149,7 +149,9 @@ func (l *Listener) Close(listeners.CloseFn) { l.CloseAll(false) }
 // waits (5 s at most) until mochi has cleaned up after it. Otherwise that
 // clean-up, which works by client id, can run after the new client
 // subscribed and delete its subscriptions: what a client reconnecting
-// quickly after a dropped link runs into.
+// quickly after a dropped link runs into. It acts only once the new client
+// has logged in (OnSessionEstablish): a client that cannot log in must not
+// be able to cut the bridge's own connection by taking its client id.
 type SessionHook struct {
 	mqtt.HookBase
 	Server    *mqtt.Server
@@ -159,14 +161,15 @@ type SessionHook struct {
 // ID names the hook.
 func (h *SessionHook) ID() string { return "mochifix-sessions" }
 
-// Provides reports that the hook handles OnConnect only.
-func (h *SessionHook) Provides(b byte) bool { return b == mqtt.OnConnect }
+// Provides reports that the hook handles OnSessionEstablish only.
+func (h *SessionHook) Provides(b byte) bool { return b == mqtt.OnSessionEstablish }
 
-// OnConnect waits until no other connection holds cl's client id.
-func (h *SessionHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+// OnSessionEstablish, called once cl has logged in and before mochi takes
+// over an old session, waits until no other connection holds cl's client id.
+func (h *SessionHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	old, ok := h.Server.Clients.Get(cl.ID)
 	if !ok || old == cl || old.Net.Conn == nil {
-		return nil
+		return
 	}
 	var done <-chan struct{}
 	for _, l := range h.Listeners {
@@ -175,23 +178,26 @@ func (h *SessionHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 		}
 	}
 	if done == nil {
-		return nil
+		return
 	}
 	old.Stop(packets.ErrSessionTakenOver)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
-	return nil
 }
 
 // RetainHook serializes storing retained messages with the scans for
 // retained messages that subscriptions make: in mochi v2.7.9,
 // TopicsIndex.RetainMessage writes a particle's retainPath under the
 // particle's lock while scanMessages reads it without. A SUBSCRIBE holds
-// the read lock from OnSubscribe to the end of its processing (its retained
-// messages sent); a retained PUBLISH, or a retained will sent at once, holds
-// the write lock until its message is stored (OnRetainMessage).
+// the read lock from the moment its SUBACK was written (OnPacketSent) to
+// the end of its processing: the scan, and queueing the retained messages
+// it found to the client, which never blocks. A retained PUBLISH, or a
+// retained will sent at once, holds the write lock until its message is
+// stored (OnRetainMessage). Neither holds it across a network write: a
+// client that does not read its socket cannot hold up everyone's retained
+// messages (a fire alarm among them).
 //
 // Every lock is paired with its unlock per client: mochi handles one
 // client's packets one at a time, and the hook only unlocks what it locked
@@ -213,7 +219,7 @@ func (h *RetainHook) ID() string { return "mochifix-retain-scan" }
 // Provides reports the events the hook brackets.
 func (h *RetainHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnSubscribe, mqtt.OnPacketProcessed, mqtt.OnPublish, mqtt.OnWill, mqtt.OnRetainMessage:
+	case mqtt.OnPacketSent, mqtt.OnPacketProcessed, mqtt.OnPublish, mqtt.OnWill, mqtt.OnRetainMessage:
 		return true
 	}
 	return false
@@ -238,17 +244,22 @@ func (h *RetainHook) mark(set *map[*mqtt.Client]bool, cl *mqtt.Client, on bool) 
 	return true
 }
 
-// OnSubscribe takes the read lock for the subscription's processing.
-func (h *RetainHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+// OnPacketSent takes the read lock once a SUBACK is written: mochi scans for
+// the subscription's retained messages next. (mochi sends a SUBACK only
+// there, from the client's own goroutine; a SUBACK it could not write is
+// not reported, and the SUBSCRIBE ends without a scan.)
+func (h *RetainHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Suback {
+		return
+	}
 	h.mu.RLock()
 	if !h.mark(&h.reading, cl, true) {
 		h.mu.RUnlock() // cannot happen: one packet at a time per client
 	}
-	return pk
 }
 
-// OnPacketProcessed releases the read lock once a SUBSCRIBE, and the
-// retained messages it sent, are done.
+// OnPacketProcessed releases the read lock once a SUBSCRIBE's retained
+// messages are queued to its client.
 func (h *RetainHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
 	if pk.FixedHeader.Type == packets.Subscribe && h.mark(&h.reading, cl, false) {
 		h.mu.RUnlock()

@@ -15,6 +15,7 @@ func TestRetainHookPairsLocksPerClient(t *testing.T) {
 	a, b := &mqtt.Client{ID: "a"}, &mqtt.Client{ID: "b"}
 	retained := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}}
 	subscribe := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}}
+	suback := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Suback}}
 	free := func() bool {
 		if h.mu.TryLock() {
 			h.mu.Unlock()
@@ -41,7 +42,11 @@ func TestRetainHookPairsLocksPerClient(t *testing.T) {
 		t.Fatal("a publish that is not retained took the lock")
 	}
 
-	h.OnSubscribe(a, subscribe)
+	h.OnPacketSent(a, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}}, nil)
+	if !free() {
+		t.Fatal("a packet other than SUBACK sent took the read lock")
+	}
+	h.OnPacketSent(a, suback, nil)
 	if h.mu.TryLock() {
 		t.Fatal("a subscription being processed does not hold the read lock")
 	}
@@ -52,6 +57,10 @@ func TestRetainHookPairsLocksPerClient(t *testing.T) {
 	h.OnPacketProcessed(a, subscribe, nil)
 	if !free() {
 		t.Fatal("the processed subscription did not release its read lock")
+	}
+	h.OnPacketProcessed(a, subscribe, nil) // a SUBSCRIBE whose SUBACK failed: nothing to release
+	if !free() {
+		t.Fatal("the lock state changed without a SUBACK")
 	}
 
 	h.OnWill(a, mqtt.Will{Retain: true, WillDelayInterval: 10})
