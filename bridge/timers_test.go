@@ -41,6 +41,16 @@ func TestNextTick(t *testing.T) {
 	wd := testConfig("").Watchdog
 	quarter := wd.LoopTimeout / 4 // 500 ms; testHeartbeatInterval is 100 ms
 	tick := 100 * time.Millisecond
+	// slowLink leaves the bridge's own heartbeat far off, so that other
+	// deadlines come first.
+	slowLink := func(c *config.Config) {
+		c.Watchdog.HeartbeatInterval = 5 * time.Second
+		c.Watchdog.HeartbeatTimeout = 15 * time.Second
+	}
+	withUPS := func(c *config.Config) {
+		slowLink(c)
+		c.Power = []config.PowerSource{{Type: "mqtt", Name: "ups", Topic: "ups/state", PayloadOK: "OL", PayloadLost: "OB", Timeout: time.Minute}}
+	}
 
 	cases := []struct {
 		name   string
@@ -52,36 +62,21 @@ func TestNextTick(t *testing.T) {
 		{"heartbeat sent long ago: at once", nil, func(l *loop, clk *fakeClock) {
 			l.hbSentAt = start.Add(-time.Hour)
 		}, -time.Hour + wd.HeartbeatInterval},
-		{"nothing due: loop_timeout/4", func(c *config.Config) {
-			c.Watchdog.HeartbeatInterval = 5 * time.Second
-			c.Watchdog.HeartbeatTimeout = 15 * time.Second
-		}, nil, quarter},
-		{"the echo goes stale first", func(c *config.Config) {
-			c.Watchdog.HeartbeatInterval = 5 * time.Second
-			c.Watchdog.HeartbeatTimeout = 15 * time.Second
-		}, func(l *loop, clk *fakeClock) {
+		{"nothing due: loop_timeout/4", slowLink, nil, quarter},
+		{"the echo goes stale first", slowLink, func(l *loop, clk *fakeClock) {
 			l.hbRecvAt = start.Add(-15*time.Second + 200*time.Millisecond)
 		}, 200*time.Millisecond + past},
 		{"an alarm source's heartbeat goes stale", func(c *config.Config) {
-			c.Watchdog.HeartbeatInterval = 5 * time.Second
-			c.Watchdog.HeartbeatTimeout = 15 * time.Second
+			slowLink(c)
 			c.Alarms[0].HeartbeatTopic = "ha/heartbeat"
 			c.Alarms[0].HeartbeatTimeout = time.Minute
 		}, func(l *loop, clk *fakeClock) {
 			l.alarms[0].beatAt = start.Add(-time.Minute + 300*time.Millisecond)
 		}, 300*time.Millisecond + past},
-		{"an MQTT power source times out", func(c *config.Config) {
-			c.Watchdog.HeartbeatInterval = 5 * time.Second
-			c.Watchdog.HeartbeatTimeout = 15 * time.Second
-			c.Power = []config.PowerSource{{Type: "mqtt", Name: "ups", Topic: "ups/state", PayloadOK: "OL", PayloadLost: "OB", Timeout: time.Minute}}
-		}, func(l *loop, clk *fakeClock) {
+		{"an MQTT power source times out", withUPS, func(l *loop, clk *fakeClock) {
 			l.mqttPower[0].known, l.mqttPower[0].since = false, start.Add(-time.Minute+50*time.Millisecond)
 		}, 50*time.Millisecond + past},
-		{"a known MQTT power source has no deadline", func(c *config.Config) {
-			c.Watchdog.HeartbeatInterval = 5 * time.Second
-			c.Watchdog.HeartbeatTimeout = 15 * time.Second
-			c.Power = []config.PowerSource{{Type: "mqtt", Name: "ups", Topic: "ups/state", PayloadOK: "OL", PayloadLost: "OB", Timeout: time.Minute}}
-		}, func(l *loop, clk *fakeClock) {
+		{"a known MQTT power source has no deadline", withUPS, func(l *loop, clk *fakeClock) {
 			l.mqttPower[0].known, l.mqttPower[0].since = true, start.Add(-time.Hour)
 		}, quarter},
 
