@@ -472,7 +472,9 @@ func (l *loop) reportRelays() {
 		l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: l.origin,
 			Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
 		if r.wasWritten {
-			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
+			// After the state: Home Assistant's lock entity first.
+			typ, cause := lockEventType(d, r.hz, r.prevCause), d.cause
+			l.afterIO(func() { l.publishDoorEvent(d, typ, cause) })
 		}
 	}
 	clear(l.reports)
@@ -683,11 +685,13 @@ type doorAttributes struct {
 }
 
 // doorEvent publishes an access event for HA's event entity (never retained).
-func (l *loop) doorEvent(d *door, typ string) {
+func (l *loop) doorEvent(d *door, typ string) { l.publishDoorEvent(d, typ, d.cause) }
+
+func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 	if l.mq == nil {
 		return
 	}
-	b, _ := json.Marshal(map[string]string{"event_type": typ, "cause": d.cause})
+	b, _ := json.Marshal(map[string]string{"event_type": typ, "cause": cause})
 	l.mq.publish(d.topics.Event, string(b), false)
 }
 
