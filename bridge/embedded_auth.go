@@ -25,6 +25,9 @@ type authHook struct {
 	log   *slog.Logger
 	users map[string]*login
 	acl   map[string]aclRules
+	// The bridge's client id is its user's alone: a client that takes it
+	// over cuts the bridge's connection, which releases every maglock.
+	bridgeID, bridgeUser string
 }
 
 var _ mochi.Hook = (*authHook)(nil)
@@ -37,7 +40,8 @@ type aclRules struct {
 
 func newAuthHook(cfg *config.Config, log *slog.Logger) (*authHook, error) {
 	e := &cfg.EmbeddedBroker
-	h := &authHook{log: log, users: map[string]*login{}, acl: map[string]aclRules{}}
+	h := &authHook{log: log, users: map[string]*login{}, acl: map[string]aclRules{},
+		bridgeID: cfg.ClientID(), bridgeUser: cfg.MQTT.Username}
 	for i, u := range e.Users {
 		l := &login{hash: []byte(u.PasswordHash)}
 		if u.PasswordFile != "" {
@@ -90,14 +94,19 @@ func (h *authHook) Provides(b byte) bool {
 // password. Passwords are never logged.
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	name := string(pk.Connect.Username)
-	if u, ok := h.users[name]; ok && pk.Connect.PasswordFlag && u.verify(pk.Connect.Password) {
-		return true
+	u, ok := h.users[name]
+	if ok && pk.Connect.PasswordFlag && u.verify(pk.Connect.Password) {
+		if cl.ID != h.bridgeID || name == h.bridgeUser {
+			return true
+		}
+		h.log.Warn("embedded broker refused a login", "username", name, "reason", "the bridge's client id "+cl.ID+" is mqtt.username's only", "remote", cl.Net.Remote)
+		return false
 	}
 	reason := "wrong password"
 	switch {
 	case name == "":
 		reason = "anonymous"
-	case h.users[name] == nil:
+	case !ok:
 		reason = "unknown user"
 	}
 	h.log.Warn("embedded broker refused a login", "username", name, "reason", reason, "remote", cl.Net.Remote)

@@ -131,6 +131,11 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 	if err := testbroker.TryConnect(plain, cfg.ClientID(), testbroker.ClientOptions{Username: "doorbridge", Password: "guessed"}); err == nil {
 		t.Error("a wrong password with the bridge's client id connected")
 	}
+	// Nor does another user, with its right password: the bridge's client id
+	// is the bridge's user's alone.
+	if err := testbroker.TryConnect(plain, cfg.ClientID(), testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}); err == nil {
+		t.Error("another user took the bridge's client id")
+	}
 
 	// Home Assistant, over TLS, clears the alarm and commands a door.
 	roots := x509.NewCertPool()
@@ -144,7 +149,7 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 	l.waitPower("1", true, wait, "Home Assistant may command a door")
 	ha.WaitPayload("db/t1/fsec/state", StateUnlocked, wait)
 	if got := testutil.ToFloat64(l.b.m.mqttReconnects); got != reconnects {
-		t.Errorf("the bridge reconnected %v times after a failed login with its client id", got-reconnects)
+		t.Errorf("the bridge reconnected %v times after logins refused with its client id", got-reconnects)
 	}
 
 	// A user without the right in its acl: a QoS 0 command is dropped, and
