@@ -44,16 +44,6 @@ func TestTopicsOverlap(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func bcryptHash(t *testing.T, pw string) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
@@ -76,7 +66,7 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 	}
 	pki := testbroker.NewPKI(t, "embedded CA")
 	cert, key := pki.ServerCert("embedded")
-	listen, tlsListen := freeAddr(t), freeAddr(t)
+	listen, tlsListen := testbroker.FreeAddr(t), testbroker.FreeAddr(t)
 
 	cfg := testConfig("")
 	cfg.MQTT.Username, cfg.MQTT.PasswordFile = "doorbridge", bridgePW

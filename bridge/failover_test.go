@@ -92,7 +92,7 @@ func TestBrokerRefusalsExplainedPerBroker(t *testing.T) {
 		return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\npersistence false\n",
 			m.Port("mqtt"), testbroker.PasswordFile(t, m.Dir(), map[string]string{"doorbridge": "right"}))
 	})
-	gone := freeAddr(t) // nothing listens there
+	gone := testbroker.FreeAddr(t) // nothing listens there
 	cfg := testConfig("")
 	cfg.MQTT.URLs = []string{"tcp://" + m.Addr("mqtt"), "tcp://" + gone}
 	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "wrong"

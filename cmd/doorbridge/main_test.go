@@ -40,16 +40,6 @@ func TestMain(m *testing.M) {
 
 const wait = 10 * time.Second
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // writeConfig writes a two-door config using the sim driver's state file.
 func writeConfig(t *testing.T, mqttURL, embedded, httpListen string) (cfgPath, stateFile string) {
 	t.Helper()
@@ -178,7 +168,7 @@ func TestSIGTERMLeavesRelaysOffAndPublishesOffline(t *testing.T) {
 
 // The README's first command: the embedded broker and simulated relays.
 func TestEmbeddedBrokerDemoFlow(t *testing.T) {
-	brokerAddr, httpAddr := freePort(t), freePort(t)
+	brokerAddr, httpAddr := testbroker.FreeAddr(t), testbroker.FreeAddr(t)
 	cfgPath, state := writeConfig(t, "", brokerAddr, httpAddr)
 	p := startBridge(t, cfgPath)
 	testbroker.Eventually(t, wait, func() bool {

@@ -131,7 +131,7 @@ doors:
 
 	// An external broker, the password inline in the config.
 	br := testbroker.Start(t)
-	httpA := freePort(t)
+	httpA := testbroker.FreeAddr(t)
 	cfgA := write("inline.yaml", fmt.Sprintf("bridge: {id: a}\nmqtt: {url: %q, username: doorbridge, password: %q}\nhttp: {listen: %q}\n"+doors,
 		br.URL(), secretInline, httpA, filepath.Join(dir, "a.json")))
 	run("inline", cfgA, br.Addr(), httpA, func() {
@@ -145,7 +145,7 @@ doors:
 	if err != nil {
 		t.Fatal(err)
 	}
-	brokerB, httpB := freePort(t), freePort(t)
+	brokerB, httpB := testbroker.FreeAddr(t), testbroker.FreeAddr(t)
 	pwFile := write("bridge-password", secretFile+"\n")
 	cfgB := write("embedded.yaml", fmt.Sprintf(`bridge: {id: b}
 mqtt: {username: doorbridge, password_file: %q}

@@ -152,7 +152,7 @@ func TestTestDoorRefusesWhileBridgeOnline(t *testing.T) {
 
 // An unreachable broker: say so, and go on only with -force.
 func TestTestDoorBrokerUnreachable(t *testing.T) {
-	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+freePort(t))
+	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+testbroker.FreeAddr(t))
 	out, errOut, exit := runTestDoor("n\n", "-c", cfgPath, "-timeout", "500ms", "fs")
 	if code := exit(); code != 1 || !strings.Contains(errOut.String(), "cannot tell whether a bridge") || !strings.Contains(errOut.String(), "-force") {
 		t.Fatalf("exit %d, want 1 and advice to use -force:\n%s\n%s", code, out, errOut)

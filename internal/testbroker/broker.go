@@ -207,6 +207,18 @@ func freePort() (int, error) {
 	return port, ln.Close()
 }
 
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for a listener the test is about to start (a bridge's HTTP server or
+// embedded broker).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
 // ---- mochi ----
 
 // EnvMochiLog is the environment variable that makes the mochi broker log to standard error:
