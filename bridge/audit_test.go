@@ -3,8 +3,10 @@ package bridge
 import (
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/doorbridge/doorbridge/audit"
 	"github.com/doorbridge/doorbridge/config"
@@ -71,4 +73,35 @@ func readAudit(t *testing.T, path string) []audit.Event {
 		}
 	}
 	return out
+}
+
+// What afterIO queued runs once, in order; after a panic in one entry, the
+// panic handler's flush runs the rest and not that one again. The latch is
+// written to disk before any of it.
+func TestFlushLaterRunsEachOnceInOrder(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	l := idleLoop(t, clk, func(c *config.Config) { c.Bridge.StateDir = dir })
+	var ran []int
+	latchOnDisk := []bool{}
+	l.afterIO(func() { ran = append(ran, 1); latchOnDisk = append(latchOnDisk, l.b.loadLatch()) })
+	l.afterIO(func() { ran = append(ran, 2); panic("boom") })
+	l.afterIO(func() { ran = append(ran, 3) })
+	l.setLatch(true, "test")
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the entry's panic", r)
+			}
+		}()
+		l.flushLater()
+	}()
+	l.flushLater()
+	l.flushLater()
+	if !slices.Equal(ran, []int{1, 2, 3}) {
+		t.Fatalf("ran %v, want [1 2 3]", ran)
+	}
+	if len(latchOnDisk) != 1 || !latchOnDisk[0] {
+		t.Fatalf("latch on disk when the first queued entry ran: %v, want [true]", latchOnDisk)
+	}
 }

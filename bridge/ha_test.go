@@ -108,6 +108,10 @@ func TestCodes(t *testing.T) {
 		h.c.Publish(fsec, `{"action": "UNLOCK", "code": "1111"}`, false)
 		h.c.WaitForAfter(mark, h.topic("fsec", "error"), wait, nil)
 	}
+	// Events follow the state and the error of their command: wait for the last.
+	h.c.WaitFor(h.topic("fsec", "event"), wait, func(m testbroker.Message) bool {
+		return strings.Contains(string(m.Payload), `"lockout"`)
+	})
 	ev := h.c.Messages(h.topic("fsec", "event"))
 	var types []string
 	for _, e := range ev {

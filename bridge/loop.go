@@ -53,12 +53,13 @@ type loop struct {
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
 	// what the stored snapshot was built from, to build it only on change
-	snapHz     Hazards
-	snapDoorHz []Hazards
-	reports    []relayReport // relay changes of the current evaluation, reported once all are written
-	live       liveness      // systemd and hardware watchdogs, fed only from here (liveness.go)
-	origin     string        // what triggered the current evaluation, for the audit log
-	later      []func()      // log lines and audit events held until the relays are written (audit.go)
+	snapHz      Hazards
+	snapDoorHz  []Hazards
+	reports     []relayReport // relay changes of the current evaluation, reported once all are written
+	live        liveness      // systemd and hardware watchdogs, fed only from here (liveness.go)
+	origin      string        // what triggered the current evaluation, for the audit log
+	later       []func()      // log lines and audit events held until the relays are written (audit.go)
+	latchToSave *bool         // the latch to write to state_dir after the relays, first of all
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
 	drill       drillState            // release drill reminder (R20)
@@ -473,8 +474,7 @@ func (l *loop) reportRelays() {
 			Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
 		if r.wasWritten {
 			// After the state: Home Assistant's lock entity first.
-			typ, cause := lockEventType(d, r.hz, r.prevCause), d.cause
-			l.afterIO(func() { l.publishDoorEvent(d, typ, cause) })
+			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
 		}
 	}
 	clear(l.reports)
@@ -685,7 +685,12 @@ type doorAttributes struct {
 }
 
 // doorEvent publishes an access event for HA's event entity (never retained).
-func (l *loop) doorEvent(d *door, typ string) { l.publishDoorEvent(d, typ, d.cause) }
+// It goes out after the state of this event (afterIO): Home Assistant's
+// lock entity hears first. The cause is the one it has now.
+func (l *loop) doorEvent(d *door, typ string) {
+	cause := d.cause
+	l.afterIO(func() { l.publishDoorEvent(d, typ, cause) })
+}
 
 func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 	if l.mq == nil {

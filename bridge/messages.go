@@ -243,9 +243,9 @@ func (l *loop) setLatch(on bool, why string) {
 	l.latched = on
 	l.afterIO(func() { l.log.Warn("fire release latch", "latched", on, "why", why) })
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
-	// On disk after the relays are written (it is retained on the broker
-	// too, published with the state).
-	l.afterIO(func() { l.b.saveLatch(on) })
+	// On disk after the relays are written, before the rest that waits
+	// (flushLater); it is retained on the broker too, with the state.
+	l.latchToSave = &on
 }
 
 func (l *loop) onRepublish(e evMessage) {

@@ -77,6 +77,15 @@ func (l *loop) nextTick(lastTick time.Time) time.Time {
 			earlier(p.since.Add(p.cfg.Timeout + past))
 		}
 	}
+	for _, d := range l.b.doors {
+		// A relay that recovered holds its door for relock_delay: busy()
+		// may have seen that end before the last evaluation did.
+		if !d.faultCleared.IsZero() {
+			if end := d.faultCleared.Add(wd.RelockDelay + past); end.After(lastTick) {
+				earlier(end)
+			}
+		}
+	}
 	// The second-line watchdogs are fed from ticks (liveness.go): tick when
 	// the next ping is due. Their times are on the real clock.
 	now := l.now()
