@@ -71,3 +71,9 @@ func (d *door) state() string {
 		return StateUnlocked
 	}
 }
+
+// recovering reports whether d's relay works again but less than
+// relockDelay ago: the driver hazard still holds the door.
+func (d *door) recovering(now time.Time, relockDelay time.Duration) bool {
+	return !d.faultCleared.IsZero() && now.Sub(d.faultCleared) < relockDelay
+}

@@ -395,7 +395,7 @@ func (l *loop) doorHazards(d *door, now time.Time) Hazards {
 		// A maglock on its own battery may hold for up to 10 minutes.
 		hz = hz.Without(HazardPower)
 	}
-	if d.fault || (!d.faultCleared.IsZero() && now.Sub(d.faultCleared) < l.b.cfg.Watchdog.RelockDelay) {
+	if d.fault || d.recovering(now, l.b.cfg.Watchdog.RelockDelay) {
 		hz = hz.With(HazardDriver)
 	}
 	return hz

@@ -40,8 +40,7 @@ func (l *loop) busy() bool {
 	}
 	now := l.now()
 	for _, d := range l.b.doors {
-		if d.io != nil || d.fault || !d.momentaryUntil.IsZero() ||
-			(!d.faultCleared.IsZero() && now.Sub(d.faultCleared) < l.b.cfg.Watchdog.RelockDelay) {
+		if d.io != nil || d.fault || !d.momentaryUntil.IsZero() || d.recovering(now, l.b.cfg.Watchdog.RelockDelay) {
 			return true
 		}
 	}
