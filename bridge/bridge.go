@@ -68,6 +68,8 @@ type Bridge struct {
 	byID    map[string]*door
 
 	events chan event
+	in     *inbound      // MQTT messages, in two ordered queues (inbound.go)
+	hb     *heartbeatKey // signs the link's heartbeat probes
 	wd     *watchdog
 	mq     *mqttLink
 	audit  *auditLog
@@ -109,6 +111,8 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		events:  make(chan event, 1024),
 		stopped: make(chan struct{}),
 	}
+	b.hb = newHeartbeatKey()
+	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.log.With("component", "mqtt"))
 	b.audit = newAuditLog(opts.Log)
 	if err := b.openDrivers(opts); err != nil {
 		b.closeDrivers()
@@ -245,13 +249,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 		urls = []string{eb.URL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
-	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.log, b.m)
+	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.log, b.m)
 	if err != nil {
 		l.shutdown("fatal")
 		return err
 	}
 	b.mq = mq
 	l.mq = mq
+	b.in.overflow = mq.dropGen
 	b.audit.sink = eventPublisher(mq, b.topics.Events)
 	mq.start()
 	srcCtx, stopSources := context.WithCancel(ctx)

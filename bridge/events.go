@@ -19,8 +19,10 @@ type evSubscribed struct {
 	err error
 }
 
-// evMessage is an MQTT message on a subscribed topic.
+// evMessage is an MQTT message on a subscribed topic, received on
+// connection gen (zero in tests that hand messages to the loop directly).
 type evMessage struct {
+	gen      uint64
 	topic    string
 	payload  []byte
 	retained bool

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -22,7 +20,10 @@ type loop struct {
 	mq  *mqttLink
 
 	// MQTT link
-	gen         uint64
+	gen         uint64 // the current connection
+	lostGen     uint64 // the newest connection known lost: a later "connected" for it is stale
+	hbSeq       uint64 // the last heartbeat probe sent
+	hbAcked     uint64 // the newest probe whose echo came back: older echoes are replays
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -81,6 +82,14 @@ func newLoop(b *Bridge) *loop {
 			l.mqttPower = append(l.mqttPower, mqttPower{cfg: p})
 		}
 	}
+	// R24: a power source counts as lost until it has reported.
+	for _, p := range b.cfg.Power {
+		l.powerLost[p.Name] = true
+		l.powerSince = l.now()
+	}
+	if b.in != nil {
+		b.in.isSafety, b.in.isCmd = l.safetyTopics(), l.commandTopics()
+	}
 	l.latched = b.loadLatch()
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
@@ -103,6 +112,17 @@ func (l *loop) run(ctx context.Context) error {
 		case ev := <-l.b.events:
 			l.b.wd.checkin() // handling an event is as alive as a tick
 			l.handle(ev)
+		case e := <-l.b.in.safety:
+			l.b.wd.checkin()
+			l.onQueued(e)
+		case e := <-l.b.in.other:
+			l.b.wd.checkin()
+			// Every safety message queued before e is in the safety queue
+			// now: it goes first (inbound.go says why that is safe).
+			for n := len(l.b.in.safety); n > 0; n-- {
+				l.onQueued(<-l.b.in.safety)
+			}
+			l.onQueued(e)
 		case <-t.C:
 			l.b.wd.checkin()
 			lastTick = l.now()
@@ -121,12 +141,7 @@ func (l *loop) handle(ev event) {
 	case evConnected:
 		l.onConnected(e.gen)
 	case evDisconnected:
-		if e.gen == l.gen {
-			l.connected, l.subscribed = false, false
-			l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err) })
-			l.origin = "mqtt:connection_lost"
-			l.evaluate()
-		}
+		l.onDisconnected(e)
 	case evSubscribed:
 		l.onSubscribed(e)
 	case evMessage:
@@ -142,7 +157,31 @@ func (l *loop) handle(ev event) {
 	}
 }
 
+// onQueued handles a message from the inbound queues: only one of the
+// current connection counts (a later connection starts from scratch).
+func (l *loop) onQueued(e evMessage) {
+	if e.gen == l.gen {
+		l.onMessage(e)
+	}
+}
+
+// onDisconnected marks connection e.gen lost. Each connection reports its
+// own loss, so a late report never touches a newer connection.
+func (l *loop) onDisconnected(e evDisconnected) {
+	l.lostGen = max(l.lostGen, e.gen)
+	if e.gen != l.gen || !l.connected {
+		return
+	}
+	l.connected, l.subscribed = false, false
+	l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err, "gen", e.gen) })
+	l.origin = "mqtt:connection_lost"
+	l.evaluate()
+}
+
 func (l *loop) onConnected(gen uint64) {
+	if gen <= l.lostGen || gen < l.gen || (gen == l.gen && l.connected) {
+		return // stale (already lost, or older) or a repeat
+	}
 	l.gen = gen
 	l.connected, l.subscribed, l.dropRequested = true, false, false
 	l.hbRecvAt = time.Time{}
@@ -153,9 +192,7 @@ func (l *loop) onConnected(gen uint64) {
 	for i := range l.alarms {
 		l.alarms[i].reset()
 	}
-	for i := range l.mqttPower {
-		l.mqttPower[i].known, l.mqttPower[i].since = false, time.Time{}
-	}
+	l.resetMQTTPower()
 	l.b.m.mqttReconnects.Inc()
 	l.log.Info("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
@@ -186,38 +223,42 @@ func (l *loop) onSubscribed(e evSubscribed) {
 	}
 	l.subscribed = true
 	l.subscribedAt = l.now()
-	for i := range l.mqttPower {
-		l.mqttPower[i].since = l.now()
-	}
 	l.sendHeartbeat()
 }
 
 // sendHeartbeat publishes the round-trip probe: the link counts as healthy
-// only while these come back through the broker in time.
+// only while these come back through the broker in time. Each is signed
+// (heartbeat.go): only this process's own echoes count.
 func (l *loop) sendHeartbeat() {
 	l.hbSentAt = l.now()
-	l.mq.publish(l.b.topics.Heartbeat, strconv.FormatUint(l.gen, 10)+" "+strconv.FormatInt(time.Now().UnixNano(), 10), false)
+	l.hbSeq++
+	l.mq.publish(l.b.topics.Heartbeat, l.b.hb.probe(l.gen, l.hbSeq, time.Now().UnixNano()), false)
 }
 
-func (l *loop) onHeartbeat(payload []byte) {
-	gen, sent, ok := strings.Cut(string(payload), " ")
-	if !ok || gen != strconv.FormatUint(l.gen, 10) {
-		return // a late echo from an older connection proves nothing about this one
+func (l *loop) onHeartbeat(e evMessage) {
+	echo, ok := l.b.hb.verify(e.payload)
+	if !ok || e.retained || echo.gen != l.gen || echo.seq <= l.hbAcked {
+		// Forged, retained (it may have been left there long ago), a late
+		// echo from an older connection, or a replay: proves nothing.
+		return
 	}
+	l.hbAcked = echo.seq
 	first := l.hbRecvAt.IsZero()
 	l.hbRecvAt = l.now()
-	if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
-		l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, ns)).Seconds())
-	}
+	l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, echo.ns)).Seconds())
 	if !l.linkHealthy {
 		l.origin = "mqtt:heartbeat"
 		l.evaluate()
 	}
 	if first {
 		// The retained messages of our subscriptions (alarm values, the
-		// latch) came before this echo: only now is it safe to publish our
-		// own retained state without overwriting something to restore.
+		// latch) came before this echo, and reached the loop before it:
+		// the broker sent them first on this connection, paho hands them
+		// over in that order, and they share its queue (inbound.go). Only
+		// now is it safe to publish our own retained state without
+		// overwriting something to restore.
 		l.publishDiscovery()
+		l.mq.unsubscribeDiscovery(l.gen, l.b.topics.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix))
 	}
 }
 
@@ -540,8 +581,17 @@ func (l *loop) retryFaults() {
 }
 
 func (l *loop) onPower(e evPower) {
-	if was, known := l.powerLost[e.source]; known && was == e.lost {
+	if !l.setPower(e) {
 		return
+	}
+	l.origin = "power:" + e.source
+	l.evaluate()
+}
+
+// setPower records a power source's reading and reports whether it changed.
+func (l *loop) setPower(e evPower) bool {
+	if was, known := l.powerLost[e.source]; known && was == e.lost {
+		return false
 	}
 	l.powerLost[e.source] = e.lost
 	anyLost := false
@@ -554,8 +604,7 @@ func (l *loop) onPower(e evPower) {
 		l.powerSince = time.Time{}
 	}
 	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
-	l.origin = "power:" + e.source
-	l.evaluate()
+	return true
 }
 
 // shutdown turns every relay off for good and publishes the final state.

@@ -13,7 +13,7 @@ func (l *loop) onMessage(e evMessage) {
 	t := l.b.topics
 	switch e.topic {
 	case t.Heartbeat:
-		l.onHeartbeat(e.payload)
+		l.onHeartbeat(e)
 		return
 	case t.AlarmReset:
 		l.onReset(e)

@@ -3,7 +3,6 @@ package bridge
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -38,8 +37,10 @@ type mqttLink struct {
 	topics   Topics
 	username string
 	reporter *connReporter
-	conn     atomic.Pointer[net.Conn] // the connection paho uses now
-	gen      atomic.Uint64
+	in       *inbound
+	conn     atomic.Pointer[watchedConn] // the connection paho dialed last
+	dials    atomic.Uint64               // connections dialed: each one's gen
+	gen      atomic.Uint64               // the latest connection paho reported up
 	queue    chan pubMsg
 	dropped  atomic.Bool
 	done     chan struct{}
@@ -49,7 +50,7 @@ type mqttLink struct {
 // newMQTTLink prepares the connection to the brokers urls, tried in order
 // on every (re)connection. Every reason a broker cannot be reached is logged
 // in plain words, once until a connection succeeds.
-func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<- event, log *slog.Logger, m *metrics) (*mqttLink, error) {
+func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<- event, in *inbound, log *slog.Logger, m *metrics) (*mqttLink, error) {
 	password, err := cfg.MQTTPassword()
 	if err != nil {
 		return nil, err
@@ -59,6 +60,7 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		log:      log.With("component", "mqtt"),
 		m:        m,
 		topics:   topics,
+		in:       in,
 		username: cfg.MQTT.Username,
 		queue:    make(chan pubMsg, publishQueue),
 		done:     make(chan struct{}),
@@ -74,8 +76,7 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 	})
 	hb := cfg.Watchdog.HeartbeatTimeout
 	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
-	opts, err := clientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report,
-		func(c net.Conn) { l.conn.Store(&c) })
+	opts, err := clientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report, l.track)
 	if err != nil {
 		return nil, err
 	}
@@ -90,18 +91,52 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(hb).
 		SetWriteTimeout(hb).
-		SetOrderMatters(false).
+		// One router goroutine calls the handler for every message, in the
+		// order the broker delivered them (R21); the handler only queues.
+		SetOrderMatters(true).
 		SetWill(topics.Availability, "offline", 1, true).
-		SetOnConnectHandler(func(paho.Client) {
-			gen := l.gen.Add(1)
-			l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.connected(), "gen", gen)
-			l.send(evConnected{gen: gen})
-		}).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			l.send(evDisconnected{gen: l.gen.Load(), err: err})
-		})
+		SetOnConnectHandler(l.onConnect).
+		SetConnectionLostHandler(l.onConnectionLost)
 	l.client = paho.NewClient(opts)
 	return l, nil
+}
+
+// track gives every connection dialed its own generation; its loss is
+// reported by the connection itself, when paho closes it.
+func (l *mqttLink) track(c *watchedConn) {
+	c.gen = l.dials.Add(1)
+	// In a goroutine: the loop itself closes connections (dropConnection),
+	// and must never wait on its own event channel. A late report is fine:
+	// it names its connection.
+	c.onClose = func(gen uint64, err error) { go l.send(evDisconnected{gen: gen, err: err}) }
+	l.conn.Store(c)
+}
+
+// onConnect is paho's OnConnect, run in a goroutine of its own, possibly
+// late: it reports the connection paho dialed last, only if the broker
+// accepted it and it is still open. A late call finds a newer connection
+// (reported twice: the loop ignores the repeat) or a closed one (its loss is
+// already on its way: nothing to report).
+func (l *mqttLink) onConnect(paho.Client) {
+	c := l.conn.Load()
+	if c == nil || !c.live() {
+		return
+	}
+	for {
+		cur := l.gen.Load()
+		if cur >= c.gen || l.gen.CompareAndSwap(cur, c.gen) {
+			break
+		}
+	}
+	l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.connected(), "gen", c.gen)
+	l.send(evConnected{gen: c.gen})
+}
+
+// onConnectionLost only logs paho's reason: paho may call it after the next
+// connection is up, so the loss itself is reported by the connection
+// (track), which knows which one it was.
+func (l *mqttLink) onConnectionLost(_ paho.Client, err error) {
+	l.log.Debug("paho: connection lost", "err", err)
 }
 
 // dropConnection closes the connection under paho: paho sees it fail and
@@ -110,7 +145,15 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 // (a silent broker or link), instead of waiting for paho's keepalive.
 func (l *mqttLink) dropConnection() {
 	if c := l.conn.Load(); c != nil {
-		(*c).Close()
+		c.Close()
+	}
+}
+
+// dropGen drops connection gen if it is still the current one (a safety
+// message of it could not be queued).
+func (l *mqttLink) dropGen(gen uint64) {
+	if c := l.conn.Load(); c != nil && c.gen == gen {
+		c.Close()
 	}
 }
 
@@ -179,8 +222,9 @@ func (l *mqttLink) subscribe(gen uint64, filters []string) {
 	for _, f := range filters {
 		m[f] = 1
 	}
+	// The handler runs in paho's router goroutine: it never blocks.
 	handler := func(_ paho.Client, msg paho.Message) {
-		l.send(evMessage{topic: msg.Topic(), payload: append([]byte(nil), msg.Payload()...), retained: msg.Retained()})
+		l.in.deliver(gen, msg.Topic(), msg.Payload(), msg.Retained())
 	}
 	go func() {
 		for l.gen.Load() == gen {
@@ -247,4 +291,26 @@ func (l *mqttLink) stop(timeout time.Duration) {
 	close(l.done)
 	<-l.pubDone
 	l.client.Disconnect(250)
+}
+
+// unsubscribeDiscovery ends the discovery wildcard subscription of
+// connection gen: it is there only to find this bridge's stale devices in
+// the retained configs, which the broker delivered before the first
+// heartbeat echo. Afterwards it would only let anyone who can publish
+// under the discovery prefix keep the bridge busy.
+func (l *mqttLink) unsubscribeDiscovery(gen uint64, filter string) {
+	if l == nil {
+		return
+	}
+	go func() {
+		tok := l.client.Unsubscribe(filter)
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil && l.gen.Load() == gen {
+				l.log.Debug("unsubscribe from discovery failed", "err", err)
+			}
+		case <-time.After(5 * time.Second):
+		case <-l.done:
+		}
+	}()
 }

@@ -69,10 +69,10 @@ func (m *monitor) onMsg(msg msg) {
 		return
 	}
 	if rest == "heartbeat" {
-		// "<connection generation> <send time in Unix ns>": the bridge is
-		// subscribed on a live link since then.
-		if _, ns, ok := strings.Cut(string(msg.Payload), " "); ok {
-			if n, err := strconv.ParseInt(ns, 10, 64); err == nil {
+		// "<connection generation> <sequence> <send time in Unix ns> <signature>":
+		// the bridge is subscribed on a live link since then.
+		if f := strings.Fields(string(msg.Payload)); len(f) == 4 {
+			if n, err := strconv.ParseInt(f[2], 10, 64); err == nil {
 				m.s.truth.heartbeat(time.Unix(0, n))
 			}
 		}

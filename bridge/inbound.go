@@ -1,0 +1,193 @@
+package bridge
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Incoming MQTT messages reach the loop through two bounded FIFO queues,
+// filled by paho's router goroutine (SetOrderMatters(true): one goroutine,
+// in the order the broker delivered them, R21):
+//
+//   - safety: every topic that decides a hazard or restores safety state:
+//     alarm values, their availability and heartbeats, MQTT power sources,
+//     the bridge's own heartbeat echo, the latch, the reset, the drill date,
+//     Home Assistant's status (it may be an alarm source's availability).
+//   - other: door commands, lockdown, republish and discovery configs.
+//
+// Each queue keeps broker order. The loop takes a safety message whenever
+// one is waiting, so a flood of junk commands can never delay an alarm or
+// the heartbeat echo (issue 12 item 5).
+//
+// Why letting safety messages overtake commands never weakens safety: a
+// safety message is only ever handled earlier than a command that the
+// broker delivered before it, never later; so hazards rise (and relays go
+// off) no later than in broker order. A command is judged against the
+// hazards in force when it is applied, which include the relock hold
+// (relock_delay after the last hazard cleared): a command that would power
+// a lock is refused while a hazard is, or was within relock_delay, active,
+// exactly as in broker order; a command that takes power off is never
+// refused. The only difference is for a command delayed behind a flood by
+// more than relock_delay: it is judged like a command sent at the time it
+// is applied, the same as a code-checked command is today (bcrypt runs off
+// the loop). Within each queue nothing overtakes: two commands, or an alarm
+// OFF then ON, are applied in the order sent.
+//
+// Both queues are bounded; the router never blocks on them. A full "other"
+// queue drops the message and counts it (a dropped command is logged,
+// rate-limited). A full safety queue cannot drop silently: the bridge
+// drops the connection instead, which raises the broker hazard and, on the
+// new connection, starts every alarm and power source unknown (alarm and
+// lost) until its retained value comes again.
+const (
+	safetyQueueLen = 4096
+	otherQueueLen  = 1024
+	// maxInbound bounds a message's payload. Home Assistant discovery
+	// configs are the largest the bridge reads (a few kB); alarm and power
+	// values are tiny. Larger messages are dropped in the router callback,
+	// before any copy or conversion.
+	maxInbound = 64 << 10
+)
+
+// inbound holds the two queues and the classification of topics.
+type inbound struct {
+	safety chan evMessage
+	other  chan evMessage
+	// isSafety tells a safety topic; set by the loop before it subscribes
+	// (it reads only the config).
+	isSafety func(topic string) bool
+	isCmd    func(topic string) bool
+	hbTopic  string
+	hb       *heartbeatKey
+	m        *metrics
+	log      *slog.Logger
+	overflow func(gen uint64) // a safety message was lost: drop that connection
+
+	dropMu     sync.Mutex
+	dropLogged time.Time
+	dropCount  int
+}
+
+func newInbound(hbTopic string, hb *heartbeatKey, m *metrics, log *slog.Logger) *inbound {
+	return &inbound{
+		hbTopic:  hbTopic,
+		hb:       hb,
+		safety:   make(chan evMessage, safetyQueueLen),
+		other:    make(chan evMessage, otherQueueLen),
+		isSafety: func(string) bool { return true },
+		isCmd:    func(string) bool { return false },
+		m:        m,
+		log:      log,
+		overflow: func(uint64) {},
+	}
+}
+
+// deliver queues one message of connection gen without blocking: it runs in
+// paho's router goroutine.
+func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bool) {
+	if len(payload) > maxInbound {
+		// paho has read it already; nothing here copies or keeps it.
+		in.m.mqttDropped.WithLabelValues(dropOversized, queueOf(in.isSafety(topic))).Inc()
+		return
+	}
+	if topic == in.hbTopic && !in.validEcho(gen, payload, retained) {
+		// Junk or forged heartbeats never take a place in the safety queue.
+		in.m.mqttDropped.WithLabelValues(dropBadHeartbeat, queueSafety).Inc()
+		return
+	}
+	// paho hands over a payload it never touches again: no copy needed.
+	e := evMessage{gen: gen, topic: topic, payload: payload, retained: retained}
+	if in.isSafety(topic) {
+		select {
+		case in.safety <- e:
+		default:
+			in.m.mqttDropped.WithLabelValues(dropQueueFull, queueSafety).Inc()
+			in.overflow(gen)
+		}
+		return
+	}
+	select {
+	case in.other <- e:
+	default:
+		in.m.mqttDropped.WithLabelValues(dropQueueFull, queueOther).Inc()
+		if in.isCmd(topic) {
+			in.droppedCommand(topic)
+		}
+	}
+}
+
+// validEcho reports whether payload is a live echo of this process's
+// heartbeat on connection gen (a retained one proves nothing).
+func (in *inbound) validEcho(gen uint64, payload []byte, retained bool) bool {
+	e, ok := in.hb.verify(payload)
+	return ok && !retained && e.gen == gen
+}
+
+// droppedCommand logs dropped commands, at most once every 10 s, with how
+// many were dropped since the last line: a flood must not flood the log.
+func (in *inbound) droppedCommand(topic string) {
+	in.dropMu.Lock()
+	defer in.dropMu.Unlock()
+	in.dropCount++
+	if now := time.Now(); now.Sub(in.dropLogged) >= 10*time.Second {
+		in.log.Warn("commands dropped: the bridge is flooded with messages", "dropped", in.dropCount, "last_topic", truncate([]byte(topic), 80))
+		in.dropLogged, in.dropCount = now, 0
+	}
+}
+
+// Labels of doorbridge_mqtt_messages_dropped_total.
+const (
+	dropOversized    = "oversized"
+	dropQueueFull    = "queue_full"
+	dropBadHeartbeat = "bad_heartbeat"
+	queueSafety      = "safety"
+	queueOther       = "other"
+)
+
+func queueOf(safety bool) string {
+	if safety {
+		return queueSafety
+	}
+	return queueOther
+}
+
+// safetyTopics returns the classifier of safety topics for the loop's
+// config: read-only, so paho's router may call it.
+func (l *loop) safetyTopics() func(topic string) bool {
+	t := l.b.topics
+	exact := map[string]bool{t.Heartbeat: true, t.AlarmReset: true, t.AlarmLatched: true, t.DrillLast: true, t.HAStatus: true}
+	var wild []topicPattern
+	for _, a := range l.alarms {
+		for _, f := range a.filters() {
+			if p := newTopicPattern(f); p.wild() {
+				wild = append(wild, p)
+			} else {
+				exact[f] = true
+			}
+		}
+	}
+	for _, p := range l.mqttPower {
+		exact[p.cfg.Topic] = true
+	}
+	return func(topic string) bool {
+		if exact[topic] {
+			return true
+		}
+		for _, p := range wild {
+			if _, ok := p.match(topic); ok {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// commandTopics tells the topics whose dropped messages are commands.
+func (l *loop) commandTopics() func(topic string) bool {
+	t := l.b.topics
+	return func(topic string) bool {
+		_, ok := t.DoorFromCommandTopic(topic)
+		return ok || topic == t.LockdownSet
+	}
+}
