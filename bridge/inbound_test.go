@@ -1,0 +1,231 @@
+package bridge
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// orderRounds is how many back-to-back pairs each ordering test sends. With
+// paho's unordered delivery (43e9a8a) about half of them ended wrong.
+const orderRounds = 15
+
+// publishPair publishes a then b on topic at QoS 1 back to back (the second
+// without waiting for the first's PUBACK), from one client: MQTT keeps
+// their order up to the bridge.
+func publishBackToBack(t *testing.T, c *testbroker.Client, msgs ...[2]string) {
+	t.Helper()
+	var toks []paho.Token
+	for _, m := range msgs {
+		toks = append(toks, c.Paho().Publish(m[0], 1, false, m[1]))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(wait) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+}
+
+// UNLOCK then LOCK (and LOCK then UNLOCK) on a fail-secure strike, back to
+// back: once both are applied, the door is in the state of the last (R21).
+func TestCommandsAppliedInBrokerOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	h.ready()
+	set := h.topic("fsec", "set")
+	accepted := func() int { return int(testutil.ToFloat64(h.b.m.commands.WithLabelValues("fsec", "accepted"))) }
+	for i := range orderRounds {
+		first, last, want := "UNLOCK", "LOCK", false
+		if i%2 == 1 {
+			first, last, want = "LOCK", "UNLOCK", true
+		}
+		before := accepted()
+		publishBackToBack(t, h.c, [2]string{set, first}, [2]string{set, last})
+		testbroker.Eventually(t, wait, func() bool { return accepted() == before+2 && h.power("1") == want },
+			"round %d: %s then %s: both accepted and the strike powered=%v (accepted %d, powered %v)",
+			i, first, last, want, accepted()-before, h.power("1"))
+	}
+}
+
+// With alarm_latch false, alarm OFF then ON back to back ends in alarm. A
+// RESET sent after them by the same client is the judge: it is refused
+// only if the alarm is active when the bridge reaches it, i.e. after both.
+func TestAlarmOffThenOnAppliedInBrokerOrder(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Watchdog.AlarmLatch = false })
+	h.ready()
+	alarm, reset, notice := h.alarmTopic(), "db/t1/alarm/reset", "db/t1/notice"
+	for i := range orderRounds {
+		mark := h.c.Mark()
+		publishBackToBack(t, h.c, [2]string{alarm, "OFF"}, [2]string{reset, "RESET"})
+		h.c.WaitForAfter(mark, notice, wait, payloadIs("reset: nothing was latched"))
+
+		mark = h.c.Mark()
+		publishBackToBack(t, h.c, [2]string{alarm, "OFF"}, [2]string{alarm, "ON"}, [2]string{reset, "RESET"})
+		m := h.c.WaitForAfter(mark, notice, wait, func(testbroker.Message) bool { return true })
+		if !strings.HasPrefix(string(m.Payload), "reset refused: alarm still active") {
+			t.Fatalf("round %d: OFF, ON, RESET: the RESET found %q: ON was not applied last", i, m.Payload)
+		}
+		h.waitPower("0", false, wait, "alarm ON last: the maglock stays released")
+	}
+}
+
+// A late connection-lost callback (paho calls it after it started the next
+// connection) never marks the new connection lost, and a late OnConnect of
+// a connection already closed never revives it. Driven by hand, in the
+// worst order paho allows.
+func TestLateConnectionLostKeepsNewConnection(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, nil)
+	l.connected, l.subscribed = false, false
+	events := make(chan event, 16)
+	link, err := newMQTTLink(l.b.cfg, []string{"tcp://127.0.0.1:1"}, l.b.topics, events, l.b.in, l.log, l.b.m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close(link.done)
+	l.mq = link
+	next := func() event {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(wait):
+			t.Fatal("no event")
+			return nil
+		}
+	}
+	conn := func() *watchedConn {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		c := &watchedConn{Conn: a}
+		link.track(c)
+		c.accepted.Store(true) // the broker's CONNACK was read
+		return c
+	}
+
+	c1 := conn()
+	link.onConnect(nil)
+	l.handle(next()) // connection 1 up
+	c1.Close()       // paho closes the lost connection first...
+	lost1 := next()
+	conn()                                    // ...then dials the next one...
+	link.onConnect(nil)                       // ...which is up...
+	l.handle(next())                          // (the loop hears of it first)
+	l.handle(lost1)                           // ...before the loss of connection 1 reaches the loop,
+	link.onConnectionLost(nil, net.ErrClosed) // and paho's lost callback runs last.
+	for len(events) > 0 {
+		l.handle(<-events)
+	}
+	if !l.connected || l.gen != 2 {
+		t.Fatalf("after a late loss of connection 1: connected %v, gen %d; want connection 2 up", l.connected, l.gen)
+	}
+
+	// A late OnConnect of connection 2, once it is closed, reports nothing.
+	c2 := link.conn.Load()
+	c2.Close()
+	link.onConnect(nil)
+	l.handle(next())
+	for len(events) > 0 {
+		l.handle(<-events)
+	}
+	if l.connected {
+		t.Fatalf("connection 2 was closed, yet the loop counts it up")
+	}
+}
+
+// Only a live echo of a probe this process signed proves the link: not a
+// retained message on the heartbeat topic, not a forged "<gen> <ns>", not a
+// replay of an earlier echo.
+func TestHeartbeatOnlyOwnLiveEcho(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, nil)
+	hb := l.b.topics.Heartbeat
+	l.gen, l.hbRecvAt = 1, time.Time{}
+	proven := func() bool { return !l.hbRecvAt.IsZero() }
+	for _, m := range []evMessage{
+		{topic: hb, payload: []byte("1 1800000000000000000"), retained: true},
+		{topic: hb, payload: []byte("1 1800000000000000000")},
+		{topic: hb, payload: []byte(l.b.hb.probe(1, 5, time.Now().UnixNano())), retained: true},
+		{topic: hb, payload: []byte(newHeartbeatKey().probe(1, 5, time.Now().UnixNano()))}, // another process's key
+		{topic: hb, payload: []byte(l.b.hb.probe(2, 5, time.Now().UnixNano()))},            // another connection
+	} {
+		l.onMessage(m)
+		if proven() {
+			t.Fatalf("heartbeat %q (retained %v) accepted as proof of the link", m.payload, m.retained)
+		}
+	}
+	echo := []byte(l.b.hb.probe(1, 5, time.Now().UnixNano()))
+	l.onMessage(evMessage{topic: hb, payload: echo})
+	if !proven() {
+		t.Fatalf("the bridge's own live echo was not accepted")
+	}
+	l.hbRecvAt = time.Time{}
+	l.onMessage(evMessage{topic: hb, payload: echo})
+	if proven() {
+		t.Fatalf("a replayed echo was accepted")
+	}
+	// The router drops the retained and forged ones before they are queued.
+	if l.b.in.validEcho(1, []byte("1 1800000000000000000"), false) || l.b.in.validEcho(1, echo, true) {
+		t.Fatalf("inbound let a forged or retained heartbeat into the safety queue")
+	}
+}
+
+// A power source that has not reported yet counts as lost (R24), of every
+// type, well before its timeout; an MQTT reading, retained or not, holds
+// only for its timeout.
+func TestPowerSourceWithoutReadingIsHazard(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, func(c *config.Config) {
+		c.Power = []config.PowerSource{
+			{Type: config.PowerSysfs, Name: "psu", Path: "/nonexistent", PollInterval: time.Second, Timeout: 10 * time.Second},
+			{Type: config.PowerMQTT, Name: "ups", Topic: "ha/ups", PayloadOK: "on", PayloadLost: "off", Timeout: 10 * time.Second},
+		}
+	})
+	l.alarm("OFF")
+	if !l.raw.Has(HazardPower) {
+		t.Fatalf("no power hazard with two power sources that never reported: %v", l.raw)
+	}
+	l.onPower(evPower{source: "psu", lost: false})
+	if !l.raw.Has(HazardPower) {
+		t.Fatalf("no power hazard while the MQTT source has not reported")
+	}
+	l.onMessage(evMessage{topic: "ha/ups", payload: []byte("on"), retained: true})
+	if l.raw.Has(HazardPower) {
+		t.Fatalf("power hazard after both sources report mains on")
+	}
+	clk.t = clk.t.Add(10*time.Second + time.Millisecond)
+	l.checkMQTTPower(clk.t)
+	if !l.raw.Has(HazardPower) {
+		t.Fatalf("a retained 'on' from a silent publisher still trusted after the source's timeout")
+	}
+	l.onMessage(evMessage{topic: "ha/ups", payload: []byte("on")})
+	if l.raw.Has(HazardPower) {
+		t.Fatalf("a fresh reading did not clear the stale source")
+	}
+}
+
+// End to end: a sysfs power source whose file does not exist yet keeps the
+// power hazard from the start, although its timeout (10 s, the most allowed) is far away.
+func TestPowerSourceWithoutReadingReleasesAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, func(c *config.Config) {
+		c.Power = []config.PowerSource{{Type: config.PowerSysfs, Name: "psu", Path: dir,
+			PollInterval: 50 * time.Millisecond, Timeout: 10 * time.Second}}
+	})
+	h.c.Publish(h.alarmTopic(), "OFF", true)
+	h.waitHazard("power")
+	h.c.WaitPayload("db/t1/power/state", "OFF", wait)
+	if h.power("0") {
+		t.Fatalf("maglock powered while its power source never reported")
+	}
+	os.WriteFile(filepath.Join(dir, "online"), []byte("1\n"), 0o644)
+	h.waitPower("0", true, wait, "the first reading of mains on relocks")
+}
