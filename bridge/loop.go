@@ -232,7 +232,7 @@ func (l *loop) onSubscribed(e evSubscribed) {
 func (l *loop) sendHeartbeat() {
 	l.hbSentAt = l.now()
 	l.hbSeq++
-	l.mq.publish(l.b.topics.Heartbeat, l.b.hb.probe(l.gen, l.hbSeq, time.Now().UnixNano()), false)
+	l.mq.probe(l.b.hb.probe(l.gen, l.hbSeq, time.Now().UnixNano()))
 }
 
 func (l *loop) onHeartbeat(e evMessage) {

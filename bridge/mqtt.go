@@ -42,6 +42,7 @@ type mqttLink struct {
 	dials    atomic.Uint64               // connections dialed: each one's gen
 	gen      atomic.Uint64               // the latest connection paho reported up
 	queue    chan pubMsg
+	probes   chan pubMsg // heartbeat probes: sent before the queue (publisher)
 	dropped  atomic.Bool
 	done     chan struct{}
 	pubDone  chan struct{}
@@ -63,6 +64,7 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		in:       in,
 		username: cfg.MQTT.Username,
 		queue:    make(chan pubMsg, publishQueue),
+		probes:   make(chan pubMsg, 1),
 		done:     make(chan struct{}),
 		pubDone:  make(chan struct{}),
 	}
@@ -175,7 +177,17 @@ func (l *mqttLink) start() {
 func (l *mqttLink) publisher() {
 	defer close(l.pubDone)
 	for {
+		// A heartbeat probe first: thousands of queued publishes (say,
+		// answers to a flood of junk) must not delay the link's proof.
 		select {
+		case p := <-l.probes:
+			l.client.Publish(p.topic, p.qos, p.retained, p.payload)
+			continue
+		default:
+		}
+		select {
+		case p := <-l.probes:
+			l.client.Publish(p.topic, p.qos, p.retained, p.payload)
 		case p := <-l.queue:
 			if p.flushed != nil {
 				close(p.flushed)
@@ -185,6 +197,19 @@ func (l *mqttLink) publisher() {
 		case <-l.done:
 			return
 		}
+	}
+}
+
+// probe queues a heartbeat probe (QoS 0, never retained) ahead of every
+// other publish. While one is still waiting, a newer one is dropped: the
+// waiting one proves the link as well.
+func (l *mqttLink) probe(payload string) {
+	if l == nil {
+		return
+	}
+	select {
+	case l.probes <- pubMsg{topic: l.topics.Heartbeat, payload: payload}:
+	default:
 	}
 }
 
