@@ -86,10 +86,16 @@ func newInbound(hbTopic string, hb *heartbeatKey, m *metrics, log *slog.Logger) 
 // deliver queues one message of connection gen without blocking: it runs in
 // paho's router goroutine.
 func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bool) {
+	safety := in.isSafety(topic)
 	if len(payload) > maxInbound {
 		// paho has read it already; nothing here copies or keeps it.
-		in.m.mqttDropped.WithLabelValues(dropOversized, queueOf(in.isSafety(topic))).Inc()
-		return
+		in.m.mqttDropped.WithLabelValues(dropOversized, queueOf(safety)).Inc()
+		if !safety {
+			return
+		}
+		// On a safety topic it still counts, as what it is: not a valid
+		// value (an alarm source that says junk is unknown: alarm, R5).
+		payload = oversizedPayload
 	}
 	if topic == in.hbTopic && !in.validEcho(gen, payload, retained) {
 		// Junk or forged heartbeats never take a place in the safety queue.
@@ -98,7 +104,7 @@ func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bo
 	}
 	// paho hands over a payload it never touches again: no copy needed.
 	e := evMessage{gen: gen, topic: topic, payload: payload, retained: retained}
-	if in.isSafety(topic) {
+	if safety {
 		select {
 		case in.safety <- e:
 		default:
@@ -116,6 +122,10 @@ func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bo
 		}
 	}
 }
+
+// oversizedPayload stands for an oversized message on a safety topic: no
+// alarm, power or reset payload matches it.
+var oversizedPayload = []byte("\x00oversized")
 
 // validEcho reports whether payload is a live echo of this process's
 // heartbeat on connection gen (a retained one proves nothing).

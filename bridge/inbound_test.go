@@ -229,3 +229,68 @@ func TestPowerSourceWithoutReadingReleasesAtOnce(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "online"), []byte("1\n"), 0o644)
 	h.waitPower("0", true, wait, "the first reading of mains on relocks")
 }
+
+// Oversized messages never reach a queue as they are: dropped on a command
+// or discovery topic, junk (so alarm) on an alarm topic. Full queues drop
+// and count; a safety message that cannot be queued drops its connection.
+func TestInboundBoundsAndSizes(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, nil)
+	in := l.b.in
+	var dropped []uint64
+	in.overflow = func(gen uint64) { dropped = append(dropped, gen) }
+	big := make([]byte, maxInbound+1)
+	count := func(reason, queue string) int {
+		return int(testutil.ToFloat64(l.b.m.mqttDropped.WithLabelValues(reason, queue)))
+	}
+
+	in.deliver(1, "db/t1/fsec/set", big, false)
+	in.deliver(1, "homeassistant/device/x/config", big, true)
+	if len(in.other) != 0 || count(dropOversized, queueOther) != 2 {
+		t.Fatalf("oversized command/discovery: %d queued, %d counted", len(in.other), count(dropOversized, queueOther))
+	}
+	l.alarm("OFF")
+	in.deliver(l.gen, l.b.cfg.Alarms[0].Topic, big, false)
+	e := <-in.safety
+	if len(e.payload) > 64 {
+		t.Fatalf("an oversized alarm message was queued with its payload (%d bytes)", len(e.payload))
+	}
+	l.onQueued(e)
+	if !l.raw.Has(HazardAlarm) {
+		t.Fatalf("an oversized alarm message did not count as a junk value (alarm)")
+	}
+
+	for range otherQueueLen + 5 {
+		in.deliver(1, "db/t1/fsec/set", []byte("LOCK"), false)
+	}
+	if len(in.other) != otherQueueLen || count(dropQueueFull, queueOther) != 5 {
+		t.Fatalf("other queue: %d queued, %d dropped; want %d and 5", len(in.other), count(dropQueueFull, queueOther), otherQueueLen)
+	}
+	for range safetyQueueLen + 1 {
+		in.deliver(7, l.b.cfg.Alarms[0].Topic, []byte("OFF"), false)
+	}
+	if len(dropped) != 1 || dropped[0] != 7 || count(dropQueueFull, queueSafety) != 1 {
+		t.Fatalf("a full safety queue dropped connections %v (counted %d); want [7]", dropped, count(dropQueueFull, queueSafety))
+	}
+}
+
+// Once the retained discovery configs are in (the first heartbeat echo),
+// the bridge leaves the discovery wildcard: junk published there later
+// never reaches it.
+func TestDiscoveryWildcardLeftAfterSync(t *testing.T) {
+	h := newHarness(t, nil)
+	h.ready()
+	big := strings.Repeat("x", maxInbound+1)
+	oversized := func(queue string) float64 {
+		return testutil.ToFloat64(h.b.m.mqttDropped.WithLabelValues(dropOversized, queue))
+	}
+	testbroker.Eventually(t, wait, func() bool {
+		// Both from one client, in this order: the second (a safety topic)
+		// is delivered after the first would have been.
+		other, safety := oversized(queueOther), oversized(queueSafety)
+		h.c.Publish("homeassistant/device/x/config", big, false)
+		h.c.Publish("db/t1/alarm/reset", big, false)
+		testbroker.Eventually(t, wait, func() bool { return oversized(queueSafety) > safety }, "the big reset is counted")
+		return oversized(queueOther) == other
+	}, "a message on the discovery wildcard still reaches the bridge after sync")
+}
