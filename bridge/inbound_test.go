@@ -294,3 +294,32 @@ func TestDiscoveryWildcardLeftAfterSync(t *testing.T) {
 		return oversized(queueOther) == other
 	}, "a message on the discovery wildcard still reaches the bridge after sync")
 }
+
+// What must come before the first heartbeat echo (alarm values, their
+// heartbeats and availability, power, the latch, the drill date) shares
+// the echo's queue: broker order then puts it first by construction.
+func TestSafetyTopicsShareTheEchoQueue(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, func(c *config.Config) {
+		c.Alarms[0].HeartbeatTopic = "ha/alarm/alive"
+		c.Alarms = append(c.Alarms, config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", PayloadOn: "true", PayloadOff: "false",
+			AvailabilityTopic: "zigbee2mqtt/+/availability"})
+		c.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ups", Topic: "ha/ups", PayloadOK: "on", PayloadLost: "off", Timeout: time.Second}}
+	})
+	safety, cmd := l.b.in.isSafety, l.b.in.isCmd
+	tp := l.b.topics
+	for _, topic := range []string{tp.Heartbeat, tp.AlarmLatched, tp.DrillLast, tp.AlarmReset, tp.HAStatus,
+		l.b.cfg.Alarms[0].Topic, "ha/alarm/alive", "zigbee2mqtt/kitchen", "zigbee2mqtt/kitchen/availability", "ha/ups"} {
+		if !safety(topic) {
+			t.Errorf("%s is not in the safety queue", topic)
+		}
+	}
+	for _, topic := range []string{"db/t1/fs/set", "db/t1/nosuchdoor/set", tp.LockdownSet, tp.Republish, "homeassistant/device/x/config"} {
+		if safety(topic) {
+			t.Errorf("%s is in the safety queue", topic)
+		}
+	}
+	if !cmd("db/t1/fs/set") || !cmd(tp.LockdownSet) || cmd(tp.Republish) {
+		t.Errorf("command topics misclassified")
+	}
+}
