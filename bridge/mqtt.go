@@ -97,6 +97,10 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		// order the broker delivered them (R21); the handler only queues.
 		SetOrderMatters(true).
 		SetWill(topics.Availability, "offline", 1, true).
+		// Every message goes to one handler: no per-filter routes, so paho
+		// matches nothing per message (cheaper under a flood), and a message
+		// matching two filters is handed over once.
+		SetDefaultPublishHandler(l.onMessage).
 		SetOnConnectHandler(l.onConnect).
 		SetConnectionLostHandler(l.onConnectionLost)
 	l.client = paho.NewClient(opts)
@@ -132,6 +136,15 @@ func (l *mqttLink) onConnect(paho.Client) {
 	}
 	l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.connected(), "gen", c.gen)
 	l.send(evConnected{gen: c.gen})
+}
+
+// onMessage is paho's handler for every message, called from its router
+// goroutine in broker order: it only queues, never blocks. Messages come
+// only from the connection paho reported up last (paho stops the old
+// connection's router before it reconnects, and the bridge subscribes
+// only after OnConnect), so l.gen names theirs.
+func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
+	l.in.deliver(l.gen.Load(), msg.Topic(), msg.Payload(), msg.Retained())
 }
 
 // onConnectionLost only logs paho's reason: paho may call it after the next
@@ -247,13 +260,9 @@ func (l *mqttLink) subscribe(gen uint64, filters []string) {
 	for _, f := range filters {
 		m[f] = 1
 	}
-	// The handler runs in paho's router goroutine: it never blocks.
-	handler := func(_ paho.Client, msg paho.Message) {
-		l.in.deliver(gen, msg.Topic(), msg.Payload(), msg.Retained())
-	}
 	go func() {
 		for l.gen.Load() == gen {
-			tok := l.client.SubscribeMultiple(m, handler)
+			tok := l.client.SubscribeMultiple(m, nil) // nil: the default handler (onMessage)
 			var err error
 			if !tok.WaitTimeout(5 * time.Second) {
 				err = fmt.Errorf("no SUBACK within 5s")
