@@ -86,17 +86,12 @@ func newInbound(hbTopic string, hb *heartbeatKey, m *metrics, log *slog.Logger) 
 // deliver queues one message of connection gen without blocking: it runs in
 // paho's router goroutine.
 func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bool) {
-	safety := in.isSafety(topic)
 	if len(payload) > maxInbound {
-		// paho has read it already; nothing here copies or keeps it.
-		in.m.mqttDropped.WithLabelValues(dropOversized, queueOf(safety)).Inc()
-		if !safety {
-			return
-		}
-		// On a safety topic it still counts, as what it is: not a valid
-		// value (an alarm source that says junk is unknown: alarm, R5).
-		payload = oversizedPayload
+		// Nothing here copies or keeps it.
+		in.oversized(gen, topic, retained)
+		return
 	}
+	safety := in.isSafety(topic)
 	if topic == in.hbTopic && !in.validEcho(gen, payload, retained) {
 		// Junk or forged heartbeats never take a place in the safety queue.
 		in.m.mqttDropped.WithLabelValues(dropBadHeartbeat, queueSafety).Inc()
@@ -120,6 +115,18 @@ func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bo
 		if in.isCmd(topic) {
 			in.droppedCommand(topic)
 		}
+	}
+}
+
+// oversized counts a message over maxInbound on topic, dropped whole (by
+// the packet filter under paho for the largest, bigfilter.go). On a safety
+// topic it still counts, as what it is: not a valid value (an alarm source
+// that says junk is unknown: alarm, R5), in its place in broker order.
+func (in *inbound) oversized(gen uint64, topic string, retained bool) {
+	safety := topic != "" && in.isSafety(topic)
+	in.m.mqttDropped.WithLabelValues(dropOversized, queueOf(safety)).Inc()
+	if safety {
+		in.deliver(gen, topic, oversizedPayload, retained)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,10 @@ func (l *mqttLink) onConnect(paho.Client) {
 // connection's router before it reconnects, and the bridge subscribes
 // only after OnConnect), so l.gen names theirs.
 func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
+	if topic, ok := strings.CutPrefix(msg.Topic(), oversizedTopic); ok {
+		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (bigfilter.go)
+		return
+	}
 	l.in.deliver(l.gen.Load(), msg.Topic(), msg.Payload(), msg.Retained())
 }
 

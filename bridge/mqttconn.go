@@ -112,6 +112,7 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 		return nil, err
 	}
 	wc := &watchedConn{Conn: conn, rd: bufio.NewReaderSize(conn, readBuffer), fail: func(err error) { d.fail(broker, err) }}
+	wc.filter = &packetFilter{rd: wc.rd, max: maxPacket}
 	if d.track != nil {
 		d.track(wc)
 	}
@@ -206,8 +207,9 @@ func (d *dialer) fail(broker string, err error) {
 // when paho's own connection-lost callback runs after the next one is up.
 type watchedConn struct {
 	net.Conn
-	rd   *bufio.Reader // nil: read the connection directly
-	fail func(error)
+	rd     *bufio.Reader // nil: read the connection directly
+	filter *packetFilter // once the broker accepted us: oversized messages skipped (bigfilter.go)
+	fail   func(error)
 
 	gen      uint64
 	onClose  func(gen uint64, err error)
@@ -229,6 +231,13 @@ type watchedConn struct {
 const readBuffer = 32 << 10
 
 func (c *watchedConn) Read(p []byte) (int, error) {
+	if c.filter != nil && c.settled.Load() && c.accepted.Load() {
+		n, err := c.filter.read(p)
+		if err != nil {
+			c.lastErr.Store(&err)
+		}
+		return n, err
+	}
 	var n int
 	var err error
 	if c.rd != nil {
