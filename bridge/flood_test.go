@@ -54,18 +54,7 @@ type flooder struct {
 // (when its payload is set).
 func startFlooder(t *testing.T, addr, id string, msgs [][2]string, big [2]string) *flooder {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	c.ProtocolName, c.ProtocolVersion, c.ClientIdentifier, c.CleanSession, c.Keepalive = "MQTT", 4, id, true, 60
-	if err := c.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	if ack, err := packets.ReadPacket(conn); err != nil || ack.(*packets.ConnackPacket).ReturnCode != 0 {
-		t.Fatalf("flooder CONNACK: %v %v", ack, err)
-	}
+	conn := rawConnect(t, addr, id)
 	encode := func(msgs [][2]string) []byte {
 		var b bytes.Buffer
 		for _, m := range msgs {
@@ -118,6 +107,26 @@ func (f *flooder) close() {
 		f.conn.Close()
 		f.done.Wait()
 	}
+}
+
+// rawConnect opens an MQTT connection on a plain socket, for writing
+// packets by hand.
+func rawConnect(t *testing.T, addr, id string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	c.ProtocolName, c.ProtocolVersion, c.ClientIdentifier, c.CleanSession, c.Keepalive = "MQTT", 4, id, true, 60
+	if err := c.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := packets.ReadPacket(conn); err != nil || ack.(*packets.ConnackPacket).ReturnCode != 0 {
+		t.Fatalf("raw client CONNACK: %v %v", ack, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 type devNull struct{}
