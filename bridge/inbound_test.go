@@ -1,10 +1,13 @@
 package bridge
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -321,5 +324,40 @@ func TestSafetyTopicsShareTheEchoQueue(t *testing.T) {
 	}
 	if !cmd("db/t1/fs/set") || !cmd(tp.LockdownSet) || cmd(tp.Republish) {
 		t.Errorf("command topics misclassified")
+	}
+}
+
+// The loop serves the safety queue first: an alarm queued behind hundreds
+// of commands acts before any of them.
+func TestSafetyQueueServedFirst(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	var mu sync.Mutex
+	var order []string
+	l.b.audit.sink = func(e auditEvent) {
+		mu.Lock()
+		order = append(order, e.Kind+":"+e.Outcome+":"+e.Hazard)
+		mu.Unlock()
+	}
+	for range 500 {
+		l.b.in.other <- evMessage{topic: "db/t1/fsec/set", payload: []byte("LOCK")}
+	}
+	l.b.in.safety <- evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte("ON"), retained: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(ctx)
+	}()
+	testbroker.Eventually(t, wait, func() bool { return len(l.b.in.other) == 0 && len(l.b.in.safety) == 0 }, "queues drained")
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	alarm, firstCmd := slices.Index(order, "hazard:raised:alarm"), slices.Index(order, "command:accepted:")
+	if alarm < 0 || firstCmd < 0 || alarm > firstCmd {
+		t.Fatalf("alarm raised at audit event %d, first command accepted at %d: the alarm waited behind commands", alarm, firstCmd)
 	}
 }
