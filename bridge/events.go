@@ -23,6 +23,8 @@ type evSubscribed struct {
 // connection gen (zero in tests that hand messages to the loop directly).
 type evMessage struct {
 	gen      uint64
+	seq      uint64 // broker order across both inbound queues (inbound.go)
+	safety   bool   // came through the safety queue
 	topic    string
 	payload  []byte
 	retained bool

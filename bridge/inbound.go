@@ -3,6 +3,7 @@ package bridge
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,16 +24,16 @@ import (
 // Why letting safety messages overtake commands never weakens safety: a
 // safety message is only ever handled earlier than a command that the
 // broker delivered before it, never later; so hazards rise (and relays go
-// off) no later than in broker order. A command is judged against the
-// hazards in force when it is applied, which include the relock hold
-// (relock_delay after the last hazard cleared): a command that would power
-// a lock is refused while a hazard is, or was within relock_delay, active,
-// exactly as in broker order; a command that takes power off is never
-// refused. The only difference is for a command delayed behind a flood by
-// more than relock_delay: it is judged like a command sent at the time it
-// is applied, the same as a code-checked command is today (bcrypt runs off
-// the loop). Within each queue nothing overtakes: two commands, or an alarm
-// OFF then ON, are applied in the order sent.
+// off) no later than in broker order. A command that was overtaken is
+// judged against the hazards in force now and, on top, those in force
+// around any safety message that overtook it while a hazard was active
+// (loop.onQueued): if a hazard held at any point between its delivery and
+// now, a command that would power a lock is refused, as it would have been
+// in broker order (R17: refused, never queued) or would have been
+// overridden by the hazard. A command that takes power off is never
+// refused. So reordering can only turn an accepted "power on" into a
+// refusal, never the reverse. Within each queue nothing overtakes: two
+// commands, or an alarm OFF then ON, are applied in the order sent.
 //
 // Both queues are bounded; the router never blocks on them. A full "other"
 // queue drops the message and counts it (a dropped command is logged,
@@ -64,6 +65,7 @@ type inbound struct {
 	log      *slog.Logger
 	overflow func(gen uint64) // a safety message was lost: drop that connection
 
+	seq        atomic.Uint64 // numbers messages in broker order
 	dropMu     sync.Mutex
 	dropLogged time.Time
 	dropCount  int
@@ -98,7 +100,7 @@ func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bo
 		return
 	}
 	// paho hands over a payload it never touches again: no copy needed.
-	e := evMessage{gen: gen, topic: topic, payload: payload, retained: retained}
+	e := evMessage{gen: gen, seq: in.seq.Add(1), safety: safety, topic: topic, payload: payload, retained: retained}
 	if safety {
 		select {
 		case in.safety <- e:

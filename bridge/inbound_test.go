@@ -361,3 +361,32 @@ func TestSafetyQueueServedFirst(t *testing.T) {
 		t.Fatalf("alarm raised at audit event %d, first command accepted at %d: the alarm waited behind commands", alarm, firstCmd)
 	}
 }
+
+// A command overtaken by a safety message while a hazard held is judged
+// under that hazard: UNLOCK of a strike sent during an alarm stays refused
+// even when the alarm's OFF, sent after it, was handled first (here with
+// relock_delay 0, so nothing else holds the hazard).
+func TestOvertakenCommandJudgedUnderHazard(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := loopBridge(t, clk, func(c *config.Config) { c.Watchdog.RelockDelay = 0 })
+	alarm := l.b.cfg.Alarms[0].Topic
+	l.alarm("ON")
+	in := l.b.in
+	in.deliver(l.gen, "db/t1/fsec/set", []byte("UNLOCK"), false) // sent during the alarm
+	in.deliver(l.gen, alarm, []byte("OFF"), true)                // then the alarm ends
+	off, cmd := <-in.safety, <-in.other
+	l.onQueued(off) // the safety queue first
+	l.onQueued(cmd)
+	if l.effective.Any() {
+		t.Fatalf("hazards after the alarm ended: %v", l.effective)
+	}
+	if fsec := l.b.byID["fsec"]; fsec.power || fsec.command == CommandUnlock {
+		t.Fatalf("an UNLOCK sent during the alarm was applied after it (power %v)", fsec.power)
+	}
+	// In broker order from here on, a new UNLOCK works.
+	in.deliver(l.gen, "db/t1/fsec/set", []byte("UNLOCK"), false)
+	l.onQueued(<-in.other)
+	if !l.b.byID["fsec"].power {
+		t.Fatalf("an UNLOCK sent after the alarm was refused")
+	}
+}

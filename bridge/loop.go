@@ -24,6 +24,12 @@ type loop struct {
 	lostGen     uint64 // the newest connection known lost: a later "connected" for it is stale
 	hbSeq       uint64 // the last heartbeat probe sent
 	hbAcked     uint64 // the newest probe whose echo came back: older echoes are replays
+	// hzSeq is the newest safety message handled while a hazard was in
+	// force (before or after it), hzSeen those hazards; overtaken holds
+	// them while a command delivered before hzSeq is handled (inbound.go).
+	hzSeq     uint64
+	hzSeen    Hazards
+	overtaken Hazards
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -160,9 +166,24 @@ func (l *loop) handle(ev event) {
 // onQueued handles a message from the inbound queues: only one of the
 // current connection counts (a later connection starts from scratch).
 func (l *loop) onQueued(e evMessage) {
-	if e.gen == l.gen {
-		l.onMessage(e)
+	if e.gen != l.gen {
+		return
 	}
+	if e.safety {
+		before := l.effective
+		l.onMessage(e)
+		if hz := before | l.effective; hz.Any() {
+			l.hzSeq, l.hzSeen = e.seq, hz
+		}
+		return
+	}
+	if e.seq < l.hzSeq {
+		// A safety message delivered after this one was handled first,
+		// while a hazard held: judge this one under that hazard too.
+		l.overtaken = l.hzSeen
+		defer func() { l.overtaken = 0 }()
+	}
+	l.onMessage(e)
 }
 
 // onDisconnected marks connection e.gen lost. Each connection reports its

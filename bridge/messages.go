@@ -142,7 +142,7 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 
 func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 	now := l.now()
-	if r := Refusal(d.mode, l.doorHazards(d, now), cmd.Request); r != "" {
+	if r := Refusal(d.mode, l.doorHazards(d, now)|l.overtaken, cmd.Request); r != "" {
 		l.commandRejected(d.cfg.ID, d.topics.Error, topic, []byte(cmd.Request.String()), rejectHazard, r)
 		return
 	}
@@ -182,7 +182,7 @@ func (l *loop) onLockdown(e evMessage) {
 	}
 	now := l.now()
 	for _, d := range l.b.doors {
-		if r := Refusal(d.mode, l.doorHazards(d, now), req); r != "" {
+		if r := Refusal(d.mode, l.doorHazards(d, now)|l.overtaken, req); r != "" {
 			l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r))
 			l.notice("lockdown refused: " + r)
 			return
