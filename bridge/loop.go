@@ -20,16 +20,16 @@ type loop struct {
 	mq  *mqttLink
 
 	// MQTT link
-	gen         uint64 // the current connection
-	lostGen     uint64 // the newest connection known lost: a later "connected" for it is stale
-	hbSeq       uint64 // the last heartbeat probe sent
-	hbAcked     uint64 // the newest probe whose echo came back: older echoes are replays
+	gen     uint64 // the current connection
+	lostGen uint64 // the newest connection known lost: a later "connected" for it is stale
+	hbSeq   uint64 // the last heartbeat probe sent
+	hbAcked uint64 // the newest probe whose echo came back: older echoes are replays
 	// hzSeq is the newest safety message handled while a hazard was in
 	// force (before or after it), hzSeen those hazards; overtaken holds
 	// them while a command delivered before hzSeq is handled (inbound.go).
-	hzSeq     uint64
-	hzSeen    Hazards
-	overtaken Hazards
+	hzSeq       uint64
+	hzSeen      Hazards
+	overtaken   Hazards
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
