@@ -5,6 +5,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/policy"
 )
 
 // Lock states published on B/N/<door>/state.
@@ -75,5 +76,5 @@ func (d *door) state() string {
 // recovering reports whether d's relay works again but less than
 // relockDelay ago: the driver hazard still holds the door.
 func (d *door) recovering(now time.Time, relockDelay time.Duration) bool {
-	return !d.faultCleared.IsZero() && now.Sub(d.faultCleared) < relockDelay
+	return policy.Recovering(d.faultCleared, now, relockDelay)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/policy"
 )
 
 // loop is the single owner of door state. Every field is touched only by the
@@ -327,19 +328,11 @@ func (l *loop) evaluate() {
 
 	raw := l.computeRaw()
 	rose := l.trackHazards(raw)
-	switch {
-	case raw.Any():
-		l.effective = raw
-		l.healthySince = time.Time{}
-	case l.effective.Any():
-		if l.healthySince.IsZero() {
-			l.healthySince = now
-		}
-		if now.Sub(l.healthySince) >= l.b.cfg.Watchdog.RelockDelay {
-			l.log.Info("healthy for relock_delay: hazards cleared", "held", l.effective.String())
-			l.effective = 0
-		}
+	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
+	if l.effective.Any() && !held.Hazards.Any() {
+		l.log.Info("healthy for relock_delay: hazards cleared", "held", l.effective.String())
 	}
+	l.effective, l.healthySince = held.Hazards, held.HealthySince
 
 	armed := l.armedFailSafe()
 	touched := map[drivers.Driver]bool{}
@@ -389,39 +382,32 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 
 // doorHazards are the hazards that apply to d: the global ones and its own.
 func (l *loop) doorHazards(d *door, now time.Time) Hazards {
-	hz := l.effective
-	if hz.Has(HazardPower) && !d.cfg.ReleasesOnPowerLoss() && !hz.Without(HazardPower).Any() &&
-		(l.powerSince.IsZero() || now.Sub(l.powerSince) < config.MaxHoldOnBattery) {
-		// A maglock on its own battery may hold for up to 10 minutes.
-		hz = hz.Without(HazardPower)
+	var onBattery time.Duration
+	if !l.powerSince.IsZero() {
+		onBattery = now.Sub(l.powerSince)
 	}
-	if d.fault || d.recovering(now, l.b.cfg.Watchdog.RelockDelay) {
-		hz = hz.With(HazardDriver)
-	}
-	return hz
+	return policy.DoorHazards(l.effective,
+		policy.DoorState{Mode: d.mode, PowerRelease: d.cfg.ReleasesOnPowerLoss(), Fault: d.fault, FaultCleared: d.faultCleared},
+		policy.Env{Now: now, RelockDelay: l.b.cfg.Watchdog.RelockDelay, OnBattery: onBattery, BatteryBudget: config.MaxHoldOnBattery})
 }
 
 // applyDoor decides d's lock power and writes it if it changed. It reports
 // whether the relay was written.
 func (l *loop) applyDoor(d *door, now time.Time) bool {
 	hz := l.doorHazards(d, now)
-	if !d.momentaryUntil.IsZero() && (hz.Any() || !now.Before(d.momentaryUntil)) {
-		// A hazard ends a running momentary unlock at once; nothing is
-		// resumed after it.
+	if policy.MomentaryEnds(d.momentaryUntil, now, hz) {
 		d.momentaryUntil = time.Time{}
 	}
 	rex := l.stepInputs(d, now, hz) // may end a momentary OPEN early
-	dec := Decide(Inputs{
-		Mode:      d.mode,
-		Hazards:   hz,
-		Lockdown:  l.lockdown,
-		Momentary: !d.momentaryUntil.IsZero(),
-		Command:   d.command,
-		Rex:       rex,
+	dec := policy.Decide(policy.Inputs{
+		Mode:            d.mode,
+		Hazards:         hz,
+		Lockdown:        l.lockdown,
+		Momentary:       !d.momentaryUntil.IsZero(),
+		Command:         d.command,
+		Rex:             rex,
+		WatchdogTripped: l.b.wd.tripped.Load(),
 	})
-	if dec.Power && l.b.wd.tripped.Load() {
-		dec.Power = false // never power a lock over the watchdog's emergency off
-	}
 	prevCause := d.cause
 	d.cause = dec.Cause
 	if d.written && dec.Power == d.power && !d.fault {
