@@ -52,6 +52,15 @@ func TestDecideTable(t *testing.T) {
 		{"fsec rex over momentary", Inputs{Mode: FailSecure, Rex: true, Momentary: true}, Decision{true, "rex"}},
 		{"fs alarm over rex", Inputs{Mode: FailSafe, Rex: true, Hazards: alarm}, Decision{false, "alarm"}},
 		{"fsec broker over rex", Inputs{Mode: FailSecure, Rex: true, Hazards: broker}, Decision{false, "broker"}},
+		// The watchdog override (R9): power off, the rules' cause kept until
+		// the loop raises the watchdog hazard.
+		{"fs watchdog tripped", Inputs{Mode: FailSafe, WatchdogTripped: true}, Decision{false, "normal"}},
+		{"fsec watchdog over unlock", Inputs{Mode: FailSecure, Command: CommandUnlock, WatchdogTripped: true}, Decision{false, "normal"}},
+		{"fsec watchdog over momentary", Inputs{Mode: FailSecure, Momentary: true, WatchdogTripped: true}, Decision{false, "momentary"}},
+		{"fsec watchdog over rex", Inputs{Mode: FailSecure, Rex: true, WatchdogTripped: true}, Decision{false, "rex"}},
+		{"fs watchdog over lockdown", Inputs{Mode: FailSafe, Lockdown: true, WatchdogTripped: true}, Decision{false, "lockdown"}},
+		{"fs watchdog with rex", Inputs{Mode: FailSafe, Rex: true, WatchdogTripped: true}, Decision{false, "rex"}},
+		{"watchdog with hazard", Inputs{Mode: FailSafe, Hazards: alarm, WatchdogTripped: true}, Decision{false, "alarm"}},
 	}
 	for _, tt := range tests {
 		if got := Decide(tt.in); got != tt.want {
@@ -66,11 +75,20 @@ func TestDecideExhaustive(t *testing.T) {
 	n := 0
 	for _, mode := range []FailMode{FailSafe, FailSecure} {
 		for hz := Hazards(0); hz < 1<<NumHazards; hz++ {
-			for bits := 0; bits < 16; bits++ {
-				in := Inputs{Mode: mode, Hazards: hz, Lockdown: bits&1 != 0, Momentary: bits&2 != 0, Command: Command(bits >> 2 & 1), Rex: bits&8 != 0}
+			for bits := 0; bits < 32; bits++ {
+				in := Inputs{Mode: mode, Hazards: hz, Lockdown: bits&1 != 0, Momentary: bits&2 != 0, Command: Command(bits >> 2 & 1), Rex: bits&8 != 0,
+					WatchdogTripped: bits&16 != 0}
 				got := Decide(in)
 				n++
 				locked := mode.Locked(got.Power)
+				if in.WatchdogTripped {
+					// The override: power off, and otherwise the same decision.
+					in.WatchdogTripped = false
+					if want := Decide(in); got.Power || got.Cause != want.Cause {
+						t.Fatalf("%+v with the watchdog tripped: %+v (without: %+v)", in, got, want)
+					}
+					continue
+				}
 				switch {
 				case hz != 0:
 					if got.Power {
@@ -103,7 +121,7 @@ func TestDecideExhaustive(t *testing.T) {
 			}
 		}
 	}
-	if n != 2*(1<<NumHazards)*16 {
+	if n != 2*(1<<NumHazards)*32 {
 		t.Fatalf("enumerated %d inputs", n)
 	}
 }
@@ -117,6 +135,8 @@ func genInputs() *rapid.Generator[Inputs] {
 			Momentary: rapid.Bool().Draw(t, "momentary"),
 			Command:   Command(rapid.IntRange(0, 1).Draw(t, "command")),
 			Rex:       rapid.Bool().Draw(t, "rex"),
+			// Rarely: the watchdog override hides every other rule.
+			WatchdogTripped: rapid.IntRange(0, 9).Draw(t, "watchdog") == 0,
 		}
 	})
 }
@@ -173,7 +193,7 @@ func TestPropertyHazardNeverUnlocksFailSecure(t *testing.T) {
 func TestPropertyFollowsCommandWithoutHazardOrLockdown(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		in := genInputs().Draw(t, "in")
-		in.Hazards, in.Lockdown, in.Momentary, in.Rex = 0, false, false, false
+		in.Hazards, in.Lockdown, in.Momentary, in.Rex, in.WatchdogTripped = 0, false, false, false, false
 		got := Decide(in)
 		if in.Mode.Locked(got.Power) != (in.Command == CommandLock) {
 			t.Fatalf("%+v: lock does not follow its command", in)
