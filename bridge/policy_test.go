@@ -2,8 +2,11 @@ package bridge
 
 import (
 	"testing"
+	"time"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
@@ -24,5 +27,60 @@ func TestFailModeNamesMatchConfig(t *testing.T) {
 func TestBatteryBudgetIsR8(t *testing.T) {
 	if config.MaxHoldOnBattery <= 0 || config.MaxHoldOnBattery > policy.MaxBatteryHold {
 		t.Fatalf("config.MaxHoldOnBattery = %v, R8 allows (0, %v]", config.MaxHoldOnBattery, policy.MaxBatteryHold)
+	}
+}
+
+// The loop applies what the policy returns: a tripped watchdog keeps a lock
+// off that the rules would power, and a hazard ends a momentary OPEN for
+// good (the rules themselves are tested in package policy).
+func TestLoopAppliesWatchdogOverrideAndMomentaryEnd(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1")
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(b)
+	healthy := func() {
+		l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
+		l.evaluate()
+	}
+	l.alarms[0].setPlain(alarmOff)
+	healthy()
+	clk.t = clk.t.Add(cfg.Watchdog.RelockDelay)
+	healthy()
+	fsec := b.byID["fsec"]
+	if l.effective.Any() || fsec.power {
+		t.Fatalf("not healthy and locked: hazards %v, strike powered %v", l.effective, fsec.power)
+	}
+
+	fsec.momentaryUntil = clk.t.Add(time.Minute)
+	healthy()
+	if !fsec.power || fsec.cause != CauseMomentary {
+		t.Fatalf("momentary OPEN: strike powered %v, cause %q", fsec.power, fsec.cause)
+	}
+	b.wd.tripped.Store(true)
+	healthy()
+	if fsec.power {
+		t.Fatalf("strike powered over the watchdog's emergency off")
+	}
+	b.wd.tripped.Store(false)
+	healthy()
+	if !fsec.power {
+		t.Fatalf("strike not powered again once the watchdog let go (momentary still running)")
+	}
+
+	l.alarms[0].setPlain(alarmOn)
+	healthy()
+	if fsec.power || !fsec.momentaryUntil.IsZero() {
+		t.Fatalf("alarm: strike powered %v, momentary until %v", fsec.power, fsec.momentaryUntil)
+	}
+	l.alarms[0].setPlain(alarmOff)
+	healthy()
+	clk.t = clk.t.Add(cfg.Watchdog.RelockDelay)
+	healthy()
+	if l.effective.Any() || fsec.power || fsec.cause != CauseNormal {
+		t.Fatalf("after the hazard: hazards %v, strike powered %v, cause %q (a momentary OPEN never resumes)",
+			l.effective, fsec.power, fsec.cause)
 	}
 }
