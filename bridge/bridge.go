@@ -1,5 +1,5 @@
 // Package bridge is doorbridge's control loop: it owns every door's state,
-// decides each lock's power with the pure policy in policy.go, writes the
+// decides each lock's power with the pure package policy, writes the
 // relays, and wires it all to MQTT, HTTP and the watchdog.
 //
 // Data flows one way. MQTT messages, connection changes and timer ticks

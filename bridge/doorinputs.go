@@ -1,7 +1,7 @@
 package bridge
 
 // This file is the door-input logic: what a door's contact, exit button
-// (REX) and lock sense mean, given its lock. Like policy.go it is pure: a
+// (REX) and lock sense mean, given its lock. Like package policy it is pure: a
 // state machine that takes one reading at a time with the time it was taken
 // and returns events and flags, so every case is a table test on a fake
 // clock. The loop feeds it and acts on the outcome (see doorio.go).
