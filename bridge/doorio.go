@@ -1,8 +1,8 @@
 package bridge
 
 // The loop's side of door inputs: opening the lines, reading them on every
-// evaluation, feeding the pure logic in doorinputs.go and acting on what it
-// says (events, REX for the policy, early relock, retained flags).
+// evaluation, feeding the pure logic in policy/doorinputs.go and acting on
+// what it says (events, REX for the policy, early relock, retained flags).
 
 import (
 	"context"
@@ -69,7 +69,7 @@ func (b *Bridge) openDoorInputs() error {
 		}
 		io.logic = NewDoorInputs(DoorInputTimes{
 			Mode: d.mode, RexTime: d.cfg.EffectiveRexTime(), UnlockTime: d.cfg.UnlockTime,
-			HeldOpenTime: d.cfg.EffectiveHeldOpenTime(),
+			HeldOpenTime: d.cfg.EffectiveHeldOpenTime(), LockSenseDelay: config.LockSenseDelay,
 		})
 		prefix := b.topics.prefix + "/" + d.cfg.ID + "/"
 		io.contactTopic, io.forcedTopic = prefix+leafContact, prefix+leafForced

@@ -13,6 +13,12 @@ type (
 	Inputs   = policy.Inputs
 	Decision = policy.Decision
 	Request  = policy.Request
+
+	Sense            = policy.Sense
+	DoorInputTimes   = policy.DoorInputTimes
+	DoorInputSample  = policy.DoorInputSample
+	DoorInputOutcome = policy.DoorInputOutcome
+	DoorInputs       = policy.DoorInputs
 )
 
 const (
@@ -42,6 +48,14 @@ const (
 	RequestOpen        = policy.RequestOpen
 	RequestLockdownOn  = policy.RequestLockdownOn
 	RequestLockdownOff = policy.RequestLockdownOff
+
+	SenseUnknown  = policy.SenseUnknown
+	SenseInactive = policy.SenseInactive
+	SenseActive   = policy.SenseActive
+
+	EventForcedOpen     = policy.EventForcedOpen
+	EventHeldOpen       = policy.EventHeldOpen
+	EventReleaseFailure = policy.EventReleaseFailure
 )
 
 // ParseFailMode maps a config value to a FailMode.
@@ -55,3 +69,9 @@ func Decide(in Inputs) Decision { return policy.Decide(in) }
 
 // Refusal returns why req must be refused: see policy.Refusal.
 func Refusal(m FailMode, hz Hazards, req Request) string { return policy.Refusal(m, hz, req) }
+
+// SenseOf maps a line level to a Sense: see policy.SenseOf.
+func SenseOf(level, activeLow bool, err error) Sense { return policy.SenseOf(level, activeLow, err) }
+
+// NewDoorInputs returns a door's input logic: see policy.NewDoorInputs.
+func NewDoorInputs(t DoorInputTimes) *DoorInputs { return policy.NewDoorInputs(t) }

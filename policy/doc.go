@@ -14,6 +14,8 @@
 //	DoorHazards   those that apply to one door: minus the battery hold (BatteryHold),
 //	              plus the driver hazard (DriverHazard)
 //	MomentaryEnds whether a running momentary OPEN ends now (a hazard or its expiry)
+//	DoorInputs    what the door's contact, exit button and lock sense mean: the
+//	              REX window, the early end of a momentary OPEN after a passage
 //	Decide        the lock power and its cause, with the watchdog override
 //	Refusal       (on a request) whether it would power a lock during a hazard
 //
