@@ -331,3 +331,51 @@ func TestPropertyLoopModel(t *testing.T) {
 		}
 	})
 }
+
+// R11, R12, R1: the REX window. A fail-safe door is released for rex_time
+// after the button was last seen pressed, whatever else is going on (power
+// off is always allowed, egress never denied). A fail-secure door unlocks
+// for unlock_time after a press, but never against a hazard or lockdown, and
+// a hazard or lockdown ends its window for good.
+func TestPropertyRexWindow(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		times := DoorInputTimes{
+			Mode:           FailMode(rapid.IntRange(0, 1).Draw(t, "mode")),
+			RexTime:        time.Duration(rapid.Int64Range(int64(30*time.Second), int64(10*time.Minute)).Draw(t, "rex_time")),
+			UnlockTime:     time.Duration(rapid.Int64Range(int64(time.Second), int64(30*time.Second)).Draw(t, "unlock_time")),
+			HeldOpenTime:   30 * time.Second,
+			LockSenseDelay: 2 * time.Second,
+		}
+		window := times.RexTime
+		if times.Mode == FailSecure {
+			window = times.UnlockTime
+		}
+		m := NewDoorInputs(times)
+		now := t0
+		var windowFrom time.Time // the press that opened the running window (zero: none)
+		steps := rapid.IntRange(1, 40).Draw(t, "steps")
+		for i := 0; i < steps; i++ {
+			now = now.Add(time.Duration(rapid.Int64Range(0, int64(window)).Draw(t, "dt")))
+			in := DoorInputSample{
+				Now:      now,
+				Rex:      rapid.SampledFrom([]Sense{SenseUnknown, SenseInactive, SenseActive}).Draw(t, "rex"),
+				Hazard:   rapid.IntRange(0, 4).Draw(t, "hazard") == 0,
+				Lockdown: rapid.IntRange(0, 4).Draw(t, "lockdown") == 0,
+			}
+			blocked := times.Mode == FailSecure && (in.Hazard || in.Lockdown)
+			switch {
+			case blocked:
+				windowFrom = time.Time{}
+			case in.Rex == SenseActive:
+				windowFrom = now
+			}
+			want := !windowFrom.IsZero() && now.Sub(windowFrom) < window
+			if got := m.Step(in).Rex; got != want {
+				t.Fatalf("step %d at +%v (%+v): REX window %v, want %v (window from +%v)", i, now.Sub(t0), in, got, want, windowFrom.Sub(t0))
+			}
+			if want && times.Mode == FailSecure && (in.Hazard || in.Lockdown) {
+				t.Fatalf("step %d: a strike's REX window runs against a hazard or lockdown", i)
+			}
+		}
+	})
+}
