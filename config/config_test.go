@@ -31,6 +31,8 @@ var badConfigs = map[string]string{
 		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
 	"bad-door-id-lockdown.yaml": `doors[1].id: "lockdown" is reserved: doorbridge/test/lockdown/... are the bridge's own topics, which the door's would share ` +
 		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
+	"bad-state-dir-relative.yaml": `bridge.state_dir: "state" is relative: it would depend on the directory doorbridge starts in; ` +
+		`give an absolute path (e.g. /var/lib/doorbridge), or leave it empty for the default`,
 
 	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
 	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,

@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 		v.file = "config"
 	}
 	v.id("bridge.id", c.Bridge.ID)
+	c.validateStateDir(v)
 	c.validateCodes(v)
 	c.validateMQTT(v)
 	c.validateWatchdog(v)
