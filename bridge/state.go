@@ -53,6 +53,9 @@ func openState(dir string, log *slog.Logger) *stateStore {
 	if err != nil {
 		log.Error("state directory unusable: state that cannot be read is taken as its safe value (latched, lockdown on, battery budget spent)",
 			"state_dir", dir, "err", err)
+	} else if volatileFS(dir) {
+		log.Error("bridge.state_dir is on a file system a reboot empties (tmpfs): the fire release latch survives a restart, not a power cut; use a disk",
+			"state_dir", dir)
 	}
 	s.dir = d
 	return s

@@ -235,3 +235,18 @@ func TestBatteryBudgetSurvivesRestartAndFlap(t *testing.T) {
 		}
 	})
 }
+
+// A state directory on tmpfs is said loudly: it does not survive a power cut.
+func TestVolatileStateDir(t *testing.T) {
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Skip("no /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "doorbridge-state-")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer os.RemoveAll(dir)
+	if !volatileFS(dir) {
+		t.Errorf("%s (tmpfs) not seen as volatile", dir)
+	}
+}
