@@ -50,6 +50,15 @@ func (b batteryBudget) since() time.Time {
 // mains records whether mains are lost now; it reports whether the budget
 // changed (and so must be saved).
 func (b *batteryBudget) mains(lost bool, now time.Time) bool {
+	if now.Before(b.LostAt) {
+		// The clock went back since the outage began (a board without a
+		// real-time clock restarted): what it has cost is unknown, so all.
+		b.Used, b.LostAt = config.MaxHoldOnBattery, now
+		if !lost {
+			b.LostAt, b.OKSince = time.Time{}, now
+		}
+		return true
+	}
 	switch {
 	case lost && b.LostAt.IsZero():
 		if !b.OKSince.IsZero() && now.Sub(b.OKSince) >= mainsStable {
@@ -57,9 +66,7 @@ func (b *batteryBudget) mains(lost bool, now time.Time) bool {
 		}
 		b.LostAt, b.OKSince = now, time.Time{}
 	case !lost && !b.LostAt.IsZero():
-		// A clock that went back counts nothing for this outage, but
-		// keeps what was spent before.
-		b.Used = min(b.Used+max(now.Sub(b.LostAt), 0), config.MaxHoldOnBattery)
+		b.Used = min(b.Used+now.Sub(b.LostAt), config.MaxHoldOnBattery)
 		b.LostAt, b.OKSince = time.Time{}, now
 	case !lost && b.OKSince.IsZero():
 		b.OKSince = now // the first report of mains: the stable time starts

@@ -221,6 +221,19 @@ func TestBatteryBudgetSurvivesRestartAndFlap(t *testing.T) {
 			t.Fatal("mains back and stable for an hour did not refill the budget")
 		}
 	})
+	t.Run("clock went back", func(t *testing.T) {
+		clk := &fakeClock{t: start}
+		dir := t.TempDir()
+		l := started(t, clk, dir)
+		power(l, true)
+		l.flushLater()
+		clk.t = start.Add(-time.Hour) // restarted on a board without a real-time clock
+		l2 := started(t, clk, dir)
+		power(l2, true)
+		if held(l2) {
+			t.Fatal("a clock an hour behind the outage's start gave a full budget")
+		}
+	})
 	t.Run("damaged reads spent", func(t *testing.T) {
 		clk := &fakeClock{t: start}
 		dir := t.TempDir()
