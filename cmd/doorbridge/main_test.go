@@ -220,7 +220,7 @@ func TestCheckConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check-config on a valid config: %v\n%s", err, out)
 	}
-	for _, want := range []string{"fs", "fail_safe", "unlocks", "fsec", "fail_secure", "stays locked", "BROKER LOST", "POWER LOST", "FIRE ALARM"} {
+	for _, want := range []string{"fs", "fail_safe", "unlocks", "fsec", "fail_secure", "stays locked", "BROKER LOST", "POWER LOST", "FIRE ALARM", "State: /"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("check-config output lacks %q:\n%s", want, out)
 		}
