@@ -263,3 +263,17 @@ func TestVolatileStateDir(t *testing.T) {
 		t.Errorf("%s (tmpfs) not seen as volatile", dir)
 	}
 }
+
+// A state directory that cannot be used does not stop the bridge, and
+// nothing in it can be trusted: latched, lockdown on (R23).
+func TestUnusableStateDirReadsSafe(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	notADir := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := stateLoop(t, clk, notADir, nil)
+	if !l.latched || !l.lockdown {
+		t.Fatalf("unusable state_dir: latched %v, lockdown %v; want both", l.latched, l.lockdown)
+	}
+}
