@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 )
 
 // alarmValue is what an alarm source last said.
@@ -309,38 +306,4 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 		trouble = trouble || why != ""
 	}
 	return trouble
-}
-
-const latchFile = "alarm_latched"
-
-// loadLatch reads the fire release latch kept on disk (bridge.state_dir).
-func (b *Bridge) loadLatch() bool {
-	if b.cfg.Bridge.StateDir == "" {
-		return false
-	}
-	data, err := os.ReadFile(filepath.Join(b.cfg.Bridge.StateDir, latchFile))
-	if err != nil {
-		if !os.IsNotExist(err) {
-			// Unreadable state: assume the worst, the latch was set.
-			b.log.Error("cannot read latch state; assuming latched", "err", err)
-			return true
-		}
-		return false
-	}
-	return strings.TrimSpace(string(data)) == "1"
-}
-
-// saveLatch keeps the latch on disk when bridge.state_dir is set. It is also
-// kept retained on the broker (B/N/alarm/latched).
-func (b *Bridge) saveLatch(on bool) {
-	if b.cfg.Bridge.StateDir == "" {
-		return
-	}
-	v := "0\n"
-	if on {
-		v = "1\n"
-	}
-	if err := sim.WriteFileAtomic(filepath.Join(b.cfg.Bridge.StateDir, latchFile), []byte(v)); err != nil {
-		b.log.Error("cannot save latch state", "err", err)
-	}
 }

@@ -71,6 +71,7 @@ type Bridge struct {
 	wd     *watchdog
 	mq     *mqttLink
 	audit  *auditLog
+	state  *stateStore // bridge.state_dir (state.go)
 
 	snapshot atomic.Pointer[Snapshot]
 	stopped  chan struct{}
@@ -110,6 +111,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		stopped: make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log)
+	b.state = openState(cfg.Bridge.StateDir, b.log)
 	if err := b.openDrivers(opts); err != nil {
 		b.closeDrivers()
 		return nil, err

@@ -189,6 +189,7 @@ func (l *loop) onLockdown(e evMessage) {
 		}
 	}
 	l.lockdown = req == RequestLockdownOn
+	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
 	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
 	l.log.Info("lockdown", "on", l.lockdown)
 	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
@@ -245,7 +246,7 @@ func (l *loop) setLatch(on bool, why string) {
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
-	l.latchToSave = &on
+	l.saveLater(latchRecord, flag(on))
 }
 
 func (l *loop) onRepublish(e evMessage) {

@@ -40,8 +40,10 @@ type Config struct {
 type Bridge struct {
 	ID   string `koanf:"id"`
 	Name string `koanf:"name"`
-	// StateDir, when set, keeps state that must survive a restart (the fire
-	// release latch) on disk as well as retained on the broker.
+	// StateDir keeps the state that must survive a restart and a power cut
+	// (the fire release latch, lockdown, the battery budget, code lockouts,
+	// the last drill). Empty in the file, Load sets DefaultStateDir; it is
+	// empty only in a Config built in code (tests), where nothing persists.
 	StateDir string `koanf:"state_dir"`
 	// CodeHash is the default bcrypt hash of the code (PIN) that UNLOCK and
 	// OPEN require on doors without a code_hash of their own ("" = no code).

@@ -26,6 +26,14 @@ func testdata(name string) string { return filepath.Join("..", "configs", "testd
 var badConfigs = map[string]string{
 	"bad-fail-mode.yaml": `doors[0].fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`,
 
+	// A door id may not be one of the bridge's own topic leaves (issue 11 item 8).
+	"bad-door-id-alarm.yaml": `doors[1].id: "alarm" is reserved: doorbridge/test/alarm/... are the bridge's own topics, which the door's would share ` +
+		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
+	"bad-door-id-lockdown.yaml": `doors[1].id: "lockdown" is reserved: doorbridge/test/lockdown/... are the bridge's own topics, which the door's would share ` +
+		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
+	"bad-state-dir-relative.yaml": `bridge.state_dir: "state" is relative: it would depend on the directory doorbridge starts in; ` +
+		`give an absolute path (e.g. /var/lib/doorbridge), or leave it empty for the default`,
+
 	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
 	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,
 	"bad-relay-driver.yaml":     `doors[0].relay.driver: unknown driver "relays" (configured: sim, hat)`,

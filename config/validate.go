@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 		v.file = "config"
 	}
 	v.id("bridge.id", c.Bridge.ID)
+	c.validateStateDir(v)
 	c.validateCodes(v)
 	c.validateMQTT(v)
 	c.validateWatchdog(v)
@@ -152,6 +153,7 @@ func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) map[stri
 	for i, d := range c.Doors {
 		key := fmt.Sprintf("doors[%d]", i)
 		v.id(key+".id", d.ID)
+		c.validateDoorIDNotReserved(v, key+".id", d.ID)
 		if seen[d.ID] {
 			v.add(key+".id", "duplicate door id %q", d.ID)
 		}
