@@ -130,6 +130,10 @@ func (l *loop) flushLater() {
 		l.latchToSave = nil
 		l.b.saveLatch(on)
 	}
+	if l.codesToSave {
+		l.codesToSave = false
+		l.b.saveCodeState()
+	}
 	for i, f := range l.later {
 		if f == nil {
 			continue

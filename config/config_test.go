@@ -97,10 +97,11 @@ var badConfigs = map[string]string{
 	"bad-power-input-driver.yaml":     `power[0].driver: unknown driver "ups" (configured: sim)`,
 	"bad-power-input-channel.yaml":    `power[0].channel: channel "0" of driver "sim" is already used by doors[0].relay`,
 
-	"bad-no-doors.yaml":       `doors: no doors configured`,
-	"bad-alarm-payloads.yaml": `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
-	"bad-codes.yaml":          `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
-	"bad-code-hash.yaml":      `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
+	"bad-no-doors.yaml":          `doors: no doors configured`,
+	"bad-alarm-payloads.yaml":    `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
+	"bad-codes.yaml":             `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
+	"bad-codes-max-lockout.yaml": `codes.max_lockout: -1m0s must not be negative (the longest a repeated lockout lasts; 0s: no escalation beyond codes.lockout)`,
+	"bad-code-hash.yaml":         `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
 
 	// Alarm sources beyond ON/OFF: JSON values, + wildcards, heartbeat, availability.
 	"bad-alarm-topic-hash.yaml":                 `alarms[0].topic: "zigbee2mqtt/#" holds #; use + (one whole topic level) to match several devices`,
