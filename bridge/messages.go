@@ -273,10 +273,15 @@ func (l *loop) onReset(e evMessage) {
 		return
 	}
 	if string(e.payload) != "RESET" {
-		l.notice(fmt.Sprintf("reset refused: payload %q, want RESET", truncate(e.payload, 20)))
+		if l.resetRefusalReported(e.topic, rejectUnknownCommand) {
+			l.notice(fmt.Sprintf("reset refused: payload %q, want RESET", truncate(e.payload, 20)))
+		}
 		return
 	}
 	if l.alarmActive() {
+		if !l.resetRefusalReported(e.topic, "alarm_active") {
+			return
+		}
 		var active []string
 		for _, a := range l.alarms {
 			if a.active() {
@@ -298,6 +303,16 @@ func (l *loop) onReset(e evMessage) {
 	l.setLatch(false, "reset on "+e.topic)
 	l.notice("fire release reset: doors relock after relock_delay")
 	l.evaluate()
+}
+
+// resetRefusalReported reports whether a refused reset may be reported in
+// full: like rejected commands, a flood of them is summarised (rejects.go).
+func (l *loop) resetRefusalReported(topic, why string) bool {
+	full, closed := l.rejects.allow(l.now(), "reset", topic, why, l.b.topics.Error)
+	if closed != nil {
+		l.reportRejectSummary(*closed)
+	}
+	return full
 }
 
 // onLatchedRestore restores a latch kept retained on the broker. It can only
