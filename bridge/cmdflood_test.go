@@ -39,6 +39,8 @@ func (s *logSink) String() string {
 	return s.buf.String()
 }
 
+func slogTo(s *logSink) *slog.Logger { return slog.New(slog.NewTextHandler(s, nil)) }
+
 // floodHarness is a harness whose log the test reads, with audit.file set
 // to its smallest size and one rotated file.
 func floodHarness(t *testing.T, mutate func(*config.Config)) (*harness, *logSink, string) {
