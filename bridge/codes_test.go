@@ -284,3 +284,26 @@ func TestCodeNeverInOutput(t *testing.T) {
 		}
 	}
 }
+
+// A lockout survives a restart: a new Bridge on the same state_dir still
+// refuses the right code (R23).
+func TestCodeLockoutSurvivesRestart(t *testing.T) {
+	hash := codeHash(t)
+	h := newHarness(t, func(c *config.Config) {
+		sharedCode("", t.TempDir())(c)
+		c.Doors[1].CodeHash = hash
+	})
+	h.ready()
+	for range 3 {
+		h.sendCode("fsec", "1111")
+	}
+	h.stop()
+	h.start()
+	h.ready()
+	if p := h.sendCode("fsec", testCode); !strings.Contains(p, "locked out") {
+		t.Fatalf("right code after a restart during the lockout: %s", p)
+	}
+	if h.power("1") {
+		t.Fatalf("strike powered during the lockout after a restart")
+	}
+}
