@@ -113,6 +113,8 @@ var badConfigs = map[string]string{
 	"bad-alarm-json-on-equals-off.yaml":         `alarms[0].on: 1 equals off as JSON; alarm and clear must differ`,
 	"bad-alarm-on-without-json.yaml":            `alarms[0].on: on and off need value_json (the JSON path of the value); plain payloads use payload_on and payload_off`,
 	"bad-alarm-expect.yaml":                     `alarms[0].expect: -2 must be at least 1 (how many matching topics must have reported)`,
+	"bad-alarm-sources.yaml":                    `alarms[0].sources[1]: "zigbee2mqtt/hall/smoke" does not match topic "zigbee2mqtt/+": name a topic the detector publishes on (e.g. zigbee2mqtt/kitchen_smoke for zigbee2mqtt/+)`,
+	"bad-alarm-max-sources.yaml":                `alarms[0].max_sources: 3 is below the 5 sources the entry expects`,
 	"bad-alarm-expect-plain-topic.yaml":         `alarms[0].expect: 3 needs a + wildcard in topic "zigbee2mqtt/kitchen_smoke": a plain topic is one source`,
 	"bad-alarm-heartbeat-wildcard.yaml":         `alarms[0].heartbeat_topic: "ha/+/heartbeat" holds a wildcard; name the one topic the source's heartbeat arrives on`,
 	"bad-alarm-heartbeat-no-timeout.yaml":       `alarms[0].heartbeat_timeout: must be set with heartbeat_topic: how long the source may stay silent (500ms to 10s)`,
@@ -257,7 +259,7 @@ func TestDefaults(t *testing.T) {
 	def := config.Default()
 
 	wantAlarms := []config.Alarm{{Topic: "doorbridge/alarm", PayloadOn: "ON", PayloadOff: "OFF"}}
-	if !slices.Equal(cfg.Alarms, wantAlarms) {
+	if !reflect.DeepEqual(cfg.Alarms, wantAlarms) {
 		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, wantAlarms)
 	}
 	if d := cfg.Door("front"); d == nil {
@@ -307,7 +309,7 @@ doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []config.Alarm{config.DefaultAlarm("site1")}; !slices.Equal(cfg.Alarms, want) || want[0].Topic != "site1/alarm" {
+	if want := []config.Alarm{config.DefaultAlarm("site1")}; !reflect.DeepEqual(cfg.Alarms, want) || want[0].Topic != "site1/alarm" {
 		t.Errorf("alarms = %+v, want %+v on site1/alarm", cfg.Alarms, want)
 	}
 	if got := cfg.ClientID(); got != "doorbridge-home" {
@@ -321,7 +323,7 @@ doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []config.Alarm{{Topic: "panel/fire", PayloadOn: "ON", PayloadOff: "OFF"}}; !slices.Equal(cfg.Alarms, want) {
+	if want := []config.Alarm{{Topic: "panel/fire", PayloadOn: "ON", PayloadOff: "OFF"}}; !reflect.DeepEqual(cfg.Alarms, want) {
 		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, want)
 	}
 }
