@@ -61,8 +61,8 @@ type alarmSource struct {
 	// overflow counts topics turned away on this connection because
 	// values held max_sources already; while it is not 0 the entry is alarm.
 	overflow int
-	beatAt  time.Time // last heartbeat on this connection; zero: none yet
-	trouble string    // why the source is not supervised fine ("" = fine), to log changes
+	beatAt   time.Time // last heartbeat on this connection; zero: none yet
+	trouble  string    // why the source is not supervised fine ("" = fine), to log changes
 }
 
 func newAlarmSource(cfg config.Alarm) alarmSource {
