@@ -60,8 +60,9 @@ func (l *loop) onMessage(e evMessage) {
 // rejectBurst a minute per door, then in one summary per minute (rejects.go),
 // so that a flood costs no more than counting. why is one of the reject*
 // reasons (the metric's label), reason says it for people. The payload is
-// echoed without its code.
-func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, why, reason string) {
+// echoed without its code. It reports whether the rejection was reported
+// in full (anything else said about it should be too).
+func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, why, reason string) bool {
 	label := l.doorLabel(doorID)
 	l.b.m.commands.WithLabelValues(label, "rejected").Inc()
 	l.b.m.commandsRejected.WithLabelValues(label, why).Inc()
@@ -70,12 +71,13 @@ func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, w
 		l.reportRejectSummary(*closed)
 	}
 	if !full {
-		return
+		return false
 	}
 	l.afterIO(func() { l.log.Warn("command rejected", "door", doorID, "topic", topic, "reason", reason) })
 	l.record(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Cause: why, Detail: reason, Origin: "mqtt:" + topic})
 	b, _ := json.Marshal(map[string]string{"error": reason, "payload": redactPayload(payload), "topic": topic})
 	l.mq.publish(errTopic, string(b), false)
+	return true
 }
 
 // doorLabel is the door label of a command's metrics: a configured door,
@@ -254,8 +256,9 @@ func (l *loop) onLockdown(e evMessage) {
 	now := l.now()
 	for _, d := range l.b.doors {
 		if r := Refusal(d.mode, l.doorHazards(d, now), req); r != "" {
-			l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r))
-			l.notice("lockdown refused: " + r)
+			if l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r)) {
+				l.notice("lockdown refused: " + r)
+			}
 			return
 		}
 	}
