@@ -127,6 +127,10 @@ func (l *loop) afterIO(f func()) { l.later = append(l.later, f) }
 // panic handler's flush runs the rest, not that one again.
 func (l *loop) flushLater() {
 	l.flushSaves()
+	if l.codesToSave {
+		l.codesToSave = false
+		l.b.saveCodeState()
+	}
 	for i, f := range l.later {
 		if f == nil {
 			continue

@@ -66,6 +66,7 @@ type Bridge struct {
 	drivers map[string]drivers.Driver
 	doors   []*door
 	byID    map[string]*door
+	guards  map[string]*codeGuard // by code hash (codes.go)
 
 	events chan event
 	wd     *watchdog
@@ -120,6 +121,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		b.closeDrivers()
 		return nil, err
 	}
+	b.openCodeGuards()
 	// Only once every relay is off: with 256 doors, creating every door's
 	// series takes milliseconds.
 	b.m.setup(opts.Version, cfg.Doors)

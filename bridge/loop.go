@@ -62,6 +62,8 @@ type loop struct {
 	origin      string        // what triggered the current evaluation, for the audit log
 	later       []func()      // log lines and audit events held until the relays are written (audit.go)
 	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
+	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
+	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
 	drill       drillState            // release drill reminder (R20)
@@ -84,6 +86,9 @@ func newLoop(b *Bridge) *loop {
 		}
 	}
 	l.loadState() // the latch, lockdown, the battery budget (state.go)
+	if why := b.loadCodeState(l.now()); why != "" {
+		l.record(auditEvent{Kind: "code", Outcome: "locked_out", Detail: why, Origin: "startup"})
+	}
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
 	l.effective = l.computeRaw()
@@ -244,6 +249,7 @@ func (l *loop) onTick() {
 	l.retryFaults()
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
+	l.reportRejectSummaries(now)
 	l.mq.retryDropped(l.republishState)
 }
 

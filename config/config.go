@@ -52,9 +52,14 @@ type Bridge struct {
 
 // Codes limits guessing of door codes.
 type Codes struct {
-	// MaxFailures wrong codes in a row lock a door's keypad for Lockout.
+	// MaxFailures wrong codes in a row lock a code out for Lockout. Doors
+	// that share a code (bridge.code_hash) share the count.
 	MaxFailures int           `koanf:"max_failures"`
 	Lockout     time.Duration `koanf:"lockout"`
+	// MaxLockout caps the escalation: each lockout since the last right
+	// code lasts twice as long as the one before, up to this (never less
+	// than Lockout).
+	MaxLockout time.Duration `koanf:"max_lockout"`
 }
 
 // MQTT is the broker connection.
@@ -233,7 +238,7 @@ func Default() Config {
 			AlarmLatch:        true,
 			LoopTimeout:       2 * time.Second,
 		},
-		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second},
+		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second, MaxLockout: time.Hour},
 		Audit: DefaultAudit(),
 	}
 }

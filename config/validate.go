@@ -107,6 +107,9 @@ func (c *Config) validateCodes(v *validator) {
 	if c.Codes.Lockout < 0 {
 		v.add("codes.lockout", "%v must not be negative (0s turns the lockout off)", c.Codes.Lockout)
 	}
+	if c.Codes.MaxLockout < 0 {
+		v.add("codes.max_lockout", "%v must not be negative (the longest a repeated lockout lasts; 0s: no escalation beyond codes.lockout)", c.Codes.MaxLockout)
+	}
 	v.codeHash("bridge.code_hash", c.Bridge.CodeHash)
 	for i, d := range c.Doors {
 		v.codeHash(fmt.Sprintf("doors[%d].code_hash", i), d.CodeHash)
