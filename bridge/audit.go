@@ -29,6 +29,16 @@ func newAuditLog(log *slog.Logger) *auditLog {
 
 // record numbers e and writes it out. A zero e.Time is now.
 func (a *auditLog) record(e auditEvent) {
+	e = a.recordLocal(e)
+	if a.sink != nil {
+		a.sink(e)
+	}
+}
+
+// recordLocal numbers e and writes it to the log and the audit file only:
+// the watchdog and the panic paths record this way, from any goroutine,
+// without the loop or MQTT.
+func (a *auditLog) recordLocal(e auditEvent) auditEvent {
 	e.Seq = a.seq.Add(1)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -56,9 +66,7 @@ func (a *auditLog) record(e auditEvent) {
 	if a.file != nil {
 		a.file.Write(e)
 	}
-	if a.sink != nil {
-		a.sink(e)
-	}
+	return e
 }
 
 // openAuditFile opens audit.file, when set: a file that cannot be written is

@@ -41,12 +41,14 @@ func (b *Bridge) startPowerSources(ctx context.Context) error {
 			continue
 		}
 		name := pc.Name
-		go power.Watch(ctx, src, pc.PollInterval, pc.Timeout, func(s power.Status) {
-			detail := s.Detail
-			if s.Err != nil {
-				detail = s.Err.Error()
-			}
-			b.ReportPower(name, s.Lost, detail)
+		go b.guard("power "+name, func() {
+			power.Watch(ctx, src, pc.PollInterval, pc.Timeout, func(s power.Status) {
+				detail := s.Detail
+				if s.Err != nil {
+					detail = s.Err.Error()
+				}
+				b.ReportPower(name, s.Lost, detail)
+			})
 		})
 		b.log.Info("power source", "name", name, "type", pc.Type)
 	}
