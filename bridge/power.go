@@ -41,6 +41,7 @@ func (b *Bridge) startPowerSources(ctx context.Context) error {
 			continue
 		}
 		name := pc.Name
+		src = guardedSource{Source: src, b: b} // Watch polls in goroutines of its own
 		go b.guard("power "+name, func() {
 			power.Watch(ctx, src, pc.PollInterval, pc.Timeout, func(s power.Status) {
 				detail := s.Detail
@@ -53,6 +54,18 @@ func (b *Bridge) startPowerSources(ctx context.Context) error {
 		b.log.Info("power source", "name", name, "type", pc.Type)
 	}
 	return nil
+}
+
+// guardedSource is a power source whose Poll forces every relay off if it
+// panics (Bridge.guard), whichever goroutine power.Watch runs it in.
+type guardedSource struct {
+	power.Source
+	b *Bridge
+}
+
+func (s guardedSource) Poll(ctx context.Context) (bool, string, error) {
+	defer s.b.recoverFatal("power " + s.Name())
+	return s.Source.Poll(ctx)
 }
 
 // mqttPower is a power source read from an MQTT topic.
