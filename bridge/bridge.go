@@ -75,8 +75,10 @@ type Bridge struct {
 	mq        *mqttLink
 	audit     *auditLog
 
-	snapshot atomic.Pointer[Snapshot]
-	stopped  chan struct{}
+	snapshot  atomic.Pointer[Snapshot]
+	stopped   chan struct{}
+	closing   chan struct{} // closed once the relays are being closed
+	closeOnce sync.Once
 }
 
 // Open builds a bridge and, before anything touches the network, opens every
@@ -112,6 +114,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		events:    make(chan event, 1024),
 		relayNews: make(chan struct{}, 1),
 		stopped:   make(chan struct{}),
+		closing:   make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log)
 	if err := b.openDrivers(opts); err != nil {
@@ -211,6 +214,7 @@ func (b *Bridge) Close() { b.closeRelays() }
 // closeRelays stops the relay writers and closes the drivers (every relay
 // is off by then), waiting at most a second for writers still in a write.
 func (b *Bridge) closeRelays() {
+	b.closeOnce.Do(func() { close(b.closing) })
 	for _, d := range b.doors {
 		d.relay.stop()
 	}

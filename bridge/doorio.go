@@ -90,7 +90,7 @@ func (b *Bridge) reopenInput(ln *inputLine) {
 	defer t.Stop()
 	for {
 		select {
-		case <-b.stopped:
+		case <-b.closing:
 			return
 		case <-t.C:
 		}
@@ -221,19 +221,31 @@ func (l *loop) countDriverError(d *door) {
 }
 
 // inputPowerSource is a power-good input line: active while mains are good.
+// A line whose board could not be opened at start is opened by Poll (power
+// is reported lost meanwhile, after the source's timeout).
 type inputPowerSource struct {
 	name string
 	cfg  config.Line
-	in   drivers.Input
+	open func(config.Line) (drivers.Input, error)
+	in   atomic.Pointer[drivers.Input]
 }
 
 // Name implements power.Source.
-func (s inputPowerSource) Name() string { return s.name }
+func (s *inputPowerSource) Name() string { return s.name }
 
 // Poll implements power.Source. A read error is not a reading: power.Watch
 // keeps the last state and reports power lost after the source's timeout.
-func (s inputPowerSource) Poll(context.Context) (bool, string, error) {
-	v, err := s.in.Read()
+func (s *inputPowerSource) Poll(context.Context) (bool, string, error) {
+	p := s.in.Load()
+	if p == nil {
+		in, err := s.open(s.cfg)
+		if err != nil {
+			return false, "", err
+		}
+		s.in.Store(&in)
+		p = &in
+	}
+	v, err := (*p).Read()
 	if err != nil {
 		return false, "", err
 	}

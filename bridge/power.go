@@ -32,11 +32,14 @@ func (b *Bridge) startPowerSources(ctx context.Context) error {
 		case config.PowerSysfs:
 			src = power.NewSysfs(pc.Path)
 		case config.PowerInput:
-			in, err := b.openInput(pc.Line())
-			if err != nil {
-				return fmt.Errorf("power source %q: %w", pc.Name, err)
+			ps := &inputPowerSource{name: pc.Name, cfg: pc.Line(), open: b.openInput}
+			if in, err := b.openInput(pc.Line()); err != nil {
+				// Start best effort: Poll opens it later; lost meanwhile.
+				b.log.Error("power source cannot be opened: power counts as lost until it can", "source", pc.Name, "err", err)
+			} else {
+				ps.in.Store(&in)
 			}
-			src = inputPowerSource{name: pc.Name, cfg: pc.Line(), in: in}
+			src = ps
 		default:
 			continue
 		}
