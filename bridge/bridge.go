@@ -266,11 +266,11 @@ func (b *Bridge) outputOpener(slot *driverSlot, dc *config.Door) func() (drivers
 		if err != nil {
 			return nil, fmt.Errorf("relay %s/%s: %w", dc.Relay.Driver, dc.Relay.Channel, err)
 		}
-		if f, ok := drv.(drivers.Flusher); ok {
-			if err := f.Flush(); err != nil {
+		if g := slot.flusher(); g != nil {
+			if err := g.flush(); err != nil {
 				return nil, fmt.Errorf("relay %s/%s: %w", dc.Relay.Driver, dc.Relay.Channel, err)
 			}
-			return flushedOutput{Output: out, f: f}, nil
+			return flushedOutput{Output: out, g: g}, nil
 		}
 		return out, nil
 	}
@@ -284,7 +284,18 @@ type driverSlot struct {
 
 	mu     sync.Mutex
 	drv    drivers.Driver
+	fg     *flushGroup // when drv batches writes
 	closed bool
+}
+
+// flusher returns the flush group of an opened driver that batches writes.
+func (s *driverSlot) flusher() *flushGroup {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.drv.(drivers.Flusher); ok && s.fg == nil {
+		s.fg = newFlushGroup(f)
+	}
+	return s.fg
 }
 
 // get returns the driver, opening it if it is not open yet.

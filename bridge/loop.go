@@ -114,7 +114,11 @@ func (l *loop) run(ctx context.Context) error {
 			l.onTick()
 			l.feedWatchdogs()
 		}
-		l.flushLater()
+		if l.release == nil {
+			// Logs and audit events wait until the relays of a release
+			// are written (or failed: at most writeDeadline).
+			l.flushLater()
+		}
 		t.Reset(l.nextTick(lastTick).Sub(l.now()))
 	}
 }
@@ -357,6 +361,13 @@ func (l *loop) evaluate() {
 	}
 	l.trackRelease(rose, wrote, start, armed)
 	l.reportRelays()
+	if wrote && l.release != nil {
+		// The writes of a release come first: the state follows with
+		// their results (the next evaluation, from the writers' news),
+		// and shows what was written.
+		l.snapshot(now)
+		return
+	}
 	l.publishState()
 }
 

@@ -242,7 +242,48 @@ func (r *relay) stop() {
 // the writer flushes after each write, so the write is done when it returns.
 type flushedOutput struct {
 	drivers.Output
-	f drivers.Flusher
+	g *flushGroup
 }
 
-func (o flushedOutput) flush() error { return o.f.Flush() }
+func (o flushedOutput) flush() error { return o.g.flush() }
+
+// flushGroup shares one driver's flushes among its relay writers: a writer
+// waits for a flush that started after its write, and one flush serves
+// every writer waiting then (64 doors released at once: a few flushes,
+// not 64).
+type flushGroup struct {
+	f drivers.Flusher
+
+	mu                sync.Mutex
+	cond              *sync.Cond
+	started, finished uint64 // flush generations
+	running           bool
+	err               error // of the last flush
+}
+
+func newFlushGroup(f drivers.Flusher) *flushGroup {
+	g := &flushGroup{f: f}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *flushGroup) flush() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	target := g.started + 1 // the running flush may have missed this write
+	for g.finished < target {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		gen := g.started
+		g.mu.Unlock()
+		err := g.f.Flush()
+		g.mu.Lock()
+		g.running, g.finished, g.err = false, gen, err
+		g.cond.Broadcast()
+	}
+	return g.err
+}
