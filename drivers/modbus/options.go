@@ -13,13 +13,13 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultUnitID       = 1
-	DefaultSpeed        = 9600
-	DefaultTimeout      = 500 * time.Millisecond
+	DefaultUnitID  = 1
+	DefaultSpeed   = 9600
+	DefaultTimeout = 500 * time.Millisecond
 	// MaxTimeout keeps a write to a board that stopped answering well
 	// inside the 1 s release budget: the write of its own doors' off
 	// gives up then, and is retried (R22).
-	MaxTimeout = 500 * time.Millisecond
+	MaxTimeout          = 500 * time.Millisecond
 	DefaultPollInterval = 100 * time.Millisecond
 )
 
