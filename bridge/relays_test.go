@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbridge/doorbridge/audit"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
@@ -244,4 +245,28 @@ func TestPanicOutsideTheLoopForcesRelaysOff(t *testing.T) {
 		t.Fatalf("no panic reported")
 	}
 	h.waitPower("0", false, wait, "every relay is off after a panic outside the loop")
+}
+
+// The watchdog's own off writes reach the audit file while the loop is
+// still stuck, not only once it comes back.
+func TestWatchdogWritesReachTheAuditWhileTheLoopIsStuck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	h := newHarness(t, func(cfg *config.Config) { cfg.Audit.File = path })
+	h.ready()
+	release := make(chan struct{})
+	var released atomic.Bool
+	t.Cleanup(func() {
+		if !released.Swap(true) {
+			close(release)
+		}
+	})
+	h.b.events <- evFunc(func(*loop) { <-release })
+	h.waitPower("0", false, wait, "the watchdog releases the maglock")
+	testbroker.Eventually(t, wait, func() bool {
+		found := false
+		_, _ = audit.ReadAll(path, func(_ string, e audit.Event) {
+			found = found || (e.Kind == "relay" && e.Door == "fs" && e.Origin == "watchdog" && e.Energized != nil && !*e.Energized)
+		})
+		return found
+	}, "the watchdog's off write of fs in the audit file while the loop is stuck")
 }
