@@ -317,17 +317,6 @@ func (s *driverSlot) get() (drivers.Driver, error) {
 	return d, nil
 }
 
-// driver returns driver id if it is open, nil otherwise.
-func (b *Bridge) driver(id string) drivers.Driver {
-	s := b.drivers[id]
-	if s == nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.drv
-}
-
 // closeDrivers closes every opened driver, and stops the others from
 // being opened. A hung write on a sim driver ends with its Close.
 func (b *Bridge) closeDrivers() {
