@@ -557,7 +557,9 @@ func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*
 	case rose.Any():
 		l.afterWrites(rose, false, start, armed)
 	}
-	if l.release != nil && l.settled() {
+	// Every write is done or overdue within writeDeadline; the second one
+	// is a backstop (a writer that died in a panic never answers).
+	if l.release != nil && (l.settled() || time.Since(l.release.start) > 2*writeDeadline) {
 		r := l.release
 		l.release = nil
 		l.afterWrites(r.rose, true, r.start, r.armed)
