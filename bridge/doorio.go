@@ -63,7 +63,7 @@ func (b *Bridge) openDoorInputs() {
 				continue
 			}
 			ln := &inputLine{name: x.name, cfg: *x.cfg}
-			if ln.in, ln.openErr = b.openInput(*x.cfg); ln.openErr != nil {
+			if ln.in, ln.openErr = b.openDoorInput(*x.cfg); ln.openErr != nil {
 				b.log.Error("door input cannot be opened: unknown until it can", "door", d.cfg.ID, "input", x.name, "err", ln.openErr)
 				go b.guard("input "+d.cfg.ID, func() { b.reopenInput(ln) })
 			}
@@ -94,7 +94,7 @@ func (b *Bridge) reopenInput(ln *inputLine) {
 			return
 		case <-t.C:
 		}
-		if in, err := b.openInput(ln.cfg); err == nil {
+		if in, err := b.openDoorInput(ln.cfg); err == nil {
 			ln.late.Store(&in)
 			return
 		}

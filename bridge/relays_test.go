@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/doorbridge/doorbridge/audit"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
@@ -269,4 +271,61 @@ func TestWatchdogWritesReachTheAuditWhileTheLoopIsStuck(t *testing.T) {
 		})
 		return found
 	}, "the watchdog's off write of fs in the audit file while the loop is stuck")
+}
+
+// stuckDriver is a sim driver whose input reads block while stuck is set,
+// like an I2C expander on a bus held low; its inputs are not drivers.Cached.
+type stuckDriver struct {
+	*sim.Driver
+	stuck   *atomic.Bool
+	release chan struct{}
+}
+
+func (d stuckDriver) OpenInput(ch string, o drivers.InputOptions) (drivers.Input, error) {
+	in, err := d.Driver.OpenInput(ch, o)
+	return stuckInput{in: in, d: d}, err
+}
+
+type stuckInput struct {
+	in drivers.Input
+	d  stuckDriver
+}
+
+func (i stuckInput) Read() (bool, error) {
+	if i.d.stuck.Load() {
+		<-i.d.release
+	}
+	return i.in.Read()
+}
+
+// A door input on a board that hangs (listed first) does not stall the
+// loop: the healthy maglock is released by the loop, not by the watchdog.
+func TestHungInputDoesNotStallTheLoop(t *testing.T) {
+	var stuck atomic.Bool
+	bus := stuckDriver{Driver: sim.New(sim.Options{}), stuck: &stuck, release: make(chan struct{})}
+	bus.SetInput("c", false)
+	h := newHarnessWith(t, func(cfg *config.Config) {
+		maglocksFirst("hall")(cfg)
+		cfg.Drivers = append(cfg.Drivers, config.Driver{ID: "bus", Type: "sim"})
+		cfg.Doors[0].Contact = &config.Line{Driver: "bus", Channel: "c"}
+	}, func(h *harness) { h.more = map[string]drivers.Driver{"bus": bus} })
+	h.ready()
+	var released atomic.Bool
+	unstick := func() {
+		if !released.Swap(true) {
+			stuck.Store(false)
+			close(bus.release)
+		}
+	}
+	t.Cleanup(unstick)
+
+	stuck.Store(true)
+	h.c.Publish(h.alarmTopic(), "ON", true)
+	h.waitPower("0", false, wait, "the healthy maglock is released while another door's input read hangs")
+	if n := testutil.ToFloat64(h.b.m.watchdogTrips.WithLabelValues(HazardWatchdog.String())); n != 0 {
+		t.Fatalf("released by the watchdog (%v trips): the loop was stuck on the hung input", n)
+	}
+	h.c.WaitPayload(h.topic("hall", "contact"), payloadUnknown, wait)
+	unstick()
+	h.c.WaitPayload(h.topic("hall", "contact"), "OFF", wait)
 }
