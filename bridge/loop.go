@@ -107,7 +107,7 @@ func (l *loop) run(ctx context.Context) error {
 		case <-l.b.relayNews:
 			l.b.wd.checkin()
 			l.origin = "relay"
-			l.evaluate()
+			l.onRelayNews()
 		case <-t.C:
 			l.b.wd.checkin()
 			lastTick = l.now()
@@ -535,6 +535,19 @@ func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
 	d.power, d.written = st.power, true
 	l.reports = append(l.reports, relayReport{d: d, hz: d.wantHz, prevCause: d.wantPrevCause,
 		wasLocked: wasLocked, wasWritten: wasWritten, watchdog: st.watchdog, origin: d.wantOrigin})
+}
+
+// onRelayNews takes the relay writers' news. While a release is being
+// written, the loop only collects, and evaluates once every write is done
+// or failed: an evaluation per door would take the CPU from the writers.
+func (l *loop) onRelayNews() {
+	if l.release != nil && time.Since(l.release.start) <= writeDeadline {
+		l.collectRelays(l.now())
+		if !l.settled() {
+			return
+		}
+	}
+	l.evaluate()
 }
 
 // pendingRelease is a hazard's release, until its relays are written.
