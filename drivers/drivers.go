@@ -28,6 +28,14 @@ type Input interface {
 	Read() (bool, error)
 }
 
+// Cached is implemented by inputs whose Read never waits on a board: it
+// returns a value the driver already holds (a poller's cache, memory, a
+// kernel line). The bridge reads other inputs off its control loop, with a
+// deadline, so that a board that hangs cannot stall it.
+type Cached interface {
+	Cached()
+}
+
 // InputOptions are the electrical options of an input line.
 type InputOptions struct {
 	// Pull is "", "up", "down" or "none".

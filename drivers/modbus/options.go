@@ -13,9 +13,13 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultUnitID       = 1
-	DefaultSpeed        = 9600
-	DefaultTimeout      = time.Second
+	DefaultUnitID  = 1
+	DefaultSpeed   = 9600
+	DefaultTimeout = 500 * time.Millisecond
+	// MaxTimeout keeps a write to a board that stopped answering well
+	// inside the 1 s release budget: the write of its own doors' off
+	// gives up then, and is retried (R22).
+	MaxTimeout          = 500 * time.Millisecond
 	DefaultPollInterval = 100 * time.Millisecond
 )
 
@@ -60,8 +64,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("modbus: %s: unit_id %d: want 1-255", o.URL, o.UnitID)
 	case o.Speed <= 0:
 		return fmt.Errorf("modbus: %s: speed %d: want a baud rate", o.URL, o.Speed)
-	case o.Timeout < 10*time.Millisecond || o.Timeout > 30*time.Second:
-		return fmt.Errorf("modbus: %s: timeout %s: want 10ms to 30s", o.URL, o.Timeout)
+	case o.Timeout < 10*time.Millisecond || o.Timeout > MaxTimeout:
+		return fmt.Errorf("modbus: %s: timeout %s: want 10ms to %s (a door's release must fit in the 1 s budget)", o.URL, o.Timeout, MaxTimeout)
 	case o.PollInterval < 10*time.Millisecond || o.PollInterval > time.Minute:
 		return fmt.Errorf("modbus: %s: poll_interval %s: want 10ms to 1m", o.URL, o.PollInterval)
 	}
