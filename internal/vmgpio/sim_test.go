@@ -1,0 +1,5 @@
+package vmgpio
+
+import "os"
+
+func inVM() bool { return os.Getenv("DOORBRIDGE_VMGPIO") == "1" }
