@@ -81,7 +81,7 @@ done
 # The initramfs: busybox, the modules, the binaries and /init.
 IR=$CACHE/initramfs && rm -rf "$IR" && mkdir -p "$IR"/{bin,sbin,dev,proc,sys,tmp,mod,etc}
 cp /bin/busybox "$IR/bin/busybox"
-for a in sh mount mkdir cat echo ls insmod poweroff sleep ln uname dmesg; do ln -s busybox "$IR/bin/$a"; done
+for a in sh mount mkdir cat echo ls insmod poweroff sleep ln uname dmesg ifconfig; do ln -s busybox "$IR/bin/$a"; done
 case "$CONFIGFS" in
   *.ko.xz) xz -dc "$CONFIGFS" > "$IR/mod/configfs.ko" ;;
   *.ko.zst) zstd -qdc "$CONFIGFS" > "$IR/mod/configfs.ko" ;;
@@ -99,6 +99,7 @@ mount -t tmpfs none /tmp
 insmod /mod/configfs.ko
 insmod /mod/gpiosim.ko
 mount -t configfs none /sys/kernel/config
+ifconfig lo 127.0.0.1 up
 echo "vmgpio: kernel \$(uname -r), booted"
 cd /tmp
 DOORBRIDGE_VMGPIO=1 DOORBRIDGE_BIN=/bin/doorbridge /bin/vmgpio.test -test.v -test.count=1 -test.timeout=10m ${VMTEST_RUN:+-test.run '$VMTEST_RUN'}

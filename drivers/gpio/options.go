@@ -58,7 +58,7 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	lines, err := openChips(o.Chip, "doorbridge/"+id, log.With("driver", id))
+	lines, err := openChips(o.Chip, "doorbridge/"+id, log)
 	if err != nil {
 		return nil, err
 	}
@@ -73,4 +73,9 @@ func (o Options) KeepsLevelOnExit() bool { return false }
 var (
 	_ drivers.Spec        = Options{}
 	_ drivers.LevelKeeper = Options{}
+)
+
+var (
+	_ drivers.ChannelChecker = Options{}
+	_ drivers.Prober         = Options{}
 )
