@@ -44,7 +44,7 @@ func TestStartErrors(t *testing.T) {
 		want           []string
 	}{
 		{"line held by another process", "", "", true,
-			[]string{`"GPIO0" (offset 0) on ` + c.name, `busy (used by "other-daemon")`}},
+			[]string{`"GPIO0" (offset 0) on ` + c.name, `held by "other-daemon", another process or driver (gpioinfo lists who holds which line): busy`}},
 		{"missing chip", "chip: " + c.name, "chip: gpiochip9", false,
 			[]string{`chip "gpiochip9": not found (have ` + c.name + ` "doorbridge-vm"`}},
 		{"wrong line name", "channel: GPIO2,", "channel: GPIO99,", false,
@@ -84,7 +84,7 @@ func TestCheckConfigOnTarget(t *testing.T) {
 }
 
 func grepLine(out, want string) string {
-	for _, l := range strings.Split(out, "\n") {
+	for _, l := range strings.Split(strings.ReplaceAll(out, `\"`, `"`), "\n") {
 		if strings.Contains(l, want) {
 			return l
 		}
