@@ -119,3 +119,39 @@ func pullWarning(d config.Door, rel gpio.Released) string {
 	}
 	return fmt.Sprintf("door %q: relay %s: a Raspberry Pi 1-4 pulls %s %s at power-up, which switches %s relay board ON whenever nothing drives the pin (%s; %s); use a pin from %s or fit a resistor pulling it to the relay's off level", d.ID, d.Relay.Channel, d.Relay.Channel, dir, board, when, lock, other)
 }
+
+// whenBridgeDies says what a door's relay does once doorbridge is gone
+// without switching it off (a crash, a kill), as far as the config and this
+// machine tell: test-door says it instead of promising the safe state.
+func whenBridgeDies(cfg *config.Config, d *config.Door, rel gpio.Released) string {
+	var typ string
+	var spec drivers.Spec
+	for _, dc := range cfg.Drivers {
+		if dc.ID == d.Relay.Driver {
+			typ = dc.Type
+			spec, _ = drivers.Decode(dc.Type, dc.Options)
+		}
+	}
+	if k, ok := spec.(drivers.LevelKeeper); ok && k.KeepsLevelOnExit() {
+		return "the " + typ + " board keeps the relay as it was, until a hardware watchdog or the board's own timeout switches it off"
+	}
+	if typ != "gpio" {
+		return "the relay goes off"
+	}
+	if rel.Known && rel.KeepsLevel {
+		return "this kernel keeps the line as it was (" + rel.Source + "): the relay stays as it was until doorbridge restarts"
+	}
+	up, ok := gpio.PiDefaultPull(d.Relay.Channel)
+	if !ok {
+		return "the line falls to its pull: with doorbridge stopped now, check that the relay is off"
+	}
+	on := up != d.Relay.ActiveLow
+	dir, state := "down", "off"
+	if up {
+		dir = "up"
+	}
+	if on {
+		state = "ON (check-config warns)"
+	}
+	return fmt.Sprintf("the line falls to its pull (a Raspberry Pi 1-4 pulls %s %s): the relay goes %s", d.Relay.Channel, dir, state)
+}

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers/gpio"
 )
 
 // gpioConfig is a bridge with a maglock and a strike on GPIO relays.
@@ -114,5 +117,31 @@ doors:
 	want := `note: driver "board" not checked: modbus: rtu:///dev/doorbridge-no-such-tty: serial device: stat /dev/doorbridge-no-such-tty: no such file or directory (not on this machine)`
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("check-config output lacks %q:\n%s", want, out.String())
+	}
+}
+
+func TestWhenBridgeDies(t *testing.T) {
+	cfg := &config.Config{Drivers: []config.Driver{
+		{ID: "hat", Type: "gpio", Options: map[string]any{}},
+		{ID: "x", Type: "mcp23017", Options: map[string]any{"bus": "1"}},
+		{ID: "sim", Type: "sim", Options: map[string]any{}},
+	}}
+	keeps := gpio.Released{Known: true, KeepsLevel: true, Source: "P = Y"}
+	for _, tc := range []struct {
+		relay config.Line
+		rel   gpio.Released
+		want  string
+	}{
+		{config.Line{Driver: "hat", Channel: "GPIO26"}, gpio.Released{}, "the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down): the relay goes off"},
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, gpio.Released{}, "the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down): the relay goes ON (check-config warns)"},
+		{config.Line{Driver: "hat", Channel: "GPIO26"}, keeps, "this kernel keeps the line as it was (P = Y): the relay stays as it was until doorbridge restarts"},
+		{config.Line{Driver: "hat", Channel: "PA7"}, gpio.Released{}, "the line falls to its pull: with doorbridge stopped now, check that the relay is off"},
+		{config.Line{Driver: "x", Channel: "A0"}, gpio.Released{}, "the mcp23017 board keeps the relay as it was, until a hardware watchdog or the board's own timeout switches it off"},
+		{config.Line{Driver: "sim", Channel: "0"}, gpio.Released{}, "the relay goes off"},
+	} {
+		d := &config.Door{ID: "front", Relay: tc.relay}
+		if got := whenBridgeDies(cfg, d, tc.rel); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.relay, got, tc.want)
+		}
 	}
 }
