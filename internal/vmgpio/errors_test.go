@@ -36,7 +36,7 @@ func holdLine(t *testing.T, chip string, offset uint32, consumer string) {
 func TestStartErrors(t *testing.T) {
 	needVM(t)
 	c := newSimChip(t, numLines)
-	setPulls(c)
+	setPulls(c, false)
 	good := bridgeConfig(c.name)
 	for _, tc := range []struct {
 		name, from, to string

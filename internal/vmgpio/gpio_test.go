@@ -76,21 +76,28 @@ type rig struct {
 	mq   *testbroker.Client
 }
 
-// setPulls gives every line its resting level before the bridge starts: the
-// active-low relays' pins pulled up (to their off level, as the README's
-// wiring asks), power good, door closed, button up, lock sensed unlocked.
-func setPulls(c *simChip) {
+// setPulls gives every line its resting level before the bridge starts:
+// power good, door closed, button up, lock sensed unlocked, and the relay
+// pins pulled to their coil's ON level when relaysOn (the worst case: only
+// the bridge's request at the off level keeps them off), else to their off
+// level (as the README's wiring asks).
+func setPulls(c *simChip, relaysOn bool) {
 	for n := 0; n < numLines; n++ {
-		c.pull(n, n == relayBack || n == relayLab || n == inPower)
+		c.pull(n, n == inPower)
+	}
+	for _, r := range relays {
+		c.pull(r.line, off(r.activeLow) != relaysOn)
 	}
 }
 
 // off is the level of a relay line with its coil off.
 func off(activeLow bool) bool { return activeLow }
 
-// watchRelays samples every relay line until stop is called and counts the
-// samples where one read on.
-func watchRelays(c *simChip) (stop func() (samples int, bad string)) {
+// watchRelays samples every relay line until stop is called: once the kernel
+// says a line is requested as an output, it must read its off level. It
+// returns the number of samples and the first violation.
+func watchRelays(t *testing.T, c *simChip) (stop func() (samples int, bad string)) {
+	li := openLineInfo(t, c.name)
 	var (
 		quit = make(chan struct{})
 		wg   sync.WaitGroup
@@ -107,8 +114,10 @@ func watchRelays(c *simChip) (stop func() (samples int, bad string)) {
 			default:
 			}
 			for _, r := range relays {
-				if c.value(r.line) != off(r.activeLow) && bad.Load() == nil {
-					bad.Store(fmt.Sprintf("GPIO%d (%s) read on at sample %d", r.line, r.door, n.Load()))
+				// Info first: a line requested at that moment already has its
+				// requested level (OUTPUT_VALUES), so a later read must too.
+				if out, _ := li.output(r.line); out && c.value(r.line) != off(r.activeLow) && bad.Load() == nil {
+					bad.Store(fmt.Sprintf("GPIO%d (%s) requested as an output and read on at sample %d", r.line, r.door, n.Load()))
 				}
 			}
 			n.Add(1)
@@ -122,20 +131,19 @@ func watchRelays(c *simChip) (stop func() (samples int, bad string)) {
 	}
 }
 
-// startRig starts the bridge and waits until it is online, checking that no
-// relay line is ever on while the alarm is unknown. The alarm is then
-// cleared.
+// startRig starts the bridge and waits until it is online, checking that
+// every relay line is requested as an output at its off level and never on
+// while the alarm is unknown. The alarm is then cleared.
 func startRig(t *testing.T, c *simChip) *rig {
 	t.Helper()
-	stop := watchRelays(c)
+	stop := watchRelays(t, c)
 	br := startBridge(t, "run", "-c", writeConfig(t, bridgeConfig(c.name)))
 	br.waitOutput(60*time.Second, "gpio chip opened")
-	var mq *testbroker.Client
 	testbroker.Eventually(t, 60*time.Second, func() bool { return br.exited() || dialable(broker) }, "the embedded broker listens")
 	if br.exited() {
 		t.Fatalf("doorbridge exited: %v\n%s", br.err, br.out)
 	}
-	mq = testbroker.Connect(t, "tcp://"+broker, "vmtest")
+	mq := testbroker.Connect(t, "tcp://"+broker, "vmtest")
 	r := &rig{t: t, chip: c, br: br, mq: mq}
 	for _, d := range []string{"front", "back", "store", "lab"} {
 		r.state(d, "ON", "energized", "OFF")
@@ -145,12 +153,17 @@ func startRig(t *testing.T, c *simChip) *rig {
 	if bad != "" {
 		t.Fatalf("a relay was on before the alarm was known: %s", bad)
 	}
+	li := openLineInfo(t, c.name)
 	for _, rl := range relays {
+		out, consumer := li.output(rl.line)
+		if !out || consumer != "doorbridge/hat" {
+			t.Fatalf("GPIO%d (%s): requested as output %v by %q, want an output of \"doorbridge/hat\"", rl.line, rl.door, out, consumer)
+		}
 		if got := c.value(rl.line); got != off(rl.activeLow) {
 			t.Fatalf("GPIO%d (%s, active_low %v) reads %v with the alarm unknown, want its off level %v", rl.line, rl.door, rl.activeLow, got, off(rl.activeLow))
 		}
 	}
-	t.Logf("every relay line at its off level while the alarm was unknown (%d samples of all four)", samples)
+	t.Logf("every relay line requested at its off level and never on while the alarm was unknown (%d samples of all four)", samples)
 	mq.Publish("doorbridge/alarm", "OFF", true)
 	r.waitRelay(relayFront, true, "alarm clear: the maglock is powered")
 	r.waitRelay(relayBack, true, "alarm clear: the maglock is powered")
@@ -205,7 +218,7 @@ func (r *rig) event(mark int, door, kind string) {
 func TestRelaysOnRealKernel(t *testing.T) {
 	needVM(t)
 	c := newSimChip(t, numLines)
-	setPulls(c)
+	setPulls(c, true)
 	r := startRig(t, c)
 
 	t.Run("commands", func(t *testing.T) {
@@ -250,48 +263,69 @@ func TestRelaysOnRealKernel(t *testing.T) {
 		r.command("lab", "UNLOCK")
 		r.waitRelay(relayStore, true, "store UNLOCK")
 		r.waitRelay(relayLab, true, "lab UNLOCK")
+		// Copies of the bridge's line requests keep the lines at the level
+		// it last drove after it exits; the pulls (every relay ON) would
+		// hide nothing and show a missing off write.
+		release := holdRequests(t, r.br.cmd.Process.Pid)
 		r.br.signal(syscall.SIGTERM, 30*time.Second)
 		if r.br.err != nil {
 			t.Errorf("doorbridge after SIGTERM: %v", r.br.err)
 		}
 		for _, rl := range relays {
 			if got := c.value(rl.line); got != off(rl.activeLow) {
-				t.Errorf("after SIGTERM GPIO%d (%s) reads %v, want its off level %v", rl.line, rl.door, got, off(rl.activeLow))
+				t.Errorf("after SIGTERM GPIO%d (%s) was last driven %v, want its off level %v", rl.line, rl.door, got, off(rl.activeLow))
 			}
+		}
+		release()
+		for _, rl := range relays {
+			c.waitValue(rl.line, !off(rl.activeLow), 10*time.Second, "released, the line reads its pull (the relay's ON level here)")
 		}
 	})
 }
 
 // TestSIGKILLFallsBackToPull: after SIGKILL the kernel releases the lines
-// and gpio-sim, like upstream pinctrl drivers, returns each to its pull. An
-// active-low relay on a pulled-down pin is then ON (a Raspberry Pi kernel
-// instead keeps the last level: see the README's wiring section).
+// and gpio-sim, like upstream pinctrl drivers, returns each to its pull: an
+// active-low relay on a pulled-down pin is then ON. Holding copies of the
+// line requests first shows what a Raspberry Pi kernel does instead: every
+// line keeps the level last driven, energized relays stay on.
 func TestSIGKILLFallsBackToPull(t *testing.T) {
 	needVM(t)
 	c := newSimChip(t, numLines)
-	setPulls(c)
+	setPulls(c, false)
 	r := startRig(t, c)
 	r.command("store", "UNLOCK")
 	r.command("lab", "UNLOCK")
 	r.waitRelay(relayStore, true, "store UNLOCK")
 	r.waitRelay(relayLab, true, "lab UNLOCK")
+	driven := map[int]bool{}
+	for _, rl := range relays {
+		driven[rl.line] = c.value(rl.line)
+	}
 	// Driven lines ignore their pull; it decides only once released.
 	pulls := map[int]bool{relayFront: false, relayBack: true, relayStore: false, relayLab: false}
 	for n, up := range pulls {
 		c.pull(n, up)
 	}
+	release := holdRequests(t, r.br.cmd.Process.Pid)
 	r.br.signal(syscall.SIGKILL, 30*time.Second)
+	for n, v := range driven {
+		if got := c.value(n); got != v {
+			t.Errorf("killed, lines still requested (a Pi keeping outputs): GPIO%d reads %v, want the level last driven %v", n, got, v)
+		}
+	}
+	t.Logf("killed with the lines kept (as a Raspberry Pi kernel keeps them): every relay stays as driven, all four ON")
+	release()
 	for n, up := range pulls {
 		c.waitValue(n, up, 10*time.Second, "a released line reads its pull")
 	}
-	t.Logf("after SIGKILL: front/store relays off (pull-down, active high), back relay off (pull-up, active low), lab relay ON (pull-down, active low): the pull decides")
+	t.Logf("released: front/store relays off (pull-down, active high), back relay off (pull-up, active low), lab relay ON (pull-down, active low): the pull decides")
 }
 
 // TestInputsThroughKernel drives the door inputs by changing gpio-sim's pull.
 func TestInputsThroughKernel(t *testing.T) {
 	needVM(t)
 	c := newSimChip(t, numLines)
-	setPulls(c)
+	setPulls(c, false)
 	r := startRig(t, c)
 	r.state("front", "", "contact", "OFF")
 	r.state("store", "", "contact", "OFF")
