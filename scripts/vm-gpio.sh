@@ -88,6 +88,18 @@ case "$CONFIGFS" in
   *) cp "$CONFIGFS" "$IR/mod/configfs.ko" ;;
 esac
 cp "$MOD/gpiosim.ko" "$IR/mod/"
+# I2C: the character device and a stub adapter with a device at 0x20 (only
+# check-config's bus probe uses it: i2c-stub speaks SMBus, not the MCP23017's
+# plain I2C transfers).
+for m in i2c-dev i2c-stub; do
+  f=$(find "$KIMG/lib/modules/$ABI-amd64" -name "$m.ko*" | head -1)
+  case "$f" in
+    *.ko.xz) xz -dc "$f" > "$IR/mod/$m.ko" ;;
+    *.ko.zst) zstd -qdc "$f" > "$IR/mod/$m.ko" ;;
+    *.ko) cp "$f" "$IR/mod/" ;;
+    *) fail "no $m module in linux-image-$ABI-amd64" ;;
+  esac
+done
 cp "$BIN/doorbridge" "$BIN/vmgpio.test" "$IR/bin/"
 cat > "$IR/init" <<INIT
 #!/bin/sh
@@ -98,6 +110,8 @@ mount -t devtmpfs none /dev
 mount -t tmpfs none /tmp
 insmod /mod/configfs.ko
 insmod /mod/gpiosim.ko
+insmod /mod/i2c-dev.ko
+insmod /mod/i2c-stub.ko chip_addr=0x20
 mount -t configfs none /sys/kernel/config
 ifconfig lo 127.0.0.1 up
 echo "vmgpio: kernel \$(uname -r), booted"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/host/v3"
@@ -93,7 +94,8 @@ func (o Options) CheckChannel(channel string, output bool) error {
 // Probe implements drivers.Prober: the bus must exist. The chip is not
 // addressed: check-config changes nothing and reads nothing from it.
 func (o Options) Probe([]string) error {
-	if m, _ := filepath.Glob("/dev/i2c-*"); len(m) == 0 {
+	m, _ := filepath.Glob("/dev/i2c-*")
+	if len(m) == 0 {
 		return fmt.Errorf("mcp23017: bus %q: no I2C bus (/dev/i2c-*; Raspberry Pi: dtparam=i2c_arm=on, modprobe i2c-dev): %w", o.Bus, drivers.ErrNoHardware)
 	}
 	if _, err := host.Init(); err != nil {
@@ -101,7 +103,7 @@ func (o Options) Probe([]string) error {
 	}
 	bus, err := i2creg.Open(o.Bus)
 	if err != nil {
-		return fmt.Errorf("mcp23017: bus %q: %w", o.Bus, err)
+		return fmt.Errorf("mcp23017: bus %q: %w (have %s)", o.Bus, err, strings.Join(m, ", "))
 	}
 	return bus.Close()
 }

@@ -91,3 +91,27 @@ func grepLine(out, want string) string {
 	}
 	return fmt.Sprintf("(no line holds %q)", want)
 }
+
+// TestCheckConfigI2COnTarget: check-config finds the I2C bus an mcp23017
+// driver names (i2c-stub's adapter), and names a missing one.
+func TestCheckConfigI2COnTarget(t *testing.T) {
+	needVM(t)
+	cfg := func(bus string) string {
+		return writeConfig(t, fmt.Sprintf(`bridge: {id: vm}
+mqtt: {url: ""}
+drivers:
+  - {id: hat, type: mcp23017, bus: %q}
+doors:
+  - {id: front, fail_mode: fail_safe, relay: {driver: hat, channel: A0, active_low: true}}
+`, bus))
+	}
+	if code, out := run(t, "check-config", "-c", cfg("/dev/i2c-0")); code != 0 || strings.Contains(out, "not checked") {
+		t.Fatalf("check-config with the stub's bus: exit %d, want 0 and the bus checked:\n%s", code, out)
+	}
+	code, out := run(t, "check-config", "-c", cfg("/dev/i2c-5"))
+	want := `driver "hat": mcp23017: bus "/dev/i2c-5": i2creg: can't open unknown bus: "/dev/i2c-5" (have /dev/i2c-0)`
+	if code == 0 || !strings.Contains(out, want) {
+		t.Fatalf("check-config with a missing bus: exit %d, want an error holding %q:\n%s", code, want, out)
+	}
+	t.Logf("check-config with a missing bus: %s", grepLine(out, want))
+}
