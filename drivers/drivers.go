@@ -85,6 +85,10 @@ type Prober interface {
 // the driver's kind.
 var ErrNoHardware = errors.New("not on this machine")
 
+// ErrNotProbed is wrapped by Probe errors for hardware check-config does not
+// contact (a board on the network).
+var ErrNotProbed = errors.New("not checked by check-config")
+
 // ErrUnknownChannel is returned when a channel does not exist on a driver.
 var ErrUnknownChannel = errors.New("unknown channel")
 

@@ -41,8 +41,8 @@ func driverChannels(cfg *config.Config) map[string][]string {
 
 // probeHardware asks every driver that can (drivers.Prober) whether its chip,
 // bus or device exists on this machine and its channels name lines of it. It
-// returns the problems, and notes about drivers this machine has no hardware
-// for at all (checked away from the bridge).
+// returns the problems, and notes: the drivers found, and those this machine
+// has no hardware for at all (checked away from the bridge).
 func probeHardware(cfg *config.Config) (problems, notes []string) {
 	channels := driverChannels(cfg)
 	for _, dc := range cfg.Drivers {
@@ -56,10 +56,12 @@ func probeHardware(cfg *config.Config) (problems, notes []string) {
 		}
 		err = p.Probe(channels[dc.ID])
 		switch {
-		case errors.Is(err, drivers.ErrNoHardware):
+		case errors.Is(err, drivers.ErrNoHardware), errors.Is(err, drivers.ErrNotProbed):
 			notes = append(notes, fmt.Sprintf("driver %q not checked: %v", dc.ID, err))
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("driver %q: %s", dc.ID, strings.ReplaceAll(err.Error(), "\n", "; ")))
+		default:
+			notes = append(notes, fmt.Sprintf("driver %q (%s): found on this machine", dc.ID, dc.Type))
 		}
 	}
 	return problems, notes

@@ -120,7 +120,7 @@ func (o Options) CheckChannel(channel string, output bool) error {
 func (o Options) Probe([]string) error {
 	dev, ok := strings.CutPrefix(o.URL, "rtu://")
 	if !ok {
-		return nil
+		return fmt.Errorf("modbus: %s: a network board is reached only by the bridge: %w", o.URL, drivers.ErrNotProbed)
 	}
 	if _, err := os.Stat(dev); err != nil {
 		return fmt.Errorf("modbus: %s: serial device: %w (%w)", o.URL, err, drivers.ErrNoHardware)
