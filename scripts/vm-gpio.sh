@@ -81,7 +81,7 @@ done
 # The initramfs: busybox, the modules, the binaries and /init.
 IR=$CACHE/initramfs && rm -rf "$IR" && mkdir -p "$IR"/{bin,sbin,dev,proc,sys,tmp,mod,etc}
 cp /bin/busybox "$IR/bin/busybox"
-for a in sh mount mkdir cat echo ls insmod poweroff sleep ln uname dmesg ifconfig; do ln -s busybox "$IR/bin/$a"; done
+for a in sh mount mkdir cat echo ls insmod poweroff sleep ln uname dmesg ifconfig cut; do ln -s busybox "$IR/bin/$a"; done
 case "$CONFIGFS" in
   *.ko.xz) xz -dc "$CONFIGFS" > "$IR/mod/configfs.ko" ;;
   *.ko.zst) zstd -qdc "$CONFIGFS" > "$IR/mod/configfs.ko" ;;
@@ -114,7 +114,7 @@ insmod /mod/i2c-dev.ko
 insmod /mod/i2c-stub.ko chip_addr=0x20
 mount -t configfs none /sys/kernel/config
 ifconfig lo 127.0.0.1 up
-echo "vmgpio: kernel \$(uname -r), booted"
+echo "vmgpio: kernel \$(uname -r), at /init after \$(cut -d" " -f1 /proc/uptime) s of uptime"
 cd /tmp
 DOORBRIDGE_VMGPIO=1 DOORBRIDGE_BIN=/bin/doorbridge /bin/vmgpio.test -test.v -test.count=1 -test.timeout=10m ${VMTEST_RUN:+-test.run '$VMTEST_RUN'}
 echo "vmgpio: exit status \$?"
