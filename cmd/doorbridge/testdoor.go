@@ -19,6 +19,7 @@ import (
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/gpio"
 )
 
 // cmdTestDoor walks an installer through one door: what its fail mode
@@ -278,9 +279,9 @@ func (td *testDoor) meaning(p bool) string {
 
 func (td *testDoor) describe() {
 	d := td.door
-	kind := "maglock (fail-safe): a hazard, a dead bridge or a cut cable UNLOCKS it"
+	kind := "maglock (fail-safe): a hazard or a cut cable UNLOCKS it"
 	if td.mode == bridge.FailSecure {
-		kind = "electric strike (fail-secure): a hazard, a dead bridge or a cut cable leaves it LOCKED; people leave through its handle"
+		kind = "electric strike (fail-secure): a hazard or a cut cable leaves it LOCKED; people leave through its handle"
 	}
 	relay := d.Relay.Driver + "/" + d.Relay.Channel
 	if d.Relay.ActiveLow {
@@ -288,6 +289,7 @@ func (td *testDoor) describe() {
 	}
 	fmt.Fprintf(td.out, "Door %q (%s): %s, %s.\n", d.ID, d.Name, d.FailMode, kind)
 	fmt.Fprintf(td.out, "  relay %s\n", relay)
+	fmt.Fprintf(td.out, "  if doorbridge dies: %s\n", whenBridgeDies(td.cfg, d, gpio.ReleasedOutputs(sysRoot)))
 	fmt.Fprintf(td.out, "  lock power ON:  %s\n", td.meaning(true))
 	fmt.Fprintf(td.out, "  lock power OFF: %s (the safe state; the relay is off now)\n", td.meaning(false))
 	if len(td.inputs) == 0 {
