@@ -96,10 +96,19 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	name := string(pk.Connect.Username)
 	u, ok := h.users[name]
 	if ok && pk.Connect.PasswordFlag && u.verify(pk.Connect.Password) {
-		if cl.ID != h.bridgeID || name == h.bridgeUser {
+		var reason string
+		switch {
+		case cl.ID == h.bridgeID && name != h.bridgeUser:
+			reason = "the bridge's client id " + cl.ID + " is mqtt.username's only"
+		case pk.Connect.WillFlag && !h.mayPublish(name, pk.Connect.WillTopic):
+			// mochi v2.7.9 publishes a will without the acl check
+			// (mochi-mqtt/server#503): a retained will on the alarm topic
+			// would release every maglock.
+			reason = "its will's topic " + pk.Connect.WillTopic + " is not in its acl's publish"
+		default:
 			return true
 		}
-		h.log.Warn("embedded broker refused a login", "username", name, "reason", "the bridge's client id "+cl.ID+" is mqtt.username's only", "remote", cl.Net.Remote)
+		h.log.Warn("embedded broker refused a login", "username", name, "reason", reason, "remote", cl.Net.Remote)
 		return false
 	}
 	reason := "wrong password"
@@ -122,20 +131,34 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		return false
 	}
 	if write {
-		for _, p := range r.deny {
-			if topicsOverlap(p, topic) {
-				return false
-			}
-		}
-		for _, p := range r.publish {
-			if topicsOverlap(p, topic) {
-				return true
-			}
+		if h.mayPublish(string(cl.Properties.Username), topic) {
+			return true
 		}
 		h.log.Debug("embedded broker refused a publish", "username", string(cl.Properties.Username), "topic", topic)
 		return false
 	}
 	for _, p := range r.subscribe {
+		if topicsOverlap(p, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayPublish reports whether user may publish to topic: it matches one of
+// its publish patterns and none of its deny patterns. A topic with a
+// wildcard (which only a will could carry) is never allowed.
+func (h *authHook) mayPublish(user, topic string) bool {
+	r, ok := h.acl[user]
+	if !ok || topic == "" || strings.ContainsAny(topic, "+#") {
+		return false
+	}
+	for _, p := range r.deny {
+		if topicsOverlap(p, topic) {
+			return false
+		}
+	}
+	for _, p := range r.publish {
 		if topicsOverlap(p, topic) {
 			return true
 		}

@@ -202,3 +202,71 @@ func TestEmbeddedBrokerRefusesWrongBridgePassword(t *testing.T) {
 		t.Fatalf("StartEmbeddedBrokerConfig = %v, want an error containing %q", err, want)
 	}
 }
+
+// A will is a publication: mochi v2.7.9 sends it without the acl check
+// (mochi-mqtt/server#503), so a user that may publish nothing must not be
+// let in with a retained will on the alarm topic, which would release every
+// maglock and latch the release when it drops its connection. A will the
+// acl allows is let in and sent.
+func TestEmbeddedBrokerChecksWills(t *testing.T) {
+	cfg := testConfig("")
+	listen := testbroker.FreeAddr(t)
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen,
+		Users: []config.BrokerUser{
+			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
+			{Username: "homeassistant", PasswordHash: bcryptHash(t, "ha-secret-2")},
+			{Username: "mute", PasswordHash: bcryptHash(t, "mute-secret-3")},
+		},
+		ACL: []config.BrokerACL{
+			{Username: "homeassistant", Publish: []string{"db/alarm", "db/+/alarm/reset", "ha/#", "testbroker/#"}, Subscribe: []string{"#"}},
+			{Username: "mute", Publish: []string{}, Subscribe: []string{"db/+/+/state"}},
+		},
+	}
+	l := runLinked(t, cfg)
+	plain := "tcp://" + listen
+	testbroker.Eventually(t, wait, func() bool {
+		return testbroker.TryConnect(plain, "probe", testbroker.ClientOptions{Username: "homeassistant", Password: "ha-secret-2"}) == nil
+	}, "embedded broker listening on %s", listen)
+	ha := testbroker.ConnectWith(t, plain, "home-assistant", testbroker.ClientOptions{Username: "homeassistant", Password: "ha-secret-2"})
+	ha.Publish("db/alarm", "OFF", true)
+	l.waitPower("0", true, wait, "the fail-safe door locks once Home Assistant clears the alarm")
+	since := time.Now()
+
+	for _, w := range []testbroker.Will{
+		{Topic: "db/alarm", Payload: "ON", Retain: true},
+		{Topic: "db/t1/fsec/set", Payload: "UNLOCK"},
+		{Topic: "db/#", Payload: "ON", Retain: true},
+	} {
+		conn, code, err := testbroker.RawConnect(listen, "mute-client", testbroker.ClientOptions{Username: "mute", Password: "mute-secret-3"}, &w)
+		if err == nil {
+			testbroker.Drop(conn) // as the attack did: the broker sends the will
+			if code == 0 {
+				t.Errorf("a user with publish: [] logged in with a will on %s", w.Topic)
+			}
+		}
+	}
+	// Home Assistant's own will, on a topic it may publish, is let in and sent.
+	conn, code, err := testbroker.RawConnect(listen, "ha-will", testbroker.ClientOptions{Username: "homeassistant", Password: "ha-secret-2"},
+		&testbroker.Will{Topic: "ha/status", Payload: "gone"})
+	if err != nil || code != 0 {
+		t.Fatalf("a will the acl allows: code %d, %v; want accepted", code, err)
+	}
+	testbroker.Drop(conn)
+	ha.WaitPayload("ha/status", "gone", wait)
+	ha.Sync(wait)
+	for _, topic := range []string{"db/alarm", "db/t1/fsec/set"} {
+		for _, m := range ha.Messages(topic) {
+			if m.At.After(since) {
+				t.Errorf("a refused client's will was published: %s", m)
+			}
+		}
+	}
+	if !l.power("0") || l.power("1") {
+		t.Errorf("relays = fs %v, fsec %v; want the maglock locked and the strike locked by a will", l.power("0"), l.power("1"))
+	}
+	if n := l.log.count("WARN", "is not in its acl's publish"); n < 3 {
+		t.Errorf("%d refused wills logged, want 3", n)
+	}
+}
