@@ -46,7 +46,14 @@ func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedB
 }
 
 func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (*EmbeddedBroker, error) {
+	caps := mochi.NewDefaultServerCapabilities()
+	// mochi reserves a packet's declared length before reading it, the
+	// CONNECT too, before any password is checked: without a maximum, 5
+	// bytes claim 256 MB. Checked on the fixed header, before the body.
+	caps.MaximumPacketSize = MaxPacketSize
+	caps.MaximumClients = maxClients
 	srv := mochi.New(&mochi.Options{
+		Capabilities: caps,
 		InlineClient: false,
 		Logger:       log.With("component", "embedded-broker"),
 		// $SYS topics are stored retained every second without any hook,
@@ -69,6 +76,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	if eb.tcp, err = mochifix.Listen("tcp", e.Listen, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: embedded_broker.listen %s: %w", e.Listen, err)
 	}
+	eb.tcp.Limit(maxPendingLogins, connectTimeout)
 	lns := []*mochifix.Listener{eb.tcp}
 	if e.TLSListen != "" {
 		cert, err := e.EmbeddedTLSCertificate()
@@ -84,6 +92,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 			eb.tcp.CloseAll(false)
 			return nil, fmt.Errorf("embedded broker: embedded_broker.tls_listen %s: %w", e.TLSListen, err)
 		}
+		eb.tls.Limit(maxPendingLogins, connectTimeout)
 		lns = append(lns, eb.tls)
 	}
 	fail := func(err error) (*EmbeddedBroker, error) {
@@ -109,6 +118,27 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	}
 	return eb, nil
 }
+
+// What a client may make the embedded broker hold. The bridge's largest
+// message is a discovery config of about 4.4 kB (a door with every input
+// and a long name; the bridge device's own does not grow with the number
+// of doors); Home Assistant's and other integrations' configs are of the
+// same order. A client that has not logged in holds at most one packet
+// (read twice by mochi: the bytes and a copy) and mochi's per-client
+// buffers for connectTimeout, and at most maxPendingLogins of them per
+// listener: about 32 × 0.6 MB.
+const (
+	// MaxPacketSize is the largest MQTT packet the embedded broker takes
+	// (header included); a larger one costs its sender the connection.
+	MaxPacketSize = 256 << 10
+	// maxClients bounds the clients logged in at once.
+	maxClients = 256
+	// maxPendingLogins bounds, per listener, the connections that have not
+	// logged in yet; a new one closes the oldest.
+	maxPendingLogins = 32
+	// connectTimeout is how long a new connection has to log in.
+	connectTimeout = 10 * time.Second
+)
 
 // sysTopicsNever is mochi's $SYS interval, in seconds: 100 years.
 const sysTopicsNever = 100 * 365 * 24 * 3600
