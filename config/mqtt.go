@@ -465,6 +465,11 @@ func ValidFilter(f string) bool {
 	return true
 }
 
+// NoLoginWarning is logged at every start, and printed by check-config,
+// while the embedded broker has no users: loopback is not a boundary
+// between the accounts of one machine.
+const NoLoginWarning = "embedded_broker has no users, so no login: any program or account on this machine (and any container on the host's network) can unlock every door, raise or clear the fire alarm and lock down; add embedded_broker.users and an acl (logins are then required on loopback too) so that only those who hold a password can"
+
 // BrokerWarnings lists what is valid in the mqtt and embedded_broker
 // sections but deserves the installer's attention. check-config prints
 // them; the bridge logs them at start.
@@ -488,6 +493,9 @@ func (c *Config) BrokerWarnings(now time.Time) []string {
 	}
 	if m.URL == "" && len(m.URLs) == 0 {
 		e := &c.EmbeddedBroker
+		if len(e.Users) == 0 {
+			out = append(out, NoLoginWarning)
+		}
 		if len(e.Users) > 0 && !isLoopbackListen(e.Listen) {
 			out = append(out, fmt.Sprintf("embedded_broker.listen %q is not loopback: passwords cross the network in clear text; keep listen on 127.0.0.1 and serve the LAN with tls_listen", e.Listen))
 		}

@@ -137,7 +137,16 @@ func TestBrokerWarnings(t *testing.T) {
 			t.Errorf("%s: BrokerWarnings = %q, want one starting %q", tc.yaml, w, tc.want)
 		}
 	}
-	cfg, err := config.Parse("c.yaml", []byte("mqtt: {url: tcp://h:1883}"+sim))
+	// The embedded broker without users: said at every start (the bridge
+	// logs BrokerWarnings) and by check-config.
+	cfg, err := config.Parse("c.yaml", []byte(sim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.BrokerWarnings(time.Now()); len(w) != 1 || w[0] != config.NoLoginWarning {
+		t.Errorf("BrokerWarnings for the embedded broker without users = %q, want the no-login warning", w)
+	}
+	cfg, err = config.Parse("c.yaml", []byte("mqtt: {url: tcp://h:1883}"+sim))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func brokerSummary(cfg *config.Config) string {
 		if len(e.Users) > 0 {
 			return fmt.Sprintf("%s; %d user(s), login required", s, len(e.Users))
 		}
-		return s + "; no authentication (loopback only)"
+		return s + "; NO LOGIN: anyone on this machine can unlock the doors (see the warning)"
 	}
 	s := strings.Join(urls, ", ")
 	if len(urls) > 1 {
