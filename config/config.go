@@ -268,6 +268,9 @@ func (c *Config) MQTTPassword() (string, error) {
 	if c.MQTT.PasswordFile == "" {
 		return c.MQTT.Password, nil
 	}
+	if err := checkSecretMode(c.MQTT.PasswordFile); err != nil {
+		return "", fmt.Errorf("mqtt.password_file: %w", err)
+	}
 	b, err := os.ReadFile(c.MQTT.PasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("mqtt.password_file: %w", err)
