@@ -18,7 +18,7 @@ import (
 // destination are swapped for the test's. A "watcher" user that may read
 // everything (and write only testbroker/ sync markers) is appended to the
 // acl for the test's own observer.
-func exampleMosquitto(t *testing.T, users map[string]string) (*testbroker.Mosquitto, *testbroker.PKI) {
+func exampleMosquitto(t *testing.T, users map[string]string, extraACL ...string) (*testbroker.Mosquitto, *testbroker.PKI) {
 	t.Helper()
 	conf, err := os.ReadFile(filepath.Join("..", "..", "configs", "mosquitto", "mosquitto.conf"))
 	if err != nil {
@@ -32,7 +32,7 @@ func exampleMosquitto(t *testing.T, users map[string]string) (*testbroker.Mosqui
 	cert, key := pki.ServerCert("server")
 	return testbroker.StartMosquitto(t, []string{"mqtt", "tls"}, func(m *testbroker.Mosquitto) string {
 		aclPath := filepath.Join(m.Dir(), "acl")
-		testACL := string(acl) + "\n# test only\nuser watcher\ntopic read #\ntopic write testbroker/#\n"
+		testACL := string(acl) + "\n# test only\nuser watcher\ntopic read #\ntopic write testbroker/#\n" + strings.Join(extraACL, "\n")
 		if err := os.WriteFile(aclPath, []byte(testACL), 0o600); err != nil {
 			t.Fatal(err)
 		}
