@@ -481,6 +481,8 @@ func (s *hostileSite) runAttacks(t *testing.T, flood time.Duration) {
 			s.memoryAttack(t)
 		})
 	})
+	// The bridge's own password, stolen: see bridgePassword.
+	t.Run("bridge-password", func(t *testing.T) { s.bridgePassword(t) })
 	// Item 4: commands to 2000 made-up doors.
 	t.Run("metric-labels", func(t *testing.T) {
 		pendingFix(t, "4 (metric labels from configured doors only)", "cmdpath")
@@ -656,4 +658,50 @@ func TestCheckConfigSaysEmbeddedBrokerHasNoLogin(t *testing.T) {
 			t.Errorf("check-config does not say %q:\n%s", want, out)
 		}
 	}
+}
+
+// bridgePassword: a holder of the bridge's own password logs in with the
+// bridge's client id (on mosquitto every login as that user has it) and
+// publishes a door command with the right code, lockdown, the alarm, a
+// reset and a forged latch. None of them gets through: the strike never
+// unlocks, no command reaches the bridge, no alarm or lockdown is raised.
+// What it does do, and what the suite pins down as the known limit: its
+// login takes the bridge's connection over, so the bridge loses its broker
+// (a hazard) and releases the maglock until it is back.
+func (s *hostileSite) bridgePassword(t *testing.T) {
+	seq, mark := s.lastSeq(), s.watcher.Mark()
+	thief := s.client("doorbridge", "doorbridge-hz")
+	for _, p := range []struct {
+		topic, payload string
+		retain         bool
+	}{
+		{"doorbridge/hz/fsec/set", `{"action": "UNLOCK", "code": "` + hostileCode + `"}`, false},
+		{"doorbridge/hz/lockdown/set", "ON", false},
+		{"doorbridge/alarm", "ON", true},
+		{"doorbridge/hz/alarm/reset", "RESET", false},
+	} {
+		thief.Publish(p.topic, 0, p.retain, p.payload).WaitTimeout(wait)
+	}
+	thief.Disconnect(100)
+	testbroker.Eventually(t, wait, func() bool {
+		return len(s.auditSince(seq, func(e audit.Event) bool { return e.Kind == "hazard" && e.Hazard == "broker" && e.Outcome == "raised" })) > 0
+	}, "%s: the bridge lost its connection to the login with its password (the known limit)", s.name)
+	s.watcher.WaitForAfter(mark, "doorbridge/hz/availability", wait, func(m testbroker.Message) bool { return string(m.Payload) == "online" })
+	s.waitRelays(map[string]bool{"0": true, "1": false})
+	s.watcher.Sync(wait)
+	for _, e := range s.auditSince(seq, func(audit.Event) bool { return true }) {
+		switch {
+		case e.Kind == "relay" && e.Door == "fsec" && e.Energized != nil && *e.Energized:
+			t.Errorf("%s: the bridge's password unlocked the strike: %+v", s.name, e)
+		case e.Kind == "command" || e.Kind == "lockdown" || e.Kind == "reset" || (e.Kind == "hazard" && e.Hazard == "alarm" && e.Outcome == "raised" && e.Origin != "mqtt:connected"):
+			t.Errorf("%s: a publication with the bridge's password reached the bridge: %+v", s.name, e)
+		}
+	}
+	for _, m := range s.watcher.Since(mark) {
+		if m.Topic == "doorbridge/alarm" || m.Topic == "doorbridge/hz/fsec/set" || m.Topic == "doorbridge/hz/lockdown/set" {
+			t.Errorf("%s: the broker passed on a publication made with the bridge's password: %s", s.name, m)
+		}
+	}
+	s.checkRSS(t)
+	s.checkSafetyRecords(t)
 }
