@@ -18,10 +18,16 @@ import (
 // config validation keeps it on loopback; with users, every client must log
 // in and may then do only what its acl entry allows.
 type EmbeddedBroker struct {
-	srv *mochi.Server
-	tcp *mochifix.Listener
-	tls *mochifix.Listener
+	srv  *mochi.Server
+	tcp  *mochifix.Listener // nil with a socket only
+	tls  *mochifix.Listener
+	unix *mochifix.Listener
+	sock string
 }
+
+// socketMode lets the bridge's user and group connect to
+// embedded_broker.socket, and nobody else.
+const socketMode = 0o660
 
 // StartEmbeddedBroker starts mochi-mqtt without authentication on addr
 // ("127.0.0.1:0" picks a free port; Addr reports the real one).
@@ -71,29 +77,10 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	// mochifix works around mochi v2.7.9's bugs: its own listeners (no data
 	// race on accept, no deadlock on close), clients that reconnect quickly
 	// keep their subscriptions, retained messages stored without a race.
-	eb := &EmbeddedBroker{srv: srv}
-	var err error
-	if eb.tcp, err = mochifix.Listen("tcp", e.Listen, nil); err != nil {
-		return nil, fmt.Errorf("embedded broker: embedded_broker.listen %s: %w", e.Listen, err)
-	}
-	eb.tcp.Limit(maxPendingLogins, connectTimeout)
-	lns := []*mochifix.Listener{eb.tcp}
-	if e.TLSListen != "" {
-		cert, err := e.EmbeddedTLSCertificate()
-		if err != nil {
-			eb.tcp.CloseAll(false)
-			return nil, fmt.Errorf("embedded broker: %w", err)
-		}
-		eb.tls, err = mochifix.Listen("tls", e.TLSListen, &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{cert},
-		})
-		if err != nil {
-			eb.tcp.CloseAll(false)
-			return nil, fmt.Errorf("embedded broker: embedded_broker.tls_listen %s: %w", e.TLSListen, err)
-		}
-		eb.tls.Limit(maxPendingLogins, connectTimeout)
-		lns = append(lns, eb.tls)
+	eb := &EmbeddedBroker{srv: srv, sock: e.Socket}
+	lns, err := eb.listen(e)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	fail := func(err error) (*EmbeddedBroker, error) {
 		for _, l := range lns {
@@ -117,6 +104,53 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 		return fail(err)
 	}
 	return eb, nil
+}
+
+// listen opens e's listeners, each limited to maxPendingLogins connections
+// that have not logged in; on an error it closes those it opened.
+func (eb *EmbeddedBroker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
+	var lns []*mochifix.Listener
+	open := func(l *mochifix.Listener, err error, key, addr string) (*mochifix.Listener, error) {
+		if err != nil {
+			for _, l := range lns {
+				l.CloseAll(false)
+			}
+			return nil, fmt.Errorf("embedded_broker.%s %s: %w", key, addr, err)
+		}
+		l.Limit(maxPendingLogins, connectTimeout)
+		lns = append(lns, l)
+		return l, nil
+	}
+	var err error
+	if e.Listen != "" {
+		l, lerr := mochifix.Listen("tcp", e.Listen, nil)
+		if eb.tcp, err = open(l, lerr, "listen", e.Listen); err != nil {
+			return nil, err
+		}
+	}
+	if e.Socket != "" {
+		l, lerr := mochifix.ListenUnix("unix", e.Socket, socketMode)
+		if eb.unix, err = open(l, lerr, "socket", e.Socket); err != nil {
+			return nil, err
+		}
+	}
+	if e.TLSListen != "" {
+		cert, cerr := e.EmbeddedTLSCertificate()
+		if cerr != nil {
+			for _, l := range lns {
+				l.CloseAll(false)
+			}
+			return nil, cerr // names its key
+		}
+		l, lerr := mochifix.Listen("tls", e.TLSListen, &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{cert},
+		})
+		if eb.tls, err = open(l, lerr, "tls_listen", e.TLSListen); err != nil {
+			return nil, err
+		}
+	}
+	return lns, nil
 }
 
 // What a client may make the embedded broker hold. The bridge's largest
@@ -146,8 +180,13 @@ const sysTopicsNever = 100 * 365 * 24 * 3600
 // closeTimeout bounds closing a broker that failed to start.
 const closeTimeout = time.Second
 
-// Addr is the address the plain listener listens on.
-func (e *EmbeddedBroker) Addr() string { return e.tcp.Address() }
+// Addr is the address the plain listener listens on ("" without one).
+func (e *EmbeddedBroker) Addr() string {
+	if e.tcp == nil {
+		return ""
+	}
+	return e.tcp.Address()
+}
 
 // TLSAddr is the address of the TLS listener ("" without one).
 func (e *EmbeddedBroker) TLSAddr() string {
@@ -157,9 +196,14 @@ func (e *EmbeddedBroker) TLSAddr() string {
 	return e.tls.Address()
 }
 
-// URL is the tcp:// URL the bridge connects to (an unspecified listen
-// address is reached on loopback).
-func (e *EmbeddedBroker) URL() string { return "tcp://" + loopbackAddr(e.Addr()) }
+// URL is the URL the bridge connects to: the plain listener (an
+// unspecified listen address is reached on loopback), or the socket.
+func (e *EmbeddedBroker) URL() string {
+	if e.tcp == nil {
+		return "unix://" + e.sock
+	}
+	return "tcp://" + loopbackAddr(e.Addr())
+}
 
 // Close stops the broker.
 func (e *EmbeddedBroker) Close() error { return e.srv.Close() }

@@ -19,8 +19,10 @@ package mochifix
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -56,6 +58,31 @@ func Listen(id, addr string, cfg *tls.Config) (*Listener, error) {
 	}
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
+	}
+	return NewListener(id, ln), nil
+}
+
+// ListenUnix listens on a Unix socket at path with file mode perm: only
+// accounts the mode lets open it can connect. A socket left at path by an
+// earlier run is replaced; any other file there is an error.
+func ListenUnix(id, path string, perm os.FileMode) (*Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	// Created as the umask says (0600 under systemd's UMask=0077), then
+	// opened up to perm: never wider than perm in between.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, perm); err != nil {
+		_ = ln.Close()
+		return nil, err
 	}
 	return NewListener(id, ln), nil
 }
