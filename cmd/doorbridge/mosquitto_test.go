@@ -277,3 +277,38 @@ doors:
 		t.Errorf("mosquitto took the bridge's session over:\n%s", grepLines(out, "already connected"))
 	}
 }
+
+// On the shipped mosquitto config test-door's online check, which logs in
+// as mqtt.username, takes the running bridge's connection over (a client's
+// id is its user name): the broker publishes the bridge's will, "offline".
+// test-door must not take that for a stopped bridge: the bridge takes the
+// connection back, and test-door refuses.
+func TestTestDoorRefusesRunningBridgeOnExampleMosquitto(t *testing.T) {
+	pw := map[string]string{"doorbridge": "bridge-pw-1", "homeassistant": "ha-pw-2", "doorbridge-cli": "cli-pw-3", "watcher": "watch-pw-4"}
+	m, _ := exampleMosquitto(t, pw)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "bridge-password")
+	if err := os.WriteFile(pwFile, []byte(pw["doorbridge"]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	plain := "tcp://" + m.Addr("mqtt")
+	cfg := fmt.Sprintf(`bridge: {id: bin}
+mqtt: {url: %s, username: doorbridge, password_file: %s}
+http: {listen: ""}
+drivers:
+  - {id: sim, type: sim, state_file: %q}
+doors:
+  - {id: fs, name: Fire exit, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}, egress: true}
+`, plain, pwFile, filepath.Join(dir, "relays.json"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	watcher := testbroker.ConnectWith(t, plain, "watcher", testbroker.ClientOptions{Username: "watcher", Password: pw["watcher"]})
+	startBridge(t, cfgPath)
+	watcher.WaitPayload("doorbridge/bin/availability", "online", wait)
+	out, errOut, exit := runTestDoor("n\n", "-c", cfgPath, "fs")
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), `a bridge with id "bin" is online`) {
+		t.Fatalf("exit %d, want 1 and a refusal naming the running bridge:\n%s\n%s", code, out, errOut)
+	}
+}
