@@ -705,3 +705,20 @@ func (s *hostileSite) bridgePassword(t *testing.T) {
 	s.checkRSS(t)
 	s.checkSafetyRecords(t)
 }
+
+// Issue 12 item 10: docker-compose publishes plain MQTT and the HTTP API
+// (no login) on this host only, not on every interface.
+func TestComposePublishesOnLoopbackOnly(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("..", "..", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []string{"1883:1883", "9180:9180"} {
+		if !strings.Contains(string(text), `"127.0.0.1:`+port+`"`) {
+			t.Errorf("docker-compose.yml does not publish %s on 127.0.0.1 only", port)
+		}
+		if strings.Contains(string(text), `- "`+port+`"`) {
+			t.Errorf("docker-compose.yml publishes %s on every interface", port)
+		}
+	}
+}

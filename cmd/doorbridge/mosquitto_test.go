@@ -3,7 +3,9 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,6 +259,20 @@ doors:
 	}
 	if r := readRelays(t, state); !r["0"] {
 		t.Errorf("relays = %v: the maglock was released by logins with the bridge's client id", r)
+	}
+	// A packet beyond max_packet_size (1 MiB) is cut on its header, before
+	// any login: 5 bytes no longer make mosquitto wait for 256 MB.
+	raw, err := net.Dial("tcp", m.Addr("mqtt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Write([]byte{0x10, 0xff, 0xff, 0xff, 0x7f}); err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(wait))
+	if _, err := raw.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a CONNECT declaring 256 MB was not cut at once: %v", err)
 	}
 	// mosquitto 2.0 reads use_username_as_clientid per listener, and
 	// ignores it before the first: every listener of both shipped configs
