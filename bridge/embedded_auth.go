@@ -28,7 +28,16 @@ type authHook struct {
 	// The bridge's client id is its user's alone: a client that takes it
 	// over cuts the bridge's connection, which releases every maglock.
 	bridgeID, bridgeUser string
+
+	mu    sync.Mutex
+	conns map[string]int // logged-in connections per user
 }
+
+// maxConnsPerUser bounds each user's connections (the bridge's own user
+// excepted): the broker's memory, and the broker's client limit
+// (maxClients), which a single user's logins could otherwise fill, locking
+// the bridge out when it reconnects.
+const maxConnsPerUser = 16
 
 var _ mochi.Hook = (*authHook)(nil)
 
@@ -41,7 +50,7 @@ type aclRules struct {
 func newAuthHook(cfg *config.Config, log *slog.Logger) (*authHook, error) {
 	e := &cfg.EmbeddedBroker
 	h := &authHook{log: log, users: map[string]*login{}, acl: map[string]aclRules{},
-		bridgeID: cfg.ClientID(), bridgeUser: cfg.MQTT.Username}
+		bridgeID: cfg.ClientID(), bridgeUser: cfg.MQTT.Username, conns: map[string]int{}}
 	for i, u := range e.Users {
 		l := &login{hash: []byte(u.PasswordHash)}
 		if u.PasswordFile != "" {
@@ -85,9 +94,41 @@ func bridgeACL(cfg *config.Config) aclRules {
 // ID names the hook.
 func (h *authHook) ID() string { return "doorbridge-auth" }
 
-// Provides reports the hook's methods: login and ACL checks.
+// Provides reports the hook's methods: login and ACL checks, and the
+// count of each user's connections.
 func (h *authHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+	switch b {
+	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect:
+		return true
+	}
+	return false
+}
+
+// OnSessionEstablished counts a logged-in connection against its user.
+func (h *authHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.conns[string(cl.Properties.Username)]++
+}
+
+// OnDisconnect gives a logged-in connection's count back (mochi calls it
+// only for clients that got that far).
+func (h *authHook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if u := string(cl.Properties.Username); h.conns[u] > 0 {
+		h.conns[u]--
+	}
+}
+
+// atLimit reports whether user already holds maxConnsPerUser connections.
+func (h *authHook) atLimit(user string) bool {
+	if user == h.bridgeUser {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns[user] >= maxConnsPerUser
 }
 
 // OnConnectAuthenticate lets a client in only with a configured user's
@@ -100,6 +141,8 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 		switch {
 		case cl.ID == h.bridgeID && name != h.bridgeUser:
 			reason = "the bridge's client id " + cl.ID + " is mqtt.username's only"
+		case h.atLimit(name):
+			reason = fmt.Sprintf("it already has %d connections", maxConnsPerUser)
 		case pk.Connect.WillFlag && !h.mayPublish(name, pk.Connect.WillTopic):
 			// mochi v2.7.9 publishes a will without the acl check
 			// (mochi-mqtt/server#503): a retained will on the alarm topic

@@ -3,6 +3,7 @@ package bridge
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -269,4 +270,57 @@ func TestEmbeddedBrokerChecksWills(t *testing.T) {
 	if n := l.log.count("WARN", "is not in its acl's publish"); n < 3 {
 		t.Errorf("%d refused wills logged, want 3", n)
 	}
+}
+
+// One user may hold at most maxConnsPerUser connections: its logins cannot
+// fill the broker's client limit and lock the bridge out when it
+// reconnects. A connection that ends gives its place back.
+func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
+	cfg := testConfig("")
+	listen := testbroker.FreeAddr(t)
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen,
+		Users: []config.BrokerUser{
+			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
+			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
+		},
+		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eb.Close() })
+	guest := testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}
+	var held []net.Conn
+	for i := range maxConnsPerUser {
+		conn, code, err := testbroker.RawConnect(listen, fmt.Sprintf("guest-%d", i), guest, nil)
+		if err != nil || code != 0 {
+			t.Fatalf("guest connection %d: code %d, %v", i, code, err)
+		}
+		defer conn.Close()
+		held = append(held, conn)
+	}
+	if conn, code, err := testbroker.RawConnect(listen, "guest-extra", guest, nil); err == nil {
+		conn.Close()
+		if code == 0 {
+			t.Errorf("guest connection %d let in, want refused beyond %d", maxConnsPerUser+1, maxConnsPerUser)
+		}
+	}
+	// The bridge's own user is not limited by the guest's connections.
+	if err := testbroker.TryConnect(eb.URL(), cfg.ClientID(), testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"}); err != nil {
+		t.Errorf("the bridge's user refused while a guest holds %d connections: %v", maxConnsPerUser, err)
+	}
+	held[0].Close()
+	testbroker.Eventually(t, wait, func() bool {
+		conn, code, err := testbroker.RawConnect(listen, "guest-again", guest, nil)
+		if err == nil {
+			defer conn.Close()
+		}
+		return err == nil && code == 0
+	}, "a guest connection let in once another ended")
 }
