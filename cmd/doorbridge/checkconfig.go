@@ -82,14 +82,24 @@ func brokerSummary(cfg *config.Config) string {
 	urls := m.BrokerURLs()
 	if len(urls) == 0 {
 		e := &cfg.EmbeddedBroker
-		s := "embedded, listening on " + e.Listen
+		var on []string
+		if e.Listen != "" {
+			on = append(on, e.Listen)
+		}
+		if e.Socket != "" {
+			on = append(on, e.Socket+" (Unix socket, mode 0660)")
+		}
+		s := "embedded, listening on " + strings.Join(on, " and ")
 		if e.TLSListen != "" {
 			s += " and " + e.TLSListen + " (TLS)"
 		}
 		if len(e.Users) > 0 {
 			return fmt.Sprintf("%s; %d user(s), login required", s, len(e.Users))
 		}
-		return s + "; no authentication (loopback only)"
+		if e.Listen == "" {
+			return s + "; no login: the bridge's user and group can unlock the doors"
+		}
+		return s + "; NO LOGIN: anyone on this machine can unlock the doors (see the warning)"
 	}
 	s := strings.Join(urls, ", ")
 	if len(urls) > 1 {
