@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +49,7 @@ func drillLoop(t *testing.T, clk *fakeClock, stateDir string, logs *countingLog)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.link()
 	return l
@@ -103,9 +102,9 @@ func TestReleaseDrillReminder(t *testing.T) {
 	if !l.drill.last.Equal(drillAt) || l.drillOverdue(clk.t) {
 		t.Fatalf("drill not recorded: last %v, overdue %v", l.drill.last, l.drillOverdue(clk.t))
 	}
-	saved, err := os.ReadFile(filepath.Join(dir, drillFile))
-	if err != nil || strings.TrimSpace(string(saved)) != drillAt.Format(time.RFC3339) {
-		t.Fatalf("state_dir/%s = %q, %v; want %s", drillFile, saved, err, drillAt.Format(time.RFC3339))
+	saved, err := l.b.state.Load(drillRecord, nil, nil)
+	if err != nil || string(saved) != drillAt.Format(time.RFC3339) {
+		t.Fatalf("state_dir/%s = %q, %v; want %s", drillRecord, saved, err, drillAt.Format(time.RFC3339))
 	}
 	l.alarm("OFF")
 
@@ -171,6 +170,7 @@ func TestNoDrillWithoutFailSafeDoors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	if l := newLoop(b); l.drillOverdue(clk.t) {
 		t.Fatal("a drill is due on a bridge without fail-safe doors")
 	}

@@ -19,14 +19,11 @@ import (
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
-// floodJunkCommands adds junk door commands to the flood. Each rejected
-// command still costs a log line, an audit record and two publishes on this
-// branch (mqttin); their answers queue on the bridge's own connection ahead
-// of its heartbeat probe, through a broker that is saturated already, and
-// the broker hazard follows. The "cmdpath" branch makes a rejection cheap:
-// set this to true once it is merged (checked with a stand-in for it: the
-// test passes).
-const floodJunkCommands = false
+// floodJunkCommands adds junk door commands to the flood. Before cmdpath's
+// cheap rejection was merged, each rejected command cost a log line, an
+// audit record and two publishes, whose answers queued on the bridge's own
+// connection ahead of its heartbeat probe: the broker hazard followed.
+const floodJunkCommands = true
 
 // floodDuration is how long TestFloodDoesNotDelayAlarm floods: 2 s by
 // default, DOORBRIDGE_TEST_FLOOD (a Go duration, e.g. 10s) for longer.

@@ -44,9 +44,12 @@ type mqttLink struct {
 	gen      atomic.Uint64               // the latest connection paho reported up
 	queue    chan pubMsg
 	probes   chan pubMsg // heartbeat probes: sent before the queue (publisher)
-	dropped  atomic.Bool
-	done     chan struct{}
-	pubDone  chan struct{}
+	// recoverFatal, deferred by paho's callbacks, forces every relay off
+	// on a panic there (Bridge.recoverFatal); the default lets it through.
+	recoverFatal func(name string)
+	dropped      atomic.Bool
+	done         chan struct{}
+	pubDone      chan struct{}
 }
 
 // newMQTTLink prepares the connection to the brokers urls, tried in order
@@ -66,8 +69,10 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		username: cfg.MQTT.Username,
 		queue:    make(chan pubMsg, publishQueue),
 		probes:   make(chan pubMsg, 1),
-		done:     make(chan struct{}),
-		pubDone:  make(chan struct{}),
+
+		recoverFatal: func(string) {},
+		done:         make(chan struct{}),
+		pubDone:      make(chan struct{}),
 	}
 	for _, w := range cfg.BrokerWarnings(time.Now()) {
 		l.log.Warn(w)
@@ -125,6 +130,7 @@ func (l *mqttLink) track(c *watchedConn) {
 // (reported twice: the loop ignores the repeat) or a closed one (its loss is
 // already on its way: nothing to report).
 func (l *mqttLink) onConnect(paho.Client) {
+	defer l.recoverFatal("mqtt OnConnect")
 	c := l.conn.Load()
 	if c == nil || !c.live() {
 		return
@@ -145,6 +151,7 @@ func (l *mqttLink) onConnect(paho.Client) {
 // connection's router before it reconnects, and the bridge subscribes
 // only after OnConnect), so l.gen names theirs.
 func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
+	defer l.recoverFatal("mqtt message handler")
 	if topic, ok := strings.CutPrefix(msg.Topic(), oversizedTopic); ok {
 		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (bigfilter.go)
 		return

@@ -2,264 +2,87 @@ package bridge
 
 import (
 	"testing"
+	"time"
 
-	"pgregory.net/rapid"
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/policy"
 )
 
-func TestDecideTable(t *testing.T) {
-	alarm := Hazards(0).With(HazardAlarm)
-	broker := Hazards(0).With(HazardBroker)
-	many := alarm.With(HazardBroker).With(HazardStartup)
-	tests := []struct {
+// policy cannot import config: its fail mode names must still be config's.
+func TestFailModeNamesMatchConfig(t *testing.T) {
+	for _, tt := range []struct {
 		name string
-		in   Inputs
-		want Decision
-	}{
-		// No hazard: lockdown > momentary > command > locked.
-		{"fs default locked", Inputs{Mode: FailSafe}, Decision{true, "normal"}},
-		{"fsec default locked", Inputs{Mode: FailSecure}, Decision{false, "normal"}},
-		{"fs unlock", Inputs{Mode: FailSafe, Command: CommandUnlock}, Decision{false, "normal"}},
-		{"fsec unlock", Inputs{Mode: FailSecure, Command: CommandUnlock}, Decision{true, "normal"}},
-		{"fs momentary over lock", Inputs{Mode: FailSafe, Momentary: true}, Decision{false, "momentary"}},
-		{"fsec momentary over lock", Inputs{Mode: FailSecure, Momentary: true}, Decision{true, "momentary"}},
-		{"fs momentary with unlock", Inputs{Mode: FailSafe, Momentary: true, Command: CommandUnlock}, Decision{false, "momentary"}},
-		{"fsec momentary with unlock", Inputs{Mode: FailSecure, Momentary: true, Command: CommandUnlock}, Decision{true, "momentary"}},
-		{"fs lockdown over unlock", Inputs{Mode: FailSafe, Lockdown: true, Command: CommandUnlock}, Decision{true, "lockdown"}},
-		{"fsec lockdown over unlock", Inputs{Mode: FailSecure, Lockdown: true, Command: CommandUnlock}, Decision{false, "lockdown"}},
-		{"fs lockdown over momentary", Inputs{Mode: FailSafe, Lockdown: true, Momentary: true}, Decision{true, "lockdown"}},
-		{"fsec lockdown over momentary", Inputs{Mode: FailSecure, Lockdown: true, Momentary: true}, Decision{false, "lockdown"}},
-		{"fs lockdown lock", Inputs{Mode: FailSafe, Lockdown: true}, Decision{true, "lockdown"}},
-		{"fsec lockdown lock", Inputs{Mode: FailSecure, Lockdown: true}, Decision{false, "lockdown"}},
-		{"fs lockdown all", Inputs{Mode: FailSafe, Lockdown: true, Momentary: true, Command: CommandUnlock}, Decision{true, "lockdown"}},
-		{"fsec lockdown all", Inputs{Mode: FailSecure, Lockdown: true, Momentary: true, Command: CommandUnlock}, Decision{false, "lockdown"}},
-		// Hazards: power off, whatever else is asked.
-		{"fs alarm", Inputs{Mode: FailSafe, Hazards: alarm}, Decision{false, "alarm"}},
-		{"fsec alarm", Inputs{Mode: FailSecure, Hazards: alarm}, Decision{false, "alarm"}},
-		{"fs alarm over lockdown", Inputs{Mode: FailSafe, Hazards: alarm, Lockdown: true}, Decision{false, "alarm"}},
-		{"fsec alarm over momentary", Inputs{Mode: FailSecure, Hazards: alarm, Momentary: true}, Decision{false, "alarm"}},
-		{"fsec broker over unlock", Inputs{Mode: FailSecure, Hazards: broker, Command: CommandUnlock}, Decision{false, "broker"}},
-		{"fs broker", Inputs{Mode: FailSafe, Hazards: broker}, Decision{false, "broker"}},
-		{"cause order", Inputs{Mode: FailSafe, Hazards: many}, Decision{false, "alarm"}},
-		{"shutdown first", Inputs{Mode: FailSafe, Hazards: many.With(HazardShutdown)}, Decision{false, "shutdown"}},
-		{"driver alone", Inputs{Mode: FailSecure, Hazards: Hazards(0).With(HazardDriver)}, Decision{false, "driver"}},
-		// REX: a fail-safe door is released even in lockdown (no denied
-		// exit); a fail-secure door unlocks like a momentary OPEN.
-		{"fs rex", Inputs{Mode: FailSafe, Rex: true}, Decision{false, "rex"}},
-		{"fs rex over lockdown", Inputs{Mode: FailSafe, Rex: true, Lockdown: true}, Decision{false, "rex"}},
-		{"fs rex over momentary", Inputs{Mode: FailSafe, Rex: true, Momentary: true}, Decision{false, "rex"}},
-		{"fsec rex", Inputs{Mode: FailSecure, Rex: true}, Decision{true, "rex"}},
-		{"fsec lockdown over rex", Inputs{Mode: FailSecure, Rex: true, Lockdown: true}, Decision{false, "lockdown"}},
-		{"fsec rex over momentary", Inputs{Mode: FailSecure, Rex: true, Momentary: true}, Decision{true, "rex"}},
-		{"fs alarm over rex", Inputs{Mode: FailSafe, Rex: true, Hazards: alarm}, Decision{false, "alarm"}},
-		{"fsec broker over rex", Inputs{Mode: FailSecure, Rex: true, Hazards: broker}, Decision{false, "broker"}},
-	}
-	for _, tt := range tests {
-		if got := Decide(tt.in); got != tt.want {
-			t.Errorf("%s: Decide(%+v) = %+v, want %+v", tt.name, tt.in, got, tt.want)
+		mode FailMode
+	}{{config.FailSafe, FailSafe}, {config.FailSecure, FailSecure}} {
+		got, err := ParseFailMode(tt.name)
+		if err != nil || got != tt.mode || tt.mode.String() != tt.name {
+			t.Errorf("fail mode %q: parsed %v, %v; String() = %q", tt.name, got, err, tt.mode.String())
 		}
 	}
 }
 
-// TestDecideExhaustive enumerates every input and checks it against the rules
-// stated independently of Decide's code.
-func TestDecideExhaustive(t *testing.T) {
-	n := 0
-	for _, mode := range []FailMode{FailSafe, FailSecure} {
-		for hz := Hazards(0); hz < 1<<numHazards; hz++ {
-			for bits := 0; bits < 16; bits++ {
-				in := Inputs{Mode: mode, Hazards: hz, Lockdown: bits&1 != 0, Momentary: bits&2 != 0, Command: Command(bits >> 2 & 1), Rex: bits&8 != 0}
-				got := Decide(in)
-				n++
-				locked := mode.Locked(got.Power)
-				switch {
-				case hz != 0:
-					if got.Power {
-						t.Fatalf("%+v: hazard active but lock powered", in)
-					}
-					if mode == FailSecure && !locked || mode == FailSafe && locked {
-						t.Fatalf("%+v: hazard left door in the wrong state (locked=%v)", in, locked)
-					}
-				case in.Rex && mode == FailSafe:
-					if got.Power || locked || got.Cause != CauseRex {
-						t.Fatalf("%+v: REX did not release a fail-safe door (%+v)", in, got)
-					}
-				case in.Lockdown:
-					if !locked {
-						t.Fatalf("%+v: lockdown left door unlocked", in)
-					}
-				case in.Rex:
-					if locked || got.Cause != CauseRex {
-						t.Fatalf("%+v: REX did not unlock a fail-secure door (%+v)", in, got)
-					}
-				case in.Momentary:
-					if locked {
-						t.Fatalf("%+v: momentary open left door locked", in)
-					}
-				default:
-					if locked != (in.Command == CommandLock) {
-						t.Fatalf("%+v: door does not follow its command (locked=%v)", in, locked)
-					}
-				}
-			}
-		}
-	}
-	if n != 2*(1<<numHazards)*16 {
-		t.Fatalf("enumerated %d inputs", n)
+// The battery budget the loop passes is R8's: at most 10 minutes on battery.
+func TestBatteryBudgetIsR8(t *testing.T) {
+	if config.MaxHoldOnBattery <= 0 || config.MaxHoldOnBattery > policy.MaxBatteryHold {
+		t.Fatalf("config.MaxHoldOnBattery = %v, R8 allows (0, %v]", config.MaxHoldOnBattery, policy.MaxBatteryHold)
 	}
 }
 
-func genInputs() *rapid.Generator[Inputs] {
-	return rapid.Custom(func(t *rapid.T) Inputs {
-		return Inputs{
-			Mode:      FailMode(rapid.IntRange(0, 1).Draw(t, "mode")),
-			Hazards:   Hazards(rapid.IntRange(0, 1<<numHazards-1).Draw(t, "hazards")),
-			Lockdown:  rapid.Bool().Draw(t, "lockdown"),
-			Momentary: rapid.Bool().Draw(t, "momentary"),
-			Command:   Command(rapid.IntRange(0, 1).Draw(t, "command")),
-			Rex:       rapid.Bool().Draw(t, "rex"),
-		}
-	})
-}
-
-// A REX never powers a fail-safe lock, and never powers any lock while a
-// hazard is active (R1, R11).
-func TestPropertyRexNeverPowersAgainstSafety(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		in := genInputs().Draw(t, "in")
-		in.Rex = true
-		got := Decide(in)
-		if in.Mode == FailSafe && got.Power {
-			t.Fatalf("%+v: REX powered a maglock", in)
-		}
-		if in.Hazards.Any() && got.Power {
-			t.Fatalf("%+v: REX powered a lock during a hazard", in)
-		}
-		// Pressing REX only ever moves a fail-safe door towards unlocked.
-		without := in
-		without.Rex = false
-		if in.Mode == FailSafe && Decide(without).Power == false && got.Power {
-			t.Fatalf("%+v: REX locked a released door", in)
-		}
-	})
-}
-
-func TestPropertyHazardMeansPowerOff(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		in := genInputs().Draw(t, "in")
-		h := Hazard(rapid.IntRange(0, int(numHazards)-1).Draw(t, "hazard"))
-		in.Hazards = in.Hazards.With(h)
-		if Decide(in).Power {
-			t.Fatalf("hazard %v active, lock powered: %+v", h, in)
-		}
-	})
-}
-
-func TestPropertyHazardNeverUnlocksFailSecure(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		in := genInputs().Draw(t, "in")
-		in.Mode = FailSecure
-		before := Decide(Inputs{Mode: in.Mode, Lockdown: in.Lockdown, Momentary: in.Momentary, Command: in.Command, Rex: in.Rex})
-		after := Decide(in)
-		if in.Hazards.Any() && !FailSecure.Locked(after.Power) {
-			t.Fatalf("hazards %v unlocked a fail-secure door (before: %+v)", in.Hazards, before)
-		}
-		// Adding hazards never turns power on, for any door.
-		if after.Power && !before.Power {
-			t.Fatalf("hazards %v powered a lock", in.Hazards)
-		}
-	})
-}
-
-func TestPropertyFollowsCommandWithoutHazardOrLockdown(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		in := genInputs().Draw(t, "in")
-		in.Hazards, in.Lockdown, in.Momentary, in.Rex = 0, false, false, false
-		got := Decide(in)
-		if in.Mode.Locked(got.Power) != (in.Command == CommandLock) {
-			t.Fatalf("%+v: lock does not follow its command", in)
-		}
-	})
-}
-
-func TestPropertyRefusalNeverAllowsPowerDuringHazard(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		mode := FailMode(rapid.IntRange(0, 1).Draw(t, "mode"))
-		hz := Hazards(rapid.IntRange(1, 1<<numHazards-1).Draw(t, "hazards"))
-		// LOCKDOWN OFF asks for nothing new: it is tested in the table.
-		req := Request(rapid.IntRange(0, int(RequestLockdownOn)).Draw(t, "req"))
-		// The state the request would lead to once hazards clear.
-		in := Inputs{Mode: mode}
-		switch req {
-		case RequestUnlock:
-			in.Command = CommandUnlock
-		case RequestOpen:
-			in.Momentary = true
-		case RequestLockdownOn:
-			in.Lockdown = true
-		}
-		wouldPower := Decide(in).Power
-		refused := Refusal(mode, hz, req) != ""
-		if wouldPower != refused {
-			t.Fatalf("%v on %v during %v: refused=%v, would power=%v", req, mode, hz, refused, wouldPower)
-		}
-	})
-}
-
-func TestRefusalTable(t *testing.T) {
-	alarm := Hazards(0).With(HazardAlarm)
-	tests := []struct {
-		mode    FailMode
-		hz      Hazards
-		req     Request
-		refused bool
-	}{
-		{FailSafe, alarm, RequestUnlock, false}, // UNLOCK of a fail-safe door is always accepted
-		{FailSafe, alarm, RequestOpen, false},
-		{FailSafe, alarm, RequestLock, true},
-		{FailSafe, alarm, RequestLockdownOn, true},
-		{FailSafe, alarm, RequestLockdownOff, false},
-		{FailSecure, alarm, RequestUnlock, true},
-		{FailSecure, alarm, RequestOpen, true},
-		{FailSecure, alarm, RequestLock, false},
-		{FailSecure, alarm, RequestLockdownOn, false},
-		{FailSecure, 0, RequestUnlock, false},
-		{FailSafe, 0, RequestLock, false},
+// The loop applies what the policy returns: a tripped watchdog keeps a lock
+// off that the rules would power, and a hazard ends a momentary OPEN for
+// good (the rules themselves are tested in package policy).
+func TestLoopAppliesWatchdogOverrideAndMomentaryEnd(t *testing.T) {
+	cfg := testConfig("tcp://127.0.0.1:1")
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		got := Refusal(tt.mode, tt.hz, tt.req)
-		if (got != "") != tt.refused {
-			t.Errorf("Refusal(%v, %v, %v) = %q, want refused=%v", tt.mode, tt.hz, tt.req, got, tt.refused)
-		}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
+	l := newLoop(b)
+	healthy := func() {
+		l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
+		l.evaluate()
+		l.waitRelays(wait) // the relay writers write off the loop
 	}
-}
+	l.alarms[0].setPlain(alarmOff)
+	healthy()
+	clk.t = clk.t.Add(cfg.Watchdog.RelockDelay)
+	healthy()
+	fsec := b.byID["fsec"]
+	if l.effective.Any() || fsec.power {
+		t.Fatalf("not healthy and locked: hazards %v, strike powered %v", l.effective, fsec.power)
+	}
 
-func TestHazardNamesUnique(t *testing.T) {
-	seen := map[string]bool{}
-	for _, h := range AllHazards() {
-		if seen[h.String()] || h.String() == "" {
-			t.Fatalf("hazard name %q duplicated or empty", h)
-		}
-		seen[h.String()] = true
+	fsec.momentaryUntil = clk.t.Add(time.Minute)
+	healthy()
+	if !fsec.power || fsec.cause != CauseMomentary {
+		t.Fatalf("momentary OPEN: strike powered %v, cause %q", fsec.power, fsec.cause)
 	}
-	all := Hazards(1<<numHazards - 1)
-	if got := len(all.Names()); got != int(numHazards) {
-		t.Fatalf("Names() of all hazards has %d entries", got)
+	b.wd.tripped.Store(true)
+	healthy()
+	if fsec.power {
+		t.Fatalf("strike powered over the watchdog's emergency off")
 	}
-}
+	b.wd.tripped.Store(false)
+	healthy()
+	if !fsec.power {
+		t.Fatalf("strike not powered again once the watchdog let go (momentary still running)")
+	}
 
-func BenchmarkDecide256Doors(b *testing.B) {
-	doors := make([]Inputs, 256)
-	for i := range doors {
-		doors[i] = Inputs{Mode: FailMode(i % 2), Command: Command(i / 2 % 2), Momentary: i%7 == 0}
+	l.alarms[0].setPlain(alarmOn)
+	healthy()
+	if fsec.power || !fsec.momentaryUntil.IsZero() {
+		t.Fatalf("alarm: strike powered %v, momentary until %v", fsec.power, fsec.momentaryUntil)
 	}
-	b.ReportAllocs()
-	var on int
-	for b.Loop() {
-		for i := range doors {
-			if Decide(doors[i]).Power {
-				on++
-			}
-		}
+	l.alarms[0].setPlain(alarmOff)
+	healthy()
+	clk.t = clk.t.Add(cfg.Watchdog.RelockDelay)
+	healthy()
+	if l.effective.Any() || fsec.power || fsec.cause != CauseNormal {
+		t.Fatalf("after the hazard: hazards %v, strike powered %v, cause %q (a momentary OPEN never resumes)",
+			l.effective, fsec.power, fsec.cause)
 	}
-	_ = on
 }

@@ -1,16 +1,13 @@
-package bridge
+package policy
 
 // This file is the door-input logic: what a door's contact, exit button
-// (REX) and lock sense mean, given its lock. Like policy.go it is pure: a
+// (REX) and lock sense mean, given its lock. It decides the REX window that
+// feeds Inputs.Rex (R11) and the early end of a momentary OPEN. It is pure: a
 // state machine that takes one reading at a time with the time it was taken
 // and returns events and flags, so every case is a table test on a fake
-// clock. The loop feeds it and acts on the outcome (see doorio.go).
+// clock. The loop feeds it and acts on the outcome (bridge/doorio.go).
 
-import (
-	"time"
-
-	"github.com/doorbridge/doorbridge/config"
-)
+import "time"
 
 // Sense is one reading of an input, after active_low is applied.
 type Sense uint8
@@ -54,6 +51,10 @@ type DoorInputTimes struct {
 	UnlockTime time.Duration
 	// HeldOpenTime: how long the door may stand open before it is held open.
 	HeldOpenTime time.Duration
+	// LockSenseDelay: how long a fail-safe lock may still be sensed locked
+	// after its power went off before that is a release failure (R16;
+	// config.LockSenseDelay).
+	LockSenseDelay time.Duration
 }
 
 // DoorInputSample is one reading of a door's inputs and what the loop knows
@@ -198,7 +199,7 @@ func (s *DoorInputs) Step(in DoorInputSample) DoorInputOutcome {
 		switch {
 		case in.Power || in.LockSense == SenseInactive:
 			s.releaseFailure = false
-		case in.LockSense == SenseActive && !s.releaseFailure && now.Sub(s.powerOffSince) > config.LockSenseDelay:
+		case in.LockSense == SenseActive && !s.releaseFailure && now.Sub(s.powerOffSince) > s.t.LockSenseDelay:
 			s.releaseFailure = true
 			out.Events = append(out.Events, EventReleaseFailure)
 		}

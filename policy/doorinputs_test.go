@@ -1,4 +1,4 @@
-package bridge
+package policy
 
 import (
 	"slices"
@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// step is one reading in a door-input scenario: advance the fake clock by
+// step is one reading in a door-input scenario: advance the time by
 // dt, take the reading, and compare what it means.
 type step struct {
 	dt time.Duration
-	in DoorInputSample // Now is set from the clock
+	in DoorInputSample // Now is set by the test
 
 	events []string // exactly these events (nil: none)
 	rex    bool
@@ -52,7 +52,8 @@ func fsecLocked(c Sense) DoorInputSample {
 func with(s DoorInputSample, f func(*DoorInputSample)) DoorInputSample { f(&s); return s }
 
 func TestDoorInputs(t *testing.T) {
-	fsTimes := DoorInputTimes{Mode: FailSafe, RexTime: 30 * time.Second, UnlockTime: 5 * time.Second, HeldOpenTime: 30 * time.Second}
+	fsTimes := DoorInputTimes{Mode: FailSafe, RexTime: 30 * time.Second, UnlockTime: 5 * time.Second, HeldOpenTime: 30 * time.Second,
+		LockSenseDelay: 2 * time.Second}
 	fsecTimes := fsTimes
 	fsecTimes.Mode = FailSecure
 	ms := time.Millisecond
@@ -243,12 +244,12 @@ func TestDoorInputs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+			now := time.Unix(1_800_000_000, 0)
 			m := NewDoorInputs(tt.times)
 			for i, st := range tt.steps {
-				clk.t = clk.t.Add(st.dt)
+				now = now.Add(st.dt)
 				in := st.in
-				in.Now = clk.Now()
+				in.Now = now
 				got := m.Step(in)
 				if !slices.Equal(got.Events, st.events) || got.Rex != st.rex || got.EndMomentary != st.end || flags(got) != st.flags {
 					t.Fatalf("step %d (%+v):\n got events %v rex %v end %v flags %q\nwant events %v rex %v end %v flags %q",
