@@ -42,8 +42,11 @@ import (
 // new connection, starts every alarm and power source unknown (alarm and
 // lost) until its retained value comes again.
 const (
-	safetyQueueLen = 4096
-	otherQueueLen  = 1024
+	// Each queue is bounded in messages and in bytes (payload and topic):
+	// a burst of small commands queues, a few large messages fill it.
+	safetyQueueLen = 8192
+	otherQueueLen  = 8192
+	queueBytes     = 4 << 20
 	// maxInbound bounds a message's payload. Home Assistant discovery
 	// configs are the largest the bridge reads (a few kB); alarm and power
 	// values are tiny. Larger messages are dropped in the router callback,
@@ -65,7 +68,8 @@ type inbound struct {
 	log      *slog.Logger
 	overflow func(gen uint64) // a safety message was lost: drop that connection
 
-	seq        atomic.Uint64 // numbers messages in broker order
+	seq        atomic.Uint64   // numbers messages in broker order
+	used       [2]atomic.Int64 // bytes queued: safety, other
 	dropMu     sync.Mutex
 	dropLogged time.Time
 	dropCount  int
@@ -102,21 +106,44 @@ func (in *inbound) deliver(gen uint64, topic string, payload []byte, retained bo
 	// paho hands over a payload it never touches again: no copy needed.
 	e := evMessage{gen: gen, seq: in.seq.Add(1), safety: safety, topic: topic, payload: payload, retained: retained}
 	if safety {
-		select {
-		case in.safety <- e:
-		default:
+		if !in.push(in.safety, &in.used[0], e) {
 			in.m.mqttDropped.WithLabelValues(dropQueueFull, queueSafety).Inc()
 			in.overflow(gen)
 		}
 		return
 	}
-	select {
-	case in.other <- e:
-	default:
+	if !in.push(in.other, &in.used[1], e) {
 		in.m.mqttDropped.WithLabelValues(dropQueueFull, queueOther).Inc()
 		if in.isCmd(topic) {
 			in.droppedCommand(topic)
 		}
+	}
+}
+
+func msgBytes(e evMessage) int64 { return int64(len(e.payload) + len(e.topic)) }
+
+// push queues e on q unless q is full, in messages or in bytes.
+func (in *inbound) push(q chan evMessage, used *atomic.Int64, e evMessage) bool {
+	n := msgBytes(e)
+	if used.Add(n) > queueBytes {
+		used.Add(-n)
+		return false
+	}
+	select {
+	case q <- e:
+		return true
+	default:
+		used.Add(-n)
+		return false
+	}
+}
+
+// taken gives back the bytes of a message the loop took from its queue.
+func (in *inbound) taken(e evMessage) {
+	if e.safety {
+		in.used[0].Add(-msgBytes(e))
+	} else {
+		in.used[1].Add(-msgBytes(e))
 	}
 }
 

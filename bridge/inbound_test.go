@@ -270,6 +270,23 @@ func TestInboundBoundsAndSizes(t *testing.T) {
 	if len(in.other) != otherQueueLen || count(dropQueueFull, queueOther) != 5 {
 		t.Fatalf("other queue: %d queued, %d dropped; want %d and 5", len(in.other), count(dropQueueFull, queueOther), otherQueueLen)
 	}
+	for len(in.other) > 0 {
+		l.onQueued(<-in.other)
+	}
+	// In bytes too: 4 MiB of 60 KiB messages is 68 of them.
+	chunk := make([]byte, 60<<10)
+	for range 100 {
+		in.deliver(1, "homeassistant/device/x/config", chunk, true)
+	}
+	if n := len(in.other); n < 60 || n > 70 {
+		t.Fatalf("%d messages of 60 KiB queued; want the queue bounded near %d bytes", n, queueBytes)
+	}
+	for len(in.other) > 0 {
+		l.onQueued(<-in.other)
+	}
+	if in.used[1].Load() != 0 {
+		t.Fatalf("%d bytes still counted in an empty queue", in.used[1].Load())
+	}
 	for range safetyQueueLen + 1 {
 		in.deliver(7, l.b.cfg.Alarms[0].Topic, []byte("OFF"), false)
 	}

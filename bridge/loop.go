@@ -186,6 +186,7 @@ func (l *loop) handle(ev event) {
 // onQueued handles a message from the inbound queues: only one of the
 // current connection counts (a later connection starts from scratch).
 func (l *loop) onQueued(e evMessage) {
+	l.b.in.taken(e)
 	if e.gen != l.gen {
 		return
 	}
