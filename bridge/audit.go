@@ -21,6 +21,8 @@ type auditLog struct {
 	seq  atomic.Uint64
 	sink func(auditEvent) // optional: MQTT publisher
 	file *audit.Writer    // optional: audit.file
+	// recent keeps the last events for the web console (console.go).
+	recent recentLog
 }
 
 func newAuditLog(log *slog.Logger) *auditLog {
@@ -53,6 +55,7 @@ func (a *auditLog) record(e auditEvent) {
 		attrs = append(attrs, "origin", e.Origin)
 	}
 	a.log.Info("audit", attrs...)
+	a.recent.add(e)
 	if a.file != nil {
 		a.file.Write(e)
 	}

@@ -153,7 +153,7 @@ func (e *EmbeddedBroker) UserACL(name string) *BrokerACL {
 }
 
 // secretKeys are config keys whose values never appear in messages.
-var secretKeys = []string{"password", "password_hash"}
+var secretKeys = []string{"password", "password_hash", "console_password_hash"}
 
 // isSecretKey reports whether a config key ("mqtt.password") holds a secret.
 func isSecretKey(key string) bool {

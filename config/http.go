@@ -1,0 +1,59 @@
+package config
+
+import (
+	"net"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// http.console values.
+const (
+	ConsoleOff      = "off"
+	ConsoleReadOnly = "read_only"
+	ConsoleOn       = "on"
+)
+
+// ConsoleEnabled reports whether the web console is served.
+func (h HTTP) ConsoleEnabled() bool { return h.Console == ConsoleReadOnly || h.Console == ConsoleOn }
+
+// TLS reports whether the listener serves HTTPS.
+func (h HTTP) TLS() bool { return h.TLSCertFile != "" }
+
+func (c *Config) validateHTTP(v *validator) {
+	h := c.HTTP
+	switch h.Console {
+	case ConsoleOff, ConsoleReadOnly, ConsoleOn:
+	default:
+		v.add("http.console", "%q is not a console mode (valid: off, read_only, on)", h.Console)
+		return
+	}
+	if (h.TLSCertFile == "") != (h.TLSKeyFile == "") {
+		if h.TLSCertFile == "" {
+			v.add("http.tls_cert_file", "must be set with http.tls_key_file (HTTPS needs the certificate and its key)")
+		} else {
+			v.add("http.tls_key_file", "must be set with http.tls_cert_file (HTTPS needs the certificate and its key)")
+		}
+	}
+	if h.ConsolePasswordHash != "" {
+		if _, err := bcrypt.Cost([]byte(h.ConsolePasswordHash)); err != nil {
+			v.add("http.console_password_hash", "is not a bcrypt hash (make one with: doorbridge hash-password)")
+			return
+		}
+	}
+	if h.Console != ConsoleOn {
+		if h.ConsolePasswordHash != "" || h.ConsoleViewWithoutLogin {
+			v.add("http.console", "is %q, but a console login is configured; set console: on to use it", h.Console)
+		}
+		return
+	}
+	switch {
+	case h.Listen == "":
+		v.add("http.console", "is on, but http.listen is empty: the console is served on http.listen")
+	case h.ConsolePasswordHash == "":
+		v.add("http.console_password_hash", "must be set with console: on (make one with: doorbridge hash-password); for viewing only, use console: read_only")
+	case !h.TLS() && !isLoopbackListen(h.Listen):
+		if _, _, err := net.SplitHostPort(h.Listen); err == nil {
+			v.add("http.listen", "%q is not loopback: the console password would cross the network in clear text; set http.tls_cert_file and http.tls_key_file, or keep listen on 127.0.0.1", h.Listen)
+		}
+	}
+}
