@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -128,7 +129,7 @@ func (l *loop) consoleView() *ConsoleView {
 		v.DrillTopic = a.Topic
 	}
 	if !l.raw.Any() && l.effective.Any() && !l.healthySince.IsZero() {
-		v.RelockIn = max(0, (l.b.cfg.Watchdog.RelockDelay - now.Sub(l.healthySince)).Seconds())
+		v.RelockIn = math.Ceil(max(0, (l.b.cfg.Watchdog.RelockDelay - now.Sub(l.healthySince)).Seconds()))
 	}
 	for i := range l.alarms {
 		v.Alarms = append(v.Alarms, l.consoleAlarm(&l.alarms[i], now))
@@ -212,7 +213,7 @@ func (l *loop) consoleDoor(d *door, now time.Time) ConsoleDoor {
 		}
 	}
 	if now.Before(d.lockedOut) {
-		c.LockedOut = d.lockedOut.Sub(now).Seconds()
+		c.LockedOut = math.Ceil(d.lockedOut.Sub(now).Seconds())
 	}
 	for _, req := range []Request{RequestLock, RequestUnlock, RequestOpen} {
 		if r := Refusal(d.mode, hz, req); r != "" {
@@ -472,3 +473,6 @@ func (b *Bridge) Doors() []string {
 	}
 	return ids
 }
+
+// AuditSeq is the sequence number of the latest audit event.
+func (b *Bridge) AuditSeq() uint64 { return b.audit.seq.Load() }
