@@ -39,6 +39,7 @@ type env struct {
 	sim    *sim.Driver
 	b      *bridge.Bridge
 	url    string // http://127.0.0.1:port
+	stop   func() // stops the bridge and its listener
 }
 
 func hash(t testing.TB, s string) string {
@@ -99,6 +100,7 @@ func newEnv(t *testing.T, mode string) *env {
 		t.Fatalf("Serve: %v", err)
 	}
 	e.url = "http://" + addr
+	e.stop = cancel
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -54,8 +54,10 @@ $('filter').addEventListener('change', loadEvents);
 function start() {
   $('main').hidden = false;
   if (es) return;
+  // The first view by a plain request: the stream may take a moment to open.
+  api('/console/api/view').then((v) => { if (!view) render({view: v, audit_seq: -2}); }, () => {});
   es = new EventSource('/console/api/stream');
-  es.addEventListener('state', (m) => { lastSeen = Date.now(); render(JSON.parse(m.data)); });
+  es.addEventListener('state', (m) => { lastSeen = Date.now(); liveness(); render(JSON.parse(m.data)); });
   es.addEventListener('ping', () => { lastSeen = Date.now(); });
   es.onerror = () => { lastSeen = 0; liveness(); };
   setInterval(liveness, 500);
@@ -121,7 +123,7 @@ function doorActions(d) {
   for (const req of ['LOCK', 'UNLOCK', 'OPEN']) {
     const refusal = d.refusals && d.refusals[req];
     if (refusal) {
-      box.append(el('div', {className: 'why', textContent: req + ' not offered: ' + refusal}));
+      box.append(el('div', {className: 'why', textContent: refusal}));
       continue;
     }
     box.append(el('button', {textContent: req, name: req, onclick: () => {
@@ -151,8 +153,9 @@ function renderBridge(v) {
   if (canAct) {
     if (v.latched) acts.append(v.reset_refusal ? el('div', {className: 'why', textContent: 'Reset not offered: ' + v.reset_refusal}) : button('Reset fire release', {kind: 'reset'}));
     const ld = v.lockdown ? ['End lockdown', 'OFF', v.lockdown_off_refusal] : ['Start lockdown', 'ON', v.lockdown_on_refusal];
-    acts.append(ld[2] ? el('div', {className: 'why', textContent: ld[0] + ' not offered: ' + ld[2]}) : button(ld[0], {kind: 'lockdown', request: ld[1]}));
-    if (v.drill_topic) acts.append(button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), button('End drill (alarm off)', {kind: 'drill', request: 'OFF'}));
+    acts.append(ld[2] ? el('div', {className: 'why', textContent: ld[0] + ' not offered (' + ld[2] + ')'}) : button(ld[0], {kind: 'lockdown', request: ld[1]}));
+    if (v.drill_topic && v.link !== 'healthy') acts.append(el('div', {className: 'why', textContent: 'Drill not offered: the broker link is down, the alarm cannot be published'}));
+    else if (v.drill_topic) acts.append(button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), button('End drill (alarm off)', {kind: 'drill', request: 'OFF'}));
   }
   c.replaceChildren(dl, acts);
 }
