@@ -120,6 +120,9 @@ type HTTP struct {
 	// ConsoleViewWithoutLogin lets anyone who reaches the listener see the
 	// status and events of a console that is on; actions still need the login.
 	ConsoleViewWithoutLogin bool `koanf:"console_view_without_login"`
+	// ConsoleURL is the address people open the console at, for Home
+	// Assistant's link to it ("": http(s)://<listen>/ when listen names a host).
+	ConsoleURL string `koanf:"console_url"`
 	// TLSCertFile and TLSKeyFile serve the listener over HTTPS.
 	TLSCertFile string `koanf:"tls_cert_file"`
 	TLSKeyFile  string `koanf:"tls_key_file"`

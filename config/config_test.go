@@ -87,6 +87,7 @@ var badConfigs = map[string]string{
 	"bad-http-console-lan.yaml":             `http.listen: "0.0.0.0:9180" is not loopback: the console password would cross the network in clear text; set http.tls_cert_file and http.tls_key_file, or keep listen on 127.0.0.1`,
 	"bad-http-tls-no-key.yaml":              `http.tls_key_file: must be set with http.tls_cert_file (HTTPS needs the certificate and its key)`,
 	"bad-http-console-login-read-only.yaml": `http.console: is "read_only", but a console login is configured; set console: on to use it`,
+	"bad-http-console-url.yaml":             `http.console_url: "doors.lan:9180" is not an http:// or https:// URL with a host (e.g. https://doors.lan:9180/)`,
 	"bad-embedded-tls-no-cert.yaml":         `embedded_broker.cert_file: must be set with embedded_broker.tls_listen (the broker's certificate)`,
 	"bad-embedded-cert-no-tls-listen.yaml":  `embedded_broker.cert_file: is set, but embedded_broker.tls_listen is empty; set tls_listen to serve TLS`,
 	"bad-embedded-user-no-password.yaml":    `embedded_broker.users[1].password_hash: set password_hash (bcrypt) or password_file: a user without a password could not log in`,

@@ -2,6 +2,8 @@ package config
 
 import (
 	"net"
+	"net/url"
+	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -19,8 +21,35 @@ func (h HTTP) ConsoleEnabled() bool { return h.Console == ConsoleReadOnly || h.C
 // TLS reports whether the listener serves HTTPS.
 func (h HTTP) TLS() bool { return h.TLSCertFile != "" }
 
+// PublicConsoleURL is where the console is reached, for Home Assistant's
+// configuration_url: "" when the console is off, or when listen is every
+// address (:9180, 0.0.0.0:9180) and console_url does not say which one.
+func (h HTTP) PublicConsoleURL() string {
+	if !h.ConsoleEnabled() {
+		return ""
+	}
+	if h.ConsoleURL != "" {
+		return h.ConsoleURL
+	}
+	host, _, err := net.SplitHostPort(h.Listen)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		return ""
+	}
+	scheme := "http"
+	if h.TLS() {
+		scheme = "https"
+	}
+	return scheme + "://" + h.Listen + "/"
+}
+
 func (c *Config) validateHTTP(v *validator) {
 	h := c.HTTP
+	if h.ConsoleURL != "" {
+		u, err := url.Parse(h.ConsoleURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(h.ConsoleURL, " \t") {
+			v.add("http.console_url", "%q is not an http:// or https:// URL with a host (e.g. https://doors.lan:9180/)", h.ConsoleURL)
+		}
+	}
 	switch h.Console {
 	case ConsoleOff, ConsoleReadOnly, ConsoleOn:
 	default:

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/audit"
@@ -238,24 +237,4 @@ func Serve(ctx context.Context, cfg config.HTTP, h http.Handler, log *slog.Logge
 		}
 	}()
 	return ln.Addr().String(), nil
-}
-
-func scheme(cfg config.HTTP) string {
-	if cfg.TLS() {
-		return "https"
-	}
-	return "http"
-}
-
-// URL is the console's address for people and Home Assistant's
-// configuration_url, when the console is on ("" otherwise).
-func URL(cfg config.HTTP) string {
-	if !cfg.ConsoleEnabled() || cfg.Listen == "" {
-		return ""
-	}
-	host := cfg.Listen
-	if strings.HasPrefix(host, ":") || strings.HasPrefix(host, "0.0.0.0:") {
-		return "" // any address: which one a browser reaches is not known here
-	}
-	return scheme(cfg) + "://" + host + "/"
 }
