@@ -82,14 +82,14 @@ func (p *page) eval(expr string) any {
 
 func awaitPromise(p *runtime.EvaluateParams) { yes := true; p.AwaitPromise = &yes }
 
-// shot saves a screenshot of the whole page as DIR/name when
+// shot saves a screenshot of the viewport (a phone screen) as DIR/name when
 // DOORBRIDGE_SCREENSHOTS=DIR.
 func (p *page) shot(name string) {
 	dir := os.Getenv("DOORBRIDGE_SCREENSHOTS")
 	if dir == "" {
 		return
 	}
-	buf, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	buf, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot()) // the phone-sized viewport
 	if err != nil {
 		p.t.Fatalf("screenshot %s: %v", name, err)
 	}

@@ -66,6 +66,7 @@ function start() {
 function liveness() {
   const ok = Date.now() - lastSeen < 3500;
   $('lost').hidden = ok;
+  document.body.classList.toggle('lost', !ok);
   $('live').textContent = ok ? 'live' : 'lost the bridge';
   $('live').className = 'pill ' + (ok ? 'ok' : 'bad');
 }
