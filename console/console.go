@@ -224,6 +224,8 @@ func Serve(ctx context.Context, cfg config.HTTP, h http.Handler, log *slog.Logge
 	}
 	// Requests end with ctx: the event streams never end on their own.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		// TLS handshake errors and the like: anyone on the LAN can cause them.
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		<-ctx.Done()

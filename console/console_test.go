@@ -1,8 +1,12 @@
 package console_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -182,4 +186,65 @@ func TestConsoleResetAndRefusals(t *testing.T) {
 		t.Fatalf("reset after the alarm = %d %v, want accepted", code, out)
 	}
 	e.c.WaitPayload(e.topic("fs", "state"), "LOCKED", wait)
+}
+
+// A drill publishes the alarm through the bridge's link: the alarm path
+// releases the maglock and records the drill; lockdown goes through the
+// MQTT path's checks.
+func TestConsoleDrillAndLockdown(t *testing.T) {
+	e := newEnv(t, config.ConsoleOn)
+	e.ready()
+	b := e.browser()
+	b.login(password)
+	code, out := b.act(map[string]string{"kind": "drill", "request": "ON"})
+	if code != 200 || out["ok"] != true || out["message"] != "published ON to db/alarm" {
+		t.Fatalf("drill = %d %v, want the alarm published", code, out)
+	}
+	e.c.WaitPayload("db/alarm", "ON", wait)
+	e.c.WaitPayload(e.topic("fs", "state"), "UNLOCKED", wait)
+	testbroker.Eventually(t, wait, func() bool {
+		_, v := b.get("/console/api/view")
+		return v["last_drill"] != nil && v["drill_overdue"] == false
+	}, "the drill is recorded")
+	if code, out := b.act(map[string]string{"kind": "lockdown", "request": "ON"}); code != 200 || out["ok"] != false ||
+		!strings.Contains(fmt.Sprint(out["message"]), `hazard "alarm" is active`) {
+		t.Errorf("lockdown during the drill = %d %v, want refused by the hazard", code, out)
+	}
+	b.act(map[string]string{"kind": "drill", "request": "OFF"})
+	e.c.WaitPayload("db/alarm", "OFF", wait)
+	if _, out := b.act(map[string]string{"kind": "reset"}); out["ok"] != true {
+		t.Fatalf("reset after the drill: %v", out)
+	}
+	e.c.WaitPayload(e.topic("fs", "state"), "LOCKED", wait)
+}
+
+// Over HTTPS the session cookie is Secure, and plain HTTP gets nowhere.
+func TestConsoleHTTPS(t *testing.T) {
+	pki := testbroker.NewPKI(t, "console")
+	cert, key := pki.ServerCert("127.0.0.1")
+	e := newEnvWith(t, config.ConsoleOn, func(c *config.Config) { c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile = cert, key })
+	pem, err := os.ReadFile(pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	b := e.browser()
+	b.hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	req, _ := http.NewRequest("POST", e.url+"/console/api/login", strings.NewReader(url.Values{"password": {password}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatalf("login over HTTPS: %v", err)
+	}
+	resp.Body.Close()
+	if c := resp.Cookies(); resp.StatusCode != 200 || len(c) != 1 || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login over HTTPS = %d, cookies %+v: want one Secure, HttpOnly, SameSite=Strict cookie", resp.StatusCode, c)
+	}
+	if code, _ := b.get("/console/api/view"); code != 200 {
+		t.Errorf("view over HTTPS = %d, want 200", code)
+	}
+	if resp, err := http.Get(strings.Replace(e.url, "https://", "http://", 1) + "/"); err == nil && resp.StatusCode == 200 {
+		t.Errorf("plain HTTP on the HTTPS listener = 200")
+	}
 }

@@ -52,7 +52,10 @@ func hash(t testing.TB, s string) string {
 
 // newEnv starts it all: a fail-safe door "fs" (with code 1234: two wrong
 // codes lock its keypad for a minute) and a fail-secure door "fsec".
-func newEnv(t *testing.T, mode string) *env {
+func newEnv(t *testing.T, mode string) *env { return newEnvWith(t, mode, nil) }
+
+// newEnvWith is newEnv with mutate applied to the config first.
+func newEnvWith(t *testing.T, mode string, mutate func(*config.Config)) *env {
 	t.Helper()
 	br := testbroker.Start(t)
 	cfg := config.Default()
@@ -76,6 +79,9 @@ func newEnv(t *testing.T, mode string) *env {
 		{ID: "fsec", Name: "Server room", FailMode: config.FailSecure, Relay: config.Line{Driver: "sim", Channel: "1"}, UnlockTime: time.Second},
 	}
 	cfg.Alarms = []config.Alarm{config.DefaultAlarm(cfg.MQTT.BaseTopic)}
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
@@ -100,6 +106,9 @@ func newEnv(t *testing.T, mode string) *env {
 		t.Fatalf("Serve: %v", err)
 	}
 	e.url = "http://" + addr
+	if cfg.HTTP.TLS() {
+		e.url = "https://" + addr
+	}
 	e.stop = cancel
 	t.Cleanup(func() {
 		cancel()
