@@ -69,7 +69,9 @@ type ConsoleAlarm struct {
 	Sources     map[string]string `json:"sources"` // concrete topic -> alarm, clear, unknown
 	Expected    int               `json:"expected"`
 	Supervision string            `json:"supervision,omitempty"` // why it cannot be trusted now
-	Why         string            `json:"why,omitempty"`         // why it is active
+	// Availability is what each availability topic last said: online or offline.
+	Availability map[string]string `json:"availability,omitempty"`
+	Why          string            `json:"why,omitempty"` // why it is active
 }
 
 // ConsolePower is one power source.
@@ -181,6 +183,12 @@ func (l *loop) consoleAlarm(a *alarmSource, now time.Time) ConsoleAlarm {
 		Expected: a.cfg.MinSources(), Supervision: a.supervision(now)}
 	for t, val := range a.values {
 		c.Sources[t] = val.String()
+	}
+	for t, off := range a.offline {
+		if c.Availability == nil {
+			c.Availability = map[string]string{}
+		}
+		c.Availability[t] = map[bool]string{true: "offline", false: "online"}[off]
 	}
 	if c.Active {
 		c.Why = a.describe()

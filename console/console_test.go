@@ -38,6 +38,16 @@ func TestConsoleNeedsALogin(t *testing.T) {
 	if code, out := b.get("/console/api/view"); code != 200 || len(out["doors"].([]any)) != 2 {
 		t.Errorf("view after login = %d %v, want both doors", code, out)
 	}
+	code, _ := b.get("/console/api/events?door=fsec")
+	events := b.events("fsec")
+	if code != 200 || len(events) == 0 {
+		t.Fatalf("events of fsec = %d %v, want some", code, events)
+	}
+	for _, ev := range events {
+		if ev["door"] != "fsec" {
+			t.Errorf("events?door=fsec holds %v", ev)
+		}
+	}
 	// The pages and the bridge's own API are where they were.
 	for _, path := range []string{"/", "/console/static/app.js", "/api/v1/doors", "/metrics"} {
 		resp, err := http.Get(e.url + path)

@@ -184,3 +184,16 @@ func (b *browser) act(a map[string]string) (int, map[string]any) {
 	body, _ := json.Marshal(a)
 	return b.do("POST", "/console/api/action", "application/json", string(body), map[string]string{"X-CSRF-Token": b.csrf})
 }
+
+// events returns the console's list of recent events of door ("" all).
+func (b *browser) events(door string) []map[string]any {
+	b.t.Helper()
+	resp, err := b.hc.Get(b.base + "/console/api/events?door=" + url.QueryEscape(door))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return out
+}

@@ -59,7 +59,15 @@ function start() {
   es = new EventSource('/console/api/stream');
   es.addEventListener('state', (m) => { lastSeen = Date.now(); liveness(); render(JSON.parse(m.data)); });
   es.addEventListener('ping', () => { lastSeen = Date.now(); });
-  es.onerror = () => { lastSeen = 0; liveness(); };
+  es.onerror = () => {
+    lastSeen = 0; liveness();
+    // The bridge may be there and the session gone (expired, or the bridge restarted).
+    api('/console/api/session').then((s) => {
+      if (s.view) return;
+      es.close(); es = null; csrf = ''; canAct = false;
+      $('main').hidden = true; $('login').hidden = false; $('logout').hidden = true;
+    }, () => {});
+  };
   setInterval(liveness, 500);
 }
 
@@ -143,7 +151,9 @@ function renderBridge(v) {
   row(dl, 'Broker link', link, v.link === 'healthy' ? 'ok' : 'bad');
   for (const a of v.alarms || []) {
     const srcs = Object.entries(a.sources).map(([t, s]) => t + ': ' + s).join(', ') || 'no source has reported';
-    row(dl, 'Alarm ' + a.topic, (a.active ? 'ALARM — ' + (a.why || '') : 'clear') + ' [' + srcs + ']' + (a.supervision ? ' — not supervised: ' + a.supervision : ''), a.active || a.supervision ? 'bad' : 'ok');
+    const avail = Object.entries(a.availability || {}).map(([t, s]) => t + ': ' + s).join(', ');
+    row(dl, 'Alarm ' + a.topic, (a.active ? 'ALARM — ' + (a.why || '') : 'clear') + ' [' + srcs + ']' + (avail ? ' [' + avail + ']' : '') +
+      (a.supervision ? ' — not supervised: ' + a.supervision : ''), a.active || a.supervision ? 'bad' : 'ok');
   }
   row(dl, 'Fire release latch', v.latched ? 'latched: doors stay released until reset' : 'not latched', v.latched ? 'bad' : 'ok');
   row(dl, 'Power', (v.power || []).map((p) => p.name + ': ' + p.state).join(', ') || 'no power source configured');
