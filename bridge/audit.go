@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,8 +22,11 @@ type auditLog struct {
 	seq  atomic.Uint64
 	sink func(auditEvent) // optional: MQTT publisher
 	file *audit.Writer    // optional: audit.file
-	// recent keeps the last events for the web console (console.go).
-	recent recentLog
+	// recent keeps the last events for the web console, earlier those of
+	// audit.file from before (console.go).
+	recent      recentLog
+	earlier     []audit.Event
+	earlierOnce sync.Once
 }
 
 func newAuditLog(log *slog.Logger) *auditLog {

@@ -446,13 +446,10 @@ func (r *recentLog) lastOf(door string) *audit.Event {
 }
 
 // RecentEvents returns up to n of the latest audit events, newest first,
-// of door only when door is not "": from audit.file when it is set (so
-// they survive a restart), with the events not yet written to it.
+// of door only when door is not "": those of this run (kept in memory)
+// after those of earlier runs in audit.file, when it is set.
 func (b *Bridge) RecentEvents(door string, n int) []audit.Event {
-	var all []audit.Event
-	if b.cfg.Audit.File != "" {
-		audit.ReadAll(b.cfg.Audit.File, func(_ string, e audit.Event) { all = append(all, e) })
-	}
+	all := b.earlierEvents()
 	var last uint64
 	if len(all) > 0 {
 		last = all[len(all)-1].Seq
@@ -471,6 +468,29 @@ func (b *Bridge) RecentEvents(door string, n int) []audit.Event {
 		}
 	}
 	return out
+}
+
+// earlierEvents reads the last events of audit.file once: a page asks for
+// the events on every change, and the file may hold megabytes. Those the
+// file gains later are in memory (recentLog).
+func (b *Bridge) earlierEvents() []audit.Event {
+	b.audit.earlierOnce.Do(func() {
+		if b.cfg.Audit.File == "" {
+			return
+		}
+		var evs []audit.Event
+		audit.ReadAll(b.cfg.Audit.File, func(_ string, e audit.Event) {
+			evs = append(evs, e)
+			if len(evs) > 2*recentMax {
+				evs = slices.Delete(evs, 0, recentMax)
+			}
+		})
+		if len(evs) > recentMax {
+			evs = evs[len(evs)-recentMax:]
+		}
+		b.audit.earlier = evs
+	})
+	return slices.Clone(b.audit.earlier)
 }
 
 // Doors lists the configured door ids.

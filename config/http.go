@@ -51,7 +51,7 @@ func (c *Config) validateHTTP(v *validator) {
 		}
 	}
 	switch h.Console {
-	case ConsoleOff, ConsoleReadOnly, ConsoleOn:
+	case "", ConsoleOff, ConsoleReadOnly, ConsoleOn: // "": a Config built in code, off
 	default:
 		v.add("http.console", "%q is not a console mode (valid: off, read_only, on)", h.Console)
 		return

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,8 +116,13 @@ func TestConsoleLoginRateLimit(t *testing.T) {
 
 // read_only shows everything to anyone and refuses every action and login.
 func TestConsoleReadOnly(t *testing.T) {
-	e := newEnv(t, config.ConsoleReadOnly)
+	file := filepath.Join(t.TempDir(), "audit.jsonl")
+	e := newEnvWith(t, config.ConsoleReadOnly, func(c *config.Config) { c.Audit.File = file })
+	e.ready()
 	b := e.browser()
+	if evs := b.events(""); len(evs) == 0 || evs[len(evs)-1]["kind"] != "bridge" || evs[len(evs)-1]["outcome"] != "started" {
+		t.Errorf("events with audit.file: %v, want the oldest to be the start", evs)
+	}
 	if code, out := b.get("/console/api/session"); code != 200 || out["view"] != true || out["act"] != false || out["login"] != false {
 		t.Fatalf("session = %d %v, want view, no actions, no login", code, out)
 	}
