@@ -86,3 +86,13 @@ func (c *Config) validateHTTP(v *validator) {
 		}
 	}
 }
+
+// checkFiles loads the HTTPS certificate and key, for CheckFiles.
+func (h HTTP) checkFiles(v *validator) {
+	if h.TLSCertFile == "" || h.TLSKeyFile == "" {
+		return
+	}
+	if _, key, err := loadKeyPair("http", h.TLSCertFile, h.TLSKeyFile); err != nil {
+		v.add(strings.Replace(key, "http.", "http.tls_", 1), "%v", err)
+	}
+}

@@ -438,6 +438,7 @@ func (c *Config) CheckFiles() error {
 			}
 		}
 	}
+	c.HTTP.checkFiles(v)
 	for i, p := range c.Power {
 		if p.PasswordFile != "" {
 			if _, err := readSecret(p.PasswordFile); err != nil {
