@@ -137,8 +137,8 @@ func TestConsoleReadOnly(t *testing.T) {
 	}
 }
 
-// Off, there is no console at all: / is not found, the API still works.
-func TestConsoleOffServesNoPage(t *testing.T) {
+// The console is off unless configured.
+func TestConsoleOffByDefault(t *testing.T) {
 	cfg := config.Default()
 	if cfg.HTTP.Console != config.ConsoleOff || cfg.HTTP.ConsoleEnabled() {
 		t.Fatalf("default http.console = %q, want off", cfg.HTTP.Console)
