@@ -133,11 +133,15 @@ func (l *loop) consoleView() *ConsoleView {
 	if !l.raw.Any() && l.effective.Any() && !l.healthySince.IsZero() {
 		v.RelockIn = math.Ceil(max(0, (l.b.cfg.Watchdog.RelockDelay - now.Sub(l.healthySince)).Seconds()))
 	}
+	var active []string
 	for i := range l.alarms {
 		v.Alarms = append(v.Alarms, l.consoleAlarm(&l.alarms[i], now))
 		if l.alarms[i].active() {
-			v.ResetRefusal = "alarm still active (" + l.alarms[i].describe() + ")"
+			active = append(active, l.alarms[i].describe())
 		}
+	}
+	if len(active) > 0 {
+		v.ResetRefusal = "alarm still active (" + strings.Join(active, ", ") + ")" // as onReset says it
 	}
 	for _, name := range slices.Sorted(maps.Keys(l.powerLost)) {
 		v.Power = append(v.Power, ConsolePower{Name: name, State: map[bool]string{true: "lost", false: "ok"}[l.powerLost[name]]})
@@ -220,8 +224,8 @@ func (l *loop) consoleDoor(d *door, now time.Time) ConsoleDoor {
 			c.Contact = "closed"
 		}
 	}
-	if now.Before(d.lockedOut) {
-		c.LockedOut = math.Ceil(d.lockedOut.Sub(now).Seconds())
+	if g := d.guard; g != nil && now.Before(g.until) {
+		c.LockedOut = math.Ceil(g.until.Sub(now).Seconds())
 	}
 	for _, req := range []Request{RequestLock, RequestUnlock, RequestOpen} {
 		if r := Refusal(d.mode, hz, req); r != "" {
@@ -300,12 +304,18 @@ func (b *Bridge) Act(ctx context.Context, a Action) (Outcome, error) {
 	// Events are handled in order and their audit records flushed after
 	// each: once this runs, the message's records are in (a code is
 	// checked off the loop, and its outcome comes later).
-	var latched, checking bool
+	var latched, checking, summarized bool
+	var resetWhy string
 	if err := b.onLoop(ctx, func(l *loop) {
 		latched = l.latched
+		resetWhy = l.consoleView().ResetRefusal
+		label := "lockdown"
 		if d := b.byID[a.Door]; d != nil {
-			checking = d.codeBusy
+			checking = d.guard != nil && d.guard.busy
+			label = l.doorLabel(d.cfg.ID)
 		}
+		w := l.rejects.windows[label]
+		summarized = w != nil && w.quiet > 0
 	}); err != nil {
 		return Outcome{}, err
 	}
@@ -319,6 +329,13 @@ func (b *Bridge) Act(ctx context.Context, a Action) (Outcome, error) {
 		return outcomeOf(a, e), nil
 	case a.Kind == "reset" && !latched:
 		return Outcome{OK: true, Message: "nothing was latched"}, nil
+	case a.Kind == "reset" && resetWhy != "":
+		// Repeated refusals are not recorded one by one (resetRefusalReported).
+		return Outcome{Message: "reset refused: " + resetWhy}, nil
+	case summarized:
+		// Past a burst a minute, rejections are counted for a summary
+		// instead of recorded one by one (rejects.go).
+		return Outcome{Message: "refused: too many refused commands this minute, their reasons are summarized in the events"}, nil
 	}
 	return Outcome{}, ErrLoopBusy
 }

@@ -52,9 +52,14 @@ type Bridge struct {
 
 // Codes limits guessing of door codes.
 type Codes struct {
-	// MaxFailures wrong codes in a row lock a door's keypad for Lockout.
+	// MaxFailures wrong codes in a row lock a code out for Lockout. Doors
+	// that share a code (bridge.code_hash) share the count.
 	MaxFailures int           `koanf:"max_failures"`
 	Lockout     time.Duration `koanf:"lockout"`
+	// MaxLockout caps the escalation: each lockout since the last right
+	// code lasts twice as long as the one before, up to this (never less
+	// than Lockout).
+	MaxLockout time.Duration `koanf:"max_lockout"`
 }
 
 // MQTT is the broker connection.
@@ -83,7 +88,12 @@ type MQTT struct {
 // EmbeddedBroker is the in-process broker started when mqtt.url is empty.
 // Without users it has no authentication and listens on loopback only.
 type EmbeddedBroker struct {
+	// Listen is the plain TCP listener ("" = none: socket only).
 	Listen string `koanf:"listen"`
+	// Socket, when set, adds a Unix-socket listener at this path, mode
+	// 0660: only the bridge's user and group can connect. Without listen,
+	// it is the only way in, and the bridge connects through it too.
+	Socket string `koanf:"socket"`
 	// TLSListen, when set, adds a TLS listener with cert_file and key_file.
 	TLSListen string `koanf:"tls_listen"`
 	CertFile  string `koanf:"cert_file"`
@@ -247,7 +257,7 @@ func Default() Config {
 			AlarmLatch:        true,
 			LoopTimeout:       2 * time.Second,
 		},
-		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second},
+		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second, MaxLockout: time.Hour},
 		Audit: DefaultAudit(),
 	}
 }
@@ -283,6 +293,9 @@ func (c *Config) Door(id string) *Door {
 func (c *Config) MQTTPassword() (string, error) {
 	if c.MQTT.PasswordFile == "" {
 		return c.MQTT.Password, nil
+	}
+	if err := checkSecretMode(c.MQTT.PasswordFile); err != nil {
+		return "", fmt.Errorf("mqtt.password_file: %w", err)
 	}
 	b, err := os.ReadFile(c.MQTT.PasswordFile)
 	if err != nil {

@@ -57,7 +57,7 @@ var badConfigs = map[string]string{
 
 	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
 	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
-	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file)`,
+	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file)`,
 	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
 	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
@@ -80,7 +80,6 @@ var badConfigs = map[string]string{
 	"bad-mqtt-password-type.yaml":    `mqtt.password: (value hidden: it is a secret) is not valid here: want a string`,
 
 	// The embedded broker beyond loopback: users, acl, TLS listener.
-	"bad-embedded-tls-listen.yaml":          `embedded_broker.tls_listen: "0.0.0.0:8883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
 	"bad-http-console-mode.yaml":            `http.console: "yes_please" is not a console mode (valid: off, read_only, on)`,
 	"bad-http-console-no-hash.yaml":         `http.console_password_hash: must be set with console: on (make one with: doorbridge hash-password); for viewing only, use console: read_only`,
 	"bad-http-console-hash.yaml":            `http.console_password_hash: is not a bcrypt hash (make one with: doorbridge hash-password)`,
@@ -88,6 +87,9 @@ var badConfigs = map[string]string{
 	"bad-http-tls-no-key.yaml":              `http.tls_key_file: must be set with http.tls_cert_file (HTTPS needs the certificate and its key)`,
 	"bad-http-console-login-read-only.yaml": `http.console: is "read_only", but a console login is configured; set console: on to use it`,
 	"bad-http-console-url.yaml":             `http.console_url: "doors.lan:9180" is not an http:// or https:// URL with a host (e.g. https://doors.lan:9180/)`,
+	"bad-embedded-tls-listen.yaml":          `embedded_broker.tls_listen: "0.0.0.0:8883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
+	"bad-embedded-no-listener.yaml":         `embedded_broker.listen: is empty and embedded_broker.socket is not set: the broker would have no listener (e.g. 127.0.0.1:1883)`,
+	"bad-embedded-socket-relative.yaml":     `embedded_broker.socket: "mqtt.sock" is not an absolute path (e.g. /run/doorbridge/mqtt.sock)`,
 	"bad-embedded-tls-no-cert.yaml":         `embedded_broker.cert_file: must be set with embedded_broker.tls_listen (the broker's certificate)`,
 	"bad-embedded-cert-no-tls-listen.yaml":  `embedded_broker.cert_file: is set, but embedded_broker.tls_listen is empty; set tls_listen to serve TLS`,
 	"bad-embedded-user-no-password.yaml":    `embedded_broker.users[1].password_hash: set password_hash (bcrypt) or password_file: a user without a password could not log in`,
@@ -112,10 +114,11 @@ var badConfigs = map[string]string{
 	"bad-power-input-driver.yaml":     `power[0].driver: unknown driver "ups" (configured: sim)`,
 	"bad-power-input-channel.yaml":    `power[0].channel: channel "0" of driver "sim" is already used by doors[0].relay`,
 
-	"bad-no-doors.yaml":       `doors: no doors configured`,
-	"bad-alarm-payloads.yaml": `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
-	"bad-codes.yaml":          `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
-	"bad-code-hash.yaml":      `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
+	"bad-no-doors.yaml":          `doors: no doors configured`,
+	"bad-alarm-payloads.yaml":    `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
+	"bad-codes.yaml":             `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
+	"bad-codes-max-lockout.yaml": `codes.max_lockout: -1m0s must not be negative (the longest a repeated lockout lasts; 0s: no escalation beyond codes.lockout)`,
+	"bad-code-hash.yaml":         `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
 
 	// Alarm sources beyond ON/OFF: JSON values, + wildcards, heartbeat, availability.
 	"bad-alarm-topic-hash.yaml":                 `alarms[0].topic: "zigbee2mqtt/#" holds #; use + (one whole topic level) to match several devices`,
@@ -127,6 +130,8 @@ var badConfigs = map[string]string{
 	"bad-alarm-json-on-equals-off.yaml":         `alarms[0].on: 1 equals off as JSON; alarm and clear must differ`,
 	"bad-alarm-on-without-json.yaml":            `alarms[0].on: on and off need value_json (the JSON path of the value); plain payloads use payload_on and payload_off`,
 	"bad-alarm-expect.yaml":                     `alarms[0].expect: -2 must be at least 1 (how many matching topics must have reported)`,
+	"bad-alarm-sources.yaml":                    `alarms[0].sources[1]: "zigbee2mqtt/hall/smoke" does not match topic "zigbee2mqtt/+": name a topic the detector publishes on (e.g. zigbee2mqtt/kitchen_smoke for zigbee2mqtt/+)`,
+	"bad-alarm-max-sources.yaml":                `alarms[0].max_sources: 3 is below the 5 sources the entry expects`,
 	"bad-alarm-expect-plain-topic.yaml":         `alarms[0].expect: 3 needs a + wildcard in topic "zigbee2mqtt/kitchen_smoke": a plain topic is one source`,
 	"bad-alarm-heartbeat-wildcard.yaml":         `alarms[0].heartbeat_topic: "ha/+/heartbeat" holds a wildcard; name the one topic the source's heartbeat arrives on`,
 	"bad-alarm-heartbeat-no-timeout.yaml":       `alarms[0].heartbeat_timeout: must be set with heartbeat_topic: how long the source may stay silent (500ms to 10s)`,
@@ -271,7 +276,7 @@ func TestDefaults(t *testing.T) {
 	def := config.Default()
 
 	wantAlarms := []config.Alarm{{Topic: "doorbridge/alarm", PayloadOn: "ON", PayloadOff: "OFF"}}
-	if !slices.Equal(cfg.Alarms, wantAlarms) {
+	if !reflect.DeepEqual(cfg.Alarms, wantAlarms) {
 		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, wantAlarms)
 	}
 	if d := cfg.Door("front"); d == nil {
@@ -321,7 +326,7 @@ doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []config.Alarm{config.DefaultAlarm("site1")}; !slices.Equal(cfg.Alarms, want) || want[0].Topic != "site1/alarm" {
+	if want := []config.Alarm{config.DefaultAlarm("site1")}; !reflect.DeepEqual(cfg.Alarms, want) || want[0].Topic != "site1/alarm" {
 		t.Errorf("alarms = %+v, want %+v on site1/alarm", cfg.Alarms, want)
 	}
 	if got := cfg.ClientID(); got != "doorbridge-home" {
@@ -335,7 +340,7 @@ doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []config.Alarm{{Topic: "panel/fire", PayloadOn: "ON", PayloadOff: "OFF"}}; !slices.Equal(cfg.Alarms, want) {
+	if want := []config.Alarm{{Topic: "panel/fire", PayloadOn: "ON", PayloadOff: "OFF"}}; !reflect.DeepEqual(cfg.Alarms, want) {
 		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, want)
 	}
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
@@ -95,4 +97,16 @@ func (h HTTP) checkFiles(v *validator) {
 	if _, key, err := loadKeyPair("http", h.TLSCertFile, h.TLSKeyFile); err != nil {
 		v.add(strings.Replace(key, "http.", "http.tls_", 1), "%v", err)
 	}
+}
+
+// ServerTLS is the listener's TLS configuration: nil without tls_cert_file.
+func (h HTTP) ServerTLS() (*tls.Config, error) {
+	if !h.TLS() {
+		return nil, nil
+	}
+	cert, key, err := loadKeyPair("http", h.TLSCertFile, h.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Replace(key, "http.", "http.tls_", 1), err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -108,6 +108,9 @@ func (c *Config) validateCodes(v *validator) {
 	if c.Codes.Lockout < 0 {
 		v.add("codes.lockout", "%v must not be negative (0s turns the lockout off)", c.Codes.Lockout)
 	}
+	if c.Codes.MaxLockout < 0 {
+		v.add("codes.max_lockout", "%v must not be negative (the longest a repeated lockout lasts; 0s: no escalation beyond codes.lockout)", c.Codes.MaxLockout)
+	}
 	v.codeHash("bridge.code_hash", c.Bridge.CodeHash)
 	for i, d := range c.Doors {
 		v.codeHash(fmt.Sprintf("doors[%d].code_hash", i), d.CodeHash)
@@ -216,12 +219,34 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		v.add(key+".channel", "must not be empty")
 		return
 	}
+	if err := c.checkChannel(l, strings.HasSuffix(key, ".relay")); err != nil {
+		v.add(key+".channel", "%v", err)
+		return
+	}
 	ch := l.Driver + "/" + l.Channel
 	if other, dup := used[ch]; dup {
 		v.add(key+".channel", "channel %q of driver %q is already used by %s", l.Channel, l.Driver, other)
 		return
 	}
 	used[ch] = key
+}
+
+// checkChannel asks the line's driver, without the hardware, whether the
+// channel can exist (drivers.ChannelChecker).
+func (c *Config) checkChannel(l Line, output bool) error {
+	for _, d := range c.Drivers {
+		if d.ID != l.Driver {
+			continue
+		}
+		spec, err := drivers.Decode(d.Type, d.Options)
+		if err != nil {
+			return nil // reported with the driver
+		}
+		if cc, ok := spec.(drivers.ChannelChecker); ok {
+			return cc.CheckChannel(l.Channel, output)
+		}
+	}
+	return nil
 }
 
 // driverError reports an error from a driver's factory. Decoding errors

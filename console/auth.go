@@ -3,7 +3,6 @@ package console
 import (
 	"crypto/rand"
 	"crypto/subtle"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -178,18 +177,4 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode, Secure: c.cfg.TLS(), MaxAge: int(sessionMax.Seconds())})
 	c.log.Info("console login", "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "csrf": s.csrf})
-}
-
-// listen opens http.listen, with TLS when a certificate is configured.
-func listen(cfg config.HTTP) (net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil || !cfg.TLS() {
-		return ln, err
-	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-	if err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("http.tls_cert_file/tls_key_file: %w", err)
-	}
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
 }

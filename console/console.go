@@ -14,10 +14,8 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -212,31 +210,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func jsonError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-// Serve listens on cfg.HTTP.Listen, over HTTPS with tls_cert_file and
-// tls_key_file when set, and serves h until ctx ends. It returns the
-// listener's address.
-func Serve(ctx context.Context, cfg config.HTTP, h http.Handler, log *slog.Logger) (string, error) {
-	ln, err := listen(cfg)
-	if err != nil {
-		return "", err
-	}
-	// Requests end with ctx: the event streams never end on their own.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
-		// TLS handshake errors and the like: anyone on the LAN can cause them.
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		BaseContext: func(net.Listener) context.Context { return ctx }}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
-		}
-	}()
-	return ln.Addr().String(), nil
 }

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
@@ -262,5 +264,26 @@ func TestConsoleHTTPS(t *testing.T) {
 	}
 	if resp, err := http.Get(strings.Replace(e.url, "https://", "http://", 1) + "/"); err == nil && resp.StatusCode == 200 {
 		t.Errorf("plain HTTP on the HTTPS listener = 200")
+	}
+}
+
+// The event stream outlives the server's read (10 s) and write (30 s)
+// timeouts: a page left open stays live. Slow, so with the browser tests.
+func TestConsoleStreamOutlivesServerTimeouts(t *testing.T) {
+	if os.Getenv("DOORBRIDGE_TEST_BROWSER") == "" {
+		t.Skip("slow (35 s): runs with DOORBRIDGE_TEST_BROWSER=1")
+	}
+	e := newEnv(t, config.ConsoleReadOnly)
+	resp, err := http.Get(e.url + "/console/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	r := bufio.NewReader(resp.Body)
+	for time.Since(start) < 35*time.Second {
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatalf("the stream ended after %v: %v", time.Since(start).Round(time.Second), err)
+		}
 	}
 }

@@ -100,7 +100,12 @@ func newEnvWith(t *testing.T, mode string, mutate func(*config.Config)) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	addr, err := console.Serve(ctx, cfg.HTTP, console.New(b, &cfg, log).Handler(b.Handler()), log)
+	tlsCfg, err := cfg.HTTP.ServerTLS()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	addr, err := b.Serve(ctx, cfg.HTTP.Listen, console.New(b, &cfg, log).Handler(b.Handler()), tlsCfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("Serve: %v", err)

@@ -109,24 +109,29 @@ func (h *hub) publish(ctx context.Context) {
 // stream serves the server-sent events: "state" with every change,
 // "ping" every second.
 func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
+	if _, ok := w.(http.Flusher); !ok {
 		jsonError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
+	// The server's read and write timeouts guard against slow clients; a
+	// stream lives on as long as each write goes out in time.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
 	ch, first := c.hub.join()
 	defer c.hub.leave(ch)
 	send := func(event string, data []byte) bool {
+		rc.SetWriteDeadline(time.Now().Add(5 * pingEvery))
 		_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
-		fl.Flush()
-		return err == nil
+		return err == nil && rc.Flush() == nil
 	}
 	if first != nil && !send("state", first) {
 		return
 	}
-	fl.Flush()
+	if !send("ping", []byte("{}")) {
+		return
+	}
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	for {

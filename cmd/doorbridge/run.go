@@ -14,6 +14,7 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/console"
 	_ "github.com/doorbridge/doorbridge/drivers/all"
+	"github.com/doorbridge/doorbridge/drivers/gpio"
 	"github.com/doorbridge/doorbridge/internal/sdnotify"
 )
 
@@ -70,12 +71,21 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	// What a crash would leave the GPIO relays doing (the pinctrl module
+	// parameters of this kernel, the pins' power-up pulls).
+	for _, w := range gpioRelayWarnings(cfg, gpio.ReleasedOutputs(sysRoot)) {
+		log.Warn(w)
+	}
 	if cfg.HTTP.Listen != "" {
 		h := b.Handler()
 		if cfg.HTTP.ConsoleEnabled() {
 			h = console.New(b, cfg, log).Handler(h)
 		}
-		addr, err := console.Serve(ctx, cfg.HTTP, h, log)
+		tlsCfg, err := cfg.HTTP.ServerTLS()
+		addr := ""
+		if err == nil {
+			addr, err = b.Serve(ctx, cfg.HTTP.Listen, h, tlsCfg)
+		}
 		if err != nil {
 			log.Error("http listener", "err", err)
 			stop()
