@@ -295,15 +295,18 @@ func (b *Bridge) Act(ctx context.Context, a Action) (Outcome, error) {
 	default:
 		return Outcome{Message: "unknown action " + a.Kind}, nil
 	}
-	after := b.audit.seq.Load()
-	select {
-	case b.events <- evMessage{topic: topic, payload: []byte(payload)}:
-	case <-ctx.Done():
-		return Outcome{}, ErrLoopBusy
+	// The loop handles the message as it would one from MQTT. The records
+	// of earlier events are all out by then (flushLater runs after each
+	// event), so those after seq are this message's, or later ones.
+	var after uint64
+	if err := b.onLoop(ctx, func(l *loop) {
+		after = b.audit.seq.Load()
+		l.handle(evMessage{topic: topic, payload: []byte(payload)})
+	}); err != nil {
+		return Outcome{}, err
 	}
-	// Events are handled in order and their audit records flushed after
-	// each: once this runs, the message's records are in (a code is
-	// checked off the loop, and its outcome comes later).
+	// Its records are flushed after it: once this runs they are in (a
+	// code is checked off the loop, and its outcome comes later).
 	var latched, checking, summarized bool
 	var resetWhy string
 	if err := b.onLoop(ctx, func(l *loop) {

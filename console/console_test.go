@@ -230,6 +230,10 @@ func TestConsoleDrillAndLockdown(t *testing.T) {
 	}
 	b.act(map[string]string{"kind": "drill", "request": "OFF"})
 	e.c.WaitPayload("db/alarm", "OFF", wait)
+	testbroker.Eventually(t, wait, func() bool {
+		_, v := b.get("/console/api/view")
+		return v["alarm_active"] == false
+	}, "the bridge hears the drill end")
 	if _, out := b.act(map[string]string{"kind": "reset"}); out["ok"] != true {
 		t.Fatalf("reset after the drill: %v", out)
 	}
