@@ -409,8 +409,8 @@ func (r *recentLog) add(e audit.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
-	if len(r.events) > recentMax {
-		r.events = slices.Delete(r.events, 0, len(r.events)-recentMax)
+	if len(r.events) >= 2*recentMax { // trimmed in halves: a copy per recentMax events, not per event
+		r.events = slices.Delete(r.events, 0, recentMax)
 	}
 	if r.changed != nil {
 		close(r.changed)
