@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// rawConnect logs in with a minimal MQTT 3.1.1 CONNECT, as a client does
+// attackConnect logs in with a minimal MQTT 3.1.1 CONNECT, as a client does
 // right after its TCP connect, and reports whether a CONNACK accepted it.
-func rawConnect(addr, id string, rtt time.Duration) error {
+func attackConnect(addr, id string, rtt time.Duration) error {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func attackPendingEviction(t *testing.T, rtt time.Duration) {
 	}
 	defer eb.Close()
 	addr := eb.Addr()
-	if err := rawConnect(addr, "before", 0); err != nil {
+	if err := attackConnect(addr, "before", 0); err != nil {
 		t.Fatalf("login before the flood: %v", err)
 	}
 	stop := make(chan struct{})
@@ -93,7 +93,7 @@ func attackPendingEviction(t *testing.T, rtt time.Duration) {
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		tries++
-		if err := rawConnect(addr, fmt.Sprintf("doorbridge-home-%d", tries), rtt); err != nil {
+		if err := attackConnect(addr, fmt.Sprintf("doorbridge-home-%d", tries), rtt); err != nil {
 			failed++
 		}
 	}
