@@ -15,6 +15,7 @@ import (
 // keypad or a Home Assistant command_template that sends "UNLOCK 1234",
 // "1234", or {"action":"UNLOCK","pin":"1234"} has its code published.
 func TestAttackCodeEchoedInRejection(t *testing.T) {
+	attackProbe(t)
 	const code = "918273"
 	for _, p := range []string{
 		"UNLOCK " + code,

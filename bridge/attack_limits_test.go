@@ -43,6 +43,7 @@ func limitsBroker(t *testing.T) (*EmbeddedBroker, *config.Config, string) {
 // the session hook and the CONNACK: CONNECTs sent at once all pass the
 // check before any is counted.
 func TestAttackPerUserLimitRace(t *testing.T) {
+	attackProbe(t)
 	// The race is a matter of scheduling: up to 10 bursts, each on a fresh
 	// broker (cold password cache), bounded to 48 connections.
 	for burst := range 10 {
@@ -97,6 +98,7 @@ func perUserBurst(t *testing.T) int {
 // (broker hazard) lasts as long as the attacker holds the sockets, and
 // Home Assistant is locked out too. README says a takeover is taken back.
 func TestAttackBridgeUserFillsMaxClients(t *testing.T) {
+	attackProbe(t)
 	_, cfg, listen := limitsBroker(t)
 	bridgeUser := testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"}
 	for i := range maxClients {

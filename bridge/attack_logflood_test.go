@@ -15,6 +15,7 @@ import (
 // line per message: journald's per-unit rate limit (10000 per 30 s by
 // default) then drops the bridge's own lines, alarms and hazards included.
 func TestAttackRepublishFloodLogsPerMessage(t *testing.T) {
+	attackProbe(t)
 	h, logs, _ := floodHarness(t, nil)
 	h.ready()
 	h.flood(floodN, func(i int) (string, string) {

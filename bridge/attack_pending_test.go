@@ -43,6 +43,7 @@ func attackConnect(addr, id string, rtt time.Duration) error {
 // while the flood lasts. The flood here is bounded: 48 open sockets at most,
 // 3 s.
 func TestAttackPendingEvictionLocksLoginsOut(t *testing.T) {
+	attackProbe(t)
 	for _, rtt := range []time.Duration{0, 5 * time.Millisecond} {
 		t.Run(fmt.Sprint("rtt=", rtt), func(t *testing.T) { attackPendingEviction(t, rtt) })
 	}

@@ -24,6 +24,7 @@ import (
 // says the bridge grows by less than 64 MB under the suite's attacks.
 // Bounded here: 600 messages (120 MB).
 func TestAttackSlowSubscriberHoldsBrokerMemory(t *testing.T) {
+	attackProbe(t)
 	cfg := testConfig("")
 	listen := testbroker.FreeAddr(t)
 	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
@@ -102,6 +103,7 @@ func TestAttackSlowSubscriberHoldsBrokerMemory(t *testing.T) {
 // bridge's process (the broker keeps no persistence; it ends with the
 // process). The number is the attacker's choice.
 func TestAttackRetainedStoreUnbounded(t *testing.T) {
+	attackProbe(t)
 	cfg := testConfig("")
 	listen := testbroker.FreeAddr(t)
 	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
