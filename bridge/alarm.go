@@ -332,6 +332,9 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 		return
 	}
 	if len(e.payload) == 0 {
+		if _, known := a.offline[e.topic]; !known {
+			return // unknown already: a repeated clear changes (and logs) nothing
+		}
 		delete(a.offline, e.topic) // cleared: unknown again
 	} else if was, known := a.offline[e.topic]; known && was == offline {
 		return

@@ -51,6 +51,10 @@ type loop struct {
 
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	republishPending bool
+	// republishRequests asked for the pending republish, the last on
+	// republishTopic.
+	republishRequests int
+	republishTopic    string
 
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)

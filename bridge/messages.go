@@ -373,6 +373,5 @@ func (l *loop) onRepublish(e evMessage) {
 	if e.topic == l.b.topics.Republish && string(e.payload) != "PRESS" {
 		return
 	}
-	l.log.Info("republishing discovery and state", "topic", e.topic)
-	l.scheduleRepublish()
+	l.scheduleRepublish(e.topic)
 }
