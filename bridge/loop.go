@@ -68,6 +68,7 @@ type loop struct {
 	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
 	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
 	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
+	unchanged   rejectLimiter // likewise, accepted commands that changed nothing
 	release     *pendingRelease
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
@@ -81,6 +82,7 @@ func newLoop(b *Bridge) *loop {
 		powerLost: map[string]bool{},
 		pub:       map[string]string{},
 		origin:    "startup",
+		unchanged: rejectLimiter{unchanged: true},
 	}
 	for _, a := range b.cfg.Alarms {
 		l.alarms = append(l.alarms, newAlarmSource(a))

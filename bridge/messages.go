@@ -287,13 +287,35 @@ func (l *loop) onLockdown(e evMessage) {
 			return
 		}
 	}
+	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
+	if on := req == RequestLockdownOn; on == l.lockdown {
+		l.lockdownUnchanged(e.topic)
+		return
+	}
 	l.lockdown = req == RequestLockdownOn
 	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
-	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
 	l.log.Info("lockdown", "on", l.lockdown)
 	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
 	l.origin = "command:" + e.topic
 	l.evaluate()
+}
+
+// lockdownUnchanged reports a lockdown command that asked for the state
+// there is: accepted, but nothing changes, so it is no safety record (it
+// goes to the commands file, audit.Safety) and nothing is saved. Like
+// rejected commands, a flood of them is summarised (rejects.go): a client
+// repeating "ON" must not cost a log line and an audit record each.
+func (l *loop) lockdownUnchanged(topic string) {
+	full, closed := l.unchanged.allow(l.now(), "lockdown", topic, "unchanged", "")
+	if closed != nil {
+		l.reportRejectSummary(*closed)
+	}
+	if !full {
+		return
+	}
+	on := onOff(l.lockdown)
+	l.afterIO(func() { l.log.Info("lockdown unchanged", "on", on, "topic", topic) })
+	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "unchanged", Detail: on, Origin: "mqtt:" + topic})
 }
 
 func (l *loop) onReset(e evMessage) {
