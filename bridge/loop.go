@@ -69,6 +69,7 @@ type loop struct {
 	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
 	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
 	unchanged   rejectLimiter // likewise, accepted commands that changed nothing
+	safetyRate  safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
 	release     *pendingRelease
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
@@ -264,6 +265,7 @@ func (l *loop) onTick() {
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
 	l.reportRejectSummaries(now)
+	l.reportSafetySummaries(now)
 	l.mq.retryDropped(l.republishState)
 }
 
@@ -390,13 +392,13 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			l.hazardRaised(h)
 			rose = rose.With(h)
 			origin := l.origin
-			l.afterIO(func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
+				func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
 		} else if was && !is {
 			origin := l.origin
-			l.afterIO(func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 			l.hazardCleared(h)
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: origin},
+				func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 		}
 		l.b.m.hazardActive.WithLabelValues(h.String()).Set(b2f(is))
 	}
