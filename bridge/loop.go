@@ -58,6 +58,10 @@ type loop struct {
 
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	republishPending bool
+	// republishRequests asked for the pending republish, the last on
+	// republishTopic.
+	republishRequests int
+	republishTopic    string
 
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
@@ -71,6 +75,8 @@ type loop struct {
 	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
 	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
 	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
+	unchanged   rejectLimiter // likewise, accepted commands that changed nothing
+	safetyRate  safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
 	release     *pendingRelease
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
@@ -84,6 +90,7 @@ func newLoop(b *Bridge) *loop {
 		powerLost: map[string]bool{},
 		pub:       map[string]string{},
 		origin:    "startup",
+		unchanged: rejectLimiter{unchanged: true},
 	}
 	for _, a := range b.cfg.Alarms {
 		l.alarms = append(l.alarms, newAlarmSource(a))
@@ -325,6 +332,7 @@ func (l *loop) onTick() {
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
 	l.reportRejectSummaries(now)
+	l.reportSafetySummaries(now)
 	l.mq.retryDropped(l.republishState)
 }
 
@@ -451,13 +459,13 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			l.hazardRaised(h)
 			rose = rose.With(h)
 			origin := l.origin
-			l.afterIO(func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
+				func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
 		} else if was && !is {
 			origin := l.origin
-			l.afterIO(func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 			l.hazardCleared(h)
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: origin},
+				func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 		}
 		l.b.m.hazardActive.WithLabelValues(h.String()).Set(b2f(is))
 	}
