@@ -146,6 +146,19 @@ doors:
 		t.Errorf("Home Assistant published a door state: %s", msg)
 	}
 
+	// A drill under the bridge's own login is dropped by mosquitto (it
+	// acknowledges and logs "Denied PUBLISH"): the command must fail and
+	// say how to log in instead, never print a success.
+	for _, action := range []string{"on", "reset"} {
+		out, err := quickCommand("alarm", action, "-c", cfgPath, "-timeout", "2s").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "NOT PUBLISHED") || !strings.Contains(string(out), "-password-file") {
+			t.Errorf("alarm %s as the bridge's user (denied by the acl): %v, want a non-zero exit naming the acl and -username/-password-file:\n%s", action, err, out)
+		}
+	}
+	if got := watcher.Messages("doorbridge/bin/alarm/state"); len(got) > 0 && string(got[len(got)-1].Payload) != "OFF" {
+		t.Fatalf("the denied drill changed the alarm state: %v", got)
+	}
+
 	// The operator's CLI user may raise and reset the alarm.
 	cli := func(args ...string) {
 		t.Helper()
@@ -165,10 +178,10 @@ doors:
 	// Everything the bridge published went through: the acl covers it.
 	watcher.Sync(wait)
 	out := m.Output()
-	if strings.Contains(out, "Denied PUBLISH from doorbridge-bin") {
-		t.Errorf("the example acl denied some of the bridge's publications:\n%s", grepLines(out, "Denied PUBLISH from doorbridge-bin"))
+	if strings.Contains(out, "Denied PUBLISH from doorbridge-bin ") {
+		t.Errorf("the example acl denied some of the bridge's publications:\n%s", grepLines(out, "Denied PUBLISH from doorbridge-bin "))
 	}
-	for _, want := range []string{"Denied PUBLISH from impostor", "Denied PUBLISH from home-assistant"} {
+	for _, want := range []string{"Denied PUBLISH from impostor", "Denied PUBLISH from home-assistant", "Denied PUBLISH from doorbridge-bin-cli-"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("mosquitto's log lacks %q", want)
 		}
