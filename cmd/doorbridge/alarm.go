@@ -33,19 +33,23 @@ func drillAlarm(cfg *config.Config) (config.Alarm, bool) {
 //	off    publishes payload_off, retained, to the first plain alarm topic
 //	reset  publishes RESET to B/N/alarm/reset (releases the latch)
 func cmdAlarm(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "on" && args[0] != "off" && args[0] != "reset" {
-		fmt.Fprintln(stderr, "usage: doorbridge alarm on|off|reset [-c FILE] [-topic TOPIC]")
-		return 2
-	}
-	action := args[0]
+	const synopsis = "alarm on|off|reset [-c FILE] [-topic TOPIC] [-username USER -password-file FILE] [-timeout 5s]"
 	fs := flag.NewFlagSet("alarm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
 	topicFlag := fs.String("topic", "", "alarm topic (default: the first entry of alarms with a plain topic and payloads)")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker")
-	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish alarms and resets)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker, and for it to pass the message back")
+	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish and read alarms and resets)")
 	passwordFile := fs.String("password-file", "", "file holding -username's password")
-	if err := fs.Parse(args[1:]); err != nil {
+	action := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	if code, done := parseFlags(fs, args, synopsis); done {
+		return code
+	}
+	if action != "on" && action != "off" && action != "reset" {
+		fmt.Fprintf(stderr, "usage: doorbridge %s\n", synopsis)
 		return 2
 	}
 	cfg, err := config.Load(config.Path(*file))

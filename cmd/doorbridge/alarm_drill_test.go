@@ -111,3 +111,45 @@ doors: [{id: fs, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 	}
 	w.WaitPayload("doorbridge/bin/alarm/state", "ON", wait)
 }
+
+// Every subcommand's -h lists its flags and exits 0; a config file named
+// without -c is refused (it used to be ignored, and the default config
+// read instead).
+func TestSubcommandHelpAndStrayArguments(t *testing.T) {
+	flags := map[string][]string{
+		"run":           {"-c", "-log-format", "-log-level"},
+		"check-config":  {"-c", "-skip-files"},
+		"alarm":         {"-c", "-topic", "-username", "-password-file", "-timeout"},
+		"discovery":     {"-c"},
+		"test-door":     {"-c", "-force", "-pulse", "-watch", "-timeout"},
+		"hash-code":     {"stdin"},
+		"hash-password": {"stdin"},
+		"healthcheck":   {"-c", "-url"},
+		"events":        {"-c", "-file", "-since", "-door", "-json"},
+	}
+	for cmd, want := range flags {
+		for _, h := range []string{"-h", "--help"} {
+			var out strings.Builder
+			if code := run([]string{cmd, h}, strings.NewReader(""), &out, &out); code != 0 {
+				t.Errorf("doorbridge %s %s: exit %d, want 0\n%s", cmd, h, code, out.String())
+			}
+			for _, w := range append(want, "usage: doorbridge "+cmd) {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("doorbridge %s %s: lacks %q:\n%s", cmd, h, w, out.String())
+				}
+			}
+		}
+		if cmd == "test-door" || cmd == "alarm" {
+			continue // they take a positional argument (DOOR, on|off|reset)
+		}
+		var out strings.Builder
+		code := run([]string{cmd, "site.yaml"}, strings.NewReader(""), &out, &out)
+		if code != 2 || !strings.Contains(out.String(), `unexpected argument "site.yaml": a config file is given with -c (doorbridge `+cmd+` -c site.yaml)`) {
+			t.Errorf("doorbridge %s site.yaml: exit %d, want 2 and a hint to use -c:\n%s", cmd, code, out.String())
+		}
+	}
+	var out strings.Builder
+	if code := run([]string{"alarm", "on", "site.yaml"}, strings.NewReader(""), &out, &out); code != 2 || !strings.Contains(out.String(), "-c site.yaml") {
+		t.Errorf("doorbridge alarm on site.yaml: exit %d, want 2 and a hint to use -c:\n%s", code, out.String())
+	}
+}

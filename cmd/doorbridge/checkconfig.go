@@ -17,8 +17,8 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
 	skipFiles := fs.Bool("skip-files", false, "do not read the password, certificate and key files the config names (checking it away from the bridge)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "check-config [-c FILE] [-skip-files]"); done {
+		return code
 	}
 	cfg, err := config.Load(config.Path(*file))
 	if err == nil && !*skipFiles {

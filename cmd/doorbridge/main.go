@@ -58,9 +58,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "alarm":
 		return cmdAlarm(args[1:], stdout, stderr)
 	case "hash-code":
-		return cmdHashCode(stdin, stdout, stderr)
+		return cmdHashCode(args[1:], stdin, stdout, stderr)
 	case "hash-password":
-		return cmdHashPassword(stdin, stdout, stderr)
+		return cmdHashPassword(args[1:], stdin, stdout, stderr)
 	case "discovery":
 		return cmdDiscovery(args[1:], stdout, stderr)
 	case "test-door":
