@@ -379,3 +379,52 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 	}
 	return trouble
 }
+
+// logWaiting says, once the broker link is first proven on a connection
+// (the retained alarm values have arrived by then), what keeps the
+// fail-safe doors released: the alarm sources not yet clear, their
+// supervision, the release latch. A new installation whose doors will not
+// lock then reads why in one line.
+func (l *loop) logWaiting() {
+	var released int
+	for _, d := range l.b.doors {
+		if d.mode == FailSafe {
+			released++
+		}
+	}
+	var why []string
+	now := l.now()
+	for _, a := range l.alarms {
+		if a.active() {
+			why = append(why, a.waitingFor())
+		}
+		if s := a.supervision(now); s != "" {
+			why = append(why, s)
+		}
+	}
+	if l.latched {
+		why = append(why, "the release latch is set (doorbridge alarm reset, or the Reset button in Home Assistant)")
+	}
+	if len(why) == 0 || released == 0 {
+		return
+	}
+	doors := "doors"
+	if released == 1 {
+		doors = "door"
+	}
+	l.afterIO(func() {
+		l.log.Info(fmt.Sprintf("%d fail-safe %s released until: %s", released, doors, strings.Join(why, "; ")))
+	})
+}
+
+// waitingFor says what an active source still has to say to be clear.
+func (a *alarmSource) waitingFor() string {
+	if a.topic.wild() || a.cfg.ValueJSON != "" {
+		return a.describe()
+	}
+	v, ok := a.values[a.cfg.Topic]
+	if !ok {
+		v = alarmUnknown
+	}
+	return fmt.Sprintf("%s says %s (now: %s)", a.cfg.Topic, a.cfg.PayloadOff, v)
+}

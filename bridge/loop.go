@@ -225,6 +225,7 @@ func (l *loop) onHeartbeat(payload []byte) {
 		// latch) came before this echo: only now is it safe to publish our
 		// own retained state without overwriting something to restore.
 		l.publishDiscovery()
+		l.logWaiting()
 	}
 }
 

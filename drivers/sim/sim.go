@@ -30,6 +30,10 @@ type Options struct {
 	// does not list, or a file that cannot be read, makes Read fail (an
 	// unknown input), never a guessed level.
 	InputsFile string `koanf:"inputs_file"`
+	// CreateInputsFile: when InputsFile is missing at start, write it with
+	// every input the bridge opens at low (a closed door, a released
+	// button) instead of leaving them unknown: the demo's first run.
+	CreateInputsFile bool `koanf:"create_inputs_file"`
 }
 
 func init() {
@@ -67,7 +71,7 @@ type Driver struct {
 // inputs file it reads the file once and starts polling it; Close stops.
 func New(o Options) *Driver {
 	d := &Driver{opts: o, levels: map[string]bool{}, history: map[string][]bool{}}
-	d.in.init(o.InputsFile)
+	d.in.init(o.InputsFile, o.CreateInputsFile)
 	return d
 }
 
