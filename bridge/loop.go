@@ -584,7 +584,9 @@ func (l *loop) snapshot(now time.Time) {
 		s.Doors = append(s.Doors, DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
 			Energized: d.power, Locked: d.locked(), State: d.state(), Cause: d.cause,
-			Hazards: l.cache.hazardNames(l.doorHazards(d, now)),
+			Hazards:      l.cache.hazardNames(l.doorHazards(d, now)),
+			AlarmLatched: l.latched,
+			RelockAt:     l.relockAt(d),
 		})
 	}
 	l.b.snapshot.Store(s)
@@ -600,7 +602,7 @@ func (l *loop) snapshotCurrent(now time.Time) bool {
 	for i, d := range l.b.doors {
 		v := &s.Doors[i]
 		if v.Energized != d.power || v.Locked != d.locked() || v.State != d.state() || v.Cause != d.cause ||
-			l.snapDoorHz[i] != l.doorHazards(d, now) {
+			l.snapDoorHz[i] != l.doorHazards(d, now) || !sameTime(v.RelockAt, l.relockAt(d)) {
 			return false
 		}
 	}
@@ -721,4 +723,35 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// relockAt is when unlocked door d locks again by itself, or nil: the end
+// of its momentary OPEN, of relock_delay after the hazards that released
+// it cleared, or of the hold after its relay recovered; the latest of them.
+func (l *loop) relockAt(d *door) *time.Time {
+	if d.locked() {
+		return nil
+	}
+	var at time.Time
+	later := func(t time.Time) {
+		if t.After(at) {
+			at = t
+		}
+	}
+	later(d.momentaryUntil)
+	delay := l.b.cfg.Watchdog.RelockDelay
+	if d.mode == FailSafe && l.effective.Any() && !l.raw.Any() && !l.healthySince.IsZero() {
+		later(l.healthySince.Add(delay))
+	}
+	if !d.faultCleared.IsZero() && d.recovering(l.now(), delay) {
+		later(d.faultCleared.Add(delay))
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return &at
+}
+
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
