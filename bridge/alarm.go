@@ -259,8 +259,13 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
 			"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
 	}
+	// An alarm (or a source gone unknown) is a warning; a clear is news.
+	level := slog.LevelWarn
+	if v == alarmOff {
+		level = slog.LevelInfo
+	}
 	l.afterIO(func() {
-		l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
+		l.log.Log(context.Background(), level, "alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
 	})
 	l.record(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic})
 	l.origin = "alarm:" + e.topic

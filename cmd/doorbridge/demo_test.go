@@ -12,7 +12,7 @@ import (
 
 // The Quick start's demo, as shipped (only its /tmp files and ports moved
 // into the test's own): it starts without an ERROR line, and one line says
-// what the doors are waiting for.
+// what the doors are waiting for; clearing the alarm is logged at INFO.
 func TestDemoStartsClean(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "demo.yaml"))
 	if err != nil {
@@ -46,10 +46,18 @@ func TestDemoStartsClean(t *testing.T) {
 	c.WaitFor("doorbridge/demo/hazards", wait, func(m testbroker.Message) bool {
 		return strings.Contains(string(m.Payload), "alarm") && !strings.Contains(string(m.Payload), "startup")
 	})
+	// The Quick start's first step: a clear is news, not a warning.
+	if b, err := quickCommand("alarm", "off", "-c", cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("alarm off: %v\n%s", err, b)
+	}
+	c.WaitPayload("doorbridge/demo/alarm/state", "OFF", wait)
 	p.stop(t, syscall.SIGTERM)
 	out := p.output()
 	if strings.Contains(out, "level=ERROR") {
 		t.Errorf("the demo logged errors at start:\n%s", grepLines(out, "level=ERROR"))
+	}
+	if !strings.Contains(out, `level=INFO msg="alarm source changed" component=bridge topic=doorbridge/alarm from=unknown to=clear`) {
+		t.Errorf("the alarm clearing was not logged once at INFO:\n%s", grepLines(out, "alarm source changed"))
 	}
 	if want := `msg="1 fail-safe door released until: doorbridge/alarm says OFF (now: unknown)"`; !strings.Contains(out, want) {
 		t.Errorf("no start-up line says what the doors wait for (%s):\n%s", want, out)
