@@ -155,6 +155,9 @@ type Door struct {
 	FailMode         string        `koanf:"fail_mode"`
 	Relay            Line          `koanf:"relay"`
 	UnlockTime       time.Duration `koanf:"unlock_time"`
+	// unlockTimeSet: unlock_time was written in the file (0s then is an
+	// error, not the default).
+	unlockTimeSet bool
 	Egress           bool          `koanf:"egress"`
 	MechanicalEgress bool          `koanf:"mechanical_egress"`
 	// HardwiredRelease declares that a fire-alarm relay and an exit button
