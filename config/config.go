@@ -155,9 +155,6 @@ type Door struct {
 	FailMode         string        `koanf:"fail_mode"`
 	Relay            Line          `koanf:"relay"`
 	UnlockTime       time.Duration `koanf:"unlock_time"`
-	// unlockTimeSet: unlock_time was written in the file (0s then is an
-	// error, not the default).
-	unlockTimeSet bool
 	Egress           bool          `koanf:"egress"`
 	MechanicalEgress bool          `koanf:"mechanical_egress"`
 	// HardwiredRelease declares that a fire-alarm relay and an exit button
@@ -193,6 +190,10 @@ type Door struct {
 	// HeldOpenTime is how long the door may stand open before it is
 	// reported held open (default 30 s).
 	HeldOpenTime time.Duration `koanf:"held_open_time"`
+
+	// unlockTimeSet: unlock_time was written in the file (0s then is an
+	// error, not the default).
+	unlockTimeSet bool
 }
 
 // EffectiveCodeHash returns the hash a door's UNLOCK and OPEN must match, or
