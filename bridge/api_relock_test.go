@@ -3,8 +3,10 @@ package bridge
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
@@ -67,5 +69,31 @@ func TestAPIDoorsShowsLatch(t *testing.T) {
 	testbroker.Eventually(t, wait, func() bool { return h.apiDoors()["fs"].AlarmLatched }, "fs shows the latch")
 	if d := h.apiDoors()["fs"]; d.RelockAt != nil {
 		t.Errorf("latched fs: relock_at %v, want none (it waits for a reset)", d.RelockAt)
+	}
+}
+
+// A door whose last command was UNLOCK unlocks again when the alarm is
+// over (reset, relock_delay): a notice says so, since nobody commanded it
+// just then.
+func TestNoticeWhenADoorReturnsToItsUnlock(t *testing.T) {
+	h := newHarness(t, nil)
+	h.ready()
+	h.c.Publish(h.topic("fsec", "set"), "UNLOCK", false)
+	h.c.WaitPayload(h.topic("fsec", "state"), StateUnlocked, wait)
+	h.c.Publish(h.alarmTopic(), "ON", true)
+	h.c.WaitPayload(h.topic("fsec", "state"), StateLocked, wait)
+	h.c.Publish(h.alarmTopic(), "OFF", true)
+	h.c.Publish("db/t1/alarm/reset", "RESET", false)
+	h.c.WaitPayload(h.topic("fsec", "state"), StateUnlocked, wait)
+	h.c.WaitPayload("db/t1/notice", "Server room is unlocked again: the alarm is over and its last command was UNLOCK", wait)
+}
+
+// A notice cut to 250 bytes never ends in half a UTF-8 character.
+func TestNoticePayloadCutsOnACharacter(t *testing.T) {
+	for _, msg := range []string{"x" + strings.Repeat("é", 200), "xy" + strings.Repeat("€", 100), "short"} {
+		p := noticePayload(msg)
+		if len(p) > 250 || !utf8.ValidString(p) || !strings.HasPrefix(msg, p) {
+			t.Errorf("noticePayload(%d bytes) = %d bytes, valid UTF-8 %v", len(msg), len(p), utf8.ValidString(p))
+		}
 	}
 }

@@ -437,6 +437,10 @@ func (l *loop) applyDoor(d *door, now time.Time) bool {
 	}
 	d.power = dec.Power
 	d.written = true
+	if wasWritten && wasLocked && !d.locked() && dec.Cause == policy.CauseNormal && isHazardCause(prevCause) {
+		// Unlocked again by nothing anyone did just now: say so.
+		l.notice(fmt.Sprintf("%s is unlocked again: the %s is over and its last command was UNLOCK", d.cfg.Name, prevCause))
+	}
 	// Metrics, the audit log and the access event wait until every relay of
 	// this evaluation is written and flushed (reportRelays): a log line per
 	// door would otherwise hold up the release of the doors after it.
@@ -698,10 +702,16 @@ func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 // notice publishes a human-readable notice (why a reset was refused...).
 func (l *loop) notice(msg string) {
 	l.log.Info("notice", "msg", msg)
-	if len(msg) > 250 {
-		msg = msg[:250]
+	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
+}
+
+// noticePayload is msg cut to the notice sensor's 250 bytes, never in the
+// middle of a UTF-8 character: Home Assistant drops such a payload.
+func noticePayload(msg string) string {
+	if len(msg) <= 250 {
+		return msg
 	}
-	l.publishRetained(l.b.topics.Notice, msg)
+	return strings.ToValidUTF8(msg[:250], "")
 }
 
 func onOff(b bool) string {
@@ -754,4 +764,13 @@ func (l *loop) relockAt(d *door) *time.Time {
 
 func sameTime(a, b *time.Time) bool {
 	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
+}
+
+// isHazardCause reports whether a door's cause names a hazard.
+func isHazardCause(cause string) bool {
+	switch cause {
+	case "", policy.CauseNormal, policy.CauseLockdown, policy.CauseMomentary, policy.CauseRex:
+		return false
+	}
+	return true
 }
