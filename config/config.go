@@ -74,6 +74,10 @@ type MQTT struct {
 	ClientID        string   `koanf:"client_id"`
 	BaseTopic       string   `koanf:"base_topic"`
 	DiscoveryPrefix string   `koanf:"discovery_prefix"`
+	// BirthTopic is Home Assistant's MQTT birth topic (its own setting in
+	// the MQTT integration, not derived from the discovery prefix): on its
+	// "online" the bridge sends discovery and its state again.
+	BirthTopic string `koanf:"birth_topic"`
 
 	// TLS, for ssl:// and mqtts:// brokers only.
 	CAFile     string `koanf:"ca_file"`     // CA bundle the broker's certificate must chain to ("" = system roots)
@@ -232,6 +236,7 @@ func Default() Config {
 		MQTT: MQTT{
 			BaseTopic:       "doorbridge",
 			DiscoveryPrefix: "homeassistant",
+			BirthTopic:      "homeassistant/status",
 		},
 		EmbeddedBroker: EmbeddedBroker{Listen: "127.0.0.1:1883"},
 		HTTP:           HTTP{Listen: "127.0.0.1:9180"},

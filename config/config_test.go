@@ -249,7 +249,7 @@ func TestEnvironmentOverridesValidated(t *testing.T) {
 	path := testdata("good-minimal.yaml")
 	for env, want := range map[string]string{
 		"DOORBRIDGE_WATCHDOG__RELOCK_DELAY": `watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
-		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, urls, username, password, password_file, client_id, base_topic, discovery_prefix, ca_file, cert_file, key_file, server_name, insecure_skip_verify)`,
+		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, urls, username, password, password_file, client_id, base_topic, discovery_prefix, birth_topic, ca_file, cert_file, key_file, server_name, insecure_skip_verify)`,
 		"DOORBRIDGE_WATCHDOG__LOOP_TIMEOUT": `watchdog.loop_timeout: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 	} {
 		t.Run(env, func(t *testing.T) {

@@ -226,6 +226,7 @@ func (c *Config) validateMQTT(v *validator) {
 	}
 	v.publishTopic("mqtt.base_topic", m.BaseTopic)
 	v.publishTopic("mqtt.discovery_prefix", m.DiscoveryPrefix)
+	v.publishTopic("mqtt.birth_topic", m.BirthTopic)
 }
 
 // brokerURL checks one broker URL and returns its scheme.
