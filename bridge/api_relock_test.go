@@ -97,3 +97,18 @@ func TestNoticePayloadCutsOnACharacter(t *testing.T) {
 		}
 	}
 }
+
+// The blueprint's trouble (a detector unavailable: an empty retained
+// payload) releases the fail-safe doors without latching: they relock on
+// OFF, with no reset.
+func TestTroubleReleasesWithoutLatch(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Watchdog.AlarmLatch = true })
+	h.ready()
+	h.c.Publish(h.alarmTopic(), "", true)
+	h.waitPower("0", false, wait, "trouble releases the fail-safe door")
+	if h.apiDoors()["fs"].AlarmLatched {
+		t.Fatal("trouble latched the release")
+	}
+	h.c.Publish(h.alarmTopic(), "OFF", true)
+	h.waitPower("0", true, wait, "the door relocks on OFF without a reset")
+}
