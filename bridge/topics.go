@@ -50,7 +50,7 @@ func NewTopics(cfg *config.Config) Topics {
 		DrillOverdue:    p + "/drill_overdue/state",
 		DrillLast:       p + "/drill/last",
 		DoorCommandWild: p + "/+/set",
-		HAStatus:        cfg.MQTT.BirthTopic,
+		HAStatus:        cfg.MQTT.HABirthTopic(),
 	}
 }
 

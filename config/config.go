@@ -236,7 +236,7 @@ func Default() Config {
 		MQTT: MQTT{
 			BaseTopic:       "doorbridge",
 			DiscoveryPrefix: "homeassistant",
-			BirthTopic:      "homeassistant/status",
+			BirthTopic:      DefaultBirthTopic,
 		},
 		EmbeddedBroker: EmbeddedBroker{Listen: "127.0.0.1:1883"},
 		HTTP:           HTTP{Listen: "127.0.0.1:9180"},
