@@ -90,7 +90,7 @@ func runExample(t *testing.T, example string) {
 			if d.FailMode == config.FailSafe {
 				want = failSafe
 			}
-			watcher.WaitPayload(prefix+"/"+d.ID+"/state", want, wait)
+			watcher.WaitPayload(prefix+"/"+d.ID+"/state", want, 2*wait)
 		}
 	}
 	doorsAre("LOCKED")
@@ -114,7 +114,7 @@ func runExample(t *testing.T, example string) {
 // rewriteExample writes the example with only what a test must change:
 // the broker (the test's mosquitto, plain), the bridge's password, sim
 // relays for the hardware, files in dir, no HTTP listener or hardware
-// watchdog, a short relock delay.
+// watchdog, a short relock delay, a patient heartbeat.
 func rewriteExample(t *testing.T, example, dir, url, password string) string {
 	t.Helper()
 	b, err := os.ReadFile(example)
@@ -150,6 +150,9 @@ func rewriteExample(t *testing.T, example, dir, url, password string) string {
 	wd := section("watchdog")
 	delete(wd, "device")
 	wd["relock_delay"] = "200ms"
+	// The broker link's supervision at its most patient: a loaded CI
+	// machine must not make a slow heartbeat look like a lost broker.
+	wd["heartbeat_interval"], wd["heartbeat_timeout"] = "1s", "10s"
 	if a, ok := m["audit"].(map[string]any); ok && a["file"] != nil {
 		a["file"] = filepath.Join(dir, "audit.jsonl")
 	}
