@@ -13,6 +13,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -439,6 +441,26 @@ type DoorView struct {
 	State     string   `json:"state"`
 	Cause     string   `json:"cause"`
 	Hazards   []string `json:"hazards"`
+	// AlarmLatched: the fire release latch is set (every fail-safe door
+	// stays released until a reset).
+	AlarmLatched bool `json:"alarm_latched"`
+	// RelockAt is when the unlocked door locks again by itself (the end of
+	// a momentary OPEN, or of relock_delay after the last hazard cleared);
+	// RelockInS the seconds left then, filled in when the API is read.
+	RelockAt  *time.Time `json:"relock_at,omitempty"`
+	RelockInS *float64   `json:"relock_in_s,omitempty"`
+}
+
+// withTimeLeft is doors with RelockInS counted from now.
+func withTimeLeft(doors []DoorView, now time.Time) []DoorView {
+	out := slices.Clone(doors)
+	for i := range out {
+		if at := out[i].RelockAt; at != nil {
+			left := math.Round(max(0, at.Sub(now).Seconds())*10) / 10
+			out[i].RelockInS = &left
+		}
+	}
+	return out
 }
 
 // State returns the latest snapshot (nil before the loop ran once).

@@ -36,7 +36,7 @@ func (b *Bridge) Handler() http.Handler {
 		s := b.State()
 		doors := []DoorView{}
 		if s != nil {
-			doors = s.Doors
+			doors = withTimeLeft(s.Doors, b.clock.Now())
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(doors)

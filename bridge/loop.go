@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -308,6 +309,7 @@ func (l *loop) onHeartbeat(e evMessage) {
 		// overwriting something to restore.
 		l.publishDiscovery()
 		l.mq.unsubscribeDiscovery(l.gen, l.b.topics.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix))
+		l.logWaiting()
 	}
 }
 
@@ -541,6 +543,10 @@ func (l *loop) reportRelays() {
 			// After the state: Home Assistant's lock entity first.
 			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
 		}
+		if r.wasWritten && r.wasLocked && !d.locked() && d.cause == CauseNormal && isHazardName(r.prevCause) {
+			// Unlocked again by nothing anyone did just now: say so.
+			l.notice(fmt.Sprintf("%s is unlocked again: the %s is over and its last command was UNLOCK", d.cfg.Name, r.prevCause))
+		}
 	}
 	clear(l.reports)
 	l.reports = l.reports[:0]
@@ -751,7 +757,9 @@ func (l *loop) snapshot(now time.Time) {
 		s.Doors = append(s.Doors, DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
 			Energized: d.energized(), Locked: d.lockedKnown(), State: d.state(), Cause: d.cause,
-			Hazards: l.cache.hazardNames(l.doorHazards(d, now)),
+			Hazards:      l.cache.hazardNames(l.doorHazards(d, now)),
+			AlarmLatched: l.latched,
+			RelockAt:     l.relockAt(d),
 		})
 	}
 	l.b.snapshot.Store(s)
@@ -767,7 +775,7 @@ func (l *loop) snapshotCurrent(now time.Time) bool {
 	for i, d := range l.b.doors {
 		v := &s.Doors[i]
 		if !samePtr(v.Energized, d.energized()) || !samePtr(v.Locked, d.lockedKnown()) || v.State != d.state() || v.Cause != d.cause ||
-			l.snapDoorHz[i] != l.doorHazards(d, now) {
+			l.snapDoorHz[i] != l.doorHazards(d, now) || !sameTime(v.RelockAt, l.relockAt(d)) {
 			return false
 		}
 	}
@@ -863,10 +871,16 @@ func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 // notice publishes a human-readable notice (why a reset was refused...).
 func (l *loop) notice(msg string) {
 	l.log.Info("notice", "msg", msg)
-	if len(msg) > 250 {
-		msg = msg[:250]
+	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
+}
+
+// noticePayload is msg cut to the notice sensor's 250 bytes, never in the
+// middle of a UTF-8 character: Home Assistant drops such a payload.
+func noticePayload(msg string) string {
+	if len(msg) <= 250 {
+		return msg
 	}
-	l.publishRetained(l.b.topics.Notice, msg)
+	return strings.ToValidUTF8(msg[:250], "")
 }
 
 func onOff(b bool) string {
@@ -899,3 +913,35 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// relockAt is when unlocked door d locks again by itself, or nil: the end
+// of its momentary OPEN, of relock_delay after the hazards that released
+// it cleared, or of the hold after its relay recovered; the latest of them.
+func (l *loop) relockAt(d *door) *time.Time {
+	if d.locked() {
+		return nil
+	}
+	var at time.Time
+	later := func(t time.Time) {
+		if t.After(at) {
+			at = t
+		}
+	}
+	later(d.momentaryUntil)
+	delay := l.b.cfg.Watchdog.RelockDelay
+	if d.mode == FailSafe && l.effective.Any() && !l.raw.Any() && !l.healthySince.IsZero() {
+		later(l.healthySince.Add(delay))
+	}
+	if !d.faultCleared.IsZero() && d.recovering(l.now(), delay) {
+		later(d.faultCleared.Add(delay))
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return &at
+}
+
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
+}
+

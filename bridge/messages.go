@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -378,7 +380,11 @@ func (l *loop) onLatchedRestore(e evMessage) {
 
 func (l *loop) setLatch(on bool, why string) {
 	l.latched = on
-	l.afterIO(func() { l.log.Warn("fire release latch", "latched", on, "why", why) })
+	level := slog.LevelWarn // set: the doors are held released
+	if !on {
+		level = slog.LevelInfo // a reset
+	}
+	l.afterIO(func() { l.log.Log(context.Background(), level, "fire release latch", "latched", on, "why", why) })
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.

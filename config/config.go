@@ -74,6 +74,10 @@ type MQTT struct {
 	ClientID        string   `koanf:"client_id"`
 	BaseTopic       string   `koanf:"base_topic"`
 	DiscoveryPrefix string   `koanf:"discovery_prefix"`
+	// BirthTopic is Home Assistant's MQTT birth topic (its own setting in
+	// the MQTT integration, not derived from the discovery prefix): on its
+	// "online" the bridge sends discovery and its state again.
+	BirthTopic string `koanf:"birth_topic"`
 
 	// TLS, for ssl:// and mqtts:// brokers only.
 	CAFile     string `koanf:"ca_file"`     // CA bundle the broker's certificate must chain to ("" = system roots)
@@ -209,6 +213,10 @@ type Door struct {
 	// HeldOpenTime is how long the door may stand open before it is
 	// reported held open (default 30 s).
 	HeldOpenTime time.Duration `koanf:"held_open_time"`
+
+	// unlockTimeSet: unlock_time was written in the file (0s then is an
+	// error, not the default).
+	unlockTimeSet bool
 }
 
 // EffectiveCodeHash returns the hash a door's UNLOCK and OPEN must match, or
@@ -247,6 +255,7 @@ func Default() Config {
 		MQTT: MQTT{
 			BaseTopic:       "doorbridge",
 			DiscoveryPrefix: "homeassistant",
+			BirthTopic:      DefaultBirthTopic,
 		},
 		EmbeddedBroker: EmbeddedBroker{Listen: "127.0.0.1:1883"},
 		HTTP:           HTTP{Listen: "127.0.0.1:9180", Console: ConsoleOff},

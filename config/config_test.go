@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -34,6 +35,8 @@ var badConfigs = map[string]string{
 	"bad-state-dir-relative.yaml": `bridge.state_dir: "state" is relative: it would depend on the directory doorbridge starts in; ` +
 		`give an absolute path (e.g. /var/lib/doorbridge), or leave it empty for the default`,
 
+	"bad-door-no-relay.yaml":    `doors[0].relay: is required: the line that powers the lock, e.g. relay: {driver: sim, channel: "0"}`,
+	"bad-unlock-time-zero.yaml": `doors[0].unlock_time: 0s is outside 1s–30s (a momentary unlock is always bounded)`,
 	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
 	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,
 	"bad-relay-driver.yaml":     `doors[0].relay.driver: unknown driver "relays" (configured: sim, hat)`,
@@ -57,7 +60,7 @@ var badConfigs = map[string]string{
 
 	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
 	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
-	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file)`,
+	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
 	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
 	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
@@ -250,17 +253,18 @@ func TestEnvironmentOverrides(t *testing.T) {
 }
 
 // Overrides are as strict as the file: a bad value or an unknown key is
-// refused with the key named.
+// refused with the key and the environment variable named.
 func TestEnvironmentOverridesValidated(t *testing.T) {
 	path := testdata("good-minimal.yaml")
 	for env, want := range map[string]string{
 		"DOORBRIDGE_WATCHDOG__RELOCK_DELAY": `watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
-		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, urls, username, password, password_file, client_id, base_topic, discovery_prefix, ca_file, cert_file, key_file, server_name, insecure_skip_verify)`,
+		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, urls, username, password, password_file, client_id, base_topic, discovery_prefix, birth_topic, ca_file, cert_file, key_file, server_name, insecure_skip_verify)`,
 		"DOORBRIDGE_WATCHDOG__LOOP_TIMEOUT": `watchdog.loop_timeout: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 	} {
 		t.Run(env, func(t *testing.T) {
 			t.Setenv(env, "soon")
 			_, err := config.Load(path)
+			want += " (set by the environment variable " + env + ")"
 			if err == nil || err.Error() != path+": "+want {
 				t.Errorf("with %s=soon: Load error\n got: %v\nwant: %s", env, err, path+": "+want)
 			}
@@ -415,5 +419,22 @@ power:
 	p := cfg.Power[0]
 	if p.Name != "input:io/3" || p.Line() != (config.Line{Driver: "io", Channel: "3", ActiveLow: true}) {
 		t.Errorf("power = %+v", p)
+	}
+}
+
+// A YAML syntax error comes with a hint: a tab, or the indentation.
+func TestYAMLSyntaxHint(t *testing.T) {
+	dir := t.TempDir()
+	for text, hint := range map[string]string{
+		"bridge:\n\tid: x\n":              "the file holds a tab; YAML indents with spaces only",
+		"bridge:\n  id: x\n    name: y\n": "check the indentation",
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), hint) {
+			t.Errorf("%q: %v, want the hint %q", text, err, hint)
+		}
 	}
 }

@@ -255,6 +255,9 @@ func (c *Config) validateMQTT(v *validator) {
 	}
 	v.publishTopic("mqtt.base_topic", m.BaseTopic)
 	v.publishTopic("mqtt.discovery_prefix", m.DiscoveryPrefix)
+	if m.BirthTopic != "" { // empty: DefaultBirthTopic
+		v.publishTopic("mqtt.birth_topic", m.BirthTopic)
+	}
 }
 
 // brokerURL checks one broker URL and returns its scheme.
@@ -542,4 +545,15 @@ func (c *Config) BrokerWarnings(now time.Time) []string {
 		}
 	}
 	return out
+}
+
+// DefaultBirthTopic is Home Assistant's default MQTT birth topic.
+const DefaultBirthTopic = "homeassistant/status"
+
+// HABirthTopic is mqtt.birth_topic, or DefaultBirthTopic when empty.
+func (m *MQTT) HABirthTopic() string {
+	if m.BirthTopic == "" {
+		return DefaultBirthTopic
+	}
+	return m.BirthTopic
 }
