@@ -1,0 +1,728 @@
+package bridge
+
+// The deterministic simulation of the loop: a fake clock, publishers whose
+// messages a broker interleaves (each publisher's order kept, as MQTT
+// keeps it), a client that hands them to the loop, relay outputs that fail,
+// and an independent model of what the broker's order implies, all from one
+// seed. Every schedule is checked against the safety rules after every step
+// and against the model's final state after quiet (R1, R3, R4, R17, R21).
+//
+//	go test -run TestSimulation ./bridge                                # 2000 schedules (400 with -race)
+//	DOORBRIDGE_SIM_SCHEDULES=100000 go test -run TestSimulation ./bridge
+//	DOORBRIDGE_SIM_SEED=1234 go test -run TestSimulation -v ./bridge    # replay one
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/policy"
+)
+
+const (
+	simDefaultSchedules = 2000
+	simTick             = 20 * time.Millisecond
+	simRelockDelay      = 300 * time.Millisecond
+	simUnlockTime       = time.Second
+	simPowerTopic       = "ups/state"
+)
+
+// simReplaying: a replayed seed traces every tick and prints the whole trace.
+var simReplaying = os.Getenv("DOORBRIDGE_SIM_SEED") != ""
+
+// simForever is later than any schedule's clock.
+var simForever = time.Unix(1<<40, 0)
+
+func TestSimulation(t *testing.T) {
+	n := simDefaultSchedules / simRaceScale
+	if v := os.Getenv("DOORBRIDGE_SIM_SCHEDULES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("DOORBRIDGE_SIM_SCHEDULES=%q: want a positive number", v)
+		}
+	}
+	if testing.Short() {
+		n = min(n, 200)
+	}
+	if v := os.Getenv("DOORBRIDGE_SIM_SEED"); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("DOORBRIDGE_SIM_SEED=%q: %v", v, err)
+		}
+		if err := runSimulation(t, seed, simFlags{}); err != nil {
+			t.Fatalf("%v\n%s", err, simReplay(seed))
+		}
+		return
+	}
+	base := uint64(time.Now().UnixNano())
+	t.Logf("%d schedules from seed %d", n, base)
+	for i := range n {
+		seed := base + uint64(i)
+		if err := runSimulation(t, seed, simFlags{}); err != nil {
+			t.Fatalf("schedule %d: %v\n%s", i, err, simReplay(seed))
+		}
+	}
+}
+
+// The simulation catches the class of bug of issue 11 item 1: with a
+// client that hands messages over in any order (paho with
+// SetOrderMatters(false)), schedules fail.
+func TestSimulationCatchesReordering(t *testing.T) {
+	base := uint64(time.Now().UnixNano())
+	for i := range 2000 {
+		if err := runSimulation(t, base+uint64(i), simFlags{reorder: true}); err != nil {
+			t.Logf("caught after %d schedules: %v", i+1, err)
+			return
+		}
+	}
+	t.Fatal("2000 schedules with messages handed over out of order: no violation found")
+}
+
+func simReplay(seed uint64) string {
+	return fmt.Sprintf("replay: DOORBRIDGE_SIM_SEED=%d go test -count=1 -run 'TestSimulation$' -v ./bridge", seed)
+}
+
+// simItem6Fixed: a relay whose write failed is published with unknown lock
+// power (issue 11 item 6, branch relayio); until then JAMMED doors are
+// published "energized OFF" whatever the line does.
+const simItem6Fixed = false
+
+// simFlags reintroduce known defects, to show the simulation catches them.
+type simFlags struct {
+	reorder bool // the client hands messages to the loop in any order
+}
+
+// ---- relay outputs ----
+
+// simFault is what goes wrong with a relay output's writes.
+type simFault uint8
+
+const (
+	faultNone simFault = iota
+	faultError
+)
+
+// simOutputs is a driver whose outputs the simulation breaks at will.
+type simOutputs struct {
+	outs map[string]*simOut
+}
+
+type simOut struct {
+	level  bool // the line's real level
+	opened bool
+	fault  simFault
+	writes int
+	// clearedAt is when the fault was last removed: the relay is written
+	// again at the next retry.
+	clearedAt time.Time
+}
+
+// simRetryWithin is how soon a relay that works again must be written.
+const simRetryWithin = 2 * simTick
+
+// mayLag reports whether the line may still hold a level the bridge could
+// not change: its writes fail, or failed until just now.
+func (o *simOut) mayLag(now time.Time) bool {
+	return o.fault != faultNone || now.Before(o.clearedAt.Add(simRetryWithin))
+}
+
+func (d *simOutputs) OpenOutput(ch string, initial bool) (drivers.Output, error) {
+	o := d.outs[ch]
+	if o == nil || o.opened {
+		return nil, fmt.Errorf("sim: channel %q unknown or busy", ch)
+	}
+	o.opened, o.level = true, initial
+	return o, nil
+}
+
+func (d *simOutputs) Close() error { return nil }
+
+func (o *simOut) Set(level bool) error {
+	o.writes++
+	if o.fault == faultError {
+		return errors.New("sim: i2c: no ack") // the line keeps its level
+	}
+	o.level = level
+	return nil
+}
+
+func (o *simOut) Level() bool { return o.level }
+
+// ---- publishers, broker and client ----
+
+type simMsg struct {
+	from           string
+	topic, payload string
+	retained       bool
+}
+
+func (m simMsg) String() string {
+	return fmt.Sprintf("%s: %s %q", m.from, m.topic, m.payload)
+}
+
+// ---- the model: what the broker's order implies ----
+
+// simModel processes messages in the broker's order, independently of the
+// bridge, and knows when its prediction is certain.
+type simModel struct {
+	cfg        *config.Config
+	alarm      string // last alarm payload
+	latched    bool
+	power      string // last power payload
+	lastHazard time.Time
+	// Every door's possible commands, and the possible lockdown values:
+	// one value when the model is sure, more when a command met a moment
+	// when a hazard might have been held (relock_delay) or a relay faulted.
+	cmds       []map[Command]bool
+	lockdown   map[bool]bool
+	faultUntil []time.Time // a door may carry the driver hazard until then
+}
+
+func newSimModel(cfg *config.Config, now time.Time) *simModel {
+	m := &simModel{cfg: cfg, alarm: "OFF", power: "OL", lastHazard: now, lockdown: map[bool]bool{false: true}}
+	for range cfg.Doors {
+		m.cmds = append(m.cmds, map[Command]bool{CommandLock: true})
+		m.faultUntil = append(m.faultUntil, time.Time{})
+	}
+	return m
+}
+
+func (m *simModel) alarmActive() bool { return m.alarm != "OFF" }
+func (m *simModel) powerLost() bool   { return m.power != "OL" }
+func (m *simModel) globalHazard() bool {
+	return m.alarmActive() || m.latched || m.powerLost()
+}
+
+// doorHazard says whether door i surely has a hazard (sure) and whether it
+// may have one (maybe) at now.
+func (m *simModel) doorHazard(i int, now time.Time) (sure, maybe bool) {
+	dc := m.cfg.Doors[i]
+	batteryHold := !dc.ReleasesOnPowerLoss() && dc.FailMode == config.FailSafe
+	switch {
+	case m.alarmActive() || m.latched:
+		return true, true
+	case m.powerLost() && !batteryHold:
+		return true, true
+	case m.powerLost():
+		// held on battery (R8): no hazard for 10 minutes; the hold and its
+		// end are not modelled.
+		return false, true
+	}
+	// A cleared hazard holds for relock_delay, judged at a tick.
+	held := now.Before(m.lastHazard.Add(simRelockDelay + 3*simTick))
+	faulted := now.Before(m.faultUntil[i])
+	return false, held || faulted
+}
+
+func (m *simModel) setHazardEdge(was bool, now time.Time) {
+	if was || m.globalHazard() {
+		m.lastHazard = now
+	}
+}
+
+// deliver takes one message, in the broker's order.
+func (m *simModel) deliver(msg simMsg, topics Topics, now time.Time) {
+	was := m.globalHazard()
+	defer m.setHazardEdge(was, now)
+	switch {
+	case msg.topic == m.cfg.Alarms[0].Topic:
+		m.alarm = msg.payload
+		if m.alarmActive() && m.cfg.Watchdog.AlarmLatch {
+			m.latched = true
+		}
+	case msg.topic == simPowerTopic:
+		m.power = msg.payload
+	case msg.topic == topics.AlarmReset:
+		if msg.payload == "RESET" && !m.alarmActive() {
+			m.latched = false
+		}
+	case msg.topic == topics.LockdownSet:
+		m.onLockdown(msg.payload == "ON", now)
+	default:
+		for i, dc := range m.cfg.Doors {
+			if topics.Door(dc.ID).Set == msg.topic {
+				m.onCommand(i, msg.payload, now)
+			}
+		}
+	}
+}
+
+func (m *simModel) onLockdown(on bool, now time.Time) {
+	if !on {
+		m.lockdown = map[bool]bool{false: true}
+		return
+	}
+	sure, maybe := false, false
+	for i, dc := range m.cfg.Doors {
+		if dc.FailMode != config.FailSafe {
+			continue // lockdown powers only fail-safe locks
+		}
+		s, mb := m.doorHazard(i, now)
+		sure, maybe = sure || s, maybe || mb
+	}
+	switch {
+	case sure: // refused
+	case maybe:
+		m.lockdown[true] = true
+	default:
+		m.lockdown = map[bool]bool{true: true}
+	}
+}
+
+func (m *simModel) onCommand(i int, payload string, now time.Time) {
+	var c Command
+	var req Request
+	switch payload {
+	case "LOCK":
+		c, req = CommandLock, RequestLock
+	case "UNLOCK":
+		c, req = CommandUnlock, RequestUnlock
+	default:
+		return // OPEN ends by itself; garbage changes nothing
+	}
+	mode := FailSafe
+	if m.cfg.Doors[i].FailMode == config.FailSecure {
+		mode = FailSecure
+	}
+	powers := Refusal(mode, Hazards(0).With(HazardAlarm), req) != ""
+	sure, maybe := m.doorHazard(i, now)
+	switch {
+	case powers && sure: // refused
+	case powers && maybe:
+		m.cmds[i][c] = true
+	default:
+		m.cmds[i] = map[Command]bool{c: true}
+	}
+}
+
+// finalPowers is every lock power door i may have after quiet.
+func (m *simModel) finalPowers(i int, mode FailMode) map[bool]bool {
+	if sure, _ := m.doorHazard(i, simForever); sure {
+		return map[bool]bool{false: true}
+	}
+	out := map[bool]bool{}
+	for ld := range m.lockdown {
+		for c := range m.cmds[i] {
+			out[policy.Decide(policy.Inputs{Mode: mode, Lockdown: ld, Command: c}).Power] = true
+		}
+	}
+	return out
+}
+
+// ---- one schedule ----
+
+type simRun struct {
+	t     testing.TB
+	seed  uint64
+	flags simFlags
+	rnd   *rand.Rand
+	clk   *fakeClock
+	l     *loop
+	drv   *simOutputs
+	cfg   *config.Config
+	model *simModel
+
+	publishers map[string][]simMsg // each publisher's messages not yet at the broker's client
+	inbox      []simMsg            // at the client, in the broker's order
+	brokerLog  []simMsg            // every message the broker sent, in order
+	handed     int                 // messages handed to the loop
+	published  map[string]string   // retained topic -> last payload the bridge published
+	lastTick   time.Time
+	trace      []string
+	step       int
+}
+
+func simConfig(rnd *rand.Rand) *config.Config {
+	cfg := testConfig("tcp://127.0.0.1:1")
+	cfg.Watchdog.RelockDelay = simRelockDelay
+	cfg.Watchdog.AlarmLatch = rnd.IntN(2) == 0
+	cfg.Drivers = []config.Driver{{ID: "sim", Type: "sim"}}
+	cfg.Doors = nil
+	n := 2 + rnd.IntN(4)
+	for i := range n {
+		d := config.Door{ID: fmt.Sprintf("d%d", i), Name: fmt.Sprintf("Door %d", i),
+			Relay: config.Line{Driver: "sim", Channel: strconv.Itoa(i), ActiveLow: rnd.IntN(3) == 0}, UnlockTime: simUnlockTime}
+		if rnd.IntN(2) == 0 {
+			d.FailMode = config.FailSafe
+			if rnd.IntN(4) == 0 {
+				hold := false
+				d.PowerRelease = &hold
+			}
+		} else {
+			d.FailMode, d.MechanicalEgress = config.FailSecure, true
+		}
+		cfg.Doors = append(cfg.Doors, d)
+	}
+	cfg.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ups", Topic: simPowerTopic,
+		PayloadOK: "OL", PayloadLost: "OB", PollInterval: time.Second, Timeout: 10 * time.Second}}
+	return cfg
+}
+
+func runSimulation(t testing.TB, seed uint64, flags simFlags) (err error) {
+	r := &simRun{t: t, seed: seed, flags: flags, rnd: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)),
+		clk: &fakeClock{t: time.Unix(1_800_000_000, 0)}, publishers: map[string][]simMsg{}, published: map[string]string{}}
+	r.cfg = simConfig(r.rnd)
+	if err := r.cfg.Validate(); err != nil {
+		t.Fatalf("seed %d: config: %v", seed, err)
+	}
+	r.drv = &simOutputs{outs: map[string]*simOut{}}
+	for _, d := range r.cfg.Doors {
+		r.drv.outs[d.Relay.Channel] = &simOut{}
+	}
+	b, oerr := Open(r.cfg, Options{Log: testLogger(t), Clock: r.clk, Version: "sim", TickInterval: simTick,
+		Drivers: map[string]drivers.Driver{"sim": r.drv}})
+	if oerr != nil {
+		t.Fatalf("seed %d: Open: %v", seed, oerr)
+	}
+	defer simClose(b)
+	r.l = newLoop(b)
+	r.l.mq = &mqttLink{queue: make(chan pubMsg, publishQueue), m: b.m, topics: b.topics, done: make(chan struct{})}
+	r.start()
+	defer func() {
+		if err != nil {
+			keep := 25
+			if simReplaying {
+				keep = len(r.trace)
+			}
+			err = fmt.Errorf("seed %d, step %d: %w\nconfig: %s\nbridge: %s\nlast steps:\n  %s", seed, r.step, err, r.describeConfig(),
+				r.describeLoop(), strings.Join(r.trace[max(0, len(r.trace)-keep):], "\n  "))
+		}
+	}()
+	steps := 40 + r.rnd.IntN(80)
+	for r.step = 1; r.step <= steps; r.step++ {
+		if err := r.randomStep(); err != nil {
+			return err
+		}
+	}
+	return r.finish()
+}
+
+func (r *simRun) describeConfig() string {
+	var parts []string
+	for _, d := range r.cfg.Doors {
+		s := d.ID + ":" + d.FailMode
+		if d.Relay.ActiveLow {
+			s += ",active_low"
+		}
+		if !d.ReleasesOnPowerLoss() {
+			s += ",power_release=false"
+		}
+		parts = append(parts, s)
+	}
+	return fmt.Sprintf("alarm_latch %v, doors %s", r.cfg.Watchdog.AlarmLatch, strings.Join(parts, " "))
+}
+
+func (r *simRun) describeLoop() string {
+	l := r.l
+	parts := []string{fmt.Sprintf("hazards %v latched %v lockdown %v", l.effective, l.latched, l.lockdown)}
+	for i, d := range l.b.doors {
+		o := r.drv.outs[d.cfg.Relay.Channel]
+		parts = append(parts, fmt.Sprintf("%s: line power %v (fault %d, %d writes), loop power %v fault %v cause %s command %v",
+			d.cfg.ID, r.power(i), o.fault, o.writes, d.power, d.fault, d.cause, d.command))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (r *simRun) logf(format string, args ...any) {
+	r.trace = append(r.trace, fmt.Sprintf("%4d %7s  ", r.step, r.clk.t.Sub(time.Unix(1_800_000_000, 0)).Round(time.Millisecond))+fmt.Sprintf(format, args...))
+}
+
+// keepLink keeps the broker link proven: the simulation is about messages
+// and relays, not heartbeats.
+func (r *simRun) keepLink() {
+	l := r.l
+	l.connected, l.subscribed, l.hbRecvAt, l.hbSentAt = true, true, r.clk.t, r.clk.t
+}
+
+// start brings the loop to its idle state: the alarm clear, mains on, every
+// door locked, the startup hazard past.
+func (r *simRun) start() {
+	r.keepLink()
+	r.l.evaluate()
+	r.l.flushLater()
+	r.lastTick = r.clk.t
+	r.hand(simMsg{from: "panel", topic: r.cfg.Alarms[0].Topic, payload: "OFF", retained: true})
+	r.hand(simMsg{from: "ups", topic: simPowerTopic, payload: "OL", retained: true})
+	r.advance(simRelockDelay + 2*simTick)
+	r.model = newSimModel(r.cfg, r.clk.t)
+	r.brokerLog, r.handed = nil, 0
+}
+
+// hand gives msg straight to the loop (set-up only).
+func (r *simRun) hand(msg simMsg) {
+	r.keepLink()
+	r.l.handle(evMessage{topic: msg.topic, payload: []byte(msg.payload), retained: msg.retained})
+	r.afterEvent()
+}
+
+func (r *simRun) afterEvent() {
+	r.l.flushLater()
+	r.drain()
+}
+
+// drain reads what the bridge published.
+func (r *simRun) drain() {
+	for {
+		select {
+		case p := <-r.l.mq.queue:
+			if p.retained {
+				r.published[p.topic] = p.payload
+			}
+		default:
+			return
+		}
+	}
+}
+
+// advance moves the clock by d, ticking the loop when its timer would fire.
+func (r *simRun) advance(d time.Duration) {
+	end := r.clk.t.Add(d)
+	for {
+		next := r.l.nextTick(r.lastTick)
+		if next.After(end) {
+			break
+		}
+		if next.After(r.clk.t) {
+			r.clk.t = next
+		}
+		r.keepLink()
+		r.lastTick = r.clk.t
+		r.l.onTick()
+		r.afterEvent()
+		if simReplaying {
+			r.logf("tick: %s", r.describeLoop())
+		}
+	}
+	r.clk.t = end
+}
+
+var simPayloads = map[string][]string{
+	"command":  {"LOCK", "UNLOCK", "LOCK", "UNLOCK", "OPEN", "unlock"},
+	"alarm":    {"ON", "OFF", "OFF", "FIRE?"},
+	"power":    {"OL", "OL", "OB", "??"},
+	"lockdown": {"ON", "OFF", "OFF"},
+}
+
+func (r *simRun) pick(kind string) string {
+	p := simPayloads[kind]
+	return p[r.rnd.IntN(len(p))]
+}
+
+// publish queues a burst of 1-4 messages from one publisher, back to back.
+func (r *simRun) publish() {
+	topics := r.l.b.topics
+	from := []string{"ha", "ha", "ha2", "panel", "ups"}[r.rnd.IntN(5)]
+	n := 1 + r.rnd.IntN(4)
+	for range n {
+		var m simMsg
+		switch from {
+		case "panel":
+			m = simMsg{topic: r.cfg.Alarms[0].Topic, payload: r.pick("alarm"), retained: true}
+		case "ups":
+			m = simMsg{topic: simPowerTopic, payload: r.pick("power"), retained: true}
+		default:
+			switch k := r.rnd.IntN(10); {
+			case k < 7:
+				d := r.cfg.Doors[r.rnd.IntN(len(r.cfg.Doors))]
+				m = simMsg{topic: topics.Door(d.ID).Set, payload: r.pick("command")}
+			case k < 9:
+				m = simMsg{topic: topics.AlarmReset, payload: "RESET"}
+			default:
+				m = simMsg{topic: topics.LockdownSet, payload: r.pick("lockdown")}
+			}
+		}
+		m.from = from
+		r.publishers[from] = append(r.publishers[from], m)
+		r.logf("publish %v", m)
+	}
+}
+
+// forward: the broker sends a publisher's oldest message on to the client.
+func (r *simRun) forward() bool {
+	var ready []string
+	for _, p := range []string{"ha", "ha2", "panel", "ups"} {
+		if len(r.publishers[p]) > 0 {
+			ready = append(ready, p)
+		}
+	}
+	if len(ready) == 0 {
+		return false
+	}
+	p := ready[r.rnd.IntN(len(ready))]
+	m := r.publishers[p][0]
+	r.publishers[p] = r.publishers[p][1:]
+	r.inbox = append(r.inbox, m)
+	r.brokerLog = append(r.brokerLog, m)
+	return true
+}
+
+// deliver: the client hands a message to the loop, the oldest (or, with
+// flags.reorder, any); the model takes the broker's next one.
+func (r *simRun) deliver() error {
+	if len(r.inbox) == 0 {
+		return nil
+	}
+	i := 0
+	if r.flags.reorder {
+		i = r.rnd.IntN(len(r.inbox))
+	}
+	m := r.inbox[i]
+	r.inbox = append(r.inbox[:i], r.inbox[i+1:]...)
+	r.model.deliver(r.brokerLog[r.handed], r.l.b.topics, r.clk.t)
+	r.handed++
+	r.logf("deliver %v", m)
+	r.keepLink()
+	r.l.handle(evMessage{topic: m.topic, payload: []byte(m.payload), retained: m.retained})
+	r.afterEvent()
+	return r.checkSafety()
+}
+
+func (r *simRun) setFault() {
+	i := r.rnd.IntN(len(r.cfg.Doors))
+	o := r.drv.outs[r.cfg.Doors[i].Relay.Channel]
+	if o.fault != faultNone {
+		o.fault, o.clearedAt = faultNone, r.clk.t
+		r.logf("fault cleared on %s", r.cfg.Doors[i].ID)
+	} else {
+		o.fault = faultError
+		r.logf("fault error on %s", r.cfg.Doors[i].ID)
+	}
+	r.model.faultUntil[i] = simForever // until cleared and settled
+}
+
+// settleFaults ends the model's driver hazard window of doors whose relay
+// works again.
+func (r *simRun) settleFaults() {
+	for i, d := range r.cfg.Doors {
+		if r.drv.outs[d.Relay.Channel].fault == faultNone && r.model.faultUntil[i] == simForever {
+			// recovered at the next retry tick at the latest, then held
+			r.model.faultUntil[i] = r.clk.t.Add(simRelockDelay + 4*simTick)
+		}
+	}
+}
+
+func (r *simRun) randomStep() error {
+	switch k := r.rnd.IntN(100); {
+	case k < 25:
+		r.publish()
+	case k < 45:
+		r.forward()
+	case k < 75:
+		return r.deliver()
+	case k < 82:
+		r.setFault()
+	default:
+		if len(r.inbox) > 0 {
+			return r.deliver() // time moves only once the client has handed over what it has
+		}
+		d := time.Duration(r.rnd.IntN(400)) * time.Millisecond
+		r.logf("advance %v", d)
+		r.settleFaults()
+		r.advance(d)
+		return r.checkSafety()
+	}
+	return nil
+}
+
+// finish delivers everything, clears the faults, lets everything settle,
+// and checks the final state.
+func (r *simRun) finish() error {
+	r.logf("finish: deliver everything, clear faults, quiet")
+	for r.forward() {
+	}
+	for len(r.inbox) > 0 {
+		if err := r.deliver(); err != nil {
+			return err
+		}
+	}
+	for _, o := range r.drv.outs {
+		if o.fault != faultNone {
+			o.fault, o.clearedAt = faultNone, r.clk.t
+		}
+	}
+	r.settleFaults()
+	r.advance(simRelockDelay + simUnlockTime + 10*simTick)
+	if err := r.checkSafety(); err != nil {
+		return err
+	}
+	return r.checkFinal()
+}
+
+// power is door i's real lock power.
+func (r *simRun) power(i int) bool {
+	dc := r.cfg.Doors[i]
+	return r.drv.outs[dc.Relay.Channel].level != dc.Relay.ActiveLow
+}
+
+// checkSafety: no lock powered under a hazard (but for the battery hold and
+// a relay that cannot be written), the latch held as the model says, and
+// the published state only what the relays do.
+func (r *simRun) checkSafety() error {
+	for i, dc := range r.cfg.Doors {
+		o := r.drv.outs[dc.Relay.Channel]
+		if sure, _ := r.model.doorHazard(i, r.clk.t); sure && r.power(i) && !o.mayLag(r.clk.t) {
+			return fmt.Errorf("R1: door %s powered under a hazard (alarm %q, latched %v, power %q)", dc.ID, r.model.alarm, r.model.latched, r.model.power)
+		}
+	}
+	if r.cfg.Watchdog.AlarmLatch && r.model.latched != r.l.latched {
+		return fmt.Errorf("R4: latch %v, the broker's order says %v", r.l.latched, r.model.latched)
+	}
+	return r.checkPublished()
+}
+
+// checkPublished: a door's published state and lock power are what its
+// relay does, or JAMMED while the relay cannot be written.
+func (r *simRun) checkPublished() error {
+	for i, dc := range r.cfg.Doors {
+		dt := r.l.b.topics.Door(dc.ID)
+		state, energized := r.published[dt.State], r.published[dt.Energized]
+		if state == "" {
+			continue
+		}
+		if state == StateJammed {
+			if simItem6Fixed && energized != "unknown" && energized != "" && energized != onOff(r.power(i)) {
+				return fmt.Errorf("door %s JAMMED: published energized %q, the relay is %v (issue 11 item 6)", dc.ID, energized, onOff(r.power(i)))
+			}
+			continue
+		}
+		if energized != onOff(r.power(i)) {
+			return fmt.Errorf("door %s: published energized %q, the relay is %v", dc.ID, energized, onOff(r.power(i)))
+		}
+		mode := r.l.b.doors[i].mode
+		if locked := state == StateLocked; locked != mode.Locked(r.power(i)) {
+			return fmt.Errorf("door %s: published %q, the relay is %v", dc.ID, state, onOff(r.power(i)))
+		}
+	}
+	return nil
+}
+
+// checkFinal: after quiet every door is where the broker's order of
+// commands, alarm and power values puts it (R21).
+func (r *simRun) checkFinal() error {
+	for i, dc := range r.cfg.Doors {
+		want := r.model.finalPowers(i, r.l.b.doors[i].mode)
+		if !want[r.power(i)] {
+			return fmt.Errorf("R21: after quiet door %s (%s) has lock power %v; the broker's order implies %v (alarm %q, latched %v, power %q, lockdown %v, commands %v)",
+				dc.ID, dc.FailMode, r.power(i), keys(want), r.model.alarm, r.model.latched, r.model.power, keys(r.model.lockdown), keys(r.model.cmds[i]))
+		}
+	}
+	return nil
+}
+
+func keys[K comparable](m map[K]bool) []K {
+	var out []K
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// simClose releases the bridge's drivers.
+func simClose(b *Bridge) { b.closeDrivers() }
