@@ -6,7 +6,9 @@
 #   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t doorbridge .
 #
 # Run it with the config at /config/config.yaml and state under /data
-# (bridge.state_dir: /data, audit.file: /data/audit.jsonl). The image runs as
+# (bridge.state_dir: /data, also the default here; audit.file:
+# /data/audit.jsonl). Without a volume on /data the fire release latch is
+# lost when the container is re-created. The image runs as
 # user nonroot (uid 65532); /data must be writable by it (a named volume is;
 # for a bind mount: chown 65532:65532 the host directory).
 #
@@ -58,6 +60,10 @@ COPY --from=build /out/doorbridge /doorbridge
 COPY --from=build --chown=65532:65532 /out/data /data
 COPY --from=build /out/config /config
 ENV DOORBRIDGE_CONFIG=/config/config.yaml
+# bridge.state_dir when the config leaves it empty (as systemd's
+# StateDirectory= does): the fire release latch, lockdown and the battery
+# budget must survive a restart of the container (R23). Keep /data a volume.
+ENV STATE_DIRECTORY=/data
 USER nonroot
 VOLUME ["/data"]
 # http.listen must be 0.0.0.0:9180 (or :9180) in the config for -p 9180:9180.

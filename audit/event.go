@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,26 @@ type Event struct {
 	Detail    string    `json:"detail,omitempty"`
 	Origin    string    `json:"origin,omitempty"`
 }
+
+// Safety reports whether e is a safety record: a change of lock power, an
+// alarm, a hazard, the latch, a reset, lockdown, a code lockout, a drill,
+// the bridge's start and stop... everything but door commands and refused
+// or rejected requests. Those are the records anyone who may publish a
+// command can produce at will; they go to their own files (CommandsPath),
+// so that however many there are they never rotate a safety record out.
+func Safety(e Event) bool {
+	switch {
+	case e.Kind == "command":
+		return e.Door == "lockdown" && e.Outcome == "accepted"
+	case e.Outcome == "rejected" || e.Outcome == "refused":
+		return false
+	}
+	return true
+}
+
+// CommandsPath is where the audit log at path keeps the events that are
+// not safety records, rotated like path (CommandsPath(path).1 ...).
+func CommandsPath(path string) string { return path + ".commands" }
 
 // Files returns the files of the audit log at path, oldest first: the
 // rotated files path.N … path.1, then path itself. Files that do not exist
@@ -87,6 +108,11 @@ func globEscape(s string) string {
 // not events (a line cut short by a crash, say) are skipped and counted in
 // bad.
 func Decode(r io.Reader, fn func(Event)) (bad int, err error) {
+	return decode(r, func(e Event) bool { fn(e); return true })
+}
+
+// decode is Decode that stops when fn returns false.
+func decode(r io.Reader, fn func(Event) bool) (bad int, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -99,36 +125,77 @@ func Decode(r io.Reader, fn func(Event)) (bad int, err error) {
 			bad++
 			continue
 		}
-		fn(e)
+		if !fn(e) {
+			break
+		}
 	}
 	return bad, sc.Err()
 }
 
-// ReadAll reads every event of the audit log at path, oldest file first.
+// ReadAll reads every event of the audit log at path, safety records and
+// commands (CommandsPath) merged in sequence order.
 func ReadAll(path string, fn func(file string, e Event)) (bad int, err error) {
-	files, err := Files(path)
+	safety, err := Files(path)
 	if err != nil {
 		return 0, err
 	}
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return bad, fmt.Errorf("audit: %w", err)
-		}
-		n, err := Decode(f, func(e Event) { fn(name, e) })
-		f.Close()
-		bad += n
-		if err != nil {
-			return bad, fmt.Errorf("audit: %s: %w", name, err)
+	commands, err := Files(CommandsPath(path))
+	if err != nil {
+		return 0, err
+	}
+	var badS, badC int
+	var errS, errC error
+	nextS, stopS := iter.Pull2(eventsOf(safety, &badS, &errS))
+	defer stopS()
+	nextC, stopC := iter.Pull2(eventsOf(commands, &badC, &errC))
+	defer stopC()
+	fs, es, okS := nextS()
+	fc, ec, okC := nextC()
+	for okS || okC {
+		if okS && (!okC || es.Seq <= ec.Seq) {
+			fn(fs, es)
+			fs, es, okS = nextS()
+		} else {
+			fn(fc, ec)
+			fc, ec, okC = nextC()
 		}
 	}
-	return bad, nil
+	return badS + badC, errors.Join(errS, errC)
+}
+
+// eventsOf yields the events of files in order, counting bad lines in *bad
+// and stopping at the first error, kept in *errp.
+func eventsOf(files []string, bad *int, errp *error) iter.Seq2[string, Event] {
+	return func(yield func(string, Event) bool) {
+		for _, name := range files {
+			f, err := os.Open(name)
+			if err != nil {
+				*errp = fmt.Errorf("audit: %w", err)
+				return
+			}
+			more := true
+			n, err := decode(f, func(e Event) bool { more = yield(name, e); return more })
+			f.Close()
+			*bad += n
+			if err != nil {
+				*errp = fmt.Errorf("audit: %s: %w", name, err)
+				return
+			}
+			if !more {
+				return
+			}
+		}
+	}
 }
 
 // LastSeq returns the sequence number of the last event in the audit log at
 // path (0 when there is none), so that a restarted bridge continues the
 // sequence instead of starting again at 1.
 func LastSeq(path string) uint64 {
+	return max(lastSeqIn(path), lastSeqIn(CommandsPath(path)))
+}
+
+func lastSeqIn(path string) uint64 {
 	files, err := Files(path)
 	if err != nil {
 		return 0

@@ -40,12 +40,18 @@ type Options struct {
 	OnDrop func()
 }
 
-// Writer appends events to the audit file on its own goroutine.
+// Writer appends events to the audit file on its own goroutine. Safety
+// records (Safety) go to Path, the rest (commands) to CommandsPath(Path):
+// each set of files is rotated on its own, so no number of commands, junk or
+// not, can rotate a safety record out. Safety records also have their own
+// queue, written first.
 type Writer struct {
-	r       *rotator
+	r       *rotator // safety records
+	cr      *rotator // commands
 	log     *slog.Logger
 	onDrop  func()
-	queue   chan Event
+	queue   chan Event // safety records
+	cqueue  chan Event // commands
 	stop    chan struct{}
 	done    chan struct{}
 	closed  atomic.Bool
@@ -63,11 +69,20 @@ func Open(opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
+	copts := opts
+	copts.Path = CommandsPath(opts.Path)
+	cr, err := openRotator(copts)
+	if err != nil {
+		r.close()
+		return nil, err
+	}
 	w := &Writer{
 		r:      r,
+		cr:     cr,
 		log:    opts.Log,
 		onDrop: opts.OnDrop,
 		queue:  make(chan Event, QueueSize),
+		cqueue: make(chan Event, QueueSize),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -82,8 +97,12 @@ func (w *Writer) Write(e Event) bool {
 		w.dropped("writer closed")
 		return false
 	}
+	q := w.cqueue
+	if Safety(e) {
+		q = w.queue
+	}
 	select {
-	case w.queue <- e:
+	case q <- e:
 		return true
 	default:
 		w.dropped("queue full: the disk is too slow or hung")
@@ -103,26 +122,41 @@ func (w *Writer) dropped(why string) {
 func (w *Writer) run() {
 	defer close(w.done)
 	for {
+		select { // safety records first
+		case e := <-w.queue:
+			w.write(w.r, e)
+			continue
+		default:
+		}
 		select {
 		case e := <-w.queue:
-			w.write(e)
+			w.write(w.r, e)
+		case e := <-w.cqueue:
+			w.write(w.cr, e)
 		case <-w.stop:
-			for {
-				select {
-				case e := <-w.queue:
-					w.write(e)
-				default:
-					return
-				}
-			}
+			w.drain()
+			return
 		}
 	}
 }
 
-func (w *Writer) write(e Event) {
+func (w *Writer) drain() {
+	for {
+		select {
+		case e := <-w.queue:
+			w.write(w.r, e)
+		case e := <-w.cqueue:
+			w.write(w.cr, e)
+		default:
+			return
+		}
+	}
+}
+
+func (w *Writer) write(r *rotator, e Event) {
 	line, err := json.Marshal(e)
 	if err == nil {
-		err = w.r.append(append(line, '\n'))
+		err = r.append(append(line, '\n'))
 	}
 	if err != nil {
 		w.dropped(err.Error())
@@ -140,7 +174,7 @@ func (w *Writer) Close(timeout time.Duration) error {
 		close(w.stop)
 		select {
 		case <-w.done:
-			err = w.r.close()
+			err = errors.Join(w.r.close(), w.cr.close())
 		case <-time.After(timeout):
 			err = fmt.Errorf("audit: %s: writer still busy after %v; queued events may be lost", w.r.path, timeout)
 		}

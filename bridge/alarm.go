@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 )
 
 // alarmValue is what an alarm source last said.
@@ -55,14 +52,26 @@ type alarmSource struct {
 	values map[string]alarmValue
 	// offline holds the last availability per concrete availability topic.
 	offline map[string]bool
-	beatAt  time.Time // last heartbeat on this connection; zero: none yet
-	trouble string    // why the source is not supervised fine ("" = fine), to log changes
+	// listed holds the configured sources (alarms[].sources); nil: none
+	// listed, every matching topic counts towards expect.
+	listed map[string]bool
+	// overflow counts topics turned away on this connection because
+	// values held max_sources already; while it is not 0 the entry is alarm.
+	overflow int
+	beatAt   time.Time // last heartbeat on this connection; zero: none yet
+	trouble  string    // why the source is not supervised fine ("" = fine), to log changes
 }
 
 func newAlarmSource(cfg config.Alarm) alarmSource {
 	a := alarmSource{cfg: cfg, topic: newTopicPattern(cfg.Topic), matcher: newPayloadMatcher(cfg)}
 	if cfg.AvailabilityTopic != "" {
 		a.avail = newTopicPattern(cfg.AvailabilityTopic)
+	}
+	if len(cfg.Sources) > 0 {
+		a.listed = map[string]bool{}
+		for _, t := range cfg.Sources {
+			a.listed[t] = true
+		}
 	}
 	a.reset()
 	return a
@@ -74,19 +83,35 @@ func (a *alarmSource) reset() {
 	a.values = map[string]alarmValue{}
 	a.offline = map[string]bool{}
 	a.beatAt = time.Time{}
+	a.overflow = 0
 }
 
 // active reports whether the entry counts as alarm: any source not
-// explicitly clear, or fewer sources than expected have reported. A typo in
-// an alarm topic shows up at installation as doors that won't lock, never
-// as doors that won't release in a fire.
+// explicitly clear, more topics than max_sources, or fewer sources (of
+// those listed, when listed) than expected have reported. A typo in an
+// alarm topic shows up at installation as doors that won't lock, never as
+// doors that won't release in a fire.
 func (a *alarmSource) active() bool {
 	for _, v := range a.values {
 		if v != alarmOff {
 			return true
 		}
 	}
-	return len(a.values) < a.cfg.MinSources()
+	return a.overflow > 0 || a.reported() < a.cfg.MinSources()
+}
+
+// reported is how many sources that count towards expect have reported.
+func (a *alarmSource) reported() int {
+	if a.listed == nil {
+		return len(a.values)
+	}
+	n := 0
+	for t := range a.listed {
+		if _, ok := a.values[t]; ok {
+			n++
+		}
+	}
+	return n
 }
 
 // describe says why an active entry is active, for a refused reset.
@@ -104,8 +129,11 @@ func (a *alarmSource) describe() string {
 			parts = append(parts, t+"="+v.String())
 		}
 	}
-	if n, want := len(a.values), a.cfg.MinSources(); n < want {
+	if n, want := a.reported(), a.cfg.MinSources(); n < want {
 		parts = append(parts, fmt.Sprintf("%s: %d of %d expected sources reported", a.cfg.Topic, n, want))
+	}
+	if a.overflow > 0 {
+		parts = append(parts, fmt.Sprintf("%s: %d topics beyond max_sources (%d)", a.cfg.Topic, a.overflow, a.cfg.SourceLimit()))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -218,22 +246,18 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 			return
 		}
 	}
-	var v alarmValue
-	switch res {
-	case matchOff:
-		v = alarmOff
-	case matchOn:
-		v = alarmOn
-	case matchEmpty, matchNull, matchNoPath:
-		v = alarmUnknown // no value: alarm, but not a fire report, so no latch
-	default:
-		v = alarmOn
-		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
-			"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
+	v := alarmValueOf(res)
+	if !isSource && a.topic.wild() && !l.admitSource(a, e.topic, v) {
+		return
 	}
 	a.values[e.topic] = v
 	if v == prev && (isSource || v == alarmUnknown) {
 		return // nothing changed (a new source without a value was alarm already)
+	}
+	if res == matchUnexpected || res == matchNotJSON {
+		// Only on a change: a flood of junk on an alarm topic is one line.
+		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
+			"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
 	}
 	l.afterIO(func() {
 		l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
@@ -244,6 +268,46 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 		l.setLatch(true, "alarm on "+e.topic)
 	}
 	l.evaluate()
+}
+
+func alarmValueOf(res matchResult) alarmValue {
+	switch res {
+	case matchOff:
+		return alarmOff
+	case matchOn:
+		return alarmOn
+	case matchEmpty, matchNull, matchNoPath:
+		return alarmUnknown // no value: alarm, but not a fire report, so no latch
+	}
+	return alarmOn
+}
+
+// admitSource decides whether a new topic under a wildcard becomes a
+// source. With sources listed, an unlisted topic's clear is ignored (made-up
+// topics must not meet expect) while anything else from it is kept: an
+// alarm is an alarm wherever it comes from. Beyond max_sources a topic is
+// turned away and the entry counts as alarm (overflow): a flood of made-up
+// topics can release doors, which whoever may publish there can do anyway,
+// but never hide a detector or grow memory.
+func (l *loop) admitSource(a *alarmSource, topic string, v alarmValue) bool {
+	if a.listed != nil && !a.listed[topic] && v == alarmOff {
+		l.log.Debug("clear from a topic not in the alarm's sources; ignored", "topic", topic, "alarm", a.cfg.Topic)
+		return false
+	}
+	if len(a.values) < a.cfg.SourceLimit() {
+		return true
+	}
+	a.overflow++
+	if a.overflow == 1 {
+		l.afterIO(func() {
+			l.log.Error("alarm wildcard has more topics than max_sources; counting as alarm until the next connection",
+				"alarm", a.cfg.Topic, "max_sources", a.cfg.SourceLimit(), "topic", topic)
+		})
+		l.record(auditEvent{Kind: "alarm", Outcome: "overflow", Detail: fmt.Sprintf("more than max_sources (%d) topics under %s", a.cfg.SourceLimit(), a.cfg.Topic), Origin: "mqtt:" + topic})
+		l.origin = "alarm:" + a.cfg.Topic
+		l.evaluate()
+	}
+	return false
 }
 
 // onAlarmHeartbeat: any live message on the heartbeat topic proves the
@@ -262,6 +326,11 @@ func (l *loop) onAlarmHeartbeat(a *alarmSource, e evMessage) {
 
 func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	offline := isOffline(e.payload, a.cfg.AvailabilityOffline)
+	if _, known := a.offline[e.topic]; !known && len(a.offline) >= a.cfg.SourceLimit() {
+		// A source whose availability is not kept has none: trouble.
+		l.log.Debug("alarm availability beyond max_sources ignored", "topic", e.topic)
+		return
+	}
 	if len(e.payload) == 0 {
 		delete(a.offline, e.topic) // cleared: unknown again
 	} else if was, known := a.offline[e.topic]; known && was == offline {
@@ -309,38 +378,4 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 		trouble = trouble || why != ""
 	}
 	return trouble
-}
-
-const latchFile = "alarm_latched"
-
-// loadLatch reads the fire release latch kept on disk (bridge.state_dir).
-func (b *Bridge) loadLatch() bool {
-	if b.cfg.Bridge.StateDir == "" {
-		return false
-	}
-	data, err := os.ReadFile(filepath.Join(b.cfg.Bridge.StateDir, latchFile))
-	if err != nil {
-		if !os.IsNotExist(err) {
-			// Unreadable state: assume the worst, the latch was set.
-			b.log.Error("cannot read latch state; assuming latched", "err", err)
-			return true
-		}
-		return false
-	}
-	return strings.TrimSpace(string(data)) == "1"
-}
-
-// saveLatch keeps the latch on disk when bridge.state_dir is set. It is also
-// kept retained on the broker (B/N/alarm/latched).
-func (b *Bridge) saveLatch(on bool) {
-	if b.cfg.Bridge.StateDir == "" {
-		return
-	}
-	v := "0\n"
-	if on {
-		v = "1\n"
-	}
-	if err := sim.WriteFileAtomic(filepath.Join(b.cfg.Bridge.StateDir, latchFile), []byte(v)); err != nil {
-		b.log.Error("cannot save latch state", "err", err)
-	}
 }

@@ -121,14 +121,15 @@ func (l *loop) afterIO(f func()) { l.later = append(l.later, f) }
 
 // flushLater runs what afterIO queued. The loop calls it after every event
 // and tick, and after its start-up and shutdown evaluations.
-// The latch goes to disk first: it must not wait behind a slow stderr.
+// State records (the latch first) go to disk first: they must not wait
+// behind a slow stderr.
 // An entry is cleared before it runs, so that after a panic in one the
 // panic handler's flush runs the rest, not that one again.
 func (l *loop) flushLater() {
-	if l.latchToSave != nil {
-		on := *l.latchToSave
-		l.latchToSave = nil
-		l.b.saveLatch(on)
+	l.flushSaves()
+	if l.codesToSave {
+		l.codesToSave = false
+		l.b.saveCodeState()
 	}
 	for i, f := range l.later {
 		if f == nil {

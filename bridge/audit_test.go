@@ -84,7 +84,7 @@ func TestFlushLaterRunsEachOnceInOrder(t *testing.T) {
 	l := idleLoop(t, clk, func(c *config.Config) { c.Bridge.StateDir = dir })
 	var ran []int
 	latchOnDisk := []bool{}
-	l.afterIO(func() { ran = append(ran, 1); latchOnDisk = append(latchOnDisk, l.b.loadLatch()) })
+	l.afterIO(func() { ran = append(ran, 1); latchOnDisk = append(latchOnDisk, l.b.latchOnDisk()) })
 	l.afterIO(func() { ran = append(ran, 2); panic("boom") })
 	l.afterIO(func() { ran = append(ran, 3) })
 	l.setLatch(true, "test")

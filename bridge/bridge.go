@@ -66,11 +66,13 @@ type Bridge struct {
 	drivers map[string]drivers.Driver
 	doors   []*door
 	byID    map[string]*door
+	guards  map[string]*codeGuard // by code hash (codes.go)
 
 	events chan event
 	wd     *watchdog
 	mq     *mqttLink
 	audit  *auditLog
+	state  *stateStore // bridge.state_dir (state.go)
 
 	snapshot atomic.Pointer[Snapshot]
 	stopped  chan struct{}
@@ -110,6 +112,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		stopped: make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log)
+	b.state = openState(cfg.Bridge.StateDir, b.log)
 	if err := b.openDrivers(opts); err != nil {
 		b.closeDrivers()
 		return nil, err
@@ -118,6 +121,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		b.closeDrivers()
 		return nil, err
 	}
+	b.openCodeGuards()
 	// Only once every relay is off: with 256 doors, creating every door's
 	// series takes milliseconds.
 	b.m.setup(opts.Version, cfg.Doors)

@@ -38,10 +38,7 @@ type door struct {
 	faultCleared time.Time
 	faultErr     error
 
-	// codes
-	codeFailures int
-	lockedOut    time.Time // keypad refuses codes until then
-	codeBusy     bool      // a code is being checked
+	guard *codeGuard // the guard of the door's code (codes.go); nil: no code
 }
 
 func newDoor(cfg *config.Door, mode FailMode, out drivers.Output, drv drivers.Driver, t DoorTopics) *door {

@@ -1,12 +1,8 @@
 package bridge
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/doorbridge/doorbridge/drivers/sim"
 )
 
 // The release drill reminder (R20): a fail-safe door's release is only known
@@ -21,9 +17,6 @@ const DrillInterval = 31 * 24 * time.Hour
 // drillWarnEvery spaces the log warnings while a drill is overdue.
 const drillWarnEvery = 24 * time.Hour
 
-// drillFile keeps the last drill's time in bridge.state_dir.
-const drillFile = "last_drill"
-
 // drillState is the loop's view of release drills.
 type drillState struct {
 	last     time.Time // last drill; zero: none known (a drill is then due)
@@ -33,33 +26,25 @@ type drillState struct {
 // loadDrill reads the last drill's time kept in bridge.state_dir (zero when
 // there is none or it is unreadable: a drill is then due, the safe answer).
 func (b *Bridge) loadDrill() time.Time {
-	if b.cfg.Bridge.StateDir == "" {
+	v, err := b.state.Load(drillRecord, nil, nil)
+	if err != nil {
+		b.log.Error("cannot read the last release drill; a drill is due", "err", err)
+	}
+	if len(v) == 0 {
 		return time.Time{}
 	}
-	data, err := os.ReadFile(filepath.Join(b.cfg.Bridge.StateDir, drillFile))
+	t, err := time.Parse(time.RFC3339, string(v))
 	if err != nil {
-		if !os.IsNotExist(err) {
-			b.log.Error("cannot read the last release drill; a drill is due", "err", err)
-		}
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(data)))
-	if err != nil {
-		b.log.Error("cannot parse the last release drill; a drill is due", "file", filepath.Join(b.cfg.Bridge.StateDir, drillFile), "err", err)
+		b.log.Error("cannot parse the last release drill; a drill is due", "record", drillRecord, "err", err)
 		return time.Time{}
 	}
 	return t
 }
 
-// saveDrill keeps the last drill's time in bridge.state_dir when set. It is
-// also kept retained on the broker (B/N/drill/last).
+// saveDrill keeps the last drill's time in bridge.state_dir. It is also
+// kept retained on the broker (B/N/drill/last).
 func (b *Bridge) saveDrill(t time.Time) {
-	if b.cfg.Bridge.StateDir == "" {
-		return
-	}
-	if err := sim.WriteFileAtomic(filepath.Join(b.cfg.Bridge.StateDir, drillFile), []byte(t.UTC().Format(time.RFC3339)+"\n")); err != nil {
-		b.log.Error("cannot save the last release drill", "err", err)
-	}
+	_ = b.state.Save(drillRecord, []byte(t.UTC().Format(time.RFC3339)))
 }
 
 // hasFailSafeDoor reports whether any door can be released by a drill. A

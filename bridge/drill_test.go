@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -103,9 +101,9 @@ func TestReleaseDrillReminder(t *testing.T) {
 	if !l.drill.last.Equal(drillAt) || l.drillOverdue(clk.t) {
 		t.Fatalf("drill not recorded: last %v, overdue %v", l.drill.last, l.drillOverdue(clk.t))
 	}
-	saved, err := os.ReadFile(filepath.Join(dir, drillFile))
-	if err != nil || strings.TrimSpace(string(saved)) != drillAt.Format(time.RFC3339) {
-		t.Fatalf("state_dir/%s = %q, %v; want %s", drillFile, saved, err, drillAt.Format(time.RFC3339))
+	saved, err := l.b.state.Load(drillRecord, nil, nil)
+	if err != nil || string(saved) != drillAt.Format(time.RFC3339) {
+		t.Fatalf("state_dir/%s = %q, %v; want %s", drillRecord, saved, err, drillAt.Format(time.RFC3339))
 	}
 	l.alarm("OFF")
 

@@ -330,7 +330,7 @@ func TestLatchOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !b.loadLatch() {
+	if !b.latchOnDisk() {
 		t.Fatalf("latch not kept in %s", dir)
 	}
 }

@@ -38,6 +38,8 @@ type harness struct {
 	done   chan error
 	// notifier, when set before start, is the bridge's systemd notifier.
 	notifier *sdnotify.Notifier
+	// log, when set before start, is the bridge's logger (else testLogger).
+	log *slog.Logger
 }
 
 // testConfig has a fail-safe door "fs" on channel 0 and a fail-secure door
@@ -92,9 +94,13 @@ func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
 func (h *harness) start() {
 	h.t.Helper()
 	h.sim = sim.New(sim.Options{})
+	log := h.log
+	if log == nil {
+		log = testLogger(h.t)
+	}
 	b, err := Open(h.cfg, Options{
 		Notifier:     h.notifier,
-		Log:          testLogger(h.t),
+		Log:          log,
 		Drivers:      map[string]drivers.Driver{"sim": h.sim},
 		TickInterval: 20 * time.Millisecond,
 		Version:      "test",

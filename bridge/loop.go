@@ -40,7 +40,8 @@ type loop struct {
 	latched      bool
 	lockdown     bool
 	powerLost    map[string]bool
-	powerSince   time.Time // when mains were first reported lost (zero: power OK)
+	powerSince   time.Time // battery.since(): now minus it is the time on battery counted (zero: power OK)
+	battery      batteryBudget
 	mqttPower    []mqttPower
 	shutting     bool
 	wdHazard     bool
@@ -60,7 +61,9 @@ type loop struct {
 	live        liveness      // systemd and hardware watchdogs, fed only from here (liveness.go)
 	origin      string        // what triggered the current evaluation, for the audit log
 	later       []func()      // log lines and audit events held until the relays are written (audit.go)
-	latchToSave *bool         // the latch to write to state_dir after the relays, first of all
+	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
+	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
+	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
 	drill       drillState            // release drill reminder (R20)
@@ -82,7 +85,10 @@ func newLoop(b *Bridge) *loop {
 			l.mqttPower = append(l.mqttPower, mqttPower{cfg: p})
 		}
 	}
-	l.latched = b.loadLatch()
+	l.loadState() // the latch, lockdown, the battery budget (state.go)
+	if why := b.loadCodeState(l.now()); why != "" {
+		l.record(auditEvent{Kind: "code", Outcome: "locked_out", Detail: why, Origin: "startup"})
+	}
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
 	l.effective = l.computeRaw()
@@ -243,6 +249,7 @@ func (l *loop) onTick() {
 	l.retryFaults()
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
+	l.reportRejectSummaries(now)
 	l.mq.retryDropped(l.republishState)
 }
 
@@ -534,11 +541,10 @@ func (l *loop) onPower(e evPower) {
 	for _, lost := range l.powerLost {
 		anyLost = anyLost || lost
 	}
-	if anyLost && l.powerSince.IsZero() {
-		l.powerSince = l.now()
-	} else if !anyLost {
-		l.powerSince = time.Time{}
+	if l.battery.mains(anyLost, l.now()) {
+		l.saveLater(batteryRecord, l.battery.encode())
 	}
+	l.powerSince = l.battery.since()
 	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
 	l.origin = "power:" + e.source
 	l.evaluate()

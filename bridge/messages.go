@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -54,35 +55,73 @@ func (l *loop) onMessage(e evMessage) {
 	}
 }
 
-// commandRejected counts, logs and publishes a refused command; nothing
-// changes. why is one of the reject* reasons (the metric's label), reason
-// says it for people.
-func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, why, reason string) {
-	l.b.m.commands.WithLabelValues(doorID, "rejected").Inc()
-	if why == rejectUnknownDoor {
-		l.b.m.commandsRejected.WithLabelValues(unknownDoorLabel, why).Inc()
-	} else {
-		l.b.m.commandsRejected.WithLabelValues(doorID, why).Inc()
+// commandRejected counts a refused command (nothing changes) and reports
+// it: in full (a log line, an audit record, a message on errTopic) up to
+// rejectBurst a minute per door, then in one summary per minute (rejects.go),
+// so that a flood costs no more than counting. why is one of the reject*
+// reasons (the metric's label), reason says it for people. The payload is
+// echoed without its code. It reports whether the rejection was reported
+// in full (anything else said about it should be too).
+func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, why, reason string) bool {
+	label := l.doorLabel(doorID)
+	l.b.m.commands.WithLabelValues(label, "rejected").Inc()
+	l.b.m.commandsRejected.WithLabelValues(label, why).Inc()
+	full, closed := l.rejects.allow(l.now(), label, topic, why, errTopic)
+	if closed != nil {
+		l.reportRejectSummary(*closed)
 	}
-	l.log.Warn("command rejected", "door", doorID, "topic", topic, "reason", reason)
+	if !full {
+		return false
+	}
+	l.afterIO(func() { l.log.Warn("command rejected", "door", doorID, "topic", topic, "reason", reason) })
 	l.record(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Cause: why, Detail: reason, Origin: "mqtt:" + topic})
-	b, _ := json.Marshal(map[string]string{"error": reason, "payload": truncate(payload, 64), "topic": topic})
+	b, _ := json.Marshal(map[string]string{"error": reason, "payload": redactPayload(payload), "topic": topic})
 	l.mq.publish(errTopic, string(b), false)
+	return true
+}
+
+// doorLabel is the door label of a command's metrics: a configured door,
+// "lockdown", or unknownDoorLabel; never an id taken from a topic, with
+// which anyone who may publish could add series without end.
+func (l *loop) doorLabel(id string) string {
+	if _, ok := l.b.byID[id]; ok || id == "lockdown" {
+		return id
+	}
+	return unknownDoorLabel
+}
+
+// redactPayload is a command payload as it may be echoed: a JSON object
+// with its code (any key that encoding/json would read as "code") replaced;
+// JSON that cannot be read is not shown at all, as it may hold a code.
+func redactPayload(p []byte) string {
+	t := bytes.TrimSpace(p)
+	if len(t) == 0 || t[0] != '{' {
+		return truncate(p, 64)
+	}
+	var m map[string]json.RawMessage
+	if len(t) > MaxCommandSize || json.Unmarshal(t, &m) != nil {
+		return fmt.Sprintf("(%d bytes of JSON, not shown)", len(p))
+	}
+	for k := range m {
+		if strings.EqualFold(k, "code") {
+			m[k] = json.RawMessage(`"(redacted)"`)
+		}
+	}
+	b, _ := json.Marshal(m)
+	return truncate(b, 64)
 }
 
 func (l *loop) onDoorCommand(id string, e evMessage) {
 	d := l.b.byID[id]
 	if d == nil {
 		if id != "lockdown" {
-			l.commandRejected(id, l.b.topics.Error, e.topic, e.payload, rejectUnknownDoor, fmt.Sprintf("unknown door %q", id))
+			l.commandRejected(id, l.b.topics.Error, e.topic, e.payload, rejectUnknownDoor, fmt.Sprintf("unknown door %q", truncate([]byte(id), 40)))
 		}
 		return
 	}
 	if e.retained {
 		// A retained UNLOCK would unlock the door on every reconnect.
-		l.b.m.commands.WithLabelValues(id, "ignored").Inc()
-		l.b.m.commandsRejected.WithLabelValues(id, rejectRetained).Inc()
-		l.log.Warn("retained command ignored; publish commands without retain", "door", id, "topic", e.topic)
+		l.commandIgnored(id, e.topic)
 		return
 	}
 	now := l.now()
@@ -91,51 +130,87 @@ func (l *loop) onDoorCommand(id string, e evMessage) {
 		l.commandRejected(id, d.topics.Error, e.topic, e.payload, parseRejectReason(err), err.Error())
 		return
 	}
-	hash := l.b.cfg.EffectiveCodeHash(d.cfg)
-	if hash == "" || cmd.Request == RequestLock {
+	g := d.guard
+	if g == nil || cmd.Request == RequestLock {
 		l.acceptDoorCommand(d, cmd, e.topic)
 		return
 	}
 	switch {
-	case now.Before(d.lockedOut):
-		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectLockout, fmt.Sprintf("codes locked out for %v after %d wrong codes", d.lockedOut.Sub(now).Round(time.Second), l.b.cfg.Codes.MaxFailures))
+	case now.Before(g.until):
+		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectLockout, fmt.Sprintf("codes locked out for %v after %d wrong codes", g.until.Sub(now).Round(time.Second), l.b.cfg.Codes.MaxFailures))
 		return
 	case cmd.Code == "":
 		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectCode, "this door needs a code for "+cmd.Request.String())
 		return
-	case d.codeBusy:
+	case g.busy:
 		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectCode, "another code is being checked")
 		return
 	}
-	// bcrypt takes tens of milliseconds on purpose: check off the loop so an
-	// alarm is never held up behind a keypad.
-	d.codeBusy = true
-	events, done := l.b.events, l.mq.done
+	l.checkCode(d, cmd, e.topic)
+}
+
+// commandIgnored counts a retained command; it is logged like a rejection.
+func (l *loop) commandIgnored(id, topic string) {
+	l.b.m.commands.WithLabelValues(id, "ignored").Inc()
+	l.b.m.commandsRejected.WithLabelValues(id, rejectRetained).Inc()
+	full, closed := l.rejects.allow(l.now(), id, topic, rejectRetained, "")
+	if closed != nil {
+		l.reportRejectSummary(*closed)
+	}
+	if full {
+		l.log.Warn("retained command ignored; publish commands without retain", "door", id, "topic", topic)
+	}
+}
+
+// checkCode checks cmd's code off the loop: bcrypt takes tens of
+// milliseconds on purpose, and an alarm must never wait behind a keypad.
+// The check counts as a wrong code until it succeeds, and that count is on
+// disk (flushLater) before the result can be known.
+func (l *loop) checkCode(d *door, cmd DoorCommand, topic string) {
+	g := d.guard
+	g.busy = true
+	g.failures++
+	l.codesToSave = true
+	events, done := l.b.events, l.mqDone()
 	go func() {
-		ok := bcrypt.CompareHashAndPassword([]byte(hash), []byte(cmd.Code)) == nil
+		ok := bcrypt.CompareHashAndPassword([]byte(g.hash), []byte(cmd.Code)) == nil
 		select {
-		case events <- evCodeChecked{door: d, cmd: cmd, topic: e.topic, ok: ok}:
+		case events <- evCodeChecked{door: d, cmd: cmd, topic: topic, ok: ok}:
 		case <-done:
 		}
 	}()
 }
 
+// mqDone is closed when MQTT stops (nil, never closed, without MQTT).
+func (l *loop) mqDone() chan struct{} {
+	if l.mq == nil {
+		return nil
+	}
+	return l.mq.done
+}
+
 func (l *loop) onCodeChecked(e evCodeChecked) {
-	d := e.door
-	d.codeBusy = false
+	d, g := e.door, e.door.guard
+	g.busy = false
+	l.codesToSave = true
 	if e.ok {
-		d.codeFailures = 0
+		g.failures, g.lockouts = 0, 0
 		l.acceptDoorCommand(d, e.cmd, e.topic)
 		return
 	}
-	d.codeFailures++
 	l.doorEvent(d, "rejected_code")
 	reason := "wrong code"
-	if d.codeFailures >= l.b.cfg.Codes.MaxFailures {
-		d.lockedOut = l.now().Add(l.b.cfg.Codes.Lockout)
-		d.codeFailures = 0
-		reason = fmt.Sprintf("wrong code; %d in a row: codes refused for %v", l.b.cfg.Codes.MaxFailures, l.b.cfg.Codes.Lockout)
+	if limit := l.b.cfg.Codes.MaxFailures; g.failures >= limit {
+		g.lockouts++
+		c := l.b.cfg.Codes
+		dur := lockoutFor(g.lockouts, c.Lockout, c.MaxLockout)
+		g.until, g.failures = l.now().Add(dur), 0
+		reason = fmt.Sprintf("wrong code; %d in a row: codes refused for %v", limit, dur)
 		l.doorEvent(d, "lockout")
+		l.afterIO(func() { l.log.Warn("code locked out", "doors", g.doorList(), "for", dur, "lockouts", g.lockouts) })
+		l.record(auditEvent{Kind: "code", Door: d.cfg.ID, Outcome: "locked_out", Cause: rejectLockout,
+			Detail: fmt.Sprintf("%d wrong codes in a row; the code of %s refused for %v (lockout %d since the last right code)", limit, g.doorList(), dur, g.lockouts),
+			Origin: "mqtt:" + e.topic})
 	}
 	l.commandRejected(d.cfg.ID, d.topics.Error, e.topic, nil, rejectCode, reason)
 }
@@ -165,9 +240,7 @@ func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 
 func (l *loop) onLockdown(e evMessage) {
 	if e.retained {
-		l.b.m.commands.WithLabelValues("lockdown", "ignored").Inc()
-		l.b.m.commandsRejected.WithLabelValues("lockdown", rejectRetained).Inc()
-		l.log.Warn("retained lockdown command ignored", "topic", e.topic)
+		l.commandIgnored("lockdown", e.topic)
 		return
 	}
 	var req Request
@@ -183,12 +256,14 @@ func (l *loop) onLockdown(e evMessage) {
 	now := l.now()
 	for _, d := range l.b.doors {
 		if r := Refusal(d.mode, l.doorHazards(d, now), req); r != "" {
-			l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r))
-			l.notice("lockdown refused: " + r)
+			if l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r)) {
+				l.notice("lockdown refused: " + r)
+			}
 			return
 		}
 	}
 	l.lockdown = req == RequestLockdownOn
+	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
 	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
 	l.log.Info("lockdown", "on", l.lockdown)
 	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
@@ -202,10 +277,15 @@ func (l *loop) onReset(e evMessage) {
 		return
 	}
 	if string(e.payload) != "RESET" {
-		l.notice(fmt.Sprintf("reset refused: payload %q, want RESET", truncate(e.payload, 20)))
+		if l.resetRefusalReported(e.topic, rejectUnknownCommand) {
+			l.notice(fmt.Sprintf("reset refused: payload %q, want RESET", truncate(e.payload, 20)))
+		}
 		return
 	}
 	if l.alarmActive() {
+		if !l.resetRefusalReported(e.topic, "alarm_active") {
+			return
+		}
 		var active []string
 		for _, a := range l.alarms {
 			if a.active() {
@@ -229,6 +309,16 @@ func (l *loop) onReset(e evMessage) {
 	l.evaluate()
 }
 
+// resetRefusalReported reports whether a refused reset may be reported in
+// full: like rejected commands, a flood of them is summarised (rejects.go).
+func (l *loop) resetRefusalReported(topic, why string) bool {
+	full, closed := l.rejects.allow(l.now(), "reset", topic, why, l.b.topics.Error)
+	if closed != nil {
+		l.reportRejectSummary(*closed)
+	}
+	return full
+}
+
 // onLatchedRestore restores a latch kept retained on the broker. It can only
 // set the latch (the safe direction); clearing takes a reset.
 func (l *loop) onLatchedRestore(e evMessage) {
@@ -245,7 +335,7 @@ func (l *loop) setLatch(on bool, why string) {
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
-	l.latchToSave = &on
+	l.saveLater(latchRecord, flag(on))
 }
 
 func (l *loop) onRepublish(e evMessage) {

@@ -42,6 +42,18 @@ type Alarm struct {
 	// (0 means the default, 1). Set it to the number of detectors: one that
 	// never reports then keeps the doors released, as an unknown source must.
 	Expect int `koanf:"expect"`
+	// Sources lists the topics (matching a wildcard Topic) of the real
+	// detectors. With it, only these count towards Expect (default: all of
+	// them) and a clear from any other topic is ignored; an alarm from any
+	// matching topic still counts. Without it, any client that may publish
+	// under the wildcard can make up topics that meet Expect.
+	Sources []string `koanf:"sources"`
+	// MaxSources bounds how many topics under a wildcard Topic are kept as
+	// sources on one connection (0: DefaultAlarmMaxSources). Beyond it a new
+	// topic is not kept and the entry counts as alarm until the next
+	// connection: memory stays bounded, and a flood of made-up topics cannot
+	// push a real detector out.
+	MaxSources int `koanf:"max_sources"`
 
 	// HeartbeatTopic, when set, is a topic on which any message that is
 	// not retained proves the source alive (it may be Topic itself for a
@@ -78,11 +90,31 @@ const (
 	MaxAlarmHeartbeatTimeout = 10 * time.Second
 	// DefaultAvailabilityOffline is availability_offline's default.
 	DefaultAvailabilityOffline = "offline"
+	// DefaultAlarmMaxSources is max_sources' default; MaxAlarmMaxSources
+	// its largest value.
+	DefaultAlarmMaxSources = 100
+	MaxAlarmMaxSources     = 10_000
 )
 
-// MinSources is how many distinct matching topics must have reported before
-// the entry can be clear: expect, at least 1.
-func (a *Alarm) MinSources() int { return max(1, a.Expect) }
+// MinSources is how many distinct matching topics (of Sources, when
+// listed) must have reported before the entry can be clear: expect, or the
+// number of listed sources, at least 1.
+func (a *Alarm) MinSources() int {
+	if a.Expect == 0 && len(a.Sources) > 0 {
+		return len(a.Sources)
+	}
+	return max(1, a.Expect)
+}
+
+// SourceLimit is how many topics under a wildcard are kept as sources:
+// max_sources, or its default, and never fewer than the sources listed.
+func (a *Alarm) SourceLimit() int {
+	n := a.MaxSources
+	if n == 0 {
+		n = DefaultAlarmMaxSources
+	}
+	return max(n, len(a.Sources))
+}
 
 // AvailabilityTrouble reports whether an offline (or not yet online)
 // availability raises alarm_supervision: availability_is_trouble, default true.
@@ -181,6 +213,7 @@ func (c *Config) validateAlarms(v *validator) {
 		case a.Expect > 1 && plus == 0:
 			v.add(key+".expect", "%d needs a + wildcard in topic %q: a plain topic is one source", a.Expect, a.Topic)
 		}
+		validateAlarmSources(v, key, a, plus)
 		validateAlarmHeartbeat(v, key, a)
 		validateAlarmAvailability(v, key, a, plus)
 	}
@@ -217,6 +250,56 @@ func (c *Config) validateAlarmValues(v *validator, key string, a Alarm) {
 	if okOn && okOff && on == off {
 		v.add(key+".on", "%s equals off as JSON; alarm and clear must differ", on)
 	}
+}
+
+func validateAlarmSources(v *validator, key string, a Alarm, plus int) {
+	switch {
+	case a.MaxSources < 0 || a.MaxSources > MaxAlarmMaxSources:
+		v.add(key+".max_sources", "%d must be between 1 and %d (0: the default, %d)", a.MaxSources, MaxAlarmMaxSources, DefaultAlarmMaxSources)
+	case a.MaxSources > 0 && plus == 0:
+		v.add(key+".max_sources", "%d needs a + wildcard in topic %q: a plain topic is one source", a.MaxSources, a.Topic)
+	case a.MaxSources > 0 && a.MaxSources < a.MinSources():
+		v.add(key+".max_sources", "%d is below the %d sources the entry expects", a.MaxSources, a.MinSources())
+	}
+	if len(a.Sources) == 0 {
+		return
+	}
+	if plus == 0 {
+		v.add(key+".sources", "needs a + wildcard in topic %q: a plain topic is its own one source", a.Topic)
+		return
+	}
+	if a.Expect > len(a.Sources) {
+		v.add(key+".expect", "%d is more than the %d listed sources", a.Expect, len(a.Sources))
+	}
+	seen := map[string]bool{}
+	for j, src := range a.Sources {
+		skey := fmt.Sprintf("%s.sources[%d]", key, j)
+		switch {
+		case seen[src]:
+			v.add(skey, "duplicate source %q", src)
+		case !TopicMatches(a.Topic, src):
+			v.add(skey, "%q does not match topic %q: name a topic the detector publishes on (e.g. zigbee2mqtt/kitchen_smoke for zigbee2mqtt/+)", src, a.Topic)
+		}
+		seen[src] = true
+	}
+}
+
+// TopicMatches reports whether the concrete topic (no wildcards) matches
+// filter, whose + stand for one whole level each.
+func TopicMatches(filter, topic string) bool {
+	if strings.ContainsAny(topic, "+#") {
+		return false
+	}
+	f, t := strings.Split(filter, "/"), strings.Split(topic, "/")
+	if len(f) != len(t) {
+		return false
+	}
+	for i := range f {
+		if f[i] != "+" && f[i] != t[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func validateAlarmHeartbeat(v *validator, key string, a Alarm) {

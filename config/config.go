@@ -40,8 +40,10 @@ type Config struct {
 type Bridge struct {
 	ID   string `koanf:"id"`
 	Name string `koanf:"name"`
-	// StateDir, when set, keeps state that must survive a restart (the fire
-	// release latch) on disk as well as retained on the broker.
+	// StateDir keeps the state that must survive a restart and a power cut
+	// (the fire release latch, lockdown, the battery budget, code lockouts,
+	// the last drill). Empty in the file, Load sets DefaultStateDir; it is
+	// empty only in a Config built in code (tests), where nothing persists.
 	StateDir string `koanf:"state_dir"`
 	// CodeHash is the default bcrypt hash of the code (PIN) that UNLOCK and
 	// OPEN require on doors without a code_hash of their own ("" = no code).
@@ -50,9 +52,14 @@ type Bridge struct {
 
 // Codes limits guessing of door codes.
 type Codes struct {
-	// MaxFailures wrong codes in a row lock a door's keypad for Lockout.
+	// MaxFailures wrong codes in a row lock a code out for Lockout. Doors
+	// that share a code (bridge.code_hash) share the count.
 	MaxFailures int           `koanf:"max_failures"`
 	Lockout     time.Duration `koanf:"lockout"`
+	// MaxLockout caps the escalation: each lockout since the last right
+	// code lasts twice as long as the one before, up to this (never less
+	// than Lockout).
+	MaxLockout time.Duration `koanf:"max_lockout"`
 }
 
 // MQTT is the broker connection.
@@ -231,7 +238,7 @@ func Default() Config {
 			AlarmLatch:        true,
 			LoopTimeout:       2 * time.Second,
 		},
-		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second},
+		Codes: Codes{MaxFailures: 5, Lockout: 60 * time.Second, MaxLockout: time.Hour},
 		Audit: DefaultAudit(),
 	}
 }

@@ -26,6 +26,14 @@ func testdata(name string) string { return filepath.Join("..", "configs", "testd
 var badConfigs = map[string]string{
 	"bad-fail-mode.yaml": `doors[0].fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`,
 
+	// A door id may not be one of the bridge's own topic leaves (issue 11 item 8).
+	"bad-door-id-alarm.yaml": `doors[1].id: "alarm" is reserved: doorbridge/test/alarm/... are the bridge's own topics, which the door's would share ` +
+		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
+	"bad-door-id-lockdown.yaml": `doors[1].id: "lockdown" is reserved: doorbridge/test/lockdown/... are the bridge's own topics, which the door's would share ` +
+		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
+	"bad-state-dir-relative.yaml": `bridge.state_dir: "state" is relative: it would depend on the directory doorbridge starts in; ` +
+		`give an absolute path (e.g. /var/lib/doorbridge), or leave it empty for the default`,
+
 	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
 	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,
 	"bad-relay-driver.yaml":     `doors[0].relay.driver: unknown driver "relays" (configured: sim, hat)`,
@@ -97,10 +105,11 @@ var badConfigs = map[string]string{
 	"bad-power-input-driver.yaml":     `power[0].driver: unknown driver "ups" (configured: sim)`,
 	"bad-power-input-channel.yaml":    `power[0].channel: channel "0" of driver "sim" is already used by doors[0].relay`,
 
-	"bad-no-doors.yaml":       `doors: no doors configured`,
-	"bad-alarm-payloads.yaml": `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
-	"bad-codes.yaml":          `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
-	"bad-code-hash.yaml":      `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
+	"bad-no-doors.yaml":          `doors: no doors configured`,
+	"bad-alarm-payloads.yaml":    `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
+	"bad-codes.yaml":             `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
+	"bad-codes-max-lockout.yaml": `codes.max_lockout: -1m0s must not be negative (the longest a repeated lockout lasts; 0s: no escalation beyond codes.lockout)`,
+	"bad-code-hash.yaml":         `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
 
 	// Alarm sources beyond ON/OFF: JSON values, + wildcards, heartbeat, availability.
 	"bad-alarm-topic-hash.yaml":                 `alarms[0].topic: "zigbee2mqtt/#" holds #; use + (one whole topic level) to match several devices`,
@@ -112,6 +121,8 @@ var badConfigs = map[string]string{
 	"bad-alarm-json-on-equals-off.yaml":         `alarms[0].on: 1 equals off as JSON; alarm and clear must differ`,
 	"bad-alarm-on-without-json.yaml":            `alarms[0].on: on and off need value_json (the JSON path of the value); plain payloads use payload_on and payload_off`,
 	"bad-alarm-expect.yaml":                     `alarms[0].expect: -2 must be at least 1 (how many matching topics must have reported)`,
+	"bad-alarm-sources.yaml":                    `alarms[0].sources[1]: "zigbee2mqtt/hall/smoke" does not match topic "zigbee2mqtt/+": name a topic the detector publishes on (e.g. zigbee2mqtt/kitchen_smoke for zigbee2mqtt/+)`,
+	"bad-alarm-max-sources.yaml":                `alarms[0].max_sources: 3 is below the 5 sources the entry expects`,
 	"bad-alarm-expect-plain-topic.yaml":         `alarms[0].expect: 3 needs a + wildcard in topic "zigbee2mqtt/kitchen_smoke": a plain topic is one source`,
 	"bad-alarm-heartbeat-wildcard.yaml":         `alarms[0].heartbeat_topic: "ha/+/heartbeat" holds a wildcard; name the one topic the source's heartbeat arrives on`,
 	"bad-alarm-heartbeat-no-timeout.yaml":       `alarms[0].heartbeat_timeout: must be set with heartbeat_topic: how long the source may stay silent (500ms to 10s)`,
@@ -256,7 +267,7 @@ func TestDefaults(t *testing.T) {
 	def := config.Default()
 
 	wantAlarms := []config.Alarm{{Topic: "doorbridge/alarm", PayloadOn: "ON", PayloadOff: "OFF"}}
-	if !slices.Equal(cfg.Alarms, wantAlarms) {
+	if !reflect.DeepEqual(cfg.Alarms, wantAlarms) {
 		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, wantAlarms)
 	}
 	if d := cfg.Door("front"); d == nil {
@@ -306,7 +317,7 @@ doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []config.Alarm{config.DefaultAlarm("site1")}; !slices.Equal(cfg.Alarms, want) || want[0].Topic != "site1/alarm" {
+	if want := []config.Alarm{config.DefaultAlarm("site1")}; !reflect.DeepEqual(cfg.Alarms, want) || want[0].Topic != "site1/alarm" {
 		t.Errorf("alarms = %+v, want %+v on site1/alarm", cfg.Alarms, want)
 	}
 	if got := cfg.ClientID(); got != "doorbridge-home" {
@@ -320,7 +331,7 @@ doors: [{id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []config.Alarm{{Topic: "panel/fire", PayloadOn: "ON", PayloadOff: "OFF"}}; !slices.Equal(cfg.Alarms, want) {
+	if want := []config.Alarm{{Topic: "panel/fire", PayloadOn: "ON", PayloadOff: "OFF"}}; !reflect.DeepEqual(cfg.Alarms, want) {
 		t.Errorf("alarms = %+v, want %+v", cfg.Alarms, want)
 	}
 }

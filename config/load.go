@@ -82,6 +82,13 @@ func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Bridge.StateDir == "" {
+		dir, err := DefaultStateDir(cfg.Bridge.ID, os.Getenv)
+		if err != nil {
+			return nil, &Error{File: name, Key: "bridge.state_dir", Msg: err.Error()}
+		}
+		cfg.Bridge.StateDir = dir
+	}
 	return &cfg, nil
 }
 

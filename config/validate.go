@@ -39,6 +39,7 @@ func (c *Config) Validate() error {
 		v.file = "config"
 	}
 	v.id("bridge.id", c.Bridge.ID)
+	c.validateStateDir(v)
 	c.validateCodes(v)
 	c.validateMQTT(v)
 	c.validateWatchdog(v)
@@ -106,6 +107,9 @@ func (c *Config) validateCodes(v *validator) {
 	if c.Codes.Lockout < 0 {
 		v.add("codes.lockout", "%v must not be negative (0s turns the lockout off)", c.Codes.Lockout)
 	}
+	if c.Codes.MaxLockout < 0 {
+		v.add("codes.max_lockout", "%v must not be negative (the longest a repeated lockout lasts; 0s: no escalation beyond codes.lockout)", c.Codes.MaxLockout)
+	}
 	v.codeHash("bridge.code_hash", c.Bridge.CodeHash)
 	for i, d := range c.Doors {
 		v.codeHash(fmt.Sprintf("doors[%d].code_hash", i), d.CodeHash)
@@ -152,6 +156,7 @@ func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) map[stri
 	for i, d := range c.Doors {
 		key := fmt.Sprintf("doors[%d]", i)
 		v.id(key+".id", d.ID)
+		c.validateDoorIDNotReserved(v, key+".id", d.ID)
 		if seen[d.ID] {
 			v.add(key+".id", "duplicate door id %q", d.ID)
 		}

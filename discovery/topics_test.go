@@ -1,6 +1,8 @@
 package discovery_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -73,5 +75,47 @@ func TestIsOwnDevice(t *testing.T) {
 	abbr := `{"dev":{"ids":"doorbridge_home_front","via_device":"doorbridge_home"}}`
 	if !discovery.IsOwnDevice(home, topic, []byte(abbr)) {
 		t.Error("abbreviated payload with a string identifier not recognised")
+	}
+}
+
+// Every bridge-level topic discovery announces (B/N/<leaf>/...) is one
+// config reserves, so that no door id can share it; door topics are
+// B/N/<door id>/....
+func TestBridgeTopicsReserved(t *testing.T) {
+	cfg := newConfig(t, door("front", config.FailSafe, ""))
+	prefix := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/"
+	seen := 0
+	for _, m := range discovery.Build(cfg, testInfo) {
+		var walk func(v any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, x := range v {
+					if s, ok := x.(string); ok && strings.HasSuffix(k, "_topic") || k == "topic" {
+						if rest, ok := strings.CutPrefix(s, prefix); ok {
+							leaf, _, _ := strings.Cut(rest, "/")
+							if leaf != "front" && !config.IsBridgeTopicLeaf(leaf) {
+								t.Errorf("%s announces %s: %q is not in config.BridgeTopicLeaves", m.Topic, s, leaf)
+							}
+							seen++
+						}
+						continue
+					}
+					walk(x)
+				}
+			case []any:
+				for _, x := range v {
+					walk(x)
+				}
+			}
+		}
+		var p any
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		walk(p)
+	}
+	if seen < 10 {
+		t.Fatalf("only %d topics under %s found in the payloads", seen, prefix)
 	}
 }

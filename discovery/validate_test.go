@@ -331,7 +331,7 @@ func TestPayloadsFollowHARules(t *testing.T) {
 		// the bridge's unique ids if component keys were chosen carelessly.
 		"tricky ids": newConfig(t, door("fire", config.FailSafe, ""), door("a", config.FailSafe, ""),
 			door("a_lock", config.FailSafe, ""), door("lock", config.FailSafe, ""),
-			door("bridge", config.FailSafe, ""), door("power", config.FailSafe, ""),
+			door("bridge", config.FailSafe, ""), door("fire_alarm", config.FailSafe, ""),
 			door("fail", config.FailSafe, ""), door("reset_fire", config.FailSafe, "")),
 		"dash": newConfig(t, dashed),
 		// input components joined to door ids must not collide either.

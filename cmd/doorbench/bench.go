@@ -64,6 +64,7 @@ type target struct {
 func (b *bench) config(t *target, n int, dir string) (bridgeConfig, error) {
 	c := bridgeConfig{
 		ID: "bench", Doors: n, StateFile: filepath.Join(dir, "relays.json"),
+		StateDir:          filepath.Join(dir, "state"), // never the user's default (R23 state would carry over between runs)
 		HeartbeatInterval: b.opts.HeartbeatInterval, HeartbeatTimeout: b.opts.HeartbeatTimeout,
 		RelockDelay: b.opts.RelockDelay,
 	}

@@ -47,7 +47,7 @@ type bridgeConfig struct {
 	Embedded  string
 	HTTP      string // "" turns the HTTP listener off
 	StateFile string
-	StateDir  string // bridge.state_dir ("" none)
+	StateDir  string // bridge.state_dir ("" the default: the user's, so always set it)
 
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration

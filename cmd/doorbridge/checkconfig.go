@@ -29,7 +29,10 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: valid. Bridge %q, %d door(s).\n", cfg.File, cfg.Bridge.ID, len(cfg.Doors))
-	fmt.Fprintf(stdout, "Broker: %s\n\n", brokerSummary(cfg))
+	fmt.Fprintf(stdout, "Broker: %s\n", brokerSummary(cfg))
+	// Where the latch lives depends on the environment when state_dir is
+	// empty: say which directory this environment resolves to.
+	fmt.Fprintf(stdout, "State: %s (the fire release latch, lockdown, the battery budget; it must survive a reboot)\n\n", cfg.Bridge.StateDir)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DOOR\tFAIL MODE\tRELAY\tBROKER LOST\tPOWER LOST\tFIRE ALARM")
 	for _, d := range cfg.Doors {

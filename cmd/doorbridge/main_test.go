@@ -82,9 +82,19 @@ type proc struct {
 	exited chan error
 }
 
+// startBridge runs the bridge on cfgPath. Its state directory (a config
+// without state_dir takes $STATE_DIRECTORY) is beside the config: each test
+// has its own, and a restart of the same config finds its state again.
 func startBridge(t *testing.T, cfgPath string) *proc {
 	t.Helper()
+	return startBridgeEnv(t, cfgPath, "STATE_DIRECTORY="+filepath.Join(filepath.Dir(cfgPath), "state"))
+}
+
+// startBridgeEnv runs the bridge with env added to the test's environment.
+func startBridgeEnv(t *testing.T, cfgPath string, env ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, "run", "-c", cfgPath)
+	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -210,7 +220,7 @@ func TestCheckConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check-config on a valid config: %v\n%s", err, out)
 	}
-	for _, want := range []string{"fs", "fail_safe", "unlocks", "fsec", "fail_secure", "stays locked", "BROKER LOST", "POWER LOST", "FIRE ALARM"} {
+	for _, want := range []string{"fs", "fail_safe", "unlocks", "fsec", "fail_secure", "stays locked", "BROKER LOST", "POWER LOST", "FIRE ALARM", "State: /"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("check-config output lacks %q:\n%s", want, out)
 		}

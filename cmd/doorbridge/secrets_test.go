@@ -104,6 +104,7 @@ doors:
 		t.Helper()
 		o.checkConfig(cfgPath)
 		cmd := quickCommand("run", "-log-level", "debug", "-c", cfgPath)
+		cmd.Env = append(cmd.Env, "STATE_DIRECTORY="+filepath.Join(filepath.Dir(cfgPath), "state-"+name))
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {

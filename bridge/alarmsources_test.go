@@ -1,0 +1,57 @@
+package bridge
+
+import (
+	"fmt"
+	"testing"
+)
+
+// The topics kept as sources of a wildcard entry are bounded (max_sources,
+// default 100): a flood of made-up topics neither grows memory without end
+// nor reads as clear; beyond the bound the entry is alarm until the next
+// connection (issue 12, item 10).
+func TestWildcardSourcesBounded(t *testing.T) {
+	a := jsonAlarm("smoke", true, false)
+	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
+	l, _ := newTestLoop(t, a)
+	src := &l.alarms[0]
+	for i := range 1000 {
+		l.send(fmt.Sprintf("zigbee2mqtt/fake%d/availability", i), "online", true)
+		l.send(fmt.Sprintf("zigbee2mqtt/fake%d", i), `{"smoke": false}`, true)
+	}
+	if len(src.values) > 100 || len(src.offline) > 100 {
+		t.Fatalf("%d sources and %d availabilities kept after 1000 made-up topics, want at most 100", len(src.values), len(src.offline))
+	}
+	if !l.raw.Has(HazardAlarm) {
+		t.Fatalf("entry clear after more topics than it keeps")
+	}
+	// A new connection starts over.
+	src.reset()
+	l.send("zigbee2mqtt/kitchen/availability", "online", true)
+	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
+	if l.raw.Has(HazardAlarm) {
+		t.Fatalf("alarm after a new connection's only source is clear: %s", src.describe())
+	}
+}
+
+// With sources listed, only they meet expect: a clear from made-up topics
+// does not count, while an alarm from any matching topic does.
+func TestWildcardListedSources(t *testing.T) {
+	a := jsonAlarm("smoke", true, false)
+	a.Sources = []string{"zigbee2mqtt/kitchen", "zigbee2mqtt/hall"}
+	l, _ := newTestLoop(t, a)
+	hazard := func() bool { return l.raw.Has(HazardAlarm) }
+	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
+	l.send("zigbee2mqtt/fake1", `{"smoke": false}`, true)
+	l.send("zigbee2mqtt/fake2", `{"smoke": false}`, true)
+	if !hazard() {
+		t.Fatal("made-up topics met expect")
+	}
+	l.send("zigbee2mqtt/hall", `{"smoke": false}`, true)
+	if hazard() {
+		t.Fatalf("alarm with both listed sources clear: %s", l.alarms[0].describe())
+	}
+	l.send("zigbee2mqtt/garage", `{"smoke": true}`, false)
+	if !hazard() || !l.latched {
+		t.Fatal("an alarm from an unlisted topic under the wildcard was ignored")
+	}
+}

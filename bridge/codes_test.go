@@ -1,0 +1,309 @@
+package bridge
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+const testCode = "864209"
+
+func codeHash(t testing.TB) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(testCode), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(hash)
+}
+
+// sharedCode: both doors take bridge.code_hash; three wrong codes lock it
+// out for a minute.
+func sharedCode(hash, stateDir string) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Bridge.CodeHash = hash
+		c.Bridge.StateDir = stateDir
+		c.Codes.MaxFailures = 3
+		c.Codes.Lockout = time.Minute
+	}
+}
+
+// sendCode publishes a command with code on door and waits for its error.
+func (h *harness) sendCode(door, code string) string {
+	h.t.Helper()
+	mark := h.c.Mark()
+	h.c.Publish(h.topic(door, "set"), `{"action": "UNLOCK", "code": "`+code+`"}`, false)
+	return string(h.c.WaitForAfter(mark, h.topic(door, "error"), wait, nil).Payload)
+}
+
+// Doors that share a code share its count of wrong codes: max_failures
+// wrong codes spread over both lock the code out on both, and the right
+// code then fails on the door that saw none of them (issue 12, item 7).
+// The lockout survives a restart (a new Bridge on the same state_dir).
+func TestSharedCodeLockoutAcrossDoorsAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	h, _, path := floodHarness(t, sharedCode(codeHash(t), dir))
+	h.ready()
+	h.sendCode("fsec", "1111")
+	h.sendCode("fs", "2222")
+	if p := h.sendCode("fsec", "3333"); !strings.Contains(p, "codes refused") {
+		t.Fatalf("third wrong code over two doors did not lock the code out: %s", p)
+	}
+	if p := h.sendCode("fs", testCode); !strings.Contains(p, "locked out") {
+		t.Fatalf("right code on the other door during the lockout: %s", p)
+	}
+	if h.door("fs").State != StateLocked {
+		t.Fatalf("fs unlocked during the lockout")
+	}
+	// The lockout is a safety record: in audit.file itself, where no flood
+	// of commands can rotate it out.
+	testbroker.Eventually(t, wait, func() bool {
+		b, _ := os.ReadFile(path)
+		return strings.Contains(string(b), `"outcome":"locked_out"`)
+	}, "code lockout recorded in %s", path)
+
+	h.stop()
+	h.start()
+	h.ready()
+	if p := h.sendCode("fsec", testCode); !strings.Contains(p, "locked out") {
+		t.Fatalf("right code after a restart during the lockout: %s", p)
+	}
+	if h.power("1") {
+		t.Fatalf("strike powered during the lockout after a restart")
+	}
+}
+
+// codeLoop is a loop on a fake clock with the shared code and a state dir.
+func codeLoop(t *testing.T, clk *fakeClock, hash, dir string) *loop {
+	t.Helper()
+	cfg := testConfig("tcp://127.0.0.1:1")
+	sharedCode(hash, dir)(cfg)
+	cfg.Codes.MaxLockout = 5 * time.Minute
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(b)
+	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
+	l.evaluate()
+	l.flushLater()
+	return l
+}
+
+// guess sends code to door and, if a check started, hands its result to
+// the loop as the loop would.
+func (l *loop) guess(t *testing.T, door, code string) {
+	t.Helper()
+	l.send("db/t1/"+door+"/set", `{"action": "UNLOCK", "code": "`+code+`"}`, false)
+	l.flushLater()
+	if !l.b.byID[door].guard.busy {
+		return
+	}
+	select {
+	case ev := <-l.b.events:
+		l.handle(ev)
+		l.flushLater()
+	case <-time.After(wait):
+		t.Fatal("no code check result")
+	}
+}
+
+// Each lockout before a right code lasts twice the one before, up to
+// codes.max_lockout; a right code starts afresh. The counts are on disk
+// after every check, so a new bridge on the same state_dir goes on from
+// them.
+func TestCodeLockoutEscalatesAndPersists(t *testing.T) {
+	dir := t.TempDir()
+	hash := codeHash(t)
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := codeLoop(t, clk, hash, dir)
+	g := l.b.byID["fs"].guard
+	if g != l.b.byID["fsec"].guard {
+		t.Fatal("doors sharing bridge.code_hash have separate guards")
+	}
+	for i, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute} {
+		for range 3 {
+			l.guess(t, "fsec", "0000")
+		}
+		if got := g.until.Sub(clk.t); got != want {
+			t.Fatalf("lockout %d lasts %v, want %v", i+1, got, want)
+		}
+		clk.t = g.until
+	}
+	l.guess(t, "fs", "0000")
+
+	// A restart keeps the count: two more wrong codes lock out (for the cap).
+	l2 := codeLoop(t, clk, hash, dir)
+	g2 := l2.b.byID["fs"].guard
+	if g2.failures != 1 || g2.lockouts != 5 {
+		t.Fatalf("after a restart: %d failures, %d lockouts; want 1 and 5", g2.failures, g2.lockouts)
+	}
+	l2.guess(t, "fs", "0000")
+	l2.guess(t, "fsec", "0000")
+	if got := g2.until.Sub(clk.t); got != 5*time.Minute {
+		t.Fatalf("lockout after restart lasts %v, want 5m", got)
+	}
+	// A right code once the lockout is over starts afresh.
+	clk.t = g2.until
+	// (on the fail-safe door: its UNLOCK is accepted even with the
+	// start-up hazards of a loop without a broker)
+	l2.guess(t, "fs", testCode)
+	if g2.failures != 0 || g2.lockouts != 0 {
+		t.Fatalf("after the right code: %d failures, %d lockouts; want 0", g2.failures, g2.lockouts)
+	}
+	if l2.b.byID["fs"].command != CommandUnlock {
+		t.Fatal("right code after the lockout not accepted")
+	}
+}
+
+// A state file that cannot be read means the count of earlier guesses is
+// lost: every code is locked out for codes.lockout (R23: damaged state
+// reads as the safe value; for a code, safe is no guess let through).
+func TestDamagedCodeStateLocksOut(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, codeStateFile), []byte(`{"x": {"failures": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := codeLoop(t, clk, codeHash(t), dir)
+	l.guess(t, "fs", testCode)
+	if l.b.byID["fs"].command == CommandUnlock {
+		t.Fatal("right code let through with damaged lockout state")
+	}
+	if got := l.b.byID["fs"].guard.until.Sub(clk.t); got != time.Minute {
+		t.Fatalf("damaged state: locked out for %v, want codes.lockout (1m)", got)
+	}
+}
+
+// Rejected commands beyond the burst are counted and, once their minute is
+// over, reported in one summary: how many, why, from which topics.
+func TestRejectSummaryPerMinute(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := codeLoop(t, clk, codeHash(t), t.TempDir())
+	logs := &logSink{}
+	l.b.audit = newAuditLog(slogTo(logs))
+	for i := range 500 {
+		l.send("db/t1/fsec/set", "PLEASE", false)
+		l.send("db/t1/junk"+strings.Repeat("x", i%20)+"/set", "UNLOCK", false)
+	}
+	l.flushLater()
+	if n := strings.Count(logs.String(), `kind=command`); n != 2*rejectBurst {
+		t.Fatalf("%d audit records for 1000 rejected commands in a minute, want %d", n, 2*rejectBurst)
+	}
+	clk.t = clk.t.Add(rejectInterval)
+	l.reportRejectSummaries(clk.t)
+	l.flushLater()
+	out := logs.String()
+	for _, want := range []string{"490 more commands rejected", "unknown_command ×490", "db/t1/fsec/set ×490", "unknown_door ×490", "more on other topics"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if len(l.rejects.windows) != 0 {
+		t.Fatalf("windows of a minute that is over kept: %v", l.rejects.windows)
+	}
+}
+
+// The door code never appears in any output: error messages (lockout,
+// busy, stale, malformed and oversized commands), events, the log, the
+// audit trail, the state files and the metrics (issue 12, item 8).
+func TestCodeNeverInOutput(t *testing.T) {
+	dir := t.TempDir()
+	h, logs, path := floodHarness(t, sharedCode(codeHash(t), dir))
+	h.ready()
+	set := h.topic("fsec", "set")
+	bad := []string{
+		`{"action": "UNLOCK", "code": "` + testCode + `", "ts": 1000}`,
+		`{"CODE": "` + testCode + `", "action": "UNLOCK", "ts": 1000}`,
+		`{"code": "` + testCode + `", "action": "UNLOCK", "pad": "` + strings.Repeat("x", 1100) + `"}`,
+		`{"code": "` + testCode + `", "action": "UNLOCK"`,
+		`{"code": "` + testCode + `", "action": "FLY"}`,
+	}
+	for _, p := range bad {
+		mark := h.c.Mark()
+		h.c.Publish(set, p, false)
+		h.c.WaitForAfter(mark, h.topic("fsec", "error"), wait, nil)
+	}
+	// A wrong code and the right one at once: the second is likely refused
+	// as busy; if not, it unlocks fs and starts the count afresh.
+	mark := h.c.Mark()
+	h.c.Publish(set, `{"action": "UNLOCK", "code": "1111"}`, false)
+	h.c.Publish(h.topic("fs", "set"), `{"action": "UNLOCK", "code": "`+testCode+`"}`, false)
+	h.c.WaitForAfter(mark, h.topic("fsec", "event"), wait, nil)
+	for i := 0; !strings.Contains(h.sendCode("fsec", "2222"), "codes refused"); i++ {
+		if i == 3 {
+			t.Fatal("no lockout after 3 wrong codes")
+		}
+	}
+	if p := h.sendCode("fsec", testCode); !strings.Contains(p, "locked out") {
+		t.Fatalf("right code during lockout: %s", p)
+	}
+	h.c.Sync(wait)
+	h.stop()
+
+	var outputs []string
+	topics := []string{"db/t1/error", "db/t1/events", "db/t1/notice"}
+	for _, d := range []string{"fs", "fsec"} {
+		for _, leaf := range []string{"error", "event", "state", "cause", "attributes"} {
+			topics = append(topics, h.topic(d, leaf))
+		}
+	}
+	for _, topic := range topics {
+		for _, m := range h.c.Messages(topic) {
+			outputs = append(outputs, m.Topic+" "+string(m.Payload))
+		}
+	}
+	outputs = append(outputs, "log: "+logs.String())
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	files = append(files, filepath.Dir(path))
+	auditFiles, _ := filepath.Glob(path + "*")
+	for _, f := range append(files, auditFiles...) {
+		if b, err := os.ReadFile(f); err == nil {
+			outputs = append(outputs, f+": "+string(b))
+		}
+	}
+	families, _ := h.b.reg.Gather()
+	for _, f := range families {
+		outputs = append(outputs, f.String())
+	}
+	for _, o := range outputs {
+		if strings.Contains(o, testCode) {
+			t.Errorf("the code appears in an output: %.300s", o)
+		}
+	}
+}
+
+// A lockout survives a restart: a new Bridge on the same state_dir still
+// refuses the right code (R23).
+func TestCodeLockoutSurvivesRestart(t *testing.T) {
+	hash := codeHash(t)
+	h := newHarness(t, func(c *config.Config) {
+		sharedCode("", t.TempDir())(c)
+		c.Doors[1].CodeHash = hash
+	})
+	h.ready()
+	for range 3 {
+		h.sendCode("fsec", "1111")
+	}
+	h.stop()
+	h.start()
+	h.ready()
+	if p := h.sendCode("fsec", testCode); !strings.Contains(p, "locked out") {
+		t.Fatalf("right code after a restart during the lockout: %s", p)
+	}
+	if h.power("1") {
+		t.Fatalf("strike powered during the lockout after a restart")
+	}
+}

@@ -1,0 +1,160 @@
+package bridge
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/doorbridge/doorbridge/internal/statefile"
+)
+
+// What must survive a restart and a power cut (R23) is kept in
+// bridge.state_dir, one record per file (internal/statefile): written whole
+// and fsynced, read back as the safe value unless intact. The broker's
+// retained messages are a second copy where there is one (the latch, the
+// last drill), never the only one: the embedded broker keeps nothing across
+// a restart.
+//
+// Records and what a damaged one reads as:
+//
+//	alarm_latched  "1"/"0"            latched (R4): only an intact "0" relocks
+//	lockdown       "1"/"0"            on (below)
+//	battery        JSON batteryBudget the 10-minute budget spent (battery.go)
+//	last_drill     RFC 3339 time      no drill known: a drill is due
+//
+// Lockdown reads as on: it never blocks an egress release (Decide: every
+// hazard outranks it, and so does a fail-safe door's REX; a fail-secure
+// egress door has mechanical egress, R19), while a lockdown that silently
+// ended would open doors someone meant to keep shut.
+const (
+	latchRecord    = "alarm_latched"
+	lockdownRecord = "lockdown"
+	batteryRecord  = "battery"
+	drillRecord    = "last_drill"
+)
+
+// stateStore is the bridge's state directory. Its methods are for the
+// loop's goroutine (and Open, before the loop runs).
+type stateStore struct {
+	dir *statefile.Dir // nil: nothing persists (a Config built in code, tests)
+	log *slog.Logger
+}
+
+// openState opens bridge.state_dir. An empty one only comes from a Config
+// built in code (config.Load always sets one): nothing then survives a
+// restart, which is said loudly. A directory that cannot be used is not
+// fatal: every record then reads as its safe value (latched), also loudly.
+func openState(dir string, log *slog.Logger) *stateStore {
+	s := &stateStore{log: log}
+	if dir == "" {
+		log.Error("bridge.state_dir is empty: the fire release latch, lockdown and the battery budget will not survive a restart")
+		return s
+	}
+	d, err := statefile.Open(dir)
+	if err != nil {
+		log.Error("state directory unusable: state that cannot be read is taken as its safe value (latched, lockdown on, battery budget spent)",
+			"state_dir", dir, "err", err)
+	} else if volatileFS(dir) {
+		log.Error("bridge.state_dir is on a file system a reboot empties (tmpfs): the fire release latch survives a restart, not a power cut; use a disk",
+			"state_dir", dir)
+	}
+	s.dir = d
+	return s
+}
+
+// Load returns record name: its value when intact, initial when it was
+// never written, and safe in every other case (damaged, missing after it
+// was written, unreadable, no usable directory), with the error that says
+// why. The caller acts on the value and reports the error. Without a state
+// directory it returns initial: nothing persists.
+//
+// This is the API for every record of bridge.state_dir (code lockouts
+// too): choose safe as the value that is safe to act on when nothing is
+// known, and Load at start, before the first Save.
+func (s *stateStore) Load(name string, initial, safe []byte) ([]byte, error) {
+	if s.dir == nil {
+		return initial, nil
+	}
+	return s.dir.Load(name, initial, safe)
+}
+
+// Save writes record name durably: the file and the directory are fsynced
+// before it returns. A failure is logged here; it is returned too.
+func (s *stateStore) Save(name string, value []byte) error {
+	if s.dir == nil {
+		return nil
+	}
+	err := s.dir.Write(name, value)
+	if err != nil {
+		s.log.Error("cannot save state: it will not survive a restart", "record", name, "err", err)
+	}
+	return err
+}
+
+// loadFlag loads a "1"/"0" record: anything but an intact "0" or "1" is
+// the safe value.
+func (s *stateStore) loadFlag(name string, safe bool) (bool, error) {
+	v, err := s.Load(name, []byte("0"), flag(safe))
+	switch string(v) {
+	case "0":
+		return false, err
+	case "1":
+		return true, err
+	}
+	return safe, errors.Join(err, errors.New("statefile: "+name+": "+"unexpected value "+truncate(v, 20)))
+}
+
+func flag(on bool) []byte {
+	if on {
+		return []byte("1")
+	}
+	return []byte("0")
+}
+
+// pendingSave is a record to write after the relays of the current event.
+type pendingSave struct {
+	name  string
+	value []byte
+}
+
+// saveLater queues record name for flushLater, which writes it after the
+// relays are written and before the log lines and audit records: on disk
+// before anything slower, never between an event and its relays.
+func (l *loop) saveLater(name string, value []byte) {
+	for i := range l.stateToSave {
+		if l.stateToSave[i].name == name {
+			l.stateToSave[i].value = value // only the last value counts
+			return
+		}
+	}
+	l.stateToSave = append(l.stateToSave, pendingSave{name, value})
+}
+
+// flushSaves writes what saveLater queued. An entry is taken before it is
+// written, so that after a panic in one the rest is not written twice.
+func (l *loop) flushSaves() {
+	for len(l.stateToSave) > 0 {
+		p := l.stateToSave[0]
+		l.stateToSave = l.stateToSave[1:]
+		_ = l.b.state.Save(p.name, p.value)
+	}
+}
+
+// loadState reads the loop's records at start, reporting damage loudly (log
+// and audit) with the value taken instead.
+func (l *loop) loadState() {
+	var err error
+	if l.latched, err = l.b.state.loadFlag(latchRecord, true); err != nil {
+		l.stateDamaged(latchRecord, "fire release latched: publish RESET on "+l.b.topics.AlarmReset+" once the alarm is clear", err)
+	}
+	if l.lockdown, err = l.b.state.loadFlag(lockdownRecord, true); err != nil {
+		l.stateDamaged(lockdownRecord, "lockdown on: publish OFF on "+l.b.topics.LockdownSet+" to end it", err)
+	}
+	if l.battery, err = l.b.state.loadBattery(); err != nil {
+		l.stateDamaged(batteryRecord, "battery budget spent: doors with power_release: false release at once on battery until mains have been back for "+mainsStable.String(), err)
+	}
+}
+
+func (l *loop) stateDamaged(record, taken string, err error) {
+	l.log.Error("state record unreadable or damaged: taking the safe value", "record", record, "taken", taken, "err", err)
+	l.record(auditEvent{Kind: "state", Outcome: "damaged", Detail: record + ": " + taken, Origin: "startup"})
+}

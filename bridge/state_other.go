@@ -1,0 +1,5 @@
+//go:build !linux
+
+package bridge
+
+func volatileFS(string) bool { return false }

@@ -1,0 +1,279 @@
+package bridge
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// latchOnDisk reads the latch as the next start would.
+func (b *Bridge) latchOnDisk() bool {
+	on, _ := b.state.loadFlag(latchRecord, true)
+	return on
+}
+
+// R23 (issue 11 item 4): with the default config (no state_dir in the file)
+// and the embedded broker (the demo), the fire release latch survives a
+// restart that also starts a fresh broker with nothing retained: an alarm
+// OFF does not relock, only a RESET does.
+func TestLatchSurvivesRestartWithFreshEmbeddedBroker(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "")
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", t.TempDir()) // the demo, run by hand
+	stateDir, err := config.DefaultStateDir("t1", os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, err := StartEmbeddedBroker("127.0.0.1:0", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := e1.Addr()
+	h := &harness{t: t, cfg: testConfig(e1.URL())}
+	h.cfg.Bridge.StateDir = stateDir
+	h.c = testbroker.Connect(t, e1.URL(), "watcher")
+	h.start()
+	h.ready()
+	h.c.Publish(h.alarmTopic(), "ON", true)
+	h.c.WaitPayload("db/t1/alarm/latched", "ON", wait)
+	h.stop()
+	h.c.Close()
+	e1.Close() // the embedded broker goes with the process, retained messages and all
+
+	e2, err := StartEmbeddedBroker(addr, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.Close() })
+	h.c = testbroker.Connect(t, e2.URL(), "watcher2")
+	h.c.Publish(h.alarmTopic(), "OFF", true) // the alarm is over; nobody reset
+	h.start()
+	testbroker.Eventually(t, wait, h.b.Ready, "restarted bridge ready")
+	if !h.b.State().Latched {
+		t.Fatalf("the latch was lost on restart (state_dir %s)", stateDir)
+	}
+	h.c.WaitPayload("db/t1/alarm/state", "OFF", wait)
+	h.c.WaitPayload("db/t1/alarm/latched", "ON", wait)
+	h.c.WaitPayload(h.topic("fs", "cause"), "alarm", wait)
+	if h.power("0") {
+		t.Fatal("the restarted bridge powered a latched maglock")
+	}
+	h.c.Publish("db/t1/alarm/reset", "RESET", false)
+	h.waitPower("0", true, wait, "relocks after RESET")
+}
+
+// stateLoop is a loop on a fake clock whose bridge keeps state in dir; a
+// second one on the same dir is the bridge after a restart.
+func stateLoop(t *testing.T, clk *fakeClock, dir string, mutate func(*config.Config)) *loop {
+	t.Helper()
+	return loopBridge(t, clk, func(c *config.Config) {
+		c.Bridge.StateDir = dir
+		c.Watchdog.AlarmLatch = true
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// A latch record that is anything but an intact "not latched" reads as
+// latched (R23): empty, NUL-filled, garbage, truncated, the pre-R23 "0\n".
+func TestDamagedLatchReadsLatched(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	for name, damage := range map[string]func([]byte) []byte{
+		"empty":      func([]byte) []byte { return nil },
+		"NUL-filled": func(b []byte) []byte { return make([]byte, len(b)) },
+		"garbage":    func([]byte) []byte { return []byte("latched=no\n") },
+		"truncated":  func(b []byte) []byte { return b[:len(b)-3] },
+		"old format": func([]byte) []byte { return []byte("0\n") },
+		"deleted":    nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := stateLoop(t, clk, dir, nil)
+			if l.latched {
+				t.Fatal("a new install starts latched")
+			}
+			path := filepath.Join(dir, latchRecord)
+			intact, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("a new install wrote no latch record: %v", err)
+			}
+			if damage == nil {
+				os.Remove(path)
+			} else if err := os.WriteFile(path, damage(intact), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if l2 := stateLoop(t, clk, dir, nil); !l2.latched {
+				t.Fatalf("a %s latch record read as not latched", name)
+			}
+		})
+	}
+}
+
+// Lockdown survives a restart (R23; it used to end silently), and a
+// damaged record reads as on: lockdown never blocks an egress release.
+func TestLockdownSurvivesRestart(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	l.onMessage(evMessage{topic: l.b.topics.LockdownSet, payload: []byte("ON")})
+	l.flushLater()
+	if !l.lockdown {
+		t.Fatal("lockdown not on")
+	}
+	l2 := stateLoop(t, clk, dir, nil)
+	if !l2.lockdown {
+		t.Fatal("lockdown ended on restart")
+	}
+	// Egress is unaffected: an alarm still releases the maglock.
+	l2.alarm("ON")
+	if fs := l2.b.byID["fs"]; fs.power {
+		t.Fatal("an alarm did not release a maglock under a restored lockdown")
+	}
+	l2.onMessage(evMessage{topic: l.b.topics.AlarmReset, payload: []byte("RESET")})
+	l2.onMessage(evMessage{topic: l.b.topics.LockdownSet, payload: []byte("OFF")})
+	l2.flushLater()
+	if l3 := stateLoop(t, clk, dir, nil); l3.lockdown {
+		t.Fatal("lockdown OFF did not survive a restart")
+	}
+	os.WriteFile(filepath.Join(dir, lockdownRecord), []byte{0, 0}, 0o600)
+	if l4 := stateLoop(t, clk, dir, nil); !l4.lockdown {
+		t.Fatal("a damaged lockdown record read as off")
+	}
+}
+
+// The 10-minute battery budget of power_release: false (R8) counts every
+// minute on battery: neither a restart nor a short return of mains gives a
+// new 10 minutes. Mains back and stable for mainsStable fill it again.
+func TestBatteryBudgetSurvivesRestartAndFlap(t *testing.T) {
+	hold := false
+	holdOnBattery := func(c *config.Config) { c.Doors[0].PowerRelease = &hold }
+	held := func(l *loop) bool { return !l.doorHazards(l.b.byID["fs"], l.now()).Any() }
+	// started is a bridge started on dir whose alarm is clear; mains not
+	// reported yet.
+	started := func(t *testing.T, clk *fakeClock, dir string) *loop {
+		l := stateLoop(t, clk, dir, holdOnBattery)
+		l.alarm("OFF")
+		l.settle(clk)
+		return l
+	}
+	// power reports mains, on a link just proven (the fake clock jumps
+	// minutes; only the power hazard is under test).
+	power := func(l *loop, lost bool) {
+		l.link()
+		l.onPower(evPower{source: "ups", lost: lost})
+	}
+	start := time.Unix(1_800_000_000, 0)
+
+	t.Run("restart", func(t *testing.T) {
+		clk := &fakeClock{t: start}
+		dir := t.TempDir()
+		l := started(t, clk, dir)
+		power(l, true)
+		l.flushLater()
+		clk.t = clk.t.Add(6 * time.Minute)
+		l2 := started(t, clk, dir) // restarted during the outage
+		power(l2, true)
+		if !held(l2) {
+			t.Fatal("released at once after a restart 6 minutes into the outage")
+		}
+		clk.t = clk.t.Add(4 * time.Minute)
+		if held(l2) {
+			t.Fatal("still held 10 minutes into the outage: the restart gave a new budget")
+		}
+	})
+	t.Run("flap", func(t *testing.T) {
+		clk := &fakeClock{t: start}
+		l := started(t, clk, t.TempDir())
+		power(l, true)
+		clk.t = clk.t.Add(6 * time.Minute)
+		power(l, false)
+		clk.t = clk.t.Add(10 * time.Second)
+		power(l, true)
+		clk.t = clk.t.Add(4*time.Minute - time.Second)
+		if !held(l) {
+			t.Fatal("released before 10 minutes on battery in all")
+		}
+		clk.t = clk.t.Add(time.Second)
+		if held(l) {
+			t.Fatal("still held after 10 minutes on battery in all: the flap gave a new budget")
+		}
+	})
+	t.Run("stable mains refill it", func(t *testing.T) {
+		clk := &fakeClock{t: start}
+		dir := t.TempDir()
+		l := started(t, clk, dir)
+		power(l, true)
+		clk.t = clk.t.Add(9 * time.Minute)
+		power(l, false)
+		l.flushLater()
+		clk.t = clk.t.Add(mainsStable)
+		l2 := started(t, clk, dir)
+		power(l2, true)
+		clk.t = clk.t.Add(9 * time.Minute)
+		if !held(l2) {
+			t.Fatal("mains back and stable for an hour did not refill the budget")
+		}
+	})
+	t.Run("clock went back", func(t *testing.T) {
+		clk := &fakeClock{t: start}
+		dir := t.TempDir()
+		l := started(t, clk, dir)
+		power(l, true)
+		l.flushLater()
+		clk.t = start.Add(-time.Hour) // restarted on a board without a real-time clock
+		l2 := started(t, clk, dir)
+		power(l2, true)
+		if held(l2) {
+			t.Fatal("a clock an hour behind the outage's start gave a full budget")
+		}
+	})
+	t.Run("damaged reads spent", func(t *testing.T) {
+		clk := &fakeClock{t: start}
+		dir := t.TempDir()
+		l := started(t, clk, dir)
+		power(l, false)
+		l.flushLater()
+		os.WriteFile(filepath.Join(dir, batteryRecord), []byte("{"), 0o600)
+		l2 := started(t, clk, dir)
+		power(l2, true)
+		if held(l2) {
+			t.Fatal("a damaged battery record gave a full budget")
+		}
+	})
+}
+
+// A state directory on tmpfs is said loudly: it does not survive a power cut.
+func TestVolatileStateDir(t *testing.T) {
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Skip("no /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "doorbridge-state-")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer os.RemoveAll(dir)
+	if !volatileFS(dir) {
+		t.Errorf("%s (tmpfs) not seen as volatile", dir)
+	}
+}
+
+// A state directory that cannot be used does not stop the bridge, and
+// nothing in it can be trusted: latched, lockdown on (R23).
+func TestUnusableStateDirReadsSafe(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	notADir := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := stateLoop(t, clk, notADir, nil)
+	if !l.latched || !l.lockdown {
+		t.Fatalf("unusable state_dir: latched %v, lockdown %v; want both", l.latched, l.lockdown)
+	}
+}
