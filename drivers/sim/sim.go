@@ -30,6 +30,11 @@ type Options struct {
 	// does not list, or a file that cannot be read, makes Read fail (an
 	// unknown input), never a guessed level.
 	InputsFile string `koanf:"inputs_file"`
+	// FaultsFile, when set, holds output faults as JSON, from channel to
+	// fault ({"3": {"delay": "1s"}}, {"3": {"hang": true}} or
+	// {"3": {"error": "i2c: no ack"}}), read again whenever it changes. A
+	// missing file or {} is no fault; a bad file changes nothing.
+	FaultsFile string `koanf:"faults_file"`
 }
 
 func init() {
@@ -43,9 +48,16 @@ func init() {
 }
 
 // Open implements drivers.Spec.
+// A faults file that is there but bad fails the open, naming the file and
+// the channel.
 func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
-	d := New(o)
-	log.Info("sim driver ready", "driver", id, "state_file", o.StateFile, "inputs_file", o.InputsFile)
+	if o.FaultsFile != "" {
+		if _, _, err := ReadFaultsFile(o.FaultsFile); err != nil {
+			return nil, err
+		}
+	}
+	d := newDriver(o, log.With("driver", id))
+	log.Info("sim driver ready", "driver", id, "state_file", o.StateFile, "inputs_file", o.InputsFile, "faults_file", o.FaultsFile)
 	return d, nil
 }
 
@@ -60,19 +72,37 @@ type Driver struct {
 	// that check that a line never glitched.
 	history map[string][]bool
 
-	in inputs
+	in     inputs
+	faults faults
 }
 
 // New returns a sim driver with typed options (what tests call). With an
 // inputs file it reads the file once and starts polling it; Close stops.
-func New(o Options) *Driver {
+// With a faults file, a bad one is logged and no fault is in force.
+func New(o Options) *Driver { return newDriver(o, slog.Default()) }
+
+func newDriver(o Options, log *slog.Logger) *Driver {
 	d := &Driver{opts: o, levels: map[string]bool{}, history: map[string][]bool{}}
 	d.in.init(o.InputsFile)
+	d.faults.init(o.FaultsFile, log.Warn)
 	return d
 }
 
-// OpenOutput implements drivers.Driver.
+// SetFault puts fault f on output channel ch, as a faults file would.
+func (d *Driver) SetFault(ch string, f Fault) { d.faults.set(ch, &f) }
+
+// Fault returns the fault in force on channel ch (zero: none).
+func (d *Driver) Fault(ch string) Fault { return d.faults.get(ch) }
+
+// ClearFault removes channel ch's fault: a hung write goes on.
+func (d *Driver) ClearFault(ch string) { d.faults.set(ch, nil) }
+
+// OpenOutput implements drivers.Driver. The channel's fault applies to the
+// write of the initial level, as on a board that writes it at once.
 func (d *Driver) OpenOutput(channel string, initial bool) (drivers.Output, error) {
+	if err := d.faults.wait(channel); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, busy := d.levels[channel]; busy || d.in.isOpen(channel) {
@@ -118,10 +148,12 @@ func (d *Driver) History(channel string) []bool {
 	return append([]bool(nil), d.history[channel]...)
 }
 
-// Close implements drivers.Driver: it stops polling the inputs file and
+// Close implements drivers.Driver: it stops polling the inputs and faults
+// files, fails the writes a fault holds, and
 // writes the state file if a line changed.
 func (d *Driver) Close() error {
 	d.in.close()
+	d.faults.close()
 	return d.Flush()
 }
 
@@ -182,6 +214,9 @@ type line struct {
 }
 
 func (l *line) Set(level bool) error {
+	if err := l.d.faults.wait(l.ch); err != nil {
+		return err
+	}
 	l.d.set(l.ch, level)
 	return nil
 }
