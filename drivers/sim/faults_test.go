@@ -43,7 +43,7 @@ func TestFaultsFile(t *testing.T) {
 	}
 
 	writeFaults(t, path, `{"3": {"oops": 1}}`) // bad: changes nothing
-	time.Sleep(3 * sim.PollInterval)          // not an outcome: a bad file must not be taken
+	time.Sleep(3 * sim.PollInterval)           // not an outcome: a bad file must not be taken
 	if d.Fault("3").Error == "" {
 		t.Fatalf("a bad faults file changed the faults in force")
 	}
