@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
@@ -104,5 +105,20 @@ func TestBadFaults(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "faults_file "+path) || !strings.Contains(err.Error(), want) {
 			t.Errorf("faults %s: Open error %v, want one naming the file and containing %q", content, err, want)
 		}
+	}
+}
+
+func TestBadFaultsFileIsAConfigError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "faults.json")
+	if err := os.WriteFile(path, []byte(`{"7": {"delay": "fast"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := drivers.Decode("sim", map[string]any{"faults_file": path})
+	want := `sim: faults_file ` + path + `: channel "7": delay "fast": want a positive duration like "1s" or "250ms"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Decode: %v\nwant: %s", err, want)
+	}
+	if _, err := drivers.Decode("sim", map[string]any{"faults_file": path + ".absent"}); err != nil {
+		t.Fatalf("Decode with a faults file not there yet: %v", err)
 	}
 }

@@ -43,6 +43,15 @@ func init() {
 		if err := drivers.DecodeOptions(raw, &o); err != nil {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
+		// A faults file with bad content is a config error; one that is
+		// not there (yet) is no fault.
+		if o.FaultsFile != "" {
+			if raw, err := os.ReadFile(o.FaultsFile); err == nil {
+				if _, err := ParseFaults(raw); err != nil {
+					return nil, fmt.Errorf("sim: faults_file %s: %w", o.FaultsFile, err)
+				}
+			}
+		}
 		return o, nil
 	})
 }
