@@ -54,6 +54,7 @@ type bridgeConfig struct {
 	RelockDelay       time.Duration
 	AlarmLatch        bool
 	PowerTopic        string // "" no power source; else an MQTT power source on this topic
+	FaultsFile        string // the sim driver's faults_file ("" none)
 }
 
 // door ids, channels and fail modes: even doors are fail-safe (maglocks),
@@ -95,7 +96,11 @@ func (c bridgeConfig) yaml() string {
 	if c.PowerTopic != "" {
 		fmt.Fprintf(&b, "power: [{type: mqtt, name: mains, topic: %s, payload_ok: \"ON\", payload_lost: \"OFF\", timeout: 5s}]\n", c.PowerTopic)
 	}
-	fmt.Fprintf(&b, "drivers: [{id: sim, type: sim, state_file: %q}]\n", c.StateFile)
+	if c.FaultsFile != "" {
+		fmt.Fprintf(&b, "drivers: [{id: sim, type: sim, state_file: %q, faults_file: %q}]\n", c.StateFile, c.FaultsFile)
+	} else {
+		fmt.Fprintf(&b, "drivers: [{id: sim, type: sim, state_file: %q}]\n", c.StateFile)
+	}
 	b.WriteString("doors:\n")
 	for i := range c.Doors {
 		mode := "fail_secure"
