@@ -127,6 +127,11 @@ type bridgeProc struct {
 
 // startBridge runs `doorbridge run -c cfgPath`, its output appended to logPath.
 func startBridge(bin, cfgPath, logPath string) (*bridgeProc, error) {
+	return startBridgeEnv(bin, cfgPath, logPath, nil)
+}
+
+// startBridgeEnv is startBridge with env added to the environment.
+func startBridgeEnv(bin, cfgPath, logPath string, env []string) (*bridgeProc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -134,6 +139,9 @@ func startBridge(bin, cfgPath, logPath string) (*bridgeProc, error) {
 	defer logf.Close()
 	cmd := exec.Command(bin, "run", "-c", cfgPath, "-log-level", bridgeLogLevel)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &bridgeProc{cmd: cmd, exited: make(chan struct{}), log: logPath}
 	p.started = time.Now()
