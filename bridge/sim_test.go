@@ -687,7 +687,7 @@ func (r *simRun) checkPublished() error {
 			continue
 		}
 		if state == StateJammed {
-			if simItem6Fixed && energized != "unknown" && energized != "" && energized != onOff(r.power(i)) {
+			if simItem6Fixed && energized != "None" && energized != "" && energized != onOff(r.power(i)) {
 				return fmt.Errorf("door %s JAMMED: published energized %q, the relay is %v (issue 11 item 6)", dc.ID, energized, onOff(r.power(i)))
 			}
 			continue

@@ -235,6 +235,10 @@ func (m *monitor) published() (state, energized map[string]string, avail string)
 	return state, energized, m.avail
 }
 
+// payloadUnknown is Home Assistant's "unknown" state, which the bridge
+// publishes for a lock power it does not know.
+const payloadUnknown = "None"
+
 // mismatches applies invariant 3: the published state of every door is what
 // its relay does. A door whose relay writes the soak breaks may instead be
 // JAMMED, its lock power unknown, never a level its relay does not have.
@@ -248,7 +252,7 @@ func (m *monitor) mismatches(levels map[string]bool) []string {
 		want := map[bool]string{true: "ON", false: "OFF"}[on]
 		st := state[id]
 		if st == "JAMMED" && m.s.truth.faulted(doorChannel(i), now) {
-			if e := energized[id]; e != "unknown" && e != want {
+			if e := energized[id]; e != payloadUnknown && e != want {
 				bad = append(bad, fmt.Sprintf("%s JAMMED, relay %v: energized %q (a level it does not have)", id, on, e))
 			}
 			continue

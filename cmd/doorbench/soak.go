@@ -328,6 +328,9 @@ func (s *soak) startBridge() error {
 // record notes the action of the current step.
 func (s *soak) record(format string, args ...any) {
 	a := fmt.Sprintf(format, args...)
+	if soakTrace {
+		s.logf("step %d: %s", s.step, a)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.action = a
@@ -336,6 +339,9 @@ func (s *soak) record(format string, args ...any) {
 		s.recent = s.recent[1:]
 	}
 }
+
+// soakTrace (DOORBENCH_SOAK_TRACE=1) logs every action as it is taken.
+var soakTrace = os.Getenv("DOORBENCH_SOAK_TRACE") != ""
 
 type soakAction struct {
 	name   string
@@ -359,7 +365,7 @@ var soakActions = []soakAction{
 	{"power-garbage", 1, func(s *soak) error { return s.power(s.garbage()) }},
 	{"bridge-restart", 2, (*soak).bridgeRestart},
 	{"latched-restart", 1, (*soak).latchedRestart},
-	{"burst", 6, (*soak).burst},
+	{"burst", 9, (*soak).burst},
 	{"alarm-burst", 2, (*soak).alarmBurst},
 	{"fault", 7, (*soak).fault},
 	{"wait", 5, (*soak).wait},

@@ -103,7 +103,7 @@ func (s *soak) burst() error {
 		s.record("command burst skipped: %s is faulted", doorID(i))
 		return nil
 	}
-	words := make([]string, 2+s.rnd.IntN(4))
+	words := make([]string, 2+s.rnd.IntN(5))
 	for k := range words {
 		words[k] = []string{"LOCK", "UNLOCK"}[s.rnd.IntN(2)]
 	}
@@ -198,7 +198,42 @@ func (s *soak) latchedRestart() error {
 		return nil
 	case <-time.After(200 * time.Millisecond):
 	}
-	return s.bridgeRestart()
+	if err := s.bridgeRestart(); err != nil {
+		return err
+	}
+	// Hold still until the new process is linked and well past
+	// relock_delay and the release budget: a bridge that lost the latch
+	// has relocked the maglocks by then.
+	deadline := time.Now().Add(startGrace)
+	for !s.truth.linkUp() && time.Now().Before(deadline) {
+		select {
+		case <-s.failed:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if !s.truth.linkUp() {
+		return nil // the monitor judges what it can; the link is its own hazard
+	}
+	select {
+	case <-s.failed:
+		return nil
+	case <-time.After(soakRelockDelay + 1200*time.Millisecond):
+	}
+	levels, _, _, err := readRelays(s.cfg.StateFile)
+	if err != nil {
+		return err
+	}
+	var relocked []string
+	for _, ch := range s.cfg.channels(true) {
+		if levels[ch] && !s.truth.faulted(ch, time.Now()) {
+			relocked = append(relocked, ch)
+		}
+	}
+	if len(relocked) > 0 {
+		s.fail("R4/R23: the fire release latch did not survive the restart: maglocks %v powered again after alarm OFF without a RESET", relocked)
+	}
+	return nil
 }
 
 // fault breaks a random door's relay writes (delay, hang or error), at most
