@@ -183,6 +183,7 @@ func newTestLoop(t *testing.T, alarms ...config.Alarm) (*loop, *fakeClock) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
 	l.evaluate()

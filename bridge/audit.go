@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ type auditEvent = audit.Event
 // go to the audit file (audit.file) and to MQTT (B/N/events).
 type auditLog struct {
 	log  *slog.Logger
+	mu   sync.Mutex // orders seq and the file's queue
 	seq  atomic.Uint64
 	sink func(auditEvent) // optional: MQTT publisher
 	file *audit.Writer    // optional: audit.file
@@ -29,10 +31,27 @@ func newAuditLog(log *slog.Logger) *auditLog {
 
 // record numbers e and writes it out. A zero e.Time is now.
 func (a *auditLog) record(e auditEvent) {
-	e.Seq = a.seq.Add(1)
+	e = a.recordLocal(e)
+	if a.sink != nil {
+		a.sink(e)
+	}
+}
+
+// recordLocal numbers e and writes it to the log and the audit file only:
+// the watchdog and the panic paths record this way, from any goroutine,
+// without the loop or MQTT.
+func (a *auditLog) recordLocal(e auditEvent) auditEvent {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	// Numbered and queued for the file in one step: the file keeps the
+	// sequence in order when the watchdog records beside the loop.
+	a.mu.Lock()
+	e.Seq = a.seq.Add(1)
+	if a.file != nil {
+		a.file.Write(e)
+	}
+	a.mu.Unlock()
 	attrs := []any{"seq", e.Seq, "kind", e.Kind, "outcome", e.Outcome}
 	if e.Door != "" {
 		attrs = append(attrs, "door", e.Door)
@@ -53,12 +72,7 @@ func (a *auditLog) record(e auditEvent) {
 		attrs = append(attrs, "origin", e.Origin)
 	}
 	a.log.Info("audit", attrs...)
-	if a.file != nil {
-		a.file.Write(e)
-	}
-	if a.sink != nil {
-		a.sink(e)
-	}
+	return e
 }
 
 // openAuditFile opens audit.file, when set: a file that cannot be written is

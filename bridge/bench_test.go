@@ -65,6 +65,7 @@ func benchLoop(b *testing.B) (*loop, *fakeClock) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(br.Close) // opened, never run: its relay writers stop
 	b.Cleanup(br.closeDrivers)
 	l := newLoop(br)
 	l.mq = &mqttLink{queue: make(chan pubMsg, publishQueue), m: br.m, topics: br.topics, done: make(chan struct{})}

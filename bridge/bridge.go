@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,19 +64,23 @@ type Bridge struct {
 	notify  *sdnotify.Notifier
 	readyBy time.Duration // READY=1 at the latest this long after start (liveness.go)
 
-	drivers map[string]drivers.Driver
+	drivers map[string]*driverSlot
 	doors   []*door
 	byID    map[string]*door
 	guards  map[string]*codeGuard // by code hash (codes.go)
 
 	events chan event
-	wd     *watchdog
-	mq     *mqttLink
-	audit  *auditLog
-	state  *stateStore // bridge.state_dir (state.go)
+	// relayNews wakes the loop when a relay writer has news (relays.go).
+	relayNews chan struct{}
+	wd        *watchdog
+	mq        *mqttLink
+	audit     *auditLog
+	state     *stateStore // bridge.state_dir (state.go)
 
-	snapshot atomic.Pointer[Snapshot]
-	stopped  chan struct{}
+	snapshot  atomic.Pointer[Snapshot]
+	stopped   chan struct{}
+	closing   chan struct{} // closed once the relays are being closed
+	closeOnce sync.Once
 }
 
 // Open builds a bridge and, before anything touches the network, opens every
@@ -95,67 +100,74 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		opts.TickInterval = 100 * time.Millisecond
 	}
 	b := &Bridge{
-		cfg:     cfg,
-		log:     opts.Log.With("component", "bridge"),
-		rootLog: opts.Log,
-		clock:   opts.Clock,
-		reg:     opts.Registry,
-		m:       newMetrics(opts.Registry),
-		topics:  NewTopics(cfg),
-		version: opts.Version,
-		tick:    opts.TickInterval,
-		notify:  opts.Notifier,
-		readyBy: defaultReadyTimeout,
-		drivers: map[string]drivers.Driver{},
-		byID:    map[string]*door{},
-		events:  make(chan event, 1024),
-		stopped: make(chan struct{}),
+		cfg:       cfg,
+		log:       opts.Log.With("component", "bridge"),
+		rootLog:   opts.Log,
+		clock:     opts.Clock,
+		reg:       opts.Registry,
+		m:         newMetrics(opts.Registry),
+		topics:    NewTopics(cfg),
+		version:   opts.Version,
+		tick:      opts.TickInterval,
+		notify:    opts.Notifier,
+		readyBy:   defaultReadyTimeout,
+		drivers:   map[string]*driverSlot{},
+		byID:      map[string]*door{},
+		events:    make(chan event, 1024),
+		relayNews: make(chan struct{}, 1),
+		stopped:   make(chan struct{}),
+		closing:   make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log)
 	b.state = openState(cfg.Bridge.StateDir, b.log)
 	if err := b.openDrivers(opts); err != nil {
-		b.closeDrivers()
 		return nil, err
 	}
 	if err := b.openDoors(); err != nil {
-		b.closeDrivers()
+		b.closeRelays()
 		return nil, err
 	}
 	b.openCodeGuards()
 	// Only once every relay is off: with 256 doors, creating every door's
 	// series takes milliseconds.
 	b.m.setup(opts.Version, cfg.Doors)
-	if err := b.openDoorInputs(); err != nil {
-		b.closeDrivers()
-		return nil, err
-	}
+	b.openDoorInputs()
 	if err := b.openAuditFile(); err != nil {
-		b.closeDrivers()
+		b.closeRelays()
 		return nil, err
 	}
-	b.wd = newWatchdog(b.doors, cfg.Watchdog.LoopTimeout, b.log, b.m)
+	b.wd = newWatchdog(b, cfg.Watchdog.LoopTimeout)
 	return b, nil
 }
 
+// openDrivers opens every driver it can. One that cannot be opened (a board
+// that does not answer) is logged and opened again by its doors' relay
+// writers until it works: its doors start JAMMED, every other door runs
+// (start best effort). Only a config that cannot work is an error.
 func (b *Bridge) openDrivers(opts Options) error {
 	for _, dc := range b.cfg.Drivers {
+		slot := &driverSlot{id: dc.ID, log: b.log.With("driver", dc.ID)}
+		b.drivers[dc.ID] = slot
 		if d, ok := opts.Drivers[dc.ID]; ok {
-			b.drivers[dc.ID] = d
+			slot.drv = d
 			continue
 		}
 		spec, err := drivers.Decode(dc.Type, dc.Options)
 		if err != nil {
 			return fmt.Errorf("driver %q: %w", dc.ID, err)
 		}
-		d, err := spec.Open(dc.ID, b.log.With("driver", dc.ID))
-		if err != nil {
-			return fmt.Errorf("driver %q: %w", dc.ID, err)
+		slot.spec = spec
+		if _, err := slot.get(); err != nil {
+			b.log.Error("driver cannot be opened: its doors are JAMMED, lock power off, and it is retried", "driver", dc.ID, "err", err)
 		}
-		b.drivers[dc.ID] = d
 	}
 	return nil
 }
 
+// openDoors starts every door's relay writer, whose first write opens the
+// output at its off level (de-energize to trip), and waits until each is
+// written or has failed, at most writeDeadline: a board that hangs does not
+// hold up the start, nor the off writes of the others.
 func (b *Bridge) openDoors() error {
 	for i := range b.cfg.Doors {
 		dc := &b.cfg.Doors[i]
@@ -163,33 +175,163 @@ func (b *Bridge) openDoors() error {
 		if err != nil {
 			return fmt.Errorf("door %q: %w", dc.ID, err)
 		}
-		drv := b.drivers[dc.Relay.Driver]
-		if drv == nil {
+		slot := b.drivers[dc.Relay.Driver]
+		if slot == nil {
 			return fmt.Errorf("door %q: relay: unknown driver %q", dc.ID, dc.Relay.Driver)
 		}
-		// The off level of the line: lock power off, inverted on an
-		// active-low board. The line's very first level is this one.
-		off := dc.Relay.ActiveLow
-		out, err := drv.OpenOutput(dc.Relay.Channel, off)
-		if err != nil {
-			return fmt.Errorf("door %q: relay %s/%s: %w", dc.ID, dc.Relay.Driver, dc.Relay.Channel, err)
-		}
-		d := newDoor(dc, mode, out, drv, b.topics.Door(dc.ID))
+		d := newDoor(dc, mode, b.topics.Door(dc.ID))
+		d.relay = newRelay(dc.ID, dc.Relay.ActiveLow, b.outputOpener(slot, dc), b.relayNews)
 		b.doors = append(b.doors, d)
 		b.byID[dc.ID] = d
 	}
-	for _, drv := range b.drivers {
-		if f, ok := drv.(drivers.Flusher); ok {
-			if err := f.Flush(); err != nil {
-				return err
-			}
+	for _, d := range b.doors {
+		go b.guard("relay "+d.cfg.ID, d.relay.run)
+	}
+	// A write that hangs is overdue after writeDeadline, and counts as
+	// done (failed) then; the timer is only a backstop.
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	for !b.allOpened() {
+		select { // the loop, not started yet, takes each relay's news later
+		case <-b.relayNews:
+		case <-t.C:
+			return nil
 		}
 	}
 	return nil
 }
 
+// allOpened reports whether every relay's first write (off) is done or failed.
+func (b *Bridge) allOpened() bool {
+	for _, d := range b.doors {
+		if done, err := d.relay.offSince(1); !done && err == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Close releases a bridge that was opened but never run (Run releases it
+// itself): it stops the relay writers and closes the drivers.
+func (b *Bridge) Close() { b.closeRelays() }
+
+// closeRelays stops the relay writers and closes the drivers (every relay
+// is off by then), waiting at most a second for writers still in a write.
+func (b *Bridge) closeRelays() {
+	b.closeOnce.Do(func() { close(b.closing) })
+	for _, d := range b.doors {
+		d.relay.stop()
+	}
+	b.closeDrivers()
+	deadline := time.NewTimer(time.Second)
+	defer deadline.Stop()
+	for _, d := range b.doors {
+		select {
+		case <-d.relay.done:
+		case <-deadline.C:
+			b.log.Warn("a relay writer is still in a write at exit", "door", d.cfg.ID)
+			return
+		}
+	}
+}
+
+// guard runs fn, one of the bridge's goroutines: a panic in it forces every
+// relay off, as a panic of the loop does, then crashes the process.
+func (b *Bridge) guard(name string, fn func()) {
+	defer b.recoverFatal(name)
+	fn()
+}
+
+// recoverFatal is guard's deferred half, for goroutines that defer it
+// themselves (paho callbacks, the embedded broker's hooks).
+func (b *Bridge) recoverFatal(name string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	b.log.Error("panic: forcing every relay off", "goroutine", name, "panic", r)
+	b.forceOff("panic")
+	fatalPanic(r)
+}
+
+// fatalPanic ends the process after a panic outside the loop once the relays
+// are off. Tests replace it to watch the relays instead of crashing.
+var fatalPanic = func(r any) { panic(r) }
+
+// outputOpener opens door dc's output at its off level: lock power off,
+// inverted on an active-low board. The line's very first level is this one.
+func (b *Bridge) outputOpener(slot *driverSlot, dc *config.Door) func() (drivers.Output, error) {
+	return func() (drivers.Output, error) {
+		drv, err := slot.get()
+		if err != nil {
+			return nil, err
+		}
+		out, err := drv.OpenOutput(dc.Relay.Channel, dc.Relay.ActiveLow)
+		if err != nil {
+			return nil, fmt.Errorf("relay %s/%s: %w", dc.Relay.Driver, dc.Relay.Channel, err)
+		}
+		if g := slot.flusher(); g != nil {
+			if err := g.flush(); err != nil {
+				return nil, fmt.Errorf("relay %s/%s: %w", dc.Relay.Driver, dc.Relay.Channel, err)
+			}
+			return flushedOutput{Output: out, g: g}, nil
+		}
+		return out, nil
+	}
+}
+
+// driverSlot is one configured driver, opened or still to open.
+type driverSlot struct {
+	id   string
+	spec drivers.Spec // nil: supplied opened (Options.Drivers)
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	drv    drivers.Driver
+	fg     *flushGroup // when drv batches writes
+	closed bool
+}
+
+// flusher returns the flush group of an opened driver that batches writes.
+func (s *driverSlot) flusher() *flushGroup {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.drv.(drivers.Flusher); ok && s.fg == nil {
+		s.fg = newFlushGroup(f)
+	}
+	return s.fg
+}
+
+// get returns the driver, opening it if it is not open yet.
+func (s *driverSlot) get() (drivers.Driver, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, fmt.Errorf("driver %q: closed", s.id)
+	case s.drv != nil:
+		return s.drv, nil
+	}
+	d, err := s.spec.Open(s.id, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("driver %q: %w", s.id, err)
+	}
+	s.log.Info("driver opened")
+	s.drv = d
+	return d, nil
+}
+
+// closeDrivers closes every opened driver, and stops the others from
+// being opened. A hung write on a sim driver ends with its Close.
 func (b *Bridge) closeDrivers() {
-	for id, d := range b.drivers {
+	for id, s := range b.drivers {
+		s.mu.Lock()
+		d := s.drv
+		s.closed, s.drv = true, nil
+		s.mu.Unlock()
+		if d == nil {
+			continue
+		}
 		if err := d.Close(); err != nil {
 			b.log.Warn("closing driver", "driver", id, "err", err)
 		}
@@ -206,23 +348,20 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.stopped)
 	defer b.audit.close() // the last entry of a run, after every relay is off
 	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version})
-	defer b.closeDrivers()
+	defer b.closeRelays()
 	wdCtx, stopWD := context.WithCancel(context.Background())
-	defer stopWD()
-	go b.wd.run(wdCtx)
+	defer func() {
+		stopWD()
+		<-b.wd.done // a trip in progress ends within a write deadline
+	}()
+	go b.guard("watchdog", func() { b.wd.run(wdCtx) })
 
 	l := newLoop(b)
 	defer func() {
 		// A fatal error must still leave every relay off.
 		if r := recover(); r != nil {
-			for _, d := range b.doors {
-				_ = d.off()
-			}
-			for _, drv := range b.drivers {
-				if f, ok := drv.(drivers.Flusher); ok {
-					_ = f.Flush()
-				}
-			}
+			b.log.Error("control loop panicked: forcing every relay off", "panic", r)
+			b.forceOff("panic")
 			func() { // the audit events queued before the panic, if that works
 				defer func() { _ = recover() }()
 				l.flushLater()
@@ -289,8 +428,8 @@ type DoorView struct {
 	ID        string   `json:"id"`
 	Name      string   `json:"name"`
 	FailMode  string   `json:"fail_mode"`
-	Energized bool     `json:"energized"`
-	Locked    bool     `json:"locked"`
+	Energized *bool    `json:"energized"` // null: unknown, the relay is faulted
+	Locked    *bool    `json:"locked"`
 	State     string   `json:"state"`
 	Cause     string   `json:"cause"`
 	Hazards   []string `json:"hazards"`

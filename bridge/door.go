@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
@@ -16,24 +15,31 @@ const (
 	StateJammed   = "JAMMED"
 )
 
-// door is one door's runtime state. Only the loop touches it, except that the
-// watchdog may call off() from its own goroutine.
+// door is one door's runtime state. Only the loop touches it; its relay is
+// written by its own writer goroutine (relays.go).
 type door struct {
 	cfg    *config.Door
 	mode   FailMode
-	out    drivers.Output
-	drv    drivers.Driver
+	relay  *relay
 	topics DoorTopics
 
 	command        Command
 	momentaryUntil time.Time // zero: no momentary OPEN running
 	io             *doorIO   // input lines and their logic (doorio.go); nil: none configured
 
-	written bool // power was written at least once by the loop
-	power   bool // lock power as last written successfully
-	cause   string
-	// fault is set while the driver cannot set the relay; faultCleared is
-	// when it last recovered (the driver hazard is held for relock_delay).
+	// want is the lock power last handed to the relay writer (requested:
+	// once at least), with the hazards and the previous cause of that
+	// decision, for its report once written.
+	want, requested bool
+	wantHz          Hazards
+	wantPrevCause   string
+	wantOrigin      string
+	written         bool // a write succeeded at least once
+	power           bool // lock power as last written successfully
+	cause           string
+	// fault is set while the relay's last write failed or is overdue: the
+	// power is then unknown. faultCleared is when it last recovered (the
+	// driver hazard is held for relock_delay).
 	fault        bool
 	faultCleared time.Time
 	faultErr     error
@@ -41,15 +47,32 @@ type door struct {
 	guard *codeGuard // the guard of the door's code (codes.go); nil: no code
 }
 
-func newDoor(cfg *config.Door, mode FailMode, out drivers.Output, drv drivers.Driver, t DoorTopics) *door {
-	return &door{cfg: cfg, mode: mode, out: out, drv: drv, topics: t, cause: string(HazardStartup.String())}
+func newDoor(cfg *config.Door, mode FailMode, t DoorTopics) *door {
+	return &door{cfg: cfg, mode: mode, topics: t, cause: string(HazardStartup.String())}
 }
 
-// level is the line level that gives lock power p on this door's relay.
-func (d *door) level(p bool) bool { return p != d.cfg.Relay.ActiveLow }
+// energized is the lock power to publish: nil (unknown) while the relay
+// is faulted or was never written, for it may still be powered.
+func (d *door) energized() *bool {
+	if d.fault || !d.written {
+		return nil
+	}
+	p := d.power
+	return &p
+}
 
-// off drives the relay to lock power off. It is the watchdog's emergency path.
-func (d *door) off() error { return d.out.Set(d.level(false)) }
+// lockedKnown is locked() to publish: nil while the power is unknown.
+func (d *door) lockedKnown() *bool {
+	if d.energized() == nil {
+		return nil
+	}
+	l := d.locked()
+	return &l
+}
+
+// settled reports whether the relay reached the power last asked for, or
+// failed trying.
+func (d *door) settled() bool { return d.fault || (d.written && d.power == d.want) }
 
 // locked reports whether the door is locked by its current power.
 func (d *door) locked() bool { return d.mode.Locked(d.power) }

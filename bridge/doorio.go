@@ -7,6 +7,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -34,17 +35,20 @@ type doorIO struct {
 	contactTopic, forcedTopic, heldTopic, releaseFailureTopic string
 }
 
-// inputLine is one opened input.
+// inputLine is one input.
 type inputLine struct {
 	name    string // contact, rex, lock_sense
 	cfg     config.Line
-	in      drivers.Input
+	in      drivers.Input // nil: not opened yet (its board did not answer)
+	openErr error         // why in is nil
+	late    atomic.Pointer[drivers.Input]
 	failing bool // the last read failed (logged once per change)
 }
 
 // openDoorInputs opens every door's input lines, before any network
-// traffic, so a missing or busy line fails the start with its name.
-func (b *Bridge) openDoorInputs() error {
+// traffic. A line that cannot be opened (its board does not answer) reads
+// as unknown and is opened again in the background: start best effort.
+func (b *Bridge) openDoorInputs() {
 	for _, dc := range b.cfg.Drivers {
 		b.m.driverErrors.WithLabelValues(dc.ID) // every driver's series exists at 0
 	}
@@ -58,11 +62,12 @@ func (b *Bridge) openDoorInputs() error {
 			if x.cfg == nil {
 				continue
 			}
-			in, err := b.openInput(*x.cfg)
-			if err != nil {
-				return fmt.Errorf("door %q: %s: %w", d.cfg.ID, x.name, err)
+			ln := &inputLine{name: x.name, cfg: *x.cfg}
+			if ln.in, ln.openErr = b.openDoorInput(*x.cfg); ln.openErr != nil {
+				b.log.Error("door input cannot be opened: unknown until it can", "door", d.cfg.ID, "input", x.name, "err", ln.openErr)
+				go b.guard("input "+d.cfg.ID, func() { b.reopenInput(ln) })
 			}
-			*x.dst = &inputLine{name: x.name, cfg: *x.cfg, in: in}
+			*x.dst = ln
 		}
 		if io.contact == nil && io.rex == nil && io.lockSense == nil {
 			continue
@@ -76,14 +81,35 @@ func (b *Bridge) openDoorInputs() error {
 		io.heldTopic, io.releaseFailureTopic = prefix+leafHeld, prefix+leafReleaseFailure
 		d.io = io
 	}
-	return nil
+}
+
+// reopenInput opens ln again every openRetry until it works, and hands it
+// to the loop (readInput takes it).
+func (b *Bridge) reopenInput(ln *inputLine) {
+	t := time.NewTicker(openRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.closing:
+			return
+		case <-t.C:
+		}
+		if in, err := b.openDoorInput(ln.cfg); err == nil {
+			ln.late.Store(&in)
+			return
+		}
+	}
 }
 
 // openInput opens one input line of a configured driver.
 func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
-	drv := b.drivers[l.Driver]
-	if drv == nil {
+	slot := b.drivers[l.Driver]
+	if slot == nil {
 		return nil, fmt.Errorf("unknown driver %q", l.Driver)
+	}
+	drv, err := slot.get()
+	if err != nil {
+		return nil, err
 	}
 	opener, ok := drv.(drivers.InputOpener)
 	if !ok {
@@ -102,7 +128,16 @@ func (l *loop) readInput(d *door, ln *inputLine) Sense {
 	if ln == nil {
 		return SenseUnknown
 	}
-	v, err := ln.in.Read()
+	if ln.in == nil {
+		if p := ln.late.Load(); p != nil {
+			ln.in, ln.openErr = *p, nil
+		}
+	}
+	var v bool
+	err := ln.openErr
+	if ln.in != nil {
+		v, err = ln.in.Read()
+	}
 	if failing := err != nil; failing != ln.failing {
 		ln.failing = failing
 		if failing {
@@ -186,19 +221,31 @@ func (l *loop) countDriverError(d *door) {
 }
 
 // inputPowerSource is a power-good input line: active while mains are good.
+// A line whose board could not be opened at start is opened by Poll (power
+// is reported lost meanwhile, after the source's timeout).
 type inputPowerSource struct {
 	name string
 	cfg  config.Line
-	in   drivers.Input
+	open func(config.Line) (drivers.Input, error)
+	in   atomic.Pointer[drivers.Input]
 }
 
 // Name implements power.Source.
-func (s inputPowerSource) Name() string { return s.name }
+func (s *inputPowerSource) Name() string { return s.name }
 
 // Poll implements power.Source. A read error is not a reading: power.Watch
 // keeps the last state and reports power lost after the source's timeout.
-func (s inputPowerSource) Poll(context.Context) (bool, string, error) {
-	v, err := s.in.Read()
+func (s *inputPowerSource) Poll(context.Context) (bool, string, error) {
+	p := s.in.Load()
+	if p == nil {
+		in, err := s.open(s.cfg)
+		if err != nil {
+			return false, "", err
+		}
+		s.in.Store(&in)
+		p = &in
+	}
+	v, err := (*p).Read()
 	if err != nil {
 		return false, "", err
 	}

@@ -49,6 +49,7 @@ func drillLoop(t *testing.T, clk *fakeClock, stateDir string, logs *countingLog)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.link()
 	return l
@@ -169,6 +170,7 @@ func TestNoDrillWithoutFailSafeDoors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	if l := newLoop(b); l.drillOverdue(clk.t) {
 		t.Fatal("a drill is due on a bridge without fail-safe doors")
 	}

@@ -330,6 +330,7 @@ func TestLatchOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	if !b.latchOnDisk() {
 		t.Fatalf("latch not kept in %s", dir)
 	}

@@ -18,10 +18,16 @@ import (
 // config validation keeps it on loopback; with users, every client must log
 // in and may then do only what its acl entry allows.
 type EmbeddedBroker struct {
-	srv *mochi.Server
-	tcp *mochifix.Listener
-	tls *mochifix.Listener
+	srv  *mochi.Server
+	tcp  *mochifix.Listener // nil with a socket only
+	tls  *mochifix.Listener
+	unix *mochifix.Listener
+	sock string
 }
+
+// socketMode lets the bridge's user and group connect to
+// embedded_broker.socket, and nobody else.
+const socketMode = 0o660
 
 // StartEmbeddedBroker starts mochi-mqtt without authentication on addr
 // ("127.0.0.1:0" picks a free port; Addr reports the real one).
@@ -46,7 +52,14 @@ func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedB
 }
 
 func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (*EmbeddedBroker, error) {
+	caps := mochi.NewDefaultServerCapabilities()
+	// mochi reserves a packet's declared length before reading it, the
+	// CONNECT too, before any password is checked: without a maximum, 5
+	// bytes claim 256 MB. Checked on the fixed header, before the body.
+	caps.MaximumPacketSize = MaxPacketSize
+	caps.MaximumClients = maxClients
 	srv := mochi.New(&mochi.Options{
+		Capabilities: caps,
 		InlineClient: false,
 		Logger:       log.With("component", "embedded-broker"),
 		// $SYS topics are stored retained every second without any hook,
@@ -64,27 +77,10 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	// mochifix works around mochi v2.7.9's bugs: its own listeners (no data
 	// race on accept, no deadlock on close), clients that reconnect quickly
 	// keep their subscriptions, retained messages stored without a race.
-	eb := &EmbeddedBroker{srv: srv}
-	var err error
-	if eb.tcp, err = mochifix.Listen("tcp", e.Listen, nil); err != nil {
-		return nil, fmt.Errorf("embedded broker: embedded_broker.listen %s: %w", e.Listen, err)
-	}
-	lns := []*mochifix.Listener{eb.tcp}
-	if e.TLSListen != "" {
-		cert, err := e.EmbeddedTLSCertificate()
-		if err != nil {
-			eb.tcp.CloseAll(false)
-			return nil, fmt.Errorf("embedded broker: %w", err)
-		}
-		eb.tls, err = mochifix.Listen("tls", e.TLSListen, &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{cert},
-		})
-		if err != nil {
-			eb.tcp.CloseAll(false)
-			return nil, fmt.Errorf("embedded broker: embedded_broker.tls_listen %s: %w", e.TLSListen, err)
-		}
-		lns = append(lns, eb.tls)
+	eb := &EmbeddedBroker{srv: srv, sock: e.Socket}
+	lns, err := eb.listen(e)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	fail := func(err error) (*EmbeddedBroker, error) {
 		for _, l := range lns {
@@ -110,14 +106,87 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	return eb, nil
 }
 
+// listen opens e's listeners, each limited to maxPendingLogins connections
+// that have not logged in; on an error it closes those it opened.
+func (eb *EmbeddedBroker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
+	var lns []*mochifix.Listener
+	open := func(l *mochifix.Listener, err error, key, addr string) (*mochifix.Listener, error) {
+		if err != nil {
+			for _, l := range lns {
+				l.CloseAll(false)
+			}
+			return nil, fmt.Errorf("embedded_broker.%s %s: %w", key, addr, err)
+		}
+		l.Limit(maxPendingLogins, connectTimeout)
+		lns = append(lns, l)
+		return l, nil
+	}
+	var err error
+	if e.Listen != "" {
+		l, lerr := mochifix.Listen("tcp", e.Listen, nil)
+		if eb.tcp, err = open(l, lerr, "listen", e.Listen); err != nil {
+			return nil, err
+		}
+	}
+	if e.Socket != "" {
+		l, lerr := mochifix.ListenUnix("unix", e.Socket, socketMode)
+		if eb.unix, err = open(l, lerr, "socket", e.Socket); err != nil {
+			return nil, err
+		}
+	}
+	if e.TLSListen != "" {
+		cert, cerr := e.EmbeddedTLSCertificate()
+		if cerr != nil {
+			for _, l := range lns {
+				l.CloseAll(false)
+			}
+			return nil, cerr // names its key
+		}
+		l, lerr := mochifix.Listen("tls", e.TLSListen, &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{cert},
+		})
+		if eb.tls, err = open(l, lerr, "tls_listen", e.TLSListen); err != nil {
+			return nil, err
+		}
+	}
+	return lns, nil
+}
+
+// What a client may make the embedded broker hold. The bridge's largest
+// message is a discovery config of about 4.4 kB (a door with every input
+// and a long name; the bridge device's own does not grow with the number
+// of doors); Home Assistant's and other integrations' configs are of the
+// same order. A client that has not logged in holds at most one packet
+// (read twice by mochi: the bytes and a copy) and mochi's per-client
+// buffers for connectTimeout, and at most maxPendingLogins of them per
+// listener: about 32 × 0.6 MB.
+const (
+	// MaxPacketSize is the largest MQTT packet the embedded broker takes
+	// (header included); a larger one costs its sender the connection.
+	MaxPacketSize = 256 << 10
+	// maxClients bounds the clients logged in at once.
+	maxClients = 256
+	// maxPendingLogins bounds, per listener, the connections that have not
+	// logged in yet; a new one closes the oldest.
+	maxPendingLogins = 32
+	// connectTimeout is how long a new connection has to log in.
+	connectTimeout = 10 * time.Second
+)
+
 // sysTopicsNever is mochi's $SYS interval, in seconds: 100 years.
 const sysTopicsNever = 100 * 365 * 24 * 3600
 
 // closeTimeout bounds closing a broker that failed to start.
 const closeTimeout = time.Second
 
-// Addr is the address the plain listener listens on.
-func (e *EmbeddedBroker) Addr() string { return e.tcp.Address() }
+// Addr is the address the plain listener listens on ("" without one).
+func (e *EmbeddedBroker) Addr() string {
+	if e.tcp == nil {
+		return ""
+	}
+	return e.tcp.Address()
+}
 
 // TLSAddr is the address of the TLS listener ("" without one).
 func (e *EmbeddedBroker) TLSAddr() string {
@@ -127,9 +196,14 @@ func (e *EmbeddedBroker) TLSAddr() string {
 	return e.tls.Address()
 }
 
-// URL is the tcp:// URL the bridge connects to (an unspecified listen
-// address is reached on loopback).
-func (e *EmbeddedBroker) URL() string { return "tcp://" + loopbackAddr(e.Addr()) }
+// URL is the URL the bridge connects to: the plain listener (an
+// unspecified listen address is reached on loopback), or the socket.
+func (e *EmbeddedBroker) URL() string {
+	if e.tcp == nil {
+		return "unix://" + e.sock
+	}
+	return "tcp://" + loopbackAddr(e.Addr())
+}
 
 // Close stops the broker.
 func (e *EmbeddedBroker) Close() error { return e.srv.Close() }

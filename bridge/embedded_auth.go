@@ -28,7 +28,16 @@ type authHook struct {
 	// The bridge's client id is its user's alone: a client that takes it
 	// over cuts the bridge's connection, which releases every maglock.
 	bridgeID, bridgeUser string
+
+	mu    sync.Mutex
+	conns map[string]int // logged-in connections per user
 }
+
+// maxConnsPerUser bounds each user's connections (the bridge's own user
+// excepted): the broker's memory, and the broker's client limit
+// (maxClients), which a single user's logins could otherwise fill, locking
+// the bridge out when it reconnects.
+const maxConnsPerUser = 16
 
 var _ mochi.Hook = (*authHook)(nil)
 
@@ -41,7 +50,7 @@ type aclRules struct {
 func newAuthHook(cfg *config.Config, log *slog.Logger) (*authHook, error) {
 	e := &cfg.EmbeddedBroker
 	h := &authHook{log: log, users: map[string]*login{}, acl: map[string]aclRules{},
-		bridgeID: cfg.ClientID(), bridgeUser: cfg.MQTT.Username}
+		bridgeID: cfg.ClientID(), bridgeUser: cfg.MQTT.Username, conns: map[string]int{}}
 	for i, u := range e.Users {
 		l := &login{hash: []byte(u.PasswordHash)}
 		if u.PasswordFile != "" {
@@ -85,9 +94,41 @@ func bridgeACL(cfg *config.Config) aclRules {
 // ID names the hook.
 func (h *authHook) ID() string { return "doorbridge-auth" }
 
-// Provides reports the hook's methods: login and ACL checks.
+// Provides reports the hook's methods: login and ACL checks, and the
+// count of each user's connections.
 func (h *authHook) Provides(b byte) bool {
-	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
+	switch b {
+	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect:
+		return true
+	}
+	return false
+}
+
+// OnSessionEstablished counts a logged-in connection against its user.
+func (h *authHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.conns[string(cl.Properties.Username)]++
+}
+
+// OnDisconnect gives a logged-in connection's count back (mochi calls it
+// only for clients that got that far).
+func (h *authHook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if u := string(cl.Properties.Username); h.conns[u] > 0 {
+		h.conns[u]--
+	}
+}
+
+// atLimit reports whether user already holds maxConnsPerUser connections.
+func (h *authHook) atLimit(user string) bool {
+	if user == h.bridgeUser {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns[user] >= maxConnsPerUser
 }
 
 // OnConnectAuthenticate lets a client in only with a configured user's
@@ -96,10 +137,21 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	name := string(pk.Connect.Username)
 	u, ok := h.users[name]
 	if ok && pk.Connect.PasswordFlag && u.verify(pk.Connect.Password) {
-		if cl.ID != h.bridgeID || name == h.bridgeUser {
+		var reason string
+		switch {
+		case cl.ID == h.bridgeID && name != h.bridgeUser:
+			reason = "the bridge's client id " + cl.ID + " is mqtt.username's only"
+		case h.atLimit(name):
+			reason = fmt.Sprintf("it already has %d connections", maxConnsPerUser)
+		case pk.Connect.WillFlag && !h.mayPublish(name, pk.Connect.WillTopic):
+			// mochi v2.7.9 publishes a will without the acl check
+			// (mochi-mqtt/server#503): a retained will on the alarm topic
+			// would release every maglock.
+			reason = "its will's topic " + pk.Connect.WillTopic + " is not in its acl's publish"
+		default:
 			return true
 		}
-		h.log.Warn("embedded broker refused a login", "username", name, "reason", "the bridge's client id "+cl.ID+" is mqtt.username's only", "remote", cl.Net.Remote)
+		h.log.Warn("embedded broker refused a login", "username", name, "reason", reason, "remote", cl.Net.Remote)
 		return false
 	}
 	reason := "wrong password"
@@ -122,20 +174,34 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		return false
 	}
 	if write {
-		for _, p := range r.deny {
-			if topicsOverlap(p, topic) {
-				return false
-			}
-		}
-		for _, p := range r.publish {
-			if topicsOverlap(p, topic) {
-				return true
-			}
+		if h.mayPublish(string(cl.Properties.Username), topic) {
+			return true
 		}
 		h.log.Debug("embedded broker refused a publish", "username", string(cl.Properties.Username), "topic", topic)
 		return false
 	}
 	for _, p := range r.subscribe {
+		if topicsOverlap(p, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayPublish reports whether user may publish to topic: it matches one of
+// its publish patterns and none of its deny patterns. A topic with a
+// wildcard (which only a will could carry) is never allowed.
+func (h *authHook) mayPublish(user, topic string) bool {
+	r, ok := h.acl[user]
+	if !ok || topic == "" || strings.ContainsAny(topic, "+#") {
+		return false
+	}
+	for _, p := range r.deny {
+		if topicsOverlap(p, topic) {
+			return false
+		}
+	}
+	for _, p := range r.publish {
 		if topicsOverlap(p, topic) {
 			return true
 		}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -201,4 +202,125 @@ func TestEmbeddedBrokerRefusesWrongBridgePassword(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("StartEmbeddedBrokerConfig = %v, want an error containing %q", err, want)
 	}
+}
+
+// A will is a publication: mochi v2.7.9 sends it without the acl check
+// (mochi-mqtt/server#503), so a user that may publish nothing must not be
+// let in with a retained will on the alarm topic, which would release every
+// maglock and latch the release when it drops its connection. A will the
+// acl allows is let in and sent.
+func TestEmbeddedBrokerChecksWills(t *testing.T) {
+	cfg := testConfig("")
+	listen := testbroker.FreeAddr(t)
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen,
+		Users: []config.BrokerUser{
+			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
+			{Username: "homeassistant", PasswordHash: bcryptHash(t, "ha-secret-2")},
+			{Username: "mute", PasswordHash: bcryptHash(t, "mute-secret-3")},
+		},
+		ACL: []config.BrokerACL{
+			{Username: "homeassistant", Publish: []string{"db/alarm", "db/+/alarm/reset", "ha/#", "testbroker/#"}, Subscribe: []string{"#"}},
+			{Username: "mute", Publish: []string{}, Subscribe: []string{"db/+/+/state"}},
+		},
+	}
+	l := runLinked(t, cfg)
+	plain := "tcp://" + listen
+	testbroker.Eventually(t, wait, func() bool {
+		return testbroker.TryConnect(plain, "probe", testbroker.ClientOptions{Username: "homeassistant", Password: "ha-secret-2"}) == nil
+	}, "embedded broker listening on %s", listen)
+	ha := testbroker.ConnectWith(t, plain, "home-assistant", testbroker.ClientOptions{Username: "homeassistant", Password: "ha-secret-2"})
+	ha.Publish("db/alarm", "OFF", true)
+	l.waitPower("0", true, wait, "the fail-safe door locks once Home Assistant clears the alarm")
+	since := time.Now()
+
+	for _, w := range []testbroker.Will{
+		{Topic: "db/alarm", Payload: "ON", Retain: true},
+		{Topic: "db/t1/fsec/set", Payload: "UNLOCK"},
+		{Topic: "db/#", Payload: "ON", Retain: true},
+	} {
+		conn, code, err := testbroker.RawConnect(listen, "mute-client", testbroker.ClientOptions{Username: "mute", Password: "mute-secret-3"}, &w)
+		if err == nil {
+			testbroker.Drop(conn) // as the attack did: the broker sends the will
+			if code == 0 {
+				t.Errorf("a user with publish: [] logged in with a will on %s", w.Topic)
+			}
+		}
+	}
+	// Home Assistant's own will, on a topic it may publish, is let in and sent.
+	conn, code, err := testbroker.RawConnect(listen, "ha-will", testbroker.ClientOptions{Username: "homeassistant", Password: "ha-secret-2"},
+		&testbroker.Will{Topic: "ha/status", Payload: "gone"})
+	if err != nil || code != 0 {
+		t.Fatalf("a will the acl allows: code %d, %v; want accepted", code, err)
+	}
+	testbroker.Drop(conn)
+	ha.WaitPayload("ha/status", "gone", wait)
+	ha.Sync(wait)
+	for _, topic := range []string{"db/alarm", "db/t1/fsec/set"} {
+		for _, m := range ha.Messages(topic) {
+			if m.At.After(since) {
+				t.Errorf("a refused client's will was published: %s", m)
+			}
+		}
+	}
+	if !l.power("0") || l.power("1") {
+		t.Errorf("relays = fs %v, fsec %v; want the maglock locked and the strike locked by a will", l.power("0"), l.power("1"))
+	}
+	if n := l.log.count("WARN", "is not in its acl's publish"); n < 3 {
+		t.Errorf("%d refused wills logged, want 3", n)
+	}
+}
+
+// One user may hold at most maxConnsPerUser connections: its logins cannot
+// fill the broker's client limit and lock the bridge out when it
+// reconnects. A connection that ends gives its place back.
+func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
+	cfg := testConfig("")
+	listen := testbroker.FreeAddr(t)
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen,
+		Users: []config.BrokerUser{
+			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
+			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
+		},
+		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eb.Close() })
+	guest := testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}
+	var held []net.Conn
+	for i := range maxConnsPerUser {
+		conn, code, err := testbroker.RawConnect(listen, fmt.Sprintf("guest-%d", i), guest, nil)
+		if err != nil || code != 0 {
+			t.Fatalf("guest connection %d: code %d, %v", i, code, err)
+		}
+		defer conn.Close()
+		held = append(held, conn)
+	}
+	if conn, code, err := testbroker.RawConnect(listen, "guest-extra", guest, nil); err == nil {
+		conn.Close()
+		if code == 0 {
+			t.Errorf("guest connection %d let in, want refused beyond %d", maxConnsPerUser+1, maxConnsPerUser)
+		}
+	}
+	// The bridge's own user is not limited by the guest's connections.
+	if err := testbroker.TryConnect(eb.URL(), cfg.ClientID(), testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"}); err != nil {
+		t.Errorf("the bridge's user refused while a guest holds %d connections: %v", maxConnsPerUser, err)
+	}
+	held[0].Close()
+	testbroker.Eventually(t, wait, func() bool {
+		conn, code, err := testbroker.RawConnect(listen, "guest-again", guest, nil)
+		if err == nil {
+			defer conn.Close()
+		}
+		return err == nil && code == 0
+	}, "a guest connection let in once another ended")
 }

@@ -40,6 +40,10 @@ type harness struct {
 	notifier *sdnotify.Notifier
 	// log, when set before start, is the bridge's logger (else testLogger).
 	log *slog.Logger
+	// simOpts are the options of the "sim" driver; more are drivers
+	// supplied besides it (both set before start).
+	simOpts sim.Options
+	more    map[string]drivers.Driver
 }
 
 // testConfig has a fail-safe door "fs" on channel 0 and a fail-secure door
@@ -76,12 +80,22 @@ func testLogger(t testing.TB) *slog.Logger {
 // change the config before the bridge starts.
 func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, mutate, nil)
+}
+
+// newHarnessWith is newHarness, and before may set the harness's driver
+// options (simOpts, more) before the bridge starts.
+func newHarnessWith(t *testing.T, mutate func(*config.Config), before func(*harness)) *harness {
+	t.Helper()
 	br := testbroker.Start(t)
 	h := &harness{t: t, broker: br}
 	h.c = testbroker.Connect(t, br.URL(), "watcher-"+t.Name())
 	h.cfg = testConfig(br.URL())
 	if mutate != nil {
 		mutate(h.cfg)
+	}
+	if before != nil {
+		before(h)
 	}
 	if err := h.cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
@@ -93,7 +107,11 @@ func newHarness(t *testing.T, mutate func(*config.Config)) *harness {
 // start opens and runs a bridge on h.cfg with a fresh sim driver.
 func (h *harness) start() {
 	h.t.Helper()
-	h.sim = sim.New(sim.Options{})
+	h.sim = sim.New(h.simOpts)
+	drvs := map[string]drivers.Driver{"sim": h.sim}
+	for id, d := range h.more {
+		drvs[id] = d
+	}
 	log := h.log
 	if log == nil {
 		log = testLogger(h.t)
@@ -101,7 +119,7 @@ func (h *harness) start() {
 	b, err := Open(h.cfg, Options{
 		Notifier:     h.notifier,
 		Log:          log,
-		Drivers:      map[string]drivers.Driver{"sim": h.sim},
+		Drivers:      drvs,
 		TickInterval: 20 * time.Millisecond,
 		Version:      "test",
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,7 +53,19 @@ func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{Handler: b.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	ln = limitListener(ln, httpMaxConns)
+	srv := &http.Server{
+		Handler: b.Handler(),
+		// A client that sends slowly, reads slowly or keeps an idle
+		// connection open must not hold a goroutine and a socket for ever:
+		// enough of them would leave the bridge without file descriptors
+		// for its broker connection.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -65,4 +78,42 @@ func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
 		}
 	}()
 	return ln.Addr().String(), nil
+}
+
+// httpMaxConns bounds the HTTP API's open connections: Prometheus, a
+// health check and a dashboard need a handful. Beyond it new connections
+// wait in the kernel's backlog until one closes.
+const httpMaxConns = 64
+
+// limitListener accepts at most n connections open at once.
+func limitListener(ln net.Listener, n int) net.Listener {
+	return &limitedListener{Listener: ln, slots: make(chan struct{}, n)}
+}
+
+type limitedListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	l.slots <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+// slotConn gives its slot back once, on the first Close.
+type slotConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

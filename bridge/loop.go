@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
-	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
@@ -64,6 +64,7 @@ type loop struct {
 	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
 	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
 	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
+	release     *pendingRelease
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
 	drill       drillState            // release drill reminder (R20)
@@ -110,13 +111,21 @@ func (l *loop) run(ctx context.Context) error {
 		case ev := <-l.b.events:
 			l.b.wd.checkin() // handling an event is as alive as a tick
 			l.handle(ev)
+		case <-l.b.relayNews:
+			l.b.wd.checkin()
+			l.origin = "relay"
+			l.onRelayNews()
 		case <-t.C:
 			l.b.wd.checkin()
 			lastTick = l.now()
 			l.onTick()
 			l.feedWatchdogs()
 		}
-		l.flushLater()
+		if l.release == nil {
+			// Logs and audit events wait until the relays of a release
+			// are written (or failed: at most writeDeadline).
+			l.flushLater()
+		}
 		t.Reset(l.nextTick(lastTick).Sub(l.now()))
 	}
 }
@@ -244,9 +253,8 @@ func (l *loop) onTick() {
 		// The loop is alive again and has applied the hazard; the relock
 		// delay now holds it until the loop has been healthy long enough.
 		l.wdHazard = false
-		l.b.wd.tripped.Store(false)
+		l.b.wd.reset()
 	}
-	l.retryFaults()
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
 	l.reportRejectSummaries(now)
@@ -341,22 +349,25 @@ func (l *loop) evaluate() {
 	}
 	l.effective, l.healthySince = held.Hazards, held.HealthySince
 
+	// What the relay writers did since the last evaluation first: a door
+	// whose write failed is decided with its driver hazard.
+	l.collectRelays(now)
 	armed := l.armedFailSafe()
-	touched := map[drivers.Driver]bool{}
+	wrote := false
 	for _, d := range l.b.doors {
 		if l.applyDoor(d, now) {
-			touched[d.drv] = true
+			wrote = true
 		}
 	}
-	for drv := range touched {
-		if f, ok := drv.(drivers.Flusher); ok {
-			if err := f.Flush(); err != nil {
-				l.log.Error("driver flush failed", "err", err)
-			}
-		}
-	}
+	l.trackRelease(rose, wrote, start, armed)
 	l.reportRelays()
-	l.afterWrites(rose, len(touched) > 0, start, armed) // after the relay events: a drill follows its release
+	if wrote && l.release != nil {
+		// The writes of a release come first: the state follows with
+		// their results (the next evaluation, from the writers' news),
+		// and shows what was written.
+		l.snapshot(now)
+		return
+	}
 	l.publishState()
 }
 
@@ -417,39 +428,25 @@ func (l *loop) applyDoor(d *door, now time.Time) bool {
 	})
 	prevCause := d.cause
 	d.cause = dec.Cause
-	if d.written && dec.Power == d.power && !d.fault {
+	if d.requested && dec.Power == d.want {
 		return false
 	}
-	wasLocked, wasWritten := d.locked(), d.written
-	if err := d.out.Set(d.level(dec.Power)); err != nil {
-		l.setFault(d, now, err)
-		if dec.Power {
-			// Could not power it: make sure it is off, not stuck half-way.
-			_ = d.off()
-		}
-		d.power = false
-		d.written = true
-		return true
-	}
-	if d.fault {
-		l.clearFault(d, now)
-	}
-	d.power = dec.Power
-	d.written = true
-	// Metrics, the audit log and the access event wait until every relay of
-	// this evaluation is written and flushed (reportRelays): a log line per
-	// door would otherwise hold up the release of the doors after it.
-	l.reports = append(l.reports, relayReport{d: d, hz: hz, prevCause: prevCause, wasLocked: wasLocked, wasWritten: wasWritten})
+	// The writer writes it off the loop (relays.go); the door's power and
+	// its report follow what was written (collectRelays), never the wish.
+	d.want, d.requested, d.wantHz, d.wantPrevCause, d.wantOrigin = dec.Power, true, hz, prevCause, l.origin
+	d.relay.request(dec.Power)
 	return true
 }
 
-// relayReport is a relay change applyDoor wrote, to be reported.
+// relayReport is a relay change a writer made, to be reported.
 type relayReport struct {
 	d          *door
 	hz         Hazards
 	prevCause  string
 	wasLocked  bool
 	wasWritten bool
+	watchdog   bool   // forced off by the watchdog, which recorded it itself
+	origin     string // what asked for the write
 }
 
 // reportRelays reports the relay changes of the evaluation, once written.
@@ -457,14 +454,14 @@ func (l *loop) reportRelays() {
 	for _, r := range l.reports {
 		d := r.d
 		l.b.m.relayWrites.WithLabelValues(d.cfg.ID).Inc()
-		l.b.m.lockEnergized.WithLabelValues(d.cfg.ID).Set(b2f(d.power))
-		l.b.m.doorLocked.WithLabelValues(d.cfg.ID).Set(b2f(d.locked()))
 		if r.wasWritten && r.wasLocked == d.locked() {
 			continue
 		}
 		energized := d.power
-		l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: l.origin,
-			Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
+		if !r.watchdog {
+			l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: r.origin,
+				Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
+		}
 		if r.wasWritten {
 			// After the state: Home Assistant's lock entity first.
 			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
@@ -499,6 +496,109 @@ func isHazardName(s string) bool {
 	return false
 }
 
+// collectRelays takes what every relay writer did since the last call.
+func (l *loop) collectRelays(now time.Time) {
+	for _, d := range l.b.doors {
+		if st, news := d.relay.take(); news {
+			l.relayResult(d, st, now)
+		}
+	}
+}
+
+// relayResult takes one relay writer's status: a write that failed or is
+// overdue makes the door JAMMED with its power unknown; a successful one
+// is the door's power, reported once the evaluation is done.
+func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
+	id := d.cfg.ID
+	if st.err != nil {
+		l.setFault(d, now, st.err)
+		l.b.m.lockEnergized.WithLabelValues(id).Set(math.NaN())
+		l.b.m.doorLocked.WithLabelValues(id).Set(math.NaN())
+		return
+	}
+	if d.fault {
+		l.clearFault(d, now)
+	}
+	l.b.m.lockEnergized.WithLabelValues(id).Set(b2f(st.power))
+	l.b.m.doorLocked.WithLabelValues(id).Set(b2f(d.mode.Locked(st.power)))
+	if d.written && d.power == st.power {
+		return
+	}
+	wasLocked, wasWritten := d.locked(), d.written
+	d.power, d.written = st.power, true
+	l.reports = append(l.reports, relayReport{d: d, hz: d.wantHz, prevCause: d.wantPrevCause,
+		wasLocked: wasLocked, wasWritten: wasWritten, watchdog: st.watchdog, origin: d.wantOrigin})
+}
+
+// onRelayNews takes the relay writers' news. While a release is being
+// written, the loop only collects, and evaluates once every write is done
+// or failed: an evaluation per door would take the CPU from the writers.
+func (l *loop) onRelayNews() {
+	if l.release != nil && time.Since(l.release.start) <= writeDeadline {
+		l.collectRelays(l.now())
+		if !l.settled() {
+			return
+		}
+	}
+	l.evaluate()
+}
+
+// pendingRelease is a hazard's release, until its relays are written.
+type pendingRelease struct {
+	start time.Time // real time, for the release latency
+	rose  Hazards
+	armed []*door
+}
+
+// trackRelease follows the release of hazards that rose: once every
+// relay is written (or failed), the time since start is the release
+// latency, and an alarm that released every armed fail-safe door is a
+// drill (afterWrites).
+func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*door) {
+	switch {
+	case rose.Any() && wrote && l.release == nil:
+		l.release = &pendingRelease{start: start, rose: rose, armed: armed}
+	case rose.Any() && wrote:
+		l.release.rose |= rose
+	case rose.Any():
+		l.afterWrites(rose, false, start, armed)
+	}
+	// Every write is done or overdue within writeDeadline; the second one
+	// is a backstop (a writer that died in a panic never answers).
+	if l.release != nil && (l.settled() || time.Since(l.release.start) > 2*writeDeadline) {
+		r := l.release
+		l.release = nil
+		l.afterWrites(r.rose, true, r.start, r.armed)
+	}
+}
+
+// settled reports whether every relay reached the power last asked for,
+// or failed trying.
+func (l *loop) settled() bool {
+	for _, d := range l.b.doors {
+		if !d.settled() {
+			return false
+		}
+	}
+	return true
+}
+
+// waitRelays waits, at most within, until every relay is written or failed,
+// evaluating as their news comes: the shutdown's last writes.
+func (l *loop) waitRelays(within time.Duration) {
+	t := time.NewTimer(within)
+	defer t.Stop()
+	for !l.settled() {
+		select {
+		case <-l.b.relayNews:
+			l.evaluate()
+		case <-t.C:
+			l.evaluate()
+			return
+		}
+	}
+}
+
 func (l *loop) setFault(d *door, now time.Time, err error) {
 	l.countDriverError(d)
 	if !d.fault {
@@ -514,22 +614,6 @@ func (l *loop) clearFault(d *door, now time.Time) {
 	l.afterIO(func() { l.log.Info("relay write works again", "door", d.cfg.ID) })
 	l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
 	d.fault, d.faultErr, d.faultCleared = false, nil, now
-}
-
-// retryFaults writes a jammed door's relay off again on every tick.
-func (l *loop) retryFaults() {
-	for _, d := range l.b.doors {
-		if d.fault {
-			if err := d.off(); err != nil {
-				l.countDriverError(d)
-			} else {
-				l.clearFault(d, l.now())
-				d.power = false
-				l.origin = "driver:retry"
-				l.evaluate()
-			}
-		}
-	}
 }
 
 func (l *loop) onPower(e evPower) {
@@ -555,6 +639,7 @@ func (l *loop) shutdown(reason string) {
 	l.shutting = true
 	l.origin = reason
 	l.evaluate()
+	l.waitRelays(writeDeadline + 50*time.Millisecond)
 	l.flushLater()
 	l.log.Info("all relays off", "reason", reason)
 }
@@ -582,7 +667,7 @@ func (l *loop) snapshot(now time.Time) {
 	for _, d := range l.b.doors {
 		s.Doors = append(s.Doors, DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
-			Energized: d.power, Locked: d.locked(), State: d.state(), Cause: d.cause,
+			Energized: d.energized(), Locked: d.lockedKnown(), State: d.state(), Cause: d.cause,
 			Hazards: l.cache.hazardNames(l.doorHazards(d, now)),
 		})
 	}
@@ -598,7 +683,7 @@ func (l *loop) snapshotCurrent(now time.Time) bool {
 	}
 	for i, d := range l.b.doors {
 		v := &s.Doors[i]
-		if v.Energized != d.power || v.Locked != d.locked() || v.State != d.state() || v.Cause != d.cause ||
+		if !samePtr(v.Energized, d.energized()) || !samePtr(v.Locked, d.lockedKnown()) || v.State != d.state() || v.Cause != d.cause ||
 			l.snapDoorHz[i] != l.doorHazards(d, now) {
 			return false
 		}
@@ -635,9 +720,9 @@ func (l *loop) publishState() {
 		hz := l.doorHazards(d, now)
 		l.publishRetained(d.topics.State, d.state())
 		l.publishRetained(d.topics.Cause, d.cause)
-		l.publishRetained(d.topics.Energized, onOff(d.power))
+		l.publishRetained(d.topics.Energized, onOffUnknown(d.energized()))
 		l.publishRetained(d.topics.Attributes, l.cache.attrsJSON(d, doorAttributes{
-			FailMode: d.mode.String(), Energized: d.power, Locked: d.locked(), Cause: d.cause,
+			FailMode: d.mode.String(), Energized: d.energized(), Locked: d.lockedKnown(), Cause: d.cause,
 			Hazards: hazardList(hz), Egress: d.cfg.Egress, MechanicalEgress: d.cfg.MechanicalEgress,
 			Fault: errString(d.faultErr),
 		}))
@@ -667,8 +752,8 @@ func (l *loop) republishState() {
 
 type doorAttributes struct {
 	FailMode         string     `json:"fail_mode"`
-	Energized        bool       `json:"energized"`
-	Locked           bool       `json:"locked"`
+	Energized        *bool      `json:"energized"` // null: unknown, the relay is faulted
+	Locked           *bool      `json:"locked"`
 	Cause            string     `json:"cause"`
 	Hazards          hazardList `json:"hazards"`
 	Egress           bool       `json:"egress"`
@@ -707,6 +792,16 @@ func onOff(b bool) string {
 	}
 	return "OFF"
 }
+
+// onOffUnknown is onOff, or HA's unknown for a nil (unknown) state.
+func onOffUnknown(b *bool) string {
+	if b == nil {
+		return payloadUnknown
+	}
+	return onOff(*b)
+}
+
+func samePtr(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 func b2f(b bool) float64 {
 	if b {

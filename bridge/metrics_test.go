@@ -36,6 +36,7 @@ func loopBridge(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.link()
 	return l
@@ -50,6 +51,7 @@ func (l *loop) link() {
 func (l *loop) alarm(payload string) {
 	l.link()
 	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte(payload), retained: true})
+	l.waitRelays(wait)
 }
 
 // settle lets relock_delay pass with the link healthy, so that cleared
@@ -58,6 +60,7 @@ func (l *loop) settle(clk *fakeClock) {
 	clk.t = clk.t.Add(l.b.cfg.Watchdog.RelockDelay)
 	l.link()
 	l.evaluate()
+	l.waitRelays(wait)
 }
 
 func scrape(t *testing.T, b *Bridge) string {
@@ -140,6 +143,7 @@ func TestStartupHazardTimed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.evaluate()
 	if got := testutil.ToFloat64(b.m.hazardActive.WithLabelValues("startup")); got != 1 {

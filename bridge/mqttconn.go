@@ -30,6 +30,9 @@ func BrokerURLs(cfg *config.Config) []string {
 	if urls := cfg.MQTT.BrokerURLs(); len(urls) > 0 {
 		return urls
 	}
+	if e := &cfg.EmbeddedBroker; e.Listen == "" {
+		return []string{"unix://" + e.Socket}
+	}
 	return []string{"tcp://" + loopbackAddr(cfg.EmbeddedBroker.Listen)}
 }
 
@@ -101,9 +104,12 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	defer cancel()
 	var conn net.Conn
 	var err error
-	if config.IsTLSScheme(u.Scheme) {
+	switch {
+	case config.IsTLSScheme(u.Scheme):
 		conn, err = d.dialTLS(ctx, u.Host)
-	} else {
+	case u.Scheme == "unix": // the embedded broker's socket
+		conn, err = (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
+	default:
 		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
 	}
 	if err != nil {

@@ -40,10 +40,12 @@ func TestLoopAppliesWatchdogOverrideAndMomentaryEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	healthy := func() {
 		l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
 		l.evaluate()
+		l.waitRelays(wait) // the relay writers write off the loop
 	}
 	l.alarms[0].setPlain(alarmOff)
 	healthy()

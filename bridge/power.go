@@ -32,25 +32,43 @@ func (b *Bridge) startPowerSources(ctx context.Context) error {
 		case config.PowerSysfs:
 			src = power.NewSysfs(pc.Path)
 		case config.PowerInput:
-			in, err := b.openInput(pc.Line())
-			if err != nil {
-				return fmt.Errorf("power source %q: %w", pc.Name, err)
+			ps := &inputPowerSource{name: pc.Name, cfg: pc.Line(), open: b.openInput}
+			if in, err := b.openInput(pc.Line()); err != nil {
+				// Start best effort: Poll opens it later; lost meanwhile.
+				b.log.Error("power source cannot be opened: power counts as lost until it can", "source", pc.Name, "err", err)
+			} else {
+				ps.in.Store(&in)
 			}
-			src = inputPowerSource{name: pc.Name, cfg: pc.Line(), in: in}
+			src = ps
 		default:
 			continue
 		}
 		name := pc.Name
-		go power.Watch(ctx, src, pc.PollInterval, pc.Timeout, func(s power.Status) {
-			detail := s.Detail
-			if s.Err != nil {
-				detail = s.Err.Error()
-			}
-			b.ReportPower(name, s.Lost, detail)
+		src = guardedSource{Source: src, b: b} // Watch polls in goroutines of its own
+		go b.guard("power "+name, func() {
+			power.Watch(ctx, src, pc.PollInterval, pc.Timeout, func(s power.Status) {
+				detail := s.Detail
+				if s.Err != nil {
+					detail = s.Err.Error()
+				}
+				b.ReportPower(name, s.Lost, detail)
+			})
 		})
 		b.log.Info("power source", "name", name, "type", pc.Type)
 	}
 	return nil
+}
+
+// guardedSource is a power source whose Poll forces every relay off if it
+// panics (Bridge.guard), whichever goroutine power.Watch runs it in.
+type guardedSource struct {
+	power.Source
+	b *Bridge
+}
+
+func (s guardedSource) Poll(ctx context.Context) (bool, string, error) {
+	defer s.b.recoverFatal("power " + s.Name())
+	return s.Source.Poll(ctx)
 }
 
 // mqttPower is a power source read from an MQTT topic.

@@ -91,6 +91,7 @@ func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
 	l.alarms[0].setPlain(alarmOff)

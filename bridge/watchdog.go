@@ -2,28 +2,29 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/doorbridge/doorbridge/drivers"
 )
 
 // watchdog is the in-process watchdog: a goroutine independent of the control
 // loop that forces every relay off when the loop has not checked in for
-// timeout. It only ever writes "off".
+// timeout. It only ever writes "off", through each door's relay writer
+// (relays.go): every relay at once, none waiting on another's board.
 type watchdog struct {
-	doors   []*door
+	b       *Bridge
 	timeout time.Duration
 	log     *slog.Logger
 	m       *metrics
 	start   time.Time
 	last    atomic.Int64 // time since start of the last check-in, in ns (monotonic)
 	tripped atomic.Bool
+	done    chan struct{}
 }
 
-func newWatchdog(doors []*door, timeout time.Duration, log *slog.Logger, m *metrics) *watchdog {
-	w := &watchdog{doors: doors, timeout: timeout, log: log.With("component", "watchdog"), m: m, start: time.Now()}
+func newWatchdog(b *Bridge, timeout time.Duration) *watchdog {
+	w := &watchdog{b: b, timeout: timeout, log: b.log.With("component", "watchdog"), m: b.m, start: time.Now(), done: make(chan struct{})}
 	w.checkin()
 	return w
 }
@@ -37,6 +38,7 @@ func (w *watchdog) sinceCheckin() time.Duration {
 func (w *watchdog) healthy() bool { return w.sinceCheckin() <= w.timeout && !w.tripped.Load() }
 
 func (w *watchdog) run(ctx context.Context) {
+	defer close(w.done)
 	// Sleep until the loop's last check-in would be timeout old, then look
 	// again: one wake-up per loop_timeout while the loop is healthy, and a
 	// trip as soon as a check-in is overdue (not up to a tick later).
@@ -62,20 +64,63 @@ func (w *watchdog) run(ctx context.Context) {
 	}
 }
 
-// trip writes every relay off, from this goroutine, without the loop.
+// trip forces every relay off without the loop. The relay writers write
+// them all at once and retry the failed ones while the trip lasts (they
+// refuse "on" until the loop resets the trip). It waits for them at most
+// a write deadline, then reports each in the log and the audit file.
 func (w *watchdog) trip() {
 	w.tripped.Store(true)
 	w.m.watchdogTrips.WithLabelValues(HazardWatchdog.String()).Inc()
 	w.m.hazardActive.WithLabelValues(HazardWatchdog.String()).Set(1)
 	w.log.Error("control loop stopped responding: forcing every relay off", "since_checkin", w.sinceCheckin().Round(time.Millisecond))
-	flushed := map[drivers.Driver]bool{}
-	for _, d := range w.doors {
-		if err := d.off(); err != nil {
-			w.log.Error("watchdog could not turn relay off", "door", d.cfg.ID, "err", err)
+	w.b.forceOff(HazardWatchdog.String())
+}
+
+// reset ends a trip once the loop applied the watchdog hazard itself.
+func (w *watchdog) reset() {
+	for _, d := range w.b.doors {
+		d.relay.unforce()
+	}
+	w.tripped.Store(false)
+}
+
+// forceOff forces every relay off through its writer, waits until each is
+// written or has failed, at most a write deadline, and reports each one to
+// the log and the audit file directly (the loop may never come back). The
+// writers retry the failed ones until unforced. cause is the audit's cause.
+func (b *Bridge) forceOff(cause string) {
+	seqs := make([]uint64, len(b.doors))
+	for i, d := range b.doors {
+		seqs[i] = d.relay.force()
+	}
+	deadline := time.Now().Add(writeDeadline + 50*time.Millisecond)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !b.allOff(seqs) && time.Now().Before(deadline) {
+		<-tick.C // a bounded poll: the loop's notifications are the loop's
+	}
+	for i, d := range b.doors {
+		done, err := d.relay.offSince(seqs[i])
+		if done {
+			off := false
+			b.audit.recordLocal(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &off, Cause: cause, Origin: cause,
+				Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.mode.Locked(false)]})
+			continue
 		}
-		if f, ok := d.drv.(drivers.Flusher); ok && !flushed[d.drv] {
-			flushed[d.drv] = true
-			_ = f.Flush()
+		if err == nil {
+			err = fmt.Errorf("relay write: %w within %s", errNoAnswer, writeDeadline)
+		}
+		b.log.Error("relay could not be forced off: door JAMMED, retried", "door", d.cfg.ID, "cause", cause, "err", err)
+		b.audit.recordLocal(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: cause})
+	}
+}
+
+// allOff reports whether every forced write seqs[i] is written off.
+func (b *Bridge) allOff(seqs []uint64) bool {
+	for i, d := range b.doors {
+		if done, _ := d.relay.offSince(seqs[i]); !done {
+			return false
 		}
 	}
+	return true
 }

@@ -88,7 +88,12 @@ type MQTT struct {
 // EmbeddedBroker is the in-process broker started when mqtt.url is empty.
 // Without users it has no authentication and listens on loopback only.
 type EmbeddedBroker struct {
+	// Listen is the plain TCP listener ("" = none: socket only).
 	Listen string `koanf:"listen"`
+	// Socket, when set, adds a Unix-socket listener at this path, mode
+	// 0660: only the bridge's user and group can connect. Without listen,
+	// it is the only way in, and the bridge connects through it too.
+	Socket string `koanf:"socket"`
 	// TLSListen, when set, adds a TLS listener with cert_file and key_file.
 	TLSListen string `koanf:"tls_listen"`
 	CertFile  string `koanf:"cert_file"`
@@ -274,6 +279,9 @@ func (c *Config) Door(id string) *Door {
 func (c *Config) MQTTPassword() (string, error) {
 	if c.MQTT.PasswordFile == "" {
 		return c.MQTT.Password, nil
+	}
+	if err := checkSecretMode(c.MQTT.PasswordFile); err != nil {
+		return "", fmt.Errorf("mqtt.password_file: %w", err)
 	}
 	b, err := os.ReadFile(c.MQTT.PasswordFile)
 	if err != nil {

@@ -57,7 +57,7 @@ var badConfigs = map[string]string{
 
 	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
 	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
-	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file)`,
+	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file)`,
 	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
 	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
@@ -81,6 +81,8 @@ var badConfigs = map[string]string{
 
 	// The embedded broker beyond loopback: users, acl, TLS listener.
 	"bad-embedded-tls-listen.yaml":         `embedded_broker.tls_listen: "0.0.0.0:8883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
+	"bad-embedded-no-listener.yaml":        `embedded_broker.listen: is empty and embedded_broker.socket is not set: the broker would have no listener (e.g. 127.0.0.1:1883)`,
+	"bad-embedded-socket-relative.yaml":    `embedded_broker.socket: "mqtt.sock" is not an absolute path (e.g. /run/doorbridge/mqtt.sock)`,
 	"bad-embedded-tls-no-cert.yaml":        `embedded_broker.cert_file: must be set with embedded_broker.tls_listen (the broker's certificate)`,
 	"bad-embedded-cert-no-tls-listen.yaml": `embedded_broker.cert_file: is set, but embedded_broker.tls_listen is empty; set tls_listen to serve TLS`,
 	"bad-embedded-user-no-password.yaml":   `embedded_broker.users[1].password_hash: set password_hash (bcrypt) or password_file: a user without a password could not log in`,

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -85,6 +86,9 @@ func loadKeyPair(section, certFile, keyFile string) (tls.Certificate, string, er
 	if err != nil {
 		return tls.Certificate{}, section + ".cert_file", err
 	}
+	if err := checkSecretMode(keyFile); err != nil {
+		return tls.Certificate{}, section + ".key_file", err
+	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		return tls.Certificate{}, section + ".key_file", err
@@ -110,8 +114,33 @@ func (e *EmbeddedBroker) EmbeddedTLSCertificate() (tls.Certificate, error) {
 	return cert, nil
 }
 
+// checkSecretMode refuses a secret file that other accounts could read or
+// write, as ssh refuses such a private key: every account on the machine
+// would hold the password. Readable by the file's group is allowed
+// (root:doorbridge 0640 is how an installer shares it with the service).
+func checkSecretMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil // reading it says what is wrong
+	}
+	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
+		who := "readable by every account on this machine"
+		switch {
+		case perm&0o004 == 0 && perm&0o002 != 0:
+			who = "writable by every account on this machine"
+		case perm&0o007 == 0:
+			who = "writable by its group"
+		}
+		return fmt.Errorf("%s is %s (mode %04o); make it 0600, owned by the service's user (or 0640 with its group): chmod 0600 %s", path, who, perm, path)
+	}
+	return nil
+}
+
 // readSecret reads a secret from a file, without its trailing newline.
 func readSecret(path string) (string, error) {
+	if err := checkSecretMode(path); err != nil {
+		return "", err
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
@@ -289,7 +318,15 @@ func (c *Config) validateMQTTTLS(v *validator, embedded, usesTLS bool) {
 func (c *Config) validateEmbeddedBroker(v *validator) {
 	e := &c.EmbeddedBroker
 	auth := len(e.Users) > 0
-	v.listenAddr("embedded_broker.listen", e.Listen, auth)
+	switch {
+	case e.Listen != "":
+		v.listenAddr("embedded_broker.listen", e.Listen, auth)
+	case e.Socket == "":
+		v.add("embedded_broker.listen", "is empty and embedded_broker.socket is not set: the broker would have no listener (e.g. 127.0.0.1:1883)")
+	}
+	if e.Socket != "" && !filepath.IsAbs(e.Socket) {
+		v.add("embedded_broker.socket", "%q is not an absolute path (e.g. /run/doorbridge/mqtt.sock)", e.Socket)
+	}
 	switch {
 	case e.TLSListen != "":
 		v.listenAddr("embedded_broker.tls_listen", e.TLSListen, auth)
@@ -465,6 +502,11 @@ func ValidFilter(f string) bool {
 	return true
 }
 
+// NoLoginWarning is logged at every start, and printed by check-config,
+// while the embedded broker has no users: loopback is not a boundary
+// between the accounts of one machine.
+const NoLoginWarning = "embedded_broker has no users, so no login: any program or account on this machine (and any container on the host's network) can unlock every door, raise or clear the fire alarm and lock down; add embedded_broker.users and an acl (logins are then required on loopback too) so that only those who hold a password can, or serve this machine's trusted accounts only on embedded_broker.socket (with listen: \"\")"
+
 // BrokerWarnings lists what is valid in the mqtt and embedded_broker
 // sections but deserves the installer's attention. check-config prints
 // them; the bridge logs them at start.
@@ -488,7 +530,13 @@ func (c *Config) BrokerWarnings(now time.Time) []string {
 	}
 	if m.URL == "" && len(m.URLs) == 0 {
 		e := &c.EmbeddedBroker
-		if len(e.Users) > 0 && !isLoopbackListen(e.Listen) {
+		switch {
+		case len(e.Users) == 0 && e.Listen != "":
+			out = append(out, NoLoginWarning)
+		case len(e.Users) == 0:
+			out = append(out, fmt.Sprintf("embedded_broker has no users, so no login: every account that may open %s (the bridge's user and group: mode 0660) can unlock every door; add embedded_broker.users and an acl to require a password", e.Socket))
+		}
+		if len(e.Users) > 0 && e.Listen != "" && !isLoopbackListen(e.Listen) {
 			out = append(out, fmt.Sprintf("embedded_broker.listen %q is not loopback: passwords cross the network in clear text; keep listen on 127.0.0.1 and serve the LAN with tls_listen", e.Listen))
 		}
 	}

@@ -29,12 +29,30 @@ func TestCheckFiles(t *testing.T) {
 	os.WriteFile(empty, []byte("\n"), 0o600)
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
 	missing := filepath.Join(dir, "missing")
+	worldReadable := filepath.Join(dir, "world-readable")
+	groupWritable := filepath.Join(dir, "group-writable")
+	os.WriteFile(worldReadable, []byte("pw\n"), 0o600)
+	os.WriteFile(groupWritable, []byte("pw\n"), 0o600)
+	os.Chmod(worldReadable, 0o644) // past the umask
+	os.Chmod(groupWritable, 0o660)
+	keyCopy := filepath.Join(dir, "key-world-readable")
+	keyPEM, _ := os.ReadFile(key)
+	os.WriteFile(keyCopy, keyPEM, 0o600)
+	os.Chmod(keyCopy, 0o604)
 
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"password file missing", "mqtt: {url: tcp://h:1883, password_file: " + missing + "}",
 			"mqtt.password_file: open " + missing + ": no such file or directory"},
 		{"password file empty", "mqtt: {url: tcp://h:1883, password_file: " + empty + "}",
 			"mqtt.password_file: " + empty + " is empty"},
+		{"password file world-readable", "mqtt: {url: tcp://h:1883, password_file: " + worldReadable + "}",
+			"mqtt.password_file: " + worldReadable + " is readable by every account on this machine (mode 0644); make it 0600, owned by the service's user (or 0640 with its group): chmod 0600 " + worldReadable},
+		{"password file group-writable", "mqtt: {url: tcp://h:1883, password_file: " + groupWritable + "}",
+			"mqtt.password_file: " + groupWritable + " is writable by its group (mode 0660); make it 0600, owned by the service's user (or 0640 with its group): chmod 0600 " + groupWritable},
+		{"embedded user password file world-readable", "mqtt: {username: b, password: x}\nembedded_broker: {users: [{username: b, password_file: " + worldReadable + "}]}",
+			"embedded_broker.users[0].password_file: " + worldReadable + " is readable by every account on this machine (mode 0644); make it 0600, owned by the service's user (or 0640 with its group): chmod 0600 " + worldReadable},
+		{"key file world-readable", "mqtt: {url: ssl://h:8883, cert_file: " + cert + ", key_file: " + keyCopy + "}",
+			"mqtt.key_file: " + keyCopy + " is readable by every account on this machine (mode 0604); make it 0600, owned by the service's user (or 0640 with its group): chmod 0600 " + keyCopy},
 		{"ca file missing", "mqtt: {url: ssl://h:8883, ca_file: " + missing + "}",
 			"mqtt.ca_file: open " + missing + ": no such file or directory"},
 		{"ca file not PEM", "mqtt: {url: ssl://h:8883, ca_file: " + notPEM + "}",
@@ -137,7 +155,16 @@ func TestBrokerWarnings(t *testing.T) {
 			t.Errorf("%s: BrokerWarnings = %q, want one starting %q", tc.yaml, w, tc.want)
 		}
 	}
-	cfg, err := config.Parse("c.yaml", []byte("mqtt: {url: tcp://h:1883}"+sim))
+	// The embedded broker without users: said at every start (the bridge
+	// logs BrokerWarnings) and by check-config.
+	cfg, err := config.Parse("c.yaml", []byte(sim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.BrokerWarnings(time.Now()); len(w) != 1 || w[0] != config.NoLoginWarning {
+		t.Errorf("BrokerWarnings for the embedded broker without users = %q, want the no-login warning", w)
+	}
+	cfg, err = config.Parse("c.yaml", []byte("mqtt: {url: tcp://h:1883}"+sim))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -218,12 +218,34 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		v.add(key+".channel", "must not be empty")
 		return
 	}
+	if err := c.checkChannel(l, strings.HasSuffix(key, ".relay")); err != nil {
+		v.add(key+".channel", "%v", err)
+		return
+	}
 	ch := l.Driver + "/" + l.Channel
 	if other, dup := used[ch]; dup {
 		v.add(key+".channel", "channel %q of driver %q is already used by %s", l.Channel, l.Driver, other)
 		return
 	}
 	used[ch] = key
+}
+
+// checkChannel asks the line's driver, without the hardware, whether the
+// channel can exist (drivers.ChannelChecker).
+func (c *Config) checkChannel(l Line, output bool) error {
+	for _, d := range c.Drivers {
+		if d.ID != l.Driver {
+			continue
+		}
+		spec, err := drivers.Decode(d.Type, d.Options)
+		if err != nil {
+			return nil // reported with the driver
+		}
+		if cc, ok := spec.(drivers.ChannelChecker); ok {
+			return cc.CheckChannel(l.Channel, output)
+		}
+	}
+	return nil
 }
 
 // driverError reports an error from a driver's factory. Decoding errors

@@ -27,8 +27,9 @@ const codeFormat = `^\d{4,8}$`
 const codeCommandTemplate = `{"action": "{{ value }}", "code": "{{ code }}"}`
 
 // unlockedTemplate maps the lock state to a binary sensor: only LOCKED is
-// off; UNLOCKED, OPEN and JAMMED (not fully locked) are on.
-const unlockedTemplate = `{{ 'OFF' if value == 'LOCKED' else 'ON' }}`
+// off; UNLOCKED and OPEN are on; JAMMED is unknown ("None"), for the relay's
+// power is unknown then, like B/N/<door>/energized.
+const unlockedTemplate = `{{ 'OFF' if value == 'LOCKED' else ('None' if value == 'JAMMED' else 'ON') }}`
 
 func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 	base := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/" + d.ID + "/"

@@ -28,6 +28,14 @@ type Input interface {
 	Read() (bool, error)
 }
 
+// Cached is implemented by inputs whose Read never waits on a board: it
+// returns a value the driver already holds (a poller's cache, memory, a
+// kernel line). The bridge reads other inputs off its control loop, with a
+// deadline, so that a board that hangs cannot stall it.
+type Cached interface {
+	Cached()
+}
+
 // InputOptions are the electrical options of an input line.
 type InputOptions struct {
 	// Pull is "", "up", "down" or "none".
@@ -63,6 +71,31 @@ type Flusher interface {
 type LevelKeeper interface {
 	KeepsLevelOnExit() bool
 }
+
+// ChannelChecker is implemented by driver specs that can tell, without the
+// hardware, that a channel cannot exist on any board of their type. The config
+// loader calls it for every line (output true for a relay), so check-config
+// rejects "pin37" on a machine without GPIO.
+type ChannelChecker interface {
+	CheckChannel(channel string, output bool) error
+}
+
+// Prober is implemented by driver specs that can check, on the machine that
+// runs the bridge, that their chip, bus or device exists and that channels
+// name lines of it, without claiming or changing anything (check-config). An
+// error wrapping ErrNoHardware means this machine has no hardware of the kind
+// at all: probably not the bridge, so nothing could be checked.
+type Prober interface {
+	Probe(channels []string) error
+}
+
+// ErrNoHardware is wrapped by Probe errors when the machine has no hardware of
+// the driver's kind.
+var ErrNoHardware = errors.New("not on this machine")
+
+// ErrNotProbed is wrapped by Probe errors for hardware check-config does not
+// contact (a board on the network).
+var ErrNotProbed = errors.New("not checked by check-config")
 
 // ErrUnknownChannel is returned when a channel does not exist on a driver.
 var ErrUnknownChannel = errors.New("unknown channel")

@@ -10,13 +10,15 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/gpio"
 )
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
-	skipFiles := fs.Bool("skip-files", false, "do not read the password, certificate and key files the config names (checking it away from the bridge)")
+	skipFiles := fs.Bool("skip-files", false, "do not read the password, certificate and key files the config names, nor look for the hardware (checking it away from the bridge)")
+	skipHardware := fs.Bool("skip-hardware", false, "do not look for the GPIO chips, I2C buses and serial devices the config names")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -27,6 +29,14 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "doorbridge: invalid config:\n%v\n", err)
 		return 1
+	}
+	if !*skipFiles && !*skipHardware {
+		problems, notes := probeHardware(cfg)
+		if len(problems) > 0 {
+			fmt.Fprintf(stderr, "doorbridge: %s: hardware not found on this machine:\n  %s\n", cfg.File, strings.Join(problems, "\n  "))
+			return 1
+		}
+		defer printNotes(stdout, notes)
 	}
 	fmt.Fprintf(stdout, "%s: valid. Bridge %q, %d door(s).\n", cfg.File, cfg.Bridge.ID, len(cfg.Doors))
 	fmt.Fprintf(stdout, "Broker: %s\n", brokerSummary(cfg))
@@ -47,7 +57,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.FailMode, relay, onHazard, onHazard, onHazard)
 	}
 	tw.Flush()
-	warnings := configWarnings(cfg)
+	warnings := append(configWarnings(cfg), gpioRelayWarnings(cfg, gpio.ReleasedOutputs(sysRoot))...)
 	if len(warnings) > 0 {
 		fmt.Fprintln(stdout)
 		for _, w := range warnings {
@@ -57,20 +67,39 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+func printNotes(w io.Writer, notes []string) {
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
 // brokerSummary says how the bridge reaches its broker, without secrets.
 func brokerSummary(cfg *config.Config) string {
 	m := &cfg.MQTT
 	urls := m.BrokerURLs()
 	if len(urls) == 0 {
 		e := &cfg.EmbeddedBroker
-		s := "embedded, listening on " + e.Listen
+		var on []string
+		if e.Listen != "" {
+			on = append(on, e.Listen)
+		}
+		if e.Socket != "" {
+			on = append(on, e.Socket+" (Unix socket, mode 0660)")
+		}
+		s := "embedded, listening on " + strings.Join(on, " and ")
 		if e.TLSListen != "" {
 			s += " and " + e.TLSListen + " (TLS)"
 		}
 		if len(e.Users) > 0 {
 			return fmt.Sprintf("%s; %d user(s), login required", s, len(e.Users))
 		}
-		return s + "; no authentication (loopback only)"
+		if e.Listen == "" {
+			return s + "; no login: the bridge's user and group can unlock the doors"
+		}
+		return s + "; NO LOGIN: anyone on this machine can unlock the doors (see the warning)"
 	}
 	s := strings.Join(urls, ", ")
 	if len(urls) > 1 {

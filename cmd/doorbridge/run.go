@@ -13,6 +13,7 @@ import (
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
 	_ "github.com/doorbridge/doorbridge/drivers/all"
+	"github.com/doorbridge/doorbridge/drivers/gpio"
 	"github.com/doorbridge/doorbridge/internal/sdnotify"
 )
 
@@ -68,6 +69,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
+	}
+	// What a crash would leave the GPIO relays doing (the pinctrl module
+	// parameters of this kernel, the pins' power-up pulls).
+	for _, w := range gpioRelayWarnings(cfg, gpio.ReleasedOutputs(sysRoot)) {
+		log.Warn(w)
 	}
 	if cfg.HTTP.Listen != "" {
 		addr, err := b.ServeHTTP(ctx, cfg.HTTP.Listen)

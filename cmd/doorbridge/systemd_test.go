@@ -49,6 +49,9 @@ func TestSystemdUnitSettings(t *testing.T) {
 		"Type": "notify", "NotifyAccess": "main", "WatchdogSec": "3s", "Restart": "always", "RestartSec": "1",
 		"StartLimitIntervalSec": "0", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
 		"StateDirectory": "doorbridge", "DevicePolicy": "closed", "SupplementaryGroups": "gpio i2c dialout",
+		// Not world-readable (the door codes' hashes); the OOM killer's
+		// favour is bounded by a memory limit of its own.
+		"ConfigurationDirectoryMode": "0750", "MemoryMax": "256M",
 	} {
 		if got := s[k]; len(got) != 1 || got[0] != want {
 			t.Errorf("%s=%q, want %q", k, got, want)

@@ -128,13 +128,22 @@ func (l *cdevLine) In(pull gpio.Pull, edge gpio.Edge) error {
 func (l *cdevLine) request(req *unix.GPIOV2LineRequest) error {
 	err := ioctl(l.chip.fd, unix.GPIO_V2_GET_LINE_IOCTL, unsafe.Pointer(req))
 	if errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("request: busy (used by %q): %w: %w", l.consumerNow(), drivers.ErrChannelBusy, err)
+		return fmt.Errorf("request: held by %q, another process or driver (gpioinfo lists who holds which line): %w", l.consumerNow(), errBusy{})
 	}
 	if err != nil {
 		return fmt.Errorf("request: %w", err)
 	}
 	l.fd = int(req.Fd)
 	return nil
+}
+
+// errBusy is a line held elsewhere: drivers.ErrChannelBusy and EBUSY.
+type errBusy struct{}
+
+func (errBusy) Error() string { return "busy" }
+
+func (errBusy) Is(target error) bool {
+	return target == drivers.ErrChannelBusy || target == unix.EBUSY
 }
 
 // consumerNow asks the kernel who holds the line.

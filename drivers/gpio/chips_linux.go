@@ -49,7 +49,7 @@ func openChips(chipOpt, consumer string, log *slog.Logger) (*chipLines, error) {
 		what = fmt.Sprintf("chip %q: not found", chipOpt)
 	}
 	if len(all) == 0 {
-		return nil, fmt.Errorf("gpio: %s: no GPIO character device (/dev/gpiochip*) on this machine, or none readable", what)
+		return nil, fmt.Errorf("gpio: %s: no GPIO character device (/dev/gpiochip*, or none readable): %w", what, drivers.ErrNoHardware)
 	}
 	var infos []*gpioioctl.GPIOChip
 	for _, c := range all {
@@ -75,6 +75,23 @@ func openChips(chipOpt, consumer string, log *slog.Logger) (*chipLines, error) {
 		log.Info("gpio chip opened", "chip", info.Name(), "label", info.Label(), "path", info.Path(), "lines", info.LineCount())
 	}
 	return cl, nil
+}
+
+// Probe implements drivers.Prober: it opens the chip(s) and resolves every
+// channel to a line, without requesting any.
+func (o Options) Probe(channels []string) error {
+	cl, err := openChips(o.Chip, "doorbridge-check", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var errs []error
+	for _, ch := range channels {
+		if _, _, _, err := cl.resolve(ch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // chipMatches reports whether opt names c by name, number, path or label.

@@ -26,9 +26,12 @@
 // # Process exit
 //
 // The kernel releases character-device lines when the process exits or Close
-// runs. A released line's state is not guaranteed: depending on the chip
-// driver it keeps its level or reverts to its default (often an input), where
-// it floats, so the board's pull resistor decides what the relay does. The
-// Spec therefore reports KeepsLevelOnExit false; wire relay inputs with a pull
-// to their off level.
+// runs. What a released output then does depends on the pinctrl driver:
+// upstream drivers (and gpio-sim, see scripts/vm-gpio.sh) return it to an
+// input, where the pin's pull decides the relay; Raspberry Pi kernels keep it
+// driven at its last level unless dtparam=strict_gpiod is set
+// (persist_gpio_outputs). ReleasedOutputs reads which case the running kernel
+// is in; check-config and the start-up log warn per door. PiDefaultPull gives
+// a Raspberry Pi's power-up pulls, for the warning about relays that an
+// undriven pin switches on.
 package gpio

@@ -75,6 +75,9 @@ func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func()
 	return in, nil
 }
 
+// Cached implements drivers.Cached: Read never waits on a board.
+func (in *input) Cached() {}
+
 // Read implements drivers.Input: it returns the debounced level.
 func (in *input) Read() (bool, error) {
 	in.mu.Lock()

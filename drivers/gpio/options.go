@@ -58,19 +58,25 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	lines, err := openChips(o.Chip, "doorbridge/"+id, log.With("driver", id))
+	lines, err := openChips(o.Chip, "doorbridge/"+id, log)
 	if err != nil {
 		return nil, err
 	}
 	return New(o, lines), nil
 }
 
-// KeepsLevelOnExit implements drivers.LevelKeeper. It is false: the kernel
-// releases the lines when the process dies and a released line floats or
-// reverts to its default, so the board's pull resistor decides its level.
+// KeepsLevelOnExit implements drivers.LevelKeeper. It is false: whether a
+// released line keeps its level depends on the running kernel, not on the
+// config; ReleasedOutputs reads it and check-config warns per door with what
+// it means (a Raspberry Pi keeps the level by default).
 func (o Options) KeepsLevelOnExit() bool { return false }
 
 var (
 	_ drivers.Spec        = Options{}
 	_ drivers.LevelKeeper = Options{}
+)
+
+var (
+	_ drivers.ChannelChecker = Options{}
+	_ drivers.Prober         = Options{}
 )

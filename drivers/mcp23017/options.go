@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/host/v3"
@@ -68,7 +69,7 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 		}
 		return nil, fmt.Errorf("mcp23017: bus %q: %w", o.Bus, err)
 	}
-	d, err := New(bus, o, log.With("driver", id))
+	d, err := New(bus, o, log)
 	if err != nil {
 		_ = bus.Close()
 		return nil, err
@@ -81,7 +82,35 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 // outputs when doorbridge dies.
 func (o Options) KeepsLevelOnExit() bool { return true }
 
+// CheckChannel implements drivers.ChannelChecker: a pin is 0-15, A0-A7 or
+// B0-B7 (GPA0-GPB7).
+func (o Options) CheckChannel(channel string, output bool) error {
+	if _, err := parsePin(channel); err != nil {
+		return fmt.Errorf("mcp23017: channel %q: want a pin 0-15, A0-A7 or B0-B7 (also GPA0-GPB7)", channel)
+	}
+	return nil
+}
+
+// Probe implements drivers.Prober: the bus must exist. The chip is not
+// addressed: check-config changes nothing and reads nothing from it.
+func (o Options) Probe([]string) error {
+	m, _ := filepath.Glob("/dev/i2c-*")
+	if len(m) == 0 {
+		return fmt.Errorf("mcp23017: bus %q: no I2C bus (/dev/i2c-*; Raspberry Pi: dtparam=i2c_arm=on, modprobe i2c-dev): %w", o.Bus, drivers.ErrNoHardware)
+	}
+	if _, err := host.Init(); err != nil {
+		return fmt.Errorf("mcp23017: periph host init: %w", err)
+	}
+	bus, err := i2creg.Open(o.Bus)
+	if err != nil {
+		return fmt.Errorf("mcp23017: bus %q: %w (have %s)", o.Bus, err, strings.Join(m, ", "))
+	}
+	return bus.Close()
+}
+
 var (
-	_ drivers.Spec        = Options{}
-	_ drivers.LevelKeeper = Options{}
+	_ drivers.Spec           = Options{}
+	_ drivers.LevelKeeper    = Options{}
+	_ drivers.ChannelChecker = Options{}
+	_ drivers.Prober         = Options{}
 )

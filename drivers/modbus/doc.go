@@ -6,7 +6,7 @@
 //	url:           "tcp://host:502" or "rtu:///dev/ttyUSB0" (required)
 //	unit_id:       1 (1-255)
 //	speed:         9600 (RTU baud rate)
-//	timeout:       1s (per request; Set never blocks longer)
+//	timeout:       500ms (per request, at most 500ms; Set never blocks longer)
 //	poll_interval: 100ms (discrete input polling)
 //
 // Outputs are coils, written with function 05 (write single coil); channel is

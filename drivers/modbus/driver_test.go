@@ -262,7 +262,7 @@ func TestOpenWithoutServerFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "modbus: "+url+" unit 1: connect: ") {
 		t.Fatalf("New without server: %v", err)
 	}
-	_, err = Options{URL: "rtu:///dev/ttyDoesNotExist", UnitID: 1, Speed: 9600, Timeout: time.Second, PollInterval: time.Second}.Open("board", nil)
+	_, err = Options{URL: "rtu:///dev/ttyDoesNotExist", UnitID: 1, Speed: 9600, Timeout: 500 * time.Millisecond, PollInterval: time.Second}.Open("board", nil)
 	if err == nil || !strings.Contains(err.Error(), "modbus: rtu:///dev/ttyDoesNotExist unit 1: connect: ") {
 		t.Fatalf("Open on a missing serial port: %v", err)
 	}
@@ -306,7 +306,7 @@ func TestFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{URL: "tcp://10.0.0.5:502", UnitID: 1, Speed: 9600, Timeout: time.Second, PollInterval: 100 * time.Millisecond}
+	want := Options{URL: "tcp://10.0.0.5:502", UnitID: 1, Speed: 9600, Timeout: 500 * time.Millisecond, PollInterval: 100 * time.Millisecond}
 	if spec.(Options) != want {
 		t.Errorf("defaults: %+v", spec)
 	}
@@ -331,6 +331,7 @@ func TestFromConfig(t *testing.T) {
 		{"url": "tcp://h:502", "unit_id": 256},
 		{"url": "tcp://h:502", "speed": 0},
 		{"url": "tcp://h:502", "timeout": "1ms"},
+		{"url": "tcp://h:502", "timeout": "1s"}, // over the release budget
 		{"url": "tcp://h:502", "poll_interval": "0s"},
 		{"url": "tcp://h:502", "baud": 9600},
 	} {

@@ -59,6 +59,9 @@ type input struct {
 	err   error     // error of the last read, nil if it succeeded
 }
 
+// Cached implements drivers.Cached: Read never waits on a board.
+func (in *input) Cached() {}
+
 // Read implements drivers.Input: the value of the last poll. It fails when
 // the last poll failed or no poll succeeded for a while.
 func (in *input) Read() (bool, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -13,9 +14,13 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultUnitID       = 1
-	DefaultSpeed        = 9600
-	DefaultTimeout      = time.Second
+	DefaultUnitID  = 1
+	DefaultSpeed   = 9600
+	DefaultTimeout = 500 * time.Millisecond
+	// MaxTimeout keeps a write to a board that stopped answering well
+	// inside the 1 s release budget: the write of its own doors' off
+	// gives up then, and is retried (R22).
+	MaxTimeout          = 500 * time.Millisecond
 	DefaultPollInterval = 100 * time.Millisecond
 )
 
@@ -60,8 +65,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("modbus: %s: unit_id %d: want 1-255", o.URL, o.UnitID)
 	case o.Speed <= 0:
 		return fmt.Errorf("modbus: %s: speed %d: want a baud rate", o.URL, o.Speed)
-	case o.Timeout < 10*time.Millisecond || o.Timeout > 30*time.Second:
-		return fmt.Errorf("modbus: %s: timeout %s: want 10ms to 30s", o.URL, o.Timeout)
+	case o.Timeout < 10*time.Millisecond || o.Timeout > MaxTimeout:
+		return fmt.Errorf("modbus: %s: timeout %s: want 10ms to %s (a door's release must fit in the 1 s budget)", o.URL, o.Timeout, MaxTimeout)
 	case o.PollInterval < 10*time.Millisecond || o.PollInterval > time.Minute:
 		return fmt.Errorf("modbus: %s: poll_interval %s: want 10ms to 1m", o.URL, o.PollInterval)
 	}
@@ -94,14 +99,42 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return New(o, log.With("driver", id))
+	return New(o, log)
 }
 
 // KeepsLevelOnExit implements drivers.LevelKeeper: a Modbus board keeps its
 // coils when doorbridge dies.
 func (o Options) KeepsLevelOnExit() bool { return true }
 
+// CheckChannel implements drivers.ChannelChecker: a relay is a coil, an input
+// a discrete input, each a 0-based address 0-65535.
+func (o Options) CheckChannel(channel string, output bool) error {
+	what := "discrete input"
+	if output {
+		what = "coil"
+	}
+	if _, err := parseAddr(channel); err != nil {
+		return fmt.Errorf("modbus: %s %q: want a 0-based %s address 0-65535 (the board's manual may count from 1: coil 1 is address 0)", what, channel, what)
+	}
+	return nil
+}
+
+// Probe implements drivers.Prober: an RTU device must exist. A TCP board is
+// not contacted.
+func (o Options) Probe([]string) error {
+	dev, ok := strings.CutPrefix(o.URL, "rtu://")
+	if !ok {
+		return fmt.Errorf("modbus: %s: a network board is reached only by the bridge: %w", o.URL, drivers.ErrNotProbed)
+	}
+	if _, err := os.Stat(dev); err != nil {
+		return fmt.Errorf("modbus: %s: serial device: %w (%w)", o.URL, err, drivers.ErrNoHardware)
+	}
+	return nil
+}
+
 var (
-	_ drivers.Spec        = Options{}
-	_ drivers.LevelKeeper = Options{}
+	_ drivers.Spec           = Options{}
+	_ drivers.LevelKeeper    = Options{}
+	_ drivers.ChannelChecker = Options{}
+	_ drivers.Prober         = Options{}
 )

@@ -190,6 +190,9 @@ type input struct {
 	ch string
 }
 
+// Cached implements drivers.Cached: Read never waits on a board.
+func (i *input) Cached() {}
+
 // Read implements drivers.Input.
 func (i *input) Read() (bool, error) { return i.in.read(i.ch) }
 

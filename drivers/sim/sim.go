@@ -74,6 +74,7 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 type Driver struct {
 	opts Options
 
+	fileMu sync.Mutex // serialises state file writes, taken before mu
 	mu     sync.Mutex
 	levels map[string]bool
 	dirty  bool
@@ -126,14 +127,29 @@ func (d *Driver) OpenOutput(channel string, initial bool) (drivers.Output, error
 }
 
 // Flush implements drivers.Flusher: it writes the state file if a line
-// changed since the last write.
+// changed since the last write. Lines can be set while the file is written
+// (the bridge's relay writers run concurrently); the next Flush takes them.
 func (d *Driver) Flush() error {
+	d.fileMu.Lock()
+	defer d.fileMu.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if !d.dirty {
+		d.mu.Unlock()
 		return nil
 	}
-	return d.writeLocked()
+	d.dirty = false
+	b, err := json.Marshal(d.levels)
+	d.mu.Unlock()
+	if err == nil && d.opts.StateFile != "" {
+		err = WriteFileAtomic(d.opts.StateFile, b)
+	}
+	if err != nil {
+		d.mu.Lock()
+		d.dirty = true
+		d.mu.Unlock()
+		return fmt.Errorf("sim: state file: %w", err)
+	}
+	return nil
 }
 
 // Levels returns a copy of every output line's level.
@@ -176,22 +192,6 @@ func (d *Driver) set(ch string, level bool) {
 	if len(d.history[ch]) < maxHistory {
 		d.history[ch] = append(d.history[ch], level)
 	}
-}
-
-func (d *Driver) writeLocked() error {
-	d.dirty = false
-	if d.opts.StateFile == "" {
-		return nil
-	}
-	b, err := json.Marshal(d.levels)
-	if err != nil {
-		return err
-	}
-	if err := WriteFileAtomic(d.opts.StateFile, b); err != nil {
-		d.dirty = true
-		return fmt.Errorf("sim: state file: %w", err)
-	}
-	return nil
 }
 
 // WriteFileAtomic writes data to a temporary file beside path and renames it

@@ -7,7 +7,9 @@
 //     connection goroutines share an error variable (a data race on every
 //     connection that ends while another one starts), and whose Close asks
 //     mochi to close its clients, which can deadlock (Clients.GetByListener
-//     takes its read lock twice).
+//     takes its read lock twice). Its Limit bounds what clients that have
+//     not logged in can hold: mochi sets no deadline on the CONNECT, so an
+//     idle socket held a client and its buffers for ever.
 //   - SessionHook: a client that reconnects with the client id of a
 //     connection still being cleaned up loses its subscriptions to that
 //     clean-up (it stays connected and gets nothing more).
@@ -17,8 +19,11 @@ package mochifix
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,9 +39,13 @@ type Listener struct {
 	ln net.Listener
 	wg sync.WaitGroup
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]chan struct{} // closed once mochi is done with the connection
+	mu      sync.Mutex
+	closed  bool
+	conns   map[net.Conn]chan struct{} // closed once mochi is done with the connection
+	pending []net.Conn                 // not logged in yet, oldest first
+
+	maxPending     int
+	connectTimeout time.Duration
 }
 
 var _ listeners.Listener = (*Listener)(nil)
@@ -53,9 +62,71 @@ func Listen(id, addr string, cfg *tls.Config) (*Listener, error) {
 	return NewListener(id, ln), nil
 }
 
+// ListenUnix listens on a Unix socket at path with file mode perm: only
+// accounts the mode lets open it can connect. A socket left at path by an
+// earlier run is replaced; any other file there is an error.
+func ListenUnix(id, path string, perm os.FileMode) (*Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	// Created as the umask says (0600 under systemd's UMask=0077), then
+	// opened up to perm: never wider than perm in between.
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, perm); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return NewListener(id, ln), nil
+}
+
 // NewListener serves mochi on ln, which it takes over.
 func NewListener(id string, ln net.Listener) *Listener {
 	return &Listener{id: id, ln: ln, conns: map[net.Conn]chan struct{}{}}
+}
+
+// Limit bounds what clients that have not logged in can hold: at most
+// maxPending such connections (a new one closes the oldest: a stream of
+// idle sockets cannot lock everyone out), each given connectTimeout to send
+// its CONNECT and log in. Call it before the listener serves; 0 means no
+// limit.
+func (l *Listener) Limit(maxPending int, connectTimeout time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maxPending, l.connectTimeout = maxPending, connectTimeout
+}
+
+// Established records that the client on conn has logged in: it no longer
+// counts against the pending limit. (mochi has already replaced the
+// connect deadline with its keepalive's.)
+func (l *Listener) Established(conn net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = slices.DeleteFunc(l.pending, func(c net.Conn) bool { return c == conn })
+}
+
+// admit registers a new connection as pending and returns the oldest
+// pending one to close when there are too many. Called with l.mu held.
+func (l *Listener) admit(conn net.Conn) (evict net.Conn) {
+	if l.connectTimeout > 0 {
+		_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
+	}
+	if l.maxPending <= 0 {
+		return nil
+	}
+	if len(l.pending) >= l.maxPending {
+		evict = l.pending[0]
+		l.pending = l.pending[1:]
+	}
+	l.pending = append(l.pending, conn)
+	return evict
 }
 
 // Init counts the accept loop that Serve runs (mochi calls Init before
@@ -90,14 +161,19 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 		}
 		done := make(chan struct{})
 		l.conns[conn] = done
+		evict := l.admit(conn)
 		l.wg.Add(1)
 		l.mu.Unlock()
+		if evict != nil {
+			_ = evict.Close()
+		}
 		go func() {
 			defer l.wg.Done()
 			// establish returns once mochi has finished with the client on
 			// conn, its clean-up included.
 			_ = establish(l.id, conn)
 			_ = conn.Close()
+			l.Established(conn)
 			l.mu.Lock()
 			delete(l.conns, conn)
 			l.mu.Unlock()
@@ -167,6 +243,9 @@ func (h *SessionHook) Provides(b byte) bool { return b == mqtt.OnSessionEstablis
 // OnSessionEstablish, called once cl has logged in and before mochi takes
 // over an old session, waits until no other connection holds cl's client id.
 func (h *SessionHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	for _, l := range h.Listeners {
+		l.Established(cl.Net.Conn)
+	}
 	old, ok := h.Server.Clients.Get(cl.ID)
 	if !ok || old == cl || old.Net.Conn == nil {
 		return

@@ -230,6 +230,17 @@ func (c *Client) WaitPayload(topic, payload string, timeout time.Duration) Messa
 	return m
 }
 
+// Since returns a copy of the messages recorded from mark (see Mark) on, on every topic, oldest
+// first.
+func (c *Client) Since(mark int) []Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if mark > len(c.msgs) {
+		return nil
+	}
+	return append([]Message(nil), c.msgs[mark:]...)
+}
+
 // Messages returns a copy of the messages received on topic (exact topic name), oldest first.
 func (c *Client) Messages(topic string) []Message {
 	c.mu.Lock()

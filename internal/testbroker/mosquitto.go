@@ -106,6 +106,16 @@ func (m *Mosquitto) Addr(name string) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port(name)))
 }
 
+// PID is the running mosquitto's process id (0 once killed), to read its memory use.
+func (m *Mosquitto) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.run == nil {
+		return 0
+	}
+	return m.run.cmd.Process.Pid
+}
+
 // Dir is the temporary directory of the config file, for the files it refers to.
 func (m *Mosquitto) Dir() string { return m.dir }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,7 +122,11 @@ func (p *PKI) ClientCert(name string) (certFile, keyFile string) {
 func (p *PKI) write(name, typ string, der []byte) string {
 	p.t.Helper()
 	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+	mode := os.FileMode(0o644)
+	if strings.Contains(typ, "PRIVATE KEY") {
+		mode = 0o600 // doorbridge refuses a key other accounts can read
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
 		p.t.Fatalf("testbroker: %v", err)
 	}
 	return path

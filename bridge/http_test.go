@@ -1,0 +1,67 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// The HTTP API holds at most httpMaxConns connections: idle keep-alive
+// connections (held for ever on 43e9a8a, which had no idle timeout nor any
+// cap) cannot exhaust the bridge's file descriptors. A connection beyond
+// the cap is served once another closes.
+func TestHTTPBoundsConnections(t *testing.T) {
+	l := loopBridge(t, &fakeClock{t: time.Unix(1e9, 0)}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := l.b.ServeHTTP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(c net.Conn, within time.Duration) error {
+		_ = c.SetDeadline(time.Now().Add(within))
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	held := make([]net.Conn, httpMaxConns)
+	for i := range held {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := get(c, wait); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		held[i] = c // idle, kept alive
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if _, err := extra.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(extra)
+	_ = extra.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := http.ReadResponse(r, nil); err == nil {
+		t.Fatalf("connection %d was served while %d idle ones were open", httpMaxConns+1, httpMaxConns)
+	}
+	held[0].Close()
+	_ = extra.SetReadDeadline(time.Now().Add(wait))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("connection %d not served once a slot freed: %v", httpMaxConns+1, err)
+	}
+	resp.Body.Close()
+}

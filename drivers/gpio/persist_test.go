@@ -1,0 +1,51 @@
+package gpio
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// sysWith builds a sysfs root holding the given module parameters
+// ("pinctrl_bcm2835/persist_gpio_outputs" -> "Y").
+func sysWith(t *testing.T, params map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for k, v := range params {
+		mod, name := filepath.Split(k)
+		dir := filepath.Join(root, "module", mod, "parameters")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestReleasedOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		want   Released
+	}{
+		{"no pinctrl parameter", map[string]string{"other/persist_gpio_outputs": "Y"}, Released{}},
+		{"Raspberry Pi OS default", map[string]string{"pinctrl_bcm2835/persist_gpio_outputs": "Y"},
+			Released{Known: true, KeepsLevel: true, Source: "/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = Y"}},
+		{"dtparam=strict_gpiod", map[string]string{"pinctrl_bcm2835/persist_gpio_outputs": "N"},
+			Released{Known: true, Source: "/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = N"}},
+		{"Pi 5: rp1 keeps, bcm2835 does not", map[string]string{"pinctrl_bcm2835/persist_gpio_outputs": "N", "pinctrl_rp1/persist_gpio_outputs": "Y"},
+			Released{Known: true, KeepsLevel: true, Source: "/sys/module/pinctrl_rp1/parameters/persist_gpio_outputs = Y"}},
+		{"older Pi kernel without strict_gpiod", map[string]string{"pinctrl_bcm2835/strict_gpiod": "N"},
+			Released{Known: true, KeepsLevel: true, Source: "/sys/module/pinctrl_bcm2835/parameters/strict_gpiod = N"}},
+		{"older Pi kernel with strict_gpiod", map[string]string{"pinctrl_bcm2835/strict_gpiod": "Y"},
+			Released{Known: true, Source: "/sys/module/pinctrl_bcm2835/parameters/strict_gpiod = Y"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ReleasedOutputs(sysWith(t, tc.params)); got != tc.want {
+				t.Errorf("ReleasedOutputs = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,105 @@
+package mochifix_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+
+	"github.com/doorbridge/doorbridge/internal/mochifix"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// limitedBroker is a mochi broker on a mochifix listener limited to
+// maxPending connections that have not logged in, each given timeout.
+func limitedBroker(t *testing.T, maxPending int, timeout time.Duration) string {
+	t.Helper()
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler), SysTopicResendInterval: 1 << 30})
+	l, err := mochifix.Listen("tcp", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Limit(maxPending, timeout)
+	for _, h := range []mqtt.Hook{new(auth.AllowHook), &mochifix.SessionHook{Server: srv, Listeners: []*mochifix.Listener{l}}} {
+		if err := srv.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close(); l.Wait() })
+	return l.Address()
+}
+
+// closedByPeer reports whether the broker closed c within d (it sends
+// nothing to a client that has not sent a CONNECT).
+func closedByPeer(t *testing.T, c net.Conn, d time.Duration) bool {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.Read(make([]byte, 1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		t.Logf("read: %v", err) // a reset is a close too
+	}
+	return true
+}
+
+func dialIdle(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// A socket that never logs in is closed after the connect timeout: it
+// cannot hold the broker's memory (mochi allocates a client and its
+// buffers on accept) for ever.
+func TestListenerClosesIdleSocketsBeforeLogin(t *testing.T) {
+	addr := limitedBroker(t, 0, 300*time.Millisecond)
+	c := dialIdle(t, addr)
+	if !closedByPeer(t, c, 10*time.Second) {
+		t.Fatal("a socket that sent nothing was still open 10 s after a 300 ms connect timeout")
+	}
+	// A client that logs in is not cut by that deadline.
+	cl := testbroker.Connect(t, "tcp://"+addr, "in")
+	cl.Publish("x/y", "1", false)
+}
+
+// At most maxPending connections wait for their login: a new one closes
+// the oldest, so a stream of idle sockets neither grows the broker nor
+// keeps a real client out, and a logged-in client is never closed for it.
+func TestListenerBoundsPendingLogins(t *testing.T) {
+	const maxPending = 4
+	addr := limitedBroker(t, maxPending, time.Minute)
+	in := testbroker.Connect(t, "tcp://"+addr, "in")
+	idle := make([]net.Conn, 0, 2*maxPending)
+	for range 2 * maxPending {
+		idle = append(idle, dialIdle(t, addr))
+	}
+	for i, c := range idle[:maxPending] {
+		if !closedByPeer(t, c, 10*time.Second) {
+			t.Errorf("idle socket %d, of %d, still open: want the oldest closed beyond %d pending", i, len(idle), maxPending)
+		}
+	}
+	late := testbroker.Connect(t, "tcp://"+addr, "late")
+	late.Publish("x/y", "2", false)
+	in.Publish("x/y", "1", false)
+	if in.Lost() != 0 {
+		t.Error("a logged-in client lost its connection to the pending limit")
+	}
+}
