@@ -7,7 +7,7 @@ package bridge
 // seed. Every schedule is checked against the safety rules after every step
 // and against the model's final state after quiet (R1, R3, R4, R17, R21).
 //
-//	go test -run TestSimulation ./bridge                                # 2000 schedules (400 with -race)
+//	go test -run TestSimulation ./bridge                                # 1000 schedules (100 with -race)
 //	DOORBRIDGE_SIM_SCHEDULES=100000 go test -run TestSimulation ./bridge
 //	DOORBRIDGE_SIM_SEED=1234 go test -run TestSimulation -v ./bridge    # replay one
 
@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ import (
 )
 
 const (
-	simDefaultSchedules = 2000
+	simDefaultSchedules = 1000
 	simTick             = 20 * time.Millisecond
 	simRelockDelay      = 300 * time.Millisecond
 	simUnlockTime       = time.Second
@@ -92,7 +94,7 @@ func simReplay(seed uint64) string {
 // simItem6Fixed: a relay whose write failed is published with unknown lock
 // power (issue 11 item 6, branch relayio); until then JAMMED doors are
 // published "energized OFF" whatever the line does.
-const simItem6Fixed = false
+const simItem6Fixed = true
 
 // simFlags reintroduce known defects, to show the simulation catches them.
 type simFlags struct {
@@ -105,38 +107,59 @@ type simFlags struct {
 type simFault uint8
 
 const (
-	faultNone simFault = iota
-	faultError
+	faultNone  simFault = iota
+	faultError          // writes fail at once; the line keeps its level
+	faultSlow           // writes take delay (of the fake clock), then happen
+	faultHang           // writes block until the fault is removed, then happen
 )
+
+func (f simFault) String() string {
+	return [...]string{"none", "error", "slow", "hang"}[f]
+}
 
 // simOutputs is a driver whose outputs the simulation breaks at will.
 type simOutputs struct {
 	outs map[string]*simOut
 }
 
+// simOut is one relay output. The bridge's relay writer goroutine writes
+// it; the simulation decides, on its fake clock, when a slow or hung write
+// ends.
 type simOut struct {
-	level  bool // the line's real level
-	opened bool
-	fault  simFault
-	writes int
-	// clearedAt is when the fault was last removed: the relay is written
-	// again at the next retry.
-	clearedAt time.Time
+	mu      sync.Mutex
+	level   bool // the line's real level
+	opened  bool
+	fault   simFault
+	delay   time.Duration // of faultSlow
+	writes  int
+	blocked *simWrite // a write waiting for the simulation; nil: none
 }
 
-// simRetryWithin is how soon a relay that works again must be written.
-const simRetryWithin = 2 * simTick
+// simWrite is a write held by a slow or hung output.
+type simWrite struct {
+	level   bool
+	gate    chan struct{} // closed by the simulation: the write happens
+	started time.Time     // fake time, set by the simulation when it sees it
+	overdue bool          // the simulation told the writer its deadline passed
+}
 
-// mayLag reports whether the line may still hold a level the bridge could
-// not change: its writes fail, or failed until just now.
-func (o *simOut) mayLag(now time.Time) bool {
-	return o.fault != faultNone || now.Before(o.clearedAt.Add(simRetryWithin))
+// mayLag reports whether the line may hold a level the bridge could not
+// change: its writes fail or are held.
+func (o *simOut) mayLag() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.fault != faultNone || o.blocked != nil
 }
 
 func (d *simOutputs) OpenOutput(ch string, initial bool) (drivers.Output, error) {
 	o := d.outs[ch]
-	if o == nil || o.opened {
-		return nil, fmt.Errorf("sim: channel %q unknown or busy", ch)
+	if o == nil {
+		return nil, fmt.Errorf("sim: channel %q unknown", ch)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.opened {
+		return nil, fmt.Errorf("sim: channel %q busy", ch)
 	}
 	o.opened, o.level = true, initial
 	return o, nil
@@ -145,15 +168,39 @@ func (d *simOutputs) OpenOutput(ch string, initial bool) (drivers.Output, error)
 func (d *simOutputs) Close() error { return nil }
 
 func (o *simOut) Set(level bool) error {
+	o.mu.Lock()
 	o.writes++
-	if o.fault == faultError {
-		return errors.New("sim: i2c: no ack") // the line keeps its level
+	switch o.fault {
+	case faultError:
+		o.mu.Unlock()
+		return errors.New("sim: i2c: no ack")
+	case faultSlow, faultHang:
+		w := &simWrite{level: level, gate: make(chan struct{})}
+		o.blocked = w
+		o.mu.Unlock()
+		<-w.gate
+		o.mu.Lock()
 	}
 	o.level = level
+	o.mu.Unlock()
 	return nil
 }
 
-func (o *simOut) Level() bool { return o.level }
+func (o *simOut) Level() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.level
+}
+
+// release lets a held write happen.
+func (o *simOut) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.blocked != nil {
+		close(o.blocked.gate)
+		o.blocked = nil
+	}
+}
 
 // ---- publishers, broker and client ----
 
@@ -381,7 +428,11 @@ func runSimulation(t testing.TB, seed uint64, flags simFlags) (err error) {
 	if oerr != nil {
 		t.Fatalf("seed %d: Open: %v", seed, oerr)
 	}
-	defer simClose(b)
+	defer r.close(b)
+	for _, d := range b.doors {
+		// The simulation tells a held write it is overdue, on its clock.
+		d.relay.deadline = time.Hour
+	}
 	r.l = newLoop(b)
 	r.l.mq = &mqttLink{queue: make(chan pubMsg, publishQueue), m: b.m, topics: b.topics, done: make(chan struct{})}
 	r.start()
@@ -424,8 +475,14 @@ func (r *simRun) describeLoop() string {
 	parts := []string{fmt.Sprintf("hazards %v latched %v lockdown %v", l.effective, l.latched, l.lockdown)}
 	for i, d := range l.b.doors {
 		o := r.drv.outs[d.cfg.Relay.Channel]
-		parts = append(parts, fmt.Sprintf("%s: line power %v (fault %d, %d writes), loop power %v fault %v cause %s command %v",
-			d.cfg.ID, r.power(i), o.fault, o.writes, d.power, d.fault, d.cause, d.command))
+		o.mu.Lock()
+		fault, writes, held := o.fault, o.writes, o.blocked != nil
+		o.mu.Unlock()
+		d.relay.mu.Lock()
+		rs := fmt.Sprintf("writer want %v seq %d wrote %d busy %d err %v", d.relay.want, d.relay.seq, d.relay.wrote, d.relay.busy, d.relay.st.err)
+		d.relay.mu.Unlock()
+		parts = append(parts, fmt.Sprintf("%s: line power %v (fault %v, %d writes, held %v), loop power %v fault %v cause %s command %v, %s",
+			d.cfg.ID, r.power(i), fault, writes, held, d.power, d.fault, d.cause, d.command, rs))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -463,8 +520,94 @@ func (r *simRun) hand(msg simMsg) {
 }
 
 func (r *simRun) afterEvent() {
-	r.l.flushLater()
+	r.settle()
+	if r.l.release == nil {
+		r.l.flushLater() // as the loop does
+	}
 	r.drain()
+}
+
+// settle waits until every relay writer has written what it was asked, or
+// is held by its output, and hands the loop their news, as its run would,
+// until there is none.
+func (r *simRun) settle() {
+	for {
+		r.waitWriters()
+		select {
+		case <-r.l.b.relayNews:
+			r.keepLink()
+			r.l.origin = "relay"
+			r.l.onRelayNews()
+		default:
+			return
+		}
+	}
+}
+
+// waitWriters waits (real time: the writers are goroutines) until every
+// relay writer is idle or held by the simulation, and stamps new held
+// writes with the fake time.
+func (r *simRun) waitWriters() {
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.writersIdle() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("seed %d: relay writers still busy after 5 s: %s", r.seed, r.describeLoop())
+		}
+		runtime.Gosched()
+	}
+}
+
+func (r *simRun) writersIdle() bool {
+	for _, d := range r.l.b.doors {
+		rl := d.relay
+		rl.mu.Lock()
+		busy, wrote, seq := rl.busy, rl.wrote, rl.seq
+		rl.mu.Unlock()
+		o := r.drv.outs[d.cfg.Relay.Channel]
+		o.mu.Lock()
+		w := o.blocked
+		if w != nil && w.started.IsZero() {
+			w.started = r.clk.t
+		}
+		o.mu.Unlock()
+		if (busy != 0 && w == nil) || (busy == 0 && wrote != seq) {
+			return false
+		}
+	}
+	return true
+}
+
+// nextTimed returns the next moment the simulation acts on a held write:
+// a slow write ends, or a held write passes the writer's deadline.
+func (r *simRun) nextTimed() (time.Time, func()) {
+	var at time.Time
+	var act func()
+	for _, d := range r.l.b.doors {
+		o, rl := r.drv.outs[d.cfg.Relay.Channel], d.relay
+		o.mu.Lock()
+		w, fault, delay := o.blocked, o.fault, o.delay
+		o.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		if !w.overdue {
+			if t := w.started.Add(writeDeadline); at.IsZero() || t.Before(at) {
+				at, act = t, func() {
+					rl.mu.Lock()
+					seq := rl.busy
+					rl.mu.Unlock()
+					w.overdue = true
+					rl.overdue(seq)
+				}
+			}
+		}
+		if fault == faultSlow {
+			if t := w.started.Add(delay); at.IsZero() || t.Before(at) {
+				at, act = t, o.release
+			}
+		}
+	}
+	return at, act
 }
 
 // drain reads what the bridge published.
@@ -481,11 +624,18 @@ func (r *simRun) drain() {
 	}
 }
 
-// advance moves the clock by d, ticking the loop when its timer would fire.
+// advance moves the clock by d, ticking the loop when its timer would fire
+// and ending or timing out held writes when their time comes.
 func (r *simRun) advance(d time.Duration) {
 	end := r.clk.t.Add(d)
 	for {
 		next := r.l.nextTick(r.lastTick)
+		at, act := r.nextTimed()
+		if act != nil && at.Before(next) {
+			next = at
+		} else {
+			act = nil
+		}
 		if next.After(end) {
 			break
 		}
@@ -493,6 +643,11 @@ func (r *simRun) advance(d time.Duration) {
 			r.clk.t = next
 		}
 		r.keepLink()
+		if act != nil {
+			act()
+			r.afterEvent()
+			continue
+		}
 		r.lastTick = r.clk.t
 		r.l.onTick()
 		r.afterEvent()
@@ -584,24 +739,64 @@ func (r *simRun) deliver() error {
 	return r.checkSafety()
 }
 
+// setFault breaks a random door's relay writes (error, slow or hang), or
+// mends them.
 func (r *simRun) setFault() {
 	i := r.rnd.IntN(len(r.cfg.Doors))
 	o := r.drv.outs[r.cfg.Doors[i].Relay.Channel]
-	if o.fault != faultNone {
-		o.fault, o.clearedAt = faultNone, r.clk.t
+	o.mu.Lock()
+	faulted := o.fault != faultNone
+	o.mu.Unlock()
+	if faulted {
+		r.clearFault(i)
 		r.logf("fault cleared on %s", r.cfg.Doors[i].ID)
+		r.afterEvent()
+		return
+	}
+	f := []simFault{faultError, faultSlow, faultHang}[r.rnd.IntN(3)]
+	delay := time.Duration(50+r.rnd.IntN(1500)) * time.Millisecond
+	o.mu.Lock()
+	o.fault, o.delay = f, delay
+	o.mu.Unlock()
+	if f == faultSlow {
+		r.logf("fault %s (%v) on %s", f, delay, r.cfg.Doors[i].ID)
 	} else {
-		o.fault = faultError
-		r.logf("fault error on %s", r.cfg.Doors[i].ID)
+		r.logf("fault %s on %s", f, r.cfg.Doors[i].ID)
 	}
 	r.model.faultUntil[i] = simForever // until cleared and settled
+}
+
+// clearFault mends door i's relay: a held write happens, a failed one is
+// tried again at once.
+func (r *simRun) clearFault(i int) {
+	o := r.drv.outs[r.cfg.Doors[i].Relay.Channel]
+	o.mu.Lock()
+	o.fault = faultNone
+	o.mu.Unlock()
+	o.release()
+	rl := r.l.b.doors[i].relay
+	rl.kick()
+	// The writer tries again now: wait until it has (it cannot fail).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rl.mu.Lock()
+		failed := rl.st.err != nil
+		rl.mu.Unlock()
+		if !failed {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("seed %d: door %s's relay still failing 5 s after its fault was removed", r.seed, r.cfg.Doors[i].ID)
+		}
+		runtime.Gosched()
+	}
 }
 
 // settleFaults ends the model's driver hazard window of doors whose relay
 // works again.
 func (r *simRun) settleFaults() {
 	for i, d := range r.cfg.Doors {
-		if r.drv.outs[d.Relay.Channel].fault == faultNone && r.model.faultUntil[i] == simForever {
+		if !r.drv.outs[d.Relay.Channel].mayLag() && r.model.faultUntil[i] == simForever {
 			// recovered at the next retry tick at the latest, then held
 			r.model.faultUntil[i] = r.clk.t.Add(simRelockDelay + 4*simTick)
 		}
@@ -642,11 +837,10 @@ func (r *simRun) finish() error {
 			return err
 		}
 	}
-	for _, o := range r.drv.outs {
-		if o.fault != faultNone {
-			o.fault, o.clearedAt = faultNone, r.clk.t
-		}
+	for i := range r.cfg.Doors {
+		r.clearFault(i)
 	}
+	r.afterEvent()
 	r.settleFaults()
 	r.advance(simRelockDelay + simUnlockTime + 10*simTick)
 	if err := r.checkSafety(); err != nil {
@@ -658,7 +852,7 @@ func (r *simRun) finish() error {
 // power is door i's real lock power.
 func (r *simRun) power(i int) bool {
 	dc := r.cfg.Doors[i]
-	return r.drv.outs[dc.Relay.Channel].level != dc.Relay.ActiveLow
+	return r.drv.outs[dc.Relay.Channel].Level() != dc.Relay.ActiveLow
 }
 
 // checkSafety: no lock powered under a hazard (but for the battery hold and
@@ -667,7 +861,7 @@ func (r *simRun) power(i int) bool {
 func (r *simRun) checkSafety() error {
 	for i, dc := range r.cfg.Doors {
 		o := r.drv.outs[dc.Relay.Channel]
-		if sure, _ := r.model.doorHazard(i, r.clk.t); sure && r.power(i) && !o.mayLag(r.clk.t) {
+		if sure, _ := r.model.doorHazard(i, r.clk.t); sure && r.power(i) && !o.mayLag() {
 			return fmt.Errorf("R1: door %s powered under a hazard (alarm %q, latched %v, power %q)", dc.ID, r.model.alarm, r.model.latched, r.model.power)
 		}
 	}
@@ -680,6 +874,12 @@ func (r *simRun) checkSafety() error {
 // checkPublished: a door's published state and lock power are what its
 // relay does, or JAMMED while the relay cannot be written.
 func (r *simRun) checkPublished() error {
+	if r.l.release != nil {
+		// A release being written publishes once every write is done or
+		// overdue (at most writeDeadline): until then the state is the
+		// one before it.
+		return nil
+	}
 	for i, dc := range r.cfg.Doors {
 		dt := r.l.b.topics.Door(dc.ID)
 		state, energized := r.published[dt.State], r.published[dt.Energized]
@@ -724,5 +924,13 @@ func keys[K comparable](m map[K]bool) []K {
 	return out
 }
 
-// simClose releases the bridge's drivers.
-func simClose(b *Bridge) { b.closeDrivers() }
+// close lets every held write end and stops the bridge's relay writers.
+func (r *simRun) close(b *Bridge) {
+	for _, o := range r.drv.outs {
+		o.mu.Lock()
+		o.fault = faultNone
+		o.mu.Unlock()
+		o.release()
+	}
+	b.Close()
+}
