@@ -95,6 +95,7 @@ func codeLoop(t *testing.T, clk *fakeClock, hash, dir string) *loop {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
 	l.evaluate()

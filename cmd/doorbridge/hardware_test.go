@@ -74,7 +74,7 @@ func TestCheckConfigPersistentGPIOOutputs(t *testing.T) {
 
 func TestCheckConfigStrictGPIOOutputs(t *testing.T) {
 	withSysfs(t, "persist_gpio_outputs", "N")
-	if out := checkConfig(t, gpioConfig(t, "GPIO26", false, "")); strings.Contains(out, "warning") {
+	if out := checkConfig(t, gpioConfig(t, "GPIO26", false, "")); strings.Contains(out, "warning: door") {
 		t.Errorf("released lines fall to their pull, pins pulled to the off level: want no warning, got:\n%s", out)
 	}
 }
