@@ -382,6 +382,7 @@ type simRun struct {
 	handed     int                 // messages handed to the loop
 	published  map[string]string   // retained topic -> last payload the bridge published
 	lastTick   time.Time
+	upsAt      time.Time // when the loop last had a power reading
 	trace      []string
 	step       int
 }
@@ -508,6 +509,7 @@ func (r *simRun) start() {
 	r.hand(simMsg{from: "panel", topic: r.cfg.Alarms[0].Topic, payload: "OFF", retained: true})
 	r.hand(simMsg{from: "ups", topic: simPowerTopic, payload: "OL", retained: true})
 	r.advance(simRelockDelay + 2*simTick)
+	r.upsAt = r.clk.t
 	r.model = newSimModel(r.cfg, r.clk.t)
 	r.brokerLog, r.handed = nil, 0
 }
@@ -733,6 +735,9 @@ func (r *simRun) deliver() error {
 	r.model.deliver(r.brokerLog[r.handed], r.l.b.topics, r.clk.t)
 	r.handed++
 	r.logf("deliver %v", m)
+	if m.from == "ups" {
+		r.upsAt = r.clk.t
+	}
 	r.keepLink()
 	r.l.handle(evMessage{topic: m.topic, payload: []byte(m.payload), retained: m.retained})
 	r.afterEvent()
@@ -817,11 +822,40 @@ func (r *simRun) randomStep() error {
 		if len(r.inbox) > 0 {
 			return r.deliver() // time moves only once the client has handed over what it has
 		}
+		if err := r.freshPower(); err != nil {
+			return err
+		}
 		d := time.Duration(r.rnd.IntN(400)) * time.Millisecond
 		r.logf("advance %v", d)
 		r.settleFaults()
 		r.advance(d)
 		return r.checkSafety()
+	}
+	return nil
+}
+
+// freshPower has the UPS repeat its value when it said nothing for 3 s, as
+// a real one does (a reading holds for the source's timeout, 10 s here,
+// R24), and its messages reach the loop before time moves on.
+func (r *simRun) freshPower() error {
+	if r.clk.t.Sub(r.upsAt) < 3*time.Second {
+		return nil
+	}
+	last := r.model.power
+	if q := r.publishers["ups"]; len(q) > 0 {
+		last = q[len(q)-1].payload
+	}
+	r.publishers["ups"] = append(r.publishers["ups"], simMsg{from: "ups", topic: simPowerTopic, payload: last, retained: true})
+	r.logf("publish ups repeats %q", last)
+	for _, m := range r.publishers["ups"] {
+		r.inbox = append(r.inbox, m)
+		r.brokerLog = append(r.brokerLog, m)
+	}
+	r.publishers["ups"] = nil
+	for len(r.inbox) > 0 {
+		if err := r.deliver(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
