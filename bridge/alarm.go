@@ -254,15 +254,15 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 	if v == prev && (isSource || v == alarmUnknown) {
 		return // nothing changed (a new source without a value was alarm already)
 	}
-	if res == matchUnexpected || res == matchNotJSON {
-		// Only on a change: a flood of junk on an alarm topic is one line.
-		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
-			"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
-	}
-	l.afterIO(func() {
+	// Only on a change, and summarised when it flaps: a flood on an alarm
+	// topic is a few lines.
+	l.recordSafety(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic}, func() {
+		if res == matchUnexpected || res == matchNotJSON {
+			l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
+				"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
+		}
 		l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
 	})
-	l.record(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic})
 	l.origin = "alarm:" + e.topic
 	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
 		l.setLatch(true, "alarm on "+e.topic)
@@ -332,6 +332,9 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 		return
 	}
 	if len(e.payload) == 0 {
+		if _, known := a.offline[e.topic]; !known {
+			return // unknown already: a repeated clear changes (and logs) nothing
+		}
 		delete(a.offline, e.topic) // cleared: unknown again
 	} else if was, known := a.offline[e.topic]; known && was == offline {
 		return

@@ -70,6 +70,8 @@ type Bridge struct {
 	guards  map[string]*codeGuard // by code hash (codes.go)
 
 	events chan event
+	in     *inbound      // MQTT messages, in two ordered queues (inbound.go)
+	hb     *heartbeatKey // signs the link's heartbeat probes
 	// relayNews wakes the loop when a relay writer has news (relays.go).
 	relayNews chan struct{}
 	wd        *watchdog
@@ -118,6 +120,8 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		stopped:   make(chan struct{}),
 		closing:   make(chan struct{}),
 	}
+	b.hb = newHeartbeatKey()
+	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.log.With("component", "mqtt"))
 	b.audit = newAuditLog(opts.Log)
 	b.state = openState(cfg.Bridge.StateDir, b.log)
 	if err := b.openDrivers(opts); err != nil {
@@ -388,13 +392,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 		urls = []string{eb.URL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
-	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.log, b.m)
+	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.log, b.m)
 	if err != nil {
 		l.shutdown("fatal")
 		return err
 	}
 	b.mq = mq
 	l.mq = mq
+	b.in.overflow = mq.dropGen
+	mq.recoverFatal = b.recoverFatal
 	b.audit.sink = eventPublisher(mq, b.topics.Events)
 	mq.start()
 	srcCtx, stopSources := context.WithCancel(ctx)

@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -49,13 +51,26 @@ func (b *Bridge) Handler() http.Handler {
 // ServeHTTP listens on addr and serves Handler until ctx ends. It returns the
 // listener's real address once listening.
 func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
+	return b.Serve(ctx, addr, b.Handler(), nil)
+}
+
+// Serve is ServeHTTP with handler h (the web console around Handler), over
+// TLS when tlsCfg is not nil. Requests end with ctx: the console's event
+// streams would not end on their own.
+func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg *tls.Config) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}
 	ln = limitListener(ln, httpMaxConns)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	srv := &http.Server{
-		Handler: b.Handler(),
+		Handler:     h,
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		// TLS handshake errors and the like: anyone on the LAN can cause them.
+		ErrorLog: slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 		// A client that sends slowly, reads slowly or keeps an idle
 		// connection open must not hold a goroutine and a socket for ever:
 		// enough of them would leave the bridge without file descriptors

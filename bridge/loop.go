@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -23,7 +21,16 @@ type loop struct {
 	mq  *mqttLink
 
 	// MQTT link
-	gen         uint64
+	gen     uint64 // the current connection
+	lostGen uint64 // the newest connection known lost: a later "connected" for it is stale
+	hbSeq   uint64 // the last heartbeat probe sent
+	hbAcked uint64 // the newest probe whose echo came back: older echoes are replays
+	// hzSeq is the newest safety message handled while a hazard was in
+	// force (before or after it), hzSeen those hazards; overtaken holds
+	// them while a command delivered before hzSeq is handled (inbound.go).
+	hzSeq       uint64
+	hzSeen      Hazards
+	overtaken   Hazards
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -51,6 +58,10 @@ type loop struct {
 
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	republishPending bool
+	// republishRequests asked for the pending republish, the last on
+	// republishTopic.
+	republishRequests int
+	republishTopic    string
 
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
@@ -64,6 +75,8 @@ type loop struct {
 	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
 	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
 	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
+	unchanged   rejectLimiter // likewise, accepted commands that changed nothing
+	safetyRate  safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
 	release     *pendingRelease
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
@@ -77,6 +90,7 @@ func newLoop(b *Bridge) *loop {
 		powerLost: map[string]bool{},
 		pub:       map[string]string{},
 		origin:    "startup",
+		unchanged: rejectLimiter{unchanged: true},
 	}
 	for _, a := range b.cfg.Alarms {
 		l.alarms = append(l.alarms, newAlarmSource(a))
@@ -89,6 +103,18 @@ func newLoop(b *Bridge) *loop {
 	l.loadState() // the latch, lockdown, the battery budget (state.go)
 	if why := b.loadCodeState(l.now()); why != "" {
 		l.record(auditEvent{Kind: "code", Outcome: "locked_out", Detail: why, Origin: "startup"})
+	}
+	// R24: a power source counts as lost until it has reported; that time
+	// counts against the battery budget like any other on battery.
+	for _, p := range b.cfg.Power {
+		l.powerLost[p.Name] = true
+	}
+	if len(b.cfg.Power) > 0 && l.battery.mains(true, l.now()) {
+		l.saveLater(batteryRecord, l.battery.encode())
+	}
+	l.powerSince = l.battery.since()
+	if b.in != nil {
+		b.in.isSafety, b.in.isCmd = l.safetyTopics(), l.commandTopics()
 	}
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
@@ -111,6 +137,17 @@ func (l *loop) run(ctx context.Context) error {
 		case ev := <-l.b.events:
 			l.b.wd.checkin() // handling an event is as alive as a tick
 			l.handle(ev)
+		case e := <-l.b.in.safety:
+			l.b.wd.checkin()
+			l.onQueued(e)
+		case e := <-l.b.in.other:
+			l.b.wd.checkin()
+			// Every safety message queued before e is in the safety queue
+			// now: it goes first (inbound.go says why that is safe).
+			for n := len(l.b.in.safety); n > 0; n-- {
+				l.onQueued(<-l.b.in.safety)
+			}
+			l.onQueued(e)
 		case <-l.b.relayNews:
 			l.b.wd.checkin()
 			l.origin = "relay"
@@ -137,12 +174,7 @@ func (l *loop) handle(ev event) {
 	case evConnected:
 		l.onConnected(e.gen)
 	case evDisconnected:
-		if e.gen == l.gen {
-			l.connected, l.subscribed = false, false
-			l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err) })
-			l.origin = "mqtt:connection_lost"
-			l.evaluate()
-		}
+		l.onDisconnected(e)
 	case evSubscribed:
 		l.onSubscribed(e)
 	case evMessage:
@@ -158,7 +190,47 @@ func (l *loop) handle(ev event) {
 	}
 }
 
+// onQueued handles a message from the inbound queues: only one of the
+// current connection counts (a later connection starts from scratch).
+func (l *loop) onQueued(e evMessage) {
+	l.b.in.taken(e)
+	if e.gen != l.gen {
+		return
+	}
+	if e.safety {
+		before := l.effective
+		l.onMessage(e)
+		if hz := before | l.effective; hz.Any() {
+			l.hzSeq, l.hzSeen = e.seq, hz
+		}
+		return
+	}
+	if e.seq < l.hzSeq {
+		// A safety message delivered after this one was handled first,
+		// while a hazard held: judge this one under that hazard too.
+		l.overtaken = l.hzSeen
+		defer func() { l.overtaken = 0 }()
+	}
+	l.onMessage(e)
+}
+
+// onDisconnected marks connection e.gen lost. Each connection reports its
+// own loss, so a late report never touches a newer connection.
+func (l *loop) onDisconnected(e evDisconnected) {
+	l.lostGen = max(l.lostGen, e.gen)
+	if e.gen != l.gen || !l.connected {
+		return
+	}
+	l.connected, l.subscribed = false, false
+	l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err, "gen", e.gen) })
+	l.origin = "mqtt:connection_lost"
+	l.evaluate()
+}
+
 func (l *loop) onConnected(gen uint64) {
+	if gen <= l.lostGen || gen < l.gen || (gen == l.gen && l.connected) {
+		return // stale (already lost, or older) or a repeat
+	}
 	l.gen = gen
 	l.connected, l.subscribed, l.dropRequested = true, false, false
 	l.hbRecvAt = time.Time{}
@@ -169,9 +241,7 @@ func (l *loop) onConnected(gen uint64) {
 	for i := range l.alarms {
 		l.alarms[i].reset()
 	}
-	for i := range l.mqttPower {
-		l.mqttPower[i].known, l.mqttPower[i].since = false, time.Time{}
-	}
+	l.resetMQTTPower()
 	l.b.m.mqttReconnects.Inc()
 	l.log.Info("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
@@ -202,38 +272,42 @@ func (l *loop) onSubscribed(e evSubscribed) {
 	}
 	l.subscribed = true
 	l.subscribedAt = l.now()
-	for i := range l.mqttPower {
-		l.mqttPower[i].since = l.now()
-	}
 	l.sendHeartbeat()
 }
 
 // sendHeartbeat publishes the round-trip probe: the link counts as healthy
-// only while these come back through the broker in time.
+// only while these come back through the broker in time. Each is signed
+// (heartbeat.go): only this process's own echoes count.
 func (l *loop) sendHeartbeat() {
 	l.hbSentAt = l.now()
-	l.mq.publish(l.b.topics.Heartbeat, strconv.FormatUint(l.gen, 10)+" "+strconv.FormatInt(time.Now().UnixNano(), 10), false)
+	l.hbSeq++
+	l.mq.probe(l.b.hb.probe(l.gen, l.hbSeq, time.Now().UnixNano()))
 }
 
-func (l *loop) onHeartbeat(payload []byte) {
-	gen, sent, ok := strings.Cut(string(payload), " ")
-	if !ok || gen != strconv.FormatUint(l.gen, 10) {
-		return // a late echo from an older connection proves nothing about this one
+func (l *loop) onHeartbeat(e evMessage) {
+	echo, ok := l.b.hb.verify(e.payload)
+	if !ok || e.retained || echo.gen != l.gen || echo.seq <= l.hbAcked {
+		// Forged, retained (it may have been left there long ago), a late
+		// echo from an older connection, or a replay: proves nothing.
+		return
 	}
+	l.hbAcked = echo.seq
 	first := l.hbRecvAt.IsZero()
 	l.hbRecvAt = l.now()
-	if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
-		l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, ns)).Seconds())
-	}
+	l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, echo.ns)).Seconds())
 	if !l.linkHealthy {
 		l.origin = "mqtt:heartbeat"
 		l.evaluate()
 	}
 	if first {
 		// The retained messages of our subscriptions (alarm values, the
-		// latch) came before this echo: only now is it safe to publish our
-		// own retained state without overwriting something to restore.
+		// latch) came before this echo, and reached the loop before it:
+		// the broker sent them first on this connection, paho hands them
+		// over in that order, and they share its queue (inbound.go). Only
+		// now is it safe to publish our own retained state without
+		// overwriting something to restore.
 		l.publishDiscovery()
+		l.mq.unsubscribeDiscovery(l.gen, l.b.topics.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix))
 	}
 }
 
@@ -258,6 +332,7 @@ func (l *loop) onTick() {
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
 	l.reportRejectSummaries(now)
+	l.reportSafetySummaries(now)
 	l.mq.retryDropped(l.republishState)
 }
 
@@ -384,13 +459,13 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			l.hazardRaised(h)
 			rose = rose.With(h)
 			origin := l.origin
-			l.afterIO(func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
+				func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
 		} else if was && !is {
 			origin := l.origin
-			l.afterIO(func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 			l.hazardCleared(h)
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: origin},
+				func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 		}
 		l.b.m.hazardActive.WithLabelValues(h.String()).Set(b2f(is))
 	}
@@ -617,8 +692,17 @@ func (l *loop) clearFault(d *door, now time.Time) {
 }
 
 func (l *loop) onPower(e evPower) {
-	if was, known := l.powerLost[e.source]; known && was == e.lost {
+	if !l.setPower(e) {
 		return
+	}
+	l.origin = "power:" + e.source
+	l.evaluate()
+}
+
+// setPower records a power source's reading and reports whether it changed.
+func (l *loop) setPower(e evPower) bool {
+	if was, known := l.powerLost[e.source]; known && was == e.lost {
+		return false
 	}
 	l.powerLost[e.source] = e.lost
 	anyLost := false
@@ -630,8 +714,7 @@ func (l *loop) onPower(e evPower) {
 	}
 	l.powerSince = l.battery.since()
 	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
-	l.origin = "power:" + e.source
-	l.evaluate()
+	return true
 }
 
 // shutdown turns every relay off for good and publishes the final state.

@@ -14,7 +14,7 @@ func (l *loop) onMessage(e evMessage) {
 	t := l.b.topics
 	switch e.topic {
 	case t.Heartbeat:
-		l.onHeartbeat(e.payload)
+		l.onHeartbeat(e)
 		return
 	case t.AlarmReset:
 		l.onReset(e)
@@ -90,25 +90,50 @@ func (l *loop) doorLabel(id string) string {
 	return unknownDoorLabel
 }
 
-// redactPayload is a command payload as it may be echoed: a JSON object
-// with its code (any key that encoding/json would read as "code") replaced;
-// JSON that cannot be read is not shown at all, as it may hold a code.
+// redactPayload is what may be shown of a command payload: a bare word the
+// bridge knows (LOCK, ON, RESET...) as it is; of a JSON object only a known
+// action and a ts the parser reads; of anything else only its length. A
+// payload the bridge cannot read may hold a code anywhere ("UNLOCK 1234",
+// "1234", a key "pin", a nested "code"), and what is shown here is
+// published, logged and audited.
 func redactPayload(p []byte) string {
 	t := bytes.TrimSpace(p)
-	if len(t) == 0 || t[0] != '{' {
-		return truncate(p, 64)
+	if shownWord(string(t)) {
+		return string(t)
+	}
+	if len(t) == 0 || t[0] != '{' || len(t) > MaxCommandSize {
+		return fmt.Sprintf("(%d bytes, not shown)", len(p))
 	}
 	var m map[string]json.RawMessage
-	if len(t) > MaxCommandSize || json.Unmarshal(t, &m) != nil {
+	if json.Unmarshal(t, &m) != nil {
 		return fmt.Sprintf("(%d bytes of JSON, not shown)", len(p))
 	}
-	for k := range m {
-		if strings.EqualFold(k, "code") {
-			m[k] = json.RawMessage(`"(redacted)"`)
+	shown := map[string]json.RawMessage{}
+	for k, v := range m {
+		var s string
+		switch {
+		case k == "action" && json.Unmarshal(v, &s) == nil && shownWord(s):
+			shown[k] = v
+		case k == "ts":
+			if _, err := parseTS(v); err == nil {
+				shown[k] = v
+			}
 		}
 	}
-	b, _ := json.Marshal(m)
-	return truncate(b, 64)
+	b, _ := json.Marshal(shown)
+	if hidden := len(m) - len(shown); hidden > 0 {
+		return fmt.Sprintf("%s and %d more key(s), not shown", b, hidden)
+	}
+	return string(b)
+}
+
+// shownWord reports whether s is a command word of the bridge's, which
+// holds no code.
+func shownWord(s string) bool {
+	if _, ok := parseAction(s); ok {
+		return true
+	}
+	return s == "ON" || s == "OFF" || s == "RESET" || s == "PRESS"
 }
 
 func (l *loop) onDoorCommand(id string, e evMessage) {
@@ -217,7 +242,7 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 
 func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 	now := l.now()
-	if r := Refusal(d.mode, l.doorHazards(d, now), cmd.Request); r != "" {
+	if r := Refusal(d.mode, l.doorHazards(d, now)|l.overtaken, cmd.Request); r != "" {
 		l.commandRejected(d.cfg.ID, d.topics.Error, topic, []byte(cmd.Request.String()), rejectHazard, r)
 		return
 	}
@@ -250,25 +275,47 @@ func (l *loop) onLockdown(e evMessage) {
 	case "OFF":
 		req = RequestLockdownOff
 	default:
-		l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectUnknownCommand, fmt.Sprintf("lockdown payload %q: want ON or OFF", truncate(e.payload, 20)))
+		l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectUnknownCommand, fmt.Sprintf("lockdown payload %s: want ON or OFF", redactPayload(e.payload)))
 		return
 	}
 	now := l.now()
 	for _, d := range l.b.doors {
-		if r := Refusal(d.mode, l.doorHazards(d, now), req); r != "" {
+		if r := Refusal(d.mode, l.doorHazards(d, now)|l.overtaken, req); r != "" {
 			if l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r)) {
 				l.notice("lockdown refused: " + r)
 			}
 			return
 		}
 	}
+	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
+	if on := req == RequestLockdownOn; on == l.lockdown {
+		l.lockdownUnchanged(e.topic)
+		return
+	}
 	l.lockdown = req == RequestLockdownOn
 	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
-	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
 	l.log.Info("lockdown", "on", l.lockdown)
 	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
 	l.origin = "command:" + e.topic
 	l.evaluate()
+}
+
+// lockdownUnchanged reports a lockdown command that asked for the state
+// there is: accepted, but nothing changes, so it is no safety record (it
+// goes to the commands file, audit.Safety) and nothing is saved. Like
+// rejected commands, a flood of them is summarised (rejects.go): a client
+// repeating "ON" must not cost a log line and an audit record each.
+func (l *loop) lockdownUnchanged(topic string) {
+	full, closed := l.unchanged.allow(l.now(), "lockdown", topic, "unchanged", "")
+	if closed != nil {
+		l.reportRejectSummary(*closed)
+	}
+	if !full {
+		return
+	}
+	on := onOff(l.lockdown)
+	l.afterIO(func() { l.log.Info("lockdown unchanged", "on", on, "topic", topic) })
+	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "unchanged", Detail: on, Origin: "mqtt:" + topic})
 }
 
 func (l *loop) onReset(e evMessage) {
@@ -278,7 +325,7 @@ func (l *loop) onReset(e evMessage) {
 	}
 	if string(e.payload) != "RESET" {
 		if l.resetRefusalReported(e.topic, rejectUnknownCommand) {
-			l.notice(fmt.Sprintf("reset refused: payload %q, want RESET", truncate(e.payload, 20)))
+			l.notice(fmt.Sprintf("reset refused: payload %s, want RESET", redactPayload(e.payload)))
 		}
 		return
 	}
@@ -348,6 +395,5 @@ func (l *loop) onRepublish(e evMessage) {
 	if e.topic == l.b.topics.Republish && string(e.payload) != "PRESS" {
 		return
 	}
-	l.log.Info("republishing discovery and state", "topic", e.topic)
-	l.scheduleRepublish()
+	l.scheduleRepublish(e.topic)
 }

@@ -30,6 +30,7 @@ type metrics struct {
 	commandsRejected *prometheus.CounterVec
 	buildInfo        *prometheus.GaugeVec
 	auditDropped     prometheus.Counter
+	mqttDropped      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -89,7 +90,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		auditDropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "doorbridge_audit_file_dropped_total", Help: "Audit events not written to audit.file (queue full or write error); they still went to the log and MQTT.",
 		}),
+		mqttDropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "doorbridge_mqtt_messages_dropped_total", Help: "Incoming MQTT messages dropped before the control loop, by reason (oversized, queue_full, bad_heartbeat) and queue (safety, other).",
+		}, []string{"reason", "queue"}),
 	}
+	for _, r := range []string{dropOversized, dropQueueFull} {
+		m.mqttDropped.WithLabelValues(r, queueSafety)
+		m.mqttDropped.WithLabelValues(r, queueOther)
+	}
+	m.mqttDropped.WithLabelValues(dropBadHeartbeat, queueSafety)
 	for _, h := range AllHazards() {
 		m.hazardActive.WithLabelValues(h.String())
 		m.watchdogTrips.WithLabelValues(h.String())

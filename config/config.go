@@ -122,6 +122,20 @@ type BrokerACL struct {
 // HTTP is the metrics, health and API listener.
 type HTTP struct {
 	Listen string `koanf:"listen"`
+	// Console serves the web console at / (console/): off, read_only (the
+	// status and events, no actions, no login) or on (actions after a
+	// login with console_password_hash).
+	Console             string `koanf:"console"`
+	ConsolePasswordHash string `koanf:"console_password_hash"` // bcrypt (doorbridge hash-password)
+	// ConsoleViewWithoutLogin lets anyone who reaches the listener see the
+	// status and events of a console that is on; actions still need the login.
+	ConsoleViewWithoutLogin bool `koanf:"console_view_without_login"`
+	// ConsoleURL is the address people open the console at, for Home
+	// Assistant's link to it ("": http(s)://<listen>/ when listen names a host).
+	ConsoleURL string `koanf:"console_url"`
+	// TLSCertFile and TLSKeyFile serve the listener over HTTPS.
+	TLSCertFile string `koanf:"tls_cert_file"`
+	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
 // Watchdog holds the supervision timings.
@@ -235,7 +249,7 @@ func Default() Config {
 			DiscoveryPrefix: "homeassistant",
 		},
 		EmbeddedBroker: EmbeddedBroker{Listen: "127.0.0.1:1883"},
-		HTTP:           HTTP{Listen: "127.0.0.1:9180"},
+		HTTP:           HTTP{Listen: "127.0.0.1:9180", Console: ConsoleOff},
 		Watchdog: Watchdog{
 			HeartbeatInterval: 1 * time.Second,
 			HeartbeatTimeout:  3 * time.Second,

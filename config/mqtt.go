@@ -182,7 +182,7 @@ func (e *EmbeddedBroker) UserACL(name string) *BrokerACL {
 }
 
 // secretKeys are config keys whose values never appear in messages.
-var secretKeys = []string{"password", "password_hash"}
+var secretKeys = []string{"password", "password_hash", "console_password_hash"}
 
 // isSecretKey reports whether a config key ("mqtt.password") holds a secret.
 func isSecretKey(key string) bool {
@@ -475,6 +475,7 @@ func (c *Config) CheckFiles() error {
 			}
 		}
 	}
+	c.HTTP.checkFiles(v)
 	for i, p := range c.Power {
 		if p.PasswordFile != "" {
 			if _, err := readSecret(p.PasswordFile); err != nil {

@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 	lines := c.validateDoors(v, driverIDs)
 	c.validatePower(v, driverIDs, lines)
 	c.validateAudit(v)
+	c.validateHTTP(v)
 	return errors.Join(v.errs...)
 }
 

@@ -27,6 +27,7 @@ type benchOptions struct {
 	Mosquitto         string
 	StateDir          string
 	Only              map[string]bool // empty: everything
+	Console           bool            // web console on, with a page's event stream open (steady)
 }
 
 // want reports whether phase is measured.
@@ -66,7 +67,7 @@ func (b *bench) config(t *target, n int, dir string) (bridgeConfig, error) {
 		ID: "bench", Doors: n, StateFile: filepath.Join(dir, "relays.json"),
 		StateDir:          filepath.Join(dir, "state"), // never the user's default (R23 state would carry over between runs)
 		HeartbeatInterval: b.opts.HeartbeatInterval, HeartbeatTimeout: b.opts.HeartbeatTimeout,
-		RelockDelay: b.opts.RelockDelay,
+		RelockDelay: b.opts.RelockDelay, Console: b.opts.Console,
 	}
 	var err error
 	if c.HTTP, err = freeAddr(); err != nil {
@@ -432,6 +433,9 @@ func (b *bench) steady(t *target, n int, r *run) error {
 		return err
 	}
 	defer s.close()
+	if b.opts.Console {
+		defer openConsoleStream(s.c.HTTP)()
+	}
 	if b.opts.want("idle") {
 		b.logf("%s, %d doors: idle CPU over %v", t.kind, n, b.opts.Idle)
 		if err := b.idle(s, r); err != nil {

@@ -55,6 +55,7 @@ type bridgeConfig struct {
 	AlarmLatch        bool
 	PowerTopic        string // "" no power source; else an MQTT power source on this topic
 	FaultsFile        string // the sim driver's faults_file ("" none)
+	Console           bool   // http.console: read_only
 }
 
 // door ids, channels and fail modes: even doors are fail-safe (maglocks),
@@ -89,7 +90,11 @@ func (c bridgeConfig) yaml() string {
 	fmt.Fprintf(&b, "bridge: {id: %s, name: doorbench, state_dir: %q}\n", c.ID, c.StateDir)
 	fmt.Fprintf(&b, "mqtt: {url: %q, base_topic: db}\n", c.MQTTURL)
 	fmt.Fprintf(&b, "embedded_broker: {listen: %q}\n", c.Embedded)
-	fmt.Fprintf(&b, "http: {listen: %q}\n", c.HTTP)
+	if c.Console {
+		fmt.Fprintf(&b, "http: {listen: %q, console: read_only}\n", c.HTTP)
+	} else {
+		fmt.Fprintf(&b, "http: {listen: %q}\n", c.HTTP)
+	}
 	fmt.Fprintf(&b, "watchdog: {heartbeat_interval: %s, heartbeat_timeout: %s, relock_delay: %s, alarm_latch: %v}\n",
 		c.HeartbeatInterval, c.HeartbeatTimeout, c.RelockDelay, c.AlarmLatch)
 	fmt.Fprintf(&b, "alarms: [{topic: %s, payload_on: \"ON\", payload_off: \"OFF\"}]\n", alarmTopic())

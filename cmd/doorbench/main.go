@@ -53,12 +53,13 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs, logs, state files)")
 	only := fs.String("only", "", "measure only these, comma-separated: startup, idle, alarm, command, kill, silent (default all)")
 	stateDir := fs.String("state-dir", defaultStateDir(), "directory for the sim driver's state files (tmpfs keeps file-system journaling out of the figures)")
+	console := fs.Bool("console", false, "serve the web console (read_only) and keep a page's event stream open through idle, alarm and command: the console's cost")
 	fs.StringVar(&bridgeLogLevel, "log-level", "info", "the bridge's -log-level (info logs every relay change, as in production)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	opts := benchOptions{Rounds: *rounds, Idle: *idle, HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
-		RelockDelay: *relock, Watch: *watch, PahoClients: *pahoClients, Mosquitto: *mosq, StateDir: *stateDir,
+		RelockDelay: *relock, Watch: *watch, PahoClients: *pahoClients, Mosquitto: *mosq, StateDir: *stateDir, Console: *console,
 		Only: map[string]bool{}}
 	if *only != "" {
 		for _, p := range strings.Split(*only, ",") {
@@ -211,11 +212,15 @@ func environment(opts benchOptions) map[string]string {
 }
 
 func method(opts benchOptions) []string {
-	return []string{
+	m := []string{
 		"broker: mosquitto started by doorbench on a free loopback port with set_tcp_nodelay true and persistence false; embedded: the bridge's own mochi-mqtt broker",
 		"relays: the sim driver's state_file in " + opts.StateDir + ", followed with " + opts.Watch + "; a version is timed after it was read (upper bound)",
 		"MQTT: a minimal raw-socket client publishes (alarm QoS 1 retained, commands QoS 0) and times messages as they are read off the socket",
 		fmt.Sprintf("bridge: heartbeat_interval %v, heartbeat_timeout %v, relock_delay %v, alarm_latch false; doors alternate fail_safe / fail_secure", opts.HeartbeatInterval, opts.HeartbeatTimeout, opts.RelockDelay),
 		"p99 is the nearest-rank percentile: with fewer than 100 rounds it is the maximum",
 	}
+	if opts.Console {
+		m = append(m, "console: http.console read_only, with one page's event stream (/console/api/stream) open through the steady phases")
+	}
+	return m
 }

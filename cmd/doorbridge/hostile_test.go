@@ -489,7 +489,6 @@ func (s *hostileSite) runAttacks(t *testing.T, flood time.Duration) {
 	})
 	// Item 5: a flood of junk commands and of large discovery configs.
 	t.Run("flood", func(t *testing.T) {
-		pendingFix(t, "5 (floods on the bridge's receive side)", "mqttin")
 		s.flood(t, flood)
 	})
 	// Item 6: 20,000 rejected commands must not push the safety records
@@ -607,7 +606,8 @@ func (s *hostileSite) flood(t *testing.T, d time.Duration) {
 	close(done)
 	wg.Wait()
 	stop()
-	for _, e := range s.auditSince(seq, func(e audit.Event) bool { return e.Kind == "hazard" && e.Outcome == "raised" }) {
+	// The alarm this test publishes raises the alarm hazard: any other is the flood's.
+	for _, e := range s.auditSince(seq, func(e audit.Event) bool { return e.Kind == "hazard" && e.Outcome == "raised" && e.Hazard != "alarm" }) {
 		t.Errorf("%s: the flood raised a hazard: %+v", s.name, e)
 	}
 	for _, m := range s.watcher.Since(mark) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/console"
 	_ "github.com/doorbridge/doorbridge/drivers/all"
 	"github.com/doorbridge/doorbridge/drivers/gpio"
 	"github.com/doorbridge/doorbridge/internal/sdnotify"
@@ -76,14 +77,22 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	if cfg.HTTP.Listen != "" {
-		addr, err := b.ServeHTTP(ctx, cfg.HTTP.Listen)
+		h := b.Handler()
+		if cfg.HTTP.ConsoleEnabled() {
+			h = console.New(b, cfg, log).Handler(h)
+		}
+		tlsCfg, err := cfg.HTTP.ServerTLS()
+		addr := ""
+		if err == nil {
+			addr, err = b.Serve(ctx, cfg.HTTP.Listen, h, tlsCfg)
+		}
 		if err != nil {
 			log.Error("http listener", "err", err)
 			stop()
 			b.Run(ctx) // still turns everything off and publishes offline
 			return 1
 		}
-		log.Info("http listening", "addr", addr)
+		log.Info("http listening", "addr", addr, "console", cfg.HTTP.Console, "tls", cfg.HTTP.TLS())
 	}
 	log.Info("doorbridge starting", "version", version, "config", cfg.File, "doors", len(cfg.Doors))
 	if err := b.Run(ctx); err != nil {
