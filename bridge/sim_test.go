@@ -25,6 +25,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
@@ -967,4 +968,32 @@ func (r *simRun) close(b *Bridge) {
 		o.release()
 	}
 	b.Close()
+}
+
+// A board that answers every write, but more slowly than the relay
+// writer's deadline (400 ms; a Modbus board may take up to its 500 ms
+// timeout), must still relock its door once the hazards clear, and keep it
+// locked: today each relock write is overdue, the door goes JAMMED, its
+// driver hazard asks for the lock off, and the door cycles between powered
+// and released (doorbench --only faults shows it on the slow doors).
+func TestSlowBoardRelocksAndStays(t *testing.T) {
+	if os.Getenv("DOORBRIDGE_TEST_SLOW_BOARD") == "" {
+		t.Skip("known bug (reported by net, issue 11 item 3 follow-up): a board slower than writeDeadline (300 ms) but inside the Modbus timeout (500 ms) makes its door cycle JAMMED/relocked and never stay locked; DOORBRIDGE_TEST_SLOW_BOARD=1 runs this test")
+	}
+	h := newHarness(t, func(c *config.Config) { c.Watchdog.AlarmLatch = false })
+	h.ready()
+	h.sim.SetFault("0", sim.Fault{Delay: 400 * time.Millisecond})
+	h.c.Publish(h.alarmTopic(), "ON", true)
+	h.waitPower("0", false, wait, "the alarm releases the maglock on the slow board")
+	h.c.Publish(h.alarmTopic(), "OFF", true)
+	h.waitPower("0", true, wait, "the maglock on the slow board relocks once the alarm is clear")
+	// Locked now; no hazard comes: the relay must not change again.
+	n := len(h.sim.History("0"))
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := len(h.sim.History("0")); got != n || !h.power("0") {
+			t.Fatalf("the maglock on the slow board changed again after it relocked with no hazard (history %v): it cycles", h.sim.History("0"))
+		}
+		time.Sleep(50 * time.Millisecond) // watching for a change that must not come
+	}
 }
