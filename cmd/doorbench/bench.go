@@ -125,6 +125,9 @@ func (b *bench) measure(kind string, n int) (*run, error) {
 	if err := b.steady(t, n, r); err != nil {
 		return nil, err
 	}
+	if err := b.faults(t, n, r); err != nil { // faults.go
+		return nil, err
+	}
 	if kind == "mosquitto" && b.opts.want("silent") {
 		b.logf("%s, %d doors: silent link (%d rounds, heartbeat_timeout %v)", kind, n, b.opts.Rounds, b.opts.HeartbeatTimeout)
 		if err := b.silentLink(t, n, r); err != nil {
