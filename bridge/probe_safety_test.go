@@ -1,0 +1,150 @@
+package bridge
+
+// Probe tests of the safety review (branch review-safety). Each one FAILS on
+// the code it names: it demonstrates a defect, it is not a regression test.
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// gateHandler discards logs, but blocks the goroutine that logs msg (once)
+// until proceed is closed, after closing entered.
+type gateHandler struct {
+	msg     string
+	once    *sync.Once
+	entered chan struct{}
+	proceed chan struct{}
+}
+
+func (g gateHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (g gateHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == g.msg {
+		g.once.Do(func() {
+			close(g.entered)
+			<-g.proceed
+		})
+	}
+	return nil
+}
+func (g gateHandler) WithAttrs([]slog.Attr) slog.Handler { return g }
+func (g gateHandler) WithGroup(string) slog.Handler      { return g }
+
+// PROBE 1 (watchdog.go:72-76 vs loop.go:249-259, watchdog.go:80-85):
+// trip() stores tripped=true BEFORE it forces the relays. A loop that
+// resumes in that window sees tripped, applies the hazard and calls
+// reset() (unforce, tripped=false); the watchdog then forces every relay
+// off with nobody left to unforce them: every door is stuck unpowered until
+// the process restarts (maglocks never relock, strikes never open), while
+// the bridge reports itself healthy.
+func TestProbeWatchdogResetBeforeForceLeavesRelaysForced(t *testing.T) {
+	g := gateHandler{msg: "control loop stopped responding: forcing every relay off", once: &sync.Once{},
+		entered: make(chan struct{}), proceed: make(chan struct{})}
+	var proceedOnce sync.Once
+	proceed := func() { proceedOnce.Do(func() { close(g.proceed) }) }
+	t.Cleanup(proceed)
+	h := newHarnessWith(t, nil, func(h *harness) { h.log = slog.New(g) })
+	h.ready()
+
+	release := make(chan struct{})
+	var relOnce sync.Once
+	rel := func() { relOnce.Do(func() { close(release) }) }
+	t.Cleanup(rel)
+	h.b.events <- evFunc(func(*loop) { <-release }) // the loop stalls
+	select {
+	case <-g.entered: // tripped is stored; no relay forced yet
+	case <-time.After(wait):
+		t.Fatal("the watchdog did not trip")
+	}
+	rel() // the loop resumes now, as a loop stalled for just over loop_timeout does
+	testbroker.Eventually(t, wait, func() bool { return !h.b.wd.tripped.Load() }, "the loop reset the trip")
+	proceed() // the watchdog goes on and forces every relay off
+
+	// No hazard is left, the loop is healthy: the maglock must relock after
+	// relock_delay.
+	h.waitPower("0", true, wait, "the maglock relocks once the loop is healthy again (it stays forced off)")
+}
+
+// busDriver is a sim driver whose writes and Close share one bus lock, as
+// the MCP23017 driver's do (drivers/mcp23017/driver.go:136 takes d.mu): a
+// write that hangs on the bus holds it.
+type busDriver struct {
+	*sim.Driver
+	mu      *sync.Mutex
+	hang    *atomic.Bool
+	release chan struct{}
+}
+
+func (d busDriver) OpenOutput(ch string, initial bool) (drivers.Output, error) {
+	o, err := d.Driver.OpenOutput(ch, initial)
+	return busOutput{Output: o, d: d}, err
+}
+
+func (d busDriver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.Driver.Close()
+}
+
+type busOutput struct {
+	drivers.Output
+	d busDriver
+}
+
+func (o busOutput) Set(level bool) error {
+	o.d.mu.Lock()
+	defer o.d.mu.Unlock()
+	if o.d.hang.Load() {
+		<-o.d.release
+	}
+	return o.Output.Set(level)
+}
+
+// PROBE 2 (bridge.go:220-235, closeDrivers bridge.go:326-339): shutdown
+// waits on a hung board. closeRelays bounds its wait for the writers to a
+// second, but calls closeDrivers first, without any bound; a driver whose
+// Close needs the lock a hung write holds (the MCP23017) keeps Run from
+// ever returning after SIGTERM (R10: exit; systemd then SIGKILLs after
+// TimeoutStopSec, 90 s by default, and restarts late).
+func TestProbeShutdownWaitsOnAHungBoard(t *testing.T) {
+	var hang atomic.Bool
+	bus := busDriver{Driver: sim.New(sim.Options{}), mu: &sync.Mutex{}, hang: &hang, release: make(chan struct{})}
+	t.Cleanup(func() { hang.Store(false); close(bus.release) })
+	br := testbroker.Start(t)
+	c := testbroker.Connect(t, br.URL(), "watcher")
+	cfg := testConfig(br.URL())
+	cfg.Drivers = append(cfg.Drivers, config.Driver{ID: "bus", Type: "sim"})
+	cfg.Doors = append(cfg.Doors, config.Door{ID: "onbus", Name: "onbus", FailMode: config.FailSafe, Egress: true,
+		UnlockTime: time.Second, Relay: config.Line{Driver: "bus", Channel: "0"}})
+	simDrv := sim.New(sim.Options{})
+	b, err := Open(cfg, Options{Log: testLogger(t), Drivers: map[string]drivers.Driver{"sim": simDrv, "bus": bus},
+		TickInterval: 20 * time.Millisecond, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	c.Publish("db/alarm", "OFF", true)
+	testbroker.Eventually(t, wait, func() bool { return bus.Driver.Levels()["0"] }, "the door on the bus locks")
+
+	hang.Store(true)
+	c.Publish("db/alarm", "ON", true) // its release write hangs on the bus
+	testbroker.Eventually(t, wait, func() bool { return !simDrv.Levels()["0"] }, "the healthy maglock is released")
+
+	cancel() // SIGTERM
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("Run did not return within %s of SIGTERM: closeDrivers waits on the hung board's Close", wait)
+	}
+}
