@@ -179,3 +179,24 @@ func TestProbeTwoBridgesSharingAStateDirLoseALatch(t *testing.T) {
 		t.Fatal("bridge A lost its fire latch on restart: bridge B's RESET, written to the shared state_dir, cleared it")
 	}
 }
+
+// PROBE 4 (bridge/power.go:94-103, loop.go powerLost starts empty): R24 is
+// not on main. A power source that has never reported is not a hazard
+// until its timeout (up to 10 s), so maglocks lock as soon as the link is
+// proven, with mains unknown. (Branch mqttin fixes it; it does not merge
+// cleanly into main: power.go, loop.go, bridge.go, messages.go conflict.)
+func TestProbePowerNeverReportedIsNotLost(t *testing.T) {
+	h := newHarness(t, func(cfg *config.Config) {
+		cfg.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ups", Topic: "ups/status",
+			PayloadOK: "OL", PayloadLost: "OB", Timeout: 10 * time.Second, PollInterval: time.Second}}
+	})
+	h.c.Publish(h.alarmTopic(), "OFF", true) // the alarm is clear; the UPS never says anything
+	testbroker.Eventually(t, wait, h.b.Ready, "bridge ready")
+	deadline := time.Now().Add(3 * time.Second) // well inside the source's 10 s timeout
+	for time.Now().Before(deadline) {
+		if h.power("0") {
+			t.Fatal("R24: the maglock locked while the power source had never reported")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
