@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -251,4 +253,41 @@ func TestProbeStartupOffWritesWaitOnAnotherBoardsOpen(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("2 s after start the maglock on the healthy board was never written off: start-up waits on another board's Open")
+}
+
+// PROBE 6 (bridge/state.go:132-140 flushSaves, state.go:80-91 Save): a
+// latch record that cannot be written (an SD card's ext4 remounted
+// read-only after an I/O error, ENOSPC, EIO; here: the record made
+// immutable so the rename over it fails) is logged once and never tried
+// again, and the intact "not latched" record left on disk reads as not
+// latched after the restart: the latch is lost (R4, R23: "anything but an
+// intact not latched record reads as latched" does not cover a stale one).
+func TestProbeFailedLatchWriteIsLostOnRestart(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("needs chattr")
+	}
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	rec := filepath.Join(dir, latchRecord)
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	if out, err := exec.Command("chattr", "+i", rec).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", rec).Run() })
+	l.alarm("ON")
+	l.flushLater() // the save fails
+	for range 10 { // the loop goes on ticking; the disk comes back
+		clk.t = clk.t.Add(time.Second)
+		l.evaluate()
+		l.flushLater()
+		exec.Command("chattr", "-i", rec).Run()
+	}
+	if !l.latched {
+		t.Fatal("not latched")
+	}
+	if l2 := stateLoop(t, clk, dir, nil); !l2.latched {
+		t.Fatal("the latch was lost on restart: its failed write was never retried, and the stale intact \"0\" reads as not latched")
+	}
 }
