@@ -349,3 +349,38 @@ func TestProbeLatchLostOnRollback(t *testing.T) {
 		t.Fatalf("the previous release reads the latched record %q as not latched", data)
 	}
 }
+
+// stuckLog is a log sink that blocks every record while stuck is set: a
+// stderr pipe that is full because journald is stalled (a slow or full SD
+// card, journald restarting).
+type stuckLog struct {
+	stuck   *atomic.Bool
+	release chan struct{}
+}
+
+func (s stuckLog) Enabled(context.Context, slog.Level) bool { return true }
+func (s stuckLog) Handle(context.Context, slog.Record) error {
+	if s.stuck.Load() {
+		<-s.release
+	}
+	return nil
+}
+func (s stuckLog) WithAttrs([]slog.Attr) slog.Handler { return s }
+func (s stuckLog) WithGroup(string) slog.Handler      { return s }
+
+// PROBE 9 (watchdog.go:71-77): the watchdog logs before it forces the
+// relays off. When logging blocks (the loop is stuck in a log write, which
+// is why the watchdog trips), the watchdog blocks in the same sink and
+// never forces anything off: a maglock stays powered with the loop dead.
+// (Its audit records too go through the log, after the relays.)
+func TestProbeWatchdogWaitsOnTheLogBeforeReleasing(t *testing.T) {
+	var stuck atomic.Bool
+	sink := stuckLog{stuck: &stuck, release: make(chan struct{})}
+	h := newHarnessWith(t, nil, func(h *harness) { h.log = slog.New(sink) })
+	h.ready()
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { stuck.Store(false); close(sink.release) }) })
+	stuck.Store(true)
+	h.c.Publish(h.topic("fs", "set"), "BOGUS", false) // rejected, logged: the loop blocks in the log
+	h.waitPower("0", false, wait, "the watchdog releases the maglock while the loop is stuck in a log write")
+}
