@@ -1,0 +1,431 @@
+package bridge
+
+// Probe tests of the safety review (branch review-safety). Each one FAILS on
+// the code it names: it demonstrates a defect, it is not a regression test.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// probe skips the probes unless DOORBRIDGE_SAFETY_PROBES=1: they fail on
+// purpose, until their defects are fixed.
+func probe(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DOORBRIDGE_SAFETY_PROBES") != "1" {
+		t.Skip("DOORBRIDGE_SAFETY_PROBES=1 runs the safety review's probes (they fail until fixed)")
+	}
+}
+
+// gateHandler discards logs, but blocks the goroutine that logs msg (once)
+// until proceed is closed, after closing entered.
+type gateHandler struct {
+	msg     string
+	once    *sync.Once
+	entered chan struct{}
+	proceed chan struct{}
+}
+
+func (g gateHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (g gateHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == g.msg {
+		g.once.Do(func() {
+			close(g.entered)
+			<-g.proceed
+		})
+	}
+	return nil
+}
+func (g gateHandler) WithAttrs([]slog.Attr) slog.Handler { return g }
+func (g gateHandler) WithGroup(string) slog.Handler      { return g }
+
+// PROBE 1 (watchdog.go:72-76 vs loop.go:249-259, watchdog.go:80-85):
+// trip() stores tripped=true BEFORE it forces the relays. A loop that
+// resumes in that window sees tripped, applies the hazard and calls
+// reset() (unforce, tripped=false); the watchdog then forces every relay
+// off with nobody left to unforce them: every door is stuck unpowered until
+// the process restarts (maglocks never relock, strikes never open), while
+// the bridge reports itself healthy.
+func TestProbeWatchdogResetBeforeForceLeavesRelaysForced(t *testing.T) {
+	probe(t)
+	g := gateHandler{msg: "control loop stopped responding: forcing every relay off", once: &sync.Once{},
+		entered: make(chan struct{}), proceed: make(chan struct{})}
+	var proceedOnce sync.Once
+	proceed := func() { proceedOnce.Do(func() { close(g.proceed) }) }
+	t.Cleanup(proceed)
+	h := newHarnessWith(t, nil, func(h *harness) { h.log = slog.New(g) })
+	h.ready()
+
+	release := make(chan struct{})
+	var relOnce sync.Once
+	rel := func() { relOnce.Do(func() { close(release) }) }
+	t.Cleanup(rel)
+	h.b.events <- evFunc(func(*loop) { <-release }) // the loop stalls
+	select {
+	case <-g.entered: // tripped is stored; no relay forced yet
+	case <-time.After(wait):
+		t.Fatal("the watchdog did not trip")
+	}
+	rel() // the loop resumes now, as a loop stalled for just over loop_timeout does
+	testbroker.Eventually(t, wait, func() bool { return !h.b.wd.tripped.Load() }, "the loop reset the trip")
+	proceed() // the watchdog goes on and forces every relay off
+
+	// No hazard is left, the loop is healthy: the maglock must relock after
+	// relock_delay.
+	h.waitPower("0", true, wait, "the maglock relocks once the loop is healthy again (it stays forced off)")
+}
+
+// busDriver is a sim driver whose writes and Close share one bus lock, as
+// the MCP23017 driver's do (drivers/mcp23017/driver.go:136 takes d.mu): a
+// write that hangs on the bus holds it.
+type busDriver struct {
+	*sim.Driver
+	mu      *sync.Mutex
+	hang    *atomic.Bool
+	release chan struct{}
+}
+
+func (d busDriver) OpenOutput(ch string, initial bool) (drivers.Output, error) {
+	o, err := d.Driver.OpenOutput(ch, initial)
+	return busOutput{Output: o, d: d}, err
+}
+
+func (d busDriver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.Driver.Close()
+}
+
+type busOutput struct {
+	drivers.Output
+	d busDriver
+}
+
+func (o busOutput) Set(level bool) error {
+	o.d.mu.Lock()
+	defer o.d.mu.Unlock()
+	if o.d.hang.Load() {
+		<-o.d.release
+	}
+	return o.Output.Set(level)
+}
+
+// PROBE 2 (bridge.go:220-235, closeDrivers bridge.go:326-339): shutdown
+// waits on a hung board. closeRelays bounds its wait for the writers to a
+// second, but calls closeDrivers first, without any bound; a driver whose
+// Close needs the lock a hung write holds (the MCP23017) keeps Run from
+// ever returning after SIGTERM (R10: exit; systemd then SIGKILLs after
+// TimeoutStopSec, 90 s by default, and restarts late).
+func TestProbeShutdownWaitsOnAHungBoard(t *testing.T) {
+	probe(t)
+	var hang atomic.Bool
+	bus := busDriver{Driver: sim.New(sim.Options{}), mu: &sync.Mutex{}, hang: &hang, release: make(chan struct{})}
+	t.Cleanup(func() { hang.Store(false); close(bus.release) })
+	br := testbroker.Start(t)
+	c := testbroker.Connect(t, br.URL(), "watcher")
+	cfg := testConfig(br.URL())
+	cfg.Drivers = append(cfg.Drivers, config.Driver{ID: "bus", Type: "sim"})
+	cfg.Doors = append(cfg.Doors, config.Door{ID: "onbus", Name: "onbus", FailMode: config.FailSafe, Egress: true,
+		UnlockTime: time.Second, Relay: config.Line{Driver: "bus", Channel: "0"}})
+	simDrv := sim.New(sim.Options{})
+	b, err := Open(cfg, Options{Log: testLogger(t), Drivers: map[string]drivers.Driver{"sim": simDrv, "bus": bus},
+		TickInterval: 20 * time.Millisecond, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	c.Publish("db/alarm", "OFF", true)
+	testbroker.Eventually(t, wait, func() bool { return bus.Driver.Levels()["0"] }, "the door on the bus locks")
+
+	hang.Store(true)
+	c.Publish("db/alarm", "ON", true) // its release write hangs on the bus
+	testbroker.Eventually(t, wait, func() bool { return !simDrv.Levels()["0"] }, "the healthy maglock is released")
+
+	cancel() // SIGTERM
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("Run did not return within %s of SIGTERM: closeDrivers waits on the hung board's Close", wait)
+	}
+}
+
+// PROBE 3 (internal/statefile/statefile.go Open; bridge/state.go:46):
+// nothing stops two bridges from sharing one state directory (two
+// containers on one /data volume, two units with StateDirectory=doorbridge,
+// a bridge run by hand beside the service with STATE_DIRECTORY set), and
+// each overwrites the other's records: bridge B's RESET clears bridge A's
+// fire latch on disk, and A, restarted while its own alarm is over but
+// never reset, relocks its maglocks without a RESET (R4, R23).
+func TestProbeTwoBridgesSharingAStateDirLoseALatch(t *testing.T) {
+	probe(t)
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	a := stateLoop(t, clk, dir, nil)
+	b := stateLoop(t, clk, dir, nil) // a second bridge on the same directory: accepted
+	a.alarm("ON")
+	a.flushLater()
+	b.alarm("ON")
+	b.flushLater()
+	if !a.latched || !b.latched {
+		t.Fatal("not latched")
+	}
+	b.alarm("OFF")
+	b.onMessage(evMessage{topic: b.b.topics.AlarmReset, payload: []byte("RESET")})
+	b.flushLater()
+	if b.latched {
+		t.Fatal("b not reset")
+	}
+	// A was never reset; it restarts.
+	if a2 := stateLoop(t, clk, dir, nil); !a2.latched {
+		t.Fatal("bridge A lost its fire latch on restart: bridge B's RESET, written to the shared state_dir, cleared it")
+	}
+}
+
+// PROBE 4 (bridge/power.go:94-103, loop.go powerLost starts empty): R24 is
+// not on main. A power source that has never reported is not a hazard
+// until its timeout (up to 10 s), so maglocks lock as soon as the link is
+// proven, with mains unknown. (Branch mqttin fixes it; it does not merge
+// cleanly into main: power.go, loop.go, bridge.go, messages.go conflict.)
+func TestProbePowerNeverReportedIsNotLost(t *testing.T) {
+	probe(t)
+	h := newHarness(t, func(cfg *config.Config) {
+		cfg.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ups", Topic: "ups/status",
+			PayloadOK: "OL", PayloadLost: "OB", Timeout: 10 * time.Second, PollInterval: time.Second}}
+	})
+	h.c.Publish(h.alarmTopic(), "OFF", true) // the alarm is clear; the UPS never says anything
+	testbroker.Eventually(t, wait, h.b.Ready, "bridge ready")
+	deadline := time.Now().Add(3 * time.Second) // well inside the source's 10 s timeout
+	for time.Now().Before(deadline) {
+		if h.power("0") {
+			t.Fatal("R24: the maglock locked while the power source had never reported")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// hangOpenSpec is a driver whose Open hangs until release is closed: a
+// Modbus TCP board that drops SYNs (modbus.New dials for up to its timeout,
+// 30 s accepted), an MCP23017 on an I2C bus held low.
+type hangOpenSpec struct{ release chan struct{} }
+
+var probeHangRelease = make(chan struct{})
+
+func init() {
+	drivers.Register("probehang", func(map[string]any) (drivers.Spec, error) {
+		return hangOpenSpec{release: probeHangRelease}, nil
+	})
+}
+
+func (s hangOpenSpec) Open(string, *slog.Logger) (drivers.Driver, error) {
+	<-s.release
+	return nil, errors.New("board unreachable")
+}
+
+// PROBE 5 (bridge.go:147-165 openDrivers, called by Open before
+// openDoors): start-up opens every driver one after the other, on the
+// caller's goroutine, before any relay writer exists. A board whose Open
+// takes long (modbus.New dials for up to its timeout, 30 s accepted; a
+// stuck I2C bus) delays the off write of every door of every other board
+// (R2, R22): a GPIO maglock a Pi kept powered through a crash stays
+// powered during a fire for as long as the other board takes to answer.
+func TestProbeStartupOffWritesWaitOnAnotherBoardsOpen(t *testing.T) {
+	probe(t)
+	t.Cleanup(func() { close(probeHangRelease) })
+	cfg := testConfig("tcp://127.0.0.1:1")
+	cfg.Drivers = append([]config.Driver{{ID: "slow", Type: "probehang"}}, cfg.Drivers...)
+	cfg.Doors = append(cfg.Doors, config.Door{ID: "far", Name: "far", FailMode: config.FailSafe, Egress: true,
+		UnlockTime: time.Second, Relay: config.Line{Driver: "slow", Channel: "0"}})
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	simDrv := sim.New(sim.Options{})
+	go func() {
+		b, err := Open(cfg, Options{Log: slog.New(slog.DiscardHandler), Drivers: map[string]drivers.Driver{"sim": simDrv}, Version: "test"})
+		if err == nil {
+			b.Close()
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Second) // the budget is 1 s
+	for time.Now().Before(deadline) {
+		if _, written := simDrv.Levels()["0"]; written {
+			return // the healthy board's maglock was written off
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("2 s after start the maglock on the healthy board was never written off: start-up waits on another board's Open")
+}
+
+// PROBE 6 (bridge/state.go:132-140 flushSaves, state.go:80-91 Save): a
+// latch record that cannot be written (an SD card's ext4 remounted
+// read-only after an I/O error, ENOSPC, EIO; here: the record made
+// immutable so the rename over it fails) is logged once and never tried
+// again, and the intact "not latched" record left on disk reads as not
+// latched after the restart: the latch is lost (R4, R23: "anything but an
+// intact not latched record reads as latched" does not cover a stale one).
+func TestProbeFailedLatchWriteIsLostOnRestart(t *testing.T) {
+	probe(t)
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("needs chattr")
+	}
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	rec := filepath.Join(dir, latchRecord)
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	if out, err := exec.Command("chattr", "+i", rec).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", rec).Run() })
+	l.alarm("ON")
+	l.flushLater() // the save fails
+	for range 10 { // the loop goes on ticking; the disk comes back
+		clk.t = clk.t.Add(time.Second)
+		l.evaluate()
+		l.flushLater()
+		exec.Command("chattr", "-i", rec).Run()
+	}
+	if !l.latched {
+		t.Fatal("not latched")
+	}
+	if l2 := stateLoop(t, clk, dir, nil); !l2.latched {
+		t.Fatal("the latch was lost on restart: its failed write was never retried, and the stale intact \"0\" reads as not latched")
+	}
+}
+
+// PROBE 7 (bridge/battery.go:51-59, loop.go doorHazards onBattery): after a
+// restart during an outage the budget is counted on the wall clock (the
+// outage's start comes from the record, without a monotonic reading), and
+// a clock that went back by less than the outage so far is not noticed
+// (only one set before the outage's start is): the hold of power_release:
+// false lasts 10 minutes plus the step (R8: at most 10 min on battery).
+func TestProbeBatteryBudgetClockBackAfterRestart(t *testing.T) {
+	probe(t)
+	hold := false
+	start := time.Unix(1_800_000_000, 0)
+	clk := &fakeClock{t: start}
+	dir := t.TempDir()
+	mk := func() *loop {
+		l := stateLoop(t, clk, dir, func(c *config.Config) { c.Doors[0].PowerRelease = &hold })
+		l.alarm("OFF")
+		l.settle(clk)
+		l.link()
+		l.onPower(evPower{source: "ups", lost: true})
+		l.flushLater()
+		return l
+	}
+	mk()
+	// 6 minutes on battery; the bridge restarts, and its clock now reads 5
+	// minutes behind (stepped back by NTP, or a board without an RTC).
+	clk.t = start.Add(6*time.Minute - 5*time.Minute)
+	l2 := mk()
+	clk.t = clk.t.Add(4*time.Minute + time.Second) // 10 min 1 s on battery in real time
+	if !l2.doorHazards(l2.b.byID["fs"], l2.now()).Any() {
+		t.Fatal("R8: still held after 10 min on battery: a clock 5 minutes back after the restart extended the hold")
+	}
+}
+
+// PROBE 8 (internal/statefile encode; bridge/state.go latchRecord): the new
+// latch record keeps the previous release's file name (alarm_latched) in
+// the same state_dir, with a new format ("1\ncrc32c:...\n"). Rolled back to
+// the previous release (43e9a8a, whose loadLatch is copied below), a
+// latched bridge reads it as not latched: the latch is lost on a
+// downgrade.
+func TestProbeLatchLostOnRollback(t *testing.T) {
+	probe(t)
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("ON")
+	l.flushLater()
+	if !l.latched {
+		t.Fatal("not latched")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "alarm_latched"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLoadLatch := strings.TrimSpace(string(data)) == "1" // 43e9a8a bridge/alarm.go:317-331
+	if !oldLoadLatch {
+		t.Fatalf("the previous release reads the latched record %q as not latched", data)
+	}
+}
+
+// stuckLog is a log sink that blocks every record while stuck is set: a
+// stderr pipe that is full because journald is stalled (a slow or full SD
+// card, journald restarting).
+type stuckLog struct {
+	stuck   *atomic.Bool
+	release chan struct{}
+}
+
+func (s stuckLog) Enabled(context.Context, slog.Level) bool { return true }
+func (s stuckLog) Handle(context.Context, slog.Record) error {
+	if s.stuck.Load() {
+		<-s.release
+	}
+	return nil
+}
+func (s stuckLog) WithAttrs([]slog.Attr) slog.Handler { return s }
+func (s stuckLog) WithGroup(string) slog.Handler      { return s }
+
+// PROBE 9 (watchdog.go:71-77): the watchdog logs before it forces the
+// relays off. When logging blocks (the loop is stuck in a log write, which
+// is why the watchdog trips), the watchdog blocks in the same sink and
+// never forces anything off: a maglock stays powered with the loop dead.
+// (Its audit records too go through the log, after the relays.)
+func TestProbeWatchdogWaitsOnTheLogBeforeReleasing(t *testing.T) {
+	probe(t)
+	var stuck atomic.Bool
+	sink := stuckLog{stuck: &stuck, release: make(chan struct{})}
+	h := newHarnessWith(t, nil, func(h *harness) { h.log = slog.New(sink) })
+	h.ready()
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { stuck.Store(false); close(sink.release) }) })
+	stuck.Store(true)
+	h.c.Publish(h.topic("fs", "set"), "BOGUS", false) // rejected, logged: the loop blocks in the log
+	h.waitPower("0", false, wait, "the watchdog releases the maglock while the loop is stuck in a log write")
+}
+
+// PROBE 10 (messages.go:133-149 and 166-181, checkCode; onCodeChecked
+// messages.go:192-199): an UNLOCK with a code is checked off the loop and
+// applied when bcrypt is done, while a LOCK (no code needed) is applied at
+// once: UNLOCK then LOCK, sent in that order by one client, ends UNLOCKED
+// (R21: the last command wins). The strike is left unlocked against the
+// user's last command, and it reports so. (The same path lets an UNLOCK
+// overtake an alarm ON/OFF pair, or a broker outage, when relock_delay is
+// shorter than the check: R18. mqttin's "overtaken" guard does not cover it.)
+func TestProbeCodeCheckedUnlockOvertakesLaterLock(t *testing.T) {
+	probe(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte(testCode), bcrypt.DefaultCost) // the cost a user's hash has
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(cfg *config.Config) { cfg.Doors[1].CodeHash = string(hash) })
+	h.ready()
+	h.c.Publish(h.topic("fsec", "set"), `{"action":"UNLOCK","code":"`+testCode+`"}`, false)
+	h.c.Publish(h.topic("fsec", "set"), "LOCK", false)
+	// Both are applied once the code check is over: a LOCKED state after an
+	// UNLOCKED one, or UNLOCKED for good.
+	h.c.WaitPayload(h.topic("fsec", "state"), StateUnlocked, wait)
+	testbroker.Eventually(t, wait, func() bool { return !h.power("1") },
+		"the strike ends locked: LOCK was the last command (it stays powered, UNLOCKED)")
+}
