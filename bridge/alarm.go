@@ -256,8 +256,10 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 	}
 	if res == matchUnexpected || res == matchNotJSON {
 		// Only on a change: a flood of junk on an alarm topic is one line.
-		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
-			"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
+		payload, want := truncate(e.payload, 40), string(a.matcher.on)+" or "+string(a.matcher.off)
+		l.afterIO(func() {
+			l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", payload, "read", res.String(), "want", want)
+		})
 	}
 	l.afterIO(func() {
 		l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
@@ -345,7 +347,10 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 			level = slog.LevelDebug // a device under the wildcard that is not a source
 		}
 	}
-	l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", truncate(e.payload, 40), "offline", offline)
+	payload := truncate(e.payload, 40)
+	l.afterIO(func() {
+		l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", payload, "offline", offline)
+	})
 	l.origin = "availability:" + e.topic
 	l.evaluate()
 }
@@ -369,7 +374,8 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 				l.afterIO(func() { l.log.Warn("alarm source supervision trouble", "topic", topic, "why", why) })
 				l.origin = "alarm_supervision:" + a.cfg.Topic
 			} else {
-				l.log.Info("alarm source supervised again", "topic", a.cfg.Topic)
+				topic := a.cfg.Topic
+				l.afterIO(func() { l.log.Info("alarm source supervised again", "topic", topic) })
 			}
 			l.record(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
 				Detail: why, Origin: "mqtt:" + a.cfg.Topic})

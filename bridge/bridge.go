@@ -249,8 +249,9 @@ func (b *Bridge) recoverFatal(name string) {
 	if r == nil {
 		return
 	}
+	seqs := b.forceAll() // before the log line: a stalled stderr blocks it
 	b.log.Error("panic: forcing every relay off", "goroutine", name, "panic", r)
-	b.forceOff("panic")
+	b.reportForced(seqs, "panic")
 	fatalPanic(r)
 }
 
@@ -360,8 +361,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer func() {
 		// A fatal error must still leave every relay off.
 		if r := recover(); r != nil {
+			seqs := b.forceAll() // before the log line: a stalled stderr blocks it
 			b.log.Error("control loop panicked: forcing every relay off", "panic", r)
-			b.forceOff("panic")
+			b.reportForced(seqs, "panic")
 			func() { // the audit events queued before the panic, if that works
 				defer func() { _ = recover() }()
 				l.flushLater()

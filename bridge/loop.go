@@ -245,7 +245,7 @@ func (l *loop) onTick() {
 	l.dropSilentConnection(now)
 	if l.b.wd.tripped.Load() {
 		l.wdHazard = true
-		l.log.Error("control loop resumed after the watchdog forced every relay off")
+		l.afterIO(func() { l.log.Error("control loop resumed after the watchdog forced every relay off") })
 	}
 	l.origin = "timer"
 	l.evaluate()
@@ -275,7 +275,9 @@ func (l *loop) dropSilentConnection(now time.Time) {
 	}
 	if silent := now.Sub(last); silent > 2*l.b.cfg.Watchdog.HeartbeatTimeout {
 		l.dropRequested = true
-		l.log.Warn("MQTT link silent: dropping the connection to reconnect", "since_heartbeat", silent.Round(time.Millisecond))
+		l.afterIO(func() {
+			l.log.Warn("MQTT link silent: dropping the connection to reconnect", "since_heartbeat", silent.Round(time.Millisecond))
+		})
 		l.mq.dropConnection()
 	}
 }
@@ -345,7 +347,8 @@ func (l *loop) evaluate() {
 	rose := l.trackHazards(raw)
 	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
 	if l.effective.Any() && !held.Hazards.Any() {
-		l.log.Info("healthy for relock_delay: hazards cleared", "held", l.effective.String())
+		cleared := l.effective.String()
+		l.afterIO(func() { l.log.Info("healthy for relock_delay: hazards cleared", "held", cleared) })
 	}
 	l.effective, l.healthySince = held.Hazards, held.HealthySince
 
