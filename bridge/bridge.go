@@ -119,7 +119,9 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		closing:   make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log)
-	b.state = openState(cfg.Bridge.StateDir, b.log)
+	// The relay writers first: each opens its own board (lazily, in its
+	// writer) and writes it off, so nothing else at start (a board that
+	// takes its time to open, a slow state disk) stands before an off write.
 	if err := b.openDrivers(opts); err != nil {
 		return nil, err
 	}
@@ -127,6 +129,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		b.closeRelays()
 		return nil, err
 	}
+	b.state = openState(cfg.Bridge.StateDir, b.log)
 	b.openCodeGuards()
 	// Only once every relay is off: with 256 doors, creating every door's
 	// series takes milliseconds.
@@ -140,8 +143,11 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 	return b, nil
 }
 
-// openDrivers opens every driver it can. One that cannot be opened (a board
-// that does not answer) is logged and opened again by its doors' relay
+// openDrivers decodes every driver's options; it opens none. Each door's
+// relay writer opens its board on its first write (outputOpener), each on
+// its own goroutine: a board that does not answer, or takes the length of
+// its dial timeout to, holds up its own doors only, never another board's
+// off writes (R2, R22). One that cannot be opened is retried by its doors'
 // writers until it works: its doors start JAMMED, every other door runs
 // (start best effort). Only a config that cannot work is an error.
 func (b *Bridge) openDrivers(opts Options) error {
@@ -157,9 +163,6 @@ func (b *Bridge) openDrivers(opts Options) error {
 			return fmt.Errorf("driver %q: %w", dc.ID, err)
 		}
 		slot.spec = spec
-		if _, err := slot.get(); err != nil {
-			b.log.Error("driver cannot be opened: its doors are JAMMED, lock power off, and it is retried", "driver", dc.ID, "err", err)
-		}
 	}
 	return nil
 }

@@ -5,8 +5,6 @@ package bridge
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,58 +159,6 @@ func TestProbePowerNeverReportedIsNotLost(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// hangOpenSpec is a driver whose Open hangs until release is closed: a
-// Modbus TCP board that drops SYNs (modbus.New dials for up to its timeout,
-// 30 s accepted), an MCP23017 on an I2C bus held low.
-type hangOpenSpec struct{ release chan struct{} }
-
-var probeHangRelease = make(chan struct{})
-
-func init() {
-	drivers.Register("probehang", func(map[string]any) (drivers.Spec, error) {
-		return hangOpenSpec{release: probeHangRelease}, nil
-	})
-}
-
-func (s hangOpenSpec) Open(string, *slog.Logger) (drivers.Driver, error) {
-	<-s.release
-	return nil, errors.New("board unreachable")
-}
-
-// PROBE 5 (bridge.go:147-165 openDrivers, called by Open before
-// openDoors): start-up opens every driver one after the other, on the
-// caller's goroutine, before any relay writer exists. A board whose Open
-// takes long (modbus.New dials for up to its timeout, 30 s accepted; a
-// stuck I2C bus) delays the off write of every door of every other board
-// (R2, R22): a GPIO maglock a Pi kept powered through a crash stays
-// powered during a fire for as long as the other board takes to answer.
-func TestProbeStartupOffWritesWaitOnAnotherBoardsOpen(t *testing.T) {
-	probe(t)
-	t.Cleanup(func() { close(probeHangRelease) })
-	cfg := testConfig("tcp://127.0.0.1:1")
-	cfg.Drivers = append([]config.Driver{{ID: "slow", Type: "probehang"}}, cfg.Drivers...)
-	cfg.Doors = append(cfg.Doors, config.Door{ID: "far", Name: "far", FailMode: config.FailSafe, Egress: true,
-		UnlockTime: time.Second, Relay: config.Line{Driver: "slow", Channel: "0"}})
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	simDrv := sim.New(sim.Options{})
-	go func() {
-		b, err := Open(cfg, Options{Log: slog.New(slog.DiscardHandler), Drivers: map[string]drivers.Driver{"sim": simDrv}, Version: "test"})
-		if err == nil {
-			b.Close()
-		}
-	}()
-	deadline := time.Now().Add(2 * time.Second) // the budget is 1 s
-	for time.Now().Before(deadline) {
-		if _, written := simDrv.Levels()["0"]; written {
-			return // the healthy board's maglock was written off
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("2 s after start the maglock on the healthy board was never written off: start-up waits on another board's Open")
 }
 
 // PROBE 6 (bridge/state.go:132-140 flushSaves, state.go:80-91 Save): a

@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -328,4 +330,55 @@ func TestHungInputDoesNotStallTheLoop(t *testing.T) {
 	h.c.WaitPayload(h.topic("hall", "contact"), payloadUnknown, wait)
 	unstick()
 	h.c.WaitPayload(h.topic("hall", "contact"), "OFF", wait)
+}
+
+// hangOpenSpec is a driver whose Open hangs until release is closed: a
+// Modbus TCP board that drops SYNs (modbus.New dials for up to its timeout,
+// 30 s accepted), an MCP23017 on an I2C bus held low.
+type hangOpenSpec struct{ release chan struct{} }
+
+// hangOpenRelease is the release of the next "hangopen" driver decoded.
+var hangOpenRelease atomic.Pointer[chan struct{}]
+
+func init() {
+	drivers.Register("hangopen", func(map[string]any) (drivers.Spec, error) {
+		return hangOpenSpec{release: *hangOpenRelease.Load()}, nil
+	})
+}
+
+func (s hangOpenSpec) Open(string, *slog.Logger) (drivers.Driver, error) {
+	<-s.release
+	return nil, errors.New("board unreachable")
+}
+
+// Regression test for the safety review's S2 (openDrivers, called by
+// Open before openDoors, used to open every driver): start-up opened
+// every driver one after the other, on the caller's goroutine, before any
+// relay writer existed. A board whose Open
+// takes long (modbus.New dials for up to its timeout, 30 s accepted; a
+// stuck I2C bus) delays the off write of every door of every other board
+// (R2, R22): a GPIO maglock a Pi kept powered through a crash stays
+// powered during a fire for as long as the other board takes to answer.
+func TestStartupOffWritesDoNotWaitOnAnotherBoardsOpen(t *testing.T) {
+	release := make(chan struct{})
+	hangOpenRelease.Store(&release)
+	t.Cleanup(func() { close(release) })
+	cfg := testConfig("tcp://127.0.0.1:1")
+	cfg.Drivers = append([]config.Driver{{ID: "slow", Type: "hangopen"}}, cfg.Drivers...)
+	cfg.Doors = append(cfg.Doors, config.Door{ID: "far", Name: "far", FailMode: config.FailSafe, Egress: true,
+		UnlockTime: time.Second, Relay: config.Line{Driver: "slow", Channel: "0"}})
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	simDrv := sim.New(sim.Options{})
+	go func() {
+		b, err := Open(cfg, Options{Log: slog.New(slog.DiscardHandler), Drivers: map[string]drivers.Driver{"sim": simDrv}, Version: "test"})
+		if err == nil {
+			b.Close()
+		}
+	}()
+	// The other board's Open never returns while the test runs: any
+	// deadline tells waiting on it from not waiting.
+	testbroker.Eventually(t, wait, func() bool { _, written := simDrv.Levels()["0"]; return written },
+		"the maglock on the healthy board is written off while another board's Open hangs")
 }
