@@ -24,6 +24,7 @@ type loop struct {
 
 	// MQTT link
 	gen         uint64
+	hazardRises uint64 // how many times a hazard rose: a code check outlived by one is void
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -380,6 +381,11 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 	if raw == l.raw {
 		return 0
 	}
+	defer func() {
+		if rose != 0 {
+			l.hazardRises++
+		}
+	}()
 	for _, h := range AllHazards() {
 		was, is := l.raw.Has(h), raw.Has(h)
 		if is && !was {

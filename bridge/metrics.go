@@ -110,10 +110,11 @@ const (
 	rejectLockout        = "lockout"         // the keypad is locked out after wrong codes
 	rejectUnknownDoor    = "unknown_door"    // B/N/<door>/set for a door that is not configured
 	rejectRetained       = "retained"        // a retained command (ignored, R18)
+	rejectSuperseded     = "superseded"      // its code check ended after a later command, a hazard or a reconnect (R21)
 )
 
 var rejectReasons = []string{rejectUnknownCommand, rejectStale, rejectTooLarge, rejectHazard,
-	rejectCode, rejectLockout, rejectUnknownDoor, rejectRetained}
+	rejectCode, rejectLockout, rejectUnknownDoor, rejectRetained, rejectSuperseded}
 
 // unknownDoorLabel is the door label of commands for doors that do not
 // exist: the id from the topic would let anyone add series.

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
@@ -255,29 +253,4 @@ func TestProbeLatchLostOnRollback(t *testing.T) {
 	if !oldLoadLatch {
 		t.Fatalf("the previous release reads the latched record %q as not latched", data)
 	}
-}
-
-// PROBE 10 (messages.go:133-149 and 166-181, checkCode; onCodeChecked
-// messages.go:192-199): an UNLOCK with a code is checked off the loop and
-// applied when bcrypt is done, while a LOCK (no code needed) is applied at
-// once: UNLOCK then LOCK, sent in that order by one client, ends UNLOCKED
-// (R21: the last command wins). The strike is left unlocked against the
-// user's last command, and it reports so. (The same path lets an UNLOCK
-// overtake an alarm ON/OFF pair, or a broker outage, when relock_delay is
-// shorter than the check: R18. mqttin's "overtaken" guard does not cover it.)
-func TestProbeCodeCheckedUnlockOvertakesLaterLock(t *testing.T) {
-	probe(t)
-	hash, err := bcrypt.GenerateFromPassword([]byte(testCode), bcrypt.DefaultCost) // the cost a user's hash has
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t, func(cfg *config.Config) { cfg.Doors[1].CodeHash = string(hash) })
-	h.ready()
-	h.c.Publish(h.topic("fsec", "set"), `{"action":"UNLOCK","code":"`+testCode+`"}`, false)
-	h.c.Publish(h.topic("fsec", "set"), "LOCK", false)
-	// Both are applied once the code check is over: a LOCKED state after an
-	// UNLOCKED one, or UNLOCKED for good.
-	h.c.WaitPayload(h.topic("fsec", "state"), StateUnlocked, wait)
-	testbroker.Eventually(t, wait, func() bool { return !h.power("1") },
-		"the strike ends locked: LOCK was the last command (it stays powered, UNLOCKED)")
 }
