@@ -24,6 +24,7 @@ type loop struct {
 
 	// MQTT link
 	gen         uint64
+	unsaved     string // the state records that cannot be written, as last published
 	hazardRises uint64 // how many times a hazard rose: a code check outlived by one is void
 	connected   bool
 	subscribed  bool

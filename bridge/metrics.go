@@ -30,6 +30,7 @@ type metrics struct {
 	commandsRejected *prometheus.CounterVec
 	buildInfo        *prometheus.GaugeVec
 	auditDropped     prometheus.Counter
+	stateUnsaved     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +48,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		hazardActive: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "doorbridge_hazard_active", Help: "1 while the hazard is active (it keeps locks unpowered).",
 		}, []string{"hazard"}),
+		stateUnsaved: f.NewGauge(prometheus.GaugeOpts{
+			Name: "doorbridge_state_unsaved_records", Help: "State records (latch, lockdown, battery...) whose last value could not be written to bridge.state_dir; retried every tick.",
+		}),
 		mqttConnected: f.NewGauge(prometheus.GaugeOpts{
 			Name: "doorbridge_mqtt_connected", Help: "1 while the MQTT connection is up and its heartbeat round-trips.",
 		}),

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/doorbridge/doorbridge/internal/statefile"
 )
@@ -35,8 +36,9 @@ const (
 // stateStore is the bridge's state directory. Its methods are for the
 // loop's goroutine (and Open, before the loop runs).
 type stateStore struct {
-	dir *statefile.Dir // nil: nothing persists (a Config built in code, tests)
-	log *slog.Logger
+	dir     *statefile.Dir // nil: nothing persists (a Config built in code, tests)
+	log     *slog.Logger
+	failing map[string]bool // records whose last write failed (logged once)
 }
 
 // openState opens bridge.state_dir. An empty one only comes from a Config
@@ -78,14 +80,30 @@ func (s *stateStore) Load(name string, initial, safe []byte) ([]byte, error) {
 }
 
 // Save writes record name durably: the file and the directory are fsynced
-// before it returns. A failure is logged here; it is returned too.
+// before it returns. A failure is logged here (once until it works again);
+// it is returned too. When the write fails the old record is removed if it
+// can be: written once and now missing, it reads as its safe value on a
+// restart, where the stale intact old value would read as itself (a latch
+// set while the disk refused it would read as not latched).
 func (s *stateStore) Save(name string, value []byte) error {
 	if s.dir == nil {
 		return nil
 	}
 	err := s.dir.Write(name, value)
-	if err != nil {
-		s.log.Error("cannot save state: it will not survive a restart", "record", name, "err", err)
+	if err == nil {
+		if s.failing[name] {
+			delete(s.failing, name)
+			s.log.Info("state saved again", "record", name)
+		}
+		return nil
+	}
+	rmErr := s.dir.Remove(name)
+	if !s.failing[name] {
+		if s.failing == nil {
+			s.failing = map[string]bool{}
+		}
+		s.failing[name] = true
+		s.log.Error("cannot save state: it will not survive a restart; retried every tick", "record", name, "err", err, "old_record_removed", rmErr == nil, "remove_err", rmErr)
 	}
 	return err
 }
@@ -130,13 +148,44 @@ func (l *loop) saveLater(name string, value []byte) {
 }
 
 // flushSaves writes what saveLater queued. An entry is taken before it is
-// written, so that after a panic in one the rest is not written twice.
+// written, so that after a panic in one the rest is not written twice. One
+// that fails stays queued, and is written again on every flush (each tick)
+// until it works or a newer value replaces it: the disk often comes back
+// (ENOSPC freed, a remount), and until then the problem is published.
 func (l *loop) flushSaves() {
+	if len(l.stateToSave) == 0 {
+		return
+	}
+	var failed []pendingSave
 	for len(l.stateToSave) > 0 {
 		p := l.stateToSave[0]
 		l.stateToSave = l.stateToSave[1:]
-		_ = l.b.state.Save(p.name, p.value)
+		if l.b.state.Save(p.name, p.value) != nil {
+			failed = append(failed, p)
+		}
 	}
+	l.stateToSave = failed
+	l.reportUnsaved(failed)
+}
+
+// reportUnsaved publishes a notice when the set of records that cannot be
+// written changes, and keeps doorbridge_state_unsaved_records current.
+func (l *loop) reportUnsaved(failed []pendingSave) {
+	l.b.m.stateUnsaved.Set(float64(len(failed)))
+	names := make([]string, len(failed))
+	for i, p := range failed {
+		names[i] = p.name
+	}
+	list := strings.Join(names, ", ")
+	if list == l.unsaved {
+		return
+	}
+	l.unsaved = list
+	if list == "" {
+		l.notice("state saved: bridge.state_dir is durable again")
+		return
+	}
+	l.notice("state not durable: cannot write " + list + " to bridge.state_dir; retried every tick (a restart now reads a missing record as its safe value)")
 }
 
 // loadState reads the loop's records at start, reporting damage loudly (log

@@ -2,12 +2,14 @@ package bridge
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // latchOnDisk reads the latch as the next start would.
@@ -275,5 +277,49 @@ func TestUnusableStateDirReadsSafe(t *testing.T) {
 	l := stateLoop(t, clk, notADir, nil)
 	if !l.latched || !l.lockdown {
 		t.Fatalf("unusable state_dir: latched %v, lockdown %v; want both", l.latched, l.lockdown)
+	}
+}
+
+// Regression test for the safety review's M2 (flushSaves dropped a record
+// after one failed Save): a latch record that cannot be written (an SD
+// card's ext4 remounted read-only after an I/O error, ENOSPC, EIO; here:
+// the record made immutable so the rename over it fails) was logged once
+// and never tried again, and the intact "not latched" record left on disk
+// read as not latched after the restart: the latch was lost (R4, R23). Now
+// it stays queued and is retried every tick, counted in
+// doorbridge_state_unsaved_records.
+func TestFailedLatchWriteIsRetriedAndNotLostOnRestart(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("needs chattr")
+	}
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	rec := filepath.Join(dir, latchRecord)
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	if out, err := exec.Command("chattr", "+i", rec).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", rec).Run() })
+	l.alarm("ON")
+	l.flushLater() // the save fails
+	if n := testutil.ToFloat64(l.b.m.stateUnsaved); n != 1 {
+		t.Fatalf("doorbridge_state_unsaved_records = %v after the failed save, want 1", n)
+	}
+	for range 10 { // the loop goes on ticking; the disk comes back
+		clk.t = clk.t.Add(time.Second)
+		l.evaluate()
+		l.flushLater()
+		exec.Command("chattr", "-i", rec).Run()
+	}
+	if !l.latched {
+		t.Fatal("not latched")
+	}
+	if l2 := stateLoop(t, clk, dir, nil); !l2.latched {
+		t.Fatal("the latch was lost on restart: its failed write was never retried, and the stale intact \"0\" reads as not latched")
+	}
+	if n := testutil.ToFloat64(l.b.m.stateUnsaved); n != 0 {
+		t.Fatalf("doorbridge_state_unsaved_records = %v once the save worked, want 0", n)
 	}
 }
