@@ -129,7 +129,11 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		b.closeRelays()
 		return nil, err
 	}
-	b.state = openState(cfg.Bridge.StateDir, b.log)
+	var err error
+	if b.state, err = openState(cfg.Bridge.StateDir, b.log); err != nil {
+		b.closeRelays()
+		return nil, err
+	}
 	b.openCodeGuards()
 	// Only once every relay is off: with 256 doors, creating every door's
 	// series takes milliseconds.
@@ -137,6 +141,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 	b.openDoorInputs()
 	if err := b.openAuditFile(); err != nil {
 		b.closeRelays()
+		b.state.unlock()
 		return nil, err
 	}
 	b.wd = newWatchdog(b, cfg.Watchdog.LoopTimeout)
@@ -216,7 +221,10 @@ func (b *Bridge) allOpened() bool {
 
 // Close releases a bridge that was opened but never run (Run releases it
 // itself): it stops the relay writers and closes the drivers.
-func (b *Bridge) Close() { b.closeRelays() }
+func (b *Bridge) Close() {
+	b.closeRelays()
+	b.state.unlock()
+}
 
 // closeRelays stops the relay writers and closes the drivers (every relay
 // is off by then), waiting at most a second for writers still in a write.
@@ -350,7 +358,8 @@ func (b *Bridge) Registry() *prometheus.Registry { return b.reg }
 // failure, after the relays were turned off.
 func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.stopped)
-	defer b.audit.close() // the last entry of a run, after every relay is off
+	defer b.state.unlock() // the very last: every record is written by then
+	defer b.audit.close()  // the last entry of a run, after every relay is off
 	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version})
 	defer b.closeRelays()
 	wdCtx, stopWD := context.WithCancel(context.Background())

@@ -91,7 +91,7 @@ func codeLoop(t *testing.T, clk *fakeClock, hash, dir string) *loop {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	b, err := restartOpen(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,37 +105,6 @@ func TestProbeShutdownWaitsOnAHungBoard(t *testing.T) {
 }
 
 // PROBE 3 (internal/statefile/statefile.go Open; bridge/state.go:46):
-// nothing stops two bridges from sharing one state directory (two
-// containers on one /data volume, two units with StateDirectory=doorbridge,
-// a bridge run by hand beside the service with STATE_DIRECTORY set), and
-// each overwrites the other's records: bridge B's RESET clears bridge A's
-// fire latch on disk, and A, restarted while its own alarm is over but
-// never reset, relocks its maglocks without a RESET (R4, R23).
-func TestProbeTwoBridgesSharingAStateDirLoseALatch(t *testing.T) {
-	probe(t)
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	dir := t.TempDir()
-	a := stateLoop(t, clk, dir, nil)
-	b := stateLoop(t, clk, dir, nil) // a second bridge on the same directory: accepted
-	a.alarm("ON")
-	a.flushLater()
-	b.alarm("ON")
-	b.flushLater()
-	if !a.latched || !b.latched {
-		t.Fatal("not latched")
-	}
-	b.alarm("OFF")
-	b.onMessage(evMessage{topic: b.b.topics.AlarmReset, payload: []byte("RESET")})
-	b.flushLater()
-	if b.latched {
-		t.Fatal("b not reset")
-	}
-	// A was never reset; it restarts.
-	if a2 := stateLoop(t, clk, dir, nil); !a2.latched {
-		t.Fatal("bridge A lost its fire latch on restart: bridge B's RESET, written to the shared state_dir, cleared it")
-	}
-}
-
 // PROBE 4 (bridge/power.go:94-103, loop.go powerLost starts empty): R24 is
 // not on main. A power source that has never reported is not a hazard
 // until its timeout (up to 10 s), so maglocks lock as soon as the link is

@@ -2,8 +2,12 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/doorbridge/doorbridge/internal/statefile"
 )
@@ -39,19 +43,30 @@ type stateStore struct {
 	dir     *statefile.Dir // nil: nothing persists (a Config built in code, tests)
 	log     *slog.Logger
 	failing map[string]bool // records whose last write failed (logged once)
+	lock    *os.File        // state_dir/.lock, flocked while the bridge runs
 }
 
 // openState opens bridge.state_dir. An empty one only comes from a Config
 // built in code (config.Load always sets one): nothing then survives a
 // restart, which is said loudly. A directory that cannot be used is not
 // fatal: every record then reads as its safe value (latched), also loudly.
-func openState(dir string, log *slog.Logger) *stateStore {
+// A directory another bridge holds is fatal: two bridges on one state_dir
+// overwrite each other's records (B's RESET clears A's fire latch).
+func openState(dir string, log *slog.Logger) (*stateStore, error) {
 	s := &stateStore{log: log}
 	if dir == "" {
 		log.Error("bridge.state_dir is empty: the fire release latch, lockdown and the battery budget will not survive a restart")
-		return s
+		return s, nil
 	}
 	d, err := statefile.Open(dir)
+	lock, lockErr := lockStateDir(dir)
+	switch {
+	case errors.Is(lockErr, errStateDirInUse):
+		return nil, lockErr
+	case lockErr != nil && err == nil:
+		log.Warn("bridge.state_dir cannot be locked: nothing stops a second bridge from sharing it", "state_dir", dir, "err", lockErr)
+	}
+	s.lock = lock
 	if err != nil {
 		log.Error("state directory unusable: state that cannot be read is taken as its safe value (latched, lockdown on, battery budget spent)",
 			"state_dir", dir, "err", err)
@@ -60,7 +75,37 @@ func openState(dir string, log *slog.Logger) *stateStore {
 			"state_dir", dir)
 	}
 	s.dir = d
-	return s
+	return s, nil
+}
+
+var errStateDirInUse = errors.New("in use by another doorbridge")
+
+// lockStateDir takes an exclusive flock on dir/.lock, held until unlock
+// (the process's life: the kernel drops it when the process ends, however
+// it ends). Only one held elsewhere is errStateDirInUse; a lock that cannot
+// be taken for another reason (a file system without flock) is not fatal.
+func lockStateDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, ".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("bridge.state_dir %s: lock: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("bridge.state_dir %s: %w (%s is locked): two bridges must not share a state_dir; give each its own", dir, errStateDirInUse, path)
+		}
+		return nil, fmt.Errorf("bridge.state_dir %s: lock: %w", dir, err)
+	}
+	return f, nil
+}
+
+// unlock releases state_dir's lock (a bridge that is done, or a test's).
+func (s *stateStore) unlock() {
+	if s != nil && s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 }
 
 // Load returns record name: its value when intact, initial when it was

@@ -1,13 +1,17 @@
 package bridge
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -322,4 +326,36 @@ func TestFailedLatchWriteIsRetriedAndNotLostOnRestart(t *testing.T) {
 	if n := testutil.ToFloat64(l.b.m.stateUnsaved); n != 0 {
 		t.Fatalf("doorbridge_state_unsaved_records = %v once the save worked, want 0", n)
 	}
+}
+
+// Regression test for the safety review's M6: nothing stopped two bridges
+// from sharing one state_dir (two containers on one volume, a bridge run
+// by hand beside the service), and each overwrote the other's records:
+// B's RESET cleared A's fire latch on disk. The second now refuses to
+// start, naming the directory; once the first is gone it starts.
+func TestSecondBridgeOnAStateDirRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*Bridge, error) {
+		cfg := testConfig("tcp://127.0.0.1:1")
+		cfg.Bridge.StateDir = dir
+		return Open(cfg, Options{Log: testLogger(t), Version: "test",
+			Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	}
+	a, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := open(); err == nil {
+		b.Close()
+		a.Close()
+		t.Fatal("a second bridge started on a state_dir another bridge holds")
+	} else if !strings.Contains(err.Error(), dir) || !errors.Is(err, errStateDirInUse) {
+		t.Fatalf("error %q: want it to name the state_dir %s and say it is in use", err, dir)
+	}
+	a.Close()
+	b, err := open()
+	if err != nil {
+		t.Fatalf("once the first bridge is gone: %v", err)
+	}
+	b.Close()
 }
