@@ -365,7 +365,13 @@ func (l *loop) setLatch(on bool, why string) {
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
-	l.saveLater(latchRecord, flag(on))
+	if on { // alarm_latched for a rollback: "1" first, "0" last (state.go)
+		l.saveLater(legacyLatchRecord, flag(on))
+		l.saveLater(latchRecord, flag(on))
+	} else {
+		l.saveLater(latchRecord, flag(on))
+		l.saveLater(legacyLatchRecord, flag(on))
+	}
 }
 
 func (l *loop) onRepublish(e evMessage) {

@@ -6,8 +6,6 @@ package bridge
 import (
 	"context"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,31 +154,5 @@ func TestProbeBatteryBudgetClockBackAfterRestart(t *testing.T) {
 	clk.t = clk.t.Add(4*time.Minute + time.Second) // 10 min 1 s on battery in real time
 	if !l2.doorHazards(l2.b.byID["fs"], l2.now()).Any() {
 		t.Fatal("R8: still held after 10 min on battery: a clock 5 minutes back after the restart extended the hold")
-	}
-}
-
-// PROBE 8 (internal/statefile encode; bridge/state.go latchRecord): the new
-// latch record keeps the previous release's file name (alarm_latched) in
-// the same state_dir, with a new format ("1\ncrc32c:...\n"). Rolled back to
-// the previous release (43e9a8a, whose loadLatch is copied below), a
-// latched bridge reads it as not latched: the latch is lost on a
-// downgrade.
-func TestProbeLatchLostOnRollback(t *testing.T) {
-	probe(t)
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	dir := t.TempDir()
-	l := stateLoop(t, clk, dir, nil)
-	l.alarm("ON")
-	l.flushLater()
-	if !l.latched {
-		t.Fatal("not latched")
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "alarm_latched"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldLoadLatch := strings.TrimSpace(string(data)) == "1" // 43e9a8a bridge/alarm.go:317-331
-	if !oldLoadLatch {
-		t.Fatalf("the previous release reads the latched record %q as not latched", data)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/doorbridge/doorbridge/internal/atomicfile"
 	"github.com/doorbridge/doorbridge/internal/statefile"
 )
 
@@ -21,20 +23,32 @@ import (
 //
 // Records and what a damaged one reads as:
 //
-//	alarm_latched  "1"/"0"            latched (R4): only an intact "0" relocks
+//	fire_latch     "1"/"0"            latched (R4): only an intact "0" relocks
+//	alarm_latched  "1\n"/"0\n", plain  the same latch, for a rollback (below)
 //	lockdown       "1"/"0"            on (below)
 //	battery        JSON batteryBudget the 10-minute budget spent (battery.go)
 //	last_drill     RFC 3339 time      no drill known: a drill is due
+//
+// alarm_latched is the latch in the format of the releases before R23
+// (plain, no checksum; they read exactly "1" as latched and anything else,
+// a missing file too, as not latched). It is written on every change so
+// that a rollback keeps the latch: "1" before fire_latch when the latch
+// sets, "0" after it when it is reset, so that a crash between the two
+// leaves it latched. It is read only on the first start of this release
+// (fire_latch never written): an intact checksummed "0" (written by the
+// release that introduced the checksums under this name) or none at all
+// is not latched, anything else, the old plain "0" too, is latched.
 //
 // Lockdown reads as on: it never blocks an egress release (Decide: every
 // hazard outranks it, and so does a fail-safe door's REX; a fail-secure
 // egress door has mechanical egress, R19), while a lockdown that silently
 // ended would open doors someone meant to keep shut.
 const (
-	latchRecord    = "alarm_latched"
-	lockdownRecord = "lockdown"
-	batteryRecord  = "battery"
-	drillRecord    = "last_drill"
+	latchRecord       = "fire_latch"
+	legacyLatchRecord = "alarm_latched"
+	lockdownRecord    = "lockdown"
+	batteryRecord     = "battery"
+	drillRecord       = "last_drill"
 )
 
 // stateStore is the bridge's state directory. Its methods are for the
@@ -134,7 +148,12 @@ func (s *stateStore) Save(name string, value []byte) error {
 	if s.dir == nil {
 		return nil
 	}
-	err := s.dir.Write(name, value)
+	var err error
+	if name == legacyLatchRecord {
+		err = atomicfile.Write(filepath.Join(s.dir.Path(), name), append(slices.Clone(value), '\n'), 0o600)
+	} else {
+		err = s.dir.Write(name, value)
+	}
 	if err == nil {
 		if s.failing[name] {
 			delete(s.failing, name)
@@ -142,7 +161,10 @@ func (s *stateStore) Save(name string, value []byte) error {
 		}
 		return nil
 	}
-	rmErr := s.dir.Remove(name)
+	rmErr := errors.New("not removed: a missing legacy latch reads as not latched")
+	if name != legacyLatchRecord {
+		rmErr = s.dir.Remove(name)
+	}
 	if !s.failing[name] {
 		if s.failing == nil {
 			s.failing = map[string]bool{}
@@ -156,7 +178,12 @@ func (s *stateStore) Save(name string, value []byte) error {
 // loadFlag loads a "1"/"0" record: anything but an intact "0" or "1" is
 // the safe value.
 func (s *stateStore) loadFlag(name string, safe bool) (bool, error) {
-	v, err := s.Load(name, []byte("0"), flag(safe))
+	return s.loadFlagFrom(name, false, safe)
+}
+
+// loadFlagFrom is loadFlag for a record that starts at initial.
+func (s *stateStore) loadFlagFrom(name string, initial, safe bool) (bool, error) {
+	v, err := s.Load(name, flag(initial), flag(safe))
 	switch string(v) {
 	case "0":
 		return false, err
@@ -183,12 +210,9 @@ type pendingSave struct {
 // relays are written and before the log lines and audit records: on disk
 // before anything slower, never between an event and its relays.
 func (l *loop) saveLater(name string, value []byte) {
-	for i := range l.stateToSave {
-		if l.stateToSave[i].name == name {
-			l.stateToSave[i].value = value // only the last value counts
-			return
-		}
-	}
+	// Only the last value counts, written in the order of the last
+	// values: the latch's two records rely on it (alarm_latched above).
+	l.stateToSave = slices.DeleteFunc(l.stateToSave, func(p pendingSave) bool { return p.name == name })
 	l.stateToSave = append(l.stateToSave, pendingSave{name, value})
 }
 
@@ -237,15 +261,32 @@ func (l *loop) reportUnsaved(failed []pendingSave) {
 // and audit) with the value taken instead.
 func (l *loop) loadState() {
 	var err error
-	if l.latched, err = l.b.state.loadFlag(latchRecord, true); err != nil {
-		l.stateDamaged(latchRecord, "fire release latched: publish RESET on "+l.b.topics.AlarmReset+" once the alarm is clear", err)
-	}
+	l.loadLatch()
 	if l.lockdown, err = l.b.state.loadFlag(lockdownRecord, true); err != nil {
 		l.stateDamaged(lockdownRecord, "lockdown on: publish OFF on "+l.b.topics.LockdownSet+" to end it", err)
 	}
 	if l.battery, err = l.b.state.loadBattery(); err != nil {
 		l.stateDamaged(batteryRecord, "battery budget spent: doors with power_release: false release at once on battery until mains have been back for "+mainsStable.String(), err)
 	}
+}
+
+// loadLatch reads fire_latch, or on the first start of this release the
+// legacy alarm_latched (see the records above), and writes alarm_latched
+// to match: a rollback then reads the latch this release starts with.
+func (l *loop) loadLatch() {
+	s, taken := l.b.state, "fire release latched: publish RESET on "+l.b.topics.AlarmReset+" once the alarm is clear"
+	initial := false
+	if s.dir != nil && !s.dir.Known(latchRecord) {
+		var err error
+		if initial, err = s.loadFlag(legacyLatchRecord, true); err != nil {
+			l.stateDamaged(legacyLatchRecord, taken, err)
+		}
+	}
+	var err error
+	if l.latched, err = s.loadFlagFrom(latchRecord, initial, true); err != nil {
+		l.stateDamaged(latchRecord, taken, err)
+	}
+	l.saveLater(legacyLatchRecord, flag(l.latched))
 }
 
 func (l *loop) stateDamaged(record, taken string, err error) {

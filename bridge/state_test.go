@@ -12,6 +12,7 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/internal/statefile"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -358,4 +359,88 @@ func TestSecondBridgeOnAStateDirRefusesToStart(t *testing.T) {
 		t.Fatalf("once the first bridge is gone: %v", err)
 	}
 	b.Close()
+}
+
+// oldLoadLatch is the latch as the releases before R23 read it (43e9a8a
+// bridge/alarm.go:317-331): exactly "1" is latched, anything else is not.
+func oldLoadLatch(t *testing.T, dir string) bool {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, legacyLatchRecord))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data)) == "1"
+}
+
+// Regression test for the safety review's M5: the checksummed latch record
+// kept the old release's file name (alarm_latched) with a new format, and a
+// latched bridge rolled back to the previous release read it as not
+// latched. alarm_latched now keeps the old format, written with every
+// change: a rollback reads the latch, and its reset.
+func TestLatchSurvivesARollback(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("ON")
+	l.flushLater()
+	if !l.latched {
+		t.Fatal("not latched")
+	}
+	if !oldLoadLatch(t, dir) {
+		t.Fatal("the previous release reads the latch as not latched")
+	}
+	l.alarm("OFF")
+	l.onMessage(evMessage{topic: l.b.topics.AlarmReset, payload: []byte("RESET")})
+	l.flushLater()
+	if l.latched || oldLoadLatch(t, dir) {
+		t.Fatalf("reset: latched %v, the previous release reads latched %v; want neither", l.latched, oldLoadLatch(t, dir))
+	}
+}
+
+// The first start of this release takes the latch from alarm_latched, in
+// either earlier format: an intact checksummed "0" is not latched, the
+// checksummed "1", the plain "1" and the plain "0" (no checksum: it cannot
+// be told from damage) are latched.
+func TestLatchUpgradeFromAlarmLatched(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	for name, c := range map[string]struct {
+		write   func(dir string) error
+		latched bool
+	}{
+		"checksummed 0": {func(dir string) error { return writeRecord(dir, legacyLatchRecord, "0") }, false},
+		"checksummed 1": {func(dir string) error { return writeRecord(dir, legacyLatchRecord, "1") }, true},
+		"plain 1": {func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, legacyLatchRecord), []byte("1\n"), 0o600)
+		}, true},
+		"plain 0": {func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, legacyLatchRecord), []byte("0\n"), 0o600)
+		}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := c.write(dir); err != nil {
+				t.Fatal(err)
+			}
+			l := stateLoop(t, clk, dir, nil)
+			if l.latched != c.latched {
+				t.Fatalf("latched %v, want %v", l.latched, c.latched)
+			}
+			l.flushLater()
+			if oldLoadLatch(t, dir) != c.latched {
+				t.Fatalf("alarm_latched not rewritten for a rollback: reads latched %v", !c.latched)
+			}
+			if l2 := stateLoop(t, clk, dir, nil); l2.latched != c.latched {
+				t.Fatalf("after a second restart: latched %v, want %v", l2.latched, c.latched)
+			}
+		})
+	}
+}
+
+// writeRecord writes a checksummed record as statefile does.
+func writeRecord(dir, name, value string) error {
+	d, err := statefile.Open(dir)
+	if err != nil {
+		return err
+	}
+	return d.Write(name, []byte(value))
 }

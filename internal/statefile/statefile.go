@@ -147,6 +147,9 @@ func (d *Dir) Write(name string, value []byte) error {
 	return nil
 }
 
+// Known reports whether the index lists record name: it was written once.
+func (d *Dir) Known(name string) bool { return slices.Contains(d.known, name) }
+
 // Remove deletes record name, durably, when the index knows it: it then
 // reads as its safe value (written once, now missing). It is the fallback
 // of a Write that failed: a stale intact value must not outlive it.
