@@ -227,13 +227,19 @@ func (b *Bridge) Close() {
 }
 
 // closeRelays stops the relay writers and closes the drivers (every relay
-// is off by then), waiting at most a second for writers still in a write.
+// is off by then), waiting at most a second in all for writers still in a
+// write and for the drivers' Close: a hung board's Close may wait for the
+// bus lock its hung write holds (the MCP23017), and shutdown must not.
 func (b *Bridge) closeRelays() {
 	b.closeOnce.Do(func() { close(b.closing) })
 	for _, d := range b.doors {
 		d.relay.stop()
 	}
-	b.closeDrivers()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		b.closeDrivers()
+	}()
 	deadline := time.NewTimer(time.Second)
 	defer deadline.Stop()
 	for _, d := range b.doors {
@@ -243,6 +249,11 @@ func (b *Bridge) closeRelays() {
 			b.log.Warn("a relay writer is still in a write at exit", "door", d.cfg.ID)
 			return
 		}
+	}
+	select {
+	case <-closed:
+	case <-deadline.C:
+		b.log.Warn("a driver is still closing at exit")
 	}
 }
 

@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -381,4 +383,79 @@ func TestStartupOffWritesDoNotWaitOnAnotherBoardsOpen(t *testing.T) {
 	// deadline tells waiting on it from not waiting.
 	testbroker.Eventually(t, wait, func() bool { _, written := simDrv.Levels()["0"]; return written },
 		"the maglock on the healthy board is written off while another board's Open hangs")
+}
+
+// busDriver is a sim driver whose writes and Close share one bus lock, as
+// the MCP23017 driver's do (drivers/mcp23017/driver.go:136 takes d.mu): a
+// write that hangs on the bus holds it.
+type busDriver struct {
+	*sim.Driver
+	mu      *sync.Mutex
+	hang    *atomic.Bool
+	release chan struct{}
+}
+
+func (d busDriver) OpenOutput(ch string, initial bool) (drivers.Output, error) {
+	o, err := d.Driver.OpenOutput(ch, initial)
+	return busOutput{Output: o, d: d}, err
+}
+
+func (d busDriver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.Driver.Close()
+}
+
+type busOutput struct {
+	drivers.Output
+	d busDriver
+}
+
+func (o busOutput) Set(level bool) error {
+	o.d.mu.Lock()
+	defer o.d.mu.Unlock()
+	if o.d.hang.Load() {
+		<-o.d.release
+	}
+	return o.Output.Set(level)
+}
+
+// Regression test for the safety review's m1: shutdown waited on a hung
+// board: closeRelays bounded its wait for the writers to a
+// second, but called closeDrivers first, without any bound; a driver whose
+// Close needs the lock a hung write holds (the MCP23017) keeps Run from
+// ever returning after SIGTERM (R10: exit; systemd then SIGKILLs after
+// TimeoutStopSec, 90 s by default, and restarts late).
+func TestShutdownDoesNotWaitOnAHungBoard(t *testing.T) {
+	var hang atomic.Bool
+	bus := busDriver{Driver: sim.New(sim.Options{}), mu: &sync.Mutex{}, hang: &hang, release: make(chan struct{})}
+	t.Cleanup(func() { hang.Store(false); close(bus.release) })
+	br := testbroker.Start(t)
+	c := testbroker.Connect(t, br.URL(), "watcher")
+	cfg := testConfig(br.URL())
+	cfg.Drivers = append(cfg.Drivers, config.Driver{ID: "bus", Type: "sim"})
+	cfg.Doors = append(cfg.Doors, config.Door{ID: "onbus", Name: "onbus", FailMode: config.FailSafe, Egress: true,
+		UnlockTime: time.Second, Relay: config.Line{Driver: "bus", Channel: "0"}})
+	simDrv := sim.New(sim.Options{})
+	b, err := Open(cfg, Options{Log: testLogger(t), Drivers: map[string]drivers.Driver{"sim": simDrv, "bus": bus},
+		TickInterval: 20 * time.Millisecond, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	c.Publish("db/alarm", "OFF", true)
+	testbroker.Eventually(t, wait, func() bool { return bus.Driver.Levels()["0"] }, "the door on the bus locks")
+
+	hang.Store(true)
+	c.Publish("db/alarm", "ON", true) // its release write hangs on the bus
+	testbroker.Eventually(t, wait, func() bool { return !simDrv.Levels()["0"] }, "the healthy maglock is released")
+
+	cancel() // SIGTERM
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("Run did not return within %s of SIGTERM: closeDrivers waits on the hung board's Close", wait)
+	}
 }
