@@ -99,6 +99,21 @@ func newLoop(b *Bridge) *loop {
 	return l
 }
 
+// afterEvent runs the loop's deferred work after an event or a tick. Logs
+// and audit events wait until the relays of a release are written (or
+// failed: at most writeDeadline). State records do not: the relay writes
+// of that release are requested by now (the writers write them on their
+// own goroutines, which a disk write on this one does not hold up), so
+// "relays first, then the latch" holds, and a power cut during a slow
+// release write must not find the fire latch missing.
+func (l *loop) afterEvent() {
+	if l.release == nil {
+		l.flushLater()
+		return
+	}
+	l.flushSaves()
+}
+
 func (l *loop) run(ctx context.Context) error {
 	// The timer is re-armed after every event and tick for the next
 	// deadline (timers.go): an idle bridge sleeps instead of ticking.
@@ -123,11 +138,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.onTick()
 			l.feedWatchdogs()
 		}
-		if l.release == nil {
-			// Logs and audit events wait until the relays of a release
-			// are written (or failed: at most writeDeadline).
-			l.flushLater()
-		}
+		l.afterEvent()
 		t.Reset(l.nextTick(lastTick).Sub(l.now()))
 	}
 }

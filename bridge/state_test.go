@@ -444,3 +444,30 @@ func writeRecord(dir, name, value string) error {
 	}
 	return d.Write(name, []byte(value))
 }
+
+// Regression test for the safety review's m5: the latch save waited while
+// a release was being written (up to twice writeDeadline, or for good in
+// the loop's eyes while a write hangs): a power cut then found no latch.
+// The relays of the release are requested first; the latch is on disk
+// right after, while a write still hangs.
+func TestLatchSavedWhileTheReleaseIsWritten(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := stateLoop(t, clk, t.TempDir(), nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	l.afterEvent()
+	if !l.b.byID["fs"].power {
+		t.Fatal("the maglock is not powered before the alarm")
+	}
+	s := l.b.drivers["sim"].drv.(*sim.Driver)
+	s.SetFault("0", sim.Fault{Hang: true}) // the maglock's release write hangs
+	t.Cleanup(func() { s.ClearFault("0") })
+	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte("ON"), retained: true}) // no waitRelays: it hangs
+	if l.release == nil {
+		t.Fatal("no release pending while its write hangs")
+	}
+	l.afterEvent()
+	if !l.b.latchOnDisk() {
+		t.Fatal("the latch is not on disk while the release is being written")
+	}
+}
