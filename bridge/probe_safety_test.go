@@ -2,6 +2,9 @@ package bridge
 
 // Probe tests of the safety review (branch review-safety). Each one FAILS on
 // the code it names: it demonstrates a defect, it is not a regression test.
+// The fixed ones are regression tests now (watchdog_test.go, relays_test.go,
+// codes_test.go, state_test.go); the two left here are not fixed on this
+// branch (power: branch mqttin; battery: see the fix-safety report).
 
 import (
 	"os"
@@ -21,7 +24,6 @@ func probe(t *testing.T) {
 	}
 }
 
-// PROBE 3 (internal/statefile/statefile.go Open; bridge/state.go:46):
 // PROBE 4 (bridge/power.go:94-103, loop.go powerLost starts empty): R24 is
 // not on main. A power source that has never reported is not a hazard
 // until its timeout (up to 10 s), so maglocks lock as soon as the link is
