@@ -268,6 +268,9 @@ func (l *loop) loadState() {
 	if l.battery, err = l.b.state.loadBattery(); err != nil {
 		l.stateDamaged(batteryRecord, "battery budget spent: doors with power_release: false release at once on battery until mains have been back for "+mainsStable.String(), err)
 	}
+	if l.battery.rebase(l.now()) {
+		l.saveLater(batteryRecord, l.battery.encode())
+	}
 }
 
 // loadLatch reads fire_latch, or on the first start of this release the

@@ -471,3 +471,41 @@ func TestLatchSavedWhileTheReleaseIsWritten(t *testing.T) {
 		t.Fatal("the latch is not on disk while the release is being written")
 	}
 }
+
+// Regression test for the safety review's m2: after a restart during an
+// outage the budget was counted on the wall clock alone, and a clock that
+// went back by less than the outage so far was not noticed: the hold of
+// power_release: false lasted 10 minutes plus the step (R8: at most 10 min
+// on battery). Now the record keeps the boot clock (which no step moves)
+// at the outage's start; a restart in the same boot whose wall clock
+// counts less than the boot clock takes the budget as spent. (A restart
+// in another boot still has only the wall clock.)
+func TestBatteryBudgetClockBackAfterRestart(t *testing.T) {
+	up := time.Hour // the boot clock: time since boot
+	real := bootClock
+	bootClock = func() (string, time.Duration, bool) { return "boot-1", up, true }
+	t.Cleanup(func() { bootClock = real })
+	hold := false
+	start := time.Unix(1_800_000_000, 0)
+	clk := &fakeClock{t: start}
+	dir := t.TempDir()
+	mk := func() *loop {
+		l := stateLoop(t, clk, dir, func(c *config.Config) { c.Doors[0].PowerRelease = &hold })
+		l.alarm("OFF")
+		l.settle(clk)
+		l.link()
+		l.onPower(evPower{source: "ups", lost: true})
+		l.flushLater()
+		return l
+	}
+	mk()
+	// 6 minutes on battery; the bridge restarts, and its clock now reads 5
+	// minutes behind (stepped back by NTP, or a board without an RTC).
+	clk.t = start.Add(6*time.Minute - 5*time.Minute)
+	up += 6 * time.Minute
+	l2 := mk()
+	clk.t = clk.t.Add(4*time.Minute + time.Second) // 10 min 1 s on battery in real time
+	if !l2.doorHazards(l2.b.byID["fs"], l2.now()).Any() {
+		t.Fatal("R8: still held after 10 min on battery: a clock 5 minutes back after the restart extended the hold")
+	}
+}
