@@ -353,7 +353,10 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 			level = slog.LevelDebug // a device under the wildcard that is not a source
 		}
 	}
-	l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", truncate(e.payload, 40), "offline", offline)
+	payload := truncate(e.payload, 40)
+	l.afterIO(func() {
+		l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", payload, "offline", offline)
+	})
 	l.origin = "availability:" + e.topic
 	l.evaluate()
 }
@@ -377,7 +380,8 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 				l.afterIO(func() { l.log.Warn("alarm source supervision trouble", "topic", topic, "why", why) })
 				l.origin = "alarm_supervision:" + a.cfg.Topic
 			} else {
-				l.log.Info("alarm source supervised again", "topic", a.cfg.Topic)
+				topic := a.cfg.Topic
+				l.afterIO(func() { l.log.Info("alarm source supervised again", "topic", topic) })
 			}
 			l.record(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
 				Detail: why, Origin: "mqtt:" + a.cfg.Topic})

@@ -43,6 +43,7 @@ type evCodeChecked struct {
 	cmd   DoorCommand
 	topic string
 	ok    bool
+	at    codeCheckStart // what the loop saw when the check started
 }
 
 // evFunc runs a function on the loop (tests, and tools that need a consistent view).

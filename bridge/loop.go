@@ -32,6 +32,8 @@ type loop struct {
 	hzSeq       uint64
 	hzSeen      Hazards
 	overtaken   Hazards
+	unsaved     string // the state records that cannot be written, as last published
+	hazardRises uint64 // how many times a hazard rose: a code check outlived by one is void
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -124,6 +126,21 @@ func newLoop(b *Bridge) *loop {
 	return l
 }
 
+// afterEvent runs the loop's deferred work after an event or a tick. Logs
+// and audit events wait until the relays of a release are written (or
+// failed: at most writeDeadline). State records do not: the relay writes
+// of that release are requested by now (the writers write them on their
+// own goroutines, which a disk write on this one does not hold up), so
+// "relays first, then the latch" holds, and a power cut during a slow
+// release write must not find the fire latch missing.
+func (l *loop) afterEvent() {
+	if l.release == nil {
+		l.flushLater()
+		return
+	}
+	l.flushSaves()
+}
+
 func (l *loop) run(ctx context.Context) error {
 	// The timer is re-armed after every event and tick for the next
 	// deadline (timers.go): an idle bridge sleeps instead of ticking.
@@ -159,11 +176,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.onTick()
 			l.feedWatchdogs()
 		}
-		if l.release == nil {
-			// Logs and audit events wait until the relays of a release
-			// are written (or failed: at most writeDeadline).
-			l.flushLater()
-		}
+		l.afterEvent()
 		t.Reset(l.nextTick(lastTick).Sub(l.now()))
 	}
 }
@@ -321,7 +334,7 @@ func (l *loop) onTick() {
 	l.dropSilentConnection(now)
 	if l.b.wd.tripped.Load() {
 		l.wdHazard = true
-		l.log.Error("control loop resumed after the watchdog forced every relay off")
+		l.afterIO(func() { l.log.Error("control loop resumed after the watchdog forced every relay off") })
 	}
 	l.origin = "timer"
 	l.evaluate()
@@ -352,7 +365,9 @@ func (l *loop) dropSilentConnection(now time.Time) {
 	}
 	if silent := now.Sub(last); silent > 2*l.b.cfg.Watchdog.HeartbeatTimeout {
 		l.dropRequested = true
-		l.log.Warn("MQTT link silent: dropping the connection to reconnect", "since_heartbeat", silent.Round(time.Millisecond))
+		l.afterIO(func() {
+			l.log.Warn("MQTT link silent: dropping the connection to reconnect", "since_heartbeat", silent.Round(time.Millisecond))
+		})
 		l.mq.dropConnection()
 	}
 }
@@ -422,7 +437,8 @@ func (l *loop) evaluate() {
 	rose := l.trackHazards(raw)
 	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
 	if l.effective.Any() && !held.Hazards.Any() {
-		l.log.Info("healthy for relock_delay: hazards cleared", "held", l.effective.String())
+		cleared := l.effective.String()
+		l.afterIO(func() { l.log.Info("healthy for relock_delay: hazards cleared", "held", cleared) })
 	}
 	l.effective, l.healthySince = held.Hazards, held.HealthySince
 
@@ -454,6 +470,11 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 	if raw == l.raw {
 		return 0
 	}
+	defer func() {
+		if rose != 0 {
+			l.hazardRises++
+		}
+	}()
 	for _, h := range AllHazards() {
 		was, is := l.raw.Has(h), raw.Has(h)
 		if is && !was {
@@ -944,4 +965,3 @@ func (l *loop) relockAt(d *door) *time.Time {
 func sameTime(a, b *time.Time) bool {
 	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
-

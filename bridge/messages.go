@@ -159,6 +159,7 @@ func (l *loop) onDoorCommand(id string, e evMessage) {
 	}
 	g := d.guard
 	if g == nil || cmd.Request == RequestLock {
+		d.commands++ // a code check still running is for an earlier command
 		l.acceptDoorCommand(d, cmd, e.topic)
 		return
 	}
@@ -173,6 +174,7 @@ func (l *loop) onDoorCommand(id string, e evMessage) {
 		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectCode, "another code is being checked")
 		return
 	}
+	d.commands++
 	l.checkCode(d, cmd, e.topic)
 }
 
@@ -199,10 +201,11 @@ func (l *loop) checkCode(d *door, cmd DoorCommand, topic string) {
 	g.failures++
 	l.codesToSave = true
 	events, done := l.b.events, l.mqDone()
+	at := codeCheckStart{command: d.commands, gen: l.gen, hazardRises: l.hazardRises}
 	go func() {
 		ok := bcrypt.CompareHashAndPassword([]byte(g.hash), []byte(cmd.Code)) == nil
 		select {
-		case events <- evCodeChecked{door: d, cmd: cmd, topic: topic, ok: ok}:
+		case events <- evCodeChecked{door: d, cmd: cmd, topic: topic, ok: ok, at: at}:
 		case <-done:
 		}
 	}()
@@ -222,6 +225,10 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 	l.codesToSave = true
 	if e.ok {
 		g.failures, g.lockouts = 0, 0
+		if why := l.superseded(d, e.at); why != "" {
+			l.commandRejected(d.cfg.ID, d.topics.Error, e.topic, []byte(e.cmd.Request.String()), rejectSuperseded, why)
+			return
+		}
 		l.acceptDoorCommand(d, e.cmd, e.topic)
 		return
 	}
@@ -240,6 +247,29 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 			Origin: "mqtt:" + e.topic})
 	}
 	l.commandRejected(d.cfg.ID, d.topics.Error, e.topic, nil, rejectCode, reason)
+}
+
+// codeCheckStart is what the loop saw when a code check started.
+type codeCheckStart struct {
+	command     uint64 // the door's command count: this command's number
+	gen         uint64 // the MQTT connection it came on
+	hazardRises uint64
+}
+
+// superseded says why a right code's command comes too late, or "": the
+// check runs off the loop while later events are applied, and a command
+// must never overtake a later one (R21: the last command wins), a hazard
+// that rose (even one gone again), or a reconnect (R18).
+func (l *loop) superseded(d *door, at codeCheckStart) string {
+	switch {
+	case d.commands != at.command:
+		return "dropped: a later command to this door arrived while its code was being checked"
+	case l.gen != at.gen || !l.connected:
+		return "dropped: the MQTT connection it came on ended while its code was being checked"
+	case l.hazardRises != at.hazardRises:
+		return "dropped: a hazard rose while its code was being checked"
+	}
+	return ""
 }
 
 func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
@@ -388,7 +418,13 @@ func (l *loop) setLatch(on bool, why string) {
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
-	l.saveLater(latchRecord, flag(on))
+	if on { // alarm_latched for a rollback: "1" first, "0" last (state.go)
+		l.saveLater(legacyLatchRecord, flag(on))
+		l.saveLater(latchRecord, flag(on))
+	} else {
+		l.saveLater(latchRecord, flag(on))
+		l.saveLater(legacyLatchRecord, flag(on))
+	}
 }
 
 func (l *loop) onRepublish(e evMessage) {
