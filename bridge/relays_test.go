@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbridge/doorbridge/drivers/modbus"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/doorbridge/doorbridge/audit"
@@ -457,5 +459,15 @@ func TestShutdownDoesNotWaitOnAHungBoard(t *testing.T) {
 	case <-done:
 	case <-time.After(wait):
 		t.Fatalf("Run did not return within %s of SIGTERM: closeDrivers waits on the hung board's Close", wait)
+	}
+}
+
+// A driver's own timeout must end a write before the relay's write
+// deadline: a slow board's write then fails, its door stays JAMMED and
+// released, instead of completing after the deadline and cycling the
+// door between powered and released.
+func TestDriverTimeoutsInsideWriteDeadline(t *testing.T) {
+	if modbus.MaxTimeout >= writeDeadline {
+		t.Fatalf("modbus.MaxTimeout %v is not below the relay write deadline %v", modbus.MaxTimeout, writeDeadline)
 	}
 }

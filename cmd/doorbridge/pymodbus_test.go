@@ -99,7 +99,7 @@ embedded_broker: {listen: %q}
 http: {listen: ""}
 watchdog: {heartbeat_interval: 500ms, heartbeat_timeout: 10s, relock_delay: 0s, alarm_latch: false}
 drivers:
-  - {id: board, type: modbus, url: "tcp://%s", timeout: 300ms, poll_interval: 50ms}
+  - {id: board, type: modbus, url: "tcp://%s", timeout: 200ms, poll_interval: 50ms}
   - {id: sim, type: sim, state_file: %q}
 doors:
   - {id: board, fail_mode: fail_safe, relay: {driver: board, channel: "0"}}
