@@ -19,8 +19,9 @@ import (
 // soon as its bytes have been read.
 type rawClient struct {
 	conn   net.Conn
-	onMsg  func(m msg)  // called on the reader goroutine for every PUBLISH
-	lastAt atomic.Int64 // UnixNano of the last PUBLISH received
+	onMsg  func(m msg)                 // called on the reader goroutine for every PUBLISH
+	tapped atomic.Pointer[func(m msg)] // likewise, set after the dial (see tap)
+	lastAt atomic.Int64                // UnixNano of the last PUBLISH received
 	closed chan struct{}
 	err    error // why the reader stopped; read after closed
 
@@ -129,6 +130,9 @@ func (c *rawClient) reader(br *bufio.Reader) {
 			if c.onMsg != nil {
 				c.onMsg(m)
 			}
+			if f := c.tapped.Load(); f != nil {
+				(*f)(m)
+			}
 			c.mu.Lock()
 			kept := c.waiters[:0]
 			for _, w := range c.waiters {
@@ -211,6 +215,16 @@ func (c *rawClient) publish(topic string, payload []byte, qos byte, retain bool)
 	}
 	p = append(p, payload...)
 	return c.write(packet(flags, p))
+}
+
+// tap calls f on the reader goroutine for every message from now on (nil
+// stops it).
+func (c *rawClient) tap(f func(m msg)) {
+	if f == nil {
+		c.tapped.Store(nil)
+		return
+	}
+	c.tapped.Store(&f)
 }
 
 // expect registers a waiter for the first message matching match. Register

@@ -149,7 +149,7 @@ func runSoak(o soakOptions) error {
 	if err != nil {
 		return err
 	}
-	if s.mosq, err = startMosquitto(o.Mosquitto, o.Dir); err != nil {
+	if s.mosq, err = startMosquitto(o.Mosquitto, o.Dir, true); err != nil { // as before the stock broker became the default
 		return err
 	}
 	defer s.mosq.kill()
