@@ -1,12 +1,14 @@
 // Command doorbench measures the real doorbridge binary on loopback: how fast
 // it releases doors on an alarm, a killed broker and a silent link, how fast
 // it answers a command, how fast it starts, and what it costs in memory and
-// idle CPU. It builds doorbridge from the tree, starts its own mosquitto (and
-// uses the bridge's embedded broker as a second target), drives the sim
+// idle CPU. It builds doorbridge from the tree, starts its own mosquitto
+// (stock, as users run it, and optionally tuned with set_tcp_nodelay) and
+// uses the bridge's embedded broker as another target, drives the sim
 // driver and reads its state file, then prints a Markdown table and writes
 // JSON.
 //
-//	go run ./cmd/doorbench --doors 1,16,64 --rounds 20 --idle 10s --json bench.json
+//	scripts/bench.sh --doorbench     (the README's figures: stock mosquitto, tuned, embedded)
+//	go run ./cmd/doorbench --doors 4 --only commands --json bench.json
 //	go run ./cmd/doorbench soak --duration 60s --seed 1   (the chaos soak: see soak.go)
 //
 // Every figure is an upper bound taken from outside the bridge: the time of
@@ -145,6 +147,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	rep.Environment["loadavg_after"] = loadAvg()
 	fmt.Fprintln(stdout)
 	printTable(stdout, rep.Runs)
 	fmt.Fprintln(stdout)
@@ -156,7 +159,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 			pd.Measured.P50/1000, pd.Measured.P99/1000, pd.Measured.Max/1000, pd.Measured.Count, pd.ComputedMinS, pd.ComputedMaxS)
 	}
 	fmt.Fprintf(stdout, "mosquitto: %s on loopback, started by doorbench: stock settings (mosquitto), or with set_tcp_nodelay true (mosquitto-nodelay).\n", rep.Environment["mosquitto"])
-	fmt.Fprintf(stdout, "%s, %s cores, Go %s.\n", rep.Environment["cpu"], rep.Environment["cores"], rep.Environment["go"])
+	fmt.Fprintf(stdout, "%s, %s cores, Go %s; load average %s before, %s after.\n", rep.Environment["cpu"], rep.Environment["cores"], rep.Environment["go"],
+		rep.Environment["loadavg_before"], rep.Environment["loadavg_after"])
 	if *jsonOut != "" {
 		data, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
@@ -200,6 +204,7 @@ func environment(opts benchOptions) map[string]string {
 		"mosquitto": mosquittoVersion(opts.Mosquitto),
 		"date":      time.Now().UTC().Format(time.RFC3339),
 	}
+	env["loadavg_before"] = loadAvg()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		env["kernel"] = strings.TrimSpace(string(b))
 	}
@@ -215,6 +220,17 @@ func environment(opts benchOptions) map[string]string {
 		env["commit"] = strings.TrimSpace(string(out))
 	}
 	return env
+}
+
+// loadAvg is /proc/loadavg's 1, 5 and 15 minute load averages: how busy
+// the machine was, which sets the tails of every figure.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 func method(opts benchOptions) []string {
