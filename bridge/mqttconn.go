@@ -110,9 +110,7 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	case u.Scheme == "unix": // the embedded broker's socket
 		conn, err = (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
 	default:
-		if conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host); err == nil {
-			conn = newAckConn(conn)
-		}
+		conn, err = dialTCP(ctx, u.Host)
 	}
 	if err != nil {
 		d.fail(broker, err)
@@ -151,11 +149,11 @@ func (d *dialer) dialTLS(ctx context.Context, addr string) (net.Conn, error) {
 	if tc.ServerName == "" {
 		tc.ServerName, _, _ = net.SplitHostPort(addr)
 	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	conn, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, &stageError{stage: "handshake", err: err}
 	}
-	tconn := tls.Client(newAckConn(conn), tc)
+	tconn := tls.Client(conn, tc)
 	if err := tconn.HandshakeContext(ctx); err != nil {
 		_ = conn.Close()
 		return nil, &stageError{stage: "handshake", err: err}

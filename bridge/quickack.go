@@ -1,12 +1,30 @@
 package bridge
 
 import (
-	"bufio"
+	"context"
 	"net"
+	"syscall"
 )
 
-// ackConn acknowledges at once what it reads from the broker, and reads
-// through a buffer.
+// dialTCP dials the broker over TCP; the connection acknowledges at once
+// what it reads (ackConn).
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return conn, nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return conn, nil
+	}
+	return &ackConn{TCPConn: tc, raw: raw}, nil
+}
+
+// ackConn acknowledges at once what it reads from the broker.
 //
 // The bridge answers a command with several QoS 1 publishes; the broker
 // answers each with a 4-byte PUBACK and the bridge sends nothing after the
@@ -14,38 +32,19 @@ import (
 // A broker with Nagle's algorithm on (mosquitto's default: set_tcp_nodelay
 // is off) holds every small segment while one is unacknowledged: the next
 // command waited in its send buffer for that delayed ACK, ~23 ms a command
-// at 20 ms apart. TCP_QUICKACK turns delayed ACKs off, but only until the
-// kernel sees the connection as interactive again (it does as soon as the
-// bridge sends soon after receiving): so it is set again after every read.
-//
-// The buffer turns paho's three to five reads of every packet (type,
-// length, body) into one read(2) for all the packets of a segment.
+// at 20 ms apart (docs/perf/2026-12-06-nagle.md). TCP_QUICKACK turns
+// delayed ACKs off, but only until the kernel sees the connection as
+// interactive again (it does as soon as the bridge sends soon after
+// receiving): so it is set again after every read.
 type ackConn struct {
-	net.Conn
-	r *bufio.Reader
+	*net.TCPConn
+	raw syscall.RawConn
 }
 
-// newAckConn wraps a TCP connection; other connections get the buffer only.
-func newAckConn(c net.Conn) *ackConn {
-	a := &ackConn{Conn: c}
-	src := readFunc(c.Read)
-	if tc, ok := c.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			src = func(p []byte) (int, error) {
-				n, err := c.Read(p)
-				if n > 0 {
-					quickAck(raw)
-				}
-				return n, err
-			}
-		}
+func (c *ackConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	if n > 0 {
+		quickAck(c.raw)
 	}
-	a.r = bufio.NewReaderSize(src, 4096)
-	return a
+	return n, err
 }
-
-func (c *ackConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-type readFunc func([]byte) (int, error)
-
-func (f readFunc) Read(p []byte) (int, error) { return f(p) }

@@ -64,7 +64,7 @@ func unwrapTCP(t *testing.T, c net.Conn) *net.TCPConn {
 		case *watchedConn:
 			c = x.Conn
 		case *ackConn:
-			c = x.Conn
+			return x.TCPConn
 		default:
 			t.Fatalf("unexpected connection type %T", c)
 		}
