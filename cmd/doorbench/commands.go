@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -20,8 +21,8 @@ type sentCommand struct {
 // buttons or an automation would): UNLOCK and LOCK alternate on each door
 // and the doors (all, or the first opts.CommandDoors) take turns. Afterwards each command is matched with its
 // relay change (command_relay_ms) and its state echo (command_echo_ms). A
-// command that changed neither is lost (commands_lost): every command is
-// meant to change its door, as long as the one before it did.
+// command the bridge's audit events neither accepted nor refused is lost
+// (commands_lost); refused ones are counted apart (commands_refused).
 func (b *bench) commandStream(s *session, r *run) error {
 	c := s.c
 	var mu sync.Mutex
@@ -32,6 +33,10 @@ func (b *bench) commandStream(s *session, r *run) error {
 		mu.Unlock()
 	})
 	defer s.cl.tap(nil)
+	// The bridge's audit stream says which commands it accepted or refused.
+	if err := s.cl.subscribe(c.prefix() + "/events"); err != nil {
+		return err
+	}
 	start := s.w.current().Seq
 	sent := make([]sentCommand, 0, b.opts.Commands)
 	next := time.Now()
@@ -66,15 +71,16 @@ func (b *bench) commandStream(s *session, r *run) error {
 	defer mu.Unlock()
 	relayAt := matchRelays(c, sent, versions)
 	echoAt := matchEchoes(c, sent, echoes)
-	lost, noRelay, noEcho := 0, 0, 0
+	lost, refused := auditCounts(sent, echoes[c.prefix()+"/events"])
+	noEffect, noRelay, noEcho := 0, 0, 0
 	for k, cmd := range sent {
 		prev := k - doors
 		changed := !relayAt[k].IsZero() || !echoAt[k].IsZero()
 		prevChanged := prev < 0 || !relayAt[prev].IsZero() || !echoAt[prev].IsZero()
 		switch {
 		case !changed && prevChanged:
-			lost++
-			b.logf("command %d (door %d, %s at %s) lost: no relay change, no echo", k, cmd.door, action(cmd.unlock), cmd.at.Format("15:04:05.000000"))
+			noEffect++
+			b.logf("command %d (door %d, %s at %s): no relay change, no echo", k, cmd.door, action(cmd.unlock), cmd.at.Format("15:04:05.000000"))
 		case !changed: // its door was already where it asks, the command before was lost
 		case relayAt[k].IsZero():
 			noRelay++
@@ -90,6 +96,14 @@ func (b *bench) commandStream(s *session, r *run) error {
 	}
 	r.add("commands_sent", float64(len(sent)))
 	r.add("commands_lost", float64(lost))
+	r.add("commands_refused", float64(refused))
+	// Accepted, but the door's next command came before it could act (the
+	// bridge was held up longer than 2 × doors × gap): the door ends as the
+	// last command asked.
+	r.add("commands_superseded", float64(max(0, noEffect-lost-refused)))
+	if lost > 0 {
+		b.logf("%d commands neither accepted nor refused by the bridge (its audit events)", lost)
+	}
 	// An echo without a relay change seen is the watcher's miss: two
 	// versions of the state file written closer together than it reads
 	// them (the bridge's audit log has every relay change). A relay change
@@ -101,6 +115,30 @@ func (b *bench) commandStream(s *session, r *run) error {
 		return fmt.Errorf("%d commands changed a relay without an echo", noEcho)
 	}
 	return s.relockAll()
+}
+
+// auditCounts counts, door by door, the commands sent that the bridge's
+// audit events neither accepted nor refused (lost), and those it refused.
+func auditCounts(sent []sentCommand, events []msg) (lost, refused int) {
+	answered := map[string]int{}
+	for _, m := range events {
+		var e struct{ Kind, Door, Outcome string }
+		if json.Unmarshal(m.Payload, &e) != nil || e.Kind != "command" {
+			continue
+		}
+		answered[e.Door]++
+		if e.Outcome == "rejected" {
+			refused++
+		}
+	}
+	perDoor := map[string]int{}
+	for _, cmd := range sent {
+		perDoor[doorID(cmd.door)]++
+	}
+	for d, n := range perDoor {
+		lost += max(0, n-answered[d])
+	}
+	return lost, refused
 }
 
 func action(unlock bool) string {

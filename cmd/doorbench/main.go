@@ -239,7 +239,7 @@ func method(opts benchOptions) []string {
 		"relays: the sim driver's state_file in " + opts.StateDir + ", followed with " + opts.Watch + "; a version is timed after it was read (upper bound)",
 		"MQTT: a minimal raw-socket client publishes (alarm QoS 1 retained, commands QoS 0) and times messages as they are read off the socket",
 		fmt.Sprintf("bridge: heartbeat_interval %v, heartbeat_timeout %v, relock_delay %v, alarm_latch false; doors alternate fail_safe / fail_secure", opts.HeartbeatInterval, opts.HeartbeatTimeout, opts.RelockDelay),
-		fmt.Sprintf("command stream: %d commands at QoS 0, one every %v without waiting for their effect, UNLOCK and LOCK alternating on each door, the doors in turn; command_relay_ms to the relay change in the state file, command_echo_ms to the door's state message; a command that changed neither is lost", opts.Commands, opts.CommandGap),
+		fmt.Sprintf("command stream: %d commands at QoS 0, one every %v without waiting for their effect, UNLOCK and LOCK alternating on each door, the doors in turn; command_relay_ms to the relay change in the state file, command_echo_ms to the door's state message; a command the bridge's audit events (B/N/events) neither accepted nor refused is lost", opts.Commands, opts.CommandGap),
 		"p99 is the nearest-rank percentile: with fewer than 100 rounds it is the maximum",
 	}
 }

@@ -41,6 +41,8 @@ var figureOrder = []string{
 	"command_relay_ms",
 	"command_echo_ms",
 	"commands_lost",
+	"commands_refused",
+	"commands_superseded",
 	"commands_sent",
 	"command_roundtrip_ms",
 	"startup_safe_ms",
