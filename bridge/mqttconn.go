@@ -111,7 +111,7 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	case u.Scheme == "unix": // the embedded broker's socket
 		conn, err = (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
 	default:
-		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+		conn, err = dialTCP(ctx, u.Host)
 	}
 	if err != nil {
 		d.fail(broker, err)
@@ -148,11 +148,18 @@ func (d *dialer) dialTLS(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		return &tls.Certificate{}, nil // none: the broker decides
 	}
-	conn, err := (&tls.Dialer{NetDialer: &net.Dialer{}, Config: tc}).DialContext(ctx, "tcp", addr)
+	if tc.ServerName == "" {
+		tc.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	conn, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, &stageError{stage: "handshake", err: err}
 	}
-	tconn := conn.(*tls.Conn)
+	tconn := tls.Client(conn, tc)
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, &stageError{stage: "handshake", err: err}
+	}
 	if !asked || tconn.ConnectionState().Version < tls.VersionTLS13 {
 		return tconn, nil
 	}

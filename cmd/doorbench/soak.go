@@ -181,7 +181,7 @@ func runSoak(o soakOptions) error {
 			return err
 		}
 	} else {
-		if s.mosq, err = startMosquitto(o.Mosquitto, o.Dir); err != nil {
+		if s.mosq, err = startMosquitto(o.Mosquitto, o.Dir, true); err != nil { // the soak keeps its nodelay broker
 			return err
 		}
 		defer s.mosq.kill()
