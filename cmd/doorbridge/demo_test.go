@@ -22,8 +22,8 @@ func TestDemoStartsClean(t *testing.T) {
 	broker, httpAddr := testbroker.FreeAddr(t), testbroker.FreeAddr(t)
 	text := string(b)
 	for _, r := range [][2]string{
-		{"/tmp/doorbridge-demo-relays.json", filepath.Join(dir, "relays.json")},
-		{"/tmp/doorbridge-demo-inputs.json", filepath.Join(dir, "inputs.json")},
+		{"doorbridge-demo-relays.json", filepath.Join(dir, "relays.json")},
+		{"doorbridge-demo-inputs.json", filepath.Join(dir, "inputs.json")},
 		{`listen: "127.0.0.1:1883"`, `listen: "` + broker + `"`},
 		{`listen: "127.0.0.1:9180"`, `listen: "` + httpAddr + `"`},
 	} {
