@@ -120,7 +120,12 @@ func (l *mqttLink) track(c *watchedConn) {
 	// In a goroutine: the loop itself closes connections (dropConnection),
 	// and must never wait on its own event channel. A late report is fine:
 	// it names its connection.
-	c.onClose = func(gen uint64, err error) { go l.send(evDisconnected{gen: gen, err: err}) }
+	c.onClose = func(gen uint64, err error) {
+		go func() {
+			defer l.recoverFatal("mqtt connection closed")
+			l.send(evDisconnected{gen: gen, err: err})
+		}()
+	}
 	l.conn.Store(c)
 }
 
@@ -163,6 +168,7 @@ func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
 // connection is up, so the loss itself is reported by the connection
 // (track), which knows which one it was.
 func (l *mqttLink) onConnectionLost(_ paho.Client, err error) {
+	defer l.recoverFatal("mqtt ConnectionLost")
 	l.log.Debug("paho: connection lost", "err", err)
 }
 
@@ -201,6 +207,7 @@ func (l *mqttLink) start() {
 
 func (l *mqttLink) publisher() {
 	defer close(l.pubDone)
+	defer l.recoverFatal("mqtt publisher")
 	for {
 		// A heartbeat probe first: thousands of queued publishes (say,
 		// answers to a flood of junk) must not delay the link's proof.
@@ -273,6 +280,7 @@ func (l *mqttLink) subscribe(gen uint64, filters []string) {
 		m[f] = 1
 	}
 	go func() {
+		defer l.recoverFatal("mqtt subscribe")
 		for l.gen.Load() == gen {
 			tok := l.client.SubscribeMultiple(m, nil) // nil: the default handler (onMessage)
 			var err error
@@ -349,6 +357,7 @@ func (l *mqttLink) unsubscribeDiscovery(gen uint64, filter string) {
 		return
 	}
 	go func() {
+		defer l.recoverFatal("mqtt unsubscribe")
 		tok := l.client.Unsubscribe(filter)
 		select {
 		case <-tok.Done():
