@@ -32,7 +32,7 @@ const socketMode = 0o660
 // StartEmbeddedBroker starts mochi-mqtt without authentication on addr
 // ("127.0.0.1:0" picks a free port; Addr reports the real one).
 func StartEmbeddedBroker(addr string, log *slog.Logger) (*EmbeddedBroker, error) {
-	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, log)
+	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, nil, log)
 }
 
 // StartEmbeddedBrokerConfig starts cfg's embedded broker: the listen
@@ -41,23 +41,34 @@ func StartEmbeddedBroker(addr string, log *slog.Logger) (*EmbeddedBroker, error)
 // password it holds must be that user's, or the broker is not started.
 func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedBroker, error) {
 	var hook mochi.Hook
+	// The bridge's retained messages are its own, bounded by the config;
+	// without users, anyone local could take its client id anyway.
+	exempt := func(cl *mochi.Client) bool { return cl.ID == cfg.ClientID() }
 	if len(cfg.EmbeddedBroker.Users) > 0 {
+		exempt = func(cl *mochi.Client) bool { return string(cl.Properties.Username) == cfg.MQTT.Username }
 		h, err := newAuthHook(cfg, log.With("component", "embedded-broker"))
 		if err != nil {
 			return nil, fmt.Errorf("embedded broker: %w", err)
 		}
 		hook = h
 	}
-	return startEmbedded(cfg.EmbeddedBroker, hook, log)
+	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, log)
 }
 
-func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (*EmbeddedBroker, error) {
+func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, log *slog.Logger) (*EmbeddedBroker, error) {
 	caps := mochi.NewDefaultServerCapabilities()
 	// mochi reserves a packet's declared length before reading it, the
 	// CONNECT too, before any password is checked: without a maximum, 5
 	// bytes claim 256 MB. Checked on the fixed header, before the body.
 	caps.MaximumPacketSize = MaxPacketSize
 	caps.MaximumClients = maxClients
+	// mochi copies a message for each subscriber and queues up to this
+	// many per client (8192 by default): a subscriber that stops reading
+	// held 8192 × MaxPacketSize = 2 GiB of the bridge's memory. Beyond it,
+	// mochi drops messages for that client only. The bridge's own client
+	// reads as fast as messages come (its handlers only queue them).
+	caps.MaximumClientWritesPending = maxWritesPending
+	caps.MaximumInflight = maxWritesPending
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps,
 		InlineClient: false,
@@ -88,6 +99,9 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 		}
 		closeWithin(srv.Close, closeTimeout, log)
 		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	if err := srv.AddHook(newRetainLimitHook(log.With("component", "embedded-broker"), exempt), nil); err != nil {
+		return fail(err)
 	}
 	if err := srv.AddHook(&mochifix.SessionHook{Server: srv, Listeners: lns}, nil); err != nil {
 		return fail(err)
@@ -165,6 +179,10 @@ const (
 	// MaxPacketSize is the largest MQTT packet the embedded broker takes
 	// (header included); a larger one costs its sender the connection.
 	MaxPacketSize = 256 << 10
+	// maxWritesPending bounds the messages queued, and those sent at QoS
+	// 1 or 2 and not acknowledged, per client: with MaxPacketSize, 32 MiB
+	// for a subscriber that stops reading.
+	maxWritesPending = 128
 	// maxClients bounds the clients logged in at once.
 	maxClients = 256
 	// maxPendingLogins bounds, per listener, the connections that have not
