@@ -62,6 +62,9 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	// bytes claim 256 MB. Checked on the fixed header, before the body.
 	caps.MaximumPacketSize = MaxPacketSize
 	caps.MaximumClients = maxClients
+	if _, ok := hook.(*authHook); ok {
+		caps.MaximumClients = maxClients + bridgeSlack // authHook bounds clients itself
+	}
 	// mochi copies a message for each subscriber and queues up to this
 	// many per client (8192 by default): a subscriber that stops reading
 	// held 8192 × MaxPacketSize = 2 GiB of the bridge's memory. Beyond it,
@@ -108,6 +111,11 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	}
 	if err := srv.AddHook(new(mochifix.RetainHook), nil); err != nil { // the last hook
 		return fail(err)
+	}
+	if h, ok := hook.(*authHook); ok {
+		for _, l := range lns {
+			l.OnClose(h.release)
+		}
 	}
 	for _, l := range lns {
 		if err := srv.AddListener(l); err != nil {
@@ -183,8 +191,13 @@ const (
 	// 1 or 2 and not acknowledged, per client: with MaxPacketSize, 32 MiB
 	// for a subscriber that stops reading.
 	maxWritesPending = 128
-	// maxClients bounds the clients logged in at once.
-	maxClients = 256
+	// maxClients bounds the clients logged in at once. With users, one
+	// slot is the bridge's client id's alone (authHook), and mochi's own
+	// limit, checked before any login, is bridgeSlack higher: the bridge's
+	// reconnection, which logs in while its old connection is being cut,
+	// is never refused for lack of room.
+	maxClients  = 256
+	bridgeSlack = 4
 	// maxPendingLogins bounds, per listener, the connections that have not
 	// logged in yet; a new one closes the oldest.
 	maxPendingLogins = 32

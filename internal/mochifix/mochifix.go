@@ -46,6 +46,7 @@ type Listener struct {
 
 	maxPending     int
 	connectTimeout time.Duration
+	onClose        []func(net.Conn)
 }
 
 var _ listeners.Listener = (*Listener)(nil)
@@ -101,6 +102,15 @@ func (l *Listener) Limit(maxPending int, connectTimeout time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maxPending, l.connectTimeout = maxPending, connectTimeout
+}
+
+// OnClose registers f, called with each connection once mochi has finished
+// with it, whether its client logged in or not. Call it before the listener
+// serves.
+func (l *Listener) OnClose(f func(net.Conn)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onClose = append(l.onClose, f)
 }
 
 // Established records that the client on conn has logged in: it no longer
@@ -176,7 +186,11 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 			l.Established(conn)
 			l.mu.Lock()
 			delete(l.conns, conn)
+			onClose := l.onClose
 			l.mu.Unlock()
+			for _, f := range onClose {
+				f(conn)
+			}
 			close(done)
 		}()
 	}
