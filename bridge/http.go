@@ -53,9 +53,10 @@ func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ln = limitListener(ln, httpMaxConns)
+	lim := limitListener(ln, httpMaxConns)
 	srv := &http.Server{
-		Handler: b.Handler(),
+		Handler:   b.Handler(),
+		ConnState: lim.connState,
 		// A client that sends slowly, reads slowly or keeps an idle
 		// connection open must not hold a goroutine and a socket for ever:
 		// enough of them would leave the bridge without file descriptors
@@ -73,36 +74,86 @@ func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
 		srv.Shutdown(sctx)
 	}()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(lim); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			b.log.Error("http server", "err", err)
 		}
 	}()
-	return ln.Addr().String(), nil
+	return lim.Addr().String(), nil
 }
 
 // httpMaxConns bounds the HTTP API's open connections: Prometheus, a
-// health check and a dashboard need a handful. Beyond it new connections
-// wait in the kernel's backlog until one closes.
+// health check and a dashboard need a handful. A new connection beyond it
+// closes the longest idle keep-alive connection (one between requests):
+// idle connections cannot hold every slot and lock /readyz out. Only when
+// every connection is busy with a request does a new one wait in the
+// kernel's backlog, for at most the request timeouts.
 const httpMaxConns = 64
 
-// limitListener accepts at most n connections open at once.
-func limitListener(ln net.Listener, n int) net.Listener {
-	return &limitedListener{Listener: ln, slots: make(chan struct{}, n)}
+// limitListener accepts at most n connections open at once, closing idle
+// ones to make room.
+func limitListener(ln net.Listener, n int) *limitedListener {
+	return &limitedListener{Listener: ln, slots: make(chan struct{}, n), idle: map[*slotConn]time.Time{}}
 }
 
 type limitedListener struct {
 	net.Listener
 	slots chan struct{}
+
+	mu   sync.Mutex
+	idle map[*slotConn]time.Time // keep-alive connections between requests, since when
 }
 
 func (l *limitedListener) Accept() (net.Conn, error) {
-	l.slots <- struct{}{}
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		l.closeIdlest()
+		l.slots <- struct{}{}
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.slots
 		return nil, err
 	}
-	return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
+	sc := &slotConn{Conn: c}
+	sc.release = func() {
+		l.setIdle(sc, false)
+		<-l.slots
+	}
+	return sc, nil
+}
+
+// connState tracks which connections are idle (http.Server.ConnState).
+func (l *limitedListener) connState(c net.Conn, st http.ConnState) {
+	if sc, ok := c.(*slotConn); ok {
+		l.setIdle(sc, st == http.StateIdle)
+	}
+}
+
+func (l *limitedListener) setIdle(c *slotConn, idle bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if idle {
+		l.idle[c] = time.Now()
+	} else {
+		delete(l.idle, c)
+	}
+}
+
+// closeIdlest closes the connection idle for longest, if any.
+func (l *limitedListener) closeIdlest() {
+	l.mu.Lock()
+	var oldest *slotConn
+	for c, since := range l.idle {
+		if oldest == nil || since.Before(l.idle[oldest]) {
+			oldest = c
+		}
+	}
+	delete(l.idle, oldest)
+	l.mu.Unlock()
+	if oldest != nil {
+		_ = oldest.Close()
+	}
 }
 
 // slotConn gives its slot back once, on the first Close.
