@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -179,6 +180,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 		reason = "unknown user"
 	}
 	h.log.Warn("embedded broker refused a login", "username", name, "reason", reason, "remote", cl.Net.Remote)
+	time.Sleep(failDelay)
 	return false
 }
 
@@ -251,6 +253,17 @@ func topicsOverlap(a, b string) bool {
 	}
 }
 
+// bcryptSlots bounds the bcrypt checks running at once: each costs tens of
+// milliseconds of a core, and wrong passwords sent in parallel must not
+// take the bridge's CPU from its control loop.
+var bcryptSlots = make(chan struct{}, 2)
+
+// failDelay is how long a refused login waits before its answer. The
+// connection meanwhile still counts against its host's pending logins
+// (mochifix.Listener.Limit): one host guesses a few passwords a second at
+// most.
+const failDelay = 500 * time.Millisecond
+
 // login is one user's credential: a bcrypt hash, or the plain password
 // read from its password_file. A password that passed bcrypt is remembered
 // as a SHA-256 sum, so that reconnections do not pay for bcrypt each time.
@@ -273,7 +286,10 @@ func (l *login) verify(pw []byte) bool {
 	if cached {
 		return true
 	}
-	if bcrypt.CompareHashAndPassword(l.hash, pw) != nil {
+	bcryptSlots <- struct{}{}
+	err := bcrypt.CompareHashAndPassword(l.hash, pw)
+	<-bcryptSlots
+	if err != nil {
 		return false
 	}
 	l.mu.Lock()
