@@ -1,9 +1,12 @@
 package bridge
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
+	"sync"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -23,7 +26,15 @@ type EmbeddedBroker struct {
 	tls  *mochifix.Listener
 	unix *mochifix.Listener
 	sock string
+	// pipe is the bridge's own way in (BridgeURL): in-process, with its
+	// own pending-login limit, out of reach of every socket.
+	pipe   *mochifix.PipeListener
+	pipeID string
 }
+
+// inprocBrokers are the running embedded brokers by BridgeURL host, for
+// the bridge's dialer.
+var inprocBrokers sync.Map // string → *EmbeddedBroker
 
 // socketMode lets the bridge's user and group connect to
 // embedded_broker.socket, and nobody else.
@@ -125,13 +136,17 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	if err := srv.Serve(); err != nil {
 		return fail(err)
 	}
+	eb.pipeID = fmt.Sprintf("embedded-%p", eb)
+	inprocBrokers.Store(eb.pipeID, eb)
 	return eb, nil
 }
 
 // listen opens e's listeners, each limited to maxPendingLogins connections
 // that have not logged in; on an error it closes those it opened.
 func (eb *EmbeddedBroker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
-	var lns []*mochifix.Listener
+	eb.pipe = mochifix.NewPipeListener()
+	lns := []*mochifix.Listener{mochifix.NewListener("inproc", eb.pipe)}
+	lns[0].Limit(maxPendingLogins, connectTimeout)
 	open := func(l *mochifix.Listener, err error, key, addr string) (*mochifix.Listener, error) {
 		if err != nil {
 			for _, l := range lns {
@@ -236,5 +251,23 @@ func (e *EmbeddedBroker) URL() string {
 	return "tcp://" + loopbackAddr(e.Addr())
 }
 
+// BridgeURL is the URL the bridge itself connects to: the in-process
+// listener, which only this process can reach (its dialer knows the
+// "inproc" scheme).
+func (e *EmbeddedBroker) BridgeURL() string { return "inproc://" + e.pipeID }
+
+// dialInproc connects to the in-process listener of the broker named by a
+// BridgeURL's host.
+func dialInproc(ctx context.Context, id string) (net.Conn, error) {
+	v, ok := inprocBrokers.Load(id)
+	if !ok {
+		return nil, fmt.Errorf("no embedded broker %q in this process", id)
+	}
+	return v.(*EmbeddedBroker).pipe.Dial(ctx)
+}
+
 // Close stops the broker.
-func (e *EmbeddedBroker) Close() error { return e.srv.Close() }
+func (e *EmbeddedBroker) Close() error {
+	inprocBrokers.Delete(e.pipeID)
+	return e.srv.Close()
+}
