@@ -103,25 +103,43 @@ type limitedListener struct {
 	idle map[*slotConn]time.Time // keep-alive connections between requests, since when
 }
 
+// Accept takes a slot for each new connection once it has arrived: when
+// none is free it closes the longest idle connection, and looks again
+// every idleRecheck while every connection is busy (one more connection,
+// the new one, is open meanwhile).
 func (l *limitedListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		l.closeIdlest()
-		l.slots <- struct{}{}
-	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.slots
 		return nil, err
 	}
+	select {
+	case l.slots <- struct{}{}:
+		return l.slotConn(c), nil
+	default:
+	}
+	for {
+		l.closeIdlest()
+		select {
+		case l.slots <- struct{}{}:
+			return l.slotConn(c), nil
+		case <-time.After(idleRecheck):
+		}
+	}
+}
+
+// slotConn wraps c, holding a slot until its first Close.
+func (l *limitedListener) slotConn(c net.Conn) *slotConn {
 	sc := &slotConn{Conn: c}
 	sc.release = func() {
 		l.setIdle(sc, false)
 		<-l.slots
 	}
-	return sc, nil
+	return sc
 }
+
+// idleRecheck is how often a new connection waiting for a slot looks for
+// an idle connection to close.
+const idleRecheck = 100 * time.Millisecond
 
 // connState tracks which connections are idle (http.Server.ConnState).
 func (l *limitedListener) connState(c net.Conn, st http.ConnState) {
