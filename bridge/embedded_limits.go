@@ -3,6 +3,7 @@ package bridge
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -19,6 +20,10 @@ type retainLimitHook struct {
 	mochi.HookBase
 	log    *slog.Logger
 	exempt func(cl *mochi.Client) bool
+
+	// bridgeDrops counts messages mochi dropped for the bridge's own
+	// client because its queue (maxWritesPending) was full.
+	bridgeDrops atomic.Int64
 
 	mu     sync.Mutex
 	owner  map[string]retained // topic → who retained it, and its size
@@ -46,8 +51,23 @@ func newRetainLimitHook(log *slog.Logger, exempt func(cl *mochi.Client) bool) *r
 // ID names the hook.
 func (h *retainLimitHook) ID() string { return "doorbridge-retain-limit" }
 
-// Provides reports the two ways a message gets retained.
-func (h *retainLimitHook) Provides(b byte) bool { return b == mochi.OnPublish || b == mochi.OnWill }
+// Provides reports the two ways a message gets retained, and drops.
+func (h *retainLimitHook) Provides(b byte) bool {
+	return b == mochi.OnPublish || b == mochi.OnWill || b == mochi.OnPublishDropped
+}
+
+// OnPublishDropped reports messages dropped for the bridge's own client
+// (its queue was full: a burst of more than maxWritesPending messages, a
+// subscription's retained ones included), at the 1st, 2nd, 4th, 8th...
+// drop so that a flood does not flood the log too.
+func (h *retainLimitHook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) {
+	if h.exempt == nil || !h.exempt(cl) {
+		return
+	}
+	if n := h.bridgeDrops.Add(1); n&(n-1) == 0 {
+		h.log.Warn("embedded broker dropped a message for the bridge: its queue was full", "topic", pk.TopicName, "dropped", n, "queue", maxWritesPending)
+	}
+}
 
 // OnPublish keeps a retained message out of the store when its user is
 // over budget.
