@@ -42,6 +42,8 @@ ARG TARGETOS
 ARG TARGETARCH
 ARG TARGETVARIANT
 ARG VERSION=dev
+# docker build --build-arg COMMIT=$(git rev-parse HEAD): `doorbridge version` says it.
+ARG COMMIT=unknown
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
@@ -50,7 +52,7 @@ ENV OUT=/out/doorbridge
 # Keep this line identical to the one in scripts/build-release.sh (its check
 # compares them).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS="$TARGETOS" GOARCH="$TARGETARCH" GOARM="${TARGETVARIANT#v}" go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=$VERSION" -o "$OUT" ./cmd/doorbridge
+    CGO_ENABLED=0 GOOS="$TARGETOS" GOARCH="$TARGETARCH" GOARM="${TARGETVARIANT#v}" go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT" -o "$OUT" ./cmd/doorbridge
 RUN mkdir -p /out/data /out/config
 
 # distroless/static: CA certificates (mqtts://), tzdata (TZ=...), /etc/passwd

@@ -45,6 +45,8 @@ type Event struct {
 // or rejected requests. Those are the records anyone who may publish a
 // command can produce at will; they go to their own files (CommandsPath),
 // so that however many there are they never rotate a safety record out.
+// A lockdown command is a safety record when it is accepted and changes
+// the lockdown; one that changes nothing has the outcome "unchanged".
 func Safety(e Event) bool {
 	switch {
 	case e.Kind == "command":

@@ -254,15 +254,20 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 	if v == prev && (isSource || v == alarmUnknown) {
 		return // nothing changed (a new source without a value was alarm already)
 	}
-	if res == matchUnexpected || res == matchNotJSON {
-		// Only on a change: a flood of junk on an alarm topic is one line.
-		l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
-			"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
+	// Only on a change, and summarised when it flaps: a flood on an alarm
+	// topic is a few lines. An alarm (or a source gone unknown) is a
+	// warning; a clear is news.
+	level := slog.LevelWarn
+	if v == alarmOff {
+		level = slog.LevelInfo
 	}
-	l.afterIO(func() {
-		l.log.Warn("alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
+	l.recordSafety(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic}, func() {
+		if res == matchUnexpected || res == matchNotJSON {
+			l.log.Warn("unexpected alarm payload counts as alarm", "topic", e.topic, "payload", truncate(e.payload, 40),
+				"read", res.String(), "want", string(a.matcher.on)+" or "+string(a.matcher.off))
+		}
+		l.log.Log(context.Background(), level, "alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
 	})
-	l.record(auditEvent{Kind: "alarm", Outcome: v.String(), Detail: truncate(e.payload, 40), Origin: "mqtt:" + e.topic})
 	l.origin = "alarm:" + e.topic
 	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
 		l.setLatch(true, "alarm on "+e.topic)
@@ -332,6 +337,9 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 		return
 	}
 	if len(e.payload) == 0 {
+		if _, known := a.offline[e.topic]; !known {
+			return // unknown already: a repeated clear changes (and logs) nothing
+		}
 		delete(a.offline, e.topic) // cleared: unknown again
 	} else if was, known := a.offline[e.topic]; known && was == offline {
 		return
@@ -345,7 +353,10 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 			level = slog.LevelDebug // a device under the wildcard that is not a source
 		}
 	}
-	l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", truncate(e.payload, 40), "offline", offline)
+	payload := truncate(e.payload, 40)
+	l.afterIO(func() {
+		l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", payload, "offline", offline)
+	})
 	l.origin = "availability:" + e.topic
 	l.evaluate()
 }
@@ -369,7 +380,8 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 				l.afterIO(func() { l.log.Warn("alarm source supervision trouble", "topic", topic, "why", why) })
 				l.origin = "alarm_supervision:" + a.cfg.Topic
 			} else {
-				l.log.Info("alarm source supervised again", "topic", a.cfg.Topic)
+				topic := a.cfg.Topic
+				l.afterIO(func() { l.log.Info("alarm source supervised again", "topic", topic) })
 			}
 			l.record(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
 				Detail: why, Origin: "mqtt:" + a.cfg.Topic})
@@ -378,4 +390,53 @@ func (l *loop) alarmSupervision(now time.Time) bool {
 		trouble = trouble || why != ""
 	}
 	return trouble
+}
+
+// logWaiting says, once the broker link is first proven on a connection
+// (the retained alarm values have arrived by then), what keeps the
+// fail-safe doors released: the alarm sources not yet clear, their
+// supervision, the release latch. A new installation whose doors will not
+// lock then reads why in one line.
+func (l *loop) logWaiting() {
+	var released int
+	for _, d := range l.b.doors {
+		if d.mode == FailSafe {
+			released++
+		}
+	}
+	var why []string
+	now := l.now()
+	for _, a := range l.alarms {
+		if a.active() {
+			why = append(why, a.waitingFor())
+		}
+		if s := a.supervision(now); s != "" {
+			why = append(why, s)
+		}
+	}
+	if l.latched {
+		why = append(why, "the release latch is set (doorbridge alarm reset, or the Reset button in Home Assistant)")
+	}
+	if len(why) == 0 || released == 0 {
+		return
+	}
+	doors := "doors"
+	if released == 1 {
+		doors = "door"
+	}
+	l.afterIO(func() {
+		l.log.Info(fmt.Sprintf("%d fail-safe %s released until: %s", released, doors, strings.Join(why, "; ")))
+	})
+}
+
+// waitingFor says what an active source still has to say to be clear.
+func (a *alarmSource) waitingFor() string {
+	if a.topic.wild() || a.cfg.ValueJSON != "" {
+		return a.describe()
+	}
+	v, ok := a.values[a.cfg.Topic]
+	if !ok {
+		v = alarmUnknown
+	}
+	return fmt.Sprintf("%s says %s (now: %s)", a.cfg.Topic, a.cfg.PayloadOff, v)
 }

@@ -14,14 +14,19 @@ import (
 // in the log line, the audit record's detail and the error message. A
 // keypad or a Home Assistant command_template that sends "UNLOCK 1234",
 // "1234", or {"action":"UNLOCK","pin":"1234"} has its code published.
+// Fixed: errors give lengths and positions, the payload shows only a known
+// action and ts; this runs by default.
 func TestAttackCodeEchoedInRejection(t *testing.T) {
-	attackProbe(t)
 	const code = "918273"
 	for _, p := range []string{
 		"UNLOCK " + code,
 		code,
 		`{"action":"UNLOCK","pin":"` + code + `"}`,
 		`{"action":"UNLOCK","data":{"code":"` + code + `"}}`,
+		`{"action":"UNLOCK ` + code + `"}`,
+		`{"action":"UNLOCK","ts":"` + code + `"}`,
+		`{"action":"UNLOCK","code":"` + code + `",`,
+		`{"action":"UNLOCK","code":` + code + `}`,
 	} {
 		_, err := ParseDoorCommand([]byte(p), time.Now())
 		if err == nil {

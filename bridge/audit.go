@@ -23,6 +23,11 @@ type auditLog struct {
 	seq  atomic.Uint64
 	sink func(auditEvent) // optional: MQTT publisher
 	file *audit.Writer    // optional: audit.file
+	// recent keeps the last events for the web console, earlier those of
+	// audit.file from before (console.go).
+	recent      recentLog
+	earlier     []audit.Event
+	earlierOnce sync.Once
 }
 
 func newAuditLog(log *slog.Logger) *auditLog {
@@ -72,6 +77,7 @@ func (a *auditLog) recordLocal(e auditEvent) auditEvent {
 		attrs = append(attrs, "origin", e.Origin)
 	}
 	a.log.Info("audit", attrs...)
+	a.recent.add(e) // for the web console (console.go)
 	return e
 }
 

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -31,6 +34,62 @@ type batteryBudget struct {
 	// OKSince is when mains came back; zero during an outage, or before
 	// mains were first reported.
 	OKSince time.Time `json:"ok_since"`
+	// Boot and LostUp are the kernel's boot id and its time since boot
+	// (which no clock step moves) when the current outage began: after a
+	// restart in the same boot they tell how long the outage really lasts,
+	// whatever the wall clock says now.
+	Boot   string        `json:"boot,omitempty"`
+	LostUp time.Duration `json:"lost_up,omitempty"`
+}
+
+// bootClock returns the boot id and the time since boot (CLOCK_BOOTTIME,
+// through /proc/uptime), ok false when they cannot be read. Tests replace it.
+var bootClock = func() (boot string, up time.Duration, ok bool) {
+	id, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", 0, false
+	}
+	raw, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return "", 0, false
+	}
+	first, _, _ := strings.Cut(string(raw), " ")
+	secs, err := strconv.ParseFloat(first, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return strings.TrimSpace(string(id)), time.Duration(secs * float64(time.Second)), true
+}
+
+// outageStarted notes the boot clock at the start of an outage.
+func (b *batteryBudget) outageStarted() {
+	b.Boot, b.LostUp = "", 0
+	if boot, up, ok := bootClock(); ok {
+		b.Boot, b.LostUp = boot, up
+	}
+}
+
+// rebase runs at start: in the boot the outage began in, the boot clock
+// tells how long the outage really lasts. A wall clock that counts less
+// (stepped back since: NTP, a clock taken from a wrong source) makes what
+// the outage cost unknown, so it is all: the budget is spent, as when the
+// clock went back behind the outage's start (mains). It reports whether
+// the budget changed.
+func (b *batteryBudget) rebase(now time.Time) bool {
+	if b.LostAt.IsZero() || b.Boot == "" {
+		return false
+	}
+	boot, up, ok := bootClock()
+	if !ok || boot != b.Boot || up < b.LostUp {
+		return false // another boot: the wall clock is all there is (mains checks it)
+	}
+	// /proc/uptime counts in hundredths: a second covers that and the
+	// time between the two readings.
+	if now.Sub(b.LostAt) >= up-b.LostUp-time.Second {
+		return false
+	}
+	b.Used, b.LostAt, b.LostUp = config.MaxHoldOnBattery, now, up
+	return true
 }
 
 // spentBudget is what a damaged record reads as: the budget spent, so a door
@@ -65,9 +124,10 @@ func (b *batteryBudget) mains(lost bool, now time.Time) bool {
 			b.Used = 0 // stable long enough: full again
 		}
 		b.LostAt, b.OKSince = now, time.Time{}
+		b.outageStarted()
 	case !lost && !b.LostAt.IsZero():
 		b.Used = min(b.Used+now.Sub(b.LostAt), config.MaxHoldOnBattery)
-		b.LostAt, b.OKSince = time.Time{}, now
+		b.LostAt, b.OKSince, b.Boot, b.LostUp = time.Time{}, now, "", 0
 	case !lost && b.OKSince.IsZero():
 		b.OKSince = now // the first report of mains: the stable time starts
 	default:

@@ -13,6 +13,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,8 @@ type Bridge struct {
 	guards  map[string]*codeGuard // by code hash (codes.go)
 
 	events chan event
+	in     *inbound      // MQTT messages, in two ordered queues (inbound.go)
+	hb     *heartbeatKey // signs the link's heartbeat probes
 	// relayNews wakes the loop when a relay writer has news (relays.go).
 	relayNews chan struct{}
 	wd        *watchdog
@@ -118,12 +122,21 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		stopped:   make(chan struct{}),
 		closing:   make(chan struct{}),
 	}
+	b.hb = newHeartbeatKey()
+	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.log.With("component", "mqtt"))
 	b.audit = newAuditLog(opts.Log)
-	b.state = openState(cfg.Bridge.StateDir, b.log)
+	// The relay writers first: each opens its own board (lazily, in its
+	// writer) and writes it off, so nothing else at start (a board that
+	// takes its time to open, a slow state disk) stands before an off write.
 	if err := b.openDrivers(opts); err != nil {
 		return nil, err
 	}
 	if err := b.openDoors(); err != nil {
+		b.closeRelays()
+		return nil, err
+	}
+	var err error
+	if b.state, err = openState(cfg.Bridge.StateDir, b.log); err != nil {
 		b.closeRelays()
 		return nil, err
 	}
@@ -134,14 +147,18 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 	b.openDoorInputs()
 	if err := b.openAuditFile(); err != nil {
 		b.closeRelays()
+		b.state.unlock()
 		return nil, err
 	}
 	b.wd = newWatchdog(b, cfg.Watchdog.LoopTimeout)
 	return b, nil
 }
 
-// openDrivers opens every driver it can. One that cannot be opened (a board
-// that does not answer) is logged and opened again by its doors' relay
+// openDrivers decodes every driver's options; it opens none. Each door's
+// relay writer opens its board on its first write (outputOpener), each on
+// its own goroutine: a board that does not answer, or takes the length of
+// its dial timeout to, holds up its own doors only, never another board's
+// off writes (R2, R22). One that cannot be opened is retried by its doors'
 // writers until it works: its doors start JAMMED, every other door runs
 // (start best effort). Only a config that cannot work is an error.
 func (b *Bridge) openDrivers(opts Options) error {
@@ -157,9 +174,6 @@ func (b *Bridge) openDrivers(opts Options) error {
 			return fmt.Errorf("driver %q: %w", dc.ID, err)
 		}
 		slot.spec = spec
-		if _, err := slot.get(); err != nil {
-			b.log.Error("driver cannot be opened: its doors are JAMMED, lock power off, and it is retried", "driver", dc.ID, "err", err)
-		}
 	}
 	return nil
 }
@@ -213,16 +227,25 @@ func (b *Bridge) allOpened() bool {
 
 // Close releases a bridge that was opened but never run (Run releases it
 // itself): it stops the relay writers and closes the drivers.
-func (b *Bridge) Close() { b.closeRelays() }
+func (b *Bridge) Close() {
+	b.closeRelays()
+	b.state.unlock()
+}
 
 // closeRelays stops the relay writers and closes the drivers (every relay
-// is off by then), waiting at most a second for writers still in a write.
+// is off by then), waiting at most a second in all for writers still in a
+// write and for the drivers' Close: a hung board's Close may wait for the
+// bus lock its hung write holds (the MCP23017), and shutdown must not.
 func (b *Bridge) closeRelays() {
 	b.closeOnce.Do(func() { close(b.closing) })
 	for _, d := range b.doors {
 		d.relay.stop()
 	}
-	b.closeDrivers()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		b.closeDrivers()
+	}()
 	deadline := time.NewTimer(time.Second)
 	defer deadline.Stop()
 	for _, d := range b.doors {
@@ -232,6 +255,11 @@ func (b *Bridge) closeRelays() {
 			b.log.Warn("a relay writer is still in a write at exit", "door", d.cfg.ID)
 			return
 		}
+	}
+	select {
+	case <-closed:
+	case <-deadline.C:
+		b.log.Warn("a driver is still closing at exit")
 	}
 }
 
@@ -249,8 +277,9 @@ func (b *Bridge) recoverFatal(name string) {
 	if r == nil {
 		return
 	}
+	seqs := b.forceAll() // before the log line: a stalled stderr blocks it
 	b.log.Error("panic: forcing every relay off", "goroutine", name, "panic", r)
-	b.forceOff("panic")
+	b.reportForced(seqs, "panic")
 	fatalPanic(r)
 }
 
@@ -346,7 +375,8 @@ func (b *Bridge) Registry() *prometheus.Registry { return b.reg }
 // failure, after the relays were turned off.
 func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.stopped)
-	defer b.audit.close() // the last entry of a run, after every relay is off
+	defer b.state.unlock() // the very last: every record is written by then
+	defer b.audit.close()  // the last entry of a run, after every relay is off
 	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version})
 	defer b.closeRelays()
 	wdCtx, stopWD := context.WithCancel(context.Background())
@@ -360,8 +390,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer func() {
 		// A fatal error must still leave every relay off.
 		if r := recover(); r != nil {
+			seqs := b.forceAll() // before the log line: a stalled stderr blocks it
 			b.log.Error("control loop panicked: forcing every relay off", "panic", r)
-			b.forceOff("panic")
+			b.reportForced(seqs, "panic")
 			func() { // the audit events queued before the panic, if that works
 				defer func() { _ = recover() }()
 				l.flushLater()
@@ -390,13 +421,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 		urls = []string{eb.BridgeURL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
-	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.log, b.m)
+	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.log, b.m)
 	if err != nil {
 		l.shutdown("fatal")
 		return err
 	}
 	b.mq = mq
 	l.mq = mq
+	b.in.overflow = mq.dropGen
+	mq.recoverFatal = b.recoverFatal
 	b.audit.sink = eventPublisher(mq, b.topics.Events)
 	mq.start()
 	srcCtx, stopSources := context.WithCancel(ctx)
@@ -435,6 +468,26 @@ type DoorView struct {
 	State     string   `json:"state"`
 	Cause     string   `json:"cause"`
 	Hazards   []string `json:"hazards"`
+	// AlarmLatched: the fire release latch is set (every fail-safe door
+	// stays released until a reset).
+	AlarmLatched bool `json:"alarm_latched"`
+	// RelockAt is when the unlocked door locks again by itself (the end of
+	// a momentary OPEN, or of relock_delay after the last hazard cleared);
+	// RelockInS the seconds left then, filled in when the API is read.
+	RelockAt  *time.Time `json:"relock_at,omitempty"`
+	RelockInS *float64   `json:"relock_in_s,omitempty"`
+}
+
+// withTimeLeft is doors with RelockInS counted from now.
+func withTimeLeft(doors []DoorView, now time.Time) []DoorView {
+	out := slices.Clone(doors)
+	for i := range out {
+		if at := out[i].RelockAt; at != nil {
+			left := math.Round(max(0, at.Sub(now).Seconds())*10) / 10
+			out[i].RelockInS = &left
+		}
+	}
+	return out
 }
 
 // State returns the latest snapshot (nil before the loop ran once).

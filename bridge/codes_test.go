@@ -91,7 +91,7 @@ func codeLoop(t *testing.T, clk *fakeClock, hash, dir string) *loop {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	b, err := restartOpen(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +306,38 @@ func TestCodeLockoutSurvivesRestart(t *testing.T) {
 	}
 	if h.power("1") {
 		t.Fatalf("strike powered during the lockout after a restart")
+	}
+}
+
+// Regression test for the safety review's M3: an UNLOCK with a code was
+// checked off the loop and applied when bcrypt was done, while a LOCK (no
+// code needed) was applied at once: UNLOCK then LOCK, sent in that order
+// by one client, ended UNLOCKED (R21: the last command wins). Now the
+// later LOCK voids the check: its UNLOCK is dropped, with a published
+// reason, and the strike never unlocks.
+func TestCodeCheckedUnlockDoesNotOvertakeALaterLock(t *testing.T) {
+	// The cost a user's hash has: the LOCK arrives while it is checked.
+	hash, err := bcrypt.GenerateFromPassword([]byte(testCode), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(cfg *config.Config) { cfg.Doors[1].CodeHash = string(hash) })
+	h.ready()
+	mark := h.c.Mark()
+	h.c.Publish(h.topic("fsec", "set"), `{"action":"UNLOCK","code":"`+testCode+`"}`, false)
+	h.c.Publish(h.topic("fsec", "set"), "LOCK", false)
+	msg := h.c.WaitForAfter(mark, h.topic("fsec", "error"), 3*wait, nil) // bcrypt under -race on a busy machine
+	if !strings.Contains(string(msg.Payload), "later command") {
+		t.Fatalf("error %s: want the UNLOCK dropped for the later command", msg.Payload)
+	}
+	var unlocked bool
+	done := make(chan struct{})
+	h.b.events <- evFunc(func(*loop) { unlocked = h.power("1") || h.b.byID["fsec"].command == CommandUnlock; close(done) })
+	<-done
+	if unlocked {
+		t.Fatal("the strike is unlocked: the code-checked UNLOCK overtook the later LOCK")
+	}
+	if n := h.rejected("fsec", rejectSuperseded); n != 1 {
+		t.Fatalf("superseded rejections: %v, want 1", n)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 )
 
@@ -57,9 +59,40 @@ func ParseDoorCommand(payload []byte, now time.Time) (DoorCommand, error) {
 	}
 	req, ok := parseAction(string(p))
 	if !ok {
-		return DoorCommand{}, fmt.Errorf("%w %q (want LOCK, UNLOCK, OPEN or JSON {\"action\": ...})", ErrCommandUnknown, truncate(p, 40))
+		return DoorCommand{}, fmt.Errorf("%w: a payload of %d bytes, not shown (%s)", ErrCommandUnknown, len(payload), validCommands)
 	}
 	return DoorCommand{Request: req}, nil
+}
+
+// validCommands says what a door command may be, for the error of one that
+// is not. Errors never quote the payload: it may hold a code (a keypad that
+// sends "UNLOCK 1234", a key called "pin"), and errors are published, logged
+// and audited.
+const validCommands = `want LOCK, UNLOCK, OPEN or JSON {"action": ..., "code": ..., "ts": ...}`
+
+// jsonError says what is wrong with a JSON command without quoting it: the
+// position, and for a value of the wrong type which of the known keys.
+func jsonError(err error, offset int64) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("%w: bad JSON at byte %d (%s)", ErrCommandUnknown, syn.Offset, validCommands)
+	case errors.As(err, &typ):
+		return fmt.Errorf("%w: %q must be a %s (byte %d)", ErrCommandUnknown, typ.Field, jsonKind(typ.Field), typ.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: JSON cut short (%s)", ErrCommandUnknown, validCommands)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return fmt.Errorf("%w: a key other than action, code and ts, before byte %d (%s)", ErrCommandUnknown, offset, validCommands)
+	}
+	return fmt.Errorf("%w: bad JSON before byte %d (%s)", ErrCommandUnknown, offset, validCommands)
+}
+
+func jsonKind(field string) string {
+	if field == "ts" {
+		return "number (Unix seconds) or an RFC 3339 string"
+	}
+	return "string"
 }
 
 func parseAction(s string) (Request, bool) {
@@ -79,14 +112,14 @@ func parseJSONCommand(p []byte, now time.Time) (DoorCommand, error) {
 	dec.DisallowUnknownFields()
 	var jc jsonCommand
 	if err := dec.Decode(&jc); err != nil {
-		return DoorCommand{}, fmt.Errorf("%w: bad JSON: %v", ErrCommandUnknown, err)
+		return DoorCommand{}, jsonError(err, dec.InputOffset())
 	}
 	if dec.More() {
-		return DoorCommand{}, fmt.Errorf("%w: trailing data after JSON", ErrCommandUnknown)
+		return DoorCommand{}, fmt.Errorf("%w: data after the JSON object at byte %d", ErrCommandUnknown, dec.InputOffset())
 	}
 	req, ok := parseAction(jc.Action)
 	if !ok {
-		return DoorCommand{}, fmt.Errorf("%w: action %q (want LOCK, UNLOCK or OPEN)", ErrCommandUnknown, truncate([]byte(jc.Action), 40))
+		return DoorCommand{}, fmt.Errorf("%w: an action of %d bytes that is none of LOCK, UNLOCK and OPEN", ErrCommandUnknown, len(jc.Action))
 	}
 	c := DoorCommand{Request: req}
 	if jc.Code != nil && *jc.Code != "None" {
@@ -112,7 +145,7 @@ func parseTS(raw json.RawMessage) (time.Time, error) {
 	var f float64
 	if err := json.Unmarshal(raw, &f); err == nil {
 		if f < 0 || f > maxTSSeconds {
-			return time.Time{}, fmt.Errorf("%v Unix seconds is out of range", f)
+			return time.Time{}, fmt.Errorf("a number of Unix seconds out of range (0 to %g)", float64(maxTSSeconds))
 		}
 		sec := int64(f)
 		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
@@ -121,7 +154,11 @@ func parseTS(raw json.RawMessage) (time.Time, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return time.Time{}, errors.New("want Unix seconds or an RFC 3339 string")
 	}
-	return time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil { // time.Parse's error quotes the string
+		return time.Time{}, errors.New("a string that is not RFC 3339 (2006-01-02T15:04:05Z)")
+	}
+	return t, nil
 }
 
 func truncate(b []byte, n int) string {

@@ -56,8 +56,12 @@ func (l *loop) onDiscoveryConfig(e evMessage) {
 
 // scheduleRepublish republishes discovery and state after a small random
 // delay, as Home Assistant asks after its birth message (so a restart of HA
-// is not met by every device at the same instant).
-func (l *loop) scheduleRepublish() {
+// is not met by every device at the same instant). Requests while one is
+// pending join it, and are logged with it: a flood of them is one line a
+// republish, not one a message.
+func (l *loop) scheduleRepublish(topic string) {
+	l.republishRequests++
+	l.republishTopic = topic
 	if l.republishPending {
 		return
 	}
@@ -68,6 +72,8 @@ func (l *loop) scheduleRepublish() {
 		select {
 		case events <- evFunc(func(l *loop) {
 			l.republishPending = false
+			l.log.Info("republishing discovery and state", "topic", l.republishTopic, "requests", l.republishRequests)
+			l.republishRequests = 0
 			l.publishDiscovery()
 		}):
 		case <-done:

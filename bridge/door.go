@@ -24,6 +24,7 @@ type door struct {
 	topics DoorTopics
 
 	command        Command
+	commands       uint64    // commands acted on so far: a code check's result is for the last one only (R21)
 	momentaryUntil time.Time // zero: no momentary OPEN running
 	io             *doorIO   // input lines and their logic (doorio.go); nil: none configured
 

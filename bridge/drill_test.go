@@ -44,7 +44,7 @@ func drillLoop(t *testing.T, clk *fakeClock, stateDir string, logs *countingLog)
 	cfg := testConfig("tcp://127.0.0.1:1")
 	cfg.Watchdog.AlarmLatch = false
 	cfg.Bridge.StateDir = stateDir
-	b, err := Open(cfg, Options{Log: slog.New(slog.NewTextHandler(logWriter{logs}, nil)), Clock: clk,
+	b, err := restartOpen(cfg, Options{Log: slog.New(slog.NewTextHandler(logWriter{logs}, nil)), Clock: clk,
 		Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
 	if err != nil {
 		t.Fatal(err)

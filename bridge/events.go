@@ -19,8 +19,12 @@ type evSubscribed struct {
 	err error
 }
 
-// evMessage is an MQTT message on a subscribed topic.
+// evMessage is an MQTT message on a subscribed topic, received on
+// connection gen (zero in tests that hand messages to the loop directly).
 type evMessage struct {
+	gen      uint64
+	seq      uint64 // broker order across both inbound queues (inbound.go)
+	safety   bool   // came through the safety queue
 	topic    string
 	payload  []byte
 	retained bool
@@ -39,6 +43,7 @@ type evCodeChecked struct {
 	cmd   DoorCommand
 	topic string
 	ok    bool
+	at    codeCheckStart // what the loop saw when the check started
 }
 
 // evFunc runs a function on the loop (tests, and tools that need a consistent view).

@@ -141,3 +141,14 @@ func TestCodes(t *testing.T) {
 	h.c.Publish(h.topic("fs", "set"), "UNLOCK", false)
 	h.c.WaitPayload(h.topic("fs", "state"), StateUnlocked, wait)
 }
+
+// Home Assistant's birth topic is its own setting, not <discovery_prefix>/
+// status: with another discovery prefix the bridge still hears the birth
+// on homeassistant/status (mqtt.birth_topic's default).
+func TestBirthTopicIsNotTheDiscoveryPrefix(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.MQTT.DiscoveryPrefix = "ha-discovery" })
+	h.ready()
+	mark := h.c.Mark()
+	h.c.Publish("homeassistant/status", "online", false)
+	h.c.WaitForAfter(mark, discovery.DoorTopic(h.cfg, "fs"), wait, nil)
+}

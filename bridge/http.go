@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -34,7 +36,7 @@ func (b *Bridge) Handler() http.Handler {
 		s := b.State()
 		doors := []DoorView{}
 		if s != nil {
-			doors = s.Doors
+			doors = withTimeLeft(s.Doors, b.clock.Now())
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(doors)
@@ -49,14 +51,28 @@ func (b *Bridge) Handler() http.Handler {
 // ServeHTTP listens on addr and serves Handler until ctx ends. It returns the
 // listener's real address once listening.
 func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
+	return b.Serve(ctx, addr, b.Handler(), nil)
+}
+
+// Serve is ServeHTTP with handler h (the web console around Handler), over
+// TLS when tlsCfg is not nil. Requests end with ctx: the console's event
+// streams would not end on their own.
+func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg *tls.Config) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}
 	lim := limitListener(ln, httpMaxConns)
+	ln = lim
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	srv := &http.Server{
-		Handler:   b.Handler(),
-		ConnState: lim.connState,
+		Handler:     h,
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnState:   lim.connState,
+		// TLS handshake errors and the like: anyone on the LAN can cause them.
+		ErrorLog: slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 		// A client that sends slowly, reads slowly or keeps an idle
 		// connection open must not hold a goroutine and a socket for ever:
 		// enough of them would leave the bridge without file descriptors
@@ -74,11 +90,11 @@ func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
 		srv.Shutdown(sctx)
 	}()
 	go func() {
-		if err := srv.Serve(lim); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			b.log.Error("http server", "err", err)
 		}
 	}()
-	return lim.Addr().String(), nil
+	return ln.Addr().String(), nil
 }
 
 // httpMaxConns bounds the HTTP API's open connections: Prometheus, a
@@ -143,6 +159,9 @@ const idleRecheck = 100 * time.Millisecond
 
 // connState tracks which connections are idle (http.Server.ConnState).
 func (l *limitedListener) connState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	if sc, ok := c.(*slotConn); ok {
 		l.setIdle(sc, st == http.StateIdle)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +22,18 @@ type loop struct {
 	mq  *mqttLink
 
 	// MQTT link
-	gen         uint64
+	gen     uint64 // the current connection
+	lostGen uint64 // the newest connection known lost: a later "connected" for it is stale
+	hbSeq   uint64 // the last heartbeat probe sent
+	hbAcked uint64 // the newest probe whose echo came back: older echoes are replays
+	// hzSeq is the newest safety message handled while a hazard was in
+	// force (before or after it), hzSeen those hazards; overtaken holds
+	// them while a command delivered before hzSeq is handled (inbound.go).
+	hzSeq       uint64
+	hzSeen      Hazards
+	overtaken   Hazards
+	unsaved     string // the state records that cannot be written, as last published
+	hazardRises uint64 // how many times a hazard rose: a code check outlived by one is void
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -51,6 +61,10 @@ type loop struct {
 
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	republishPending bool
+	// republishRequests asked for the pending republish, the last on
+	// republishTopic.
+	republishRequests int
+	republishTopic    string
 
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
@@ -64,6 +78,8 @@ type loop struct {
 	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
 	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
 	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
+	unchanged   rejectLimiter // likewise, accepted commands that changed nothing
+	safetyRate  safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
 	release     *pendingRelease
 
 	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
@@ -77,6 +93,7 @@ func newLoop(b *Bridge) *loop {
 		powerLost: map[string]bool{},
 		pub:       map[string]string{},
 		origin:    "startup",
+		unchanged: rejectLimiter{unchanged: true},
 	}
 	for _, a := range b.cfg.Alarms {
 		l.alarms = append(l.alarms, newAlarmSource(a))
@@ -90,11 +107,38 @@ func newLoop(b *Bridge) *loop {
 	if why := b.loadCodeState(l.now()); why != "" {
 		l.record(auditEvent{Kind: "code", Outcome: "locked_out", Detail: why, Origin: "startup"})
 	}
+	// R24: a power source counts as lost until it has reported; that time
+	// counts against the battery budget like any other on battery.
+	for _, p := range b.cfg.Power {
+		l.powerLost[p.Name] = true
+	}
+	if len(b.cfg.Power) > 0 && l.battery.mains(true, l.now()) {
+		l.saveLater(batteryRecord, l.battery.encode())
+	}
+	l.powerSince = l.battery.since()
+	if b.in != nil {
+		b.in.isSafety, b.in.isCmd = l.safetyTopics(), l.commandTopics()
+	}
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
 	l.effective = l.computeRaw()
 	l.startObserving()
 	return l
+}
+
+// afterEvent runs the loop's deferred work after an event or a tick. Logs
+// and audit events wait until the relays of a release are written (or
+// failed: at most writeDeadline). State records do not: the relay writes
+// of that release are requested by now (the writers write them on their
+// own goroutines, which a disk write on this one does not hold up), so
+// "relays first, then the latch" holds, and a power cut during a slow
+// release write must not find the fire latch missing.
+func (l *loop) afterEvent() {
+	if l.release == nil {
+		l.flushLater()
+		return
+	}
+	l.flushSaves()
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -111,6 +155,17 @@ func (l *loop) run(ctx context.Context) error {
 		case ev := <-l.b.events:
 			l.b.wd.checkin() // handling an event is as alive as a tick
 			l.handle(ev)
+		case e := <-l.b.in.safety:
+			l.b.wd.checkin()
+			l.onQueued(e)
+		case e := <-l.b.in.other:
+			l.b.wd.checkin()
+			// Every safety message queued before e is in the safety queue
+			// now: it goes first (inbound.go says why that is safe).
+			for n := len(l.b.in.safety); n > 0; n-- {
+				l.onQueued(<-l.b.in.safety)
+			}
+			l.onQueued(e)
 		case <-l.b.relayNews:
 			l.b.wd.checkin()
 			l.origin = "relay"
@@ -121,11 +176,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.onTick()
 			l.feedWatchdogs()
 		}
-		if l.release == nil {
-			// Logs and audit events wait until the relays of a release
-			// are written (or failed: at most writeDeadline).
-			l.flushLater()
-		}
+		l.afterEvent()
 		t.Reset(l.nextTick(lastTick).Sub(l.now()))
 	}
 }
@@ -137,12 +188,7 @@ func (l *loop) handle(ev event) {
 	case evConnected:
 		l.onConnected(e.gen)
 	case evDisconnected:
-		if e.gen == l.gen {
-			l.connected, l.subscribed = false, false
-			l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err) })
-			l.origin = "mqtt:connection_lost"
-			l.evaluate()
-		}
+		l.onDisconnected(e)
 	case evSubscribed:
 		l.onSubscribed(e)
 	case evMessage:
@@ -158,7 +204,47 @@ func (l *loop) handle(ev event) {
 	}
 }
 
+// onQueued handles a message from the inbound queues: only one of the
+// current connection counts (a later connection starts from scratch).
+func (l *loop) onQueued(e evMessage) {
+	l.b.in.taken(e)
+	if e.gen != l.gen {
+		return
+	}
+	if e.safety {
+		before := l.effective
+		l.onMessage(e)
+		if hz := before | l.effective; hz.Any() {
+			l.hzSeq, l.hzSeen = e.seq, hz
+		}
+		return
+	}
+	if e.seq < l.hzSeq {
+		// A safety message delivered after this one was handled first,
+		// while a hazard held: judge this one under that hazard too.
+		l.overtaken = l.hzSeen
+		defer func() { l.overtaken = 0 }()
+	}
+	l.onMessage(e)
+}
+
+// onDisconnected marks connection e.gen lost. Each connection reports its
+// own loss, so a late report never touches a newer connection.
+func (l *loop) onDisconnected(e evDisconnected) {
+	l.lostGen = max(l.lostGen, e.gen)
+	if e.gen != l.gen || !l.connected {
+		return
+	}
+	l.connected, l.subscribed = false, false
+	l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err, "gen", e.gen) })
+	l.origin = "mqtt:connection_lost"
+	l.evaluate()
+}
+
 func (l *loop) onConnected(gen uint64) {
+	if gen <= l.lostGen || gen < l.gen || (gen == l.gen && l.connected) {
+		return // stale (already lost, or older) or a repeat
+	}
 	l.gen = gen
 	l.connected, l.subscribed, l.dropRequested = true, false, false
 	l.hbRecvAt = time.Time{}
@@ -169,9 +255,7 @@ func (l *loop) onConnected(gen uint64) {
 	for i := range l.alarms {
 		l.alarms[i].reset()
 	}
-	for i := range l.mqttPower {
-		l.mqttPower[i].known, l.mqttPower[i].since = false, time.Time{}
-	}
+	l.resetMQTTPower()
 	l.b.m.mqttReconnects.Inc()
 	l.log.Info("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
@@ -202,38 +286,43 @@ func (l *loop) onSubscribed(e evSubscribed) {
 	}
 	l.subscribed = true
 	l.subscribedAt = l.now()
-	for i := range l.mqttPower {
-		l.mqttPower[i].since = l.now()
-	}
 	l.sendHeartbeat()
 }
 
 // sendHeartbeat publishes the round-trip probe: the link counts as healthy
-// only while these come back through the broker in time.
+// only while these come back through the broker in time. Each is signed
+// (heartbeat.go): only this process's own echoes count.
 func (l *loop) sendHeartbeat() {
 	l.hbSentAt = l.now()
-	l.mq.publish(l.b.topics.Heartbeat, strconv.FormatUint(l.gen, 10)+" "+strconv.FormatInt(time.Now().UnixNano(), 10), false)
+	l.hbSeq++
+	l.mq.probe(l.b.hb.probe(l.gen, l.hbSeq, time.Now().UnixNano()))
 }
 
-func (l *loop) onHeartbeat(payload []byte) {
-	gen, sent, ok := strings.Cut(string(payload), " ")
-	if !ok || gen != strconv.FormatUint(l.gen, 10) {
-		return // a late echo from an older connection proves nothing about this one
+func (l *loop) onHeartbeat(e evMessage) {
+	echo, ok := l.b.hb.verify(e.payload)
+	if !ok || e.retained || echo.gen != l.gen || echo.seq <= l.hbAcked {
+		// Forged, retained (it may have been left there long ago), a late
+		// echo from an older connection, or a replay: proves nothing.
+		return
 	}
+	l.hbAcked = echo.seq
 	first := l.hbRecvAt.IsZero()
 	l.hbRecvAt = l.now()
-	if ns, err := strconv.ParseInt(sent, 10, 64); err == nil {
-		l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, ns)).Seconds())
-	}
+	l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, echo.ns)).Seconds())
 	if !l.linkHealthy {
 		l.origin = "mqtt:heartbeat"
 		l.evaluate()
 	}
 	if first {
 		// The retained messages of our subscriptions (alarm values, the
-		// latch) came before this echo: only now is it safe to publish our
-		// own retained state without overwriting something to restore.
+		// latch) came before this echo, and reached the loop before it:
+		// the broker sent them first on this connection, paho hands them
+		// over in that order, and they share its queue (inbound.go). Only
+		// now is it safe to publish our own retained state without
+		// overwriting something to restore.
 		l.publishDiscovery()
+		l.mq.unsubscribeDiscovery(l.gen, l.b.topics.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix))
+		l.logWaiting()
 	}
 }
 
@@ -245,7 +334,7 @@ func (l *loop) onTick() {
 	l.dropSilentConnection(now)
 	if l.b.wd.tripped.Load() {
 		l.wdHazard = true
-		l.log.Error("control loop resumed after the watchdog forced every relay off")
+		l.afterIO(func() { l.log.Error("control loop resumed after the watchdog forced every relay off") })
 	}
 	l.origin = "timer"
 	l.evaluate()
@@ -258,6 +347,7 @@ func (l *loop) onTick() {
 	l.checkMQTTPower(now)
 	l.checkDrill(now)
 	l.reportRejectSummaries(now)
+	l.reportSafetySummaries(now)
 	l.mq.retryDropped(l.republishState)
 }
 
@@ -275,7 +365,9 @@ func (l *loop) dropSilentConnection(now time.Time) {
 	}
 	if silent := now.Sub(last); silent > 2*l.b.cfg.Watchdog.HeartbeatTimeout {
 		l.dropRequested = true
-		l.log.Warn("MQTT link silent: dropping the connection to reconnect", "since_heartbeat", silent.Round(time.Millisecond))
+		l.afterIO(func() {
+			l.log.Warn("MQTT link silent: dropping the connection to reconnect", "since_heartbeat", silent.Round(time.Millisecond))
+		})
 		l.mq.dropConnection()
 	}
 }
@@ -345,7 +437,8 @@ func (l *loop) evaluate() {
 	rose := l.trackHazards(raw)
 	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
 	if l.effective.Any() && !held.Hazards.Any() {
-		l.log.Info("healthy for relock_delay: hazards cleared", "held", l.effective.String())
+		cleared := l.effective.String()
+		l.afterIO(func() { l.log.Info("healthy for relock_delay: hazards cleared", "held", cleared) })
 	}
 	l.effective, l.healthySince = held.Hazards, held.HealthySince
 
@@ -377,6 +470,11 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 	if raw == l.raw {
 		return 0
 	}
+	defer func() {
+		if rose != 0 {
+			l.hazardRises++
+		}
+	}()
 	for _, h := range AllHazards() {
 		was, is := l.raw.Has(h), raw.Has(h)
 		if is && !was {
@@ -384,13 +482,13 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			l.hazardRaised(h)
 			rose = rose.With(h)
 			origin := l.origin
-			l.afterIO(func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
+				func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
 		} else if was && !is {
 			origin := l.origin
-			l.afterIO(func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 			l.hazardCleared(h)
-			l.record(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: l.origin})
+			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: origin},
+				func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
 		}
 		l.b.m.hazardActive.WithLabelValues(h.String()).Set(b2f(is))
 	}
@@ -465,6 +563,10 @@ func (l *loop) reportRelays() {
 		if r.wasWritten {
 			// After the state: Home Assistant's lock entity first.
 			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
+		}
+		if r.wasWritten && r.wasLocked && !d.locked() && d.cause == CauseNormal && isHazardName(r.prevCause) {
+			// Unlocked again by nothing anyone did just now: say so.
+			l.notice(fmt.Sprintf("%s is unlocked again: the %s is over and its last command was UNLOCK", d.cfg.Name, r.prevCause))
 		}
 	}
 	clear(l.reports)
@@ -617,8 +719,17 @@ func (l *loop) clearFault(d *door, now time.Time) {
 }
 
 func (l *loop) onPower(e evPower) {
-	if was, known := l.powerLost[e.source]; known && was == e.lost {
+	if !l.setPower(e) {
 		return
+	}
+	l.origin = "power:" + e.source
+	l.evaluate()
+}
+
+// setPower records a power source's reading and reports whether it changed.
+func (l *loop) setPower(e evPower) bool {
+	if was, known := l.powerLost[e.source]; known && was == e.lost {
+		return false
 	}
 	l.powerLost[e.source] = e.lost
 	anyLost := false
@@ -630,8 +741,7 @@ func (l *loop) onPower(e evPower) {
 	}
 	l.powerSince = l.battery.since()
 	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
-	l.origin = "power:" + e.source
-	l.evaluate()
+	return true
 }
 
 // shutdown turns every relay off for good and publishes the final state.
@@ -668,7 +778,9 @@ func (l *loop) snapshot(now time.Time) {
 		s.Doors = append(s.Doors, DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
 			Energized: d.energized(), Locked: d.lockedKnown(), State: d.state(), Cause: d.cause,
-			Hazards: l.cache.hazardNames(l.doorHazards(d, now)),
+			Hazards:      l.cache.hazardNames(l.doorHazards(d, now)),
+			AlarmLatched: l.latched,
+			RelockAt:     l.relockAt(d),
 		})
 	}
 	l.b.snapshot.Store(s)
@@ -684,7 +796,7 @@ func (l *loop) snapshotCurrent(now time.Time) bool {
 	for i, d := range l.b.doors {
 		v := &s.Doors[i]
 		if !samePtr(v.Energized, d.energized()) || !samePtr(v.Locked, d.lockedKnown()) || v.State != d.state() || v.Cause != d.cause ||
-			l.snapDoorHz[i] != l.doorHazards(d, now) {
+			l.snapDoorHz[i] != l.doorHazards(d, now) || !sameTime(v.RelockAt, l.relockAt(d)) {
 			return false
 		}
 	}
@@ -780,10 +892,16 @@ func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 // notice publishes a human-readable notice (why a reset was refused...).
 func (l *loop) notice(msg string) {
 	l.log.Info("notice", "msg", msg)
-	if len(msg) > 250 {
-		msg = msg[:250]
+	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
+}
+
+// noticePayload is msg cut to the notice sensor's 250 bytes, never in the
+// middle of a UTF-8 character: Home Assistant drops such a payload.
+func noticePayload(msg string) string {
+	if len(msg) <= 250 {
+		return msg
 	}
-	l.publishRetained(l.b.topics.Notice, msg)
+	return strings.ToValidUTF8(msg[:250], "")
 }
 
 func onOff(b bool) string {
@@ -815,4 +933,35 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// relockAt is when unlocked door d locks again by itself, or nil: the end
+// of its momentary OPEN, of relock_delay after the hazards that released
+// it cleared, or of the hold after its relay recovered; the latest of them.
+func (l *loop) relockAt(d *door) *time.Time {
+	if d.locked() {
+		return nil
+	}
+	var at time.Time
+	later := func(t time.Time) {
+		if t.After(at) {
+			at = t
+		}
+	}
+	later(d.momentaryUntil)
+	delay := l.b.cfg.Watchdog.RelockDelay
+	if d.mode == FailSafe && l.effective.Any() && !l.raw.Any() && !l.healthySince.IsZero() {
+		later(l.healthySince.Add(delay))
+	}
+	if !d.faultCleared.IsZero() && d.recovering(l.now(), delay) {
+		later(d.faultCleared.Add(delay))
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return &at
+}
+
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }

@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -14,7 +16,7 @@ func (l *loop) onMessage(e evMessage) {
 	t := l.b.topics
 	switch e.topic {
 	case t.Heartbeat:
-		l.onHeartbeat(e.payload)
+		l.onHeartbeat(e)
 		return
 	case t.AlarmReset:
 		l.onReset(e)
@@ -90,25 +92,50 @@ func (l *loop) doorLabel(id string) string {
 	return unknownDoorLabel
 }
 
-// redactPayload is a command payload as it may be echoed: a JSON object
-// with its code (any key that encoding/json would read as "code") replaced;
-// JSON that cannot be read is not shown at all, as it may hold a code.
+// redactPayload is what may be shown of a command payload: a bare word the
+// bridge knows (LOCK, ON, RESET...) as it is; of a JSON object only a known
+// action and a ts the parser reads; of anything else only its length. A
+// payload the bridge cannot read may hold a code anywhere ("UNLOCK 1234",
+// "1234", a key "pin", a nested "code"), and what is shown here is
+// published, logged and audited.
 func redactPayload(p []byte) string {
 	t := bytes.TrimSpace(p)
-	if len(t) == 0 || t[0] != '{' {
-		return truncate(p, 64)
+	if shownWord(string(t)) {
+		return string(t)
+	}
+	if len(t) == 0 || t[0] != '{' || len(t) > MaxCommandSize {
+		return fmt.Sprintf("(%d bytes, not shown)", len(p))
 	}
 	var m map[string]json.RawMessage
-	if len(t) > MaxCommandSize || json.Unmarshal(t, &m) != nil {
+	if json.Unmarshal(t, &m) != nil {
 		return fmt.Sprintf("(%d bytes of JSON, not shown)", len(p))
 	}
-	for k := range m {
-		if strings.EqualFold(k, "code") {
-			m[k] = json.RawMessage(`"(redacted)"`)
+	shown := map[string]json.RawMessage{}
+	for k, v := range m {
+		var s string
+		switch {
+		case k == "action" && json.Unmarshal(v, &s) == nil && shownWord(s):
+			shown[k] = v
+		case k == "ts":
+			if _, err := parseTS(v); err == nil {
+				shown[k] = v
+			}
 		}
 	}
-	b, _ := json.Marshal(m)
-	return truncate(b, 64)
+	b, _ := json.Marshal(shown)
+	if hidden := len(m) - len(shown); hidden > 0 {
+		return fmt.Sprintf("%s and %d more key(s), not shown", b, hidden)
+	}
+	return string(b)
+}
+
+// shownWord reports whether s is a command word of the bridge's, which
+// holds no code.
+func shownWord(s string) bool {
+	if _, ok := parseAction(s); ok {
+		return true
+	}
+	return s == "ON" || s == "OFF" || s == "RESET" || s == "PRESS"
 }
 
 func (l *loop) onDoorCommand(id string, e evMessage) {
@@ -132,6 +159,7 @@ func (l *loop) onDoorCommand(id string, e evMessage) {
 	}
 	g := d.guard
 	if g == nil || cmd.Request == RequestLock {
+		d.commands++ // a code check still running is for an earlier command
 		l.acceptDoorCommand(d, cmd, e.topic)
 		return
 	}
@@ -146,6 +174,7 @@ func (l *loop) onDoorCommand(id string, e evMessage) {
 		l.commandRejected(id, d.topics.Error, e.topic, e.payload, rejectCode, "another code is being checked")
 		return
 	}
+	d.commands++
 	l.checkCode(d, cmd, e.topic)
 }
 
@@ -172,10 +201,11 @@ func (l *loop) checkCode(d *door, cmd DoorCommand, topic string) {
 	g.failures++
 	l.codesToSave = true
 	events, done := l.b.events, l.mqDone()
+	at := codeCheckStart{command: d.commands, gen: l.gen, hazardRises: l.hazardRises}
 	go func() {
 		ok := bcrypt.CompareHashAndPassword([]byte(g.hash), []byte(cmd.Code)) == nil
 		select {
-		case events <- evCodeChecked{door: d, cmd: cmd, topic: topic, ok: ok}:
+		case events <- evCodeChecked{door: d, cmd: cmd, topic: topic, ok: ok, at: at}:
 		case <-done:
 		}
 	}()
@@ -195,6 +225,10 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 	l.codesToSave = true
 	if e.ok {
 		g.failures, g.lockouts = 0, 0
+		if why := l.superseded(d, e.at); why != "" {
+			l.commandRejected(d.cfg.ID, d.topics.Error, e.topic, []byte(e.cmd.Request.String()), rejectSuperseded, why)
+			return
+		}
 		l.acceptDoorCommand(d, e.cmd, e.topic)
 		return
 	}
@@ -215,9 +249,32 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 	l.commandRejected(d.cfg.ID, d.topics.Error, e.topic, nil, rejectCode, reason)
 }
 
+// codeCheckStart is what the loop saw when a code check started.
+type codeCheckStart struct {
+	command     uint64 // the door's command count: this command's number
+	gen         uint64 // the MQTT connection it came on
+	hazardRises uint64
+}
+
+// superseded says why a right code's command comes too late, or "": the
+// check runs off the loop while later events are applied, and a command
+// must never overtake a later one (R21: the last command wins), a hazard
+// that rose (even one gone again), or a reconnect (R18).
+func (l *loop) superseded(d *door, at codeCheckStart) string {
+	switch {
+	case d.commands != at.command:
+		return "dropped: a later command to this door arrived while its code was being checked"
+	case l.gen != at.gen || !l.connected:
+		return "dropped: the MQTT connection it came on ended while its code was being checked"
+	case l.hazardRises != at.hazardRises:
+		return "dropped: a hazard rose while its code was being checked"
+	}
+	return ""
+}
+
 func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 	now := l.now()
-	if r := Refusal(d.mode, l.doorHazards(d, now), cmd.Request); r != "" {
+	if r := Refusal(d.mode, l.doorHazards(d, now)|l.overtaken, cmd.Request); r != "" {
 		l.commandRejected(d.cfg.ID, d.topics.Error, topic, []byte(cmd.Request.String()), rejectHazard, r)
 		return
 	}
@@ -250,25 +307,47 @@ func (l *loop) onLockdown(e evMessage) {
 	case "OFF":
 		req = RequestLockdownOff
 	default:
-		l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectUnknownCommand, fmt.Sprintf("lockdown payload %q: want ON or OFF", truncate(e.payload, 20)))
+		l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectUnknownCommand, fmt.Sprintf("lockdown payload %s: want ON or OFF", redactPayload(e.payload)))
 		return
 	}
 	now := l.now()
 	for _, d := range l.b.doors {
-		if r := Refusal(d.mode, l.doorHazards(d, now), req); r != "" {
+		if r := Refusal(d.mode, l.doorHazards(d, now)|l.overtaken, req); r != "" {
 			if l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r)) {
 				l.notice("lockdown refused: " + r)
 			}
 			return
 		}
 	}
+	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
+	if on := req == RequestLockdownOn; on == l.lockdown {
+		l.lockdownUnchanged(e.topic)
+		return
+	}
 	l.lockdown = req == RequestLockdownOn
 	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
-	l.b.m.commands.WithLabelValues("lockdown", "accepted").Inc()
 	l.log.Info("lockdown", "on", l.lockdown)
 	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
 	l.origin = "command:" + e.topic
 	l.evaluate()
+}
+
+// lockdownUnchanged reports a lockdown command that asked for the state
+// there is: accepted, but nothing changes, so it is no safety record (it
+// goes to the commands file, audit.Safety) and nothing is saved. Like
+// rejected commands, a flood of them is summarised (rejects.go): a client
+// repeating "ON" must not cost a log line and an audit record each.
+func (l *loop) lockdownUnchanged(topic string) {
+	full, closed := l.unchanged.allow(l.now(), "lockdown", topic, "unchanged", "")
+	if closed != nil {
+		l.reportRejectSummary(*closed)
+	}
+	if !full {
+		return
+	}
+	on := onOff(l.lockdown)
+	l.afterIO(func() { l.log.Info("lockdown unchanged", "on", on, "topic", topic) })
+	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "unchanged", Detail: on, Origin: "mqtt:" + topic})
 }
 
 func (l *loop) onReset(e evMessage) {
@@ -278,7 +357,7 @@ func (l *loop) onReset(e evMessage) {
 	}
 	if string(e.payload) != "RESET" {
 		if l.resetRefusalReported(e.topic, rejectUnknownCommand) {
-			l.notice(fmt.Sprintf("reset refused: payload %q, want RESET", truncate(e.payload, 20)))
+			l.notice(fmt.Sprintf("reset refused: payload %s, want RESET", redactPayload(e.payload)))
 		}
 		return
 	}
@@ -331,11 +410,21 @@ func (l *loop) onLatchedRestore(e evMessage) {
 
 func (l *loop) setLatch(on bool, why string) {
 	l.latched = on
-	l.afterIO(func() { l.log.Warn("fire release latch", "latched", on, "why", why) })
+	level := slog.LevelWarn // set: the doors are held released
+	if !on {
+		level = slog.LevelInfo // a reset
+	}
+	l.afterIO(func() { l.log.Log(context.Background(), level, "fire release latch", "latched", on, "why", why) })
 	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
-	l.saveLater(latchRecord, flag(on))
+	if on { // alarm_latched for a rollback: "1" first, "0" last (state.go)
+		l.saveLater(legacyLatchRecord, flag(on))
+		l.saveLater(latchRecord, flag(on))
+	} else {
+		l.saveLater(latchRecord, flag(on))
+		l.saveLater(legacyLatchRecord, flag(on))
+	}
 }
 
 func (l *loop) onRepublish(e evMessage) {
@@ -348,6 +437,5 @@ func (l *loop) onRepublish(e evMessage) {
 	if e.topic == l.b.topics.Republish && string(e.payload) != "PRESS" {
 		return
 	}
-	l.log.Info("republishing discovery and state", "topic", e.topic)
-	l.scheduleRepublish()
+	l.scheduleRepublish(e.topic)
 }

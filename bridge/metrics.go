@@ -30,6 +30,8 @@ type metrics struct {
 	commandsRejected *prometheus.CounterVec
 	buildInfo        *prometheus.GaugeVec
 	auditDropped     prometheus.Counter
+	mqttDropped      *prometheus.CounterVec
+	stateUnsaved     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +49,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		hazardActive: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "doorbridge_hazard_active", Help: "1 while the hazard is active (it keeps locks unpowered).",
 		}, []string{"hazard"}),
+		stateUnsaved: f.NewGauge(prometheus.GaugeOpts{
+			Name: "doorbridge_state_unsaved_records", Help: "State records (latch, lockdown, battery...) whose last value could not be written to bridge.state_dir; retried every tick.",
+		}),
 		mqttConnected: f.NewGauge(prometheus.GaugeOpts{
 			Name: "doorbridge_mqtt_connected", Help: "1 while the MQTT connection is up and its heartbeat round-trips.",
 		}),
@@ -89,7 +94,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		auditDropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "doorbridge_audit_file_dropped_total", Help: "Audit events not written to audit.file (queue full or write error); they still went to the log and MQTT.",
 		}),
+		mqttDropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "doorbridge_mqtt_messages_dropped_total", Help: "Incoming MQTT messages dropped before the control loop, by reason (oversized, queue_full, bad_heartbeat) and queue (safety, other).",
+		}, []string{"reason", "queue"}),
 	}
+	for _, r := range []string{dropOversized, dropQueueFull} {
+		m.mqttDropped.WithLabelValues(r, queueSafety)
+		m.mqttDropped.WithLabelValues(r, queueOther)
+	}
+	m.mqttDropped.WithLabelValues(dropBadHeartbeat, queueSafety)
 	for _, h := range AllHazards() {
 		m.hazardActive.WithLabelValues(h.String())
 		m.watchdogTrips.WithLabelValues(h.String())
@@ -110,10 +123,11 @@ const (
 	rejectLockout        = "lockout"         // the keypad is locked out after wrong codes
 	rejectUnknownDoor    = "unknown_door"    // B/N/<door>/set for a door that is not configured
 	rejectRetained       = "retained"        // a retained command (ignored, R18)
+	rejectSuperseded     = "superseded"      // its code check ended after a later command, a hazard or a reconnect (R21)
 )
 
 var rejectReasons = []string{rejectUnknownCommand, rejectStale, rejectTooLarge, rejectHazard,
-	rejectCode, rejectLockout, rejectUnknownDoor, rejectRetained}
+	rejectCode, rejectLockout, rejectUnknownDoor, rejectRetained, rejectSuperseded}
 
 // unknownDoorLabel is the door label of commands for doors that do not
 // exist: the id from the topic would let anyone add series.

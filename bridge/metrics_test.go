@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,23 @@ import (
 // loopBridge opens a bridge on sim relays with a fake clock and returns its
 // loop, linked (connected, subscribed, heartbeat just in) but not running:
 // the test calls the loop's handlers itself.
+// liveStateDirs is the last bridge restartOpen opened on each state_dir.
+var liveStateDirs sync.Map
+
+// restartOpen opens a bridge as a restart of the last one restartOpen
+// opened on the same state_dir, which tests keep: that process is gone,
+// and so is its lock on state_dir.
+func restartOpen(cfg *config.Config, opts Options) (*Bridge, error) {
+	if prev, ok := liveStateDirs.LoadAndDelete(cfg.Bridge.StateDir); ok && cfg.Bridge.StateDir != "" {
+		prev.(*Bridge).state.unlock()
+	}
+	b, err := Open(cfg, opts)
+	if err == nil {
+		liveStateDirs.Store(cfg.Bridge.StateDir, b)
+	}
+	return b, err
+}
+
 func loopBridge(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
 	t.Helper()
 	cfg := testConfig("tcp://127.0.0.1:1")
@@ -31,7 +49,7 @@ func loopBridge(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop
 	if mutate != nil {
 		mutate(cfg)
 	}
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Version: "test",
+	b, err := restartOpen(cfg, Options{Log: testLogger(t), Clock: clk, Version: "test",
 		Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,8 @@ package bridge
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,18 +38,24 @@ type mqttLink struct {
 	topics   Topics
 	username string
 	reporter *connReporter
-	conn     atomic.Pointer[net.Conn] // the connection paho uses now
-	gen      atomic.Uint64
+	in       *inbound
+	conn     atomic.Pointer[watchedConn] // the connection paho dialed last
+	dials    atomic.Uint64               // connections dialed: each one's gen
+	gen      atomic.Uint64               // the latest connection paho reported up
 	queue    chan pubMsg
-	dropped  atomic.Bool
-	done     chan struct{}
-	pubDone  chan struct{}
+	probes   chan pubMsg // heartbeat probes: sent before the queue (publisher)
+	// recoverFatal, deferred by paho's callbacks, forces every relay off
+	// on a panic there (Bridge.recoverFatal); the default lets it through.
+	recoverFatal func(name string)
+	dropped      atomic.Bool
+	done         chan struct{}
+	pubDone      chan struct{}
 }
 
 // newMQTTLink prepares the connection to the brokers urls, tried in order
 // on every (re)connection. Every reason a broker cannot be reached is logged
 // in plain words, once until a connection succeeds.
-func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<- event, log *slog.Logger, m *metrics) (*mqttLink, error) {
+func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<- event, in *inbound, log *slog.Logger, m *metrics) (*mqttLink, error) {
 	password, err := cfg.MQTTPassword()
 	if err != nil {
 		return nil, err
@@ -59,10 +65,14 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		log:      log.With("component", "mqtt"),
 		m:        m,
 		topics:   topics,
+		in:       in,
 		username: cfg.MQTT.Username,
 		queue:    make(chan pubMsg, publishQueue),
-		done:     make(chan struct{}),
-		pubDone:  make(chan struct{}),
+		probes:   make(chan pubMsg, 1),
+
+		recoverFatal: func(string) {},
+		done:         make(chan struct{}),
+		pubDone:      make(chan struct{}),
 	}
 	for _, w := range cfg.BrokerWarnings(time.Now()) {
 		l.log.Warn(w)
@@ -74,8 +84,7 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 	})
 	hb := cfg.Watchdog.HeartbeatTimeout
 	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
-	opts, err := clientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report,
-		func(c net.Conn) { l.conn.Store(&c) })
+	opts, err := clientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report, l.track)
 	if err != nil {
 		return nil, err
 	}
@@ -90,18 +99,71 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 		SetKeepAlive(keepAlive).
 		SetPingTimeout(hb).
 		SetWriteTimeout(hb).
-		SetOrderMatters(false).
+		// One router goroutine calls the handler for every message, in the
+		// order the broker delivered them (R21); the handler only queues.
+		SetOrderMatters(true).
 		SetWill(topics.Availability, "offline", 1, true).
-		SetOnConnectHandler(func(paho.Client) {
-			gen := l.gen.Add(1)
-			l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.connected(), "gen", gen)
-			l.send(evConnected{gen: gen})
-		}).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			l.send(evDisconnected{gen: l.gen.Load(), err: err})
-		})
+		// Every message goes to one handler: no per-filter routes, so paho
+		// matches nothing per message (cheaper under a flood), and a message
+		// matching two filters is handed over once.
+		SetDefaultPublishHandler(l.onMessage).
+		SetOnConnectHandler(l.onConnect).
+		SetConnectionLostHandler(l.onConnectionLost)
 	l.client = paho.NewClient(opts)
 	return l, nil
+}
+
+// track gives every connection dialed its own generation; its loss is
+// reported by the connection itself, when paho closes it.
+func (l *mqttLink) track(c *watchedConn) {
+	c.gen = l.dials.Add(1)
+	// In a goroutine: the loop itself closes connections (dropConnection),
+	// and must never wait on its own event channel. A late report is fine:
+	// it names its connection.
+	c.onClose = func(gen uint64, err error) { go l.send(evDisconnected{gen: gen, err: err}) }
+	l.conn.Store(c)
+}
+
+// onConnect is paho's OnConnect, run in a goroutine of its own, possibly
+// late: it reports the connection paho dialed last, only if the broker
+// accepted it and it is still open. A late call finds a newer connection
+// (reported twice: the loop ignores the repeat) or a closed one (its loss is
+// already on its way: nothing to report).
+func (l *mqttLink) onConnect(paho.Client) {
+	defer l.recoverFatal("mqtt OnConnect")
+	c := l.conn.Load()
+	if c == nil || !c.live() {
+		return
+	}
+	for {
+		cur := l.gen.Load()
+		if cur >= c.gen || l.gen.CompareAndSwap(cur, c.gen) {
+			break
+		}
+	}
+	l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.connected(), "gen", c.gen)
+	l.send(evConnected{gen: c.gen})
+}
+
+// onMessage is paho's handler for every message, called from its router
+// goroutine in broker order: it only queues, never blocks. Messages come
+// only from the connection paho reported up last (paho stops the old
+// connection's router before it reconnects, and the bridge subscribes
+// only after OnConnect), so l.gen names theirs.
+func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
+	defer l.recoverFatal("mqtt message handler")
+	if topic, ok := strings.CutPrefix(msg.Topic(), oversizedTopic); ok {
+		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (bigfilter.go)
+		return
+	}
+	l.in.deliver(l.gen.Load(), msg.Topic(), msg.Payload(), msg.Retained())
+}
+
+// onConnectionLost only logs paho's reason: paho may call it after the next
+// connection is up, so the loss itself is reported by the connection
+// (track), which knows which one it was.
+func (l *mqttLink) onConnectionLost(_ paho.Client, err error) {
+	l.log.Debug("paho: connection lost", "err", err)
 }
 
 // dropConnection closes the connection under paho: paho sees it fail and
@@ -110,7 +172,15 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 // (a silent broker or link), instead of waiting for paho's keepalive.
 func (l *mqttLink) dropConnection() {
 	if c := l.conn.Load(); c != nil {
-		(*c).Close()
+		c.Close()
+	}
+}
+
+// dropGen drops connection gen if it is still the current one (a safety
+// message of it could not be queued).
+func (l *mqttLink) dropGen(gen uint64) {
+	if c := l.conn.Load(); c != nil && c.gen == gen {
+		c.Close()
 	}
 }
 
@@ -132,7 +202,17 @@ func (l *mqttLink) start() {
 func (l *mqttLink) publisher() {
 	defer close(l.pubDone)
 	for {
+		// A heartbeat probe first: thousands of queued publishes (say,
+		// answers to a flood of junk) must not delay the link's proof.
 		select {
+		case p := <-l.probes:
+			l.client.Publish(p.topic, p.qos, p.retained, p.payload)
+			continue
+		default:
+		}
+		select {
+		case p := <-l.probes:
+			l.client.Publish(p.topic, p.qos, p.retained, p.payload)
 		case p := <-l.queue:
 			if p.flushed != nil {
 				close(p.flushed)
@@ -142,6 +222,19 @@ func (l *mqttLink) publisher() {
 		case <-l.done:
 			return
 		}
+	}
+}
+
+// probe queues a heartbeat probe (QoS 0, never retained) ahead of every
+// other publish. While one is still waiting, a newer one is dropped: the
+// waiting one proves the link as well.
+func (l *mqttLink) probe(payload string) {
+	if l == nil {
+		return
+	}
+	select {
+	case l.probes <- pubMsg{topic: l.topics.Heartbeat, payload: payload}:
+	default:
 	}
 }
 
@@ -179,12 +272,9 @@ func (l *mqttLink) subscribe(gen uint64, filters []string) {
 	for _, f := range filters {
 		m[f] = 1
 	}
-	handler := func(_ paho.Client, msg paho.Message) {
-		l.send(evMessage{topic: msg.Topic(), payload: append([]byte(nil), msg.Payload()...), retained: msg.Retained()})
-	}
 	go func() {
 		for l.gen.Load() == gen {
-			tok := l.client.SubscribeMultiple(m, handler)
+			tok := l.client.SubscribeMultiple(m, nil) // nil: the default handler (onMessage)
 			var err error
 			if !tok.WaitTimeout(5 * time.Second) {
 				err = fmt.Errorf("no SUBACK within 5s")
@@ -247,4 +337,26 @@ func (l *mqttLink) stop(timeout time.Duration) {
 	close(l.done)
 	<-l.pubDone
 	l.client.Disconnect(250)
+}
+
+// unsubscribeDiscovery ends the discovery wildcard subscription of
+// connection gen: it is there only to find this bridge's stale devices in
+// the retained configs, which the broker delivered before the first
+// heartbeat echo. Afterwards it would only let anyone who can publish
+// under the discovery prefix keep the bridge busy.
+func (l *mqttLink) unsubscribeDiscovery(gen uint64, filter string) {
+	if l == nil {
+		return
+	}
+	go func() {
+		tok := l.client.Unsubscribe(filter)
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil && l.gen.Load() == gen {
+				l.log.Debug("unsubscribe from discovery failed", "err", err)
+			}
+		case <-time.After(5 * time.Second):
+		case <-l.done:
+		}
+	}()
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -66,9 +67,9 @@ func ClientOptions(cfg *config.Config, urls []string, username, password string,
 }
 
 // clientOptions is ClientOptions; track, when set, is told of every
-// connection opened (the bridge keeps the current one, to drop it when its
-// heartbeat stops coming back).
-func clientOptions(cfg *config.Config, urls []string, username, password string, timeout time.Duration, report func(broker string, err error), track func(net.Conn)) (*paho.ClientOptions, error) {
+// connection opened (the bridge gives each its own identity, and keeps the
+// current one, to drop it when its heartbeat stops coming back).
+func clientOptions(cfg *config.Config, urls []string, username, password string, timeout time.Duration, report func(broker string, err error), track func(*watchedConn)) (*paho.ClientOptions, error) {
 	opts := paho.NewClientOptions().
 		SetUsername(username).
 		SetPassword(password).
@@ -95,7 +96,7 @@ type dialer struct {
 	tls     *tls.Config
 	timeout time.Duration
 	report  func(broker string, err error)
-	track   func(net.Conn)
+	track   func(*watchedConn)
 }
 
 func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
@@ -112,13 +113,14 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	case u.Scheme == "unix": // the embedded broker's socket
 		conn, err = (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
 	default:
-		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+		conn, err = dialTCP(ctx, u.Host)
 	}
 	if err != nil {
 		d.fail(broker, err)
 		return nil, err
 	}
-	wc := &watchedConn{Conn: conn, fail: func(err error) { d.fail(broker, err) }}
+	wc := &watchedConn{Conn: conn, rd: bufio.NewReaderSize(conn, readBuffer), fail: func(err error) { d.fail(broker, err) }}
+	wc.filter = &packetFilter{rd: wc.rd, max: maxPacket}
 	if d.track != nil {
 		d.track(wc)
 	}
@@ -148,11 +150,18 @@ func (d *dialer) dialTLS(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		return &tls.Certificate{}, nil // none: the broker decides
 	}
-	conn, err := (&tls.Dialer{NetDialer: &net.Dialer{}, Config: tc}).DialContext(ctx, "tcp", addr)
+	if tc.ServerName == "" {
+		tc.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	conn, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, &stageError{stage: "handshake", err: err}
 	}
-	tconn := conn.(*tls.Conn)
+	tconn := tls.Client(conn, tc)
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, &stageError{stage: "handshake", err: err}
+	}
 	if !asked || tconn.ConnectionState().Version < tls.VersionTLS13 {
 		return tconn, nil
 	}
@@ -206,9 +215,23 @@ func (d *dialer) fail(broker string, err error) {
 // CONNACK: a refused login, or a TLS alert (with TLS 1.3 the broker judges
 // the client certificate only after the handshake, so its verdict arrives
 // on the first read). Once the CONNACK is in, it is a plain connection.
+//
+// It is also the identity of one connection (gen, set by track before
+// paho uses it): paho closes the connection it loses before it starts to
+// reconnect, so onClose reports the loss of exactly this connection, even
+// when paho's own connection-lost callback runs after the next one is up.
 type watchedConn struct {
 	net.Conn
-	fail func(error)
+	rd     *bufio.Reader // nil: read the connection directly
+	filter *packetFilter // once the broker accepted us: oversized messages skipped (bigfilter.go)
+	fail   func(error)
+
+	gen      uint64
+	onClose  func(gen uint64, err error)
+	accepted atomic.Bool // the broker accepted the connection (CONNACK 0)
+	closed   atomic.Bool
+	lastErr  atomic.Pointer[error] // the last read or write error
+	once     sync.Once
 
 	settled atomic.Bool // the CONNACK is in, or the attempt failed: nothing more to watch
 
@@ -217,8 +240,29 @@ type watchedConn struct {
 	done bool
 }
 
+// readBuffer is the read buffer under paho, which reads every packet's
+// header a byte at a time: buffered, a flood of small messages costs one
+// system call per buffer, not three per message.
+const readBuffer = 32 << 10
+
 func (c *watchedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	if c.filter != nil && c.settled.Load() && c.accepted.Load() {
+		n, err := c.filter.read(p)
+		if err != nil {
+			c.lastErr.Store(&err)
+		}
+		return n, err
+	}
+	var n int
+	var err error
+	if c.rd != nil {
+		n, err = c.rd.Read(p)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
+	if err != nil {
+		c.lastErr.Store(&err)
+	}
 	if c.settled.Load() {
 		return n, err
 	}
@@ -235,6 +279,7 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 		if c.head[0]>>4 == packets.Connack && c.head[3] != packets.Accepted {
 			c.fail(connackError(c.head[3]))
 		} else {
+			c.accepted.Store(true)
 			c.fail(nil)
 		}
 	case err != nil:
@@ -246,6 +291,9 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 
 func (c *watchedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.lastErr.Store(&err)
+	}
 	if err != nil && !c.settled.Load() {
 		c.mu.Lock()
 		report := !c.done
@@ -257,6 +305,25 @@ func (c *watchedConn) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Close closes the connection and reports, once, that it is gone.
+func (c *watchedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.closed.Store(true)
+		if c.onClose != nil {
+			why := errors.New("connection closed")
+			if e := c.lastErr.Load(); e != nil {
+				why = *e
+			}
+			c.onClose(c.gen, why)
+		}
+	})
+	return err
+}
+
+// live reports whether the broker accepted this connection and it is still open.
+func (c *watchedConn) live() bool { return c.accepted.Load() && !c.closed.Load() }
 
 // connackError is the broker's refusal code rc as an error.
 func connackError(rc byte) error {

@@ -71,15 +71,30 @@ func (s guardedSource) Poll(ctx context.Context) (bool, string, error) {
 	return s.Source.Poll(ctx)
 }
 
-// mqttPower is a power source read from an MQTT topic.
+// mqttPower is a power source read from an MQTT topic. Its reading holds
+// for the source's timeout after the message that carried it (R24): a
+// publisher must repeat its value at least that often. A retained value
+// proves nothing about its publisher, which may be long dead: it counts as
+// a reading at the time it arrives, so it is trusted for one timeout, not
+// forever.
 type mqttPower struct {
 	cfg   config.PowerSource
-	known bool
-	since time.Time // when the current connection subscribed
+	known bool      // a message came on this connection
+	at    time.Time // when the last one came
+}
+
+// resetMQTTPower forgets what MQTT power sources said on the last
+// connection: each counts as lost until it reports on this one (R24).
+func (l *loop) resetMQTTPower() {
+	for i := range l.mqttPower {
+		p := &l.mqttPower[i]
+		p.known, p.at = false, time.Time{}
+		l.setPower(evPower{source: p.cfg.Name, lost: true, detail: "no value yet on this connection"})
+	}
 }
 
 func (l *loop) onPowerMessage(p *mqttPower, e evMessage) {
-	p.known = true
+	p.known, p.at = true, l.now()
 	switch string(e.payload) {
 	case p.cfg.PayloadOK:
 		l.onPower(evPower{source: p.cfg.Name, lost: false, detail: string(e.payload)})
@@ -91,12 +106,13 @@ func (l *loop) onPowerMessage(p *mqttPower, e evMessage) {
 	}
 }
 
-// checkMQTTPower raises the power hazard for an MQTT source that has said
-// nothing for its timeout on this connection.
+// checkMQTTPower raises the power hazard for an MQTT source whose last
+// reading is older than its timeout (a source without any reading on this
+// connection is lost already).
 func (l *loop) checkMQTTPower(now time.Time) {
 	for i := range l.mqttPower {
 		p := &l.mqttPower[i]
-		if !p.known && !p.since.IsZero() && now.Sub(p.since) > p.cfg.Timeout && !l.powerLost[p.cfg.Name] {
+		if p.known && now.Sub(p.at) > p.cfg.Timeout && !l.powerLost[p.cfg.Name] {
 			l.onPower(evPower{source: p.cfg.Name, lost: true, detail: fmt.Sprintf("no value on %s for %v", p.cfg.Topic, p.cfg.Timeout)})
 		}
 	}

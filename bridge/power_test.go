@@ -62,8 +62,10 @@ func TestSysfsPowerSource(t *testing.T) {
 
 func TestMQTTPowerSource(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) {
+		// The longest timeout: each reading holds only that long (R24), and
+		// a loaded machine must not make this test about staleness.
 		c.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ha-ups", Topic: "ha/ups/mains",
-			PayloadOK: "on", PayloadLost: "off", PollInterval: time.Second, Timeout: 2 * time.Second}}
+			PayloadOK: "on", PayloadLost: "off", PollInterval: time.Second, Timeout: 10 * time.Second}}
 	})
 	h.c.Publish("ha/ups/mains", "on", true)
 	h.ready()

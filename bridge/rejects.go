@@ -41,14 +41,18 @@ type rejectWindow struct {
 
 // rejectLimiter keeps one window per door label: the configured doors,
 // "lockdown" and unknownDoorLabel, so its size is fixed by the config.
+// The zero value counts rejected commands; unchangedLimiter accepted ones
+// that changed nothing.
 type rejectLimiter struct {
-	windows map[string]*rejectWindow
+	windows   map[string]*rejectWindow
+	unchanged bool
 }
 
 // rejectSummary is a closed window with quiet rejections to report.
 type rejectSummary struct {
-	door string
-	w    rejectWindow
+	door      string
+	w         rejectWindow
+	unchanged bool // the commands were accepted but changed nothing
 }
 
 // allow reports whether a rejection of door (a label) may be reported in
@@ -63,7 +67,7 @@ func (r *rejectLimiter) allow(now time.Time, door, topic, reason, errTopic strin
 	var closed *rejectSummary
 	if w == nil || !w.minute.Equal(minute) {
 		if w != nil && w.quiet > 0 {
-			closed = &rejectSummary{door: door, w: *w}
+			closed = &rejectSummary{door: door, w: *w, unchanged: r.unchanged}
 		}
 		w = &rejectWindow{minute: minute}
 		r.windows[door] = w
@@ -98,7 +102,7 @@ func (r *rejectLimiter) due(now time.Time) []rejectSummary {
 		w := r.windows[door]
 		if w.minute.Before(minute) {
 			if w.quiet > 0 {
-				out = append(out, rejectSummary{door: door, w: *w})
+				out = append(out, rejectSummary{door: door, w: *w, unchanged: r.unchanged})
 			}
 			delete(r.windows, door)
 		}
@@ -120,23 +124,31 @@ func (s rejectSummary) text() string {
 	for _, r := range slices.Sorted(maps.Keys(w.reasons)) {
 		reasons = append(reasons, fmt.Sprintf("%s ×%d", r, w.reasons[r]))
 	}
-	return fmt.Sprintf("%d more commands rejected in the minute from %s UTC, not reported one by one (%s) from %s",
-		w.quiet, w.minute.UTC().Format("2006-01-02 15:04"), strings.Join(reasons, ", "), strings.Join(topics, ", "))
+	what := "rejected"
+	if s.unchanged {
+		what = "accepted that changed nothing"
+	}
+	return fmt.Sprintf("%d more commands %s in the minute from %s UTC, not reported one by one (%s) from %s",
+		w.quiet, what, w.minute.UTC().Format("2006-01-02 15:04"), strings.Join(reasons, ", "), strings.Join(topics, ", "))
 }
 
 // reportRejectSummaries reports the summaries of minutes that are over.
 // The loop calls it on every tick, so that a flood that stopped is still
 // summarised.
 func (l *loop) reportRejectSummaries(now time.Time) {
-	for _, s := range l.rejects.due(now) {
+	for _, s := range append(l.rejects.due(now), l.unchanged.due(now)...) {
 		l.reportRejectSummary(s)
 	}
 }
 
 func (l *loop) reportRejectSummary(s rejectSummary) {
 	text := s.text()
-	l.afterIO(func() { l.log.Warn("commands rejected", "door", s.door, "count", s.w.quiet, "summary", text) })
-	l.record(auditEvent{Kind: "command", Door: s.door, Outcome: "rejected", Cause: "summary", Detail: text,
+	msg, outcome := "commands rejected", "rejected"
+	if s.unchanged {
+		msg, outcome = "commands that changed nothing", "unchanged"
+	}
+	l.afterIO(func() { l.log.Warn(msg, "door", s.door, "count", s.w.quiet, "summary", text) })
+	l.record(auditEvent{Kind: "command", Door: s.door, Outcome: outcome, Cause: "summary", Detail: text,
 		Origin: "minute:" + s.w.minute.UTC().Format(time.RFC3339)})
 	if l.mq != nil && s.w.errTopic != "" {
 		b, _ := json.Marshal(map[string]any{"error": text, "count": s.w.quiet})

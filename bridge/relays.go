@@ -107,6 +107,13 @@ func (r *relay) unforce() {
 	r.kick()
 }
 
+// isForced reports whether the relay is forced off (watchdog, panic).
+func (r *relay) isForced() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.forced
+}
+
 func (r *relay) kick() {
 	select {
 	case r.wake <- struct{}{}:

@@ -1,13 +1,19 @@
 package bridge
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/doorbridge/doorbridge/drivers/modbus"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -328,4 +334,140 @@ func TestHungInputDoesNotStallTheLoop(t *testing.T) {
 	h.c.WaitPayload(h.topic("hall", "contact"), payloadUnknown, wait)
 	unstick()
 	h.c.WaitPayload(h.topic("hall", "contact"), "OFF", wait)
+}
+
+// hangOpenSpec is a driver whose Open hangs until release is closed: a
+// Modbus TCP board that drops SYNs (modbus.New dials for up to its timeout,
+// 30 s accepted), an MCP23017 on an I2C bus held low.
+type hangOpenSpec struct{ release chan struct{} }
+
+// hangOpenRelease is the release of the next "hangopen" driver decoded.
+var hangOpenRelease atomic.Pointer[chan struct{}]
+
+func init() {
+	drivers.Register("hangopen", func(map[string]any) (drivers.Spec, error) {
+		return hangOpenSpec{release: *hangOpenRelease.Load()}, nil
+	})
+}
+
+func (s hangOpenSpec) Open(string, *slog.Logger) (drivers.Driver, error) {
+	<-s.release
+	return nil, errors.New("board unreachable")
+}
+
+// Regression test for the safety review's S2 (openDrivers, called by
+// Open before openDoors, used to open every driver): start-up opened
+// every driver one after the other, on the caller's goroutine, before any
+// relay writer existed. A board whose Open
+// takes long (modbus.New dials for up to its timeout, 30 s accepted; a
+// stuck I2C bus) delays the off write of every door of every other board
+// (R2, R22): a GPIO maglock a Pi kept powered through a crash stays
+// powered during a fire for as long as the other board takes to answer.
+func TestStartupOffWritesDoNotWaitOnAnotherBoardsOpen(t *testing.T) {
+	release := make(chan struct{})
+	hangOpenRelease.Store(&release)
+	t.Cleanup(func() { close(release) })
+	cfg := testConfig("tcp://127.0.0.1:1")
+	cfg.Drivers = append([]config.Driver{{ID: "slow", Type: "hangopen"}}, cfg.Drivers...)
+	cfg.Doors = append(cfg.Doors, config.Door{ID: "far", Name: "far", FailMode: config.FailSafe, Egress: true,
+		UnlockTime: time.Second, Relay: config.Line{Driver: "slow", Channel: "0"}})
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	simDrv := sim.New(sim.Options{})
+	go func() {
+		b, err := Open(cfg, Options{Log: slog.New(slog.DiscardHandler), Drivers: map[string]drivers.Driver{"sim": simDrv}, Version: "test"})
+		if err == nil {
+			b.Close()
+		}
+	}()
+	// The other board's Open never returns while the test runs: any
+	// deadline tells waiting on it from not waiting.
+	testbroker.Eventually(t, wait, func() bool { _, written := simDrv.Levels()["0"]; return written },
+		"the maglock on the healthy board is written off while another board's Open hangs")
+}
+
+// busDriver is a sim driver whose writes and Close share one bus lock, as
+// the MCP23017 driver's do (drivers/mcp23017/driver.go:136 takes d.mu): a
+// write that hangs on the bus holds it.
+type busDriver struct {
+	*sim.Driver
+	mu      *sync.Mutex
+	hang    *atomic.Bool
+	release chan struct{}
+}
+
+func (d busDriver) OpenOutput(ch string, initial bool) (drivers.Output, error) {
+	o, err := d.Driver.OpenOutput(ch, initial)
+	return busOutput{Output: o, d: d}, err
+}
+
+func (d busDriver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.Driver.Close()
+}
+
+type busOutput struct {
+	drivers.Output
+	d busDriver
+}
+
+func (o busOutput) Set(level bool) error {
+	o.d.mu.Lock()
+	defer o.d.mu.Unlock()
+	if o.d.hang.Load() {
+		<-o.d.release
+	}
+	return o.Output.Set(level)
+}
+
+// Regression test for the safety review's m1: shutdown waited on a hung
+// board: closeRelays bounded its wait for the writers to a
+// second, but called closeDrivers first, without any bound; a driver whose
+// Close needs the lock a hung write holds (the MCP23017) keeps Run from
+// ever returning after SIGTERM (R10: exit; systemd then SIGKILLs after
+// TimeoutStopSec, 90 s by default, and restarts late).
+func TestShutdownDoesNotWaitOnAHungBoard(t *testing.T) {
+	var hang atomic.Bool
+	bus := busDriver{Driver: sim.New(sim.Options{}), mu: &sync.Mutex{}, hang: &hang, release: make(chan struct{})}
+	t.Cleanup(func() { hang.Store(false); close(bus.release) })
+	br := testbroker.Start(t)
+	c := testbroker.Connect(t, br.URL(), "watcher")
+	cfg := testConfig(br.URL())
+	cfg.Drivers = append(cfg.Drivers, config.Driver{ID: "bus", Type: "sim"})
+	cfg.Doors = append(cfg.Doors, config.Door{ID: "onbus", Name: "onbus", FailMode: config.FailSafe, Egress: true,
+		UnlockTime: time.Second, Relay: config.Line{Driver: "bus", Channel: "0"}})
+	simDrv := sim.New(sim.Options{})
+	b, err := Open(cfg, Options{Log: testLogger(t), Drivers: map[string]drivers.Driver{"sim": simDrv, "bus": bus},
+		TickInterval: 20 * time.Millisecond, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	c.Publish("db/alarm", "OFF", true)
+	testbroker.Eventually(t, wait, func() bool { return bus.Driver.Levels()["0"] }, "the door on the bus locks")
+
+	hang.Store(true)
+	c.Publish("db/alarm", "ON", true) // its release write hangs on the bus
+	testbroker.Eventually(t, wait, func() bool { return !simDrv.Levels()["0"] }, "the healthy maglock is released")
+
+	cancel() // SIGTERM
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("Run did not return within %s of SIGTERM: closeDrivers waits on the hung board's Close", wait)
+	}
+}
+
+// A driver's own timeout must end a write before the relay's write
+// deadline: a slow board's write then fails, its door stays JAMMED and
+// released, instead of completing after the deadline and cycling the
+// door between powered and released.
+func TestDriverTimeoutsInsideWriteDeadline(t *testing.T) {
+	if modbus.MaxTimeout >= writeDeadline {
+		t.Fatalf("modbus.MaxTimeout %v is not below the relay write deadline %v", modbus.MaxTimeout, writeDeadline)
+	}
 }

@@ -1,13 +1,20 @@
 package bridge
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/internal/statefile"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // latchOnDisk reads the latch as the next start would.
@@ -275,5 +282,230 @@ func TestUnusableStateDirReadsSafe(t *testing.T) {
 	l := stateLoop(t, clk, notADir, nil)
 	if !l.latched || !l.lockdown {
 		t.Fatalf("unusable state_dir: latched %v, lockdown %v; want both", l.latched, l.lockdown)
+	}
+}
+
+// Regression test for the safety review's M2 (flushSaves dropped a record
+// after one failed Save): a latch record that cannot be written (an SD
+// card's ext4 remounted read-only after an I/O error, ENOSPC, EIO; here:
+// the record made immutable so the rename over it fails) was logged once
+// and never tried again, and the intact "not latched" record left on disk
+// read as not latched after the restart: the latch was lost (R4, R23). Now
+// it stays queued and is retried every tick, counted in
+// doorbridge_state_unsaved_records.
+func TestFailedLatchWriteIsRetriedAndNotLostOnRestart(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("needs chattr")
+	}
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	rec := filepath.Join(dir, latchRecord)
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	if out, err := exec.Command("chattr", "+i", rec).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", rec).Run() })
+	l.alarm("ON")
+	l.flushLater() // the save fails
+	if n := testutil.ToFloat64(l.b.m.stateUnsaved); n != 1 {
+		t.Fatalf("doorbridge_state_unsaved_records = %v after the failed save, want 1", n)
+	}
+	for range 10 { // the loop goes on ticking; the disk comes back
+		clk.t = clk.t.Add(time.Second)
+		l.evaluate()
+		l.flushLater()
+		exec.Command("chattr", "-i", rec).Run()
+	}
+	if !l.latched {
+		t.Fatal("not latched")
+	}
+	if l2 := stateLoop(t, clk, dir, nil); !l2.latched {
+		t.Fatal("the latch was lost on restart: its failed write was never retried, and the stale intact \"0\" reads as not latched")
+	}
+	if n := testutil.ToFloat64(l.b.m.stateUnsaved); n != 0 {
+		t.Fatalf("doorbridge_state_unsaved_records = %v once the save worked, want 0", n)
+	}
+}
+
+// Regression test for the safety review's M6: nothing stopped two bridges
+// from sharing one state_dir (two containers on one volume, a bridge run
+// by hand beside the service), and each overwrote the other's records:
+// B's RESET cleared A's fire latch on disk. The second now refuses to
+// start, naming the directory; once the first is gone it starts.
+func TestSecondBridgeOnAStateDirRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*Bridge, error) {
+		cfg := testConfig("tcp://127.0.0.1:1")
+		cfg.Bridge.StateDir = dir
+		return Open(cfg, Options{Log: testLogger(t), Version: "test",
+			Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
+	}
+	a, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := open(); err == nil {
+		b.Close()
+		a.Close()
+		t.Fatal("a second bridge started on a state_dir another bridge holds")
+	} else if !strings.Contains(err.Error(), dir) || !errors.Is(err, errStateDirInUse) {
+		t.Fatalf("error %q: want it to name the state_dir %s and say it is in use", err, dir)
+	}
+	a.Close()
+	b, err := open()
+	if err != nil {
+		t.Fatalf("once the first bridge is gone: %v", err)
+	}
+	b.Close()
+}
+
+// oldLoadLatch is the latch as the releases before R23 read it (43e9a8a
+// bridge/alarm.go:317-331): exactly "1" is latched, anything else is not.
+func oldLoadLatch(t *testing.T, dir string) bool {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, legacyLatchRecord))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data)) == "1"
+}
+
+// Regression test for the safety review's M5: the checksummed latch record
+// kept the old release's file name (alarm_latched) with a new format, and a
+// latched bridge rolled back to the previous release read it as not
+// latched. alarm_latched now keeps the old format, written with every
+// change: a rollback reads the latch, and its reset.
+func TestLatchSurvivesARollback(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	dir := t.TempDir()
+	l := stateLoop(t, clk, dir, nil)
+	l.alarm("ON")
+	l.flushLater()
+	if !l.latched {
+		t.Fatal("not latched")
+	}
+	if !oldLoadLatch(t, dir) {
+		t.Fatal("the previous release reads the latch as not latched")
+	}
+	l.alarm("OFF")
+	l.onMessage(evMessage{topic: l.b.topics.AlarmReset, payload: []byte("RESET")})
+	l.flushLater()
+	if l.latched || oldLoadLatch(t, dir) {
+		t.Fatalf("reset: latched %v, the previous release reads latched %v; want neither", l.latched, oldLoadLatch(t, dir))
+	}
+}
+
+// The first start of this release takes the latch from alarm_latched, in
+// either earlier format: an intact checksummed "0" is not latched, the
+// checksummed "1", the plain "1" and the plain "0" (no checksum: it cannot
+// be told from damage) are latched.
+func TestLatchUpgradeFromAlarmLatched(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	for name, c := range map[string]struct {
+		write   func(dir string) error
+		latched bool
+	}{
+		"checksummed 0": {func(dir string) error { return writeRecord(dir, legacyLatchRecord, "0") }, false},
+		"checksummed 1": {func(dir string) error { return writeRecord(dir, legacyLatchRecord, "1") }, true},
+		"plain 1": {func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, legacyLatchRecord), []byte("1\n"), 0o600)
+		}, true},
+		"plain 0": {func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, legacyLatchRecord), []byte("0\n"), 0o600)
+		}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := c.write(dir); err != nil {
+				t.Fatal(err)
+			}
+			l := stateLoop(t, clk, dir, nil)
+			if l.latched != c.latched {
+				t.Fatalf("latched %v, want %v", l.latched, c.latched)
+			}
+			l.flushLater()
+			if oldLoadLatch(t, dir) != c.latched {
+				t.Fatalf("alarm_latched not rewritten for a rollback: reads latched %v", !c.latched)
+			}
+			if l2 := stateLoop(t, clk, dir, nil); l2.latched != c.latched {
+				t.Fatalf("after a second restart: latched %v, want %v", l2.latched, c.latched)
+			}
+		})
+	}
+}
+
+// writeRecord writes a checksummed record as statefile does.
+func writeRecord(dir, name, value string) error {
+	d, err := statefile.Open(dir)
+	if err != nil {
+		return err
+	}
+	return d.Write(name, []byte(value))
+}
+
+// Regression test for the safety review's m5: the latch save waited while
+// a release was being written (up to twice writeDeadline, or for good in
+// the loop's eyes while a write hangs): a power cut then found no latch.
+// The relays of the release are requested first; the latch is on disk
+// right after, while a write still hangs.
+func TestLatchSavedWhileTheReleaseIsWritten(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := stateLoop(t, clk, t.TempDir(), nil)
+	l.alarm("OFF")
+	l.settle(clk)
+	l.afterEvent()
+	if !l.b.byID["fs"].power {
+		t.Fatal("the maglock is not powered before the alarm")
+	}
+	s := l.b.drivers["sim"].drv.(*sim.Driver)
+	s.SetFault("0", sim.Fault{Hang: true}) // the maglock's release write hangs
+	t.Cleanup(func() { s.ClearFault("0") })
+	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte("ON"), retained: true}) // no waitRelays: it hangs
+	if l.release == nil {
+		t.Fatal("no release pending while its write hangs")
+	}
+	l.afterEvent()
+	if !l.b.latchOnDisk() {
+		t.Fatal("the latch is not on disk while the release is being written")
+	}
+}
+
+// Regression test for the safety review's m2: after a restart during an
+// outage the budget was counted on the wall clock alone, and a clock that
+// went back by less than the outage so far was not noticed: the hold of
+// power_release: false lasted 10 minutes plus the step (R8: at most 10 min
+// on battery). Now the record keeps the boot clock (which no step moves)
+// at the outage's start; a restart in the same boot whose wall clock
+// counts less than the boot clock takes the budget as spent. (A restart
+// in another boot still has only the wall clock.)
+func TestBatteryBudgetClockBackAfterRestart(t *testing.T) {
+	up := time.Hour // the boot clock: time since boot
+	real := bootClock
+	bootClock = func() (string, time.Duration, bool) { return "boot-1", up, true }
+	t.Cleanup(func() { bootClock = real })
+	hold := false
+	start := time.Unix(1_800_000_000, 0)
+	clk := &fakeClock{t: start}
+	dir := t.TempDir()
+	mk := func() *loop {
+		l := stateLoop(t, clk, dir, func(c *config.Config) { c.Doors[0].PowerRelease = &hold })
+		l.alarm("OFF")
+		l.settle(clk)
+		l.link()
+		l.onPower(evPower{source: "ups", lost: true})
+		l.flushLater()
+		return l
+	}
+	mk()
+	// 6 minutes on battery; the bridge restarts, and its clock now reads 5
+	// minutes behind (stepped back by NTP, or a board without an RTC).
+	clk.t = start.Add(6*time.Minute - 5*time.Minute)
+	up += 6 * time.Minute
+	l2 := mk()
+	clk.t = clk.t.Add(4*time.Minute + time.Second) // 10 min 1 s on battery in real time
+	if !l2.doorHazards(l2.b.byID["fs"], l2.now()).Any() {
+		t.Fatal("R8: still held after 10 min on battery: a clock 5 minutes back after the restart extended the hold")
 	}
 }

@@ -72,8 +72,8 @@ func (l *loop) nextTick(lastTick time.Time) time.Time {
 		}
 	}
 	for i := range l.mqttPower {
-		if p := &l.mqttPower[i]; !p.known && !p.since.IsZero() {
-			earlier(p.since.Add(p.cfg.Timeout + past))
+		if p := &l.mqttPower[i]; p.known {
+			earlier(p.at.Add(p.cfg.Timeout + past))
 		}
 	}
 	for _, d := range l.b.doors {

@@ -21,6 +21,10 @@ func idleLoop(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
 	for i := range l.alarms {
 		l.alarms[i].beatAt = clk.t // a supervised source has just said it lives
 	}
+	for i := range l.mqttPower { // and every power source that mains are on
+		p := &l.mqttPower[i]
+		l.onPowerMessage(p, evMessage{topic: p.cfg.Topic, payload: []byte(p.cfg.PayloadOK)})
+	}
 	l.evaluate()  // the source is proven: the hazard clears...
 	l.settle(clk) // ...and stops holding after relock_delay
 	if l.effective.Any() || !l.linkHealthy {
@@ -73,11 +77,11 @@ func TestNextTick(t *testing.T) {
 		}, func(l *loop, clk *fakeClock) {
 			l.alarms[0].beatAt = start.Add(-time.Minute + 300*time.Millisecond)
 		}, 300*time.Millisecond + past},
-		{"an MQTT power source times out", withUPS, func(l *loop, clk *fakeClock) {
-			l.mqttPower[0].known, l.mqttPower[0].since = false, start.Add(-time.Minute+50*time.Millisecond)
+		{"an MQTT power source's reading goes stale", withUPS, func(l *loop, clk *fakeClock) {
+			l.mqttPower[0].known, l.mqttPower[0].at = true, start.Add(-time.Minute+50*time.Millisecond)
 		}, 50*time.Millisecond + past},
-		{"a known MQTT power source has no deadline", withUPS, func(l *loop, clk *fakeClock) {
-			l.mqttPower[0].known, l.mqttPower[0].since = true, start.Add(-time.Hour)
+		{"an MQTT power source without a reading has no deadline (it is lost already)", withUPS, func(l *loop, clk *fakeClock) {
+			l.mqttPower[0].known, l.mqttPower[0].at = false, time.Time{}
 		}, quarter},
 
 		// busy: every tick

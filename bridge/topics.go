@@ -25,7 +25,7 @@ type Topics struct {
 	DrillOverdue    string // B/N/drill_overdue/state: ON when no release drill in 31 days, retained
 	DrillLast       string // B/N/drill/last: RFC 3339 time of the last release drill, retained (restores it at start)
 	DoorCommandWild string // B/N/+/set: the subscription for door commands
-	HAStatus        string // <discovery_prefix>/status: Home Assistant's birth message
+	HAStatus        string // mqtt.birth_topic: Home Assistant's birth message
 }
 
 // NewTopics derives every topic from the config.
@@ -50,7 +50,7 @@ func NewTopics(cfg *config.Config) Topics {
 		DrillOverdue:    p + "/drill_overdue/state",
 		DrillLast:       p + "/drill/last",
 		DoorCommandWild: p + "/+/set",
-		HAStatus:        cfg.MQTT.DiscoveryPrefix + "/status",
+		HAStatus:        cfg.MQTT.HABirthTopic(),
 	}
 }
 

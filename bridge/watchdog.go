@@ -68,12 +68,20 @@ func (w *watchdog) run(ctx context.Context) {
 // them all at once and retry the failed ones while the trip lasts (they
 // refuse "on" until the loop resets the trip). It waits for them at most
 // a write deadline, then reports each in the log and the audit file.
+//
+// The relays are forced before anything that can block (a log line waits
+// on stderr, which a stalled journald can block for good) and before
+// tripped is stored: a loop that resumes and sees tripped resets a trip
+// whose relays are all forced already, never one whose force is still to
+// come (that force would outlive the reset, and nothing would lift it).
 func (w *watchdog) trip() {
+	since := w.sinceCheckin()
+	seqs := w.b.forceAll()
 	w.tripped.Store(true)
 	w.m.watchdogTrips.WithLabelValues(HazardWatchdog.String()).Inc()
 	w.m.hazardActive.WithLabelValues(HazardWatchdog.String()).Set(1)
-	w.log.Error("control loop stopped responding: forcing every relay off", "since_checkin", w.sinceCheckin().Round(time.Millisecond))
-	w.b.forceOff(HazardWatchdog.String())
+	w.log.Error("control loop stopped responding: forcing every relay off", "since_checkin", since.Round(time.Millisecond))
+	w.b.reportForced(seqs, HazardWatchdog.String())
 }
 
 // reset ends a trip once the loop applied the watchdog hazard itself.
@@ -84,15 +92,26 @@ func (w *watchdog) reset() {
 	w.tripped.Store(false)
 }
 
-// forceOff forces every relay off through its writer, waits until each is
-// written or has failed, at most a write deadline, and reports each one to
-// the log and the audit file directly (the loop may never come back). The
-// writers retry the failed ones until unforced. cause is the audit's cause.
-func (b *Bridge) forceOff(cause string) {
+// forceOff forces every relay off through its writer, then reports each
+// (reportForced). cause is the audit's cause.
+func (b *Bridge) forceOff(cause string) { b.reportForced(b.forceAll(), cause) }
+
+// forceAll forces every relay off through its writer and returns each
+// force's request number. It never blocks: the writers do the writing.
+func (b *Bridge) forceAll() []uint64 {
 	seqs := make([]uint64, len(b.doors))
 	for i, d := range b.doors {
 		seqs[i] = d.relay.force()
 	}
+	return seqs
+}
+
+// reportForced waits until each forced write seqs[i] is written or has
+// failed, at most a write deadline, and reports each one to the log and
+// the audit file directly (the loop may never come back). The writers
+// retry the failed ones until unforced. A relay the loop unforced in the
+// meantime (it came back and reset the trip) is the loop's again.
+func (b *Bridge) reportForced(seqs []uint64, cause string) {
 	deadline := time.Now().Add(writeDeadline + 50*time.Millisecond)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
@@ -105,6 +124,9 @@ func (b *Bridge) forceOff(cause string) {
 			off := false
 			b.audit.recordLocal(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &off, Cause: cause, Origin: cause,
 				Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.mode.Locked(false)]})
+			continue
+		}
+		if !d.relay.isForced() {
 			continue
 		}
 		if err == nil {

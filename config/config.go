@@ -74,6 +74,10 @@ type MQTT struct {
 	ClientID        string   `koanf:"client_id"`
 	BaseTopic       string   `koanf:"base_topic"`
 	DiscoveryPrefix string   `koanf:"discovery_prefix"`
+	// BirthTopic is Home Assistant's MQTT birth topic (its own setting in
+	// the MQTT integration, not derived from the discovery prefix): on its
+	// "online" the bridge sends discovery and its state again.
+	BirthTopic string `koanf:"birth_topic"`
 
 	// TLS, for ssl:// and mqtts:// brokers only.
 	CAFile     string `koanf:"ca_file"`     // CA bundle the broker's certificate must chain to ("" = system roots)
@@ -122,6 +126,20 @@ type BrokerACL struct {
 // HTTP is the metrics, health and API listener.
 type HTTP struct {
 	Listen string `koanf:"listen"`
+	// Console serves the web console at / (console/): off, read_only (the
+	// status and events, no actions, no login) or on (actions after a
+	// login with console_password_hash).
+	Console             string `koanf:"console"`
+	ConsolePasswordHash string `koanf:"console_password_hash"` // bcrypt (doorbridge hash-password)
+	// ConsoleViewWithoutLogin lets anyone who reaches the listener see the
+	// status and events of a console that is on; actions still need the login.
+	ConsoleViewWithoutLogin bool `koanf:"console_view_without_login"`
+	// ConsoleURL is the address people open the console at, for Home
+	// Assistant's link to it ("": http(s)://<listen>/ when listen names a host).
+	ConsoleURL string `koanf:"console_url"`
+	// TLSCertFile and TLSKeyFile serve the listener over HTTPS.
+	TLSCertFile string `koanf:"tls_cert_file"`
+	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
 // Watchdog holds the supervision timings.
@@ -195,6 +213,10 @@ type Door struct {
 	// HeldOpenTime is how long the door may stand open before it is
 	// reported held open (default 30 s).
 	HeldOpenTime time.Duration `koanf:"held_open_time"`
+
+	// unlockTimeSet: unlock_time was written in the file (0s then is an
+	// error, not the default).
+	unlockTimeSet bool
 }
 
 // EffectiveCodeHash returns the hash a door's UNLOCK and OPEN must match, or
@@ -233,9 +255,10 @@ func Default() Config {
 		MQTT: MQTT{
 			BaseTopic:       "doorbridge",
 			DiscoveryPrefix: "homeassistant",
+			BirthTopic:      DefaultBirthTopic,
 		},
 		EmbeddedBroker: EmbeddedBroker{Listen: "127.0.0.1:1883"},
-		HTTP:           HTTP{Listen: "127.0.0.1:9180"},
+		HTTP:           HTTP{Listen: "127.0.0.1:9180", Console: ConsoleOff},
 		Watchdog: Watchdog{
 			HeartbeatInterval: 1 * time.Second,
 			HeartbeatTimeout:  3 * time.Second,

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -34,6 +35,8 @@ var badConfigs = map[string]string{
 	"bad-state-dir-relative.yaml": `bridge.state_dir: "state" is relative: it would depend on the directory doorbridge starts in; ` +
 		`give an absolute path (e.g. /var/lib/doorbridge), or leave it empty for the default`,
 
+	"bad-door-no-relay.yaml":    `doors[0].relay: is required: the line that powers the lock, e.g. relay: {driver: sim, channel: "0"}`,
+	"bad-unlock-time-zero.yaml": `doors[0].unlock_time: 0s is outside 1s–30s (a momentary unlock is always bounded)`,
 	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
 	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,
 	"bad-relay-driver.yaml":     `doors[0].relay.driver: unknown driver "relays" (configured: sim, hat)`,
@@ -57,7 +60,7 @@ var badConfigs = map[string]string{
 
 	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
 	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
-	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file)`,
+	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
 	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
 	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
@@ -80,21 +83,28 @@ var badConfigs = map[string]string{
 	"bad-mqtt-password-type.yaml":    `mqtt.password: (value hidden: it is a secret) is not valid here: want a string`,
 
 	// The embedded broker beyond loopback: users, acl, TLS listener.
-	"bad-embedded-tls-listen.yaml":         `embedded_broker.tls_listen: "0.0.0.0:8883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
-	"bad-embedded-no-listener.yaml":        `embedded_broker.listen: is empty and embedded_broker.socket is not set: the broker would have no listener (e.g. 127.0.0.1:1883)`,
-	"bad-embedded-socket-relative.yaml":    `embedded_broker.socket: "mqtt.sock" is not an absolute path (e.g. /run/doorbridge/mqtt.sock)`,
-	"bad-embedded-tls-no-cert.yaml":        `embedded_broker.cert_file: must be set with embedded_broker.tls_listen (the broker's certificate)`,
-	"bad-embedded-cert-no-tls-listen.yaml": `embedded_broker.cert_file: is set, but embedded_broker.tls_listen is empty; set tls_listen to serve TLS`,
-	"bad-embedded-user-no-password.yaml":   `embedded_broker.users[1].password_hash: set password_hash (bcrypt) or password_file: a user without a password could not log in`,
-	"bad-embedded-user-password-both.yaml": `embedded_broker.users[0].password_file: set password_hash or password_file, not both`,
-	"bad-embedded-user-hash.yaml":          `embedded_broker.users[1].password_hash: is not a bcrypt hash (make one with: doorbridge hash-password)`,
-	"bad-embedded-user-duplicate.yaml":     `embedded_broker.users[1].username: duplicate user "doorbridge"`,
-	"bad-embedded-bridge-user.yaml":        `mqtt.username: "bridge" is not in embedded_broker.users: the bridge logs in to its own broker as mqtt.username`,
-	"bad-embedded-bridge-password.yaml":    `mqtt.password_file: must be set (or mqtt.password): the bridge logs in to its embedded broker as "doorbridge"`,
-	"bad-embedded-acl-user.yaml":           `embedded_broker.acl[1].username: "homeasistant" is not in embedded_broker.users`,
-	"bad-embedded-acl-pattern.yaml":        `embedded_broker.acl[0].subscribe[0]: "doorbridge/#/state" is not a topic pattern (+ stands for one whole level, # for the rest and only at the end)`,
-	"bad-embedded-user-no-acl.yaml":        `embedded_broker.users[1].username: user "homeassistant" has no entry in embedded_broker.acl: it could neither publish nor subscribe`,
-	"bad-embedded-acl-without-users.yaml":  `embedded_broker.acl: needs embedded_broker.users: without users there are no logins to apply it to`,
+	"bad-http-console-mode.yaml":            `http.console: "yes_please" is not a console mode (valid: off, read_only, on)`,
+	"bad-http-console-no-hash.yaml":         `http.console_password_hash: must be set with console: on (make one with: doorbridge hash-password); for viewing only, use console: read_only`,
+	"bad-http-console-hash.yaml":            `http.console_password_hash: is not a bcrypt hash (make one with: doorbridge hash-password)`,
+	"bad-http-console-lan.yaml":             `http.listen: "0.0.0.0:9180" is not loopback: the console password would cross the network in clear text; set http.tls_cert_file and http.tls_key_file, or keep listen on 127.0.0.1`,
+	"bad-http-tls-no-key.yaml":              `http.tls_key_file: must be set with http.tls_cert_file (HTTPS needs the certificate and its key)`,
+	"bad-http-console-login-read-only.yaml": `http.console: is "read_only", but a console login is configured; set console: on to use it`,
+	"bad-http-console-url.yaml":             `http.console_url: "doors.lan:9180" is not an http:// or https:// URL with a host (e.g. https://doors.lan:9180/)`,
+	"bad-embedded-tls-listen.yaml":          `embedded_broker.tls_listen: "0.0.0.0:8883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
+	"bad-embedded-no-listener.yaml":         `embedded_broker.listen: is empty and embedded_broker.socket is not set: the broker would have no listener (e.g. 127.0.0.1:1883)`,
+	"bad-embedded-socket-relative.yaml":     `embedded_broker.socket: "mqtt.sock" is not an absolute path (e.g. /run/doorbridge/mqtt.sock)`,
+	"bad-embedded-tls-no-cert.yaml":         `embedded_broker.cert_file: must be set with embedded_broker.tls_listen (the broker's certificate)`,
+	"bad-embedded-cert-no-tls-listen.yaml":  `embedded_broker.cert_file: is set, but embedded_broker.tls_listen is empty; set tls_listen to serve TLS`,
+	"bad-embedded-user-no-password.yaml":    `embedded_broker.users[1].password_hash: set password_hash (bcrypt) or password_file: a user without a password could not log in`,
+	"bad-embedded-user-password-both.yaml":  `embedded_broker.users[0].password_file: set password_hash or password_file, not both`,
+	"bad-embedded-user-hash.yaml":           `embedded_broker.users[1].password_hash: is not a bcrypt hash (make one with: doorbridge hash-password)`,
+	"bad-embedded-user-duplicate.yaml":      `embedded_broker.users[1].username: duplicate user "doorbridge"`,
+	"bad-embedded-bridge-user.yaml":         `mqtt.username: "bridge" is not in embedded_broker.users: the bridge logs in to its own broker as mqtt.username`,
+	"bad-embedded-bridge-password.yaml":     `mqtt.password_file: must be set (or mqtt.password): the bridge logs in to its embedded broker as "doorbridge"`,
+	"bad-embedded-acl-user.yaml":            `embedded_broker.acl[1].username: "homeasistant" is not in embedded_broker.users`,
+	"bad-embedded-acl-pattern.yaml":         `embedded_broker.acl[0].subscribe[0]: "doorbridge/#/state" is not a topic pattern (+ stands for one whole level, # for the rest and only at the end)`,
+	"bad-embedded-user-no-acl.yaml":         `embedded_broker.users[1].username: user "homeassistant" has no entry in embedded_broker.acl: it could neither publish nor subscribe`,
+	"bad-embedded-acl-without-users.yaml":   `embedded_broker.acl: needs embedded_broker.users: without users there are no logins to apply it to`,
 
 	"bad-input-driver.yaml":           `doors[0].contact.driver: unknown driver "inputs" (configured: sim)`,
 	"bad-input-channel-reused.yaml":   `doors[0].contact.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
@@ -243,17 +253,18 @@ func TestEnvironmentOverrides(t *testing.T) {
 }
 
 // Overrides are as strict as the file: a bad value or an unknown key is
-// refused with the key named.
+// refused with the key and the environment variable named.
 func TestEnvironmentOverridesValidated(t *testing.T) {
 	path := testdata("good-minimal.yaml")
 	for env, want := range map[string]string{
 		"DOORBRIDGE_WATCHDOG__RELOCK_DELAY": `watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
-		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, urls, username, password, password_file, client_id, base_topic, discovery_prefix, ca_file, cert_file, key_file, server_name, insecure_skip_verify)`,
+		"DOORBRIDGE_MQTT__PASWORD":          `mqtt.pasword: unknown key (valid: url, urls, username, password, password_file, client_id, base_topic, discovery_prefix, birth_topic, ca_file, cert_file, key_file, server_name, insecure_skip_verify)`,
 		"DOORBRIDGE_WATCHDOG__LOOP_TIMEOUT": `watchdog.loop_timeout: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 	} {
 		t.Run(env, func(t *testing.T) {
 			t.Setenv(env, "soon")
 			_, err := config.Load(path)
+			want += " (set by the environment variable " + env + ")"
 			if err == nil || err.Error() != path+": "+want {
 				t.Errorf("with %s=soon: Load error\n got: %v\nwant: %s", env, err, path+": "+want)
 			}
@@ -408,5 +419,22 @@ power:
 	p := cfg.Power[0]
 	if p.Name != "input:io/3" || p.Line() != (config.Line{Driver: "io", Channel: "3", ActiveLow: true}) {
 		t.Errorf("power = %+v", p)
+	}
+}
+
+// A YAML syntax error comes with a hint: a tab, or the indentation.
+func TestYAMLSyntaxHint(t *testing.T) {
+	dir := t.TempDir()
+	for text, hint := range map[string]string{
+		"bridge:\n\tid: x\n":              "the file holds a tab; YAML indents with spaces only",
+		"bridge:\n  id: x\n    name: y\n": "check the indentation",
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), hint) {
+			t.Errorf("%q: %v, want the hint %q", text, err, hint)
+		}
 	}
 }

@@ -44,12 +44,62 @@ func Path(flag string) string {
 func Load(path string) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w%s", path, err, yamlHint(path, err))
 	}
 	if err := k.Load(env.Provider(EnvPrefix, ".", envKey), nil); err != nil {
 		return nil, fmt.Errorf("%s: environment: %w", path, err)
 	}
-	return fromKoanf(k, path)
+	cfg, err := fromKoanf(k, path)
+	if err != nil {
+		nameEnvOverrides(err, envOverrides())
+	}
+	return cfg, err
+}
+
+// yamlHint is a hint for a YAML syntax error: most are tabs or a key
+// indented differently from its neighbours.
+func yamlHint(path string, err error) string {
+	if !strings.Contains(err.Error(), "yaml:") {
+		return ""
+	}
+	if b, rerr := os.ReadFile(path); rerr == nil && strings.Contains(string(b), "\t") {
+		return " (hint: the file holds a tab; YAML indents with spaces only)"
+	}
+	return " (hint: check the indentation: the keys of a section are indented by the same number of spaces, list items start with \"- \")"
+}
+
+// envOverrides maps each config key set from the environment to its
+// variable.
+func envOverrides() map[string]string {
+	out := map[string]string{}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		if key := envKey(name); key != "" {
+			out[key] = name
+		}
+	}
+	return out
+}
+
+// nameEnvOverrides adds the variable to every error about a key that an
+// environment variable set: the file does not hold the value quoted.
+func nameEnvOverrides(err error, vars map[string]string) {
+	if len(vars) == 0 {
+		return
+	}
+	if ce, ok := err.(*Error); ok {
+		if v, ok := vars[ce.Key]; ok {
+			ce.Msg += " (set by the environment variable " + v + ")"
+		}
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			nameEnvOverrides(e, vars)
+		}
+	}
 }
 
 // Parse loads a config from YAML bytes (for tests and fuzzing); name stands in
@@ -77,6 +127,12 @@ func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
 		return nil, errors.Join(decodeErrors(err, name, "", k.Raw(), reflect.TypeOf(cfg), nil)...)
 	}
 	cfg.File = name
+	doors, _ := k.Raw()["doors"].([]any)
+	for i, d := range doors {
+		if m, ok := d.(map[string]any); ok && i < len(cfg.Doors) {
+			_, cfg.Doors[i].unlockTimeSet = m["unlock_time"]
+		}
+	}
 	cfg.applyDefaults()
 	cfg.applyPowerDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -383,7 +439,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.applyAlarmDefaults()
 	for i := range c.Doors {
-		if c.Doors[i].UnlockTime == 0 {
+		if c.Doors[i].UnlockTime == 0 && !c.Doors[i].unlockTimeSet {
 			c.Doors[i].UnlockTime = DefaultUnlockTime
 		}
 		if c.Doors[i].Name == "" {

@@ -182,7 +182,7 @@ func (e *EmbeddedBroker) UserACL(name string) *BrokerACL {
 }
 
 // secretKeys are config keys whose values never appear in messages.
-var secretKeys = []string{"password", "password_hash"}
+var secretKeys = []string{"password", "password_hash", "console_password_hash"}
 
 // isSecretKey reports whether a config key ("mqtt.password") holds a secret.
 func isSecretKey(key string) bool {
@@ -255,6 +255,9 @@ func (c *Config) validateMQTT(v *validator) {
 	}
 	v.publishTopic("mqtt.base_topic", m.BaseTopic)
 	v.publishTopic("mqtt.discovery_prefix", m.DiscoveryPrefix)
+	if m.BirthTopic != "" { // empty: DefaultBirthTopic
+		v.publishTopic("mqtt.birth_topic", m.BirthTopic)
+	}
 }
 
 // brokerURL checks one broker URL and returns its scheme.
@@ -475,6 +478,7 @@ func (c *Config) CheckFiles() error {
 			}
 		}
 	}
+	c.HTTP.checkFiles(v)
 	for i, p := range c.Power {
 		if p.PasswordFile != "" {
 			if _, err := readSecret(p.PasswordFile); err != nil {
@@ -547,4 +551,15 @@ func (c *Config) BrokerWarnings(now time.Time) []string {
 		}
 	}
 	return out
+}
+
+// DefaultBirthTopic is Home Assistant's default MQTT birth topic.
+const DefaultBirthTopic = "homeassistant/status"
+
+// HABirthTopic is mqtt.birth_topic, or DefaultBirthTopic when empty.
+func (m *MQTT) HABirthTopic() string {
+	if m.BirthTopic == "" {
+		return DefaultBirthTopic
+	}
+	return m.BirthTopic
 }

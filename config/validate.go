@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 	lines := c.validateDoors(v, driverIDs)
 	c.validatePower(v, driverIDs, lines)
 	c.validateAudit(v)
+	c.validateHTTP(v)
 	return errors.Join(v.errs...)
 }
 
@@ -164,7 +165,11 @@ func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) map[stri
 		if d.FailMode != FailSafe && d.FailMode != FailSecure {
 			v.add(key+".fail_mode", "%q is not a fail mode (valid: fail_safe, fail_secure)", d.FailMode)
 		}
-		c.validateLine(v, key+".relay", d.Relay, driverIDs, channels)
+		if d.Relay.Driver == "" && d.Relay.Channel == "" {
+			v.add(key+".relay", "is required: the line that powers the lock, e.g. relay: {driver: %s, channel: \"0\"}", c.firstDriverID())
+		} else {
+			c.validateLine(v, key+".relay", d.Relay, driverIDs, channels)
+		}
 		if d.UnlockTime < MinUnlockTime || d.UnlockTime > MaxUnlockTime {
 			v.add(key+".unlock_time", "%v is outside 1s–30s (a momentary unlock is always bounded)", d.UnlockTime)
 		}
@@ -276,4 +281,12 @@ func (v *validator) driverError(key string, d Driver, err error) {
 		}
 		v.errs = append(v.errs, e)
 	}
+}
+
+// firstDriverID names a configured driver for an example, or a placeholder.
+func (c *Config) firstDriverID() string {
+	if len(c.Drivers) > 0 && c.Drivers[0].ID != "" {
+		return c.Drivers[0].ID
+	}
+	return "DRIVER"
 }

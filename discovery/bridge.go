@@ -30,11 +30,12 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 	}
 	return &payload{
 		Device: device{
-			Identifiers:  []string{id},
-			Name:         devName,
-			Manufacturer: "doorbridge",
-			Model:        "door-lock bridge",
-			SWVersion:    info.Version,
+			Identifiers:      []string{id},
+			Name:             devName,
+			Manufacturer:     "doorbridge",
+			Model:            "door-lock bridge",
+			SWVersion:        info.Version,
+			ConfigurationURL: consoleURL(cfg),
 		},
 		Origin:       makeOrigin(info),
 		Availability: makeAvailability(cfg),
@@ -116,6 +117,14 @@ func makeOrigin(info Info) origin {
 		o.SupportURL = info.SupportURL
 	}
 	return o
+}
+
+// consoleURL is the web console's address, when HA accepts it.
+func consoleURL(cfg *config.Config) string {
+	if u := cfg.HTTP.PublicConsoleURL(); validSupportURL(u) {
+		return u
+	}
+	return ""
 }
 
 // validSupportURL mirrors HA's cv.configuration_url: an http(s) URL with a

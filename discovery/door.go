@@ -74,11 +74,12 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 
 	p := &payload{
 		Device: device{
-			Identifiers:  []string{DoorID(cfg, d.ID)},
-			Name:         devName,
-			Manufacturer: "doorbridge",
-			Model:        model,
-			ViaDevice:    BridgeID(cfg),
+			Identifiers:      []string{DoorID(cfg, d.ID)},
+			Name:             devName,
+			Manufacturer:     "doorbridge",
+			Model:            model,
+			ViaDevice:        BridgeID(cfg),
+			ConfigurationURL: consoleURL(cfg),
 		},
 		Origin:       makeOrigin(info),
 		Availability: makeAvailability(cfg),

@@ -48,7 +48,9 @@ func goldenConfig(t testing.TB) *config.Config {
 	front.Name = "Front door"
 	back := door("back", config.FailSecure, testHash)
 	back.Name = "Back door"
-	return newConfig(t, front, back, withInputs(door("side", config.FailSafe, "")))
+	cfg := newConfig(t, front, back, withInputs(door("side", config.FailSafe, "")))
+	cfg.HTTP.Console = config.ConsoleReadOnly // the device pages link to the console
+	return cfg
 }
 
 // withInputs gives d a contact, an exit button and a lock sense on the

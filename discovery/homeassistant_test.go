@@ -81,7 +81,7 @@ func TestBlueprintMatchesDefaults(t *testing.T) {
 	if got := bp.Blueprint.Input["alarm_topic"].Default; got != def.Topic {
 		t.Errorf("blueprint alarm_topic default %v, doorbridge's default %q", got, def.Topic)
 	}
-	want := regexp.MustCompile(`payload: "\{\{ '` + def.PayloadOn + `' if alarm else '` + def.PayloadOff + `' \}\}"\s+retain: true`)
+	want := regexp.MustCompile(`payload: "\{\{ '` + def.PayloadOn + `' if alarm else \('' if trouble else '` + def.PayloadOff + `'\) \}\}"\s+retain: true`)
 	if !want.Match(data) {
 		t.Errorf("blueprint does not publish %s/%s retained", def.PayloadOn, def.PayloadOff)
 	}

@@ -22,6 +22,8 @@ type device struct {
 	Model        string   `json:"model,omitempty"`
 	SWVersion    string   `json:"sw_version,omitempty"`
 	ViaDevice    string   `json:"via_device,omitempty"`
+	// ConfigurationURL links the device page to the web console, when on.
+	ConfigurationURL string `json:"configuration_url,omitempty"`
 }
 
 type origin struct {

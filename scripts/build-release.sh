@@ -10,12 +10,13 @@
 # Dockerfile's, and lints the Dockerfile.
 #
 #   scripts/build-release.sh                  VERSION from git describe
-#   VERSION=v1.2.3 scripts/build-release.sh
+#   VERSION=v1.2.3 scripts/build-release.sh   (COMMIT defaults to git rev-parse HEAD)
 #   PLATFORMS=linux/arm/v7 scripts/build-release.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION="${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}"
+COMMIT="${COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)}"
 PLATFORMS="${PLATFORMS:-linux/amd64 linux/arm64 linux/arm/v7}"
 fail() { echo "build-release: $*" >&2; exit 1; }
 
@@ -43,7 +44,7 @@ for platform in $PLATFORMS; do
   IFS=/ read -r TARGETOS TARGETARCH TARGETVARIANT <<<"$platform"
   OUT="dist/doorbridge-$TARGETOS-$TARGETARCH${TARGETVARIANT:+-$TARGETVARIANT}"
   echo "==> $platform -> $OUT"
-  CGO_ENABLED=0 GOOS="$TARGETOS" GOARCH="$TARGETARCH" GOARM="${TARGETVARIANT#v}" go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=$VERSION" -o "$OUT" ./cmd/doorbridge
+  CGO_ENABLED=0 GOOS="$TARGETOS" GOARCH="$TARGETARCH" GOARM="${TARGETVARIANT#v}" go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT" -o "$OUT" ./cmd/doorbridge
 
   info="$(go version -m "$OUT")"
   for want in "CGO_ENABLED=0" "GOOS=$TARGETOS" "GOARCH=$TARGETARCH" "-trimpath=true"; do
@@ -72,7 +73,7 @@ for bin in dist/doorbridge-*; do
     *) continue ;;
   esac
   got="$("${runner[@]}" "$bin" version)"
-  [ "$got" = "doorbridge $VERSION" ] || fail "$bin version says '$got', want 'doorbridge $VERSION'"
+  [ "$got" = "doorbridge $VERSION (commit $COMMIT)" ] || fail "$bin version says '$got', want 'doorbridge $VERSION (commit $COMMIT)'"
   "${runner[@]}" "$bin" check-config -c configs/demo.yaml >/dev/null || fail "$bin check-config -c configs/demo.yaml failed"
   echo "==> ran $bin${runner:+ under ${runner[*]}}: $got; check-config ok"
 done

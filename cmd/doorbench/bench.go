@@ -22,11 +22,15 @@ type benchOptions struct {
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
 	RelockDelay       time.Duration
+	Commands          int           // commands in the stream (the commands phase)
+	CommandGap        time.Duration // between two commands of the stream
+	CommandDoors      int           // the doors the stream takes turns on (0: all)
 	Watch             string
 	PahoClients       int
 	Mosquitto         string
 	StateDir          string
 	Only              map[string]bool // empty: everything
+	Console           bool            // web console on, with a page's event stream open (steady)
 }
 
 // want reports whether phase is measured.
@@ -55,9 +59,19 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // target is the broker a bridge is measured against.
 type target struct {
-	kind string     // "mosquitto" or "embedded"
-	mosq *mosquitto // for "mosquitto"
+	kind string     // one of brokerKinds
+	mosq *mosquitto // for a mosquitto kind
 }
+
+// brokerKinds are the targets --broker can name: a stock mosquitto (what
+// users run), one tuned with set_tcp_nodelay, and the bridge's embedded broker.
+var brokerKinds = []string{"mosquitto", "mosquitto-nodelay", "embedded"}
+
+// isMosquitto reports whether a broker kind is a mosquitto doorbench starts.
+func isMosquitto(kind string) bool { return kind != "embedded" }
+
+// external reports whether the broker runs outside the bridge (a mosquitto).
+func (t *target) external() bool { return t.mosq != nil }
 
 // config returns a bridge config for n doors on this target, writing its
 // state file in dir.
@@ -66,7 +80,7 @@ func (b *bench) config(t *target, n int, dir string) (bridgeConfig, error) {
 		ID: "bench", Doors: n, StateFile: filepath.Join(dir, "relays.json"),
 		StateDir:          filepath.Join(dir, "state"), // never the user's default (R23 state would carry over between runs)
 		HeartbeatInterval: b.opts.HeartbeatInterval, HeartbeatTimeout: b.opts.HeartbeatTimeout,
-		RelockDelay: b.opts.RelockDelay,
+		RelockDelay: b.opts.RelockDelay, Console: b.opts.Console,
 	}
 	var err error
 	if c.HTTP, err = freeAddr(); err != nil {
@@ -75,7 +89,7 @@ func (b *bench) config(t *target, n int, dir string) (bridgeConfig, error) {
 	if c.Embedded, err = freeAddr(); err != nil {
 		return c, err
 	}
-	if t.kind == "mosquitto" {
+	if t.external() {
 		c.MQTTURL = "tcp://" + t.mosq.addr()
 	}
 	return c, nil
@@ -83,7 +97,7 @@ func (b *bench) config(t *target, n int, dir string) (bridgeConfig, error) {
 
 // brokerAddr is where clients reach the broker of a bridge with config c.
 func (t *target) brokerAddr(c bridgeConfig) string {
-	if t.kind == "mosquitto" {
+	if t.external() {
 		return t.mosq.addr()
 	}
 	return c.Embedded
@@ -99,12 +113,12 @@ func (b *bench) measure(kind string, n int) (*run, error) {
 	r := newRun(kind, n)
 	r.HeartbeatTimeoutMS = ms(b.opts.HeartbeatTimeout)
 	t := &target{kind: kind}
-	if kind == "mosquitto" {
-		dir, err := b.scratch("mosquitto")
+	if isMosquitto(kind) {
+		dir, err := b.scratch(kind)
 		if err != nil {
 			return nil, err
 		}
-		if t.mosq, err = startMosquitto(b.opts.Mosquitto, dir); err != nil {
+		if t.mosq, err = startMosquitto(b.opts.Mosquitto, dir, kind == "mosquitto-nodelay"); err != nil {
 			return nil, err
 		}
 		defer t.mosq.kill()
@@ -124,7 +138,10 @@ func (b *bench) measure(kind string, n int) (*run, error) {
 	if err := b.steady(t, n, r); err != nil {
 		return nil, err
 	}
-	if kind == "mosquitto" && b.opts.want("silent") {
+	if err := b.faults(t, n, r); err != nil { // faults.go
+		return nil, err
+	}
+	if t.external() && b.opts.want("silent") {
 		b.logf("%s, %d doors: silent link (%d rounds, heartbeat_timeout %v)", kind, n, b.opts.Rounds, b.opts.HeartbeatTimeout)
 		if err := b.silentLink(t, n, r); err != nil {
 			return nil, fmt.Errorf("silent link: %w", err)
@@ -172,7 +189,7 @@ func (b *bench) startupRound(t *target, n, round int) (safe, ready, rss float64,
 		return 0, 0, 0, "", err
 	}
 	log = filepath.Join(dir, "doorbridge.log")
-	if t.kind == "mosquitto" {
+	if t.external() {
 		// A fresh broker: no retained messages from the last round.
 		if err := t.mosq.restart(); err != nil {
 			return 0, 0, 0, log, err
@@ -201,7 +218,7 @@ func (b *bench) startupRound(t *target, n, round int) (safe, ready, rss float64,
 	subscribe := func() error {
 		return cl.subscribe("homeassistant/device/+/config", c.prefix()+"/+/state")
 	}
-	if t.kind == "mosquitto" {
+	if t.external() {
 		if cl, err = dialMQTT(t.brokerAddr(c), "bench-watch", tr.onMsg); err != nil {
 			return 0, 0, 0, log, err
 		}
@@ -220,7 +237,7 @@ func (b *bench) startupRound(t *target, n, round int) (safe, ready, rss float64,
 			return fmt.Errorf("relays off at start: %w", err)
 		}
 		safe = ms(v.At.Sub(p.started))
-		if t.kind == "embedded" {
+		if !t.external() {
 			// The broker is in the bridge: connect as soon as it listens and
 			// take the retained messages (an upper bound by the polling).
 			deadline := time.Now().Add(10 * time.Second)
@@ -341,7 +358,7 @@ func (b *bench) start(t *target, c bridgeConfig, dir, client string) (*session, 
 	if s.w, err = watchRelays(c.StateFile, b.opts.Watch, nil); err != nil {
 		return nil, err
 	}
-	if t.kind == "mosquitto" {
+	if t.external() {
 		if err := s.connect(); err != nil {
 			s.close()
 			return nil, err
@@ -351,7 +368,7 @@ func (b *bench) start(t *target, c bridgeConfig, dir, client string) (*session, 
 		s.close()
 		return nil, err
 	}
-	if t.kind == "embedded" {
+	if !t.external() {
 		if err := s.connect(); err != nil {
 			s.close()
 			return nil, err
@@ -421,7 +438,7 @@ func (s *session) stop() error {
 // steady runs one bridge through the idle window, the alarm and command
 // rounds and (on mosquitto) the broker kill rounds.
 func (b *bench) steady(t *target, n int, r *run) error {
-	if !b.opts.want("idle") && !b.opts.want("alarm") && !b.opts.want("command") && !(t.kind == "mosquitto" && b.opts.want("kill")) {
+	if !b.opts.want("idle") && !b.opts.want("alarm") && !b.opts.want("command") && !b.opts.want("commands") && !(t.external() && b.opts.want("kill")) {
 		return nil
 	}
 	s, err := b.startFresh(t, n, fmt.Sprintf("steady-%s-%d", t.kind, n), "bench-steady", nil)
@@ -429,6 +446,9 @@ func (b *bench) steady(t *target, n int, r *run) error {
 		return err
 	}
 	defer s.close()
+	if b.opts.Console {
+		defer openConsoleStream(s.c.HTTP)()
+	}
 	if b.opts.want("idle") {
 		b.logf("%s, %d doors: idle CPU over %v", t.kind, n, b.opts.Idle)
 		if err := b.idle(s, r); err != nil {
@@ -447,7 +467,13 @@ func (b *bench) steady(t *target, n int, r *run) error {
 			return fmt.Errorf("command: %w", err)
 		}
 	}
-	if t.kind == "mosquitto" && b.opts.want("kill") {
+	if b.opts.want("commands") {
+		b.logf("%s, %d doors: command stream (%d commands, %v apart)", t.kind, n, b.opts.Commands, b.opts.CommandGap)
+		if err := b.commandStream(s, r); err != nil {
+			return fmt.Errorf("command stream: %w", err)
+		}
+	}
+	if t.external() && b.opts.want("kill") {
 		b.logf("%s, %d doors: broker SIGKILL (%d rounds)", t.kind, n, b.opts.Rounds)
 		if err := b.kill(s, r); err != nil {
 			return fmt.Errorf("broker kill: %w", err)
@@ -600,7 +626,7 @@ func (b *bench) silentLink(t *target, n int, r *run) error {
 // baseline times a message between two raw clients through the same broker:
 // the floor under every MQTT figure on this machine.
 func (b *bench) baseline(t *target, r *run) error {
-	if t.kind != "mosquitto" {
+	if !t.external() {
 		return nil
 	}
 	pub, err := dialMQTT(t.mosq.addr(), "bench-base-pub", nil)

@@ -54,6 +54,8 @@ type bridgeConfig struct {
 	RelockDelay       time.Duration
 	AlarmLatch        bool
 	PowerTopic        string // "" no power source; else an MQTT power source on this topic
+	FaultsFile        string // the sim driver's faults_file ("" none)
+	Console           bool   // http.console: read_only
 }
 
 // door ids, channels and fail modes: even doors are fail-safe (maglocks),
@@ -88,14 +90,22 @@ func (c bridgeConfig) yaml() string {
 	fmt.Fprintf(&b, "bridge: {id: %s, name: doorbench, state_dir: %q}\n", c.ID, c.StateDir)
 	fmt.Fprintf(&b, "mqtt: {url: %q, base_topic: db}\n", c.MQTTURL)
 	fmt.Fprintf(&b, "embedded_broker: {listen: %q}\n", c.Embedded)
-	fmt.Fprintf(&b, "http: {listen: %q}\n", c.HTTP)
+	if c.Console {
+		fmt.Fprintf(&b, "http: {listen: %q, console: read_only}\n", c.HTTP)
+	} else {
+		fmt.Fprintf(&b, "http: {listen: %q}\n", c.HTTP)
+	}
 	fmt.Fprintf(&b, "watchdog: {heartbeat_interval: %s, heartbeat_timeout: %s, relock_delay: %s, alarm_latch: %v}\n",
 		c.HeartbeatInterval, c.HeartbeatTimeout, c.RelockDelay, c.AlarmLatch)
 	fmt.Fprintf(&b, "alarms: [{topic: %s, payload_on: \"ON\", payload_off: \"OFF\"}]\n", alarmTopic())
 	if c.PowerTopic != "" {
 		fmt.Fprintf(&b, "power: [{type: mqtt, name: mains, topic: %s, payload_ok: \"ON\", payload_lost: \"OFF\", timeout: 5s}]\n", c.PowerTopic)
 	}
-	fmt.Fprintf(&b, "drivers: [{id: sim, type: sim, state_file: %q}]\n", c.StateFile)
+	if c.FaultsFile != "" {
+		fmt.Fprintf(&b, "drivers: [{id: sim, type: sim, state_file: %q, faults_file: %q}]\n", c.StateFile, c.FaultsFile)
+	} else {
+		fmt.Fprintf(&b, "drivers: [{id: sim, type: sim, state_file: %q}]\n", c.StateFile)
+	}
 	b.WriteString("doors:\n")
 	for i := range c.Doors {
 		mode := "fail_secure"
@@ -122,6 +132,11 @@ type bridgeProc struct {
 
 // startBridge runs `doorbridge run -c cfgPath`, its output appended to logPath.
 func startBridge(bin, cfgPath, logPath string) (*bridgeProc, error) {
+	return startBridgeEnv(bin, cfgPath, logPath, nil)
+}
+
+// startBridgeEnv is startBridge with env added to the environment.
+func startBridgeEnv(bin, cfgPath, logPath string, env []string) (*bridgeProc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -129,6 +144,9 @@ func startBridge(bin, cfgPath, logPath string) (*bridgeProc, error) {
 	defer logf.Close()
 	cmd := exec.Command(bin, "run", "-c", cfgPath, "-log-level", bridgeLogLevel)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &bridgeProc{cmd: cmd, exited: make(chan struct{}), log: logPath}
 	p.started = time.Now()

@@ -69,12 +69,19 @@ func (m *monitor) onMsg(msg msg) {
 		return
 	}
 	if rest == "heartbeat" {
-		// "<connection generation> <send time in Unix ns>": the bridge is
-		// subscribed on a live link since then.
-		if _, ns, ok := strings.Cut(string(msg.Payload), " "); ok {
-			if n, err := strconv.ParseInt(ns, 10, 64); err == nil {
-				m.s.truth.heartbeat(time.Unix(0, n))
-			}
+		// "<connection generation> <send time in Unix ns>", or signed:
+		// "<generation> <sequence> <send time in Unix ns> <signature>": the
+		// bridge is subscribed on a live link since then.
+		f := strings.Fields(string(msg.Payload))
+		ns := ""
+		switch len(f) {
+		case 2:
+			ns = f[1]
+		case 4:
+			ns = f[2]
+		}
+		if n, err := strconv.ParseInt(ns, 10, 64); err == nil {
+			m.s.truth.heartbeat(time.Unix(0, n))
 		}
 		return
 	}
@@ -135,7 +142,9 @@ func (m *monitor) checkLevels(levels map[string]bool, t time.Time, how string) {
 	m.mu.Unlock()
 	var on []string
 	for ch, v := range levels {
-		if v {
+		// A relay whose writes the soak breaks may be stuck powered: the
+		// bridge must show it JAMMED (invariant 3), and release the others.
+		if v && !m.s.truth.faulted(ch, t) {
 			on = append(on, ch)
 		}
 	}
@@ -170,7 +179,7 @@ func (m *monitor) onVersion(v relayVersion) {
 	// It was off when the previous version was read, so it went on after
 	// prev.Start.
 	for _, ch := range m.s.cfg.channels(false) {
-		if v.Levels[ch] && !prev.Levels[ch] && m.s.truth.overdue(prev.Start, turnOnBudgets()) != nil {
+		if v.Levels[ch] && !prev.Levels[ch] && !m.s.truth.faulted(ch, prev.Start) && m.s.truth.overdue(prev.Start, turnOnBudgets()) != nil {
 			m.s.later(func() {
 				if p := m.s.truth.overdue(prev.Start, turnOnBudgets()); p != nil && m.s.truth.stillActive(p, v.At) {
 					m.s.fail("invariant 2: fail-secure relay %s turned on while a %s hazard was known (%s, %v before)",
@@ -226,16 +235,28 @@ func (m *monitor) published() (state, energized map[string]string, avail string)
 	return state, energized, m.avail
 }
 
+// payloadUnknown is Home Assistant's "unknown" state, which the bridge
+// publishes for a lock power it does not know.
+const payloadUnknown = "None"
+
 // mismatches applies invariant 3: the published state of every door is what
-// its relay does.
+// its relay does. A door whose relay writes the soak breaks may instead be
+// JAMMED, its lock power unknown, never a level its relay does not have.
 func (m *monitor) mismatches(levels map[string]bool) []string {
 	state, energized, _ := m.published()
 	var bad []string
+	now := time.Now()
 	for i := range m.s.cfg.Doors {
 		id, on := doorID(i), levels[doorChannel(i)]
 		locked := on == doorFailSafe(i) // maglock: powered = locked; strike: powered = unlocked
 		want := map[bool]string{true: "ON", false: "OFF"}[on]
 		st := state[id]
+		if st == "JAMMED" && m.s.truth.faulted(doorChannel(i), now) {
+			if e := energized[id]; e != payloadUnknown && e != want {
+				bad = append(bad, fmt.Sprintf("%s JAMMED, relay %v: energized %q (a level it does not have)", id, on, e))
+			}
+			continue
+		}
 		stOK := (locked && st == "LOCKED") || (!locked && (st == "UNLOCKED" || st == "OPEN"))
 		if !stOK || energized[id] != want {
 			bad = append(bad, fmt.Sprintf("%s relay %v: state %q energized %q", id, on, st, energized[id]))

@@ -12,29 +12,34 @@ import (
 	"time"
 )
 
-// mosquittoConf is the test broker's whole config: loopback only, nothing
-// kept across a restart, and Nagle off (without set_tcp_nodelay, mosquitto
-// can hold small messages ~40 ms for Nagle + delayed ACK).
-const mosquittoConf = "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
+// mosquittoConf is the stock broker's whole config: loopback only and
+// anonymous clients, nothing else. Every other setting is mosquitto's
+// default, as in Debian's package, the Home Assistant add-on and the
+// eclipse-mosquitto image (persistence and set_tcp_nodelay are off).
+const mosquittoConf = "listener %d 127.0.0.1\nallow_anonymous true\n"
+
+// nodelayConf is added for the tuned broker: Nagle off on its sockets.
+const nodelayConf = "set_tcp_nodelay true\n"
 
 // mosquitto is a mosquitto process on a fixed loopback port that can be
 // killed and restarted on the same port.
 type mosquitto struct {
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	exit chan struct{}
+	bin     string
+	nodelay bool // set_tcp_nodelay true (a tuned broker)
+	dir     string
+	port    int
+	cmd     *exec.Cmd
+	exit    chan struct{}
 }
 
-func startMosquitto(bin, dir string) (*mosquitto, error) {
+func startMosquitto(bin, dir string, nodelay bool) (*mosquitto, error) {
 	var errs []error
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		m := &mosquitto{bin: bin, dir: dir, port: port}
+		m := &mosquitto{bin: bin, nodelay: nodelay, dir: dir, port: port}
 		if err := m.start(time.Now().Add(10 * time.Second)); err == nil {
 			return m, nil
 		} else {
@@ -48,7 +53,11 @@ func (m *mosquitto) addr() string { return net.JoinHostPort("127.0.0.1", strconv
 
 func (m *mosquitto) start(deadline time.Time) error {
 	conf := filepath.Join(m.dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, mosquittoConf, m.port), 0o644); err != nil {
+	text := fmt.Sprintf(mosquittoConf, m.port)
+	if m.nodelay {
+		text += nodelayConf
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(filepath.Join(m.dir, "mosquitto.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -19,8 +20,9 @@ import (
 // soon as its bytes have been read.
 type rawClient struct {
 	conn   net.Conn
-	onMsg  func(m msg)  // called on the reader goroutine for every PUBLISH
-	lastAt atomic.Int64 // UnixNano of the last PUBLISH received
+	onMsg  func(m msg)                 // called on the reader goroutine for every PUBLISH
+	tapped atomic.Pointer[func(m msg)] // likewise, set after the dial (see tap)
+	lastAt atomic.Int64                // UnixNano of the last PUBLISH received
 	closed chan struct{}
 	err    error // why the reader stopped; read after closed
 
@@ -64,7 +66,7 @@ func dialMQTT(addr, clientID string, onMsg func(msg)) (*rawClient, error) {
 		conn.Close()
 		return nil, err
 	}
-	br := bufio.NewReaderSize(conn, 64<<10)
+	br := bufio.NewReaderSize(quickAckReader(conn), 64<<10)
 	typ, body, err := readPacket(br)
 	if err != nil {
 		conn.Close()
@@ -128,6 +130,9 @@ func (c *rawClient) reader(br *bufio.Reader) {
 			c.lastAt.Store(at.UnixNano())
 			if c.onMsg != nil {
 				c.onMsg(m)
+			}
+			if f := c.tapped.Load(); f != nil {
+				(*f)(m)
 			}
 			c.mu.Lock()
 			kept := c.waiters[:0]
@@ -213,6 +218,16 @@ func (c *rawClient) publish(topic string, payload []byte, qos byte, retain bool)
 	return c.write(packet(flags, p))
 }
 
+// tap calls f on the reader goroutine for every message from now on (nil
+// stops it).
+func (c *rawClient) tap(f func(m msg)) {
+	if f == nil {
+		c.tapped.Store(nil)
+		return
+	}
+	c.tapped.Store(&f)
+}
+
 // expect registers a waiter for the first message matching match. Register
 // before the action that causes the message.
 func (c *rawClient) expect(match func(m msg) bool) *msgWaiter {
@@ -279,6 +294,36 @@ func (c *rawClient) waitQuiet(quiet, timeout time.Duration) error {
 func topicIs(topic, payload string) func(msg) bool {
 	return func(m msg) bool { return m.Topic == topic && string(m.Payload) == payload }
 }
+
+// quickAckReader reads conn and acknowledges what it read at once
+// (TCP_QUICKACK, set again after every read: Linux turns delayed ACKs back
+// on whenever the connection looks interactive). A stock mosquitto has
+// Nagle on: with the measuring client's ACKs delayed, a message to it waits
+// for the ACK of the one before, and the figures would time the measuring
+// client's own socket (docs/perf/2026-12-06-nagle.md).
+func quickAckReader(conn net.Conn) io.Reader {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return conn
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return conn
+	}
+	return readFunc(func(p []byte) (int, error) {
+		n, err := conn.Read(p)
+		if n > 0 {
+			raw.Control(func(fd uintptr) {
+				syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+			})
+		}
+		return n, err
+	})
+}
+
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
 // ---- wire format ----
 

@@ -217,6 +217,23 @@ func (w *relayWatcher) waitFor(after int, pred func(map[string]bool) bool, timeo
 	}
 }
 
+// since returns every version after seq, in order. It fails when some of
+// them were already dropped from the history.
+func (w *relayWatcher) since(seq int) ([]relayVersion, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.history) > 0 && w.history[0].Seq > seq+1 {
+		return nil, fmt.Errorf("relay history starts at version %d, after %d", w.history[0].Seq, seq+1)
+	}
+	var out []relayVersion
+	for _, v := range w.history {
+		if v.Seq > seq {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
 // readRelays reads the state file now: its content was there at some moment
 // between start and end.
 func readRelays(path string) (levels map[string]bool, start, end time.Time, err error) {

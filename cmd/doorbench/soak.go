@@ -55,9 +55,16 @@ type soakOptions struct {
 	Seed      uint64
 	Bin       string // the doorbridge binary
 	Mosquitto string
-	Dir       string // scratch directory
-	Log       io.Writer
+	// Broker is "mosquitto" (through a proxy that can go silent; broker
+	// SIGKILLs) or "embedded" (the bridge's own broker, which restarts with
+	// it and keeps nothing: the bridge runs with the default state_dir).
+	Broker   string
+	NoFaults bool   // no relay faults (a bridge whose sim driver has no faults_file)
+	Dir      string // scratch directory
+	Log      io.Writer
 }
+
+func (o soakOptions) embedded() bool { return o.Broker == "embedded" }
 
 // soak is one run.
 type soak struct {
@@ -89,6 +96,10 @@ type soak struct {
 	quietSkips  int
 	metrics     []procSample
 	lastOpen    time.Time
+	faultsPath  string
+	faultSpecs  map[int]map[string]any // door index -> its relay's fault, as faults_file spells it
+	bursts      int                    // command bursts judged
+	powerAt     time.Time              // the power source's last publish
 }
 
 type procSample struct {
@@ -121,8 +132,8 @@ func (s *soak) fail(format string, args ...any) {
 	if s.violation != nil {
 		return
 	}
-	s.violation = fmt.Errorf("%w: seed %d, step %d (%s): %s\nlast actions:\n  %s\nreplay: doorbench soak --seed %d --duration %v",
-		errViolation, s.o.Seed, s.step, s.action, fmt.Sprintf(format, args...), strings.Join(s.recent, "\n  "), s.o.Seed, s.o.Duration)
+	s.violation = fmt.Errorf("%w: seed %d, step %d (%s): %s\nlast actions:\n  %s\nreplay: doorbench soak --seed %d --duration %v --broker %s",
+		errViolation, s.o.Seed, s.step, s.action, fmt.Sprintf(format, args...), strings.Join(s.recent, "\n  "), s.o.Seed, s.o.Duration, s.o.Broker)
 	close(s.failed)
 }
 
@@ -138,6 +149,9 @@ func (s *soak) logf(format string, args ...any) {
 
 // runSoak runs the soak and returns the first violation, or a harness error.
 func runSoak(o soakOptions) error {
+	if o.Broker == "" {
+		o.Broker = "mosquitto"
+	}
 	s := &soak{o: o, rnd: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), truth: newTruth(),
 		failed: make(chan struct{}), counts: map[string]int{}, armedCounts: map[string]int{}}
 	s.mon = newMonitor(s)
@@ -149,18 +163,34 @@ func runSoak(o soakOptions) error {
 	if err != nil {
 		return err
 	}
-	if s.mosq, err = startMosquitto(o.Mosquitto, o.Dir); err != nil {
-		return err
-	}
-	defer s.mosq.kill()
-	if s.px, err = newProxy(s.mosq.addr()); err != nil {
-		return err
-	}
-	defer s.px.close()
-	s.cfg = bridgeConfig{ID: "soak", Doors: soakDoorCount, MQTTURL: "tcp://" + s.px.addr(), Embedded: "127.0.0.1:1", HTTP: httpAddr,
+	s.cfg = bridgeConfig{ID: "soak", Doors: soakDoorCount, Embedded: "127.0.0.1:1", HTTP: httpAddr,
 		StateFile: filepath.Join(o.Dir, "relays.json"), StateDir: stateDir,
 		HeartbeatInterval: soakHBInterval, HeartbeatTimeout: soakHBTimeout, RelockDelay: soakRelockDelay,
 		AlarmLatch: true, PowerTopic: soakPowerTopic}
+	if !o.NoFaults {
+		s.faultsPath = filepath.Join(o.Dir, "faults.json")
+		s.cfg.FaultsFile = s.faultsPath
+	}
+	if o.embedded() {
+		// The demo's setup: the embedded broker and no state_dir in the
+		// config, so the default one (R23: the latch must survive a
+		// restart there too); STATE_DIRECTORY points it at the scratch
+		// directory, as systemd would.
+		s.cfg.StateDir = ""
+		if s.cfg.Embedded, err = freeAddr(); err != nil {
+			return err
+		}
+	} else {
+		if s.mosq, err = startMosquitto(o.Mosquitto, o.Dir, true); err != nil { // the soak keeps its nodelay broker
+			return err
+		}
+		defer s.mosq.kill()
+		if s.px, err = newProxy(s.mosq.addr()); err != nil {
+			return err
+		}
+		defer s.px.close()
+		s.cfg.MQTTURL = "tcp://" + s.px.addr()
+	}
 	if s.cfgPath, err = writeConfig(s.cfg, o.Dir); err != nil {
 		return err
 	}
@@ -168,16 +198,15 @@ func runSoak(o soakOptions) error {
 		return err
 	}
 	defer s.w.close()
-	if err := s.connect(); err != nil {
-		return err
-	}
-	defer func() {
-		s.actor.close()
-		s.watch.close()
-	}()
-	// The alarm source and the power source say all is well, retained.
-	if err := s.publishValues(); err != nil {
-		return err
+	defer s.closeClients()
+	if !o.embedded() {
+		if err := s.connect(); err != nil {
+			return err
+		}
+		// The alarm source and the power source say all is well, retained.
+		if err := s.publishValues(); err != nil {
+			return err
+		}
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -197,7 +226,7 @@ func runSoak(o soakOptions) error {
 			s.p.kill()
 		}
 	}()
-	s.logf("seed %d, %v, %d doors, heartbeat %v/%v, bridge log %s", o.Seed, o.Duration, soakDoorCount, soakHBInterval, soakHBTimeout, s.p.log)
+	s.logf("seed %d, %v, %s broker, %d doors, heartbeat %v/%v, relay faults %v, bridge log %s", o.Seed, o.Duration, o.Broker, soakDoorCount, soakHBInterval, soakHBTimeout, !o.NoFaults, s.p.log)
 
 	end := time.Now().Add(o.Duration)
 	for time.Now().Before(end) {
@@ -231,19 +260,36 @@ func runSoak(o soakOptions) error {
 	return nil
 }
 
+// brokerAddr is where the soak's own clients reach the broker.
+func (s *soak) brokerAddr() string {
+	if s.o.embedded() {
+		return s.cfg.Embedded
+	}
+	return s.mosq.addr()
+}
+
 // connect (re)connects the actor's and the monitor's MQTT clients, straight
 // to the broker.
 func (s *soak) connect() error {
 	deadline := time.Now().Add(10 * time.Second)
 	var err error
-	if s.actor, err = dialMQTTUntil(s.mosq.addr(), "soak-actor", nil, deadline); err != nil {
+	if s.actor, err = dialMQTTUntil(s.brokerAddr(), "soak-actor", nil, deadline); err != nil {
 		return err
 	}
 	s.mon.forget()
-	if s.watch, err = dialMQTTUntil(s.mosq.addr(), "soak-monitor", s.mon.onMsg, deadline); err != nil {
+	if s.watch, err = dialMQTTUntil(s.brokerAddr(), "soak-monitor", s.mon.onMsg, deadline); err != nil {
 		return err
 	}
 	return s.watch.subscribe("#")
+}
+
+func (s *soak) closeClients() {
+	if s.actor != nil {
+		s.actor.close()
+	}
+	if s.watch != nil {
+		s.watch.close()
+	}
 }
 
 // publishValues publishes the alarm and power sources' current values,
@@ -255,7 +301,11 @@ func (s *soak) publishValues() error {
 }
 
 func (s *soak) startBridge() error {
-	p, err := startBridge(s.o.Bin, s.cfgPath, filepath.Join(s.o.Dir, "doorbridge.log"))
+	var env []string
+	if s.o.embedded() {
+		env = []string{"STATE_DIRECTORY=" + filepath.Join(s.o.Dir, "state")}
+	}
+	p, err := startBridgeEnv(s.o.Bin, s.cfgPath, filepath.Join(s.o.Dir, "doorbridge.log"), env)
 	if err != nil {
 		return err
 	}
@@ -263,12 +313,24 @@ func (s *soak) startBridge() error {
 	s.procs++
 	s.truth.restored("bridge", p.started)
 	s.mon.started(p.started)
-	return nil
+	if !s.o.embedded() {
+		return nil
+	}
+	// A new embedded broker, empty: connect to it and publish the alarm
+	// and power values again, retained, as the sources would.
+	s.closeClients()
+	if err := s.connect(); err != nil {
+		return err
+	}
+	return s.publishValues()
 }
 
 // record notes the action of the current step.
 func (s *soak) record(format string, args ...any) {
 	a := fmt.Sprintf(format, args...)
+	if soakTrace {
+		s.logf("step %d: %s", s.step, a)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.action = a
@@ -277,6 +339,9 @@ func (s *soak) record(format string, args ...any) {
 		s.recent = s.recent[1:]
 	}
 }
+
+// soakTrace (DOORBENCH_SOAK_TRACE=1) logs every action as it is taken.
+var soakTrace = os.Getenv("DOORBENCH_SOAK_TRACE") != ""
 
 type soakAction struct {
 	name   string
@@ -299,8 +364,27 @@ var soakActions = []soakAction{
 	{"power-ok", 3, func(s *soak) error { return s.power("ON") }},
 	{"power-garbage", 1, func(s *soak) error { return s.power(s.garbage()) }},
 	{"bridge-restart", 2, (*soak).bridgeRestart},
+	{"latched-restart", 1, (*soak).latchedRestart},
+	{"burst", 9, (*soak).burst},
+	{"alarm-burst", 2, (*soak).alarmBurst},
+	{"fault", 7, (*soak).fault},
 	{"wait", 5, (*soak).wait},
 	{"quiet-check", 8, (*soak).quietCheck},
+}
+
+// actions are the soak's actions for its broker and options.
+func (s *soak) actions() []soakAction {
+	var out []soakAction
+	for _, a := range soakActions {
+		switch {
+		case s.o.embedded() && (a.name == "broker-kill" || a.name == "silent-link"):
+			continue // the broker is in the bridge, reached without a network link
+		case s.o.NoFaults && a.name == "fault":
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // allClear clears every hazard the soak controls, waits (up to 3 s, without
@@ -362,13 +446,17 @@ func (s *soak) armed(kind string) {
 }
 
 func (s *soak) runStep() error {
+	if err := s.repeatPower(); err != nil {
+		return err
+	}
+	actions := s.actions()
 	total := 0
-	for _, a := range soakActions {
+	for _, a := range actions {
 		total += a.weight
 	}
 	n := s.rnd.IntN(total)
 	var a soakAction
-	for _, a = range soakActions {
+	for _, a = range actions {
 		if n < a.weight {
 			break
 		}
@@ -465,7 +553,20 @@ func (s *soak) power(payload string) error {
 		s.armed("power")
 	}
 	s.truth.powerPublished(payload, time.Now())
+	s.powerAt = time.Now()
 	return s.publish(soakPowerTopic, payload, 1, true)
+}
+
+// repeatPower publishes the power source's value again when it said
+// nothing for a while: a reading holds for the source's timeout (5 s) only
+// (R24), as a real UPS publisher repeats its state.
+func (s *soak) repeatPower() error {
+	if time.Since(s.powerAt) < 2*time.Second || s.actor == nil {
+		return nil
+	}
+	_, power := s.truth.values()
+	s.powerAt = time.Now()
+	return s.publish(soakPowerTopic, power, 1, true)
 }
 
 func (s *soak) wait() error {
@@ -541,7 +642,9 @@ func (s *soak) bridgeRestart() error {
 	// The bridge can say offline only if it is connected: link up and its
 	// online seen on this broker.
 	_, _, avail := s.mon.published()
-	linkUp := s.truth.linkUp() && avail == "online"
+	// (The embedded broker stops with the bridge: its offline may not
+	// reach the monitor first.)
+	linkUp := s.truth.linkUp() && avail == "online" && !s.o.embedded()
 	s.mon.restarting()
 	s.truth.down("bridge", time.Now(), "bridge SIGTERM")
 	if err := s.p.stop(syscall.SIGTERM, 10*time.Second); err != nil {
@@ -553,7 +656,7 @@ func (s *soak) bridgeRestart() error {
 		return err
 	}
 	for ch, on := range levels {
-		if on {
+		if on && !s.truth.faulted(ch, time.Now()) {
 			s.fail("R10: relay %s still powered after the bridge exited on SIGTERM (%v)", ch, levels)
 		}
 	}
@@ -605,6 +708,9 @@ func (s *soak) waitQuiet(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if !s.truth.linkUp() {
+			return false
+		}
+		if s.repeatPower() != nil {
 			return false
 		}
 		if s.mon.quietFor() >= 600*time.Millisecond && time.Since(s.lastOpen) > 1500*time.Millisecond && s.mon.connected() {
@@ -660,7 +766,10 @@ func (s *soak) finish() error {
 	s.mu.Lock()
 	s.step++
 	s.mu.Unlock()
-	s.record("final: clear every hazard, LOCK every door")
+	s.record("final: clear every fault and hazard, LOCK every door")
+	if err := s.clearFaults(); err != nil {
+		return err
+	}
 	if err := errors.Join(s.alarm("OFF"), s.power("ON"), s.publish(s.cfg.prefix()+"/lockdown/set", "OFF", 1, false)); err != nil {
 		return err
 	}
@@ -757,8 +866,8 @@ func (s *soak) summary() {
 	for _, k := range []string{"alarm", "power", "broker", "silent", "bridge"} {
 		armed = append(armed, fmt.Sprintf("%s %d", k, s.armedCounts[k]))
 	}
-	s.logf("passed: seed %d, %d steps (%s); hazards that found locks powered: %s; %d bridge processes; %d relay checks; %d quiet checks (%d skipped: link down or never quiet); /healthz %d/%d; max %v goroutines, %.1f MiB resident",
-		s.o.Seed, s.step, strings.Join(parts, ", "), strings.Join(armed, ", "), s.procs, checks, s.quietChecks, s.quietSkips, oks, polls, maxG, maxR)
+	s.logf("passed: seed %d, %s broker, %d steps (%s); %d command bursts judged; hazards that found locks powered: %s; %d bridge processes; %d relay checks; %d quiet checks (%d skipped: link down or never quiet); /healthz %d/%d; max %v goroutines, %.1f MiB resident",
+		s.o.Seed, s.o.Broker, s.step, strings.Join(parts, ", "), s.bursts, strings.Join(armed, ", "), s.procs, checks, s.quietChecks, s.quietSkips, oks, polls, maxG, maxR)
 }
 
 // soakMain is `doorbench soak`.
@@ -771,6 +880,8 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 	bin := fs.String("bin", "", "doorbridge binary (default: go build from the tree)")
 	race := fs.Bool("race", false, "build doorbridge with -race (data races in the bridge fail the soak)")
 	keep := fs.Bool("keep", false, "keep the scratch directory")
+	broker := fs.String("broker", "mosquitto", "mosquitto (through a proxy, no persistence) or embedded (the bridge's own, default state_dir)")
+	noFaults := fs.Bool("no-faults", false, "no relay faults (for a doorbridge whose sim driver has no faults_file)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -793,7 +904,11 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	err = runSoak(soakOptions{Duration: *duration, Seed: *seed, Bin: *bin, Mosquitto: *mosq, Dir: dir, Log: stderr})
+	if *broker != "mosquitto" && *broker != "embedded" {
+		fmt.Fprintf(stderr, "doorbench soak: --broker %q: want mosquitto or embedded\n", *broker)
+		return 2
+	}
+	err = runSoak(soakOptions{Duration: *duration, Seed: *seed, Bin: *bin, Mosquitto: *mosq, Broker: *broker, NoFaults: *noFaults, Dir: dir, Log: stderr})
 	if err == nil {
 		err = checkRaceLog(filepath.Join(dir, "doorbridge.log"))
 	}

@@ -38,6 +38,12 @@ var figureOrder = []string{
 	"alarm_release_ms",
 	"broker_kill_release_ms",
 	"silent_link_release_ms",
+	"command_relay_ms",
+	"command_echo_ms",
+	"commands_lost",
+	"commands_refused",
+	"commands_superseded",
+	"commands_sent",
 	"command_roundtrip_ms",
 	"startup_safe_ms",
 	"startup_ready_ms",
@@ -122,6 +128,8 @@ func printTable(w io.Writer, runs []*run) {
 func formatSummary(fig string, s summary, r *run) string {
 	f := func(v float64) string {
 		switch {
+		case strings.HasPrefix(fig, "commands_"):
+			return fmt.Sprintf("%.0f", v)
 		case strings.HasSuffix(fig, "_pct"), strings.HasSuffix(fig, "_schedstat"):
 			return fmt.Sprintf("%.3f", v)
 		case v >= 100:

@@ -36,7 +36,20 @@ type truth struct {
 	alarmP  *period // open alarm period (alarm active or latched), nil if none
 	powerP  *period // open power period, nil if none
 	downP   map[string]*period
+	// faults are the relay channels whose writes the soak breaks (the sim
+	// driver's faults_file), with when each began and ended (zero: on).
+	faults map[string]*faultWindow
 }
+
+// faultWindow is one channel's fault, from the faults file's write.
+type faultWindow struct {
+	kind       string // delay, hang, error
+	start, end time.Time
+}
+
+// faultGrace is how long after a fault is removed its relay may still lag:
+// the next retry of the write, and a delayed write that was under way.
+const faultGrace = 2500 * time.Millisecond
 
 // latchSeen is how long the link must stay up after an alarm was published
 // for the soak to be sure the bridge saw it.
@@ -57,7 +70,7 @@ func (p *period) activeAt(t time.Time) bool {
 }
 
 func newTruth() *truth {
-	return &truth{alarm: "OFF", power: "ON", downP: map[string]*period{}}
+	return &truth{alarm: "OFF", power: "ON", downP: map[string]*period{}, faults: map[string]*faultWindow{}}
 }
 
 func (tr *truth) open(kind string, t time.Time, why string) *period {
@@ -236,4 +249,42 @@ func (tr *truth) stillActive(p *period, t time.Time) bool {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return p.end.IsZero() || t.Before(p.end)
+}
+
+// faultSet records that channel ch's writes are broken from t.
+func (tr *truth) faultSet(ch, kind string, t time.Time) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.faults[ch] = &faultWindow{kind: kind, start: t}
+}
+
+// faultCleared records that channel ch's writes work again from t.
+func (tr *truth) faultCleared(ch string, t time.Time) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if f := tr.faults[ch]; f != nil && f.end.IsZero() {
+		f.end = t
+	}
+}
+
+// faulted reports whether channel ch's relay may not follow the bridge at
+// t: its writes are broken, or were until faultGrace before.
+func (tr *truth) faulted(ch string, t time.Time) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	f := tr.faults[ch]
+	return f != nil && !t.Before(f.start) && (f.end.IsZero() || t.Before(f.end.Add(faultGrace)))
+}
+
+// faultedNow returns the channels with a fault on now, and its kind.
+func (tr *truth) faultedNow() map[string]string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	out := map[string]string{}
+	for ch, f := range tr.faults {
+		if f.end.IsZero() {
+			out[ch] = f.kind
+		}
+	}
+	return out
 }

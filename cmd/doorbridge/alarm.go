@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
 )
@@ -31,19 +33,23 @@ func drillAlarm(cfg *config.Config) (config.Alarm, bool) {
 //	off    publishes payload_off, retained, to the first plain alarm topic
 //	reset  publishes RESET to B/N/alarm/reset (releases the latch)
 func cmdAlarm(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "on" && args[0] != "off" && args[0] != "reset" {
-		fmt.Fprintln(stderr, "usage: doorbridge alarm on|off|reset [-c FILE] [-topic TOPIC]")
-		return 2
-	}
-	action := args[0]
+	const synopsis = "alarm on|off|reset [-c FILE] [-topic TOPIC] [-username USER -password-file FILE] [-timeout 5s]"
 	fs := flag.NewFlagSet("alarm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
 	topicFlag := fs.String("topic", "", "alarm topic (default: the first entry of alarms with a plain topic and payloads)")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker")
-	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish alarms and resets)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker, and for it to pass the message back")
+	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish and read alarms and resets)")
 	passwordFile := fs.String("password-file", "", "file holding -username's password")
-	if err := fs.Parse(args[1:]); err != nil {
+	action := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	if code, done := parseFlags(fs, args, synopsis); done {
+		return code
+	}
+	if action != "on" && action != "off" && action != "reset" {
+		fmt.Fprintf(stderr, "usage: doorbridge %s\n", synopsis)
 		return 2
 	}
 	cfg, err := config.Load(config.Path(*file))
@@ -88,7 +94,7 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: alarm %s: %v\n", action, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "published %q to %s (retained=%v)\n", payload, topic, retained)
+	fmt.Fprintf(stdout, "published %q to %s (retained=%v); the broker passed it back\n", payload, topic, retained)
 	return 0
 }
 
@@ -96,17 +102,63 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 type credentials struct{ username, password string }
 
 // publishOnce connects to the first broker that answers, publishes one
-// message and waits for the broker's acknowledgement. A failure says in
-// plain words what went wrong with each broker.
+// message and confirms that the broker took it. A failure says in plain
+// words what went wrong with each broker.
 func publishOnce(cfg *config.Config, login credentials, topic, payload string, retained bool, timeout time.Duration) error {
 	c, err := connectOnce(cfg, login.username, login.password, fmt.Sprintf("%s-cli-%d", cfg.ClientID(), os.Getpid()), timeout)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer c.Disconnect(250)
+	err = publishConfirmed(c, topic, payload, retained, timeout)
+	if errors.Is(err, errNotConfirmed) {
+		who := login.username
+		if who == "" {
+			who = "(anonymous)"
+		}
+		return fmt.Errorf("%w: the broker's ACL (mosquitto's acl_file, or embedded_broker.acl) must let user %s publish and read %s; log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)", err, who, topic)
+	}
+	return err
+}
+
+// errNotConfirmed marks a publish the broker did not pass back.
+var errNotConfirmed = errors.New("NOT CONFIRMED")
+
+// publishConfirmed subscribes to topic, publishes payload and waits for
+// the broker to pass it back. Under MQTT 3.1.1 a broker acknowledges a
+// publish that its ACL drops (mosquitto only logs "Denied PUBLISH"), so the
+// acknowledgement proves nothing; the message coming back does. A retained
+// copy from before is not it: a live delivery has the retain flag clear.
+func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeout time.Duration) error {
+	echo := make(chan struct{}, 1)
+	st := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+		if !m.Retained() && string(m.Payload()) == payload {
+			select {
+			case echo <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if !st.WaitTimeout(timeout) {
+		return errors.New("subscribe (to read the message back): no acknowledgement")
+	}
+	if err := st.Error(); err != nil {
+		return fmt.Errorf("subscribe (to read the message back): %w", err)
+	}
+	if q := st.(*paho.SubscribeToken).Result()[topic]; q == 0x80 {
+		return fmt.Errorf("%w: the broker refused to let this user read %s back, so the publish cannot be checked", errNotConfirmed, topic)
+	}
 	pt := c.Publish(topic, 1, retained, payload)
 	if !pt.WaitTimeout(timeout) {
 		return errors.New("publish: no acknowledgement")
 	}
-	return pt.Error()
+	if err := pt.Error(); err != nil {
+		return fmt.Errorf("%w, NOT PUBLISHED: %q to %s: %v (the embedded broker drops the connection on a publish its ACL denies)", errNotConfirmed, payload, topic, err)
+	}
+	select {
+	case <-echo:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("%w, NOT PUBLISHED: the broker acknowledged %q to %s but did not deliver it within %v (a publish its ACL denies is dropped silently)", errNotConfirmed, payload, topic, timeout)
+	}
 }

@@ -19,8 +19,8 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	file := configFlag(fs)
 	skipFiles := fs.Bool("skip-files", false, "do not read the password, certificate and key files the config names, nor look for the hardware (checking it away from the bridge)")
 	skipHardware := fs.Bool("skip-hardware", false, "do not look for the GPIO chips, I2C buses and serial devices the config names")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "check-config [-c FILE] [-skip-files] [-skip-hardware]"); done {
+		return code
 	}
 	cfg, err := config.Load(config.Path(*file))
 	if err == nil && !*skipFiles {
@@ -40,6 +40,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: valid. Bridge %q, %d door(s).\n", cfg.File, cfg.Bridge.ID, len(cfg.Doors))
 	fmt.Fprintf(stdout, "Broker: %s\n", brokerSummary(cfg))
+	sourcesSummary(stdout, cfg)
 	// Where the latch lives depends on the environment when state_dir is
 	// empty: say which directory this environment resolves to.
 	fmt.Fprintf(stdout, "State: %s (the fire release latch, lockdown, the battery budget; it must survive a reboot)\n\n", cfg.Bridge.StateDir)
@@ -54,7 +55,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		if d.FailMode == config.FailSecure {
 			onHazard = "stays locked (strike unpowered)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.FailMode, relay, onHazard, onHazard, onHazard)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.FailMode, relay, onHazard, powerLost(cfg, &d, onHazard), onHazard)
 	}
 	tw.Flush()
 	warnings := append(configWarnings(cfg), gpioRelayWarnings(cfg, gpio.ReleasedOutputs(sysRoot))...)
@@ -141,4 +142,49 @@ func configWarnings(cfg *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// powerLost is what a door does when mains power is lost: power_release:
+// false holds a fail-safe door locked on battery for a bounded time.
+func powerLost(cfg *config.Config, d *config.Door, onHazard string) string {
+	if len(cfg.Power) == 0 {
+		return "no power source configured"
+	}
+	if d.FailMode == config.FailSafe && !d.ReleasesOnPowerLoss() {
+		return fmt.Sprintf("stays locked on battery up to %v, then unlocks", config.MaxHoldOnBattery)
+	}
+	return onHazard
+}
+
+// sourcesSummary lists what the doors listen to: the alarm sources and
+// the power sources.
+func sourcesSummary(w io.Writer, cfg *config.Config) {
+	for _, a := range cfg.Alarms {
+		s := a.Topic
+		if a.ValueJSON != "" {
+			s += fmt.Sprintf(" (JSON %s: %v = alarm, %v = clear)", a.ValueJSON, a.On, a.Off)
+		} else {
+			s += fmt.Sprintf(" (%s = clear, %s or anything else = alarm)", a.PayloadOff, a.PayloadOn)
+		}
+		if n := a.MinSources(); n > 1 {
+			s += fmt.Sprintf("; clear only once %d sources reported", n)
+		}
+		if a.HeartbeatTopic != "" {
+			s += fmt.Sprintf("; heartbeat %s within %v", a.HeartbeatTopic, a.HeartbeatTimeout)
+		}
+		if a.AvailabilityTopic != "" {
+			s += "; availability " + a.AvailabilityTopic
+		}
+		fmt.Fprintf(w, "Alarm: %s\n", s)
+	}
+	if len(cfg.Power) == 0 {
+		fmt.Fprintln(w, "Power: no source (a mains failure is not detected; add power: to release on it)")
+	}
+	for _, p := range cfg.Power {
+		name := p.Name
+		if name == "" {
+			name = p.Type
+		}
+		fmt.Fprintf(w, "Power: %s (%s)\n", name, p.Type)
+	}
 }

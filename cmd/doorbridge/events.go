@@ -23,8 +23,8 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	since := fs.Duration("since", 24*time.Hour, "only events of this last stretch of time (0: all)")
 	door := fs.String("door", "", "only events of this door")
 	asJSON := fs.Bool("json", false, "print the events as JSON lines instead of a table")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "events [-c FILE | -file AUDIT] [-since 24h] [-door DOOR] [-json]"); done {
+		return code
 	}
 	if *path == "" {
 		cfg, err := config.Load(config.Path(*file))

@@ -485,24 +485,20 @@ func (s *hostileSite) runAttacks(t *testing.T, flood time.Duration) {
 	t.Run("bridge-password", func(t *testing.T) { s.bridgePassword(t) })
 	// Item 4: commands to 2000 made-up doors.
 	t.Run("metric-labels", func(t *testing.T) {
-		pendingFix(t, "4 (metric labels from configured doors only)", "cmdpath")
 		s.attack(t, func(t *testing.T) { s.metricLabels(t) })
 	})
 	// Item 5: a flood of junk commands and of large discovery configs.
 	t.Run("flood", func(t *testing.T) {
-		pendingFix(t, "5 (floods on the bridge's receive side)", "mqttin")
 		s.flood(t, flood)
 	})
 	// Item 6: 20,000 rejected commands must not push the safety records
 	// out of the audit trail.
 	t.Run("audit-wipe", func(t *testing.T) {
-		pendingFix(t, "6 (junk summarised, safety records kept)", "cmdpath")
 		s.attack(t, func(t *testing.T) { s.junkCommands(t, 20000) })
 	})
 	// Items 7 and 8: guessing the shared code on one door locks it out on
 	// the other; the code is never echoed.
 	t.Run("code-lockout-and-echo", func(t *testing.T) {
-		pendingFix(t, "7 and 8 (lockout per code; no code in any output)", "cmdpath")
 		s.attack(t, func(t *testing.T) { s.codeGuessing(t) })
 	})
 }
@@ -610,7 +606,8 @@ func (s *hostileSite) flood(t *testing.T, d time.Duration) {
 	close(done)
 	wg.Wait()
 	stop()
-	for _, e := range s.auditSince(seq, func(e audit.Event) bool { return e.Kind == "hazard" && e.Outcome == "raised" }) {
+	// The alarm this test publishes raises the alarm hazard: any other is the flood's.
+	for _, e := range s.auditSince(seq, func(e audit.Event) bool { return e.Kind == "hazard" && e.Outcome == "raised" && e.Hazard != "alarm" }) {
 		t.Errorf("%s: the flood raised a hazard: %+v", s.name, e)
 	}
 	for _, m := range s.watcher.Since(mark) {

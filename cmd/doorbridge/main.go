@@ -19,10 +19,40 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
-// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and commit are stamped at build time: -ldflags "-X
+// main.version=v1.2.3 -X main.commit=<git revision>" (scripts/build-release.sh,
+// the Dockerfile). A plain go build leaves commit empty and the Go
+// toolchain's VCS stamp says it instead.
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// buildCommit is the commit the binary was built from: the stamped one, or
+// vcs.revision from the build info ("-dirty" when vcs.modified), or
+// "unknown".
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "unknown", ""
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	return rev + dirty
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -40,7 +70,7 @@ commands:
   hash-password                   read a broker password on stdin, print its bcrypt hash
   healthcheck [-c FILE]           exit 0 when the running bridge is ready (/readyz)
   events [-c FILE] [--since 1h]   print the audit file (audit.file) as a table
-  version                         print the version
+  version                         print the version and the commit it was built from
 
 FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
 `
@@ -58,9 +88,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "alarm":
 		return cmdAlarm(args[1:], stdout, stderr)
 	case "hash-code":
-		return cmdHashCode(stdin, stdout, stderr)
+		return cmdHashCode(args[1:], stdin, stdout, stderr)
 	case "hash-password":
-		return cmdHashPassword(stdin, stdout, stderr)
+		return cmdHashPassword(args[1:], stdin, stdout, stderr)
 	case "discovery":
 		return cmdDiscovery(args[1:], stdout, stderr)
 	case "test-door":
@@ -70,7 +100,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "doorbridge %s\n", version)
+		fmt.Fprintf(stdout, "doorbridge %s (commit %s)\n", version, buildCommit())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

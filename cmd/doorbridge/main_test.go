@@ -255,6 +255,18 @@ func TestVersion(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "doorbridge ") {
 		t.Fatalf("version: %q %v", out, err)
 	}
+	if !strings.Contains(string(out), "(commit ") {
+		t.Errorf("version = %q, want the commit it was built from", out)
+	}
+	// The stamp scripts/build-release.sh and the Dockerfile put in.
+	stamped := filepath.Join(t.TempDir(), "doorbridge")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v9.9.9 -X main.commit=0123abcd", "-o", stamped, ".")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	if out, err := exec.Command(stamped, "version").Output(); err != nil || string(out) != "doorbridge v9.9.9 (commit 0123abcd)\n" {
+		t.Errorf("stamped version = %q %v, want \"doorbridge v9.9.9 (commit 0123abcd)\"", out, err)
+	}
 }
 
 func exitCode(err error) int {

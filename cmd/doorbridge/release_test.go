@@ -47,7 +47,7 @@ func TestReleaseBuildMatchesDockerfile(t *testing.T) {
 		t.Fatalf("the build lines differ: the release binaries would not be the image's\nDockerfile:       %s\nbuild-release.sh: %s", docker, script)
 	}
 	for _, want := range []string{`CGO_ENABLED=0`, `GOOS="$TARGETOS"`, `GOARCH="$TARGETARCH"`, `GOARM="${TARGETVARIANT#v}"`,
-		`go build -trimpath`, `-ldflags "-s -w -X main.version=$VERSION"`, `./cmd/doorbridge`} {
+		`go build -trimpath`, `-ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT"`, `./cmd/doorbridge`} {
 		if !strings.Contains(docker, want) {
 			t.Errorf("build line lacks %s: %s", want, docker)
 		}

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/console"
 	_ "github.com/doorbridge/doorbridge/drivers/all"
 	"github.com/doorbridge/doorbridge/drivers/gpio"
 	"github.com/doorbridge/doorbridge/internal/sdnotify"
@@ -21,14 +24,59 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("c", "", "config file (default $DOORBRIDGE_CONFIG, then "+config.DefaultPath+")")
 }
 
+// parseFlags parses a subcommand's flags. -h lists them (exit 0); an
+// argument left over is an error, because a config file named without -c
+// would otherwise be ignored and the default config read instead. done
+// reports that the command ends here with code.
+func parseFlags(fs *flag.FlagSet, args []string, synopsis string) (code int, done bool) {
+	out := fs.Output()
+	fs.Usage = func() {
+		fmt.Fprintf(out, "usage: doorbridge %s\n", synopsis)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(out, "\nflags:")
+			fs.PrintDefaults()
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err), true
+	}
+	if fs.NArg() == 0 {
+		return 0, false
+	}
+	fmt.Fprintf(out, "doorbridge %s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	if looksLikeConfig(fs.Arg(0)) {
+		fmt.Fprintf(out, ": a config file is given with -c (doorbridge %s -c %s)", fs.Name(), fs.Arg(0))
+	}
+	fmt.Fprintf(out, "\nusage: doorbridge %s\n", synopsis)
+	return 2, true
+}
+
+// flagExit is the exit code of a flag parse error: 0 for -h, else 2.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+func looksLikeConfig(arg string) bool {
+	if strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") {
+		return true
+	}
+	st, err := os.Stat(arg)
+	return err == nil && st.Mode().IsRegular()
+}
+
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "run [-c FILE] [-log-format text|json] [-log-level info]"); done {
+		return code
 	}
 	// Catch SIGTERM from the start: one that arrives while the config loads
 	// or the relays are opened still ends in the orderly shutdown (every
@@ -76,14 +124,22 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	if cfg.HTTP.Listen != "" {
-		addr, err := b.ServeHTTP(ctx, cfg.HTTP.Listen)
+		h := b.Handler()
+		if cfg.HTTP.ConsoleEnabled() {
+			h = console.New(b, cfg, log).Handler(h)
+		}
+		tlsCfg, err := cfg.HTTP.ServerTLS()
+		addr := ""
+		if err == nil {
+			addr, err = b.Serve(ctx, cfg.HTTP.Listen, h, tlsCfg)
+		}
 		if err != nil {
 			log.Error("http listener", "err", err)
 			stop()
 			b.Run(ctx) // still turns everything off and publishes offline
 			return 1
 		}
-		log.Info("http listening", "addr", addr)
+		log.Info("http listening", "addr", addr, "console", cfg.HTTP.Console, "tls", cfg.HTTP.TLS())
 	}
 	log.Info("doorbridge starting", "version", version, "config", cfg.File, "doors", len(cfg.Doors))
 	if err := b.Run(ctx); err != nil {

@@ -44,7 +44,7 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		doorID, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if doorID == "" && fs.NArg() == 1 {
 		doorID = fs.Arg(0)

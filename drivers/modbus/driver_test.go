@@ -15,7 +15,7 @@ import (
 
 func newTestDriver(t *testing.T, url string) *Driver {
 	t.Helper()
-	d, err := New(Options{URL: url, Timeout: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond}, nil)
+	d, err := New(Options{URL: url, Timeout: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestChannels(t *testing.T) {
 func TestWrongUnit(t *testing.T) {
 	b := newBoard(7)
 	s := startServer(t, freeURL(t), b)
-	d, err := New(Options{URL: s.url, UnitID: 3, Timeout: 300 * time.Millisecond}, nil)
+	d, err := New(Options{URL: s.url, UnitID: 3, Timeout: 200 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestWrongUnit(t *testing.T) {
 	if _, err := d.OpenOutput("0", false); err == nil || !strings.Contains(err.Error(), "unit 3: coil 0") {
 		t.Errorf("wrong unit: %v", err)
 	}
-	d7, err := New(Options{URL: s.url, UnitID: 7, Timeout: 300 * time.Millisecond}, nil)
+	d7, err := New(Options{URL: s.url, UnitID: 7, Timeout: 200 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestOpenWithoutServerFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "modbus: "+url+" unit 1: connect: ") {
 		t.Fatalf("New without server: %v", err)
 	}
-	_, err = Options{URL: "rtu:///dev/ttyDoesNotExist", UnitID: 1, Speed: 9600, Timeout: 500 * time.Millisecond, PollInterval: time.Second}.Open("board", nil)
+	_, err = Options{URL: "rtu:///dev/ttyDoesNotExist", UnitID: 1, Speed: 9600, Timeout: 250 * time.Millisecond, PollInterval: time.Second}.Open("board", nil)
 	if err == nil || !strings.Contains(err.Error(), "modbus: rtu:///dev/ttyDoesNotExist unit 1: connect: ") {
 		t.Fatalf("Open on a missing serial port: %v", err)
 	}
@@ -306,7 +306,7 @@ func TestFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{URL: "tcp://10.0.0.5:502", UnitID: 1, Speed: 9600, Timeout: 500 * time.Millisecond, PollInterval: 100 * time.Millisecond}
+	want := Options{URL: "tcp://10.0.0.5:502", UnitID: 1, Speed: 9600, Timeout: 250 * time.Millisecond, PollInterval: 100 * time.Millisecond}
 	if spec.(Options) != want {
 		t.Errorf("defaults: %+v", spec)
 	}

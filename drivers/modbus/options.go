@@ -16,11 +16,14 @@ import (
 const (
 	DefaultUnitID  = 1
 	DefaultSpeed   = 9600
-	DefaultTimeout = 500 * time.Millisecond
+	DefaultTimeout = 250 * time.Millisecond
 	// MaxTimeout keeps a write to a board that stopped answering well
 	// inside the 1 s release budget: the write of its own doors' off
-	// gives up then, and is retried (R22).
-	MaxTimeout          = 500 * time.Millisecond
+	// gives up then, and is retried (R22). It is also below the bridge's
+	// relay write deadline (300 ms), so that a slow board's write fails
+	// rather than completing after its door was declared JAMMED, which
+	// made the door cycle between powered and released.
+	MaxTimeout          = 250 * time.Millisecond
 	DefaultPollInterval = 100 * time.Millisecond
 )
 

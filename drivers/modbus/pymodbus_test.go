@@ -169,7 +169,7 @@ func ptyPair(t *testing.T) (string, string) {
 
 func openDriver(t *testing.T, url string, unit int) *Driver {
 	t.Helper()
-	d, err := New(Options{URL: url, UnitID: unit, Speed: 19200, Timeout: 300 * time.Millisecond, PollInterval: 50 * time.Millisecond}, nil)
+	d, err := New(Options{URL: url, UnitID: unit, Speed: 19200, Timeout: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatalf("New(%s unit %d): %v", url, unit, err)
 	}
@@ -268,7 +268,7 @@ func TestPymodbusStopsAnswering(t *testing.T) {
 func TestPymodbusNotThereAtStart(t *testing.T) {
 	needPymodbus(t)
 	addr := freeAddr(t)
-	_, err := New(Options{URL: "tcp://" + addr, UnitID: 1, Timeout: 300 * time.Millisecond, PollInterval: 50 * time.Millisecond}, nil)
+	_, err := New(Options{URL: "tcp://" + addr, UnitID: 1, Timeout: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond}, nil)
 	if err == nil || !strings.Contains(err.Error(), "tcp://"+addr+" unit 1") || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("New with no board: %v, want an error naming the board and the refusal", err)
 	}

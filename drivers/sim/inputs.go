@@ -39,13 +39,16 @@ type inputs struct {
 	raw     []byte
 	bad     int // polls in a row that failed
 	polls   int
+	// created: the inputs file was missing at start and create_inputs_file
+	// is set, so the driver writes it with every input it opens at low.
+	created bool
 
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
 }
 
-func (in *inputs) init(file string) {
+func (in *inputs) init(file string, create bool) {
 	in.file = file
 	in.levels = map[string]bool{}
 	in.forced = map[string]error{}
@@ -56,7 +59,9 @@ func (in *inputs) init(file string) {
 		close(in.done)
 		return
 	}
-	if err := in.poll(true); err != nil {
+	if err := in.poll(true); create && errors.Is(err, os.ErrNotExist) {
+		in.created = true
+	} else if err != nil {
 		// Unreadable at start: unknown at once, no grace.
 		in.fileErr = err
 	}
@@ -110,6 +115,9 @@ func (in *inputs) poll(force bool) error {
 
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if err != nil && in.created && in.stat == nil {
+		return err // not written yet: no input is open
+	}
 	if err != nil {
 		in.bad++
 		if in.bad >= badPollsAllowed {
@@ -161,6 +169,11 @@ func (d *Driver) OpenInput(channel string, opts drivers.InputOptions) (drivers.I
 		return nil, fmt.Errorf("sim: channel %q: %w", channel, drivers.ErrChannelBusy)
 	}
 	d.in.opened[channel] = true
+	if d.in.created {
+		if err := d.in.addLowLocked(channel); err != nil {
+			return nil, fmt.Errorf("sim: creating inputs file %s: %w", d.in.file, err)
+		}
+	}
 	return &input{in: &d.in, ch: channel}, nil
 }
 
@@ -197,3 +210,26 @@ func (i *input) Cached() {}
 func (i *input) Read() (bool, error) { return i.in.read(i.ch) }
 
 var _ drivers.Input = (*input)(nil)
+
+// addLowLocked adds channel at low to the inputs file the driver created,
+// and takes the file as read.
+func (in *inputs) addLowLocked(channel string) error {
+	levels := map[string]bool{}
+	for ch, v := range in.levels {
+		levels[ch] = v
+	}
+	levels[channel] = false
+	raw, err := json.Marshal(levels)
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(in.file, raw); err != nil {
+		return err
+	}
+	st, err := os.Stat(in.file)
+	if err != nil {
+		return err
+	}
+	in.levels, in.raw, in.stat, in.bad, in.fileErr = levels, raw, st, 0, nil
+	return nil
+}

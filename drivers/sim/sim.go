@@ -35,6 +35,11 @@ type Options struct {
 	// {"3": {"error": "i2c: no ack"}}), read again whenever it changes. A
 	// missing file or {} is no fault; a bad file changes nothing.
 	FaultsFile string `koanf:"faults_file"`
+
+	// CreateInputsFile: when InputsFile is missing at start, write it with
+	// every input the bridge opens at low (a closed door, a released
+	// button) instead of leaving them unknown: the demo's first run.
+	CreateInputsFile bool `koanf:"create_inputs_file"`
 }
 
 func init() {
@@ -93,7 +98,7 @@ func New(o Options) *Driver { return newDriver(o, slog.Default()) }
 
 func newDriver(o Options, log *slog.Logger) *Driver {
 	d := &Driver{opts: o, levels: map[string]bool{}, history: map[string][]bool{}}
-	d.in.init(o.InputsFile)
+	d.in.init(o.InputsFile, o.CreateInputsFile)
 	d.faults.init(o.FaultsFile, log.Warn)
 	return d
 }

@@ -207,3 +207,31 @@ func TestInputsFileFromConfig(t *testing.T) {
 		t.Fatal("a misspelt inputs_file was accepted")
 	}
 }
+
+// With create_inputs_file a missing inputs file is created with every
+// opened input low, so the demo's first run reads known inputs; an edit of
+// the file then takes effect as usual.
+func TestMissingInputsFileIsCreatedLow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inputs.json")
+	d := sim.New(sim.Options{InputsFile: path, CreateInputsFile: true})
+	defer d.Close()
+	var ins []drivers.Input
+	for _, ch := range []string{"c0", "r0"} {
+		in, err := d.OpenInput(ch, drivers.InputOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := in.Read(); err != nil || v {
+			t.Fatalf("%s: Read = %v, %v; want low, no error", ch, v, err)
+		}
+		ins = append(ins, in)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != `{"c0":false,"r0":false}` {
+		t.Fatalf("inputs file = %s, %v", b, err)
+	}
+	if err := sim.WriteFileAtomic(path, []byte(`{"c0": true, "r0": false}`)); err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Eventually(t, 5*time.Second, func() bool { v, err := ins[0].Read(); return v && err == nil }, "the edited inputs file was not read")
+}

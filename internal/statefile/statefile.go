@@ -147,6 +147,33 @@ func (d *Dir) Write(name string, value []byte) error {
 	return nil
 }
 
+// Known reports whether the index lists record name: it was written once.
+func (d *Dir) Known(name string) bool { return slices.Contains(d.known, name) }
+
+// Remove deletes record name, durably, when the index knows it: it then
+// reads as its safe value (written once, now missing). It is the fallback
+// of a Write that failed: a stale intact value must not outlive it.
+func (d *Dir) Remove(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if !slices.Contains(d.known, name) {
+		return fmt.Errorf("statefile: record %s: not in the index: a missing one would read as never written", name)
+	}
+	if err := os.Remove(d.file(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("statefile: record %s: %w", name, err)
+	}
+	dir, err := os.Open(d.path)
+	if err != nil {
+		return fmt.Errorf("statefile: record %s: %w", name, err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("statefile: record %s: %w", name, err)
+	}
+	return nil
+}
+
 // intactRecords lists the intact records in the directory.
 func (d *Dir) intactRecords() []string {
 	entries, _ := os.ReadDir(d.path)

@@ -180,3 +180,26 @@ func TestFormat(t *testing.T) {
 		t.Errorf("file %q; want %q and 8 hex digits", got, want)
 	}
 }
+
+// Remove is the fallback of a failed Write: a record the index knows reads
+// as safe once removed, even after a restart; one it does not know is not
+// removed (missing, it would read as never written).
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	d := open(t, dir)
+	if err := d.Write("alarm", []byte("0")); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Known("alarm") || d.Known("other") {
+		t.Fatalf("Known: alarm %v, other %v", d.Known("alarm"), d.Known("other"))
+	}
+	if err := d.Remove("alarm"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := open(t, dir).Load("alarm", initial, safe); !bytes.Equal(v, safe) || err == nil {
+		t.Fatalf("removed record reads %q, %v; want %q and an error", v, err, safe)
+	}
+	if err := d.Remove("other"); err == nil {
+		t.Fatal("removed a record the index does not know")
+	}
+}

@@ -1,0 +1,282 @@
+package main
+
+// The soak's actions against disorder (issue 11): bursts of commands and
+// alarm values sent back to back, judged by the last value (R21); relay
+// faults on random channels through the sim driver's faults_file (R22:
+// every other door still releases within budget, the faulted one shows
+// JAMMED or its true state, never a false one); and a bridge restart while
+// the fire release is latched (R23: the latch holds without a RESET).
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// apiState is the part of the bridge's /api/v1/state the soak reads.
+type apiState struct {
+	Hazards []string `json:"hazards"`
+	Latched bool     `json:"alarm_latched"`
+	Doors   []struct {
+		ID      string   `json:"id"`
+		Hazards []string `json:"hazards"`
+	} `json:"doors"`
+}
+
+func (s *soak) apiState() (apiState, error) {
+	var st apiState
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + s.cfg.HTTP + "/api/v1/state")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// calm reports whether the soak caused no hazard that is active or held,
+// and the bridge, asked, has none either: a command now is accepted.
+func (s *soak) calm() bool {
+	if !s.truth.linkUp() || !s.mon.connected() || time.Since(s.lastOpen) < 2500*time.Millisecond {
+		return false
+	}
+	if alarm, power := s.truth.values(); alarm != "OFF" || power != "ON" {
+		return false
+	}
+	st, err := s.apiState()
+	if err != nil || len(st.Hazards) > 0 || st.Latched {
+		return false
+	}
+	for _, d := range st.Doors {
+		if len(d.Hazards) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// becomeCalm clears the hazards the soak controls if need be and waits, at
+// most 3 s, for a calm moment.
+func (s *soak) becomeCalm() bool {
+	if s.calm() {
+		return true
+	}
+	if !s.truth.linkUp() {
+		return false
+	}
+	s.record("calm for a burst: alarm OFF, RESET, power ON")
+	if err := errors.Join(s.alarm("OFF"), s.power("ON")); err != nil {
+		return false
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		s.truth.resetSent(time.Now())
+		if s.publish(s.cfg.prefix()+"/alarm/reset", "RESET", 1, false) != nil {
+			return false
+		}
+		select {
+		case <-s.failed:
+			return false
+		case <-time.After(250 * time.Millisecond):
+		}
+		if s.calm() {
+			return true
+		}
+	}
+	return false
+}
+
+// burst sends a door 2-5 LOCK/UNLOCK commands back to back, QoS 1, from one
+// client, and checks once quiet that the last one won (R21: the broker
+// keeps one publisher's order, and so must the bridge).
+func (s *soak) burst() error {
+	if !s.becomeCalm() {
+		s.record("command burst skipped: no calm moment")
+		return nil
+	}
+	i := s.rnd.IntN(soakDoorCount)
+	ch := doorChannel(i)
+	if _, faulted := s.truth.faultedNow()[ch]; faulted {
+		s.record("command burst skipped: %s is faulted", doorID(i))
+		return nil
+	}
+	words := make([]string, 2+s.rnd.IntN(5))
+	for k := range words {
+		words[k] = []string{"LOCK", "UNLOCK"}[s.rnd.IntN(2)]
+	}
+	// A marker after the burst, from the same client: another door told to
+	// change. Once it has, a bridge that keeps the broker's order has
+	// handled the whole burst.
+	j := (i + 1 + s.rnd.IntN(soakDoorCount-1)) % soakDoorCount
+	if _, faulted := s.truth.faultedNow()[doorChannel(j)]; faulted {
+		s.record("command burst skipped: marker door %s is faulted", doorID(j))
+		return nil
+	}
+	before := s.w.current()
+	mj := !before.Levels[doorChannel(j)]
+	marker := map[bool]string{true: "UNLOCK", false: "LOCK"}[before.Levels[doorChannel(j)] == doorFailSafe(j)]
+	s.record("command burst %s: %s; then %s %s", doorID(i), strings.Join(words, " "), doorID(j), marker)
+	if err := s.publish(s.cfg.prefix()+"/lockdown/set", "OFF", 1, false); err != nil {
+		return err
+	}
+	for _, w := range words {
+		if err := s.publish(s.cfg.setTopic(i), w, 1, false); err != nil {
+			return err
+		}
+	}
+	if err := s.publish(s.cfg.setTopic(j), marker, 1, false); err != nil {
+		return err
+	}
+	if _, err := s.w.waitFor(before.Seq, func(m map[string]bool) bool { return m[doorChannel(j)] == mj }, 5*time.Second); err != nil {
+		s.record("command burst not judged: the marker door %s did not change within 5 s", doorID(j))
+		return nil
+	}
+	last := words[len(words)-1]
+	want := (last == "LOCK") == doorFailSafe(i) // maglock: LOCK powers it; strike: UNLOCK does
+	for attempt := 0; attempt < 2; attempt++ {
+		if !s.waitQuiet(6 * time.Second) {
+			return nil // not judged: never quiet, or the link went down
+		}
+		levels, _, _, err := readRelays(s.cfg.StateFile)
+		if err != nil {
+			return err
+		}
+		if levels[ch] == want {
+			s.bursts++
+			return nil
+		}
+	}
+	s.fail("R21: after the commands %s to %s, sent back to back from one client in a calm moment (and handled: the %s to %s sent after them was), its relay has lock power %v: the last one (%s) must win",
+		strings.Join(words, " "), doorID(i), marker, doorID(j), !want, last)
+	return nil
+}
+
+// alarmBurst sends 2-4 alarm values back to back, retained, from one
+// client; the truth follows them in order, so the monitor judges the last.
+func (s *soak) alarmBurst() error {
+	n := 2 + s.rnd.IntN(3)
+	vals := make([]string, n)
+	for k := range vals {
+		vals[k] = []string{"ON", "OFF"}[s.rnd.IntN(2)]
+	}
+	s.record("alarm burst: %s", strings.Join(vals, " "))
+	for _, v := range vals {
+		if err := s.alarm(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latchedRestart latches the fire release (an alarm the bridge surely saw,
+// then OFF), then restarts the bridge: nothing but a RESET may relock the
+// doors (R4, R23), on a broker that kept nothing (mosquitto without
+// persistence after a kill, or the embedded broker, which restarts with
+// the bridge).
+func (s *soak) latchedRestart() error {
+	if !s.truth.linkUp() {
+		s.record("latched restart skipped: link down")
+		return nil
+	}
+	s.record("latched restart: alarm ON, seen, OFF, bridge restart")
+	if err := s.alarm("ON"); err != nil {
+		return err
+	}
+	select {
+	case <-s.failed:
+		return nil
+	case <-time.After(latchSeen + 200*time.Millisecond):
+	}
+	if err := s.alarm("OFF"); err != nil {
+		return err
+	}
+	select {
+	case <-s.failed:
+		return nil
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := s.bridgeRestart(); err != nil {
+		return err
+	}
+	// Hold still until the new process is linked and well past
+	// relock_delay and the release budget: a bridge that lost the latch
+	// has relocked the maglocks by then.
+	deadline := time.Now().Add(startGrace)
+	for !s.truth.linkUp() && time.Now().Before(deadline) {
+		select {
+		case <-s.failed:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if !s.truth.linkUp() {
+		return nil // the monitor judges what it can; the link is its own hazard
+	}
+	select {
+	case <-s.failed:
+		return nil
+	case <-time.After(soakRelockDelay + 1200*time.Millisecond):
+	}
+	levels, _, _, err := readRelays(s.cfg.StateFile)
+	if err != nil {
+		return err
+	}
+	var relocked []string
+	for _, ch := range s.cfg.channels(true) {
+		if levels[ch] && !s.truth.faulted(ch, time.Now()) {
+			relocked = append(relocked, ch)
+		}
+	}
+	if len(relocked) > 0 {
+		s.fail("R4/R23: the fire release latch did not survive the restart: maglocks %v powered again after alarm OFF without a RESET", relocked)
+	}
+	return nil
+}
+
+// fault breaks a random door's relay writes (delay, hang or error), at most
+// two at a time, or clears every fault.
+func (s *soak) fault() error {
+	on := s.truth.faultedNow()
+	if len(on) > 0 && (len(on) >= 2 || s.rnd.IntN(2) == 0) {
+		return s.clearFaults()
+	}
+	i := s.rnd.IntN(soakDoorCount)
+	var spec map[string]any
+	kind := []string{"delay", "hang", "error"}[s.rnd.IntN(3)]
+	switch kind {
+	case "delay":
+		spec = map[string]any{"delay": fmt.Sprintf("%dms", 200+s.rnd.IntN(1000))}
+	case "hang":
+		spec = map[string]any{"hang": true}
+	default:
+		spec = map[string]any{"error": "i2c: no ack"}
+	}
+	if s.faultSpecs == nil {
+		s.faultSpecs = map[int]map[string]any{}
+	}
+	s.faultSpecs[i] = spec
+	b, _ := json.Marshal(spec)
+	s.record("fault on %s (channel %s): %s", doorID(i), doorChannel(i), b)
+	s.truth.faultSet(doorChannel(i), kind, time.Now()) // before the bridge can see it
+	return writeFaults(s.faultsPath, s.faultSpecs)
+}
+
+// clearFaults removes every relay fault.
+func (s *soak) clearFaults() error {
+	if s.faultsPath == "" || len(s.faultSpecs) == 0 {
+		return nil
+	}
+	s.record("faults cleared")
+	s.faultSpecs = nil
+	if err := writeFaults(s.faultsPath, nil); err != nil {
+		return err
+	}
+	t := time.Now() // after the bridge can see it
+	for ch := range s.truth.faultedNow() {
+		s.truth.faultCleared(ch, t)
+	}
+	return nil
+}

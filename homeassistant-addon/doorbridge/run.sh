@@ -1,0 +1,16 @@
+#!/usr/bin/with-contenv bashio
+# shellcheck shell=bash
+# The add-on's entry point: the broker and its login from the Mosquitto
+# add-on (services: mqtt:need), the doors from the options, then the bridge
+# in the foreground (exec: Supervisor's SIGTERM reaches it, and it turns
+# every relay off before it exits).
+set -e
+bashio::services.available mqtt || bashio::exit.nok "no MQTT broker: install and start the Mosquitto broker add-on"
+host="$(bashio::services mqtt host)"
+port="$(bashio::services mqtt port)"
+user="$(bashio::services mqtt username)"
+umask 077
+bashio::services mqtt password > /data/mqtt-password
+/gen-config.sh /data/options.json "tcp://${host}:${port}" "$user" /data/mqtt-password > /data/config.yaml
+doorbridge check-config -c /data/config.yaml || bashio::exit.nok "the add-on's options make an invalid config (see above)"
+exec doorbridge run -c /data/config.yaml -log-level "$(bashio::config log_level)"
