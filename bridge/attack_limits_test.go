@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	mochi "github.com/mochi-mqtt/server/v2"
+
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
@@ -43,7 +45,7 @@ func limitsBroker(t *testing.T) (*EmbeddedBroker, *config.Config, string) {
 // the session hook and the CONNACK: CONNECTs sent at once all pass the
 // check before any is counted.
 func TestAttackPerUserLimitRace(t *testing.T) {
-	attackProbe(t)
+	attackProbe(t) // 10 bursts with bcrypt: ~13 s under -race
 	// The race is a matter of scheduling: up to 10 bursts, each on a fresh
 	// broker (cold password cache), bounded to 48 connections.
 	for burst := range 10 {
@@ -98,7 +100,6 @@ func perUserBurst(t *testing.T) int {
 // (broker hazard) lasts as long as the attacker holds the sockets, and
 // Home Assistant is locked out too. README says a takeover is taken back.
 func TestAttackBridgeUserFillsMaxClients(t *testing.T) {
-	attackProbe(t)
 	_, cfg, listen := limitsBroker(t)
 	bridgeUser := testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"}
 	for i := range maxClients {
@@ -120,5 +121,41 @@ func TestAttackBridgeUserFillsMaxClients(t *testing.T) {
 	t.Logf("after %d connections of the bridge's user: the bridge's login code %d (%v), Home Assistant's code %d (%v)", maxClients, code, err, haCode, haErr)
 	if err != nil || code != 0 {
 		t.Errorf("the bridge cannot log in to its own broker while its user's password holds %d other connections", maxClients)
+	}
+}
+
+// The last of maxClients' slots is the bridge's client id's: other users
+// together (here maxClients-1 users of one connection each) cannot fill
+// the broker, and every slot given back is counted once.
+func TestEmbeddedAuthReservesTheBridgesSlot(t *testing.T) {
+	h := &authHook{bridgeID: "doorbridge-home", bridgeUser: "doorbridge",
+		conns: map[string]int{}, byConn: map[net.Conn]string{}}
+	client := func(id string) *mochi.Client {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		cl := &mochi.Client{ID: id}
+		cl.Net.Conn = a
+		return cl
+	}
+	var held []*mochi.Client
+	for i := range maxClients - 1 {
+		cl := client(fmt.Sprint("c", i))
+		if why := h.reserve(cl, fmt.Sprint("user", i)); why != "" {
+			t.Fatalf("client %d refused: %s", i, why)
+		}
+		held = append(held, cl)
+	}
+	if why := h.reserve(client("late"), "late-user"); why == "" {
+		t.Errorf("a client took the bridge's slot (%d others already in)", maxClients-1)
+	}
+	if why := h.reserve(client("doorbridge-home"), "doorbridge"); why != "" {
+		t.Errorf("the bridge refused with %d other clients in: %s", maxClients-1, why)
+	}
+	for _, cl := range held {
+		h.release(cl.Net.Conn)
+		h.release(cl.Net.Conn) // a second release changes nothing
+	}
+	if h.others != 0 || len(h.byConn) != 0 {
+		t.Errorf("after every release: %d others, %d connections counted", h.others, len(h.byConn))
 	}
 }

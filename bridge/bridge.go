@@ -416,7 +416,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return err
 		}
 		defer closeWithin(eb.Close, time.Second, b.log)
-		urls = []string{eb.URL()}
+		// In process: sockets flooding the public listeners, or filling
+		// their pending logins, never stand in the way of the bridge's.
+		urls = []string{eb.BridgeURL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
 	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.log, b.m)

@@ -1,9 +1,12 @@
 package bridge
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
+	"sync"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -23,7 +26,15 @@ type EmbeddedBroker struct {
 	tls  *mochifix.Listener
 	unix *mochifix.Listener
 	sock string
+	// pipe is the bridge's own way in (BridgeURL): in-process, with its
+	// own pending-login limit, out of reach of every socket.
+	pipe   *mochifix.PipeListener
+	pipeID string
 }
+
+// inprocBrokers are the running embedded brokers by BridgeURL host, for
+// the bridge's dialer.
+var inprocBrokers sync.Map // string → *EmbeddedBroker
 
 // socketMode lets the bridge's user and group connect to
 // embedded_broker.socket, and nobody else.
@@ -32,7 +43,7 @@ const socketMode = 0o660
 // StartEmbeddedBroker starts mochi-mqtt without authentication on addr
 // ("127.0.0.1:0" picks a free port; Addr reports the real one).
 func StartEmbeddedBroker(addr string, log *slog.Logger) (*EmbeddedBroker, error) {
-	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, log)
+	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, nil, log)
 }
 
 // StartEmbeddedBrokerConfig starts cfg's embedded broker: the listen
@@ -41,23 +52,37 @@ func StartEmbeddedBroker(addr string, log *slog.Logger) (*EmbeddedBroker, error)
 // password it holds must be that user's, or the broker is not started.
 func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedBroker, error) {
 	var hook mochi.Hook
+	// The bridge's retained messages are its own, bounded by the config;
+	// without users, anyone local could take its client id anyway.
+	exempt := func(cl *mochi.Client) bool { return cl.ID == cfg.ClientID() }
 	if len(cfg.EmbeddedBroker.Users) > 0 {
+		exempt = func(cl *mochi.Client) bool { return string(cl.Properties.Username) == cfg.MQTT.Username }
 		h, err := newAuthHook(cfg, log.With("component", "embedded-broker"))
 		if err != nil {
 			return nil, fmt.Errorf("embedded broker: %w", err)
 		}
 		hook = h
 	}
-	return startEmbedded(cfg.EmbeddedBroker, hook, log)
+	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, log)
 }
 
-func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (*EmbeddedBroker, error) {
+func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, log *slog.Logger) (*EmbeddedBroker, error) {
 	caps := mochi.NewDefaultServerCapabilities()
 	// mochi reserves a packet's declared length before reading it, the
 	// CONNECT too, before any password is checked: without a maximum, 5
 	// bytes claim 256 MB. Checked on the fixed header, before the body.
 	caps.MaximumPacketSize = MaxPacketSize
 	caps.MaximumClients = maxClients
+	if _, ok := hook.(*authHook); ok {
+		caps.MaximumClients = maxClients + bridgeSlack // authHook bounds clients itself
+	}
+	// mochi copies a message for each subscriber and queues up to this
+	// many per client (8192 by default): a subscriber that stops reading
+	// held 8192 × MaxPacketSize = 2 GiB of the bridge's memory. Beyond it,
+	// mochi drops messages for that client only. The bridge's own client
+	// reads as fast as messages come (its handlers only queue them).
+	caps.MaximumClientWritesPending = maxWritesPending
+	caps.MaximumInflight = maxWritesPending
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps,
 		InlineClient: false,
@@ -89,11 +114,19 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 		closeWithin(srv.Close, closeTimeout, log)
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
+	if err := srv.AddHook(newRetainLimitHook(log.With("component", "embedded-broker"), exempt), nil); err != nil {
+		return fail(err)
+	}
 	if err := srv.AddHook(&mochifix.SessionHook{Server: srv, Listeners: lns}, nil); err != nil {
 		return fail(err)
 	}
 	if err := srv.AddHook(new(mochifix.RetainHook), nil); err != nil { // the last hook
 		return fail(err)
+	}
+	if h, ok := hook.(*authHook); ok {
+		for _, l := range lns {
+			l.OnClose(h.release)
+		}
 	}
 	for _, l := range lns {
 		if err := srv.AddListener(l); err != nil {
@@ -103,13 +136,17 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, log *slog.Logger) (
 	if err := srv.Serve(); err != nil {
 		return fail(err)
 	}
+	eb.pipeID = fmt.Sprintf("embedded-%p", eb)
+	inprocBrokers.Store(eb.pipeID, eb)
 	return eb, nil
 }
 
 // listen opens e's listeners, each limited to maxPendingLogins connections
 // that have not logged in; on an error it closes those it opened.
 func (eb *EmbeddedBroker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
-	var lns []*mochifix.Listener
+	eb.pipe = mochifix.NewPipeListener()
+	lns := []*mochifix.Listener{mochifix.NewListener("inproc", eb.pipe)}
+	lns[0].Limit(maxPendingLogins, connectTimeout)
 	open := func(l *mochifix.Listener, err error, key, addr string) (*mochifix.Listener, error) {
 		if err != nil {
 			for _, l := range lns {
@@ -165,8 +202,17 @@ const (
 	// MaxPacketSize is the largest MQTT packet the embedded broker takes
 	// (header included); a larger one costs its sender the connection.
 	MaxPacketSize = 256 << 10
-	// maxClients bounds the clients logged in at once.
-	maxClients = 256
+	// maxWritesPending bounds the messages queued, and those sent at QoS
+	// 1 or 2 and not acknowledged, per client: with MaxPacketSize, 32 MiB
+	// for a subscriber that stops reading.
+	maxWritesPending = 128
+	// maxClients bounds the clients logged in at once. With users, one
+	// slot is the bridge's client id's alone (authHook), and mochi's own
+	// limit, checked before any login, is bridgeSlack higher: the bridge's
+	// reconnection, which logs in while its old connection is being cut,
+	// is never refused for lack of room.
+	maxClients  = 256
+	bridgeSlack = 4
 	// maxPendingLogins bounds, per listener, the connections that have not
 	// logged in yet; a new one closes the oldest.
 	maxPendingLogins = 32
@@ -205,5 +251,23 @@ func (e *EmbeddedBroker) URL() string {
 	return "tcp://" + loopbackAddr(e.Addr())
 }
 
+// BridgeURL is the URL the bridge itself connects to: the in-process
+// listener, which only this process can reach (its dialer knows the
+// "inproc" scheme).
+func (e *EmbeddedBroker) BridgeURL() string { return "inproc://" + e.pipeID }
+
+// dialInproc connects to the in-process listener of the broker named by a
+// BridgeURL's host.
+func dialInproc(ctx context.Context, id string) (net.Conn, error) {
+	v, ok := inprocBrokers.Load(id)
+	if !ok {
+		return nil, fmt.Errorf("no embedded broker %q in this process", id)
+	}
+	return v.(*EmbeddedBroker).pipe.Dial(ctx)
+}
+
 // Close stops the broker.
-func (e *EmbeddedBroker) Close() error { return e.srv.Close() }
+func (e *EmbeddedBroker) Close() error {
+	inprocBrokers.Delete(e.pipeID)
+	return e.srv.Close()
+}

@@ -6,8 +6,10 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -29,15 +31,22 @@ type authHook struct {
 	// over cuts the bridge's connection, which releases every maglock.
 	bridgeID, bridgeUser string
 
-	mu    sync.Mutex
-	conns map[string]int // logged-in connections per user
+	mu     sync.Mutex
+	conns  map[string]int      // connections per user, reserved at login
+	byConn map[net.Conn]string // whose each counted connection is
+	others int                 // connections other than the bridge's own
 }
 
-// maxConnsPerUser bounds each user's connections (the bridge's own user
-// excepted): the broker's memory, and the broker's client limit
-// (maxClients), which a single user's logins could otherwise fill, locking
-// the bridge out when it reconnects.
-const maxConnsPerUser = 16
+// maxConnsPerUser bounds each user's connections: the broker's memory, and
+// the broker's client limit (maxClients), which a single user's logins
+// could otherwise fill. The bridge's user may hold maxBridgeUserConns more
+// besides its client id's (a CLI, test-door); the bridge's client id,
+// with its user's password, always gets in: it takes its own old
+// connection over, and the last of maxClients' slots is its alone.
+const (
+	maxConnsPerUser    = 16
+	maxBridgeUserConns = 2
+)
 
 var _ mochi.Hook = (*authHook)(nil)
 
@@ -50,7 +59,8 @@ type aclRules struct {
 func newAuthHook(cfg *config.Config, log *slog.Logger) (*authHook, error) {
 	e := &cfg.EmbeddedBroker
 	h := &authHook{log: log, users: map[string]*login{}, acl: map[string]aclRules{},
-		bridgeID: cfg.ClientID(), bridgeUser: cfg.MQTT.Username, conns: map[string]int{}}
+		bridgeID: cfg.ClientID(), bridgeUser: cfg.MQTT.Username,
+		conns: map[string]int{}, byConn: map[net.Conn]string{}}
 	for i, u := range e.Users {
 		l := &login{hash: []byte(u.PasswordHash)}
 		if u.PasswordFile != "" {
@@ -94,41 +104,49 @@ func bridgeACL(cfg *config.Config) aclRules {
 // ID names the hook.
 func (h *authHook) ID() string { return "doorbridge-auth" }
 
-// Provides reports the hook's methods: login and ACL checks, and the
-// count of each user's connections.
+// Provides reports the hook's methods: login and ACL checks.
 func (h *authHook) Provides(b byte) bool {
-	switch b {
-	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished, mochi.OnDisconnect:
-		return true
-	}
-	return false
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 
-// OnSessionEstablished counts a logged-in connection against its user.
-func (h *authHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.conns[string(cl.Properties.Username)]++
-}
-
-// OnDisconnect gives a logged-in connection's count back (mochi calls it
-// only for clients that got that far).
-func (h *authHook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if u := string(cl.Properties.Username); h.conns[u] > 0 {
-		h.conns[u]--
-	}
-}
-
-// atLimit reports whether user already holds maxConnsPerUser connections.
-func (h *authHook) atLimit(user string) bool {
+// reserve counts cl's connection against its user, and the broker's
+// clients, before it is let in; it returns why not when there is no room.
+// Counting at login, not once the session is up, keeps logins sent at once
+// from all passing the check before any is counted.
+func (h *authHook) reserve(cl *mochi.Client, user string) (refused string) {
+	bridge := user == h.bridgeUser && cl.ID == h.bridgeID
+	limit := maxConnsPerUser
 	if user == h.bridgeUser {
-		return false
+		limit = maxBridgeUserConns
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.conns[user] >= maxConnsPerUser
+	switch {
+	case bridge:
+		return "" // bounded by mochi's limit, bridgeSlack above maxClients
+	case h.conns[user] >= limit:
+		return fmt.Sprintf("it already has %d connections", limit)
+	case h.others >= maxClients-1:
+		return fmt.Sprintf("the broker has %d clients", maxClients)
+	}
+	h.others++
+	h.conns[user]++
+	h.byConn[cl.Net.Conn] = user
+	return ""
+}
+
+// release gives conn's reservation back once mochi has finished with it
+// (the listeners call it for every connection, logged in or not).
+func (h *authHook) release(conn net.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	user, ok := h.byConn[conn]
+	if !ok {
+		return
+	}
+	delete(h.byConn, conn)
+	h.conns[user]--
+	h.others--
 }
 
 // OnConnectAuthenticate lets a client in only with a configured user's
@@ -141,15 +159,15 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 		switch {
 		case cl.ID == h.bridgeID && name != h.bridgeUser:
 			reason = "the bridge's client id " + cl.ID + " is mqtt.username's only"
-		case h.atLimit(name):
-			reason = fmt.Sprintf("it already has %d connections", maxConnsPerUser)
 		case pk.Connect.WillFlag && !h.mayPublish(name, pk.Connect.WillTopic):
 			// mochi v2.7.9 publishes a will without the acl check
 			// (mochi-mqtt/server#503): a retained will on the alarm topic
 			// would release every maglock.
 			reason = "its will's topic " + pk.Connect.WillTopic + " is not in its acl's publish"
 		default:
-			return true
+			if reason = h.reserve(cl, name); reason == "" {
+				return true
+			}
 		}
 		h.log.Warn("embedded broker refused a login", "username", name, "reason", reason, "remote", cl.Net.Remote)
 		return false
@@ -162,6 +180,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 		reason = "unknown user"
 	}
 	h.log.Warn("embedded broker refused a login", "username", name, "reason", reason, "remote", cl.Net.Remote)
+	time.Sleep(failDelay)
 	return false
 }
 
@@ -234,6 +253,17 @@ func topicsOverlap(a, b string) bool {
 	}
 }
 
+// bcryptSlots bounds the bcrypt checks running at once: each costs tens of
+// milliseconds of a core, and wrong passwords sent in parallel must not
+// take the bridge's CPU from its control loop.
+var bcryptSlots = make(chan struct{}, 2)
+
+// failDelay is how long a refused login waits before its answer. The
+// connection meanwhile still counts against its host's pending logins
+// (mochifix.Listener.Limit): one host guesses a few passwords a second at
+// most.
+const failDelay = 500 * time.Millisecond
+
 // login is one user's credential: a bcrypt hash, or the plain password
 // read from its password_file. A password that passed bcrypt is remembered
 // as a SHA-256 sum, so that reconnections do not pay for bcrypt each time.
@@ -256,7 +286,10 @@ func (l *login) verify(pw []byte) bool {
 	if cached {
 		return true
 	}
-	if bcrypt.CompareHashAndPassword(l.hash, pw) != nil {
+	bcryptSlots <- struct{}{}
+	err := bcrypt.CompareHashAndPassword(l.hash, pw)
+	<-bcryptSlots
+	if err != nil {
 		return false
 	}
 	l.mu.Lock()

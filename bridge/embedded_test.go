@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
@@ -123,4 +125,61 @@ func TestEmbeddedBrokerUnixSocketOnly(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
 		t.Errorf("uid 65534 connecting to %s: %v %s; want permission denied", sock, err, out)
 	}
+}
+
+// The bridge connects to its embedded broker in process (BridgeURL), not
+// through a listener any local account can reach: sockets flooding the
+// public listener's pending logins from the bridge's own host (loopback)
+// do not stand in the way of its login.
+func TestEmbeddedBrokerBridgeConnectsInProcess(t *testing.T) {
+	eb, err := StartEmbeddedBroker("127.0.0.1:0", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eb.Close()
+	stop := make(chan struct{})
+	flooding := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // idle sockets from loopback, each closing an older one
+		defer close(done)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if c, err := net.Dial("tcp", eb.Addr()); err == nil {
+				held = append(held, c)
+			}
+			if len(held) > 2*maxPendingLogins {
+				held[0].Close()
+				held = held[1:]
+			}
+			if i == 2*maxPendingLogins {
+				close(flooding)
+			}
+		}
+	}()
+	<-flooding
+	cfg := testConfig(eb.BridgeURL())
+	for i := range 20 {
+		opts, err := ClientOptions(cfg, []string{eb.BridgeURL()}, "", "", 5*time.Second, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := paho.NewClient(opts.SetClientID(cfg.ClientID()).SetAutoReconnect(false))
+		tok := c.Connect()
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("login %d over %s during the flood: %v", i, eb.BridgeURL(), tok.Error())
+		}
+		c.Disconnect(0)
+	}
+	close(stop)
+	<-done
 }

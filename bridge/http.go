@@ -62,13 +62,15 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 	if err != nil {
 		return "", err
 	}
-	ln = limitListener(ln, httpMaxConns)
+	lim := limitListener(ln, httpMaxConns)
+	ln = lim
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	srv := &http.Server{
 		Handler:     h,
 		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnState:   lim.connState,
 		// TLS handshake errors and the like: anyone on the LAN can cause them.
 		ErrorLog: slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 		// A client that sends slowly, reads slowly or keeps an idle
@@ -96,28 +98,99 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 }
 
 // httpMaxConns bounds the HTTP API's open connections: Prometheus, a
-// health check and a dashboard need a handful. Beyond it new connections
-// wait in the kernel's backlog until one closes.
+// health check and a dashboard need a handful. A new connection beyond it
+// closes the longest idle keep-alive connection (one between requests):
+// idle connections cannot hold every slot and lock /readyz out. Only when
+// every connection is busy with a request does a new one wait in the
+// kernel's backlog, for at most the request timeouts.
 const httpMaxConns = 64
 
-// limitListener accepts at most n connections open at once.
-func limitListener(ln net.Listener, n int) net.Listener {
-	return &limitedListener{Listener: ln, slots: make(chan struct{}, n)}
+// limitListener accepts at most n connections open at once, closing idle
+// ones to make room.
+func limitListener(ln net.Listener, n int) *limitedListener {
+	return &limitedListener{Listener: ln, slots: make(chan struct{}, n), idle: map[*slotConn]time.Time{}}
 }
 
 type limitedListener struct {
 	net.Listener
 	slots chan struct{}
+
+	mu   sync.Mutex
+	idle map[*slotConn]time.Time // keep-alive connections between requests, since when
 }
 
+// Accept takes a slot for each new connection once it has arrived: when
+// none is free it closes the longest idle connection, and looks again
+// every idleRecheck while every connection is busy (one more connection,
+// the new one, is open meanwhile).
 func (l *limitedListener) Accept() (net.Conn, error) {
-	l.slots <- struct{}{}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.slots
 		return nil, err
 	}
-	return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
+	select {
+	case l.slots <- struct{}{}:
+		return l.slotConn(c), nil
+	default:
+	}
+	for {
+		l.closeIdlest()
+		select {
+		case l.slots <- struct{}{}:
+			return l.slotConn(c), nil
+		case <-time.After(idleRecheck):
+		}
+	}
+}
+
+// slotConn wraps c, holding a slot until its first Close.
+func (l *limitedListener) slotConn(c net.Conn) *slotConn {
+	sc := &slotConn{Conn: c}
+	sc.release = func() {
+		l.setIdle(sc, false)
+		<-l.slots
+	}
+	return sc
+}
+
+// idleRecheck is how often a new connection waiting for a slot looks for
+// an idle connection to close.
+const idleRecheck = 100 * time.Millisecond
+
+// connState tracks which connections are idle (http.Server.ConnState).
+func (l *limitedListener) connState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(*slotConn); ok {
+		l.setIdle(sc, st == http.StateIdle)
+	}
+}
+
+func (l *limitedListener) setIdle(c *slotConn, idle bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if idle {
+		l.idle[c] = time.Now()
+	} else {
+		delete(l.idle, c)
+	}
+}
+
+// closeIdlest closes the connection idle for longest, if any.
+func (l *limitedListener) closeIdlest() {
+	l.mu.Lock()
+	var oldest *slotConn
+	for c, since := range l.idle {
+		if oldest == nil || since.Before(l.idle[oldest]) {
+			oldest = c
+		}
+	}
+	delete(l.idle, oldest)
+	l.mu.Unlock()
+	if oldest != nil {
+		_ = oldest.Close()
+	}
 }
 
 // slotConn gives its slot back once, on the first Close.

@@ -108,6 +108,8 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	switch {
 	case config.IsTLSScheme(u.Scheme):
 		conn, err = d.dialTLS(ctx, u.Host)
+	case u.Scheme == "inproc": // the embedded broker's own, for the bridge
+		conn, err = dialInproc(ctx, u.Host)
 	case u.Scheme == "unix": // the embedded broker's socket
 		conn, err = (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
 	default:

@@ -517,6 +517,12 @@ const NoLoginWarning = "embedded_broker has no users, so no login: any program o
 func (c *Config) BrokerWarnings(now time.Time) []string {
 	var out []string
 	m := &c.MQTT
+	if m.Password != "" && m.PasswordFile == "" && c.File != "" {
+		// The config file holds a secret then, as a password_file would.
+		if err := checkSecretMode(c.File); err != nil {
+			out = append(out, "mqtt.password is set in the config file, and "+err.Error()+"; or move the password to mqtt.password_file")
+		}
+	}
 	if m.InsecureSkipVerify {
 		out = append(out, "mqtt.insecure_skip_verify is true: the broker's certificate is NOT checked, so anyone on the network path can pose as the broker, read every door state and unlock doors; set mqtt.ca_file instead")
 	}

@@ -183,3 +183,27 @@ func TestValidFilter(t *testing.T) {
 		}
 	}
 }
+
+// An inline mqtt.password makes the config file a secret: a file other
+// accounts can read is warned about (at start and by check-config), as a
+// password_file in that mode would be refused; 0600 or 0640 is fine.
+func TestBrokerWarningsInlinePasswordFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doorbridge.yaml")
+	if err := os.WriteFile(path, []byte("mqtt: {url: tcp://h:1883, username: u, password: secret-9}"+sim), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.BrokerWarnings(time.Now())
+	if len(w) != 1 || !strings.HasPrefix(w[0], "mqtt.password is set in the config file, and "+path+" is readable by every account") {
+		t.Errorf("config file 0644 with mqtt.password: BrokerWarnings = %q", w)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.BrokerWarnings(time.Now()); len(w) != 0 {
+		t.Errorf("config file 0640: BrokerWarnings = %q, want none", w)
+	}
+}

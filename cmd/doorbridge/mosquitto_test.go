@@ -297,6 +297,13 @@ doors:
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The memory bounds (started above for configs/mosquitto, the
+		// same lines in the container's).
+		for _, want := range []string{"\nmax_queued_messages 1000\n", "\nmax_queued_bytes 16777216\n", "\nmemory_limit 268435456\n"} {
+			if !strings.Contains(string(text), want) {
+				t.Errorf("%s lacks %q", path, strings.TrimSpace(want))
+			}
+		}
 		blocks := strings.Split(string(text), "\nlistener ")
 		for _, b := range blocks[1:] {
 			if !strings.Contains(b, "\nuse_username_as_clientid true\n") {

@@ -138,7 +138,8 @@ func TestDockerCompose(t *testing.T) {
 	// The container's mosquitto.conf keeps configs/mosquitto's security, with
 	// the files where compose mounts them.
 	conf := strings.Split(readRepoFile(t, "configs/docker/mosquitto.conf"), "\n")
-	for _, want := range []string{"allow_anonymous false", "password_file /mosquitto/config/passwd", "acl_file /mosquitto/config/acl", "listener 1883"} {
+	for _, want := range []string{"allow_anonymous false", "password_file /mosquitto/config/passwd", "acl_file /mosquitto/config/acl", "listener 1883",
+		"max_queued_messages 1000", "max_queued_bytes 16777216", "memory_limit 268435456"} {
 		if !slices.Contains(conf, want) {
 			t.Errorf("configs/docker/mosquitto.conf lacks %q", want)
 		}

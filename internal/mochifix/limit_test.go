@@ -103,3 +103,35 @@ func TestListenerBoundsPendingLogins(t *testing.T) {
 		t.Error("a logged-in client lost its connection to the pending limit")
 	}
 }
+
+// A flood of idle sockets from one host closes its own, never another
+// host's connection waiting for its login: after 4 × maxPending idle
+// sockets from 127.0.0.1, the one from 127.0.0.2 that was there first
+// still logs in.
+func TestListenerEvictsFromTheFloodingHost(t *testing.T) {
+	const maxPending = 8
+	addr := limitedBroker(t, maxPending, time.Minute)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	other, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	flood := make([]net.Conn, 0, 4*maxPending)
+	for range 4 * maxPending {
+		flood = append(flood, dialIdle(t, addr))
+	}
+	// The flood's oldest are closed: every one of them has been accepted.
+	if !closedByPeer(t, flood[0], 10*time.Second) || !closedByPeer(t, flood[len(flood)-maxPending-1], 10*time.Second) {
+		t.Fatal("the flooding host's oldest idle sockets are still open")
+	}
+	body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 5}, "other"...)
+	if _, err := other.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(other, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		t.Errorf("the other host's login after the flood: % x, %v", ack, err)
+	}
+}

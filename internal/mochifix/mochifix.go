@@ -42,10 +42,11 @@ type Listener struct {
 	mu      sync.Mutex
 	closed  bool
 	conns   map[net.Conn]chan struct{} // closed once mochi is done with the connection
-	pending []net.Conn                 // not logged in yet, oldest first
+	pending []pendingConn              // not logged in yet, oldest first
 
 	maxPending     int
 	connectTimeout time.Duration
+	onClose        []func(net.Conn)
 }
 
 var _ listeners.Listener = (*Listener)(nil)
@@ -92,15 +93,34 @@ func NewListener(id string, ln net.Listener) *Listener {
 	return &Listener{id: id, ln: ln, conns: map[net.Conn]chan struct{}{}}
 }
 
+// pendingConn is a connection that has not logged in, and the host it
+// comes from.
+type pendingConn struct {
+	conn net.Conn
+	host string
+}
+
 // Limit bounds what clients that have not logged in can hold: at most
-// maxPending such connections (a new one closes the oldest: a stream of
-// idle sockets cannot lock everyone out), each given connectTimeout to send
-// its CONNECT and log in. Call it before the listener serves; 0 means no
-// limit.
+// maxPending such connections, and a quarter of them per remote host,
+// each given connectTimeout to send its CONNECT and log in. A new
+// connection beyond either bound closes the oldest pending one of its own
+// host, or, when the listener is full, of the host holding the most: a
+// stream of idle sockets from one host closes its own, never the logins of
+// another host (Home Assistant's, the bridge's). Call it before the
+// listener serves; 0 means no limit.
 func (l *Listener) Limit(maxPending int, connectTimeout time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maxPending, l.connectTimeout = maxPending, connectTimeout
+}
+
+// OnClose registers f, called with each connection once mochi has finished
+// with it, whether its client logged in or not. Call it before the listener
+// serves.
+func (l *Listener) OnClose(f func(net.Conn)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onClose = append(l.onClose, f)
 }
 
 // Established records that the client on conn has logged in: it no longer
@@ -109,11 +129,11 @@ func (l *Listener) Limit(maxPending int, connectTimeout time.Duration) {
 func (l *Listener) Established(conn net.Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pending = slices.DeleteFunc(l.pending, func(c net.Conn) bool { return c == conn })
+	l.pending = slices.DeleteFunc(l.pending, func(p pendingConn) bool { return p.conn == conn })
 }
 
-// admit registers a new connection as pending and returns the oldest
-// pending one to close when there are too many. Called with l.mu held.
+// admit registers a new connection as pending and returns the pending one
+// to close when there are too many. Called with l.mu held.
 func (l *Listener) admit(conn net.Conn) (evict net.Conn) {
 	if l.connectTimeout > 0 {
 		_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
@@ -121,12 +141,48 @@ func (l *Listener) admit(conn net.Conn) (evict net.Conn) {
 	if l.maxPending <= 0 {
 		return nil
 	}
-	if len(l.pending) >= l.maxPending {
-		evict = l.pending[0]
-		l.pending = l.pending[1:]
+	host := remoteHost(conn)
+	perHost := max(1, l.maxPending/4)
+	counts := map[string]int{}
+	for _, p := range l.pending {
+		counts[p.host]++
 	}
-	l.pending = append(l.pending, conn)
+	victim, full := host, counts[host] >= perHost
+	if !full && len(l.pending) >= l.maxPending {
+		full, victim = true, mostPending(counts)
+	}
+	if full {
+		i := slices.IndexFunc(l.pending, func(p pendingConn) bool { return p.host == victim })
+		evict = l.pending[i].conn
+		l.pending = slices.Delete(l.pending, i, i+1)
+	}
+	l.pending = append(l.pending, pendingConn{conn: conn, host: host})
 	return evict
+}
+
+// mostPending is the host with the most pending connections (the least
+// by name among equals, so that the choice is deterministic).
+func mostPending(counts map[string]int) string {
+	best, n := "", -1
+	for h, c := range counts {
+		if c > n || c == n && h < best {
+			best, n = h, c
+		}
+	}
+	return best
+}
+
+// remoteHost is conn's remote address without its port ("" for a Unix
+// socket's clients, which all count as one host).
+func remoteHost(conn net.Conn) string {
+	a := conn.RemoteAddr()
+	if a == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
 }
 
 // Init counts the accept loop that Serve runs (mochi calls Init before
@@ -176,7 +232,11 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 			l.Established(conn)
 			l.mu.Lock()
 			delete(l.conns, conn)
+			onClose := l.onClose
 			l.mu.Unlock()
+			for _, f := range onClose {
+				f(conn)
+			}
 			close(done)
 		}()
 	}
