@@ -243,9 +243,11 @@ func TestCodeNeverInOutput(t *testing.T) {
 	h.c.Publish(set, `{"action": "UNLOCK", "code": "1111"}`, false)
 	h.c.Publish(h.topic("fs", "set"), `{"action": "UNLOCK", "code": "`+testCode+`"}`, false)
 	h.c.WaitForAfter(mark, h.topic("fsec", "event"), wait, nil)
+	// (A check still running for the pair above answers "busy" to some of
+	// these, which do not count: a few more tries than max_failures.)
 	for i := 0; !strings.Contains(h.sendCode("fsec", "2222"), "codes refused"); i++ {
-		if i == 3 {
-			t.Fatal("no lockout after 3 wrong codes")
+		if i == 6 {
+			t.Fatal("no lockout after 6 wrong codes")
 		}
 	}
 	if p := h.sendCode("fsec", testCode); !strings.Contains(p, "locked out") {

@@ -34,20 +34,21 @@ func TestBrokerConnectionAcksAtOnce(t *testing.T) {
 	}
 	defer broker.Close()
 	tcp := unwrapTCP(t, conn)
-	buf := make([]byte, 1)
+	buf, puback := make([]byte, 1), make([]byte, 4)
 	for i := range 20 {
-		// The broker answers what the bridge sent (a PUBACK): the bridge
-		// sends right after it receives, so Linux sees it interactive.
+		// The broker answers what the bridge sent with a PUBACK (whole MQTT
+		// packets: the bridge's reader parses them): the bridge sends right
+		// after it receives, so Linux sees it interactive.
 		if _, err := conn.Write([]byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := io.ReadFull(broker, buf); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := broker.Write(buf); err != nil {
+		if _, err := broker.Write([]byte{0x40, 0x02, 0x00, byte(i + 1)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.ReadFull(conn, buf); err != nil {
+		if _, err := io.ReadFull(conn, puback); err != nil {
 			t.Fatal(err)
 		}
 		if q := quickAckOn(t, tcp); !q {
