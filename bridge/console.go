@@ -291,7 +291,13 @@ func (b *Bridge) Act(ctx context.Context, a Action) (Outcome, error) {
 	case "lockdown":
 		topic, payload = t.LockdownSet, a.Request
 	case "drill":
-		return b.drill(ctx, a.Request == "ON")
+		if a.Request != "ON" {
+			// The drill's OFF would go on the real alarm's topic: the
+			// console cannot tell a drill's ON from a fire's there, and an
+			// OFF over a real alarm would let a reset relock the doors.
+			return Outcome{Message: "a drill is ended where alarms are cleared (doorbridge alarm off, as a user the broker lets publish alarms), never from the console: it cannot tell the drill's ON from a real alarm on the same topic"}, nil
+		}
+		return b.drill(ctx, true)
 	default:
 		return Outcome{Message: "unknown action " + a.Kind}, nil
 	}
@@ -300,6 +306,11 @@ func (b *Bridge) Act(ctx context.Context, a Action) (Outcome, error) {
 	// event), so those after seq are this message's, or later ones.
 	var after uint64
 	if err := b.onLoop(ctx, func(l *loop) {
+		// Every safety message queued before this action goes first, as
+		// for a command from MQTT (inbound.go).
+		for n := len(l.b.in.safety); n > 0; n-- {
+			l.onQueued(<-l.b.in.safety)
+		}
 		after = b.audit.seq.Load()
 		l.handle(evMessage{topic: topic, payload: []byte(payload)})
 	}); err != nil {

@@ -370,6 +370,13 @@ func TestSafetyQueueServedFirst(t *testing.T) {
 		l.run(ctx)
 	}()
 	testbroker.Eventually(t, wait, func() bool { return len(l.b.in.other) == 0 && len(l.b.in.safety) == 0 }, "queues drained")
+	// The loop records after the relay writes it asked for are done (they
+	// run off the loop): wait for both records, not just for the queues.
+	testbroker.Eventually(t, wait, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(order, "hazard:raised:alarm") && slices.Contains(order, "command:accepted:")
+	}, "the alarm and a command recorded")
 	cancel()
 	<-done
 	mu.Lock()

@@ -232,7 +232,15 @@ func TestConsoleDrillAndLockdown(t *testing.T) {
 		!strings.Contains(fmt.Sprint(out["message"]), `hazard "alarm" is active`) {
 		t.Errorf("lockdown during the drill = %d %v, want refused by the hazard", code, out)
 	}
-	b.act(map[string]string{"kind": "drill", "request": "OFF"})
+	// The console never ends a drill: its OFF would clear a real alarm on
+	// the same topic, and a reset would then relock the doors in a fire.
+	if code, out := b.act(map[string]string{"kind": "drill", "request": "OFF"}); code != 200 || out["ok"] != false {
+		t.Fatalf("drill OFF from the console = %d %v, want refused", code, out)
+	}
+	if _, out := b.act(map[string]string{"kind": "reset"}); out["ok"] == true {
+		t.Fatalf("reset while the drill's alarm is on: %v, want refused", out)
+	}
+	e.c.Publish("db/alarm", "OFF", true) // where alarms are cleared
 	e.c.WaitPayload("db/alarm", "OFF", wait)
 	testbroker.Eventually(t, wait, func() bool {
 		_, v := b.get("/console/api/view")

@@ -166,7 +166,7 @@ function renderBridge(v) {
     const ld = v.lockdown ? ['End lockdown', 'OFF', v.lockdown_off_refusal] : ['Start lockdown', 'ON', v.lockdown_on_refusal];
     acts.append(ld[2] ? el('div', {className: 'why', textContent: ld[0] + ' not offered (' + ld[2] + ')'}) : button(ld[0], {kind: 'lockdown', request: ld[1]}));
     if (v.drill_topic && v.link !== 'healthy') acts.append(el('div', {className: 'why', textContent: 'Drill not offered: the broker link is down, the alarm cannot be published'}));
-    else if (v.drill_topic) acts.append(button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), button('End drill (alarm off)', {kind: 'drill', request: 'OFF'}));
+    else if (v.drill_topic) acts.append(button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), el('div', {className: 'why', textContent: 'A drill is ended where alarms are cleared (doorbridge alarm off), never here: the console cannot tell it from a real alarm.'}));
   }
   c.replaceChildren(dl, acts);
 }
