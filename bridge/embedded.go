@@ -203,13 +203,9 @@ const (
 	// (header included); a larger one costs its sender the connection.
 	MaxPacketSize = 256 << 10
 	// maxWritesPending bounds the messages queued, and those sent at QoS
-	// 1 or 2 and not acknowledged, per client (mochi's default is 8192).
-	// It applies to the bridge's own client too, whose subscription gets
-	// every retained discovery config at once (one a door: 257 at 256
-	// doors), so it is not smaller; a message dropped for the bridge ends
-	// its connection (retainLimitHook.OnPublishDropped). A subscriber that
-	// stops reading holds at most this many messages.
-	maxWritesPending = 1024
+	// 1 or 2 and not acknowledged, per client: with MaxPacketSize, 32 MiB
+	// for a subscriber that stops reading.
+	maxWritesPending = 128
 	// maxClients bounds the clients logged in at once. With users, one
 	// slot is the bridge's client id's alone (authHook), and mochi's own
 	// limit, checked before any login, is bridgeSlack higher: the bridge's

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -57,25 +56,18 @@ func (h *retainLimitHook) Provides(b byte) bool {
 	return b == mochi.OnPublish || b == mochi.OnWill || b == mochi.OnPublishDropped
 }
 
-// OnPublishDropped ends the bridge's own connection when a message for it
-// was dropped (its queue was full: a burst of more than maxWritesPending
-// messages, a subscription's retained ones included). The message may have
-// been an alarm: never lose it silently. The bridge sees the connection
-// lost (the broker hazard releases the maglocks), reconnects and gets
-// every retained value again. Logged at the 1st, 2nd, 4th, 8th... drop.
+// OnPublishDropped reports messages dropped for the bridge's own client
+// (its queue was full: a burst of more than maxWritesPending messages, a
+// subscription's retained ones included), at the 1st, 2nd, 4th, 8th...
+// drop so that a flood does not flood the log too.
 func (h *retainLimitHook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) {
 	if h.exempt == nil || !h.exempt(cl) {
 		return
 	}
 	if n := h.bridgeDrops.Add(1); n&(n-1) == 0 {
-		h.log.Warn("embedded broker dropped a message for the bridge (its queue was full): ending its connection so that it gets every retained value again",
-			"topic", pk.TopicName, "dropped", n, "queue", maxWritesPending)
+		h.log.Warn("embedded broker dropped a message for the bridge: its queue was full", "topic", pk.TopicName, "dropped", n, "queue", maxWritesPending)
 	}
-	cl.Stop(errBridgeQueueFull)
 }
-
-// errBridgeQueueFull is why the embedded broker ended the bridge's connection.
-var errBridgeQueueFull = errors.New("a message for the bridge was dropped: its queue was full")
 
 // OnPublish keeps a retained message out of the store when its user is
 // over budget.
