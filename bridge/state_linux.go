@@ -10,5 +10,8 @@ func volatileFS(dir string) bool {
 		return false
 	}
 	const tmpfsMagic, ramfsMagic = 0x01021994, 0x858458f6
-	return st.Type == tmpfsMagic || st.Type == ramfsMagic
+	// Statfs_t.Type is int32 on 32-bit ARM (ramfs's magic is negative there):
+	// compare the 32 bits.
+	t := uint32(st.Type)
+	return t == tmpfsMagic || t == ramfsMagic
 }
