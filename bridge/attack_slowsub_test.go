@@ -10,7 +10,6 @@ import (
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
-	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
@@ -25,24 +24,7 @@ import (
 // Bounded here: 600 messages (120 MB).
 func TestAttackSlowSubscriberHoldsBrokerMemory(t *testing.T) {
 	attackProbe(t)
-	cfg := testConfig("")
-	listen := testbroker.FreeAddr(t)
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{
-		Listen: listen,
-		Users: []config.BrokerUser{
-			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
-			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
-		},
-		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, listen, eb := guestBroker(t)
 	defer eb.Close()
 	guest := testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}
 
@@ -104,24 +86,7 @@ func TestAttackSlowSubscriberHoldsBrokerMemory(t *testing.T) {
 // process). The number is the attacker's choice.
 func TestAttackRetainedStoreUnbounded(t *testing.T) {
 	attackProbe(t)
-	cfg := testConfig("")
-	listen := testbroker.FreeAddr(t)
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{
-		Listen: listen,
-		Users: []config.BrokerUser{
-			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
-			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
-		},
-		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, listen, eb := guestBroker(t)
 	defer eb.Close()
 	pub, code, err := testbroker.RawConnect(listen, "pub", testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}, nil)
 	if err != nil || code != 0 {

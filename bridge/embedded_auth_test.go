@@ -276,24 +276,7 @@ func TestEmbeddedBrokerChecksWills(t *testing.T) {
 // fill the broker's client limit and lock the bridge out when it
 // reconnects. A connection that ends gives its place back.
 func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
-	cfg := testConfig("")
-	listen := testbroker.FreeAddr(t)
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{
-		Listen: listen,
-		Users: []config.BrokerUser{
-			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
-			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
-		},
-		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, listen, eb := guestBroker(t)
 	t.Cleanup(func() { eb.Close() })
 	guest := testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}
 	var held []net.Conn
@@ -323,4 +306,29 @@ func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
 		}
 		return err == nil && code == 0
 	}, "a guest connection let in once another ended")
+}
+
+// guestBroker starts an embedded broker with the bridge's user and a
+// "guest" who may publish and subscribe under guest/#, on a free port.
+func guestBroker(t *testing.T) (cfg *config.Config, listen string, eb *EmbeddedBroker) {
+	t.Helper()
+	cfg = testConfig("")
+	listen = testbroker.FreeAddr(t)
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen,
+		Users: []config.BrokerUser{
+			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
+			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
+		},
+		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, listen, eb
 }
