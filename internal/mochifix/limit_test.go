@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +134,87 @@ func TestListenerEvictsFromTheFloodingHost(t *testing.T) {
 	ack := make([]byte, 4)
 	if _, err := io.ReadFull(other, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
 		t.Errorf("the other host's login after the flood: % x, %v", ack, err)
+	}
+}
+
+// Closing the broker while connections keep arriving neither panics nor
+// hangs: mochi's Close waits on its clients' WaitGroup right after closing
+// the listeners, so a connection accepted just before must have reached
+// mochi (or been dropped) by then. This is what a bridge stopping during a
+// reconnect storm does; the race detector and mochi's WaitGroup panic
+// ("reused before previous Wait has returned") caught it in CI.
+func TestCloseWhileConnectionsArrive(t *testing.T) {
+	for round := 0; round < 100; round++ {
+		srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler), SysTopicResendInterval: 1 << 30})
+		l, err := mochifix.Listen("tcp", "127.0.0.1:0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.AddListener(l); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Serve(); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		dialers := make(chan struct{})
+		var dialed atomic.Int64
+		for i := 0; i < 4; i++ {
+			go func() {
+				defer func() { dialers <- struct{}{} }()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := net.Dial("tcp", l.Address())
+					if err != nil {
+						continue
+					}
+					dialed.Add(1)
+					_, _ = c.Write([]byte{0x10, 0x0c, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 30, 0, 0})
+					c.Close()
+				}
+			}()
+		}
+		// Let connections be accepted; then close while they arrive.
+		testbroker.Eventually(t, 10*time.Second, func() bool { return dialed.Load() >= 20 },
+			"round %d: connections made", round)
+		closed := make(chan struct{})
+		go func() { _ = srv.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the broker did not close within 10 s while connections arrived", round)
+		}
+		close(stop)
+		for i := 0; i < 4; i++ {
+			<-dialers
+		}
+		l.Wait()
+	}
+}
+
+// A listener that mochi never served can be closed: Close does not wait
+// for an accept loop that will never run.
+func TestCloseListenerNeverServed(t *testing.T) {
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler), SysTopicResendInterval: 1 << 30})
+	l, err := mochifix.Listen("tcp", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { _ = srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing a broker whose listener was never served hung")
 	}
 }

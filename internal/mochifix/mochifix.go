@@ -39,10 +39,12 @@ type Listener struct {
 	ln net.Listener
 	wg sync.WaitGroup
 
-	mu      sync.Mutex
-	closed  bool
-	conns   map[net.Conn]chan struct{} // closed once mochi is done with the connection
-	pending []pendingConn              // not logged in yet, oldest first
+	mu          sync.Mutex
+	closed      bool
+	initialised bool
+	serving     int                        // 0: Serve not begun; 1: serving; -1: closed before Serve began
+	conns       map[net.Conn]chan struct{} // closed once mochi is done with the connection
+	pending     []pendingConn              // not logged in yet, oldest first
 
 	maxPending     int
 	connectTimeout time.Duration
@@ -188,7 +190,12 @@ func remoteHost(conn net.Conn) string {
 // Init counts the accept loop that Serve runs (mochi calls Init before
 // Serve, synchronously).
 func (l *Listener) Init(*slog.Logger) error {
-	l.wg.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.initialised {
+		l.initialised = true
+		l.wg.Add(1)
+	}
 	return nil
 }
 
@@ -203,6 +210,13 @@ func (l *Listener) Protocol() string { return "tcp" }
 
 // Serve accepts connections and hands each to mochi on its own goroutine.
 func (l *Listener) Serve(establish listeners.EstablishFn) {
+	l.mu.Lock()
+	if l.serving < 0 { // closed first: CloseAll counted this loop as done
+		l.mu.Unlock()
+		return
+	}
+	l.serving = 1
+	l.mu.Unlock()
 	defer l.wg.Done()
 	for {
 		conn, err := l.ln.Accept()
@@ -257,6 +271,12 @@ func (l *Listener) Done(conn net.Conn) <-chan struct{} {
 // is reset (SO_LINGER 0) as if the process had died.
 func (l *Listener) CloseAll(reset bool) {
 	l.mu.Lock()
+	if !l.closed && l.serving == 0 && l.initialised {
+		// Serve never began (mochi was not started, or has not got to
+		// it yet): it will not, so its count ends here.
+		l.serving = -1
+		l.wg.Done()
+	}
 	l.closed = true
 	conns := make([]net.Conn, 0, len(l.conns))
 	for c := range l.conns {
@@ -275,10 +295,17 @@ func (l *Listener) CloseAll(reset bool) {
 // Wait waits until the accept loop and every connection's goroutine ended.
 func (l *Listener) Wait() { l.wg.Wait() }
 
-// Close closes the listener and every connection. It does not call
-// closeClients, which can deadlock in mochi v2.7.9: mochi cleans up after
-// each client as its connection ends.
-func (l *Listener) Close(listeners.CloseFn) { l.CloseAll(false) }
+// Close closes the listener and every connection, and waits until mochi
+// has finished with each. It does not call closeClients, which can deadlock
+// in mochi v2.7.9: mochi cleans up after each client as its connection ends.
+// Waiting matters: mochi's Server.Close waits on its clients' WaitGroup
+// right after closing the listeners, and a connection accepted just before
+// that would otherwise add to the WaitGroup during the Wait (a panic,
+// "WaitGroup is reused before previous Wait has returned").
+func (l *Listener) Close(listeners.CloseFn) {
+	l.CloseAll(false)
+	l.Wait()
+}
 
 // SessionHook lets a client in only once no other connection holds its
 // client id: it cuts such a connection (as a session takeover would) and
