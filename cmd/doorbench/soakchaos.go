@@ -18,9 +18,11 @@ import (
 
 // apiState is the part of the bridge's /api/v1/state the soak reads.
 type apiState struct {
-	Hazards []string `json:"hazards"`
-	Latched bool     `json:"alarm_latched"`
-	Doors   []struct {
+	Hazards   []string `json:"hazards"`
+	Latched   bool     `json:"alarm_latched"`
+	Connected bool     `json:"connected"`
+	Startup   bool     `json:"startup"`
+	Doors     []struct {
 		ID      string   `json:"id"`
 		Hazards []string `json:"hazards"`
 	} `json:"doors"`
@@ -149,6 +151,12 @@ func (s *soak) burst() error {
 			return nil
 		}
 	}
+	// A hazard since (the bridge's link lost under load, say) takes power
+	// off whatever the last command was: judged only in a calm moment.
+	if !s.calm() {
+		s.record("command burst not judged: no longer calm")
+		return nil
+	}
 	s.fail("R21: after the commands %s to %s, sent back to back from one client in a calm moment (and handled: the %s to %s sent after them was), its relay has lock power %v: the last one (%s) must win",
 		strings.Join(words, " "), doorID(i), marker, doorID(j), !want, last)
 	return nil
@@ -171,50 +179,47 @@ func (s *soak) alarmBurst() error {
 	return nil
 }
 
-// latchedRestart latches the fire release (an alarm the bridge surely saw,
-// then OFF), then restarts the bridge: nothing but a RESET may relock the
-// doors (R4, R23), on a broker that kept nothing (mosquitto without
-// persistence after a kill, or the embedded broker, which restarts with
-// the bridge).
+// latchedRestart latches the fire release (an alarm ON, then OFF once the
+// bridge says it latched), then restarts the bridge: nothing but a RESET
+// may relock the doors (R4, R23), on a broker that kept nothing (mosquitto
+// without persistence after a kill, or the embedded broker, which restarts
+// with the bridge). A bridge that never says it latched (its link was
+// down, or it has not connected yet) is not judged: the oracle judges only
+// a latch the bridge knew of.
 func (s *soak) latchedRestart() error {
 	if !s.truth.linkUp() {
 		s.record("latched restart skipped: link down")
 		return nil
 	}
-	s.record("latched restart: alarm ON, seen, OFF, bridge restart")
+	s.record("latched restart: alarm ON, latched, OFF, bridge restart")
 	if err := s.alarm("ON"); err != nil {
 		return err
 	}
-	select {
-	case <-s.failed:
+	if !s.waitLatched(10 * time.Second) {
+		s.record("latched restart not judged: the bridge did not say alarm_latched within 10 s")
 		return nil
-	case <-time.After(latchSeen + 200*time.Millisecond):
 	}
+	s.truth.latchConfirmed()
 	if err := s.alarm("OFF"); err != nil {
 		return err
 	}
-	select {
-	case <-s.failed:
-		return nil
-	case <-time.After(200 * time.Millisecond):
-	}
-	if err := s.bridgeRestart(); err != nil {
+	if err := s.bridgeRestart(); err != nil || s.err() != nil {
 		return err
 	}
-	// Hold still until the new process is linked and well past
-	// relock_delay and the release budget: a bridge that lost the latch
-	// has relocked the maglocks by then.
-	deadline := time.Now().Add(startGrace)
-	for !s.truth.linkUp() && time.Now().Before(deadline) {
-		select {
-		case <-s.failed:
-			return nil
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	if !s.truth.linkUp() {
+	// The new process is judged once it is linked: its first heartbeat
+	// came back, so it has read the latch from its state directory and
+	// had the retained values (the alarm's OFF among them).
+	if !s.waitLink(2 * startGrace) {
+		s.record("latched restart not judged: the new process did not link within %v", 2*startGrace)
 		return nil // the monitor judges what it can; the link is its own hazard
 	}
+	if st, err := s.apiState(); err == nil && !st.Latched {
+		s.fail("R4/R23: the fire release latch did not survive the restart: the new process says alarm_latched false after alarm OFF without a RESET")
+		return nil
+	}
+	// Hold still past relock_delay and the release budget: a bridge that
+	// lost the latch has relocked the maglocks by then. (A wait that can
+	// only miss a relock, never invent one.)
 	select {
 	case <-s.failed:
 		return nil
@@ -234,6 +239,56 @@ func (s *soak) latchedRestart() error {
 		s.fail("R4/R23: the fire release latch did not survive the restart: maglocks %v powered again after alarm OFF without a RESET", relocked)
 	}
 	return nil
+}
+
+// waitLatched waits, at most timeout, until the bridge says (its API) that
+// the fire release is latched.
+func (s *soak) waitLatched(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if st, err := s.apiState(); err == nil && st.Latched {
+			return true
+		}
+		select {
+		case <-s.failed:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// waitLink waits, at most timeout, until the bridge is known to be
+// subscribed on a live link (a heartbeat it sent after its cause was
+// undone reached the monitor).
+func (s *soak) waitLink(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for !s.truth.linkUp() && time.Now().Before(deadline) {
+		select {
+		case <-s.failed:
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return s.truth.linkUp()
+}
+
+// linkedPerBridge reports whether the bridge says its link is healthy: it
+// is connected and has no broker or startup hazard, so its first heartbeat
+// on this connection came back and it has published its whole state since.
+// A bridge whose link is not healthy cannot publish, and its retained
+// state on the broker is what it last managed to send.
+func (s *soak) linkedPerBridge() bool {
+	st, err := s.apiState()
+	if err != nil || !st.Connected || st.Startup {
+		return false
+	}
+	for _, h := range st.Hazards {
+		if h == "broker" || h == "startup" {
+			return false
+		}
+	}
+	return true
 }
 
 // fault breaks a random door's relay writes (delay, hang or error), at most

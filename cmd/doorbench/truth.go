@@ -15,7 +15,8 @@ import (
 // it, and the monitor errs on the lenient side: it never reports a bridge
 // for something it could not have known.
 //   - The link is down from the cause (broker SIGKILL, proxy silent, SIGTERM
-//     of the bridge) until the bridge is subscribed again, which the monitor
+//     of the bridge, and the start of every bridge process, the first one
+//     too: a process that has not connected yet has seen nothing) until the bridge is subscribed again, which the monitor
 //     sees as the first heartbeat the bridge sent after the link was
 //     restored (a heartbeat carries its send time).
 //   - An alarm or power message counts from when it was published or, if
@@ -61,6 +62,7 @@ type period struct {
 	start, end time.Time
 	restored   time.Time // link periods: when the cause was undone (zero: not yet)
 	why        string
+	latched    bool // alarm periods: the bridge said it latched this alarm
 }
 
 func (p *period) message() bool { return p.kind == "alarm" || p.kind == "power" }
@@ -98,7 +100,7 @@ func (tr *truth) alarmPublished(payload string, t time.Time) {
 	switch {
 	case payload != "OFF" && tr.alarmP == nil:
 		tr.alarmP = tr.open("alarm", t, fmt.Sprintf("alarm %q published", payload))
-	case payload == "OFF" && tr.alarmP != nil && !tr.seenLocked(tr.alarmP.start, t):
+	case payload == "OFF" && tr.alarmP != nil && !tr.alarmP.latched && !tr.seenLocked(tr.alarmP.start, t):
 		tr.alarmP.end = t
 		tr.alarmP = nil
 	}
@@ -123,6 +125,17 @@ func (tr *truth) seenLocked(start, t time.Time) bool {
 		}
 	}
 	return true
+}
+
+// latchConfirmed records that the bridge said it latched the alarm now
+// active (its API's alarm_latched): the release holds after the OFF, until
+// a RESET, whatever the timing.
+func (tr *truth) latchConfirmed() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.alarmP != nil {
+		tr.alarmP.latched = true
+	}
 }
 
 // resetSent records a RESET sent at t: with the alarm clear the bridge may
