@@ -7,7 +7,8 @@ import (
 )
 
 // PipeListener is a net.Listener whose connections are in-process pipes
-// (net.Pipe) opened by its Dial: a way into the broker that no socket, and
+// (an anonymous socket pair, buffered both ways: pipe_unix.go) opened by
+// its Dial: a way into the broker that no socket, and
 // so no other process, can reach. The bridge connects to its embedded
 // broker through one, so that a flood of sockets on the public listeners
 // never stands in the way of its own login.
@@ -26,7 +27,10 @@ func NewPipeListener() *PipeListener {
 
 // Dial opens a connection to the listener; Accept returns its other end.
 func (l *PipeListener) Dial(ctx context.Context) (net.Conn, error) {
-	c, s := net.Pipe()
+	c, s, err := connPair()
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case l.conns <- s:
 		return c, nil
