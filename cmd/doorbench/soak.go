@@ -29,8 +29,9 @@ import (
 //     (safety.md: release within 1 s of an alarm, power loss or socket
 //     error; within heartbeat_timeout + 1 s of a silent link; at SIGTERM);
 //  2. no fail-secure lock is newly powered while a hazard is known;
-//  3. after quiet, every door's published state and energized flag match
-//     its relay;
+//  3. after quiet, while the bridge says its link is healthy (it can
+//     publish), every door's published state and energized flag match its
+//     relay;
 //  4. /healthz answers 200, except while the bridge is restarted on purpose
 //     (a new process must answer within 5 s);
 //  5. go_goroutines and process_resident_memory_bytes stay bounded.
