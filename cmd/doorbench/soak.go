@@ -91,16 +91,17 @@ type soak struct {
 	failed    chan struct{}
 	rechecks  sync.WaitGroup
 
-	counts      map[string]int
-	armedCounts map[string]int // hazards begun while a lock was powered, by kind
-	quietChecks int
-	quietSkips  int
-	metrics     []procSample
-	lastOpen    time.Time
-	faultsPath  string
-	faultSpecs  map[int]map[string]any // door index -> its relay's fault, as faults_file spells it
-	bursts      int                    // command bursts judged
-	powerAt     time.Time              // the power source's last publish
+	counts        map[string]int
+	armedCounts   map[string]int // hazards begun while a lock was powered, by kind
+	quietChecks   int
+	quietSkips    int
+	metrics       []procSample
+	lastOpen      time.Time
+	faultsPath    string
+	faultSpecs    map[int]map[string]any // door index -> its relay's fault, as faults_file spells it
+	bursts        int                    // command bursts judged
+	latchRestarts int                    // latched restarts judged
+	powerAt       time.Time              // the power source's last publish
 }
 
 type procSample struct {
@@ -923,8 +924,8 @@ func (s *soak) summary() {
 	for _, k := range []string{"alarm", "power", "broker", "silent", "bridge"} {
 		armed = append(armed, fmt.Sprintf("%s %d", k, s.armedCounts[k]))
 	}
-	s.logf("passed: seed %d, %s broker, %d steps (%s); %d command bursts judged; hazards that found locks powered: %s; %d bridge processes; %d relay checks; %d quiet checks (%d skipped: link down or never quiet); /healthz %d/%d; max %v goroutines, %.1f MiB resident",
-		s.o.Seed, s.o.Broker, s.step, strings.Join(parts, ", "), s.bursts, strings.Join(armed, ", "), s.procs, checks, s.quietChecks, s.quietSkips, oks, polls, maxG, maxR)
+	s.logf("passed: seed %d, %s broker, %d steps (%s); %d command bursts judged; %d latched restarts judged; hazards that found locks powered: %s; %d bridge processes; %d relay checks; %d quiet checks (%d skipped: link down or never quiet); /healthz %d/%d; max %v goroutines, %.1f MiB resident",
+		s.o.Seed, s.o.Broker, s.step, strings.Join(parts, ", "), s.bursts, s.latchRestarts, strings.Join(armed, ", "), s.procs, checks, s.quietChecks, s.quietSkips, oks, polls, maxG, maxR)
 }
 
 // soakMain is `doorbench soak`.

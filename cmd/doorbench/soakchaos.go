@@ -238,6 +238,7 @@ func (s *soak) latchedRestart() error {
 	if len(relocked) > 0 {
 		s.fail("R4/R23: the fire release latch did not survive the restart: maglocks %v powered again after alarm OFF without a RESET", relocked)
 	}
+	s.latchRestarts++
 	return nil
 }
 
