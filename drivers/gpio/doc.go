@@ -31,7 +31,11 @@
 // input, where the pin's pull decides the relay; Raspberry Pi kernels keep it
 // driven at its last level unless dtparam=strict_gpiod is set
 // (persist_gpio_outputs). ReleasedOutputs reads which case the running kernel
-// is in; check-config and the start-up log warn per door. PiDefaultPull gives
-// a Raspberry Pi's power-up pulls, for the warning about relays that an
+// is in, and a kernel that does not say is taken to keep the level (older Pi
+// kernels do, without a parameter); check-config and the start-up log warn
+// per door. A clean stop writes every relay off and then releases the line
+// the same way: where the pull decides, a pull that turns the relay on turns
+// it on as soon as doorbridge stops. PowerUpPull gives a Raspberry Pi's
+// power-up pulls (Pi 1-4, Pi 5), for the warning about relays that an
 // undriven pin switches on.
 package gpio
