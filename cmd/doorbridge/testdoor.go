@@ -239,7 +239,7 @@ func (td *testDoor) open() ([]func(), error) {
 		if !ok {
 			return closers, fmt.Errorf("%s: driver %q has no input lines", x.name, x.line.Driver)
 		}
-		in, err := opener.OpenInput(x.line.Channel, drivers.InputOptions{})
+		in, err := opener.OpenInput(x.line.Channel, drivers.InputOptions{Pull: x.line.Pull})
 		if err != nil {
 			return closers, fmt.Errorf("%s %s/%s: %w", x.name, x.line.Driver, x.line.Channel, err)
 		}
