@@ -42,9 +42,13 @@ func driverChannels(cfg *config.Config) map[string][]string {
 // probeHardware asks every driver that can (drivers.Prober) whether its chip,
 // bus or device exists on this machine and its channels name lines of it. It
 // returns the problems, and notes: the drivers found, and those this machine
-// has no hardware for at all (checked away from the bridge).
+// has no hardware for at all. Missing hardware is a problem, not a note, when
+// this machine is the bridge's (onTarget): a missing serial adapter or I2C
+// bus there leaves a door without its relay.
 func probeHardware(cfg *config.Config) (problems, notes []string) {
 	channels := driverChannels(cfg)
+	var absent []string
+	found := ""
 	for _, dc := range cfg.Drivers {
 		spec, err := drivers.Decode(dc.Type, dc.Options)
 		if err != nil {
@@ -56,15 +60,39 @@ func probeHardware(cfg *config.Config) (problems, notes []string) {
 		}
 		err = p.Probe(channels[dc.ID])
 		switch {
-		case errors.Is(err, drivers.ErrNoHardware), errors.Is(err, drivers.ErrNotProbed):
+		case errors.Is(err, drivers.ErrNotProbed):
 			notes = append(notes, fmt.Sprintf("driver %q not checked: %v", dc.ID, err))
+		case errors.Is(err, drivers.ErrNoHardware):
+			absent = append(absent, fmt.Sprintf("driver %q: %v", dc.ID, err))
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("driver %q: %s", dc.ID, strings.ReplaceAll(err.Error(), "\n", "; ")))
 		default:
+			found = dc.ID
 			notes = append(notes, fmt.Sprintf("driver %q (%s): found on this machine", dc.ID, dc.Type))
 		}
 	}
+	if why := onTarget(found); why != "" {
+		for _, a := range absent {
+			problems = append(problems, a+"; this machine is the bridge's ("+why+"): connect the device or fix the driver's options")
+		}
+		return problems, notes
+	}
+	for _, a := range absent {
+		notes = append(notes, strings.Replace(a, ":", " not checked:", 1)+"; on the bridge's machine this is an error")
+	}
 	return problems, notes
+}
+
+// onTarget says why this machine looks like the bridge's, or "": another
+// driver of the config found its hardware here, or it is a Raspberry Pi.
+func onTarget(foundDriver string) string {
+	if foundDriver != "" {
+		return fmt.Sprintf("driver %q found its hardware here", foundDriver)
+	}
+	if gpio.DetectBoard(sysRoot) != gpio.BoardUnknown {
+		return "a Raspberry Pi, by its device tree"
+	}
+	return ""
 }
 
 // gpioRelayWarnings says, for every door whose relay is a GPIO line, what the

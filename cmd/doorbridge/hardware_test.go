@@ -163,6 +163,29 @@ doors:
 	}
 }
 
+// TestCheckConfigMissingSerialOnTarget: on the bridge's machine (here a
+// Raspberry Pi by its device tree) a missing RTU device is an error naming
+// the device, not a note.
+func TestCheckConfigMissingSerialOnTarget(t *testing.T) {
+	withSysfs(t, "persist_gpio_outputs", "N", pi4)
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := `bridge: {id: lab}
+drivers:
+  - {id: board, type: modbus, url: "rtu:///dev/doorbridge-no-such-tty"}
+doors:
+  - {id: front, fail_mode: fail_safe, relay: {driver: board, channel: "0"}}
+`
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := cmdCheckConfig([]string{"-c", p}, &out, &errb)
+	want := `driver "board": modbus: rtu:///dev/doorbridge-no-such-tty: serial device: stat /dev/doorbridge-no-such-tty: no such file or directory (not on this machine); this machine is the bridge's (a Raspberry Pi, by its device tree): connect the device or fix the driver's options`
+	if code == 0 || !strings.Contains(errb.String(), want) {
+		t.Errorf("check-config: exit %d, want an error holding\n%s\ngot:\n%s%s", code, want, out.String(), errb.String())
+	}
+}
+
 func TestWhenBridgeDies(t *testing.T) {
 	cfg := &config.Config{Drivers: []config.Driver{
 		{ID: "hat", Type: "gpio", Options: map[string]any{}},
