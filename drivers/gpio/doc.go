@@ -23,6 +23,20 @@
 // output already at that level. periph is still used for chip and line
 // discovery.
 //
+// # Inputs: edge events
+//
+// Inputs are requested with both edges (GPIO_V2_LINE_FLAG_EDGE_RISING and
+// _FALLING) and a watcher feeds every edge event to the debouncer, so a level
+// is accepted only after it really lasted the debounce window, whatever
+// happens between two of the bridge's reads. The bridge still reads inputs
+// on its tick; edges make debouncing exact, they do not wake the bridge. A
+// chip that cannot give edges (no interrupt) is polled: a warning says so.
+// cdevLine implements periph's gpio.PinIn contract (In with gpio.BothEdges,
+// WaitForEdge) itself rather than through gpioioctl.GPIOLine, whose
+// WaitForEdge does not say which edge came (a level read after it can miss a
+// short pulse), whose request is two-step (requested "as is", then
+// reconfigured), and whose Close cannot end a wait in progress safely.
+//
 // # Process exit
 //
 // The kernel releases character-device lines when the process exits or Close
