@@ -211,15 +211,44 @@ func whenBridgeDies(cfg *config.Config, d *config.Door, rel gpio.Released) strin
 	if !rel.Known {
 		maybe = "this kernel does not say whether it keeps a released line (" + rel.Source + "): the relay may stay as it was until doorbridge restarts; if not, "
 	}
+	return maybe + pullFate(spec, d)
+}
+
+// pullFate says what a released GPIO relay line does where its pull
+// decides.
+func pullFate(spec drivers.Spec, d *config.Door) string {
 	opts, _ := spec.(gpio.Options)
 	n, ok := gpio.MainChipLine(opts.Chip, d.Relay.Channel)
 	p, known := gpio.PowerUpPull(gpio.DetectBoard(sysRoot), n)
 	if !ok || !known || p.Up == p.Down {
-		return maybe + "the line falls to its pull: with doorbridge stopped now, check that the relay is off"
+		return "the line falls to its pull: with doorbridge stopped now, check that the relay is off"
 	}
 	state := "off"
 	if p.Up != d.Relay.ActiveLow {
 		state = "ON (check-config warns)"
 	}
-	return fmt.Sprintf("%sthe line falls to its pull (%s): the relay goes %s", maybe, p.Says, state)
+	return fmt.Sprintf("the line falls to its pull (%s): the relay goes %s", p.Says, state)
+}
+
+// whenBridgeStops says what a door's relay does after a clean stop: written
+// off, then released; on a GPIO line the kernel then decides, as after a
+// crash.
+func whenBridgeStops(cfg *config.Config, d *config.Door, rel gpio.Released) string {
+	var typ string
+	var spec drivers.Spec
+	for _, dc := range cfg.Drivers {
+		if dc.ID == d.Relay.Driver {
+			typ = dc.Type
+			spec, _ = drivers.Decode(dc.Type, dc.Options)
+		}
+	}
+	switch {
+	case typ != "gpio":
+		return "doorbridge writes the relay off first: it stays off"
+	case rel.Known && rel.KeepsLevel:
+		return "doorbridge writes the relay off, then this kernel keeps the line off (" + rel.Source + ")"
+	case !rel.Known:
+		return "doorbridge writes the relay off, then releases the line: if this kernel keeps it, off; if not, " + pullFate(spec, d)
+	}
+	return "doorbridge writes the relay off, then releases the line: " + pullFate(spec, d)
 }

@@ -215,3 +215,32 @@ func TestWhenBridgeDies(t *testing.T) {
 		}
 	}
 }
+
+// TestWhenBridgeStops: a clean stop writes the relay off, but where the
+// pull decides it does not stay off: an active-low relay on a pulled-down
+// pin switches ON once doorbridge lets go of the line.
+func TestWhenBridgeStops(t *testing.T) {
+	withSysfs(t, "", "", pi4)
+	cfg := &config.Config{Drivers: []config.Driver{
+		{ID: "hat", Type: "gpio", Options: map[string]any{}},
+		{ID: "x", Type: "mcp23017", Options: map[string]any{"bus": "1"}},
+	}}
+	keeps := gpio.Released{Known: true, KeepsLevel: true, Source: "P = Y"}
+	falls := gpio.Released{Known: true, Source: "P = N"}
+	for _, tc := range []struct {
+		relay config.Line
+		rel   gpio.Released
+		want  string
+	}{
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, falls, "doorbridge writes the relay off, then releases the line: the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes ON (check-config warns)"},
+		{config.Line{Driver: "hat", Channel: "GPIO26"}, falls, "doorbridge writes the relay off, then releases the line: the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes off"},
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, keeps, "doorbridge writes the relay off, then this kernel keeps the line off (P = Y)"},
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, gpio.Released{}, "doorbridge writes the relay off, then releases the line: if this kernel keeps it, off; if not, the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes ON (check-config warns)"},
+		{config.Line{Driver: "x", Channel: "A0"}, falls, "doorbridge writes the relay off first: it stays off"},
+	} {
+		d := &config.Door{ID: "front", Relay: tc.relay}
+		if got := whenBridgeStops(cfg, d, tc.rel); got != tc.want {
+			t.Errorf("%+v %+v: %q, want %q", tc.relay, tc.rel, got, tc.want)
+		}
+	}
+}

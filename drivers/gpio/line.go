@@ -133,7 +133,7 @@ func (in *input) watch(ew edgeWaiter, log *slog.Logger) {
 		stable := in.db.observe(bool(lv), in.now())
 		n := in.events
 		in.mu.Unlock()
-		log.Debug("gpio input edge", "line", in.pin.String(), "level", lv.String(), "debounced", gpio.Level(stable).String(), "events", n)
+		log.Debug("gpio input edge", "line", in.pin.String(), "to", lv.String(), "debounced", gpio.Level(stable).String(), "events", n)
 	}
 }
 
