@@ -63,8 +63,10 @@ var badConfigs = map[string]string{
 	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
 	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
-	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
-	"bad-door-id.yaml":   `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-bridge-id.yaml":  `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-door-id.yaml":    `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-line-pull.yaml":  `doors[0].contact.pull: "high" is not a pull: want up, down or none (leave it out to keep the pin's own bias)`,
+	"bad-relay-pull.yaml": `doors[0].relay.pull: "down": pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay`,
 
 	"bad-embedded-broker.yaml":      `embedded_broker.listen: "0.0.0.0:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
 	"bad-embedded-broker-name.yaml": `embedded_broker.listen: "127.example.com:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
@@ -109,7 +111,7 @@ var badConfigs = map[string]string{
 	"bad-input-driver.yaml":           `doors[0].contact.driver: unknown driver "inputs" (configured: sim)`,
 	"bad-input-channel-reused.yaml":   `doors[0].contact.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
 	"bad-input-channel-empty.yaml":    `doors[0].rex.channel: must not be empty`,
-	"bad-input-key.yaml":              `doors[0].contact.chanel: unknown key (valid: driver, channel, active_low)`,
+	"bad-input-key.yaml":              `doors[0].contact.chanel: unknown key (valid: driver, channel, active_low, pull)`,
 	"bad-rex-time-short.yaml":         `doors[0].rex_time: 10s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
 	"bad-rex-time-long.yaml":          `doors[0].rex_time: 15m0s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
 	"bad-held-open-time.yaml":         `doors[0].held_open_time: 5s is outside 10s–10m (how long a door may stand open before it is reported held open)`,
