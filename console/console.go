@@ -86,6 +86,15 @@ func (c *Console) Handler(api http.Handler) http.Handler {
 	return mux
 }
 
+// cookieName is the session cookie's name: with the __Host- prefix over
+// HTTPS.
+func (c *Console) cookieName() string {
+	if c.cfg.TLS() {
+		return "__Host-" + cookieName
+	}
+	return cookieName
+}
+
 func securityHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
@@ -104,7 +113,7 @@ func (c *Console) access(r *http.Request) access {
 	case config.ConsoleReadOnly:
 		return access{view: true}
 	case config.ConsoleOn:
-		s := c.sessions.get(r)
+		s := c.sessions.get(r, c.cookieName())
 		return access{view: s != nil || c.cfg.ConsoleViewWithoutLogin, act: s != nil, sess: s}
 	}
 	return access{}
@@ -167,7 +176,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	c.sessions.drop(s)
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: c.cookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: c.cfg.TLS()})
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
