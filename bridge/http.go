@@ -38,14 +38,21 @@ func (b *Bridge) Handler() http.Handler {
 		if s != nil {
 			doors = withTimeLeft(s.Doors, b.clock.Now())
 		}
-		w.Header().Set("Content-Type", "application/json")
+		jsonHeaders(w)
 		json.NewEncoder(w).Encode(doors)
 	})
 	mux.HandleFunc("GET /api/v1/state", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
+		jsonHeaders(w)
 		json.NewEncoder(w).Encode(b.State())
 	})
 	return mux
+}
+
+// jsonHeaders are the headers of a JSON answer: a browser must not take it
+// for anything else (nosniff).
+func jsonHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 }
 
 // ServeHTTP listens on addr and serves Handler until ctx ends. It returns the

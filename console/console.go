@@ -39,6 +39,7 @@ var assets embed.FS
 type Console struct {
 	b        Bridge
 	cfg      config.HTTP
+	hosts    hosts
 	title    string
 	log      *slog.Logger
 	sessions *sessions
@@ -50,7 +51,7 @@ type Console struct {
 func New(b Bridge, cfg *config.Config, log *slog.Logger) *Console {
 	c := &Console{
 		b: b, cfg: cfg.HTTP, title: cfg.Bridge.Name, log: log.With("component", "console"),
-		sessions: newSessions(), logins: newLoginLimiter(),
+		sessions: newSessions(), logins: newLoginLimiter(), hosts: allowedHosts(cfg.HTTP),
 	}
 	if c.title == "" {
 		c.title = cfg.Bridge.ID
@@ -80,10 +81,10 @@ func (c *Console) Handler(api http.Handler) http.Handler {
 	mux.HandleFunc("GET /console/api/view", c.viewer(c.view))
 	mux.HandleFunc("GET /console/api/events", c.viewer(c.events))
 	mux.HandleFunc("GET /console/api/stream", c.viewer(c.stream))
-	mux.HandleFunc("POST /console/api/login", c.login)
-	mux.HandleFunc("POST /console/api/logout", c.actor(c.logout))
-	mux.HandleFunc("POST /console/api/action", c.actor(c.action))
-	return mux
+	mux.HandleFunc("POST /console/api/login", c.sameOrigin(c.login))
+	mux.HandleFunc("POST /console/api/logout", c.sameOrigin(c.actor(c.logout)))
+	mux.HandleFunc("POST /console/api/action", c.sameOrigin(c.actor(c.action)))
+	return c.checkHost(mux, api)
 }
 
 // cookieName is the session cookie's name: with the __Host- prefix over
@@ -212,6 +213,7 @@ func (c *Console) action(w http.ResponseWriter, r *http.Request, _ *session) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
