@@ -17,6 +17,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/audit"
@@ -30,6 +32,7 @@ type Bridge interface {
 	Act(ctx context.Context, a bridge.Action) (bridge.Outcome, error)
 	RecentEvents(door string, n int) []audit.Event
 	AuditSeq() uint64
+	Doors() []string
 }
 
 //go:embed assets
@@ -188,6 +191,37 @@ type actionRequest struct {
 	Door    string `json:"door"`
 	Request string `json:"request"`
 	Code    string `json:"code"`
+	// Password is the console password again: a drill releases every
+	// fail-safe door, so a session alone (a browser left logged in) does
+	// not start one.
+	Password string `json:"password"`
+}
+
+// requests are the requests each kind of action takes.
+var requests = map[string][]string{
+	"door": {"LOCK", "UNLOCK", "OPEN"}, "lockdown": {"ON", "OFF"}, "drill": {"ON", "OFF"}, "reset": {""},
+}
+
+// check says what is wrong with req, or "". Only checked values are ever
+// logged or handed on: a code typed into another field must not reach the
+// log or an MQTT payload.
+func (c *Console) check(req actionRequest) string {
+	reqs, ok := requests[req.Kind]
+	switch {
+	case !ok:
+		return "kind must be one of door, reset, lockdown, drill"
+	case !slices.Contains(reqs, req.Request):
+		return "request of a " + req.Kind + " action must be one of " + strings.Join(reqs, ", ")
+	case req.Kind == "door" && !slices.Contains(c.b.Doors(), req.Door):
+		return "door must be the id of a configured door"
+	case req.Kind != "door" && req.Door != "":
+		return "door is only for a door action"
+	case req.Kind != "door" && req.Code != "":
+		return "code is only for a door action"
+	case len(req.Code) > 64:
+		return "code is too long"
+	}
+	return ""
 }
 
 func (c *Console) action(w http.ResponseWriter, r *http.Request, _ *session) {
@@ -198,9 +232,17 @@ func (c *Console) action(w http.ResponseWriter, r *http.Request, _ *session) {
 		jsonError(w, http.StatusBadRequest, "bad request: "+err.Error())
 		return
 	}
+	if why := c.check(req); why != "" {
+		jsonError(w, http.StatusBadRequest, "bad request: "+why)
+		return
+	}
+	if req.Kind == "drill" && req.Request == "ON" && !c.checkPassword(w, r, req.Password) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	out, err := c.b.Act(ctx, bridge.Action{Kind: req.Kind, Door: req.Door, Request: req.Request, Code: req.Code})
+	out, err := c.b.Act(ctx, bridge.Action{Kind: req.Kind, Door: req.Door, Request: req.Request, Code: req.Code,
+		Origin: "console:" + r.RemoteAddr})
 	if err != nil {
 		jsonError(w, http.StatusServiceUnavailable, err.Error())
 		return

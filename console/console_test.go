@@ -218,9 +218,9 @@ func TestConsoleDrillAndLockdown(t *testing.T) {
 	e.ready()
 	b := e.browser()
 	b.login(password)
-	code, out := b.act(map[string]string{"kind": "drill", "request": "ON"})
-	if code != 200 || out["ok"] != true || out["message"] != "published ON to db/alarm" {
-		t.Fatalf("drill = %d %v, want the alarm published", code, out)
+	code, out := b.act(map[string]string{"kind": "drill", "request": "ON", "password": password})
+	if code != 200 || out["ok"] != true || out["message"] != "drill started: the bridge heard ON on db/alarm back and released every fail-safe door" {
+		t.Fatalf("drill = %d %v, want the alarm published and heard back", code, out)
 	}
 	e.c.WaitPayload("db/alarm", "ON", wait)
 	e.c.WaitPayload(e.topic("fs", "state"), "UNLOCKED", wait)

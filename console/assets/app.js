@@ -165,16 +165,28 @@ function renderBridge(v) {
     if (v.latched) acts.append(v.reset_refusal ? el('div', {className: 'why', textContent: 'Reset not offered: ' + v.reset_refusal}) : button('Reset fire release', {kind: 'reset'}));
     const ld = v.lockdown ? ['End lockdown', 'OFF', v.lockdown_off_refusal] : ['Start lockdown', 'ON', v.lockdown_on_refusal];
     acts.append(ld[2] ? el('div', {className: 'why', textContent: ld[0] + ' not offered (' + ld[2] + ')'}) : button(ld[0], {kind: 'lockdown', request: ld[1]}));
-    if (v.drill_topic && v.link !== 'healthy') acts.append(el('div', {className: 'why', textContent: 'Drill not offered: the broker link is down, the alarm cannot be published'}));
-    else if (v.drill_topic) acts.append(button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), el('div', {className: 'why', textContent: 'A drill is ended where alarms are cleared (doorbridge alarm off), never here: the console cannot tell it from a real alarm.'}));
+    if (v.drill_topic && v.drill_refusal) acts.append(el('div', {className: 'why', textContent: 'Drill not offered: ' + v.drill_refusal}));
+    else if (v.drill_topic) acts.append(drillPassword(), button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), el('div', {className: 'why', textContent: 'A drill releases every fail-safe door: type the console password again. It is ended where alarms are cleared (doorbridge alarm off), never here: the console cannot tell it from a real alarm.'}));
   }
   c.replaceChildren(dl, acts);
+}
+
+// drillPassword is the console password typed again for a drill, kept
+// across renders like the door codes.
+let drillPw = null;
+function drillPassword() {
+  if (!drillPw) drillPw = el('input', {type: 'password', autocomplete: 'current-password', placeholder: 'console password', name: 'drill-password', size: 14});
+  return drillPw;
 }
 
 function button(text, action) { return el('button', {textContent: text, onclick: () => act(action)}); }
 
 async function act(a) {
-  if (a.kind === 'drill' && a.request === 'ON' && !confirm('Start a release drill? The fire alarm path releases every fail-safe door.')) return;
+  if (a.kind === 'drill' && a.request === 'ON') {
+    if (!confirm('Start a release drill? The fire alarm path releases every fail-safe door.')) return;
+    a = Object.assign({password: drillPw ? drillPw.value : ''}, a);
+    if (drillPw) drillPw.value = '';
+  }
   try {
     const r = await api('/console/api/action', JSON.stringify(a));
     say(r.message, r.ok);
@@ -204,6 +216,7 @@ function describe(e) {
     case 'latch': return 'fire release latch ' + (e.outcome === 'ON' ? 'set' : 'cleared') + ': ' + e.detail;
     case 'reset': return e.detail || 'reset ' + e.outcome;
     case 'drill': return 'release drill: every fail-safe door released; ' + e.detail;
+    case 'console': return 'console: ' + e.door + ' ' + e.detail + ' ' + e.outcome + ' — from ' + e.origin.replace(/^console:/, '');
     default: return [e.kind, e.door, e.outcome, e.detail].filter(Boolean).join(' ') + from;
   }
 }
