@@ -112,6 +112,11 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 // kernel's backlog, for at most the request timeouts.
 const httpMaxConns = 64
 
+// HTTPMaxConns is httpMaxConns, for the console: its event streams, which
+// hold a connection each for minutes, may take only a share of them, so
+// that /readyz and /metrics always find a slot.
+const HTTPMaxConns = httpMaxConns
+
 // limitListener accepts at most n connections open at once, closing idle
 // ones to make room.
 func limitListener(ln net.Listener, n int) *limitedListener {

@@ -167,7 +167,7 @@ func TestBrowserConsole(t *testing.T) {
 
 	// The bridge goes away: the page says so.
 	e.stop()
-	p.until(`!document.querySelector('#lost').hidden`, "the page says it lost the bridge")
+	p.until(`!document.querySelector('#lost').hidden && document.querySelector('#live').textContent === 'not live' && document.body.classList.contains('lost')`, "the page says it is not live, and greys out")
 	p.shot("console-lost.png")
 }
 

@@ -48,13 +48,14 @@ type Console struct {
 	sessions *sessions
 	logins   *loginLimiter
 	hub      *hub
+	streams  *streamLimits
 }
 
 // New returns the console of b, configured by cfg.HTTP.
 func New(b Bridge, cfg *config.Config, log *slog.Logger) *Console {
 	c := &Console{
 		b: b, cfg: cfg.HTTP, title: cfg.Bridge.Name, log: log.With("component", "console"),
-		sessions: newSessions(), logins: newLoginLimiter(), hosts: allowedHosts(cfg.HTTP),
+		sessions: newSessions(), logins: newLoginLimiter(), hosts: allowedHosts(cfg.HTTP), streams: newStreamLimits(),
 	}
 	if c.title == "" {
 		c.title = cfg.Bridge.ID

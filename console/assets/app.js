@@ -1,7 +1,7 @@
 // doorbridge web console: renders the bridge's view from server-sent events.
 'use strict';
 const $ = (id) => document.getElementById(id);
-let csrf = '', canAct = false, auditSeq = -1, lastSeen = 0, es = null, view = null;
+let csrf = '', canAct = false, auditSeq = -1, lastSeen = 0, es = null, view = null, livenessTimer = 0;
 const codes = {}; // door id -> its code input, kept across renders
 
 function el(tag, props, ...kids) {
@@ -56,26 +56,43 @@ function start() {
   if (es) return;
   // The first view by a plain request: the stream may take a moment to open.
   api('/console/api/view').then((v) => { if (!view) render({view: v, audit_seq: -2}); }, () => {});
+  follow();
+  if (!livenessTimer) livenessTimer = setInterval(liveness, 500);
+}
+
+// follow opens the stream. The bridge ends it after a while, saying "bye"
+// (it is reopened at once, still live); any other end or a refusal makes
+// the page "not live" at once, and it reopens by itself.
+function follow() {
+  let bye = false;
   es = new EventSource('/console/api/stream');
   es.addEventListener('state', (m) => { lastSeen = Date.now(); liveness(); render(JSON.parse(m.data)); });
   es.addEventListener('ping', () => { lastSeen = Date.now(); });
+  es.addEventListener('bye', () => { bye = true; });
   es.onerror = () => {
-    lastSeen = 0; liveness();
-    // The bridge may be there and the session gone (expired, or the bridge restarted).
+    if (!bye) { lastSeen = 0; liveness(); }
+    bye = false;
+    const closed = es.readyState === EventSource.CLOSED; // refused (too many pages, a 5xx): no retry by itself
+    // The bridge may be there and the session gone (expired, logged out, or the bridge restarted).
     api('/console/api/session').then((s) => {
-      if (s.view) return;
+      if (s.view) { if (closed) reopen(); return; }
       es.close(); es = null; csrf = ''; canAct = false;
       $('main').hidden = true; $('login').hidden = false; $('logout').hidden = true;
-    }, () => {});
+    }, () => { if (closed) reopen(); });
   };
-  setInterval(liveness, 500);
+}
+
+function reopen() {
+  if (es) es.close();
+  es = null;
+  setTimeout(() => { if (!es) follow(); }, 3000);
 }
 
 function liveness() {
   const ok = Date.now() - lastSeen < 3500;
   $('lost').hidden = ok;
   document.body.classList.toggle('lost', !ok);
-  $('live').textContent = ok ? 'live' : 'lost the bridge';
+  $('live').textContent = ok ? 'live' : 'not live';
   $('live').className = 'pill ' + (ok ? 'ok' : 'bad');
 }
 
