@@ -65,14 +65,21 @@ type ConsoleDoor struct {
 
 // ConsoleAlarm is one alarm entry and what its sources said.
 type ConsoleAlarm struct {
-	Topic       string            `json:"topic"`
-	Active      bool              `json:"active"`
-	Sources     map[string]string `json:"sources"` // concrete topic -> alarm, clear, unknown
-	Expected    int               `json:"expected"`
-	Supervision string            `json:"supervision,omitempty"` // why it cannot be trusted now
-	// Availability is what each availability topic last said: online or offline.
-	Availability map[string]string `json:"availability,omitempty"`
-	Why          string            `json:"why,omitempty"` // why it is active
+	Topic   string            `json:"topic"`
+	Active  bool              `json:"active"`
+	Sources map[string]string `json:"sources"` // concrete topic -> alarm, clear, unknown; at most consoleSources
+	// SourcesMore is how many sources Sources leaves out (those in alarm
+	// and unknown are shown first); Counts counts every source by value.
+	SourcesMore int            `json:"sources_more,omitempty"`
+	Counts      map[string]int `json:"counts"`
+	Expected    int            `json:"expected"`
+	Supervision string         `json:"supervision,omitempty"` // why it cannot be trusted now
+	// Availability is what each availability topic last said: online or
+	// offline; at most consoleSources (offline first), AvailabilityMore
+	// left out.
+	Availability     map[string]string `json:"availability,omitempty"`
+	AvailabilityMore int               `json:"availability_more,omitempty"`
+	Why              string            `json:"why,omitempty"` // why it is active
 }
 
 // ConsolePower is one power source.
@@ -184,22 +191,53 @@ func (l *loop) linkState(now time.Time) string {
 	return "down"
 }
 
+// consoleSources bounds the sources and availability topics an alarm entry
+// lists in the view: a wildcard may have thousands (max_sources), and the
+// view goes to every open page several times a second.
+const consoleSources = 50
+
 func (l *loop) consoleAlarm(a *alarmSource, now time.Time) ConsoleAlarm {
-	c := ConsoleAlarm{Topic: a.cfg.Topic, Active: a.active(), Sources: map[string]string{},
+	c := ConsoleAlarm{Topic: a.cfg.Topic, Active: a.active(), Sources: map[string]string{}, Counts: map[string]int{},
 		Expected: a.cfg.MinSources(), Supervision: a.supervision(now)}
+	values := map[string]string{}
 	for t, val := range a.values {
-		c.Sources[t] = val.String()
+		values[t] = val.String()
+		c.Counts[val.String()]++
 	}
-	for t, off := range a.offline {
-		if c.Availability == nil {
-			c.Availability = map[string]string{}
+	c.Sources, c.SourcesMore = firstOf(values, func(v string) bool { return v != "clear" })
+	if len(a.offline) > 0 {
+		avail := map[string]string{}
+		for t, off := range a.offline {
+			avail[t] = map[bool]string{true: "offline", false: "online"}[off]
 		}
-		c.Availability[t] = map[bool]string{true: "offline", false: "online"}[off]
+		c.Availability, c.AvailabilityMore = firstOf(avail, func(v string) bool { return v == "offline" })
 	}
 	if c.Active {
 		c.Why = a.describe()
 	}
 	return c
+}
+
+// firstOf keeps at most consoleSources entries of m, those whose value is
+// urgent first, then by key; it returns them and how many it left out.
+func firstOf(m map[string]string, urgent func(string) bool) (map[string]string, int) {
+	if len(m) <= consoleSources {
+		return m, 0
+	}
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		if ua, ub := urgent(m[a]), urgent(m[b]); ua != ub {
+			if ua {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	out := map[string]string{}
+	for _, k := range keys[:consoleSources] {
+		out[k] = m[k]
+	}
+	return out, len(m) - consoleSources
 }
 
 func (l *loop) consoleDoor(d *door, now time.Time) ConsoleDoor {

@@ -167,8 +167,9 @@ function renderBridge(v) {
   const link = {healthy: 'healthy', starting: 'starting: not yet connected', no_heartbeat: 'connected, heartbeat not coming back', down: 'down'}[v.link] || v.link;
   row(dl, 'Broker link', link, v.link === 'healthy' ? 'ok' : 'bad');
   for (const a of v.alarms || []) {
-    const srcs = Object.entries(a.sources).map(([t, s]) => t + ': ' + s).join(', ') || 'no source has reported';
-    const avail = Object.entries(a.availability || {}).map(([t, s]) => t + ': ' + s).join(', ');
+    const more = (n) => n ? ', and ' + n + ' more' : '';
+    const srcs = (Object.entries(a.sources).map(([t, s]) => t + ': ' + s).join(', ') || 'no source has reported') + more(a.sources_more);
+    const avail = Object.entries(a.availability || {}).map(([t, s]) => t + ': ' + s).join(', ') + more(a.availability_more);
     row(dl, 'Alarm ' + a.topic, (a.active ? 'ALARM — ' + (a.why || '') : 'clear') + ' [' + srcs + ']' + (avail ? ' [' + avail + ']' : '') +
       (a.supervision ? ' — not supervised: ' + a.supervision : ''), a.active || a.supervision ? 'bad' : 'ok');
   }
