@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/console"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
 // The console in a real browser: Debian's chromium driven over the
@@ -190,4 +194,43 @@ func TestBrowserReadOnlyFirstRender(t *testing.T) {
 		t.Errorf("a read-only console offers actions")
 	}
 	p.shot("console-read-only.png")
+}
+
+// The page follows the bridge across the ends of its stream: one ended
+// after its lifetime ("bye") is reopened without the page ever saying
+// "not live"; one refused (too many pages open from this address) makes
+// the page say "not live" and is reopened once there is room.
+func TestBrowserStreamReconnects(t *testing.T) {
+	p := newPage(t)
+	e := newEnv(t, config.ConsoleReadOnly)
+	e.ready()
+	console.SetStreamLife(e.con, time.Second)
+	p.do("open the console", chromedp.Navigate(e.url+"/"))
+	p.until(doorState("fs", "LOCKED")+` && document.querySelector('#live').textContent === 'live'`, "the page is live")
+	p.eval(`window.wasNotLive = false; new MutationObserver(() => { if (document.querySelector('#live').textContent !== 'live') window.wasNotLive = true; }).observe(document.querySelector('#live'), {childList: true, characterData: true, subtree: true})`)
+	opened := console.StreamsOpened(e.con)
+	testbroker.Eventually(t, 15*time.Second, func() bool { return console.StreamsOpened(e.con) >= opened+3 }, "the page reopens its stream after each lifetime")
+	e.c.Publish("db/alarm", "ON", true)
+	p.until(doorState("fs", "UNLOCKED"), "a change shows after the reopened streams")
+	if p.eval(`window.wasNotLive`) != false {
+		t.Errorf("the page said it was not live while its stream was ended and reopened after its lifetime")
+	}
+
+	// Every stream this address may have (4), taken: the page's is refused.
+	console.SetStreamLife(e.con, time.Hour)
+	p.do("leave the console", chromedp.Navigate("about:blank"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held := 0
+	testbroker.Eventually(t, 15*time.Second, func() bool {
+		if resp, _ := openStream(t, ctx, http.DefaultClient, e.url); resp != nil {
+			held++
+			go func() { io.Copy(io.Discard, resp.Body); resp.Body.Close() }()
+		}
+		return held == 4
+	}, "every stream of this address taken")
+	p.do("open the console again", chromedp.Navigate(e.url+"/"))
+	p.until(`document.querySelector('#live').textContent === 'not live' && !document.querySelector('#lost').hidden`, "the refused page says it is not live")
+	cancel()
+	p.until(`document.querySelector('#live').textContent === 'live'`, "the page reopens its stream once there is room")
 }

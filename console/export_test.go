@@ -8,3 +8,10 @@ func SetStreamLife(c *Console, d time.Duration) {
 	defer c.streams.mu.Unlock()
 	c.streams.lifetime = d
 }
+
+// StreamsOpened is how many event streams c has opened.
+func StreamsOpened(c *Console) int {
+	c.streams.mu.Lock()
+	defer c.streams.mu.Unlock()
+	return c.streams.opened
+}

@@ -223,6 +223,7 @@ type streamLimits struct {
 	perClient map[string]int
 	max, each int
 	lifetime  time.Duration
+	opened    int // streams opened since the start
 }
 
 func newStreamLimits() *streamLimits {
@@ -241,6 +242,7 @@ func (s *streamLimits) open(key string) string {
 	}
 	s.total++
 	s.perClient[key]++
+	s.opened++
 	return ""
 }
 
