@@ -60,32 +60,32 @@ function start() {
   if (!livenessTimer) livenessTimer = setInterval(liveness, 500);
 }
 
-// follow opens the stream. The bridge ends it after a while, saying "bye"
-// (it is reopened at once, still live); any other end or a refusal makes
-// the page "not live" at once, and it reopens by itself.
+// follow opens the stream. The bridge ends it after a while, saying "bye":
+// it is reopened at once, still live. Any other end or a refusal makes the
+// page "not live" at once, and it reopens by itself.
 function follow() {
-  let bye = false;
-  es = new EventSource('/console/api/stream');
-  es.addEventListener('state', (m) => { lastSeen = Date.now(); liveness(); render(JSON.parse(m.data)); });
-  es.addEventListener('ping', () => { lastSeen = Date.now(); });
-  es.addEventListener('bye', () => { bye = true; });
-  es.onerror = () => {
-    if (!bye) { lastSeen = 0; liveness(); }
-    bye = false;
-    const closed = es.readyState === EventSource.CLOSED; // refused (too many pages, a 5xx): no retry by itself
+  const me = es = new EventSource('/console/api/stream');
+  me.addEventListener('state', (m) => { lastSeen = Date.now(); liveness(); render(JSON.parse(m.data)); });
+  me.addEventListener('ping', () => { lastSeen = Date.now(); });
+  me.addEventListener('bye', () => { me.close(); if (es === me) follow(); });
+  me.onerror = () => {
+    if (es !== me) return;
+    lastSeen = 0; liveness();
+    const closed = me.readyState === EventSource.CLOSED; // refused (too many pages, a 5xx): no retry by itself
     // The bridge may be there and the session gone (expired, logged out, or the bridge restarted).
     api('/console/api/session').then((s) => {
+      if (es !== me) return;
       if (s.view) { if (closed) reopen(); return; }
-      es.close(); es = null; csrf = ''; canAct = false;
+      me.close(); es = null; csrf = ''; canAct = false;
       $('main').hidden = true; $('login').hidden = false; $('logout').hidden = true;
-    }, () => { if (closed) reopen(); });
+    }, () => { if (closed && es === me) reopen(); });
   };
 }
 
 function reopen() {
-  if (es) es.close();
+  es.close();
   es = null;
-  setTimeout(() => { if (!es) follow(); }, 3000);
+  setTimeout(() => { if (!es) follow(); }, 2000);
 }
 
 function liveness() {
