@@ -428,17 +428,14 @@ func outcomeOf(a Action, e audit.Event) Outcome {
 }
 
 // recordConsole records that the console asked for a (the MQTT path's
-// records of it name the topic it entered by).
+// records of it name the topic it entered by): door is the door's id, or
+// the kind (reset, lockdown, drill); detail the request.
 func (l *loop) recordConsole(a Action, outcome string) {
 	door := a.Door
 	if door == "" {
 		door = a.Kind
 	}
-	detail := strings.TrimSpace(a.Kind + " " + a.Request)
-	if a.Kind == "door" {
-		detail = a.Request
-	}
-	l.record(auditEvent{Kind: "console", Door: door, Outcome: outcome, Detail: detail, Origin: a.Origin})
+	l.record(auditEvent{Kind: "console", Door: door, Outcome: outcome, Detail: a.Request, Origin: a.Origin})
 }
 
 // drillRefusal says why a drill cannot start now, or "".

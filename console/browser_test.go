@@ -240,3 +240,24 @@ func TestBrowserStreamReconnects(t *testing.T) {
 	cancel()
 	p.within(20*time.Second, `document.querySelector('#live').textContent === 'live'`, "the page reopens its stream once there is room")
 }
+
+// A drill from the page needs the console password typed again; once
+// started, the page says so only after the bridge released the doors.
+func TestBrowserDrill(t *testing.T) {
+	p := newPage(t)
+	e := newEnv(t, config.ConsoleOn)
+	e.ready()
+	p.do("open the console", chromedp.Navigate(e.url+"/"))
+	p.until(`!document.querySelector('#login').hidden`, "the login form shows")
+	p.do("log in", chromedp.SendKeys(`#login input[name=password]`, password), chromedp.Click(`#login button`))
+	p.until(`!!document.querySelector('input[name=drill-password]')`, "the drill asks for the password")
+	p.eval(`window.confirm = () => true`)
+	drill := `//button[starts-with(text(), 'Start drill')]`
+	p.do("drill with a wrong password", chromedp.SendKeys(`input[name=drill-password]`, "wrong"), chromedp.Click(drill))
+	p.until(`document.querySelector('#msg').innerText === 'Refused: wrong password'`, "the wrong password is refused")
+	p.until(doorState("fs", "LOCKED"), "the maglock stays locked")
+	p.do("drill with the password", chromedp.SendKeys(`input[name=drill-password]`, password), chromedp.Click(drill))
+	p.until(`document.querySelector('#msg').innerText.startsWith('drill started')`, "the drill starts")
+	p.until(doorState("fs", "UNLOCKED"), "the drill released the maglock")
+	p.until(pageSays("console: drill ON requested — from 127.0.0.1:"), "the events list the console's request")
+}

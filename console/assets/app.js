@@ -234,7 +234,7 @@ function describe(e) {
     case 'latch': return 'fire release latch ' + (e.outcome === 'ON' ? 'set' : 'cleared') + ': ' + e.detail;
     case 'reset': return e.detail || 'reset ' + e.outcome;
     case 'drill': return 'release drill: every fail-safe door released; ' + e.detail;
-    case 'console': return 'console: ' + e.door + ' ' + e.detail + ' ' + e.outcome + ' — from ' + e.origin.replace(/^console:/, '');
+    case 'console': return 'console: ' + [e.door, e.detail, e.outcome].filter(Boolean).join(' ') + ' — from ' + e.origin.replace(/^console:/, '');
     default: return [e.kind, e.door, e.outcome, e.detail].filter(Boolean).join(' ') + from;
   }
 }
