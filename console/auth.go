@@ -260,6 +260,8 @@ func (c *Console) checkPassword(w http.ResponseWriter, r *http.Request, pw strin
 		return false
 	}
 	err := comparePassword(r.Context(), c.cfg.ConsolePasswordHash, pw)
+	// An attempt turned away as busy counts as a wrong one: a flood from
+	// one address pauses that address, and the count stays exact.
 	c.logins.end(key, err == nil)
 	switch {
 	case errors.Is(err, errBusy):
