@@ -76,3 +76,19 @@ func (a doorAttributes) same(o doorAttributes) bool {
 	a.Energized, a.Locked, o.Energized, o.Locked = nil, nil, nil, nil
 	return a == o
 }
+
+// doorPubKey is everything a door's retained state, cause, energized and
+// attributes topics are made of, comparable: equal keys publish equal
+// payloads. (The fail mode and the egress flags are the door's config.)
+type doorPubKey struct {
+	state, cause, fault string
+	power, known        bool
+	locked              bool
+	hz                  Hazards
+}
+
+func (d *door) pubKey(hz Hazards) doorPubKey {
+	power, known := d.powerKnown()
+	return doorPubKey{state: d.state(), cause: d.cause, fault: errString(d.faultErr),
+		power: power, known: known, locked: d.locked(), hz: hz}
+}
