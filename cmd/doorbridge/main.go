@@ -13,6 +13,13 @@
 //	doorbridge version
 //
 // FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
+
+// The runtime would look at the CPU affinity and the cgroup's CPU limit
+// every second to adjust GOMAXPROCS (Go 1.25): a read of a cgroup file and
+// a system call each second of an otherwise idle bridge, for a limit that
+// does not change under it. GOMAXPROCS is still set from both at start.
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (
