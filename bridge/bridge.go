@@ -377,7 +377,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.stopped)
 	defer b.state.unlock() // the very last: every record is written by then
 	defer b.audit.close()  // the last entry of a run, after every relay is off
-	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version})
+	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version}, false)
 	defer b.closeRelays()
 	wdCtx, stopWD := context.WithCancel(context.Background())
 	defer func() {

@@ -483,7 +483,9 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			rose = rose.With(h)
 			origin := l.origin
 			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
-				func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
+				func() {
+					l.log.Log(context.Background(), hazardLevel(origin), "hazard raised", "hazard", h.String(), "origin", origin)
+				})
 		} else if was && !is {
 			origin := l.origin
 			l.hazardCleared(h)
@@ -707,14 +709,14 @@ func (l *loop) setFault(d *door, now time.Time, err error) {
 		l.afterIO(func() {
 			l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
 		})
-		l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
 	}
 	d.fault, d.faultErr = true, err
 }
 
 func (l *loop) clearFault(d *door, now time.Time) {
 	l.afterIO(func() { l.log.Info("relay write works again", "door", d.cfg.ID) })
-	l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
 	d.fault, d.faultErr, d.faultCleared = false, nil, now
 }
 
@@ -891,7 +893,7 @@ func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 
 // notice publishes a human-readable notice (why a reset was refused...).
 func (l *loop) notice(msg string) {
-	l.log.Info("notice", "msg", msg)
+	l.log.Info("notice", "text", msg)
 	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
 }
 
