@@ -284,6 +284,19 @@ func TestEnvironmentOverridesValidated(t *testing.T) {
 	}
 }
 
+// A value from the environment that decodes but breaks a rule is named with
+// its variable too, beside the file's own errors (all in one pass).
+func TestEnvironmentOverrideRuleNamesVariable(t *testing.T) {
+	path := testdata("bad-fail-mode.yaml")
+	t.Setenv("DOORBRIDGE_WATCHDOG__HEARTBEAT_TIMEOUT", "30s")
+	_, err := config.Load(path)
+	want := path + `: watchdog.heartbeat_timeout: 30s is over 10s; a silent broker must release doors well inside NFPA 72's 10 s (set by the environment variable DOORBRIDGE_WATCHDOG__HEARTBEAT_TIMEOUT)` +
+		"\n" + path + `: doors.front.fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`
+	if err == nil || err.Error() != want {
+		t.Errorf("Load error\n got: %v\nwant: %s", err, want)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	cfg, err := config.Load(testdata("good-minimal.yaml"))
 	if err != nil {
