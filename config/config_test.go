@@ -39,6 +39,7 @@ var badConfigs = map[string]string{
 	"bad-unlock-time-zero.yaml": `doors.front.unlock_time: 0s is outside 1s–30s (a momentary unlock is always bounded)`,
 	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
 	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,
+	"bad-relay-no-driver.yaml":  `doors.front.relay.driver: is required: the id of the driver the line is on (configured: sim)`,
 	"bad-relay-driver.yaml":     `doors.front.relay.driver: unknown driver "relays" (configured: sim, hat)`,
 	"bad-channel-reused.yaml":   `doors.back.relay.channel: channel "0" of driver "sim" is already used by doors.front.relay`,
 

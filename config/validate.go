@@ -255,9 +255,12 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		for _, d := range c.Drivers {
 			known = append(known, d.ID)
 		}
-		if len(known) == 0 {
+		switch {
+		case l.Driver == "" && len(known) > 0:
+			v.add(key+".driver", "is required: the id of the driver the line is on (configured: %s)", strings.Join(known, ", "))
+		case len(known) == 0:
 			v.add(key+".driver", "unknown driver %q (no drivers are configured)", l.Driver)
-		} else {
+		default:
 			v.add(key+".driver", "unknown driver %q (configured: %s)", l.Driver, strings.Join(known, ", "))
 		}
 		return
