@@ -123,7 +123,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		closing:   make(chan struct{}),
 	}
 	b.hb = newHeartbeatKey()
-	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.log.With("component", "mqtt"))
+	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.rootLog.With("component", "mqtt"))
 	b.audit = newAuditLog(opts.Log)
 	// The relay writers first: each opens its own board (lazily, in its
 	// writer) and writes it off, so nothing else at start (a board that
@@ -421,7 +421,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		urls = []string{eb.BridgeURL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
-	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.log, b.m)
+	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.rootLog, b.m)
 	if err != nil {
 		l.shutdown("fatal")
 		return err

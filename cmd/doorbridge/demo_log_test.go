@@ -48,6 +48,11 @@ func TestDemoLogsEachEventOnce(t *testing.T) {
 			t.Errorf("a normal event logged at %s: %s", l.attrs["level"], l.text)
 		}
 	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Count(l, " component=") > 1 {
+			t.Errorf("a line names two components: %s", l)
+		}
+	}
 	for _, d := range duplicateEvents(logLines(out)) {
 		t.Errorf("one event logged twice:\n  %s\n  %s", d[0], d[1])
 	}
