@@ -257,7 +257,9 @@ func (l *loop) onConnected(gen uint64) {
 	}
 	l.resetMQTTPower()
 	l.b.m.mqttReconnects.Inc()
-	l.log.Info("MQTT connected", "gen", gen)
+	// The link has logged the connection, with its broker, at INFO: one
+	// line per event.
+	l.log.Debug("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
 	// broker may have restarted without its retained messages.
 	clear(l.pub)

@@ -138,6 +138,8 @@ func eventOf(l logLine) string {
 		return "hazard cleared  " + a["hazard"]
 	case "alarm source changed":
 		return "alarm " + a["to"] + " " + a["topic"]
+	case "MQTT broker accepted the connection", "MQTT connected":
+		return "mqtt connected " + a["gen"]
 	case "fire release latch":
 		return "latch " + map[string]string{"true": "ON", "false": "OFF"}[a["latched"]]
 	}
