@@ -744,7 +744,13 @@ func (l *loop) setPower(e evPower) bool {
 		l.saveLater(batteryRecord, l.battery.encode())
 	}
 	l.powerSince = l.battery.since()
-	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
+	level := slog.LevelWarn
+	if !e.lost {
+		level = slog.LevelInfo // mains back, or the first reading: a clear is not a warning
+	}
+	l.afterIO(func() {
+		l.log.Log(context.Background(), level, "power source changed", "source", e.source, "lost", e.lost, "detail", e.detail)
+	})
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func runExample(t *testing.T, example string) {
 			beat(t, as(a.HeartbeatTopic), a.HeartbeatTopic, a.HeartbeatTimeout/4)
 		}
 	}
-	startBridge(t, cfgPath)
+	p := startBridge(t, cfgPath)
 
 	prefix := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID
 	doorsAre := func(failSafe string) {
@@ -112,6 +113,13 @@ func runExample(t *testing.T, example string) {
 	if ups != nil {
 		mainsLost(t, watcher, ups, cfg, prefix)
 		doorsAre("LOCKED")
+		p.stop(t, syscall.SIGTERM)
+		// Mains lost warns; mains back (and the first reading) is a clear.
+		for _, l := range strings.Split(p.output(), "\n") {
+			if strings.Contains(l, `msg="power source changed"`) && strings.Contains(l, "lost=false") != strings.Contains(l, "level=INFO") {
+				t.Errorf("power logged at the wrong level (want WARN for lost, INFO for ok): %s", l)
+			}
+		}
 	}
 
 	watcher.Sync(wait)
