@@ -115,7 +115,7 @@ func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
 	if !ok {
 		return nil, fmt.Errorf("driver %q has no input lines", l.Driver)
 	}
-	in, err := opener.OpenInput(l.Channel, drivers.InputOptions{})
+	in, err := opener.OpenInput(l.Channel, drivers.InputOptions{Pull: l.Pull})
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", l.Driver, l.Channel, err)
 	}

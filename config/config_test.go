@@ -64,8 +64,10 @@ var badConfigs = map[string]string{
 	"bad-driver-key.yaml":  `drivers.sim.state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
 	"bad-driver-type.yaml": `drivers.board.type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
-	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
-	"bad-door-id.yaml":   `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-bridge-id.yaml":  `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-door-id.yaml":    `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-line-pull.yaml":  `doors.front.contact.pull: "high" is not a pull: want up, down or none (leave it out to keep the pin's own bias)`,
+	"bad-relay-pull.yaml": `doors.front.relay.pull: "down": pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay`,
 
 	"bad-embedded-broker.yaml":      `embedded_broker.listen: "0.0.0.0:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
 	"bad-embedded-broker-name.yaml": `embedded_broker.listen: "127.example.com:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
@@ -111,7 +113,7 @@ var badConfigs = map[string]string{
 	"bad-input-channel-reused.yaml": `doors.front.contact.channel: channel "0" of driver "sim" is already used by doors.front.relay`,
 	"bad-input-channel-empty.yaml":  `doors.front.rex.channel: must not be empty`,
 	"bad-input-key.yaml": strings.Join([]string{
-		`doors.front.contact.chanel: unknown key (valid: driver, channel, active_low)`,
+		`doors.front.contact.chanel: unknown key (valid: driver, channel, active_low, pull)`,
 		`doors.front.contact.channel: must not be empty`,
 	}, "\n"+testdata("bad-input-key.yaml")+": "),
 	"bad-rex-time-short.yaml":         `doors.front.rex_time: 10s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,

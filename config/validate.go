@@ -269,6 +269,7 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		v.add(key+".channel", "must not be empty")
 		return
 	}
+	c.validatePull(v, key, l)
 	if err := c.checkChannel(l, strings.HasSuffix(key, ".relay")); err != nil {
 		v.add(key+".channel", "%v", err)
 		return
@@ -279,6 +280,18 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		return
 	}
 	used[ch] = key
+}
+
+// validatePull checks an input's pull; a relay has none (its off level
+// comes with its request, and a pull would not hold it after a release).
+func (c *Config) validatePull(v *validator, key string, l Line) {
+	switch {
+	case l.Pull == "":
+	case strings.HasSuffix(key, ".relay"):
+		v.add(key+".pull", "%q: pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay", l.Pull)
+	case l.Pull != "up" && l.Pull != "down" && l.Pull != "none":
+		v.add(key+".pull", "%q is not a pull: want up, down or none (leave it out to keep the pin's own bias)", l.Pull)
+	}
 }
 
 // checkChannel asks the line's driver, without the hardware, whether the

@@ -15,18 +15,6 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 )
 
-// drillAlarm is the alarm entry that drills publish to: the first with a
-// plain topic and plain payloads (not a JSON or wildcard entry fed by
-// devices).
-func drillAlarm(cfg *config.Config) (config.Alarm, bool) {
-	for _, a := range cfg.Alarms {
-		if a.ValueJSON == "" && !strings.Contains(a.Topic, "+") {
-			return a, true
-		}
-	}
-	return config.Alarm{}, false
-}
-
 // cmdAlarm publishes the fire alarm: a drill and commissioning tool.
 //
 //	on     publishes payload_on, retained, to the first plain alarm topic
@@ -63,7 +51,7 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
-	alarm, plain := drillAlarm(cfg)
+	alarm, plain := bridge.DrillAlarm(cfg) // the console's drill picks the same entry
 	if !plain && action != "reset" {
 		fmt.Fprintf(stderr, "doorbridge: alarm %s: no alarm entry has a plain topic with payload_on/payload_off (entries with value_json or + are read from devices); add one, such as %s, for drills\n", action, config.DefaultAlarm(cfg.MQTT.BaseTopic).Topic)
 		return 1
