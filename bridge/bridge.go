@@ -135,7 +135,7 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 	}
 	b.m = newMetrics(opts.Registry)
 	b.hb = newHeartbeatKey()
-	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.log.With("component", "mqtt"))
+	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.rootLog.With("component", "mqtt"))
 	var err error
 	if b.state, err = openState(cfg.Bridge.StateDir, b.log); err != nil {
 		b.closeRelays()
@@ -378,7 +378,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.stopped)
 	defer b.state.unlock() // the very last: every record is written by then
 	defer b.audit.close()  // the last entry of a run, after every relay is off
-	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version})
+	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version}, false)
 	defer b.closeRelays()
 	wdCtx, stopWD := context.WithCancel(context.Background())
 	defer func() {
@@ -422,7 +422,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		urls = []string{eb.BridgeURL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
-	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.log, b.m)
+	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.rootLog, b.m)
 	if err != nil {
 		l.shutdown("fatal")
 		return err

@@ -257,7 +257,9 @@ func (l *loop) onConnected(gen uint64) {
 	}
 	l.resetMQTTPower()
 	l.b.m.mqttReconnects.Inc()
-	l.log.Info("MQTT connected", "gen", gen)
+	// The link has logged the connection, with its broker, at INFO: one
+	// line per event.
+	l.log.Debug("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
 	// broker may have restarted without its retained messages.
 	l.forgetPublished()
@@ -483,7 +485,9 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			rose = rose.With(h)
 			origin := l.origin
 			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
-				func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
+				func() {
+					l.log.Log(context.Background(), hazardLevel(origin), "hazard raised", "hazard", h.String(), "origin", origin)
+				})
 		} else if was && !is {
 			origin := l.origin
 			l.hazardCleared(h)
@@ -707,14 +711,14 @@ func (l *loop) setFault(d *door, now time.Time, err error) {
 		l.afterIO(func() {
 			l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
 		})
-		l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
 	}
 	d.fault, d.faultErr = true, err
 }
 
 func (l *loop) clearFault(d *door, now time.Time) {
 	l.afterIO(func() { l.log.Info("relay write works again", "door", d.cfg.ID) })
-	l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
 	d.fault, d.faultErr, d.faultCleared = false, nil, now
 }
 
@@ -740,7 +744,13 @@ func (l *loop) setPower(e evPower) bool {
 		l.saveLater(batteryRecord, l.battery.encode())
 	}
 	l.powerSince = l.battery.since()
-	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
+	level := slog.LevelWarn
+	if !e.lost {
+		level = slog.LevelInfo // mains back, or the first reading: a clear is not a warning
+	}
+	l.afterIO(func() {
+		l.log.Log(context.Background(), level, "power source changed", "source", e.source, "lost", e.lost, "detail", e.detail)
+	})
 	return true
 }
 
@@ -927,7 +937,7 @@ func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 
 // notice publishes a human-readable notice (why a reset was refused...).
 func (l *loop) notice(msg string) {
-	l.log.Info("notice", "msg", msg)
+	l.log.Info("notice", "text", msg)
 	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
 }
 

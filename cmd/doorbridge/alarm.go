@@ -22,16 +22,22 @@ import (
 //	reset  publishes RESET to B/N/alarm/reset (releases the latch)
 func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	const synopsis = "alarm on|off|reset [-c FILE] [-topic TOPIC] [-username USER -password-file FILE] [-timeout 5s]"
-	fs := flag.NewFlagSet("alarm", flag.ContinueOnError)
+	action := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	// Named with its action, so that a stray config path gets the whole
+	// command back: doorbridge alarm on -c site.yaml.
+	fs := flag.NewFlagSet(strings.TrimSpace("alarm "+action), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
 	topicFlag := fs.String("topic", "", "alarm topic (default: the first entry of alarms with a plain topic and payloads)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker, and for it to pass the message back")
 	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish and read alarms and resets)")
 	passwordFile := fs.String("password-file", "", "file holding -username's password")
-	action := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		action, args = args[0], args[1:]
+	if action != "" && action != "on" && action != "off" && action != "reset" && looksLikeConfig(action) {
+		fmt.Fprintf(stderr, "doorbridge alarm: %q is not on, off or reset: a config file is given with -c (doorbridge alarm on -c %s)\nusage: doorbridge %s\n", action, action, synopsis)
+		return 2
 	}
 	if code, done := parseFlags(fs, args, synopsis); done {
 		return code
