@@ -488,17 +488,10 @@ func (s *hostileSite) runAttacks(t *testing.T, flood time.Duration) {
 		s.attack(t, func(t *testing.T) { s.metricLabels(t) })
 	})
 	// Item 5: a flood of junk commands and of large discovery configs.
-	t.Run("flood", func(t *testing.T) {
-		// Known open (issue 12 item 5): on the embedded broker, with the
-		// -race build on 2 cores, the flood fills the bridge's own queue in
-		// the broker; the broker then ends the bridge's connection (never a
-		// silently dropped alarm), which raises the broker hazard. The
-		// alarm still releases in time. Run it with DOORBRIDGE_HOSTILE=full.
-		if s.name == "embedded" && os.Getenv("DOORBRIDGE_HOSTILE") != "full" {
-			t.Skip("issue 12 item 5 is open on the embedded broker: the flood ends the bridge's connection (broker hazard); DOORBRIDGE_HOSTILE=full runs it")
-		}
-		s.flood(t, flood)
-	})
+	// On the embedded broker the flooders are held back to the bridge's
+	// pace and junk commands shed before they fill the bridge's queue in
+	// the broker (bridge/embedded_flood.go).
+	t.Run("flood", func(t *testing.T) { s.flood(t, flood) })
 	// Item 6: 20,000 rejected commands must not push the safety records
 	// out of the audit trail.
 	t.Run("audit-wipe", func(t *testing.T) {
@@ -626,8 +619,24 @@ func (s *hostileSite) flood(t *testing.T, d time.Duration) {
 	s.publish("homeassistant", "doorbridge/alarm", "OFF", true)
 	s.publish("homeassistant", "doorbridge/hz/alarm/reset", "RESET", false)
 	s.waitRelays(map[string]bool{"0": true, "1": false})
+	s.settle(t, seq)
 	s.checkRSS(t)
 	s.checkSafetyRecords(t)
+}
+
+// settle waits until the maglock's relock after an alarm is in the audit
+// trail (written after the relay) and the watcher, which reads every junk
+// message of a flood too and lags behind it, has caught up: the next
+// attack must not count either as its own.
+func (s *hostileSite) settle(t *testing.T, seq uint64) {
+	t.Helper()
+	testbroker.Eventually(t, wait, func() bool {
+		return len(s.auditSince(seq, func(e audit.Event) bool {
+			return e.Kind == "relay" && e.Door == "fs" && e.Energized != nil && *e.Energized
+		})) > 0
+	}, "%s: the maglock's relock in the audit trail", s.name)
+	s.publish("homeassistant", "doorbridge/hz/republish", "PRESS", false)
+	s.watcher.Sync(wait)
 }
 
 // codeGuessing: max_failures wrong codes on the front door, then the right
