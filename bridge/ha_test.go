@@ -14,20 +14,6 @@ import (
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
-// Every cause the bridge can publish is an option of HA's enum sensor.
-func TestCausesAreDiscoveryOptions(t *testing.T) {
-	opts := discovery.CauseOptions()
-	causes := []string{CauseNormal, CauseLockdown, CauseMomentary}
-	for _, h := range AllHazards() {
-		causes = append(causes, h.String())
-	}
-	for _, c := range causes {
-		if !slices.Contains(opts, c) {
-			t.Errorf("cause %q is not in discovery.CauseOptions() %v: HA would drop it", c, opts)
-		}
-	}
-}
-
 func TestDiscoveryPublishedRetained(t *testing.T) {
 	h := newHarness(t, nil)
 	h.ready()

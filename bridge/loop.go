@@ -11,6 +11,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
+	"github.com/doorbridge/doorbridge/mqttapi"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
@@ -261,7 +262,7 @@ func (l *loop) onConnected(gen uint64) {
 	// Everything retained is published again on a new connection: the
 	// broker may have restarted without its retained messages.
 	clear(l.pub)
-	l.mq.publish(l.b.topics.Availability, "online", true)
+	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.mq.subscribe(gen, l.subscriptions())
 	l.origin = "mqtt:connected"
 	l.evaluate()
@@ -577,15 +578,15 @@ func (l *loop) reportRelays() {
 func lockEventType(d *door, hz Hazards, prevCause string) string {
 	switch {
 	case !d.locked() && hz.Any():
-		return "released_by_hazard"
+		return mqttapi.EventReleasedByHazard
 	case !d.locked() && d.cause == CauseMomentary:
-		return "opened"
+		return mqttapi.EventOpened
 	case !d.locked():
-		return "unlocked"
+		return mqttapi.EventUnlocked
 	case isHazardName(prevCause):
-		return "relocked"
+		return mqttapi.EventRelocked
 	default:
-		return "locked"
+		return mqttapi.EventLocked
 	}
 }
 
@@ -858,7 +859,7 @@ func (l *loop) publishState() {
 // republishState forgets what was published and publishes it all again.
 func (l *loop) republishState() {
 	clear(l.pub)
-	l.mq.publish(l.b.topics.Availability, "online", true)
+	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.publishState()
 }
 
@@ -906,9 +907,9 @@ func noticePayload(msg string) string {
 
 func onOff(b bool) string {
 	if b {
-		return "ON"
+		return mqttapi.On
 	}
-	return "OFF"
+	return mqttapi.Off
 }
 
 // onOffUnknown is onOff, or HA's unknown for a nil (unknown) state.

@@ -5,10 +5,11 @@ import (
 	"strings"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 func bridgePayload(cfg *config.Config, info Info) *payload {
-	base := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/"
+	base := mqttapi.Prefix(cfg.MQTT.BaseTopic, cfg.Bridge.ID) + "/"
 	id := BridgeID(cfg)
 	uid := id + "_"
 	devName := cfg.Bridge.Name
@@ -23,8 +24,8 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 			DefaultEntityID: "binary_sensor." + id + "_" + key,
 			DeviceClass:     class,
 			StateTopic:      base + topic,
-			PayloadOn:       "ON",
-			PayloadOff:      "OFF",
+			PayloadOn:       mqttapi.On,
+			PayloadOff:      mqttapi.Off,
 			QoS:             1,
 		}
 	}
@@ -40,16 +41,16 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 		Origin:       makeOrigin(info),
 		Availability: makeAvailability(cfg),
 		Components: map[string]component{
-			"fire_alarm": binary("fire_alarm", "Fire alarm", "smoke", "alarm/state"),
-			"power":      binary("power", "Power", "power", "power/state"),
-			"problem":    binary("problem", "Problem", "problem", "problem/state"),
+			"fire_alarm": binary("fire_alarm", "Fire alarm", "smoke", mqttapi.AlarmState),
+			"power":      binary("power", "Power", "power", mqttapi.PowerState),
+			"problem":    binary("problem", "Problem", "problem", mqttapi.ProblemState),
 			// Latched: the fire release holds until someone resets it. That
 			// needs attention, so problem (on = problem), not safety, whose
 			// "unsafe" would read wrongly while doors are released for a fire.
-			"fire_release_latched": binary("fire_release_latched", "Fire release latched", "problem", "alarm/latched"),
+			"fire_release_latched": binary("fire_release_latched", "Fire release latched", "problem", mqttapi.AlarmLatched),
 			// R20: no alarm has released the fail-safe doors in 31 days.
 			// Not diagnostic: it asks the owner to act, like problem.
-			"drill_overdue": binary("drill_overdue", "Release drill overdue", "problem", "drill_overdue/state"),
+			"drill_overdue": binary("drill_overdue", "Release drill overdue", "problem", mqttapi.DrillOverdue),
 			"last_drill": {
 				Platform:        "sensor",
 				Name:            name("Last release drill"),
@@ -57,7 +58,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				DefaultEntityID: "sensor." + id + "_last_drill",
 				DeviceClass:     "timestamp",
 				EntityCategory:  "diagnostic",
-				StateTopic:      base + "drill/last",
+				StateTopic:      base + mqttapi.DrillLast,
 				QoS:             1,
 			},
 			"lockdown": {
@@ -66,10 +67,10 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				UniqueID:        uid + "lockdown",
 				DefaultEntityID: "switch." + id + "_lockdown",
 				Icon:            "mdi:shield-lock",
-				StateTopic:      base + "lockdown/state",
-				CommandTopic:    base + "lockdown/set",
-				PayloadOn:       "ON",
-				PayloadOff:      "OFF",
+				StateTopic:      base + mqttapi.LockdownState,
+				CommandTopic:    base + mqttapi.LockdownSet,
+				PayloadOn:       mqttapi.On,
+				PayloadOff:      mqttapi.Off,
 				QoS:             1,
 				Retain:          noRetain,
 			},
@@ -79,8 +80,8 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				UniqueID:        uid + "reset_fire_release",
 				DefaultEntityID: "button." + id + "_reset_fire_release",
 				Icon:            "mdi:restore",
-				CommandTopic:    base + "alarm/reset",
-				PayloadPress:    "RESET",
+				CommandTopic:    base + mqttapi.AlarmReset,
+				PayloadPress:    mqttapi.Reset,
 				QoS:             1,
 				Retain:          noRetain,
 			},
@@ -92,8 +93,8 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				DefaultEntityID: "button." + id + "_republish",
 				EntityCategory:  "diagnostic",
 				Icon:            "mdi:refresh",
-				CommandTopic:    base + "republish",
-				PayloadPress:    "PRESS",
+				CommandTopic:    base + mqttapi.Republish,
+				PayloadPress:    mqttapi.Press,
 				QoS:             1,
 				Retain:          noRetain,
 			},
@@ -104,7 +105,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				DefaultEntityID: "sensor." + id + "_notice",
 				EntityCategory:  "diagnostic",
 				Icon:            "mdi:message-alert-outline",
-				StateTopic:      base + "notice",
+				StateTopic:      base + mqttapi.Notice,
 				QoS:             1,
 			},
 		},
@@ -139,8 +140,8 @@ func validSupportURL(s string) bool {
 
 func makeAvailability(cfg *config.Config) []availability {
 	return []availability{{
-		Topic:               cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/availability",
-		PayloadAvailable:    "online",
-		PayloadNotAvailable: "offline",
+		Topic:               mqttapi.Prefix(cfg.MQTT.BaseTopic, cfg.Bridge.ID) + "/" + mqttapi.Availability,
+		PayloadAvailable:    mqttapi.Online,
+		PayloadNotAvailable: mqttapi.Offline,
 	}}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 func TestIsOwnTopic(t *testing.T) {
@@ -79,7 +80,7 @@ func TestIsOwnDevice(t *testing.T) {
 }
 
 // Every bridge-level topic discovery announces (B/N/<leaf>/...) is one
-// config reserves, so that no door id can share it; door topics are
+// mqttapi reserves, so that no door id can share it; door topics are
 // B/N/<door id>/....
 func TestBridgeTopicsReserved(t *testing.T) {
 	cfg := newConfig(t, door("front", config.FailSafe, ""))
@@ -94,8 +95,8 @@ func TestBridgeTopicsReserved(t *testing.T) {
 					if s, ok := x.(string); ok && strings.HasSuffix(k, "_topic") || k == "topic" {
 						if rest, ok := strings.CutPrefix(s, prefix); ok {
 							leaf, _, _ := strings.Cut(rest, "/")
-							if leaf != "front" && !config.IsBridgeTopicLeaf(leaf) {
-								t.Errorf("%s announces %s: %q is not in config.BridgeTopicLeaves", m.Topic, s, leaf)
+							if leaf != "front" && !mqttapi.IsBridgeLeaf(leaf) {
+								t.Errorf("%s announces %s: %q is not in mqttapi.BridgeLeaves", m.Topic, s, leaf)
 							}
 							seen++
 						}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 // The rules below are Home Assistant's (homeassistant/components/mqtt:
@@ -428,10 +429,10 @@ func TestVocabulariesInPayload(t *testing.T) {
 		}
 		return out
 	}
-	if got := strs(comps["cause"]["options"]); !slices.Equal(got, discovery.CauseOptions()) {
+	if got := strs(comps["cause"]["options"]); !slices.Equal(got, mqttapi.Causes()) {
 		t.Errorf("cause options %v", got)
 	}
-	if got := strs(comps["event"]["event_types"]); !slices.Equal(got, discovery.EventTypes()) {
+	if got := strs(comps["event"]["event_types"]); !slices.Equal(got, mqttapi.EventTypes()) {
 		t.Errorf("event types %v", got)
 	}
 }
