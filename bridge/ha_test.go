@@ -138,3 +138,38 @@ func TestBirthTopicIsNotTheDiscoveryPrefix(t *testing.T) {
 	h.c.Publish("homeassistant/status", "online", false)
 	h.c.WaitForAfter(mark, discovery.DoorTopic(h.cfg, "fs"), wait, nil)
 }
+
+// Removing an input from a door removes its entities from Home Assistant:
+// the door's device payload carries {"p": platform} for each, once.
+func TestRemovedInputRemovedFromHA(t *testing.T) {
+	h := newInputHarness(t, func(c *config.Config) { c.Doors[0].Contact = line(chContact) }, nil)
+	h.ready()
+	topic := discovery.DoorTopic(h.cfg, "fs")
+	hasContact := func(m testbroker.Message) bool {
+		return strings.Contains(string(m.Payload), `"contact":{"p":"binary_sensor","name"`)
+	}
+	h.c.WaitFor(topic, wait, hasContact)
+	h.stop()
+	h.cfg.Doors[0].Contact = nil
+	mark := h.c.Mark()
+	h.start()
+	stub := func(m testbroker.Message) bool {
+		return strings.Contains(string(m.Payload), `"contact":{"p":"binary_sensor"}`) &&
+			strings.Contains(string(m.Payload), `"held_open":{"p":"binary_sensor"}`)
+	}
+	h.c.WaitForAfter(mark, topic, wait, stub)
+	late := testbroker.Connect(t, h.broker.URL(), "late")
+	late.WaitFor(topic, wait, func(m testbroker.Message) bool { return m.Retained && stub(m) })
+
+	// The next start leaves the removed components out altogether.
+	h.stop()
+	mark = h.c.Mark()
+	h.start()
+	h.c.WaitForAfter(mark, h.topic("fs", "state"), wait, nil)
+	h.c.Sync(wait)
+	for _, m := range h.c.Since(mark) {
+		if m.Topic == topic && (stub(m) || hasContact(m)) {
+			t.Fatalf("second start republished the contact: %s", m.Payload)
+		}
+	}
+}

@@ -168,6 +168,9 @@ func validate(topic string, payload []byte, uniq map[string]string) []string {
 			add("%s: platform (p) missing", where)
 			continue
 		}
+		if len(cm) == 1 {
+			continue // {"p": platform}: HA removes the component
+		}
 		uid, _ := cm["unique_id"].(string)
 		if uid == "" {
 			add("%s: unique_id missing", where)
