@@ -29,7 +29,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 			QoS:             1,
 		}
 	}
-	return &payload{
+	p := &payload{
 		Device: device{
 			Identifiers:      []string{id},
 			Name:             devName,
@@ -42,7 +42,6 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 		Availability: makeAvailability(cfg),
 		Components: map[string]component{
 			"fire_alarm": binary("fire_alarm", "Fire alarm", "smoke", mqttapi.AlarmState),
-			"power":      binary("power", "Power", "power", mqttapi.PowerState),
 			"problem":    binary("problem", "Problem", "problem", mqttapi.ProblemState),
 			// Latched: the fire release holds until someone resets it. That
 			// needs attention, so problem (on = problem), not safety, whose
@@ -110,6 +109,12 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 			},
 		},
 	}
+	if len(cfg.Power) > 0 {
+		// Without a power source nothing reports mains: the entity
+		// would stay unknown forever.
+		p.Components["power"] = binary("power", "Power", "power", mqttapi.PowerState)
+	}
+	return p
 }
 
 func makeOrigin(info Info) origin {

@@ -487,3 +487,16 @@ func components(t *testing.T, payload []byte) map[string]map[string]any {
 	}
 	return p.Components
 }
+
+// The power entity exists only with a power source: without one nothing
+// reports mains, and HA would show it unknown forever.
+func TestPowerEntityOnlyWithSource(t *testing.T) {
+	cfg := newConfig(t, door("front", config.FailSafe, ""))
+	if _, ok := components(t, discovery.Build(cfg, testInfo)[0].Payload)["power"]; ok {
+		t.Error("power entity without a power source")
+	}
+	cfg.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ups", Topic: "ups/status"}}
+	if c, ok := components(t, discovery.Build(cfg, testInfo)[0].Payload)["power"]; !ok || c["device_class"] != "power" {
+		t.Errorf("power entity with a power source: %v", c)
+	}
+}
