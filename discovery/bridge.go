@@ -12,6 +12,8 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 	base := mqttapi.Prefix(cfg.MQTT.BaseTopic, cfg.Bridge.ID) + "/"
 	id := BridgeID(cfg)
 	uid := id + "_"
+	// Entity ids are slugs: "site-1" becomes "site_1" in HA, so say so.
+	slug := entitySlug(legacyBridgeID(cfg))
 	devName := cfg.Bridge.Name
 	if devName == "" {
 		devName = cfg.Bridge.ID
@@ -21,7 +23,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 			Platform:        "binary_sensor",
 			Name:            name(entityName),
 			UniqueID:        uid + key,
-			DefaultEntityID: "binary_sensor." + id + "_" + key,
+			DefaultEntityID: "binary_sensor." + slug + "_" + key,
 			DeviceClass:     class,
 			StateTopic:      base + topic,
 			PayloadOn:       mqttapi.On,
@@ -54,7 +56,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "sensor",
 				Name:            name("Last release drill"),
 				UniqueID:        uid + "last_drill",
-				DefaultEntityID: "sensor." + id + "_last_drill",
+				DefaultEntityID: "sensor." + slug + "_last_drill",
 				DeviceClass:     "timestamp",
 				EntityCategory:  "diagnostic",
 				StateTopic:      base + mqttapi.DrillLast,
@@ -64,7 +66,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "switch",
 				Name:            name("Lockdown"),
 				UniqueID:        uid + "lockdown",
-				DefaultEntityID: "switch." + id + "_lockdown",
+				DefaultEntityID: "switch." + slug + "_lockdown",
 				Icon:            "mdi:shield-lock",
 				StateTopic:      base + mqttapi.LockdownState,
 				CommandTopic:    base + mqttapi.LockdownSet,
@@ -77,7 +79,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "button",
 				Name:            name("Reset fire release"),
 				UniqueID:        uid + "reset_fire_release",
-				DefaultEntityID: "button." + id + "_reset_fire_release",
+				DefaultEntityID: "button." + slug + "_reset_fire_release",
 				Icon:            "mdi:restore",
 				CommandTopic:    base + mqttapi.AlarmReset,
 				PayloadPress:    mqttapi.Reset,
@@ -89,7 +91,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "button",
 				Name:            name("Republish"),
 				UniqueID:        uid + "republish",
-				DefaultEntityID: "button." + id + "_republish",
+				DefaultEntityID: "button." + slug + "_republish",
 				EntityCategory:  "diagnostic",
 				Icon:            "mdi:refresh",
 				CommandTopic:    base + mqttapi.Republish,
@@ -101,7 +103,7 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "sensor",
 				Name:            name("Notice"),
 				UniqueID:        uid + "notice",
-				DefaultEntityID: "sensor." + id + "_notice",
+				DefaultEntityID: "sensor." + slug + "_notice",
 				EntityCategory:  "diagnostic",
 				Icon:            "mdi:message-alert-outline",
 				StateTopic:      base + mqttapi.Notice,

@@ -341,6 +341,17 @@ func TestPayloadsFollowHARules(t *testing.T) {
 		// input components joined to door ids must not collide either.
 		"inputs": newConfig(t, withInputs(door("a", config.FailSafe, "")), withInputs(door("a_held", config.FailSafe, "")),
 			withInputs(door("a_forced", config.FailSafe, "")), withInputs(door("contact", config.FailSafe, ""))),
+		// HA slugs "site-1" to "site_1": entity ids must already be slugs.
+		"dashed bridge": func() *config.Config {
+			c := newConfig(t, dashed)
+			c.Bridge.ID = "site-1"
+			return c
+		}(),
+		"underscored bridge": func() *config.Config {
+			c := newConfig(t, door("front", config.FailSafe, ""))
+			c.Bridge.ID = "home_garage"
+			return c
+		}(),
 		"bridge code": func() *config.Config {
 			c := newConfig(t, door("front", config.FailSafe, ""))
 			c.Bridge.CodeHash = testHash
