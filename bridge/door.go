@@ -84,8 +84,6 @@ func (d *door) state() string {
 	switch {
 	case d.fault:
 		return StateJammed
-	case d.io != nil && d.io.out.Open:
-		return StateOpen
 	case d.locked():
 		return StateLocked
 	case d.cause == CauseMomentary:
