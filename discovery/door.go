@@ -7,14 +7,19 @@ import (
 	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
-// codeFormat is anchored at both ends: HA checks codes with re.match, which
-// anchors only the start, so "^\d{4,8}" would let "1234abc" through. Digits
-// only also keeps the code safe to paste into the JSON command template.
-const codeFormat = `^\d{4,8}$`
+// codeFormat admits 4 to 8 ASCII digits and nothing else under Python's
+// re.match, which HA uses: re.match anchors only the start; "$" also
+// matches before a final newline ("1234\n" would pass) and "\d" takes any
+// Unicode digit ("١٢٣٤"). "(?![\s\S])" ends the match at the end of the
+// string, in Python and in the browser's JavaScript alike ("\Z" is not
+// JavaScript).
+const codeFormat = `^[0-9]{4,8}(?![\s\S])`
 
 // codeCommandTemplate is the only way a code reaches the bridge: HA renders
-// it for LOCK, UNLOCK and OPEN alike, with value = the payload.
-const codeCommandTemplate = `{"action": "{{ value }}", "code": "{{ code }}"}`
+// it for LOCK, UNLOCK and OPEN alike, with value = the payload and code =
+// the code or None. tojson quotes both as JSON (None is null), so the
+// payload is JSON whatever they hold.
+const codeCommandTemplate = `{"action": {{ value | tojson }}, "code": {{ code | tojson }}}`
 
 // unlockedTemplate maps the lock state to a binary sensor: only LOCKED is
 // off; UNLOCKED and OPEN are on; JAMMED is unknown ("None"), for the relay's

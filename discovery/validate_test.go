@@ -63,6 +63,9 @@ var (
 	objectIDPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 )
 
+// endOfString ends a Python regular expression at the end of the string.
+const endOfString = `(?![\s\S])`
+
 func set(keys ...string) map[string]bool {
 	m := map[string]bool{}
 	for _, k := range keys {
@@ -249,10 +252,15 @@ func validate(topic string, payload []byte, uniq map[string]string) []string {
 			}
 		}
 		if cf, ok := cm["code_format"].(string); ok {
-			if !strings.HasPrefix(cf, "^") || !strings.HasSuffix(cf, "$") {
-				add("%s: code_format %q is not anchored with ^ and $ (HA uses re.match)", where, cf)
+			// HA uses Python's re.match: anchored at the start only, and
+			// "$" matches before a final newline. Only a lookahead for the
+			// end of the string closes it (Go's regexp has none: the
+			// Python test runs the real thing).
+			body, closed := strings.CutSuffix(cf, endOfString)
+			if !strings.HasPrefix(cf, "^") || !closed {
+				add("%s: code_format %q is not anchored with ^ and %s (HA uses Python's re.match)", where, cf, endOfString)
 			}
-			if _, err := regexp.Compile(cf); err != nil {
+			if _, err := regexp.Compile(body); err != nil {
 				add("%s: code_format: %v", where, err)
 			}
 			if tpl, _ := cm["command_template"].(string); !strings.Contains(tpl, "code") {
@@ -409,10 +417,10 @@ func TestLockCode(t *testing.T) {
 			lock := components(t, m.Payload)["lock"]
 			_, hasFmt := lock["code_format"]
 			tpl, _ := lock["command_template"].(string)
-			if hasFmt != wantCode || strings.Contains(tpl, "{{ code }}") != wantCode {
+			if hasFmt != wantCode || strings.Contains(tpl, "{{ code | tojson }}") != wantCode {
 				t.Errorf("door %s: code_format present %v, template %q; want code %v", doorID, hasFmt, tpl, wantCode)
 			}
-			if wantCode && lock["code_format"] != `^\d{4,8}$` {
+			if wantCode && lock["code_format"] != `^[0-9]{4,8}(?![\s\S])` {
 				t.Errorf("door %s: code_format %v", doorID, lock["code_format"])
 			}
 			if lock["payload_open"] != "OPEN" {
@@ -471,6 +479,7 @@ func TestValidatorCatches(t *testing.T) {
 		"sensor config cat":   `{` + good + `,"components":{"l":{"p":"binary_sensor","unique_id":"u","state_topic":"s","entity_category":"config"}}}`,
 		"duplicate uid":       `{` + good + `,"components":{"a":{"p":"sensor","unique_id":"u","state_topic":"s"},"b":{"p":"sensor","unique_id":"u","state_topic":"s"}}}`,
 		"unanchored code":     `{` + good + `,"components":{"l":{"p":"lock","unique_id":"u","command_topic":"c","qos":1,"retain":false,"code_format":"^\\d{4}","command_template":"{{ code }}"}}}`,
+		"dollar code":         `{` + good + `,"components":{"l":{"p":"lock","unique_id":"u","command_topic":"c","qos":1,"retain":false,"code_format":"^\\d{4}$","command_template":"{{ code }}"}}}`,
 		"retain true":         `{` + good + `,"components":{"l":{"p":"switch","unique_id":"u","command_topic":"c","qos":1,"retain":true}}}`,
 		"no availability":     `{"device":{"identifiers":["x"]},"origin":{"name":"o"},"components":{"l":{"p":"sensor","unique_id":"u","state_topic":"s"}}}`,
 		"object_id":           `{` + good + `,"components":{"l":{"p":"sensor","unique_id":"u","state_topic":"s","object_id":"x"}}}`,
