@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -439,4 +440,21 @@ func (a *alarmSource) waitingFor() string {
 		v = alarmUnknown
 	}
 	return fmt.Sprintf("%s says %s (now: %s)", a.cfg.Topic, a.cfg.PayloadOff, v)
+}
+
+// alarmAttributes is the fire alarm entity's attributes (B/N/alarm/attributes):
+// why it says Detected, which a Home Assistant user cannot tell from the
+// state alone when, say, 1 of 3 expected detectors has reported.
+func (l *loop) alarmAttributes() string {
+	var why []string
+	for _, a := range l.alarms {
+		if a.active() {
+			why = append(why, a.describe())
+		}
+	}
+	if len(why) == 0 {
+		return `{"reason":""}`
+	}
+	b, _ := json.Marshal(map[string]string{"reason": strings.Join(why, "; ")})
+	return string(b)
 }

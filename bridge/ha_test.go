@@ -173,3 +173,18 @@ func TestRemovedInputRemovedFromHA(t *testing.T) {
 		}
 	}
 }
+
+// With expect: 3 and one detector reported, Home Assistant's fire alarm
+// says Detected; its attributes say why, and clear when all have reported.
+func TestAlarmAttributesSayWhy(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Alarms = []config.Alarm{zigbeeSmoke(3)} })
+	h.c.Publish("zigbee2mqtt/kitchen_smoke", `{"smoke": false}`, true)
+	h.c.WaitPayload("db/t1/alarm/state", "ON", wait)
+	h.c.WaitPayload("db/t1/alarm/attributes", `{"reason":"zigbee2mqtt/+: 1 of 3 expected sources reported"}`, wait)
+	h.c.Publish("zigbee2mqtt/hall_smoke", `{"smoke": false}`, true)
+	h.c.Publish("zigbee2mqtt/attic_smoke", `{"smoke": false}`, true)
+	h.c.WaitPayload("db/t1/alarm/state", "OFF", wait)
+	h.c.WaitPayload("db/t1/alarm/attributes", `{"reason":""}`, wait)
+	h.c.Publish("zigbee2mqtt/attic_smoke", `{"smoke": true}`, true)
+	h.c.WaitPayload("db/t1/alarm/attributes", `{"reason":"zigbee2mqtt/attic_smoke=alarm"}`, wait)
+}

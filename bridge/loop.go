@@ -842,6 +842,7 @@ func (l *loop) publishState() {
 		l.publishInputs(d)
 	}
 	l.publishRetained(t.AlarmState, onOff(l.alarmActive()))
+	l.publishRetained(t.AlarmAttrs, l.alarmAttributes())
 	l.publishRetained(t.AlarmLatched, onOff(l.latched))
 	l.publishRetained(t.LockdownState, onOff(l.lockdown))
 	l.publishRetained(t.ProblemState, onOff(l.effective.Any()))

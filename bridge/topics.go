@@ -15,6 +15,7 @@ type Topics struct {
 	LockdownState   string // B/N/lockdown/state: ON/OFF, retained
 	AlarmState      string // B/N/alarm/state: ON/OFF fire alarm active, retained
 	AlarmLatched    string // B/N/alarm/latched: ON/OFF release latched, retained (restores the latch at start)
+	AlarmAttrs      string // B/N/alarm/attributes: JSON {"reason": ...}, why the alarm is active; retained
 	AlarmReset      string // B/N/alarm/reset: RESET
 	PowerState      string // B/N/power/state: ON = mains OK, retained
 	ProblemState    string // B/N/problem/state: ON while any hazard is active, retained
@@ -41,6 +42,7 @@ func NewTopics(cfg *config.Config) Topics {
 		LockdownState:   t(mqttapi.LockdownState),
 		AlarmState:      t(mqttapi.AlarmState),
 		AlarmLatched:    t(mqttapi.AlarmLatched),
+		AlarmAttrs:      t(mqttapi.AlarmAttrs),
 		AlarmReset:      t(mqttapi.AlarmReset),
 		PowerState:      t(mqttapi.PowerState),
 		ProblemState:    t(mqttapi.ProblemState),

@@ -111,6 +111,10 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 			},
 		},
 	}
+	// Why the alarm is on (1 of 3 expected detectors reported...).
+	fire := p.Components["fire_alarm"]
+	fire.JSONAttributesTopic = base + mqttapi.AlarmAttrs
+	p.Components["fire_alarm"] = fire
 	if len(cfg.Power) > 0 {
 		// Without a power source nothing reports mains: the entity
 		// would stay unknown forever.

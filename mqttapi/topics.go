@@ -13,6 +13,7 @@ const (
 	LockdownState = "lockdown/state"      // ON/OFF
 	AlarmState    = "alarm/state"         // ON/OFF: fire alarm active
 	AlarmLatched  = "alarm/latched"       // ON/OFF: release latched (restores the latch at start)
+	AlarmAttrs    = "alarm/attributes"    // JSON {"reason": why AlarmState is ON, "" when OFF}
 	AlarmReset    = "alarm/reset"         // RESET command
 	PowerState    = "power/state"         // ON = mains OK
 	ProblemState  = "problem/state"       // ON while any hazard is active
@@ -42,7 +43,7 @@ const (
 
 // bridgeTopics lists every bridge topic above.
 var bridgeTopics = []string{
-	Availability, Heartbeat, LockdownSet, LockdownState, AlarmState, AlarmLatched, AlarmReset,
+	Availability, Heartbeat, LockdownSet, LockdownState, AlarmState, AlarmLatched, AlarmAttrs, AlarmReset,
 	PowerState, ProblemState, Hazards, Notice, Error, Republish, Events, DrillOverdue, DrillLast,
 }
 
