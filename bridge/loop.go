@@ -479,7 +479,7 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 	for _, h := range AllHazards() {
 		was, is := l.raw.Has(h), raw.Has(h)
 		if is && !was {
-			l.b.m.watchdogTrips.WithLabelValues(h.String()).Inc()
+			l.b.m.hazardsRaised.WithLabelValues(h.String()).Inc()
 			l.hazardRaised(h)
 			rose = rose.With(h)
 			origin := l.origin
