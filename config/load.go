@@ -15,8 +15,6 @@ import (
 	"github.com/knadh/koanf/providers/env"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
-
-	"github.com/doorbridge/doorbridge/drivers"
 )
 
 // EnvPrefix starts every environment override: DOORBRIDGE_MQTT__PASSWORD
@@ -154,7 +152,7 @@ func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
 func decoderConfig(out any) *mapstructure.DecoderConfig {
 	return &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			drivers.RefuseBareDurations,
+			RefuseBareDurations,
 			refuseBareSizes,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),
