@@ -362,11 +362,13 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	l.evaluate()
 }
 
-// alarmSupervision reports whether any alarm source cannot prove it is
+// updateSupervision reports whether any alarm source cannot prove it is
 // alive (the alarm_supervision hazard). It is judged only while the broker
 // link is proven: without it nothing can arrive, and the broker (or
 // startup) hazard already holds the doors released.
-func (l *loop) alarmSupervision(now time.Time) bool {
+//
+// It acts: a source's change of trouble is logged and audited here.
+func (l *loop) updateSupervision(now time.Time) bool {
 	trouble := false
 	for i := range l.alarms {
 		a := &l.alarms[i]

@@ -122,7 +122,7 @@ func newLoop(b *Bridge) *loop {
 	}
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
-	l.effective = l.computeRaw()
+	l.effective = l.rawHazards(false)
 	l.startObserving()
 	return l
 }
@@ -388,7 +388,10 @@ func (l *loop) alarmActive() bool {
 	return false
 }
 
-func (l *loop) computeRaw() Hazards {
+// rawHazards is the hazards the loop's state raises now, before the relock
+// hold; supervisionTrouble is updateSupervision's verdict. It decides only:
+// no log, no audit, no change to the loop.
+func (l *loop) rawHazards(supervisionTrouble bool) Hazards {
 	var hz Hazards
 	if !l.everLinked {
 		hz = hz.With(HazardStartup)
@@ -398,7 +401,7 @@ func (l *loop) computeRaw() Hazards {
 	if l.alarmActive() || l.latched {
 		hz = hz.With(HazardAlarm)
 	}
-	if l.alarmSupervision(l.now()) {
+	if supervisionTrouble {
 		hz = hz.With(HazardAlarmSupervision)
 	}
 	for _, lost := range l.powerLost {
@@ -434,7 +437,7 @@ func (l *loop) evaluate() {
 	}
 	l.b.m.mqttConnected.Set(b2f(healthy))
 
-	raw := l.computeRaw()
+	raw := l.rawHazards(l.updateSupervision(l.now()))
 	rose := l.trackHazards(raw)
 	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
 	if l.effective.Any() && !held.Hazards.Any() {
