@@ -309,7 +309,7 @@ func (l *loop) admitSource(a *alarmSource, topic string, v alarmValue) bool {
 			l.log.Error("alarm wildcard has more topics than max_sources; counting as alarm until the next connection",
 				"alarm", a.cfg.Topic, "max_sources", a.cfg.SourceLimit(), "topic", topic)
 		})
-		l.record(auditEvent{Kind: "alarm", Outcome: "overflow", Detail: fmt.Sprintf("more than max_sources (%d) topics under %s", a.cfg.SourceLimit(), a.cfg.Topic), Origin: "mqtt:" + topic})
+		l.recordLogged(auditEvent{Kind: "alarm", Outcome: "overflow", Detail: fmt.Sprintf("more than max_sources (%d) topics under %s", a.cfg.SourceLimit(), a.cfg.Topic), Origin: "mqtt:" + topic})
 		l.origin = "alarm:" + a.cfg.Topic
 		l.evaluate()
 	}
@@ -386,7 +386,7 @@ func (l *loop) updateSupervision(now time.Time) bool {
 				topic := a.cfg.Topic
 				l.afterIO(func() { l.log.Info("alarm source supervised again", "topic", topic) })
 			}
-			l.record(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
+			l.recordLogged(auditEvent{Kind: "alarm", Outcome: map[bool]string{true: "trouble", false: "supervised"}[why != ""],
 				Detail: why, Origin: "mqtt:" + a.cfg.Topic})
 			a.trouble = why
 		}

@@ -34,9 +34,12 @@ func newAuditLog(log *slog.Logger) *auditLog {
 	return &auditLog{log: log.With("component", "audit")}
 }
 
-// record numbers e and writes it out. A zero e.Time is now.
-func (a *auditLog) record(e auditEvent) {
-	e = a.recordLocal(e)
+// record numbers e and writes it out. A zero e.Time is now. logged: the
+// event has a log line of its own, so the audit trail (the file,
+// B/N/events, the console) takes it without a second line in the log: one
+// line per event.
+func (a *auditLog) record(e auditEvent, logged bool) {
+	e = a.recordTo(e, logged)
 	if a.sink != nil {
 		a.sink(e)
 	}
@@ -45,7 +48,9 @@ func (a *auditLog) record(e auditEvent) {
 // recordLocal numbers e and writes it to the log and the audit file only:
 // the watchdog and the panic paths record this way, from any goroutine,
 // without the loop or MQTT.
-func (a *auditLog) recordLocal(e auditEvent) auditEvent {
+func (a *auditLog) recordLocal(e auditEvent) auditEvent { return a.recordTo(e, false) }
+
+func (a *auditLog) recordTo(e auditEvent, logged bool) auditEvent {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -57,6 +62,10 @@ func (a *auditLog) recordLocal(e auditEvent) auditEvent {
 		a.file.Write(e)
 	}
 	a.mu.Unlock()
+	a.recent.add(e) // for the web console (console.go)
+	if logged {
+		return e
+	}
 	attrs := []any{"seq", e.Seq, "kind", e.Kind, "outcome", e.Outcome}
 	if e.Door != "" {
 		attrs = append(attrs, "door", e.Door)
@@ -77,7 +86,6 @@ func (a *auditLog) recordLocal(e auditEvent) auditEvent {
 		attrs = append(attrs, "origin", e.Origin)
 	}
 	a.log.Info("audit", attrs...)
-	a.recent.add(e) // for the web console (console.go)
 	return e
 }
 
@@ -106,7 +114,7 @@ func (b *Bridge) openAuditFile() error {
 // second for a slow disk (SIGTERM's grace period is 10 s).
 func (a *auditLog) close() {
 	a.sink = nil // MQTT is closed by now
-	a.record(auditEvent{Kind: "bridge", Outcome: "stopped"})
+	a.record(auditEvent{Kind: "bridge", Outcome: "stopped"}, false)
 	if a.file != nil {
 		if err := a.file.Close(time.Second); err != nil {
 			a.log.Error("closing the audit file", "err", err)
@@ -129,7 +137,14 @@ func eventPublisher(mq *mqttLink, topic string) func(auditEvent) {
 // written and the state is published. It keeps the time it happened.
 func (l *loop) record(e auditEvent) {
 	e.Time = time.Now()
-	l.afterIO(func() { l.b.audit.record(e) })
+	l.afterIO(func() { l.b.audit.record(e, false) })
+}
+
+// recordLogged is record for an event that logs a line of its own (queued
+// before it): the audit trail takes it, the log does not repeat it.
+func (l *loop) recordLogged(e auditEvent) {
+	e.Time = time.Now()
+	l.afterIO(func() { l.b.audit.record(e, true) })
 }
 
 // afterIO queues f (a log line, an audit event) to run after the relays of
@@ -159,4 +174,14 @@ func (l *loop) flushLater() {
 		f()
 	}
 	l.later = l.later[:0]
+}
+
+// hazardLevel is the log level of a hazard raised from origin: WARN, but
+// INFO for the bridge's own start and stop, where every door starts and
+// ends released as a matter of course (a normal start logs no warning).
+func hazardLevel(origin string) slog.Level {
+	if origin == "startup" || origin == "shutdown" {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
 }

@@ -112,7 +112,6 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		rootLog:   opts.Log,
 		clock:     opts.Clock,
 		reg:       opts.Registry,
-		m:         newMetrics(opts.Registry),
 		topics:    NewTopics(cfg),
 		version:   opts.Version,
 		tick:      opts.TickInterval,
@@ -125,12 +124,11 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		stopped:   make(chan struct{}),
 		closing:   make(chan struct{}),
 	}
-	b.hb = newHeartbeatKey()
-	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.log.With("component", "mqtt"))
-	b.audit = newAuditLog(opts.Log)
+	b.audit = newAuditLog(opts.Log) // a writer's panic reports to it
 	// The relay writers first: each opens its own board (lazily, in its
 	// writer) and writes it off, so nothing else at start (a board that
-	// takes its time to open, a slow state disk) stands before an off write.
+	// takes its time to open, a slow state disk, the metrics registry's
+	// Go and process collectors) stands before an off write.
 	if err := b.openDrivers(opts); err != nil {
 		return nil, err
 	}
@@ -138,6 +136,9 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		b.closeRelays()
 		return nil, err
 	}
+	b.m = newMetrics(opts.Registry)
+	b.hb = newHeartbeatKey()
+	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.rootLog.With("component", "mqtt"))
 	var err error
 	if b.state, err = openState(cfg.Bridge.StateDir, b.log); err != nil {
 		b.closeRelays()
@@ -377,7 +378,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.stopped)
 	defer b.state.unlock() // the very last: every record is written by then
 	defer b.audit.close()  // the last entry of a run, after every relay is off
-	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version})
+	b.audit.record(auditEvent{Kind: "bridge", Outcome: "started", Detail: "doorbridge " + b.version}, false)
 	defer b.closeRelays()
 	wdCtx, stopWD := context.WithCancel(context.Background())
 	defer func() {
@@ -421,7 +422,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		urls = []string{eb.BridgeURL()}
 		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
 	}
-	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.log, b.m)
+	mq, err := newMQTTLink(b.cfg, urls, b.topics, b.events, b.in, b.rootLog, b.m)
 	if err != nil {
 		l.shutdown("fatal")
 		return err

@@ -39,7 +39,8 @@ type ConsoleView struct {
 	RelockIn     float64        `json:"relock_in"` // seconds until the held hazards clear; 0: none held
 	DrillOverdue bool           `json:"drill_overdue"`
 	LastDrill    *time.Time     `json:"last_drill,omitempty"`
-	DrillTopic   string         `json:"drill_topic,omitempty"` // "": no plain alarm entry to drill with
+	DrillTopic   string         `json:"drill_topic,omitempty"`   // "": no plain alarm entry to drill with
+	DrillRefusal string         `json:"drill_refusal,omitempty"` // why a drill would be refused now
 }
 
 // ConsoleDoor is one door in the console.
@@ -64,14 +65,21 @@ type ConsoleDoor struct {
 
 // ConsoleAlarm is one alarm entry and what its sources said.
 type ConsoleAlarm struct {
-	Topic       string            `json:"topic"`
-	Active      bool              `json:"active"`
-	Sources     map[string]string `json:"sources"` // concrete topic -> alarm, clear, unknown
-	Expected    int               `json:"expected"`
-	Supervision string            `json:"supervision,omitempty"` // why it cannot be trusted now
-	// Availability is what each availability topic last said: online or offline.
-	Availability map[string]string `json:"availability,omitempty"`
-	Why          string            `json:"why,omitempty"` // why it is active
+	Topic   string            `json:"topic"`
+	Active  bool              `json:"active"`
+	Sources map[string]string `json:"sources"` // concrete topic -> alarm, clear, unknown; at most consoleSources
+	// SourcesMore is how many sources Sources leaves out (those in alarm
+	// and unknown are shown first); Counts counts every source by value.
+	SourcesMore int            `json:"sources_more,omitempty"`
+	Counts      map[string]int `json:"counts"`
+	Expected    int            `json:"expected"`
+	Supervision string         `json:"supervision,omitempty"` // why it cannot be trusted now
+	// Availability is what each availability topic last said: online or
+	// offline; at most consoleSources (offline first), AvailabilityMore
+	// left out.
+	Availability     map[string]string `json:"availability,omitempty"`
+	AvailabilityMore int               `json:"availability_more,omitempty"`
+	Why              string            `json:"why,omitempty"` // why it is active
 }
 
 // ConsolePower is one power source.
@@ -127,8 +135,9 @@ func (l *loop) consoleView() *ConsoleView {
 		t := l.drill.last
 		v.LastDrill = &t
 	}
-	if a, ok := drillAlarm(l.b.cfg); ok {
+	if a, ok := DrillAlarm(l.b.cfg); ok {
 		v.DrillTopic = a.Topic
+		v.DrillRefusal = l.drillRefusal()
 	}
 	if !l.raw.Any() && l.effective.Any() && !l.healthySince.IsZero() {
 		v.RelockIn = math.Ceil(max(0, (l.b.cfg.Watchdog.RelockDelay - now.Sub(l.healthySince)).Seconds()))
@@ -182,22 +191,53 @@ func (l *loop) linkState(now time.Time) string {
 	return "down"
 }
 
+// consoleSources bounds the sources and availability topics an alarm entry
+// lists in the view: a wildcard may have thousands (max_sources), and the
+// view goes to every open page several times a second.
+const consoleSources = 50
+
 func (l *loop) consoleAlarm(a *alarmSource, now time.Time) ConsoleAlarm {
-	c := ConsoleAlarm{Topic: a.cfg.Topic, Active: a.active(), Sources: map[string]string{},
+	c := ConsoleAlarm{Topic: a.cfg.Topic, Active: a.active(), Sources: map[string]string{}, Counts: map[string]int{},
 		Expected: a.cfg.MinSources(), Supervision: a.supervision(now)}
+	values := map[string]string{}
 	for t, val := range a.values {
-		c.Sources[t] = val.String()
+		values[t] = val.String()
+		c.Counts[val.String()]++
 	}
-	for t, off := range a.offline {
-		if c.Availability == nil {
-			c.Availability = map[string]string{}
+	c.Sources, c.SourcesMore = firstOf(values, func(v string) bool { return v != "clear" })
+	if len(a.offline) > 0 {
+		avail := map[string]string{}
+		for t, off := range a.offline {
+			avail[t] = map[bool]string{true: "offline", false: "online"}[off]
 		}
-		c.Availability[t] = map[bool]string{true: "offline", false: "online"}[off]
+		c.Availability, c.AvailabilityMore = firstOf(avail, func(v string) bool { return v == "offline" })
 	}
 	if c.Active {
 		c.Why = a.describe()
 	}
 	return c
+}
+
+// firstOf keeps at most consoleSources entries of m, those whose value is
+// urgent first, then by key; it returns them and how many it left out.
+func firstOf(m map[string]string, urgent func(string) bool) (map[string]string, int) {
+	if len(m) <= consoleSources {
+		return m, 0
+	}
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		if ua, ub := urgent(m[a]), urgent(m[b]); ua != ub {
+			if ua {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	out := map[string]string{}
+	for _, k := range keys[:consoleSources] {
+		out[k] = m[k]
+	}
+	return out, len(m) - consoleSources
 }
 
 func (l *loop) consoleDoor(d *door, now time.Time) ConsoleDoor {
@@ -238,9 +278,11 @@ func (l *loop) consoleDoor(d *door, now time.Time) ConsoleDoor {
 	return c
 }
 
-// drillAlarm is the alarm entry a drill publishes to: the first with a
-// plain topic and plain payloads, as `doorbridge alarm on` picks it.
-func drillAlarm(cfg *config.Config) (config.Alarm, bool) {
+// DrillAlarm is the alarm entry a drill publishes to, from the console and
+// from `doorbridge alarm on|off`: the first with a plain topic (no
+// wildcard) and plain payloads (not value_json), not an entry fed by
+// devices.
+func DrillAlarm(cfg *config.Config) (config.Alarm, bool) {
 	for _, a := range cfg.Alarms {
 		if a.ValueJSON == "" && !strings.Contains(a.Topic, "+") && !strings.Contains(a.Topic, "#") {
 			return a, true
@@ -258,6 +300,9 @@ type Action struct {
 	Door    string
 	Request string
 	Code    string
+	// Origin is where it came from, for the audit record
+	// (console:<address>).
+	Origin string
 }
 
 // Outcome is what became of an Action.
@@ -297,7 +342,7 @@ func (b *Bridge) Act(ctx context.Context, a Action) (Outcome, error) {
 			// OFF over a real alarm would let a reset relock the doors.
 			return Outcome{Message: "a drill is ended where alarms are cleared (doorbridge alarm off, as a user the broker lets publish alarms), never from the console: it cannot tell the drill's ON from a real alarm on the same topic"}, nil
 		}
-		return b.drill(ctx, true)
+		return b.drill(ctx, a)
 	default:
 		return Outcome{Message: "unknown action " + a.Kind}, nil
 	}
@@ -311,6 +356,7 @@ func (b *Bridge) Act(ctx context.Context, a Action) (Outcome, error) {
 		for n := len(l.b.in.safety); n > 0; n-- {
 			l.onQueued(<-l.b.in.safety)
 		}
+		l.recordConsole(a, "requested") // queued before, so numbered before, the records of its outcome
 		after = b.audit.seq.Load()
 		l.handle(evMessage{topic: topic, payload: []byte(payload)})
 	}); err != nil {
@@ -381,30 +427,94 @@ func outcomeOf(a Action, e audit.Event) Outcome {
 	return Outcome{OK: true, Message: e.Detail + " accepted"}
 }
 
-// drill publishes the drill alarm entry's payload_on (or payload_off),
-// retained, through the bridge's MQTT link.
-func (b *Bridge) drill(ctx context.Context, on bool) (Outcome, error) {
-	a, ok := drillAlarm(b.cfg)
+// recordConsole records that the console asked for a (the MQTT path's
+// records of it name the topic it entered by): door is the door's id, or
+// the kind (reset, lockdown, drill); detail the request.
+func (l *loop) recordConsole(a Action, outcome string) {
+	door := a.Door
+	if door == "" {
+		door = a.Kind
+	}
+	l.record(auditEvent{Kind: "console", Door: door, Outcome: outcome, Detail: a.Request, Origin: a.Origin})
+}
+
+// drillRefusal says why a drill cannot start now, or "".
+func (l *loop) drillRefusal() string {
+	switch {
+	case l.lockdown:
+		return "refused during lockdown: a drill releases every fail-safe door; end the lockdown first"
+	case !l.linkOK(l.now()):
+		return "the broker link is down: the drill alarm cannot be published"
+	}
+	return ""
+}
+
+// drill publishes the drill alarm entry's payload_on, retained, through
+// the bridge's MQTT link, and answers once the bridge has heard it back
+// and its alarm path has acted on it.
+func (b *Bridge) drill(ctx context.Context, a Action) (Outcome, error) {
+	alarm, ok := DrillAlarm(b.cfg)
 	if !ok {
 		return Outcome{Message: "no alarm entry has a plain topic with payload_on/payload_off to drill with"}, nil
 	}
-	payload := a.PayloadOff
-	if on {
-		payload = a.PayloadOn
-	}
 	var out Outcome
 	err := b.onLoop(ctx, func(l *loop) {
-		switch {
-		case !l.linkOK(l.now()):
-			out.Message = "the broker link is down: the drill alarm cannot be published"
-		case l.mq.publish(a.Topic, payload, true):
-			out = Outcome{OK: true, Message: "published " + payload + " to " + a.Topic}
-			l.afterIO(func() { l.log.Warn("drill alarm published from the web console", "topic", a.Topic, "payload", payload) })
-		default:
+		if why := l.drillRefusal(); why != "" {
+			out.Message = "drill " + why
+			l.recordConsole(a, "refused")
+			return
+		}
+		if !l.mq.publish(alarm.Topic, alarm.PayloadOn, true) {
 			out.Message = "the MQTT publish queue is full; try again"
+			l.recordConsole(a, "refused")
+			return
+		}
+		out.OK = true
+		l.recordConsole(a, "requested")
+		l.afterIO(func() {
+			l.log.Warn("drill alarm published from the web console", "topic", alarm.Topic, "payload", alarm.PayloadOn, "origin", a.Origin)
+		})
+	})
+	if err != nil || !out.OK {
+		return out, err
+	}
+	return b.drillEcho(ctx, alarm)
+}
+
+// drillEcho waits until the loop sees the drill's alarm entry active: the
+// broker passed the alarm back and the alarm path has released the doors.
+func (b *Bridge) drillEcho(ctx context.Context, alarm config.Alarm) (Outcome, error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		active, err := b.alarmActive(ctx, alarm.Topic)
+		if active {
+			return Outcome{OK: true, Message: "drill started: the bridge heard " + alarm.PayloadOn + " on " + alarm.Topic +
+				" back and released every fail-safe door"}, nil
+		}
+		if err != nil {
+			break
+		}
+		select {
+		case <-t.C:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	return Outcome{Message: "published " + alarm.PayloadOn + " to " + alarm.Topic +
+		", but the bridge has not heard it back yet: check that the broker lets the bridge read and write it"}, nil
+}
+
+// alarmActive reports whether the loop sees the alarm entry of topic active.
+func (b *Bridge) alarmActive(ctx context.Context, topic string) (bool, error) {
+	var active bool
+	err := b.onLoop(ctx, func(l *loop) {
+		for i := range l.alarms {
+			active = active || l.alarms[i].cfg.Topic == topic && l.alarms[i].active()
 		}
 	})
-	return out, err
+	return active, err
 }
 
 // recentLog keeps the last audit events in memory for the console.

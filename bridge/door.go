@@ -47,11 +47,20 @@ type door struct {
 	faultErr     error
 
 	guard *codeGuard // the guard of the door's code (codes.go); nil: no code
+
+	// What the loop's publishState last published for the door, complete
+	// (pubcache.go); published is false when it must publish again.
+	published bool
+	pubLast   doorPubKey
 }
 
 func newDoor(cfg *config.Door, mode FailMode, t DoorTopics) *door {
 	return &door{cfg: cfg, mode: mode, topics: t, cause: string(HazardStartup.String())}
 }
+
+// powerKnown is energized without the pointer: the lock power, and whether
+// it is known.
+func (d *door) powerKnown() (power, known bool) { return d.power, !d.fault && d.written }
 
 // energized is the lock power to publish: nil (unknown) while the relay
 // is faulted or was never written, for it may still be powered.

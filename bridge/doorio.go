@@ -115,7 +115,7 @@ func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
 	if !ok {
 		return nil, fmt.Errorf("driver %q has no input lines", l.Driver)
 	}
-	in, err := opener.OpenInput(l.Channel, drivers.InputOptions{})
+	in, err := opener.OpenInput(l.Channel, drivers.InputOptions{Pull: l.Pull})
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", l.Driver, l.Channel, err)
 	}
@@ -142,10 +142,10 @@ func (l *loop) readInput(d *door, ln *inputLine) Sense {
 		ln.failing = failing
 		if failing {
 			l.log.Error("door input cannot be read: treated as unknown", "door", d.cfg.ID, "input", ln.name, "err", err)
-			l.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "unreadable", Detail: ln.name + ": " + err.Error(), Origin: l.origin})
+			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "unreadable", Detail: ln.name + ": " + err.Error(), Origin: l.origin})
 		} else {
 			l.log.Info("door input readable again", "door", d.cfg.ID, "input", ln.name)
-			l.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "readable", Detail: ln.name, Origin: l.origin})
+			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "readable", Detail: ln.name, Origin: l.origin})
 		}
 	}
 	return SenseOf(v, ln.cfg.ActiveLow, err)
@@ -178,7 +178,7 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	io.out = out
 	if out.Rex && !prev.Rex {
 		l.log.Info("exit button (REX): door unlocked locally", "door", d.cfg.ID)
-		l.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "rex", Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "rex", Origin: l.origin})
 	}
 	if out.EndMomentary && !d.momentaryUntil.IsZero() {
 		l.log.Info("door opened and closed: momentary OPEN ends early", "door", d.cfg.ID)
@@ -189,7 +189,7 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	}
 	for _, ev := range out.Events {
 		l.log.Warn("door event", "door", d.cfg.ID, "event", ev)
-		l.record(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: ev, Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: ev, Origin: l.origin})
 		l.doorEvent(d, ev)
 	}
 	return out.Rex

@@ -87,7 +87,7 @@ func (l *loop) noteDrill(rose Hazards, armed []*door) {
 	now := l.now()
 	l.drill.last, l.drill.warnedAt = now, time.Time{}
 	l.log.Info("release drill: the alarm released every locked fail-safe door", "doors", len(armed))
-	l.record(auditEvent{Kind: "drill", Outcome: "released", Detail: "next due " + now.Add(DrillInterval).Format(time.DateOnly), Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "drill", Outcome: "released", Detail: "next due " + now.Add(DrillInterval).Format(time.DateOnly), Origin: l.origin})
 	l.b.saveDrill(now)
 }
 

@@ -38,14 +38,21 @@ func (b *Bridge) Handler() http.Handler {
 		if s != nil {
 			doors = withTimeLeft(s.Doors, b.clock.Now())
 		}
-		w.Header().Set("Content-Type", "application/json")
+		jsonHeaders(w)
 		json.NewEncoder(w).Encode(doors)
 	})
 	mux.HandleFunc("GET /api/v1/state", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
+		jsonHeaders(w)
 		json.NewEncoder(w).Encode(b.State())
 	})
 	return mux
+}
+
+// jsonHeaders are the headers of a JSON answer: a browser must not take it
+// for anything else (nosniff).
+func jsonHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 }
 
 // ServeAPI listens on addr and serves Handler until ctx ends. It returns the
@@ -105,6 +112,11 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 // every connection is busy with a request does a new one wait in the
 // kernel's backlog, for at most the request timeouts.
 const httpMaxConns = 64
+
+// HTTPMaxConns is httpMaxConns, for the console: its event streams, which
+// hold a connection each for minutes, may take only a share of them, so
+// that /readyz and /metrics always find a slot.
+const HTTPMaxConns = httpMaxConns
 
 // limitListener accepts at most n connections open at once, closing idle
 // ones to make room.

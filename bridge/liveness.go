@@ -28,7 +28,7 @@ const defaultReadyTimeout = 10 * time.Second
 
 // hwPingTicks: the hardware watchdog is pinged on a healthy tick at least
 // this many tick intervals after the last ping (every 500 ms with the
-// default 100 ms tick; an idle loop ticks at least every loop_timeout/4, so
+// default 100 ms tick; an idle loop ticks at least every loop_timeout/2, so
 // at most about a second apart by default). Watchdog devices time out after
 // several seconds; a ping on every tick would only add syscalls.
 const hwPingTicks = 5

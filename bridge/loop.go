@@ -258,10 +258,12 @@ func (l *loop) onConnected(gen uint64) {
 	}
 	l.resetMQTTPower()
 	l.b.m.mqttReconnects.Inc()
-	l.log.Info("MQTT connected", "gen", gen)
+	// The link has logged the connection, with its broker, at INFO: one
+	// line per event.
+	l.log.Debug("MQTT connected", "gen", gen)
 	// Everything retained is published again on a new connection: the
 	// broker may have restarted without its retained messages.
-	clear(l.pub)
+	l.forgetPublished()
 	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.mq.subscribe(gen, l.subscriptions())
 	l.origin = "mqtt:connected"
@@ -487,7 +489,9 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			rose = rose.With(h)
 			origin := l.origin
 			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
-				func() { l.log.Warn("hazard raised", "hazard", h.String(), "origin", origin) })
+				func() {
+					l.log.Log(context.Background(), hazardLevel(origin), "hazard raised", "hazard", h.String(), "origin", origin)
+				})
 		} else if was && !is {
 			origin := l.origin
 			l.hazardCleared(h)
@@ -711,14 +715,14 @@ func (l *loop) setFault(d *door, now time.Time, err error) {
 		l.afterIO(func() {
 			l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
 		})
-		l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
 	}
 	d.fault, d.faultErr = true, err
 }
 
 func (l *loop) clearFault(d *door, now time.Time) {
 	l.afterIO(func() { l.log.Info("relay write works again", "door", d.cfg.ID) })
-	l.record(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
 	d.fault, d.faultErr, d.faultCleared = false, nil, now
 }
 
@@ -744,7 +748,13 @@ func (l *loop) setPower(e evPower) bool {
 		l.saveLater(batteryRecord, l.battery.encode())
 	}
 	l.powerSince = l.battery.since()
-	l.afterIO(func() { l.log.Warn("power source changed", "source", e.source, "lost", e.lost, "detail", e.detail) })
+	level := slog.LevelWarn
+	if !e.lost {
+		level = slog.LevelInfo // mains back, or the first reading: a clear is not a warning
+	}
+	l.afterIO(func() {
+		l.log.Log(context.Background(), level, "power source changed", "source", e.source, "lost", e.lost, "detail", e.detail)
+	})
 	return true
 }
 
@@ -778,10 +788,19 @@ func (l *loop) snapshot(now time.Time) {
 		Lockdown:  l.lockdown,
 		Latched:   l.latched,
 	}
-	for _, d := range l.b.doors {
+	// The previous snapshot's *bool are kept where they still hold: with 256
+	// doors, a command to one no longer allocates two for every door.
+	// Snapshots are shared read-only, so sharing their pointers is too.
+	prev := l.b.snapshot.Load()
+	for i, d := range l.b.doors {
+		var oldE, oldL *bool
+		if prev != nil && i < len(prev.Doors) {
+			oldE, oldL = prev.Doors[i].Energized, prev.Doors[i].Locked
+		}
+		power, known := d.powerKnown()
 		s.Doors = append(s.Doors, DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
-			Energized: d.energized(), Locked: d.lockedKnown(), State: d.state(), Cause: d.cause,
+			Energized: keepPtr(oldE, power, known), Locked: keepPtr(oldL, d.locked(), known), State: d.state(), Cause: d.cause,
 			Hazards:      l.cache.hazardNames(l.doorHazards(d, now)),
 			AlarmLatched: l.latched,
 			RelockAt:     l.relockAt(d),
@@ -799,7 +818,8 @@ func (l *loop) snapshotCurrent(now time.Time) bool {
 	}
 	for i, d := range l.b.doors {
 		v := &s.Doors[i]
-		if !samePtr(v.Energized, d.energized()) || !samePtr(v.Locked, d.lockedKnown()) || v.State != d.state() || v.Cause != d.cause ||
+		power, known := d.powerKnown()
+		if !ptrIs(v.Energized, power, known) || !ptrIs(v.Locked, d.locked(), known) || v.State != d.state() || v.Cause != d.cause ||
 			l.snapDoorHz[i] != l.doorHazards(d, now) || !sameTime(v.RelockAt, l.relockAt(d)) {
 			return false
 		}
@@ -808,14 +828,17 @@ func (l *loop) snapshotCurrent(now time.Time) bool {
 }
 
 // publishRetained publishes payload on topic, retained, unless it was the
-// last payload published there on this connection.
-func (l *loop) publishRetained(topic, payload string) {
+// last payload published there on this connection. It reports whether
+// payload is (now) the last one published there.
+func (l *loop) publishRetained(topic, payload string) bool {
 	if l.pub[topic] == payload {
-		return
+		return true
 	}
 	if l.mq.publish(topic, payload, true) {
 		l.pub[topic] = payload
+		return true
 	}
+	return false
 }
 
 // synced reports whether this connection's first heartbeat came back: the
@@ -833,15 +856,7 @@ func (l *loop) publishState() {
 	}
 	t := l.b.topics
 	for _, d := range l.b.doors {
-		hz := l.doorHazards(d, now)
-		l.publishRetained(d.topics.State, d.state())
-		l.publishRetained(d.topics.Cause, d.cause)
-		l.publishRetained(d.topics.Energized, onOffUnknown(d.energized()))
-		l.publishRetained(d.topics.Attributes, l.cache.attrsJSON(d, doorAttributes{
-			FailMode: d.mode.String(), Energized: d.energized(), Locked: d.lockedKnown(), Cause: d.cause,
-			Hazards: hazardList(hz), Egress: d.cfg.Egress, MechanicalEgress: d.cfg.MechanicalEgress,
-			Fault: errString(d.faultErr),
-		}))
+		l.publishDoor(d, now)
 		l.publishInputs(d)
 	}
 	l.publishRetained(t.AlarmState, onOff(l.alarmActive()))
@@ -860,9 +875,40 @@ func (l *loop) publishState() {
 	}
 }
 
+// publishDoor publishes d's retained state, attributes included, where it
+// changed. A door whose published values are all what it would publish now
+// costs a comparison: with 256 doors, a command to one of them no longer
+// looks up and compares four topics of every other door.
+func (l *loop) publishDoor(d *door, now time.Time) {
+	hz := l.doorHazards(d, now)
+	key := d.pubKey(hz)
+	if d.published && d.pubLast == key {
+		return
+	}
+	ok := l.publishRetained(d.topics.State, d.state())
+	ok = l.publishRetained(d.topics.Cause, d.cause) && ok
+	ok = l.publishRetained(d.topics.Energized, onOffUnknown(d.energized())) && ok
+	ok = l.publishRetained(d.topics.Attributes, l.cache.attrsJSON(d, doorAttributes{
+		FailMode: d.mode.String(), Energized: d.energized(), Locked: d.lockedKnown(), Cause: d.cause,
+		Hazards: hazardList(hz), Egress: d.cfg.Egress, MechanicalEgress: d.cfg.MechanicalEgress,
+		Fault: errString(d.faultErr),
+	})) && ok
+	// A publish that could not be queued is tried again next time.
+	d.published, d.pubLast = ok, key
+}
+
+// forgetPublished forgets every retained payload published: the next
+// publishState publishes them all.
+func (l *loop) forgetPublished() {
+	clear(l.pub)
+	for _, d := range l.b.doors {
+		d.published = false
+	}
+}
+
 // republishState forgets what was published and publishes it all again.
 func (l *loop) republishState() {
-	clear(l.pub)
+	l.forgetPublished()
 	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.publishState()
 }
@@ -896,7 +942,7 @@ func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 
 // notice publishes a human-readable notice (why a reset was refused...).
 func (l *loop) notice(msg string) {
-	l.log.Info("notice", "msg", msg)
+	l.log.Info("notice", "text", msg)
 	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
 }
 
@@ -922,6 +968,22 @@ func onOffUnknown(b *bool) string {
 		return payloadUnknown
 	}
 	return onOff(*b)
+}
+
+// ptrIs reports whether p shows v (known) or nothing (unknown), as
+// door.energized and door.lockedKnown would, without their allocation.
+func ptrIs(p *bool, v, known bool) bool { return (p != nil) == known && (p == nil || *p == v) }
+
+// keepPtr returns old when it shows v (known) or nothing (unknown), else
+// a pointer that does.
+func keepPtr(old *bool, v, known bool) *bool {
+	switch {
+	case ptrIs(old, v, known):
+		return old
+	case !known:
+		return nil
+	}
+	return &v
 }
 
 func samePtr(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

@@ -78,7 +78,7 @@ func (l *loop) commandRejected(doorID, errTopic, topic string, payload []byte, w
 		return false
 	}
 	l.afterIO(func() { l.log.Warn("command rejected", "door", doorID, "topic", topic, "reason", reason) })
-	l.record(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Cause: why, Detail: reason, Origin: "mqtt:" + topic})
+	l.recordLogged(auditEvent{Kind: "command", Door: doorID, Outcome: "rejected", Cause: why, Detail: reason, Origin: "mqtt:" + topic})
 	b, _ := json.Marshal(map[string]string{"error": reason, "payload": redactPayload(payload), "topic": topic})
 	l.mq.publish(errTopic, string(b), false)
 	return true
@@ -244,7 +244,7 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 		reason = fmt.Sprintf("wrong code; %d in a row: codes refused for %v", limit, dur)
 		l.doorEvent(d, mqttapi.EventLockout)
 		l.afterIO(func() { l.log.Warn("code locked out", "doors", g.doorList(), "for", dur, "lockouts", g.lockouts) })
-		l.record(auditEvent{Kind: "code", Door: d.cfg.ID, Outcome: "locked_out", Cause: rejectLockout,
+		l.recordLogged(auditEvent{Kind: "code", Door: d.cfg.ID, Outcome: "locked_out", Cause: rejectLockout,
 			Detail: fmt.Sprintf("%d wrong codes in a row; the code of %s refused for %v (lockout %d since the last right code)", limit, g.doorList(), dur, g.lockouts),
 			Origin: "mqtt:" + e.topic})
 	}
@@ -292,7 +292,7 @@ func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 	l.afterIO(func() {
 		l.log.Info("command accepted", "door", d.cfg.ID, "command", cmd.Request.String(), "topic", topic)
 	})
-	l.record(auditEvent{Kind: "command", Door: d.cfg.ID, Outcome: "accepted", Detail: cmd.Request.String(), Origin: "mqtt:" + topic})
+	l.recordLogged(auditEvent{Kind: "command", Door: d.cfg.ID, Outcome: "accepted", Detail: cmd.Request.String(), Origin: "mqtt:" + topic})
 	l.origin = "command:" + topic
 	l.evaluate()
 }
@@ -329,7 +329,7 @@ func (l *loop) onLockdown(e evMessage) {
 	l.lockdown = req == RequestLockdownOn
 	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
 	l.log.Info("lockdown", "on", l.lockdown)
-	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
+	l.recordLogged(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
 	l.origin = "command:" + e.topic
 	l.evaluate()
 }
@@ -349,7 +349,7 @@ func (l *loop) lockdownUnchanged(topic string) {
 	}
 	on := onOff(l.lockdown)
 	l.afterIO(func() { l.log.Info("lockdown unchanged", "on", on, "topic", topic) })
-	l.record(auditEvent{Kind: "command", Door: "lockdown", Outcome: "unchanged", Detail: on, Origin: "mqtt:" + topic})
+	l.recordLogged(auditEvent{Kind: "command", Door: "lockdown", Outcome: "unchanged", Detail: on, Origin: "mqtt:" + topic})
 }
 
 func (l *loop) onReset(e evMessage) {
@@ -377,7 +377,7 @@ func (l *loop) onReset(e evMessage) {
 		l.notice(msg)
 		b, _ := json.Marshal(map[string]string{"error": msg, "topic": e.topic})
 		l.mq.publish(l.b.topics.Error, string(b), false)
-		l.record(auditEvent{Kind: "reset", Outcome: "refused", Detail: msg, Origin: "mqtt:" + e.topic})
+		l.recordLogged(auditEvent{Kind: "reset", Outcome: "refused", Detail: msg, Origin: "mqtt:" + e.topic})
 		return
 	}
 	if !l.latched {
@@ -417,7 +417,7 @@ func (l *loop) setLatch(on bool, why string) {
 		level = slog.LevelInfo // a reset
 	}
 	l.afterIO(func() { l.log.Log(context.Background(), level, "fire release latch", "latched", on, "why", why) })
-	l.record(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
 	if on { // alarm_latched for a rollback: "1" first, "0" last (state.go)

@@ -37,15 +37,16 @@ func (c *pubCache) hazardNames(s Hazards) []string {
 // attrsJSON returns the JSON of d's attributes a, marshalled again only when
 // they changed.
 func (c *pubCache) attrsJSON(d *door, a doorAttributes) string {
-	if old, ok := c.attrs[d]; ok && old.a == a {
+	if old, ok := c.attrs[d]; ok && old.a.same(a) {
 		return old.json
 	}
 	b, _ := json.Marshal(a)
 	if c.attrs == nil {
 		c.attrs = map[*door]cachedAttrs{}
 	}
-	c.attrs[d] = cachedAttrs{a: a, json: string(b)}
-	return string(b)
+	js := string(b)
+	c.attrs[d] = cachedAttrs{a: a, json: js}
+	return js
 }
 
 // hazardsJSON returns the JSON list of s's names.
@@ -63,3 +64,31 @@ type hazardList Hazards
 
 // MarshalJSON implements json.Marshaler.
 func (h hazardList) MarshalJSON() ([]byte, error) { return json.Marshal(Hazards(h).Names()) }
+
+// same reports whether a and o marshal alike. The pointers are compared by
+// what they point to: door.energized and door.lockedKnown return a new
+// pointer on every call, so == would never hit and every tick would
+// marshal every door again.
+func (a doorAttributes) same(o doorAttributes) bool {
+	if !samePtr(a.Energized, o.Energized) || !samePtr(a.Locked, o.Locked) {
+		return false
+	}
+	a.Energized, a.Locked, o.Energized, o.Locked = nil, nil, nil, nil
+	return a == o
+}
+
+// doorPubKey is everything a door's retained state, cause, energized and
+// attributes topics are made of, comparable: equal keys publish equal
+// payloads. (The fail mode and the egress flags are the door's config.)
+type doorPubKey struct {
+	state, cause, fault string
+	power, known        bool
+	locked              bool
+	hz                  Hazards
+}
+
+func (d *door) pubKey(hz Hazards) doorPubKey {
+	power, known := d.powerKnown()
+	return doorPubKey{state: d.state(), cause: d.cause, fault: errString(d.faultErr),
+		power: power, known: known, locked: d.locked(), hz: hz}
+}

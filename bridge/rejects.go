@@ -148,7 +148,7 @@ func (l *loop) reportRejectSummary(s rejectSummary) {
 		msg, outcome = "commands that changed nothing", "unchanged"
 	}
 	l.afterIO(func() { l.log.Warn(msg, "door", s.door, "count", s.w.quiet, "summary", text) })
-	l.record(auditEvent{Kind: "command", Door: s.door, Outcome: outcome, Cause: "summary", Detail: text,
+	l.recordLogged(auditEvent{Kind: "command", Door: s.door, Outcome: outcome, Cause: "summary", Detail: text,
 		Origin: "minute:" + s.w.minute.UTC().Format(time.RFC3339)})
 	if l.mq != nil && s.w.errTopic != "" {
 		b, _ := json.Marshal(map[string]any{"error": text, "count": s.w.quiet})

@@ -118,7 +118,7 @@ func (l *loop) recordSafety(e auditEvent, logLine func()) bool {
 		return false
 	}
 	l.afterIO(logLine)
-	l.record(e)
+	l.recordLogged(e)
 	return true
 }
 
@@ -127,7 +127,7 @@ func (l *loop) recordSafetySummary(w *safetyWindow) {
 	l.afterIO(func() {
 		l.log.Warn("repeated safety records summarised", "kind", e.Kind, "origin", e.Origin, "detail", e.Detail)
 	})
-	l.record(e)
+	l.recordLogged(e)
 }
 
 // reportSafetySummaries records the summaries of minutes that are over.

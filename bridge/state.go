@@ -294,5 +294,5 @@ func (l *loop) loadLatch() {
 
 func (l *loop) stateDamaged(record, taken string, err error) {
 	l.log.Error("state record unreadable or damaged: taking the safe value", "record", record, "taken", taken, "err", err)
-	l.record(auditEvent{Kind: "state", Outcome: "damaged", Detail: record + ": " + taken, Origin: "startup"})
+	l.recordLogged(auditEvent{Kind: "state", Outcome: "damaged", Detail: record + ": " + taken, Origin: "startup"})
 }

@@ -15,7 +15,7 @@ package bridge
 //     heartbeat echo goes stale (heartbeat_timeout), an alarm source's
 //     heartbeat_timeout, an MQTT power source's timeout, the next systemd
 //     or hardware watchdog ping; and at the latest
-//     loop_timeout/4 after the previous tick, so the loop still checks in
+//     loop_timeout/2 after the previous tick, so the loop still checks in
 //     with the in-process watchdog well within loop_timeout.
 //
 // A deadline is hit at most one tick late either way, so detection times
@@ -23,10 +23,14 @@ package bridge
 
 import "time"
 
-// idleTickMax is the longest the loop sleeps between ticks: a quarter of
-// loop_timeout (500 ms by default), leaving the watchdog three quarters of
-// slack for a loop that is merely late.
-func idleTickMax(loopTimeout time.Duration) time.Duration { return loopTimeout / 4 }
+// idleTickMax is the longest the loop sleeps between ticks: half of
+// loop_timeout (1 s by default), leaving the watchdog half of it as slack
+// for a loop that is merely late. It was a quarter: with the default
+// heartbeat_interval of 1 s that was a wake-up between every two
+// heartbeats for the check-in alone, a third of an idle bridge's loop
+// wake-ups. A stuck loop is detected as soon as before: loop_timeout after
+// its last check-in.
+func idleTickMax(loopTimeout time.Duration) time.Duration { return loopTimeout / 2 }
 
 // past is added to a "stale after d" deadline: the checks compare with >,
 // so the tick must come just after the deadline, not on it.
@@ -53,7 +57,7 @@ func (l *loop) nextTick(lastTick time.Time) time.Time {
 	wd := l.b.cfg.Watchdog
 	checkin := idleTickMax(wd.LoopTimeout)
 	if l.busy() {
-		// Never slower than a check-in every loop_timeout/4: with a
+		// Never slower than a check-in every loop_timeout/2: with a
 		// loop_timeout near its 100 ms minimum, the tick is shorter.
 		return lastTick.Add(min(l.b.tick, checkin))
 	}

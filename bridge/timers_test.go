@@ -38,12 +38,12 @@ func idleLoop(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
 }
 
 // An idle loop sleeps until its next deadline, never longer than
-// loop_timeout/4 (the in-process watchdog expects a check-in within
+// loop_timeout/2 (the in-process watchdog expects a check-in within
 // loop_timeout); anything that needs the tick's resolution brings it back.
 func TestNextTick(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	wd := testConfig("").Watchdog
-	quarter := wd.LoopTimeout / 4 // 500 ms; testHeartbeatInterval is 100 ms
+	half := wd.LoopTimeout / 2 // 1 s; testHeartbeatInterval is 100 ms
 	tick := 100 * time.Millisecond
 	// slowLink leaves the bridge's own heartbeat far off, so that other
 	// deadlines come first.
@@ -66,7 +66,7 @@ func TestNextTick(t *testing.T) {
 		{"heartbeat sent long ago: at once", nil, func(l *loop, clk *fakeClock) {
 			l.hbSentAt = start.Add(-time.Hour)
 		}, -time.Hour + wd.HeartbeatInterval},
-		{"nothing due: loop_timeout/4", slowLink, nil, quarter},
+		{"nothing due: loop_timeout/2", slowLink, nil, half},
 		{"the echo goes stale first", slowLink, func(l *loop, clk *fakeClock) {
 			l.hbRecvAt = start.Add(-15*time.Second + 200*time.Millisecond)
 		}, 200*time.Millisecond + past},
@@ -82,7 +82,7 @@ func TestNextTick(t *testing.T) {
 		}, 50*time.Millisecond + past},
 		{"an MQTT power source without a reading has no deadline (it is lost already)", withUPS, func(l *loop, clk *fakeClock) {
 			l.mqttPower[0].known, l.mqttPower[0].at = false, time.Time{}
-		}, quarter},
+		}, half},
 
 		// busy: every tick
 		{"a hazard", nil, func(l *loop, clk *fakeClock) { l.alarm("ON") }, tick},
@@ -110,8 +110,8 @@ func TestNextTick(t *testing.T) {
 			l.b.doors[0].io = &doorIO{}
 		}, tick},
 		{"HA asked for a republish", nil, func(l *loop, clk *fakeClock) { l.republishPending = true }, tick},
-		{"a loop_timeout shorter than four ticks", func(c *config.Config) {
-			c.Watchdog.LoopTimeout = 200 * time.Millisecond
+		{"a loop_timeout shorter than two ticks", func(c *config.Config) {
+			c.Watchdog.LoopTimeout = 100 * time.Millisecond
 		}, func(l *loop, clk *fakeClock) { l.alarm("ON") }, 50 * time.Millisecond},
 	}
 	for _, c := range cases {
@@ -131,7 +131,7 @@ func TestNextTick(t *testing.T) {
 }
 
 // However the deadlines fall, the next tick is never more than
-// loop_timeout/4 after the last: the loop checks in with the watchdog.
+// loop_timeout/2 after the last: the loop checks in with the watchdog.
 func TestNextTickChecksInWithTheWatchdog(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	for _, lt := range []time.Duration{100 * time.Millisecond, time.Second, 2 * time.Second} {
@@ -145,8 +145,8 @@ func TestNextTickChecksInWithTheWatchdog(t *testing.T) {
 			if busy {
 				l.alarm("ON")
 			}
-			if got := l.nextTick(start).Sub(start); got <= 0 || got > lt/4 {
-				t.Fatalf("loop_timeout %v, busy %v: next tick %v after the last, want within (0, %v]", lt, busy, got, lt/4)
+			if got := l.nextTick(start).Sub(start); got <= 0 || got > lt/2 {
+				t.Fatalf("loop_timeout %v, busy %v: next tick %v after the last, want within (0, %v]", lt, busy, got, lt/2)
 			}
 		}
 	}
@@ -210,7 +210,7 @@ func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
 
 // An idle loop still ticks in time for the systemd and hardware watchdog
 // pings, which only ticks send (liveness.go): WatchdogSec=400ms asks for a
-// ping every 200 ms, more often than loop_timeout/4.
+// ping every 200 ms, more often than loop_timeout/2.
 func TestNextTickFeedsSecondLineWatchdogs(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	clk := &fakeClock{t: start}

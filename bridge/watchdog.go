@@ -24,7 +24,7 @@ type watchdog struct {
 }
 
 func newWatchdog(b *Bridge, timeout time.Duration) *watchdog {
-	w := &watchdog{b: b, timeout: timeout, log: b.log.With("component", "watchdog"), m: b.m, start: time.Now(), done: make(chan struct{})}
+	w := &watchdog{b: b, timeout: timeout, log: b.rootLog.With("component", "watchdog"), m: b.m, start: time.Now(), done: make(chan struct{})}
 	w.checkin()
 	return w
 }

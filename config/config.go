@@ -167,6 +167,10 @@ type Line struct {
 	Driver    string `koanf:"driver"`
 	Channel   string `koanf:"channel"`
 	ActiveLow bool   `koanf:"active_low"`
+	// Pull is an input's bias, set on the line request: "up", "down",
+	// "none" (bias disabled) or "" (left as the pin has it). Drivers without
+	// pulls ignore it.
+	Pull string `koanf:"pull"`
 }
 
 // Door is one door and its lock.

@@ -25,26 +25,27 @@ func testdata(name string) string { return filepath.Join("..", "configs", "testd
 // config.Load returns for it, after "<path>: ". Every message names the file,
 // the key and what would be valid.
 var badConfigs = map[string]string{
-	"bad-fail-mode.yaml": `doors[0].fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`,
+	"bad-fail-mode.yaml": `doors.front.fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`,
 
 	// A door id may not be one of the bridge's own topic leaves (issue 11 item 8).
-	"bad-door-id-alarm.yaml": `doors[1].id: "alarm" is reserved: doorbridge/test/alarm/... are the bridge's own topics, which the door's would share ` +
+	"bad-door-id-alarm.yaml": `doors.alarm.id: "alarm" is reserved: doorbridge/test/alarm/... are the bridge's own topics, which the door's would share ` +
 		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
-	"bad-door-id-lockdown.yaml": `doors[1].id: "lockdown" is reserved: doorbridge/test/lockdown/... are the bridge's own topics, which the door's would share ` +
+	"bad-door-id-lockdown.yaml": `doors.lockdown.id: "lockdown" is reserved: doorbridge/test/lockdown/... are the bridge's own topics, which the door's would share ` +
 		`(reserved ids: alarm, availability, drill, drill_overdue, error, events, hazards, heartbeat, lockdown, notice, power, problem, republish)`,
 	"bad-state-dir-relative.yaml": `bridge.state_dir: "state" is relative: it would depend on the directory doorbridge starts in; ` +
 		`give an absolute path (e.g. /var/lib/doorbridge), or leave it empty for the default`,
 
-	"bad-door-no-relay.yaml":    `doors[0].relay: is required: the line that powers the lock, e.g. relay: {driver: sim, channel: "0"}`,
-	"bad-unlock-time-zero.yaml": `doors[0].unlock_time: 0s is outside 1s–30s (a momentary unlock is always bounded)`,
+	"bad-door-no-relay.yaml":    `doors.front.relay: is required: the line that powers the lock, e.g. relay: {driver: sim, channel: "0"}`,
+	"bad-unlock-time-zero.yaml": `doors.front.unlock_time: 0s is outside 1s–30s (a momentary unlock is always bounded)`,
 	"bad-duplicate-door.yaml":   `doors[1].id: duplicate door id "front"`,
 	"bad-duplicate-driver.yaml": `drivers[1].id: duplicate driver id "sim"`,
-	"bad-relay-driver.yaml":     `doors[0].relay.driver: unknown driver "relays" (configured: sim, hat)`,
-	"bad-channel-reused.yaml":   `doors[1].relay.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
+	"bad-relay-no-driver.yaml":  `doors.front.relay.driver: is required: the id of the driver the line is on (configured: sim)`,
+	"bad-relay-driver.yaml":     `doors.front.relay.driver: unknown driver "relays" (configured: sim, hat)`,
+	"bad-channel-reused.yaml":   `doors.back.relay.channel: channel "0" of driver "sim" is already used by doors.front.relay`,
 
 	"bad-duration.yaml":        `watchdog.relock_delay: "5 parsecs" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 	"bad-bare-duration.yaml":   `watchdog.heartbeat_interval: 1 is not a duration: add a unit (500ms, 5s, 1m30s)`,
-	"bad-driver-duration.yaml": `drivers[0].debounce: "20 millis" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
+	"bad-driver-duration.yaml": `drivers.hat.debounce: "20 millis" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 
 	"bad-heartbeat-order.yaml":   `watchdog.heartbeat_timeout: 2s must be larger than watchdog.heartbeat_interval (2s)`,
 	"bad-heartbeat-timeout.yaml": `watchdog.heartbeat_timeout: 15s is over 10s; a silent broker must release doors well inside NFPA 72's 10 s`,
@@ -53,18 +54,20 @@ var badConfigs = map[string]string{
 	"bad-base-topic-wildcard.yaml":       `mqtt.base_topic: "doorbridge/+" holds a wildcard (+ or #); the bridge publishes to it, so it must be a plain topic`,
 	"bad-discovery-prefix-wildcard.yaml": `mqtt.discovery_prefix: "homeassistant/#" holds a wildcard (+ or #); the bridge publishes to it, so it must be a plain topic`,
 
-	"bad-unlock-time-short.yaml": `doors[0].unlock_time: 500ms is outside 1s–30s (a momentary unlock is always bounded)`,
-	"bad-unlock-time-long.yaml":  `doors[0].unlock_time: 45s is outside 1s–30s (a momentary unlock is always bounded)`,
+	"bad-unlock-time-short.yaml": `doors.front.unlock_time: 500ms is outside 1s–30s (a momentary unlock is always bounded)`,
+	"bad-unlock-time-long.yaml":  `doors.front.unlock_time: 45s is outside 1s–30s (a momentary unlock is always bounded)`,
 
-	"bad-egress-fail-secure.yaml": `doors[0].mechanical_egress: door "exit" is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)`,
+	"bad-egress-fail-secure.yaml": `doors.exit.mechanical_egress: door "exit" is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)`,
 
 	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
-	"bad-door-key.yaml":    `doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
-	"bad-driver-key.yaml":  `drivers[0].state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
-	"bad-driver-type.yaml": `drivers[0].type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
+	"bad-door-key.yaml":    `doors.front.fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
+	"bad-driver-key.yaml":  `drivers.sim.state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
+	"bad-driver-type.yaml": `drivers.board.type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
-	"bad-bridge-id.yaml": `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
-	"bad-door-id.yaml":   `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-bridge-id.yaml":  `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-door-id.yaml":    `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-line-pull.yaml":  `doors.front.contact.pull: "high" is not a pull: want up, down or none (leave it out to keep the pin's own bias)`,
+	"bad-relay-pull.yaml": `doors.front.relay.pull: "down": pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay`,
 
 	"bad-embedded-broker.yaml":      `embedded_broker.listen: "0.0.0.0:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
 	"bad-embedded-broker-name.yaml": `embedded_broker.listen: "127.example.com:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
@@ -106,22 +109,25 @@ var badConfigs = map[string]string{
 	"bad-embedded-user-no-acl.yaml":         `embedded_broker.users[1].username: user "homeassistant" has no entry in embedded_broker.acl: it could neither publish nor subscribe`,
 	"bad-embedded-acl-without-users.yaml":   `embedded_broker.acl: needs embedded_broker.users: without users there are no logins to apply it to`,
 
-	"bad-input-driver.yaml":           `doors[0].contact.driver: unknown driver "inputs" (configured: sim)`,
-	"bad-input-channel-reused.yaml":   `doors[0].contact.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
-	"bad-input-channel-empty.yaml":    `doors[0].rex.channel: must not be empty`,
-	"bad-input-key.yaml":              `doors[0].contact.chanel: unknown key (valid: driver, channel, active_low)`,
-	"bad-rex-time-short.yaml":         `doors[0].rex_time: 10s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
-	"bad-rex-time-long.yaml":          `doors[0].rex_time: 15m0s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
-	"bad-held-open-time.yaml":         `doors[0].held_open_time: 5s is outside 10s–10m (how long a door may stand open before it is reported held open)`,
-	"bad-lock-sense-fail-secure.yaml": `doors[0].lock_sense: door "store" is fail_secure: only a fail_safe door's lock sense (a maglock's bond sensor) is supervised; a strike's latch monitor says nothing about its release`,
+	"bad-input-driver.yaml":         `doors.front.contact.driver: unknown driver "inputs" (configured: sim)`,
+	"bad-input-channel-reused.yaml": `doors.front.contact.channel: channel "0" of driver "sim" is already used by doors.front.relay`,
+	"bad-input-channel-empty.yaml":  `doors.front.rex.channel: must not be empty`,
+	"bad-input-key.yaml": strings.Join([]string{
+		`doors.front.contact.chanel: unknown key (valid: driver, channel, active_low, pull)`,
+		`doors.front.contact.channel: must not be empty`,
+	}, "\n"+testdata("bad-input-key.yaml")+": "),
+	"bad-rex-time-short.yaml":         `doors.front.rex_time: 10s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
+	"bad-rex-time-long.yaml":          `doors.front.rex_time: 15m0s is outside 30s–10m (an exit button releases a fail-safe door for at least 30 s, NFPA 101 7.2.1.6.2)`,
+	"bad-held-open-time.yaml":         `doors.front.held_open_time: 5s is outside 10s–10m (how long a door may stand open before it is reported held open)`,
+	"bad-lock-sense-fail-secure.yaml": `doors.store.lock_sense: door "store" is fail_secure: only a fail_safe door's lock sense (a maglock's bond sensor) is supervised; a strike's latch monitor says nothing about its release`,
 	"bad-power-input-driver.yaml":     `power[0].driver: unknown driver "ups" (configured: sim)`,
-	"bad-power-input-channel.yaml":    `power[0].channel: channel "0" of driver "sim" is already used by doors[0].relay`,
+	"bad-power-input-channel.yaml":    `power[0].channel: channel "0" of driver "sim" is already used by doors.front.relay`,
 
 	"bad-no-doors.yaml":          `doors: no doors configured`,
 	"bad-alarm-payloads.yaml":    `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,
 	"bad-codes.yaml":             `codes.max_failures: 0 must be at least 1 (the number of wrong codes in a row that locks a keypad out)`,
 	"bad-codes-max-lockout.yaml": `codes.max_lockout: -1m0s must not be negative (the longest a repeated lockout lasts; 0s: no escalation beyond codes.lockout)`,
-	"bad-code-hash.yaml":         `doors[0].code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
+	"bad-code-hash.yaml":         `doors.a.code_hash: is not a bcrypt hash (write the hash, never the code: echo 1234 | doorbridge hash-code)`,
 
 	// Alarm sources beyond ON/OFF: JSON values, + wildcards, heartbeat, availability.
 	"bad-alarm-topic-hash.yaml":                 `alarms[0].topic: "zigbee2mqtt/#" holds #; use + (one whole topic level) to match several devices`,
@@ -154,16 +160,25 @@ var badConfigs = map[string]string{
 	"bad-several.yaml": strings.Join([]string{
 		`bridge.id: "Test" is not a valid id (use lower-case letters, digits, _ and -)`,
 		`watchdog.heartbeat_timeout: 12s is over 10s; a silent broker must release doors well inside NFPA 72's 10 s`,
-		`doors[0].fail_mode: "maglock" is not a fail mode (valid: fail_safe, fail_secure)`,
-		`doors[1].relay.channel: channel "0" of driver "sim" is already used by doors[0].relay`,
-		`doors[1].unlock_time: 1m0s is outside 1s–30s (a momentary unlock is always bounded)`,
+		`doors.front.fail_mode: "maglock" is not a fail mode (valid: fail_safe, fail_secure)`,
+		`doors.back.relay.channel: channel "0" of driver "sim" is already used by doors.front.relay`,
+		`doors.back.unlock_time: 1m0s is outside 1s–30s (a momentary unlock is always bounded)`,
 	}, "\n"+testdata("bad-several.yaml")+": "),
+	"bad-one-pass.yaml": strings.Join([]string{
+		`doors.back.egress: "maybe" is not valid here: want true or false`,
+		`watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
+		`doors.front.unlock_time: 0s is outside 1s–30s (a momentary unlock is always bounded)`,
+		`doors.back.relay: is required: the line that powers the lock, e.g. relay: {driver: sim, channel: "0"}`,
+	}, "\n"+testdata("bad-one-pass.yaml")+": "),
 	"bad-several-keys.yaml": strings.Join([]string{
 		`watchdog.heartbeat_interval: 1 is not a duration: add a unit (500ms, 5s, 1m30s)`,
 		`watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
-		`doors[0].egress: "maybe" is not valid here: want true or false`,
-		`doors[0].fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
+		`doors.front.egress: "maybe" is not valid here: want true or false`,
+		`doors.front.fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
 		`watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
+		// Validation runs over the rest in the same pass: the misspelt
+		// fail_mode leaves the door without one.
+		`doors.front.fail_mode: is required: fail_safe (a maglock: unlocked without power) or fail_secure (a strike: locked without power)`,
 	}, "\n"+testdata("bad-several-keys.yaml")+": "),
 }
 
@@ -194,8 +209,8 @@ func TestLoadBadConfigs(t *testing.T) {
 // Every problem is reported, each as a *config.Error naming file and key.
 func TestLoadReportsEveryError(t *testing.T) {
 	for file, wantKeys := range map[string][]string{
-		"bad-several.yaml":      {"bridge.id", "watchdog.heartbeat_timeout", "doors[0].fail_mode", "doors[1].relay.channel", "doors[1].unlock_time"},
-		"bad-several-keys.yaml": {"watchdog.heartbeat_interval", "watchdog.relock_delay", "doors[0].egress", "doors[0].fial_mode", "watchdgo"},
+		"bad-several.yaml":      {"bridge.id", "watchdog.heartbeat_timeout", "doors.front.fail_mode", "doors.back.relay.channel", "doors.back.unlock_time"},
+		"bad-several-keys.yaml": {"watchdog.heartbeat_interval", "watchdog.relock_delay", "doors.front.egress", "doors.front.fial_mode", "watchdgo", "doors.front.fail_mode"},
 	} {
 		path := testdata(file)
 		_, err := config.Load(path)
@@ -269,6 +284,19 @@ func TestEnvironmentOverridesValidated(t *testing.T) {
 				t.Errorf("with %s=soon: Load error\n got: %v\nwant: %s", env, err, path+": "+want)
 			}
 		})
+	}
+}
+
+// A value from the environment that decodes but breaks a rule is named with
+// its variable too, beside the file's own errors (all in one pass).
+func TestEnvironmentOverrideRuleNamesVariable(t *testing.T) {
+	path := testdata("bad-fail-mode.yaml")
+	t.Setenv("DOORBRIDGE_WATCHDOG__HEARTBEAT_TIMEOUT", "30s")
+	_, err := config.Load(path)
+	want := path + `: watchdog.heartbeat_timeout: 30s is over 10s; a silent broker must release doors well inside NFPA 72's 10 s (set by the environment variable DOORBRIDGE_WATCHDOG__HEARTBEAT_TIMEOUT)` +
+		"\n" + path + `: doors.front.fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`
+	if err == nil || err.Error() != want {
+		t.Errorf("Load error\n got: %v\nwant: %s", err, want)
 	}
 }
 

@@ -119,13 +119,13 @@ func envKey(s string) string {
 }
 
 func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
-	cfg := Default()
-	err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: decoderConfig(&cfg)})
-	if err != nil {
-		return nil, errors.Join(decodeErrors(err, name, "", k.Raw(), reflect.TypeOf(cfg), nil)...)
+	raw := k.Raw()
+	cfg, errs, bad, ok := decode(raw, name)
+	if !ok {
+		return nil, errors.Join(cfg.nameByID(errs)...)
 	}
 	cfg.File = name
-	doors, _ := k.Raw()["doors"].([]any)
+	doors, _ := raw["doors"].([]any)
 	for i, d := range doors {
 		if m, ok := d.(map[string]any); ok && i < len(cfg.Doors) {
 			_, cfg.Doors[i].unlockTimeSet = m["unlock_time"]
@@ -133,8 +133,9 @@ func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
 	}
 	cfg.applyDefaults()
 	cfg.applyPowerDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	errs = append(errs, withoutKeys(cfg.validate(), bad)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(cfg.nameByID(errs)...)
 	}
 	if cfg.Bridge.StateDir == "" {
 		dir, err := DefaultStateDir(cfg.Bridge.ID, os.Getenv)
@@ -143,7 +144,112 @@ func fromKoanf(k *koanf.Koanf, name string) (*Config, error) {
 		}
 		cfg.Bridge.StateDir = dir
 	}
-	return &cfg, nil
+	return cfg, nil
+}
+
+// decode decodes raw over the defaults. A value that cannot be decoded and
+// an unknown key are reported, taken out of raw and the rest decoded again,
+// so that validation still runs over everything else: a file's errors all
+// come in one pass, not the decoding ones first. bad holds the keys of the
+// values taken out (validation then sees their defaults, and its errors
+// about them are dropped). ok is false when the rest cannot be decoded
+// either; cfg is then as far as it was decoded.
+func decode(raw map[string]any, name string) (cfg *Config, errs []error, bad map[string]bool, ok bool) {
+	c := Default()
+	err := decodeInto(raw, &c)
+	if err == nil {
+		return &c, nil, nil, true
+	}
+	errs = decodeErrors(err, name, "", raw, reflect.TypeOf(c), nil)
+	bad = map[string]bool{}
+	eachDecodeError(err, func(de *mapstructure.DecodeError, _ error) {
+		if de == nil {
+			return
+		}
+		key := de.Name()
+		if keys, found := strings.CutPrefix(de.Unwrap().Error(), "has invalid keys: "); found {
+			if _, isMap := lookup(raw, key).(map[string]any); !isMap {
+				key = ""
+			}
+			for _, k := range strings.Split(keys, ", ") {
+				deletePath(raw, joinKey(key, k))
+			}
+			return
+		}
+		bad[key] = true
+		deletePath(raw, key)
+	})
+	rest := Default()
+	if decodeInto(raw, &rest) != nil {
+		return &c, errs, bad, false
+	}
+	return &rest, errs, bad, true
+}
+
+func decodeInto(raw map[string]any, out *Config) error {
+	d, err := mapstructure.NewDecoder(decoderConfig(out))
+	if err != nil {
+		return err
+	}
+	return d.Decode(raw)
+}
+
+// deletePath takes the value at a mapstructure name out of raw: a map key
+// is deleted, a list entry set to nil (decoded as its zero value), so that
+// the other entries keep their indexes.
+func deletePath(raw map[string]any, name string) {
+	path := splitPath(name)
+	if len(path) == 0 {
+		return
+	}
+	var cur any = raw
+	for _, p := range path[:len(path)-1] {
+		switch p := p.(type) {
+		case string:
+			m, _ := cur.(map[string]any)
+			cur = m[p]
+		case int:
+			l, _ := cur.([]any)
+			if p < 0 || p >= len(l) {
+				return
+			}
+			cur = l[p]
+		}
+	}
+	switch p := path[len(path)-1].(type) {
+	case string:
+		if m, ok := cur.(map[string]any); ok {
+			delete(m, p)
+		}
+	case int:
+		if l, ok := cur.([]any); ok && p >= 0 && p < len(l) {
+			l[p] = nil
+		}
+	}
+}
+
+// withoutKeys drops the errors about keys in bad or inside them.
+func withoutKeys(errs []error, bad map[string]bool) []error {
+	if len(bad) == 0 {
+		return errs
+	}
+	var out []error
+	for _, e := range errs {
+		if ce, ok := e.(*Error); ok && under(ce.Key, bad) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func under(key string, bad map[string]bool) bool {
+	for b := range bad {
+		if key == b || strings.HasPrefix(key, b+".") || strings.HasPrefix(key, b+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // decoderConfig is the strict decoder of the config file. Our own

@@ -13,11 +13,11 @@ import (
 
 // FuzzConfigParse: config.Parse never panics, every error names the file,
 // and a config it accepts keeps the safety rules validation promises.
-// Seeds: the demo, the examples and every bad-*.yaml fixture.
+// Seeds: the demo, the reference, the examples and every bad-*.yaml fixture.
 // (go test -fuzz FuzzConfigParse ./config)
 func FuzzConfigParse(f *testing.F) {
 	var seeds []string
-	for _, pattern := range []string{"../configs/demo.yaml", "../configs/examples/*.yaml", "../configs/testdata/*.yaml"} {
+	for _, pattern := range []string{"../configs/demo.yaml", "../configs/reference.yaml", "../configs/examples/*.yaml", "../configs/testdata/*.yaml"} {
 		m, err := filepath.Glob(pattern)
 		if err != nil {
 			f.Fatal(err)

@@ -41,6 +41,7 @@ type PowerSource struct {
 	Driver    string `koanf:"driver"`
 	Channel   string `koanf:"channel"`
 	ActiveLow bool   `koanf:"active_low"`
+	Pull      string `koanf:"pull"`
 
 	PollInterval time.Duration `koanf:"poll_interval"`
 	Timeout      time.Duration `koanf:"timeout"`
@@ -101,7 +102,7 @@ func (c *Config) applyPowerDefaults() {
 
 // Line returns an input power source's line.
 func (p *PowerSource) Line() Line {
-	return Line{Driver: p.Driver, Channel: p.Channel, ActiveLow: p.ActiveLow}
+	return Line{Driver: p.Driver, Channel: p.Channel, ActiveLow: p.ActiveLow, Pull: p.Pull}
 }
 
 func (c *Config) validatePower(v *validator, driverIDs map[string]bool, lines map[string]string) {

@@ -32,6 +32,12 @@ func (e *Error) Error() string {
 // Validate checks the decoded config and returns every problem found, each an
 // *Error, joined with errors.Join.
 func (c *Config) Validate() error {
+	return errors.Join(c.nameByID(c.validate())...)
+}
+
+// validate returns every problem found, with doors and drivers named by
+// their index.
+func (c *Config) validate() []error {
 	v := &validator{file: c.File}
 	if v.file == "" {
 		v.file = "config"
@@ -47,7 +53,42 @@ func (c *Config) Validate() error {
 	c.validatePower(v, driverIDs, lines)
 	c.validateAudit(v)
 	c.validateHTTP(v)
-	return errors.Join(v.errs...)
+	return v.errs
+}
+
+// nameByID names doors and drivers by their id in errors' keys and messages
+// ("doors.front.relay", not "doors[2].relay"): an index is hard to count in
+// a long file. An entry without a valid, unique id keeps its index.
+func (c *Config) nameByID(errs []error) []error {
+	var pairs []string
+	byID := func(list string, ids []string) {
+		count := map[string]int{}
+		for _, id := range ids {
+			count[id]++
+		}
+		for i, id := range ids {
+			if count[id] == 1 && idPattern.MatchString(id) {
+				pairs = append(pairs, fmt.Sprintf("%s[%d]", list, i), list+"."+id)
+			}
+		}
+	}
+	var ids []string
+	for _, d := range c.Doors {
+		ids = append(ids, d.ID)
+	}
+	byID("doors", ids)
+	ids = nil
+	for _, d := range c.Drivers {
+		ids = append(ids, d.ID)
+	}
+	byID("drivers", ids)
+	r := strings.NewReplacer(pairs...)
+	for _, e := range errs {
+		if ce, ok := e.(*Error); ok {
+			ce.Key, ce.Msg = r.Replace(ce.Key), r.Replace(ce.Msg)
+		}
+	}
+	return errs
 }
 
 type validator struct {
@@ -160,7 +201,9 @@ func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) map[stri
 			v.add(key+".id", "duplicate door id %q", d.ID)
 		}
 		seen[d.ID] = true
-		if d.FailMode != FailSafe && d.FailMode != FailSecure {
+		if d.FailMode == "" {
+			v.add(key+".fail_mode", "is required: fail_safe (a maglock: unlocked without power) or fail_secure (a strike: locked without power)")
+		} else if d.FailMode != FailSafe && d.FailMode != FailSecure {
 			v.add(key+".fail_mode", "%q is not a fail mode (valid: fail_safe, fail_secure)", d.FailMode)
 		}
 		if d.Relay.Driver == "" && d.Relay.Channel == "" {
@@ -210,9 +253,12 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		for _, d := range c.Drivers {
 			known = append(known, d.ID)
 		}
-		if len(known) == 0 {
+		switch {
+		case l.Driver == "" && len(known) > 0:
+			v.add(key+".driver", "is required: the id of the driver the line is on (configured: %s)", strings.Join(known, ", "))
+		case len(known) == 0:
 			v.add(key+".driver", "unknown driver %q (no drivers are configured)", l.Driver)
-		} else {
+		default:
 			v.add(key+".driver", "unknown driver %q (configured: %s)", l.Driver, strings.Join(known, ", "))
 		}
 		return
@@ -221,6 +267,7 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		v.add(key+".channel", "must not be empty")
 		return
 	}
+	c.validatePull(v, key, l)
 	if err := c.checkChannel(l, strings.HasSuffix(key, ".relay")); err != nil {
 		v.add(key+".channel", "%v", err)
 		return
@@ -231,6 +278,18 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		return
 	}
 	used[ch] = key
+}
+
+// validatePull checks an input's pull; a relay has none (its off level
+// comes with its request, and a pull would not hold it after a release).
+func (c *Config) validatePull(v *validator, key string, l Line) {
+	switch {
+	case l.Pull == "":
+	case strings.HasSuffix(key, ".relay"):
+		v.add(key+".pull", "%q: pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay", l.Pull)
+	case l.Pull != "up" && l.Pull != "down" && l.Pull != "none":
+		v.add(key+".pull", "%q is not a pull: want up, down or none (leave it out to keep the pin's own bias)", l.Pull)
+	}
 }
 
 // checkChannel asks the line's driver, without the hardware, whether the

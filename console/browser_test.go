@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/console"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
 // The console in a real browser: Debian's chromium driven over the
@@ -60,6 +64,12 @@ func (p *page) do(why string, steps ...chromedp.Action[chromedp.Void]) {
 // until waits for the JavaScript expression to be true on the page and
 // returns how long that took.
 func (p *page) until(expr, why string) time.Duration {
+	p.t.Helper()
+	return p.within(wait, expr, why)
+}
+
+// within is until with its own deadline.
+func (p *page) within(wait time.Duration, expr, why string) time.Duration {
 	p.t.Helper()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(p.ctx, wait)
@@ -167,7 +177,7 @@ func TestBrowserConsole(t *testing.T) {
 
 	// The bridge goes away: the page says so.
 	e.stop()
-	p.until(`!document.querySelector('#lost').hidden`, "the page says it lost the bridge")
+	p.until(`!document.querySelector('#lost').hidden && document.querySelector('#live').textContent === 'not live' && document.body.classList.contains('lost')`, "the page says it is not live, and greys out")
 	p.shot("console-lost.png")
 }
 
@@ -190,4 +200,64 @@ func TestBrowserReadOnlyFirstRender(t *testing.T) {
 		t.Errorf("a read-only console offers actions")
 	}
 	p.shot("console-read-only.png")
+}
+
+// The page follows the bridge across the ends of its stream: one ended
+// after its lifetime ("bye") is reopened without the page ever saying
+// "not live"; one refused (too many pages open from this address) makes
+// the page say "not live" and is reopened once there is room.
+func TestBrowserStreamReconnects(t *testing.T) {
+	p := newPage(t)
+	e := newEnv(t, config.ConsoleReadOnly)
+	e.ready()
+	console.SetStreamLife(e.con, 2*time.Second)
+	p.do("open the console", chromedp.Navigate(e.url+"/"))
+	p.until(doorState("fs", "LOCKED")+` && document.querySelector('#live').textContent === 'live'`, "the page is live")
+	p.eval(`window.wasNotLive = false; new MutationObserver(() => { if (document.querySelector('#live').textContent !== 'live') window.wasNotLive = true; }).observe(document.querySelector('#live'), {childList: true, characterData: true, subtree: true})`)
+	opened := console.StreamsOpened(e.con)
+	testbroker.Eventually(t, 15*time.Second, func() bool { return console.StreamsOpened(e.con) >= opened+3 }, "the page reopens its stream after each lifetime")
+	e.c.Publish("db/alarm", "ON", true)
+	p.until(doorState("fs", "UNLOCKED"), "a change shows after the reopened streams")
+	if p.eval(`window.wasNotLive`) != false {
+		t.Errorf("the page said it was not live while its stream was ended and reopened after its lifetime")
+	}
+
+	// Every stream this address may have (4), taken: the page's is refused.
+	console.SetStreamLife(e.con, time.Hour)
+	p.do("leave the console", chromedp.Navigate("about:blank"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held := 0
+	testbroker.Eventually(t, 15*time.Second, func() bool {
+		if resp, _ := openStream(t, ctx, http.DefaultClient, e.url); resp != nil {
+			held++
+			go func() { io.Copy(io.Discard, resp.Body); resp.Body.Close() }()
+		}
+		return held == 4
+	}, "every stream of this address taken")
+	p.do("open the console again", chromedp.Navigate(e.url+"/"))
+	p.until(`document.querySelector('#live').textContent === 'not live' && !document.querySelector('#lost').hidden`, "the refused page says it is not live")
+	cancel()
+	p.within(20*time.Second, `document.querySelector('#live').textContent === 'live'`, "the page reopens its stream once there is room")
+}
+
+// A drill from the page needs the console password typed again; once
+// started, the page says so only after the bridge released the doors.
+func TestBrowserDrill(t *testing.T) {
+	p := newPage(t)
+	e := newEnv(t, config.ConsoleOn)
+	e.ready()
+	p.do("open the console", chromedp.Navigate(e.url+"/"))
+	p.until(`!document.querySelector('#login').hidden`, "the login form shows")
+	p.do("log in", chromedp.SendKeys(`#login input[name=password]`, password), chromedp.Click(`#login button`))
+	p.until(`!!document.querySelector('input[name=drill-password]')`, "the drill asks for the password")
+	p.eval(`window.confirm = () => true`)
+	drill := `//button[starts-with(text(), 'Start drill')]`
+	p.do("drill with a wrong password", chromedp.SendKeys(`input[name=drill-password]`, "wrong"), chromedp.Click(drill))
+	p.until(`document.querySelector('#msg').innerText === 'Refused: wrong password'`, "the wrong password is refused")
+	p.until(doorState("fs", "LOCKED"), "the maglock stays locked")
+	p.do("drill with the password", chromedp.SendKeys(`input[name=drill-password]`, password), chromedp.Click(drill))
+	p.until(`document.querySelector('#msg').innerText.startsWith('drill started')`, "the drill starts")
+	p.until(doorState("fs", "UNLOCKED"), "the drill released the maglock")
+	p.until(pageSays("console: drill ON requested — from 127.0.0.1:"), "the events list the console's request")
 }

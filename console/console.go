@@ -17,6 +17,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/doorbridge/doorbridge/audit"
@@ -30,6 +32,7 @@ type Bridge interface {
 	Act(ctx context.Context, a bridge.Action) (bridge.Outcome, error)
 	RecentEvents(door string, n int) []audit.Event
 	AuditSeq() uint64
+	Doors() []string
 }
 
 //go:embed assets
@@ -39,18 +42,20 @@ var assets embed.FS
 type Console struct {
 	b        Bridge
 	cfg      config.HTTP
+	hosts    hosts
 	title    string
 	log      *slog.Logger
 	sessions *sessions
 	logins   *loginLimiter
 	hub      *hub
+	streams  *streamLimits
 }
 
 // New returns the console of b, configured by cfg.HTTP.
 func New(b Bridge, cfg *config.Config, log *slog.Logger) *Console {
 	c := &Console{
 		b: b, cfg: cfg.HTTP, title: cfg.Bridge.Name, log: log.With("component", "console"),
-		sessions: newSessions(), logins: newLoginLimiter(),
+		sessions: newSessions(), logins: newLoginLimiter(), hosts: allowedHosts(cfg.HTTP), streams: newStreamLimits(),
 	}
 	if c.title == "" {
 		c.title = cfg.Bridge.ID
@@ -80,10 +85,19 @@ func (c *Console) Handler(api http.Handler) http.Handler {
 	mux.HandleFunc("GET /console/api/view", c.viewer(c.view))
 	mux.HandleFunc("GET /console/api/events", c.viewer(c.events))
 	mux.HandleFunc("GET /console/api/stream", c.viewer(c.stream))
-	mux.HandleFunc("POST /console/api/login", c.login)
-	mux.HandleFunc("POST /console/api/logout", c.actor(c.logout))
-	mux.HandleFunc("POST /console/api/action", c.actor(c.action))
-	return mux
+	mux.HandleFunc("POST /console/api/login", c.sameOrigin(c.login))
+	mux.HandleFunc("POST /console/api/logout", c.sameOrigin(c.actor(c.logout)))
+	mux.HandleFunc("POST /console/api/action", c.sameOrigin(c.actor(c.action)))
+	return c.checkHost(mux, api)
+}
+
+// cookieName is the session cookie's name: with the __Host- prefix over
+// HTTPS.
+func (c *Console) cookieName() string {
+	if c.cfg.TLS() {
+		return "__Host-" + cookieName
+	}
+	return cookieName
 }
 
 func securityHeaders(w http.ResponseWriter) {
@@ -104,7 +118,7 @@ func (c *Console) access(r *http.Request) access {
 	case config.ConsoleReadOnly:
 		return access{view: true}
 	case config.ConsoleOn:
-		s := c.sessions.get(r)
+		s := c.sessions.get(r, c.cookieName())
 		return access{view: s != nil || c.cfg.ConsoleViewWithoutLogin, act: s != nil, sess: s}
 	}
 	return access{}
@@ -167,7 +181,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	c.sessions.drop(s)
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: c.cookieName(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: c.cfg.TLS()})
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
@@ -178,6 +192,37 @@ type actionRequest struct {
 	Door    string `json:"door"`
 	Request string `json:"request"`
 	Code    string `json:"code"`
+	// Password is the console password again: a drill releases every
+	// fail-safe door, so a session alone (a browser left logged in) does
+	// not start one.
+	Password string `json:"password"`
+}
+
+// requests are the requests each kind of action takes.
+var requests = map[string][]string{
+	"door": {"LOCK", "UNLOCK", "OPEN"}, "lockdown": {"ON", "OFF"}, "drill": {"ON", "OFF"}, "reset": {""},
+}
+
+// check says what is wrong with req, or "". Only checked values are ever
+// logged or handed on: a code typed into another field must not reach the
+// log or an MQTT payload.
+func (c *Console) check(req actionRequest) string {
+	reqs, ok := requests[req.Kind]
+	switch {
+	case !ok:
+		return "kind must be one of door, reset, lockdown, drill"
+	case !slices.Contains(reqs, req.Request):
+		return "request of a " + req.Kind + " action must be one of " + strings.Join(reqs, ", ")
+	case req.Kind == "door" && !slices.Contains(c.b.Doors(), req.Door):
+		return "door must be the id of a configured door"
+	case req.Kind != "door" && req.Door != "":
+		return "door is only for a door action"
+	case req.Kind != "door" && req.Code != "":
+		return "code is only for a door action"
+	case len(req.Code) > 64:
+		return "code is too long"
+	}
+	return ""
 }
 
 func (c *Console) action(w http.ResponseWriter, r *http.Request, _ *session) {
@@ -188,9 +233,17 @@ func (c *Console) action(w http.ResponseWriter, r *http.Request, _ *session) {
 		jsonError(w, http.StatusBadRequest, "bad request: "+err.Error())
 		return
 	}
+	if why := c.check(req); why != "" {
+		jsonError(w, http.StatusBadRequest, "bad request: "+why)
+		return
+	}
+	if req.Kind == "drill" && req.Request == "ON" && !c.checkPassword(w, r, req.Password) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	out, err := c.b.Act(ctx, bridge.Action{Kind: req.Kind, Door: req.Door, Request: req.Request, Code: req.Code})
+	out, err := c.b.Act(ctx, bridge.Action{Kind: req.Kind, Door: req.Door, Request: req.Request, Code: req.Code,
+		Origin: "console:" + r.RemoteAddr})
 	if err != nil {
 		jsonError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -203,6 +256,7 @@ func (c *Console) action(w http.ResponseWriter, r *http.Request, _ *session) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)

@@ -218,9 +218,9 @@ func TestConsoleDrillAndLockdown(t *testing.T) {
 	e.ready()
 	b := e.browser()
 	b.login(password)
-	code, out := b.act(map[string]string{"kind": "drill", "request": "ON"})
-	if code != 200 || out["ok"] != true || out["message"] != "published ON to db/alarm" {
-		t.Fatalf("drill = %d %v, want the alarm published", code, out)
+	code, out := b.act(map[string]string{"kind": "drill", "request": "ON", "password": password})
+	if code != 200 || out["ok"] != true || out["message"] != "drill started: the bridge heard ON on db/alarm back and released every fail-safe door" {
+		t.Fatalf("drill = %d %v, want the alarm published and heard back", code, out)
 	}
 	e.c.WaitPayload("db/alarm", "ON", wait)
 	e.c.WaitPayload(e.topic("fs", "state"), "UNLOCKED", wait)
@@ -272,8 +272,9 @@ func TestConsoleHTTPS(t *testing.T) {
 		t.Fatalf("login over HTTPS: %v", err)
 	}
 	resp.Body.Close()
-	if c := resp.Cookies(); resp.StatusCode != 200 || len(c) != 1 || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode {
-		t.Fatalf("login over HTTPS = %d, cookies %+v: want one Secure, HttpOnly, SameSite=Strict cookie", resp.StatusCode, c)
+	if c := resp.Cookies(); resp.StatusCode != 200 || len(c) != 1 || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode ||
+		c[0].Name != "__Host-doorbridge_console" || c[0].Path != "/" || c[0].Domain != "" {
+		t.Fatalf("login over HTTPS = %d, cookies %+v: want one __Host- Secure, HttpOnly, SameSite=Strict cookie for path /", resp.StatusCode, c)
 	}
 	if code, _ := b.get("/console/api/view"); code != 200 {
 		t.Errorf("view over HTTPS = %d, want 200", code)

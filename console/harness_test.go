@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +42,26 @@ type env struct {
 	b      *bridge.Bridge
 	url    string // http://127.0.0.1:port
 	stop   func() // stops the bridge and its listener
+	logs   *logBuffer
+	con    *console.Console
+}
+
+// logBuffer keeps everything the bridge and the console log.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func hash(t testing.TB, s string) string {
@@ -85,12 +107,13 @@ func newEnvWith(t *testing.T, mode string, mutate func(*config.Config)) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
-	e := &env{t: t, cfg: &cfg, broker: br, sim: sim.New(sim.Options{})}
+	e := &env{t: t, cfg: &cfg, broker: br, sim: sim.New(sim.Options{}), logs: &logBuffer{}}
 	e.c = testbroker.Connect(t, br.URL(), "watcher-"+t.Name())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var out io.Writer = e.logs
 	if os.Getenv("DOORBRIDGE_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		out = io.MultiWriter(e.logs, os.Stderr)
 	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b, err := bridge.Open(&cfg, bridge.Options{Log: log, Drivers: map[string]drivers.Driver{"sim": e.sim},
 		TickInterval: 20 * time.Millisecond, Version: "test"})
 	if err != nil {
@@ -105,7 +128,8 @@ func newEnvWith(t *testing.T, mode string, mutate func(*config.Config)) *env {
 		cancel()
 		t.Fatal(err)
 	}
-	addr, err := b.Serve(ctx, cfg.HTTP.Listen, console.New(b, &cfg, log).Handler(b.Handler()), tlsCfg)
+	e.con = console.New(b, &cfg, log)
+	addr, err := b.Serve(ctx, cfg.HTTP.Listen, e.con.Handler(b.Handler()), tlsCfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("Serve: %v", err)

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/doorbridge/doorbridge/config"
 )
 
 // pollEvery is how often the hub asks the loop for its view while a page
@@ -43,8 +46,14 @@ type update struct {
 	AuditSeq uint64 `json:"audit_seq"`
 }
 
+// newStream is a stream's channel. It holds one message, the latest
+// (offerLatest): a slow page skips the states it could not take in time
+// and gets the newest, never an old one while newer ones are dropped.
+func newStream() chan []byte { return make(chan []byte, 1) }
+
+// join adds a stream.
 func (h *hub) join() (chan []byte, []byte) {
-	ch := make(chan []byte, 4)
+	ch := newStream()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clients[ch] = true
@@ -99,20 +108,37 @@ func (h *hub) publish(ctx context.Context) {
 	}
 	h.last = msg
 	for ch := range h.clients {
-		select {
-		case ch <- msg:
-		default: // a slow page gets the next change instead
-		}
+		offerLatest(ch, msg)
 	}
 }
 
+// offerLatest puts msg in ch (of capacity 1), replacing the message
+// waiting there. Only the hub sends, under its lock.
+func offerLatest(ch chan []byte, msg []byte) {
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- msg
+}
+
 // stream serves the server-sent events: "state" with every change,
-// "ping" every second.
+// "ping" every second, and "bye" before it ends after streamLife (the page
+// reconnects at once). It ends too when the session it was opened with
+// ends (logout, expiry).
 func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	if _, ok := w.(http.Flusher); !ok {
 		jsonError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
+	key := clientKey(r)
+	if why := c.streams.open(key); why != "" {
+		w.Header().Set("Retry-After", "5")
+		jsonError(w, http.StatusServiceUnavailable, why)
+		return
+	}
+	defer c.streams.close(key)
+	sess := c.access(r).sess
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	// The server's read and write timeouts guard against slow clients; a
@@ -126,26 +152,111 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		_, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
 		return err == nil && rc.Flush() == nil
 	}
+	if _, err := fmt.Fprint(w, "retry: 1000\n\n"); err != nil {
+		return
+	}
 	if first != nil && !send("state", first) {
 		return
 	}
 	if !send("ping", []byte("{}")) {
 		return
 	}
+	c.follow(r.Context(), ch, sess, send)
+}
+
+// follow sends the stream's states and pings until it ends.
+func (c *Console) follow(ctx context.Context, ch chan []byte, sess *session, send func(string, []byte) bool) {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
+	life := time.NewTimer(c.streams.life())
+	defer life.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return
 		case msg := <-ch:
 			if !send("state", msg) {
 				return
 			}
 		case <-ping.C:
-			if !send("ping", []byte("{}")) {
+			if !c.mayView(sess) || !send("ping", []byte("{}")) {
 				return
 			}
+		case <-life.C:
+			send("bye", []byte("{}"))
+			return
 		}
 	}
+}
+
+// mayView reports whether a stream opened with session sess (nil: none)
+// may still show the state.
+func (c *Console) mayView(sess *session) bool {
+	switch {
+	case c.cfg.Console == config.ConsoleReadOnly:
+		return true
+	case c.cfg.Console != config.ConsoleOn:
+		return false
+	case sess != nil && c.sessions.live(sess):
+		return true
+	}
+	return c.cfg.ConsoleViewWithoutLogin
+}
+
+// Each open page holds a connection for its stream, and the bridge's HTTP
+// server serves at most bridge.HTTPMaxConns at once: the streams may take
+// a quarter of them, at most streamsPerClient from one client (clientKey),
+// so that /readyz, /metrics and the console's own requests always find a
+// connection.
+const (
+	maxStreams       = bridge.HTTPMaxConns / 4
+	streamsPerClient = 4
+	// streamLife ends every stream after a while (the page reconnects at
+	// once): a stream is never a connection held for ever.
+	streamLife = 10 * time.Minute
+)
+
+// streamLimits counts the open streams, overall and per client.
+type streamLimits struct {
+	mu        sync.Mutex
+	total     int
+	perClient map[string]int
+	max, each int
+	lifetime  time.Duration
+	opened    int // streams opened since the start
+}
+
+func newStreamLimits() *streamLimits {
+	return &streamLimits{perClient: map[string]int{}, max: maxStreams, each: streamsPerClient, lifetime: streamLife}
+}
+
+// open takes a stream for key, or says why not.
+func (s *streamLimits) open(key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.total >= s.max:
+		return fmt.Sprintf("too many console pages open (%d): close some", s.max)
+	case s.perClient[key] >= s.each:
+		return fmt.Sprintf("too many console pages open from %s (%d): close some", key, s.each)
+	}
+	s.total++
+	s.perClient[key]++
+	s.opened++
+	return ""
+}
+
+func (s *streamLimits) close(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total--
+	if s.perClient[key]--; s.perClient[key] <= 0 {
+		delete(s.perClient, key)
+	}
+}
+
+func (s *streamLimits) life() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lifetime
 }

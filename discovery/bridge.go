@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"net"
 	"net/url"
 	"strings"
 
@@ -131,12 +132,26 @@ func makeOrigin(info Info) origin {
 	return o
 }
 
-// consoleURL is the web console's address, when HA accepts it.
+// consoleURL is the web console's address, when HA accepts it. A console
+// on loopback is linked only by its http.console_url: HA's link opens on
+// the person's own device, where 127.0.0.1 is not the bridge.
 func consoleURL(cfg *config.Config) string {
+	if cfg.HTTP.ConsoleURL == "" && loopbackListen(cfg.HTTP.Listen) {
+		return ""
+	}
 	if u := cfg.HTTP.PublicConsoleURL(); validSupportURL(u) {
 		return u
 	}
 	return ""
+}
+
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // validSupportURL mirrors HA's cv.configuration_url: an http(s) URL with a

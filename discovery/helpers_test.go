@@ -49,7 +49,8 @@ func goldenConfig(t testing.TB) *config.Config {
 	back := door("back", config.FailSecure, testHash)
 	back.Name = "Back door"
 	cfg := newConfig(t, front, back, withInputs(door("side", config.FailSafe, "")))
-	cfg.HTTP.Console = config.ConsoleReadOnly // the device pages link to the console
+	cfg.HTTP.Console = config.ConsoleReadOnly      // the device pages link to the console,
+	cfg.HTTP.ConsoleURL = "http://127.0.0.1:9180/" // by console_url: the listener is loopback
 	return cfg
 }
 

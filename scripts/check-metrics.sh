@@ -33,9 +33,16 @@ http_port="$(free_port)"
 go build -o "$tmp/doorbridge" ./cmd/doorbridge
 bin="$tmp/doorbridge"
 sed -e "s|127.0.0.1:1883|127.0.0.1:$broker_port|" -e "s|127.0.0.1:9180|127.0.0.1:$http_port|" \
-    -e "s|/tmp/doorbridge-demo-relays.json|$tmp/relays.json|" configs/demo.yaml > "$tmp/config.yaml"
+    -e "s|state_file: doorbridge-demo-relays.json|state_file: $tmp/relays.json|" \
+    -e "s|inputs_file: doorbridge-demo-inputs.json|inputs_file: $tmp/inputs.json|" configs/demo.yaml > "$tmp/config.yaml"
 grep -q "127.0.0.1:$http_port" "$tmp/config.yaml" || fail "configs/demo.yaml no longer listens on 127.0.0.1:9180"
+grep -q "state_file: $tmp/relays.json" "$tmp/config.yaml" || fail "configs/demo.yaml's sim state_file is no longer doorbridge-demo-relays.json"
+grep -q "inputs_file: $tmp/inputs.json" "$tmp/config.yaml" || fail "configs/demo.yaml's sim inputs_file is no longer doorbridge-demo-inputs.json"
 cfg="$tmp/config.yaml"
+# The demo keeps its fire release latch in $XDG_STATE_HOME/doorbridge/demo:
+# a latch left by an earlier run (this script ends with the alarm on) would
+# hold the maglock released. This run gets a state directory of its own.
+export XDG_STATE_HOME="$tmp/state"
 url="http://127.0.0.1:$http_port"
 
 "$bin" run -c "$cfg" >"$tmp/log" 2>&1 &
@@ -78,6 +85,7 @@ pid=""
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [ "$rc" -eq 0 ] || fail "doorbridge exited with $rc after SIGTERM"
 [ "$ms" -lt 10000 ] || fail "doorbridge took ${ms} ms to stop; docker stop kills it after 10 s"
+[ -s "$tmp/relays.json" ] || fail "the sim relays' state file $tmp/relays.json is missing or empty"
 grep -q true "$tmp/relays.json" && fail "a relay is still on after SIGTERM: $(cat "$tmp/relays.json")"
 echo "==> SIGTERM: exited 0 in ${ms} ms, every relay off: $(cat "$tmp/relays.json")"
 echo "check-metrics: ok"

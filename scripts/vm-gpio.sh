@@ -108,6 +108,7 @@ mount -t proc none /proc
 mount -t sysfs none /sys
 mount -t devtmpfs none /dev
 mount -t tmpfs none /tmp
+mount -t tracefs nodev /sys/kernel/tracing
 insmod /mod/configfs.ko
 insmod /mod/gpiosim.ko
 insmod /mod/i2c-dev.ko
@@ -132,4 +133,9 @@ timeout 900 qemu-system-x86_64 -m 768 -smp 2 -nographic -no-reboot -accel tcg \
 t2=$(date +%s)
 echo "vm-gpio: VM ran $((t2 - t1)) s (total $((t2 - t0)) s)"
 grep -q '^vmgpio: exit status 0' "$LOG" || fail "the test in the VM failed (console: $LOG)"
+# go test passes when -run matches nothing: a VMTEST_RUN typo, or a test
+# binary that skipped everything, must not read as a pass.
+if grep -q 'no tests to run' "$LOG"; then fail "VMTEST_RUN='${VMTEST_RUN:-}' matches no test (console: $LOG)"; fi
+grep -q -- '^--- PASS: Test' "$LOG" || fail "no test passed in the VM (console: $LOG)"
+if grep -- '^--- SKIP: Test' "$LOG" | grep -v -- '--- SKIP: TestVM ' >/dev/null; then fail "a test skipped in the VM (console: $LOG)"; fi
 echo "vm-gpio: PASS"

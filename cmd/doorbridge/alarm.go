@@ -16,18 +16,6 @@ import (
 	"github.com/doorbridge/doorbridge/internal/secretfile"
 )
 
-// drillAlarm is the alarm entry that drills publish to: the first with a
-// plain topic and plain payloads (not a JSON or wildcard entry fed by
-// devices).
-func drillAlarm(cfg *config.Config) (config.Alarm, bool) {
-	for _, a := range cfg.Alarms {
-		if a.ValueJSON == "" && !strings.Contains(a.Topic, "+") {
-			return a, true
-		}
-	}
-	return config.Alarm{}, false
-}
-
 // cmdAlarm publishes the fire alarm: a drill and commissioning tool.
 //
 //	on     publishes payload_on, retained, to the first plain alarm topic
@@ -35,16 +23,22 @@ func drillAlarm(cfg *config.Config) (config.Alarm, bool) {
 //	reset  publishes RESET to B/N/alarm/reset (releases the latch)
 func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	const synopsis = "alarm on|off|reset [-c FILE] [-topic TOPIC] [-username USER -password-file FILE] [-timeout 5s]"
-	fs := flag.NewFlagSet("alarm", flag.ContinueOnError)
+	action := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	// Named with its action, so that a stray config path gets the whole
+	// command back: doorbridge alarm on -c site.yaml.
+	fs := flag.NewFlagSet(strings.TrimSpace("alarm "+action), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
 	topicFlag := fs.String("topic", "", "alarm topic (default: the first entry of alarms with a plain topic and payloads)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the broker, and for it to pass the message back")
 	username := fs.String("username", "", "log in as this user instead of mqtt.username (a CLI user that the broker's ACL lets publish and read alarms and resets)")
 	passwordFile := fs.String("password-file", "", "file holding -username's password")
-	action := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		action, args = args[0], args[1:]
+	if action != "" && action != "on" && action != "off" && action != "reset" && looksLikeConfig(action) {
+		fmt.Fprintf(stderr, "doorbridge alarm: %q is not on, off or reset: a config file is given with -c (doorbridge alarm on -c %s)\nusage: doorbridge %s\n", action, action, synopsis)
+		return 2
 	}
 	if code, done := parseFlags(fs, args, synopsis); done {
 		return code
@@ -58,7 +52,7 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
-	alarm, plain := drillAlarm(cfg)
+	alarm, plain := bridge.DrillAlarm(cfg) // the console's drill picks the same entry
 	if !plain && action != "reset" {
 		fmt.Fprintf(stderr, "doorbridge: alarm %s: no alarm entry has a plain topic with payload_on/payload_off (entries with value_json or + are read from devices); add one, such as %s, for drills\n", action, config.DefaultAlarm(cfg.MQTT.BaseTopic).Topic)
 		return 1

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -126,6 +127,7 @@ func TestSubcommandHelpAndStrayArguments(t *testing.T) {
 		"hash-password": {"stdin"},
 		"healthcheck":   {"-c", "-url"},
 		"events":        {"-c", "-file", "-since", "-door", "-json"},
+		"version":       {"no flags"},
 	}
 	for cmd, want := range flags {
 		for _, h := range []string{"-h", "--help"} {
@@ -144,12 +146,23 @@ func TestSubcommandHelpAndStrayArguments(t *testing.T) {
 		}
 		var out strings.Builder
 		code := run([]string{cmd, "site.yaml"}, strings.NewReader(""), &out, &out)
+		if !slices.Contains(want, "-c") {
+			// No config: no hint to give it with -c.
+			if code != 2 || strings.Contains(out.String(), " -c ") {
+				t.Errorf("doorbridge %s site.yaml: exit %d, want 2 without a -c hint:\n%s", cmd, code, out.String())
+			}
+			continue
+		}
 		if code != 2 || !strings.Contains(out.String(), `unexpected argument "site.yaml": a config file is given with -c (doorbridge `+cmd+` -c site.yaml)`) {
 			t.Errorf("doorbridge %s site.yaml: exit %d, want 2 and a hint to use -c:\n%s", cmd, code, out.String())
 		}
 	}
 	var out strings.Builder
-	if code := run([]string{"alarm", "on", "site.yaml"}, strings.NewReader(""), &out, &out); code != 2 || !strings.Contains(out.String(), "-c site.yaml") {
+	if code := run([]string{"alarm", "on", "site.yaml"}, strings.NewReader(""), &out, &out); code != 2 || !strings.Contains(out.String(), "(doorbridge alarm on -c site.yaml)") {
 		t.Errorf("doorbridge alarm on site.yaml: exit %d, want 2 and a hint to use -c:\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"alarm", "site.yaml", "on"}, strings.NewReader(""), &out, &out); code != 2 || !strings.Contains(out.String(), "(doorbridge alarm on -c site.yaml)") {
+		t.Errorf("doorbridge alarm site.yaml on: exit %d, want 2 and a hint to use -c:\n%s", code, out.String())
 	}
 }

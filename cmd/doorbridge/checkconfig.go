@@ -181,10 +181,25 @@ func sourcesSummary(w io.Writer, cfg *config.Config) {
 		fmt.Fprintln(w, "Power: no source (a mains failure is not detected; add power: to release on it)")
 	}
 	for _, p := range cfg.Power {
-		name := p.Name
-		if name == "" {
-			name = p.Type
-		}
-		fmt.Fprintf(w, "Power: %s (%s)\n", name, p.Type)
+		fmt.Fprintf(w, "Power: %s\n", powerSummary(&p))
 	}
+}
+
+// powerSummary says what a power source reads and when it counts as lost.
+func powerSummary(p *config.PowerSource) string {
+	var what string
+	switch p.Type {
+	case config.PowerNUT:
+		what = fmt.Sprintf("UPS %q on upsd %s:%d, mains lost on OB or LB", p.UPS, p.Host, p.Port)
+	case config.PowerSysfs:
+		what = p.Path + "/online"
+	case config.PowerMQTT:
+		what = fmt.Sprintf("topic %s, %q = mains ok, %q = lost", p.Topic, p.PayloadOK, p.PayloadLost)
+	case config.PowerInput:
+		what = fmt.Sprintf("line %s/%s, active = mains ok", p.Driver, p.Channel)
+		if p.ActiveLow {
+			what += " (active low)"
+		}
+	}
+	return fmt.Sprintf("%s (%s: %s); unread for %v counts as lost", p.Name, p.Type, what, p.Timeout)
 }

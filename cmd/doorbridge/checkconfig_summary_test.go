@@ -30,7 +30,7 @@ doors:
 	}
 	for _, want := range []string{
 		"Alarm: doorbridge/alarm (OFF = clear, ON or anything else = alarm); heartbeat doorbridge/ha/heartbeat within 6s",
-		"Power: ups (nut)",
+		`Power: ups (nut: UPS "ups" on upsd 127.0.0.1:3493, mains lost on OB or LB); unread for 5s counts as lost`,
 		"stays locked on battery up to 10m0s, then unlocks",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -14,28 +14,7 @@ import (
 // into the test's own): it starts without an ERROR line, and one line says
 // what the doors are waiting for; clearing the alarm is logged at INFO.
 func TestDemoStartsClean(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "demo.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	broker, httpAddr := testbroker.FreeAddr(t), testbroker.FreeAddr(t)
-	text := string(b)
-	for _, r := range [][2]string{
-		{"doorbridge-demo-relays.json", filepath.Join(dir, "relays.json")},
-		{"doorbridge-demo-inputs.json", filepath.Join(dir, "inputs.json")},
-		{`listen: "127.0.0.1:1883"`, `listen: "` + broker + `"`},
-		{`listen: "127.0.0.1:9180"`, `listen: "` + httpAddr + `"`},
-	} {
-		if !strings.Contains(text, r[0]) {
-			t.Fatalf("configs/demo.yaml no longer holds %q: update this test with the demo", r[0])
-		}
-		text = strings.ReplaceAll(text, r[0], r[1])
-	}
-	cfgPath := filepath.Join(dir, "demo.yaml")
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, broker := demoConfig(t)
 	p := startBridge(t, cfgPath)
 	var c *testbroker.Client
 	testbroker.Eventually(t, wait, func() bool { return testbroker.TryConnect("tcp://"+broker, "probe", testbroker.ClientOptions{}) == nil }, "the demo's broker did not come up")
@@ -62,4 +41,34 @@ func TestDemoStartsClean(t *testing.T) {
 	if want := `msg="1 fail-safe door released until: doorbridge/alarm says OFF (now: unknown)"`; !strings.Contains(out, want) {
 		t.Errorf("no start-up line says what the doors wait for (%s):\n%s", want, out)
 	}
+}
+
+// demoConfig writes configs/demo.yaml into the test's directory with its
+// /tmp files and ports moved there, and the replacements in more; it
+// returns the config's path and the demo broker's address.
+func demoConfig(t *testing.T, more ...[2]string) (cfgPath, broker string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "demo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	broker, httpAddr := testbroker.FreeAddr(t), testbroker.FreeAddr(t)
+	text := string(b)
+	for _, r := range append([][2]string{
+		{"doorbridge-demo-relays.json", filepath.Join(dir, "relays.json")},
+		{"doorbridge-demo-inputs.json", filepath.Join(dir, "inputs.json")},
+		{`listen: "127.0.0.1:1883"`, `listen: "` + broker + `"`},
+		{`listen: "127.0.0.1:9180"`, `listen: "` + httpAddr + `"`},
+	}, more...) {
+		if !strings.Contains(text, r[0]) {
+			t.Fatalf("configs/demo.yaml no longer holds %q: update this test with the demo", r[0])
+		}
+		text = strings.ReplaceAll(text, r[0], r[1])
+	}
+	cfgPath = filepath.Join(dir, "demo.yaml")
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, broker
 }

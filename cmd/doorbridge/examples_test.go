@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
+	"github.com/doorbridge/doorbridge/power/nuttest"
 )
 
 // standIns is who publishes an alarm source's topics, by topic prefix, in
@@ -29,7 +31,9 @@ var standIns = map[string]string{
 // fire panel logging in as the users the acl names: once every alarm source
 // says clear, the fail-safe doors lock; each source's alarm releases them
 // and leaves the fail-secure doors locked; clear and reset lock them again.
-// Nothing anyone publishes is denied. Only the hardware is swapped (sim
+// An example with a NUT power source gets a real upsd (nuttest): on battery
+// releases the doors that release on power loss and no other; back on line
+// relocks them. Nothing anyone publishes is denied. Only the hardware is swapped (sim
 // relays), and the files and timings that would make the test slow.
 func TestExamplesWithShippedMosquitto(t *testing.T) {
 	examples, err := filepath.Glob(filepath.Join("..", "..", "configs", "examples", "*.yaml"))
@@ -50,10 +54,14 @@ func runExample(t *testing.T, example string) {
 	if src.MQTT.URL == "" && len(src.MQTT.URLs) == 0 {
 		t.Skip("runs its own embedded broker: the shipped mosquitto acl does not apply")
 	}
+	var ups *nuttest.UPSD
+	if len(src.Power) > 0 {
+		ups = nuttest.Start(t)
+	}
 	m, _ := exampleMosquitto(t, pw)
 	url := "tcp://" + m.Addr("mqtt")
 	dir := t.TempDir()
-	cfgPath := rewriteExample(t, example, dir, url, pw["doorbridge"])
+	cfgPath := rewriteExample(t, example, dir, url, pw["doorbridge"], ups)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatalf("the rewritten example no longer loads: %v", err)
@@ -80,7 +88,7 @@ func runExample(t *testing.T, example string) {
 			beat(t, as(a.HeartbeatTopic), a.HeartbeatTopic, a.HeartbeatTimeout/4)
 		}
 	}
-	startBridge(t, cfgPath)
+	p := startBridge(t, cfgPath)
 
 	prefix := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID
 	doorsAre := func(failSafe string) {
@@ -102,6 +110,17 @@ func runExample(t *testing.T, example string) {
 		doorsAre("LOCKED")
 		t.Logf("alarms[%d] %s: released the fail-safe doors and relocked after clear and reset", i, a.Topic)
 	}
+	if ups != nil {
+		mainsLost(t, watcher, ups, cfg, prefix)
+		doorsAre("LOCKED")
+		p.stop(t, syscall.SIGTERM)
+		// Mains lost warns; mains back (and the first reading) is a clear.
+		for _, l := range strings.Split(p.output(), "\n") {
+			if strings.Contains(l, `msg="power source changed"`) && strings.Contains(l, "lost=false") != strings.Contains(l, "level=INFO") {
+				t.Errorf("power logged at the wrong level (want WARN for lost, INFO for ok): %s", l)
+			}
+		}
+	}
 
 	watcher.Sync(wait)
 	for _, denied := range []string{"Denied PUBLISH", "Denied SUBSCRIBE"} {
@@ -114,8 +133,9 @@ func runExample(t *testing.T, example string) {
 // rewriteExample writes the example with only what a test must change:
 // the broker (the test's mosquitto, plain), the bridge's password, sim
 // relays for the hardware, files in dir, no HTTP listener or hardware
-// watchdog, a short relock delay, a patient heartbeat.
-func rewriteExample(t *testing.T, example, dir, url, password string) string {
+// watchdog, a short relock delay, a patient heartbeat, and ups for every
+// power source.
+func rewriteExample(t *testing.T, example, dir, url, password string, ups *nuttest.UPSD) string {
 	t.Helper()
 	b, err := os.ReadFile(example)
 	if err != nil {
@@ -161,6 +181,16 @@ func rewriteExample(t *testing.T, example, dir, url, password string) string {
 		id := d.(map[string]any)["id"]
 		drivers[i] = map[string]any{"id": id, "type": "sim", "state_file": filepath.Join(dir, fmt.Sprintf("%v.json", id))}
 	}
+	sources, _ := m["power"].([]any)
+	for _, s := range sources {
+		p := s.(map[string]any)
+		if p["type"] != config.PowerNUT {
+			t.Fatalf("no stand-in for a power source of type %v: add one to this test", p["type"])
+		}
+		p["host"], p["port"], p["ups"] = ups.Host(), ups.Port(), ups.UPS()
+		delete(p, "username")
+		delete(p, "password_file")
+	}
 	out, err := kyaml.Parser().Marshal(m)
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +200,33 @@ func rewriteExample(t *testing.T, example, dir, url, password string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// mainsLost puts the UPS on battery: the doors that release on power loss
+// are released, a power_release: false door and a strike stay locked until
+// the UPS is back on line.
+func mainsLost(t *testing.T, watcher *testbroker.Client, ups *nuttest.UPSD, cfg *config.Config, prefix string) {
+	t.Helper()
+	watcher.WaitPayload(prefix+"/power/state", "ON", 2*wait)
+	mark := watcher.Mark()
+	ups.SetStatus(t, "OB")
+	watcher.WaitPayload(prefix+"/power/state", "OFF", 2*wait)
+	held := map[string]bool{}
+	for _, d := range cfg.Doors {
+		if d.FailMode == config.FailSafe && d.ReleasesOnPowerLoss() {
+			watcher.WaitPayload(prefix+"/"+d.ID+"/state", "UNLOCKED", 2*wait)
+		} else {
+			held[prefix+"/"+d.ID+"/state"] = true
+		}
+	}
+	ups.SetStatus(t, "OL")
+	watcher.WaitPayload(prefix+"/power/state", "ON", 2*wait)
+	for _, msg := range watcher.Since(mark) {
+		if held[msg.Topic] && string(msg.Payload) != "LOCKED" {
+			t.Errorf("on battery, %s = %q; want it held LOCKED (power_release: false, or a strike)", msg.Topic, msg.Payload)
+		}
+	}
+	t.Logf("power: on battery released the doors that release on power loss, held %d", len(held))
 }
 
 // publishAlarm makes alarm source a say alarm (on) or clear, retained, as

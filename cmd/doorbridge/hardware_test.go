@@ -32,16 +32,24 @@ drivers:
 	return p
 }
 
-// withSysfs points sysRoot at a directory holding one pinctrl parameter.
-func withSysfs(t *testing.T, param, value string) {
+// withSysfs points sysRoot at a directory holding one pinctrl parameter
+// (none if param is "") and a device tree compatible list (none if "").
+func withSysfs(t *testing.T, param, value, compatible string) {
 	t.Helper()
 	root := t.TempDir()
+	files := map[string]string{}
 	if param != "" {
-		dir := filepath.Join(root, "module", "pinctrl_bcm2835", "parameters")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		files[filepath.Join("module", "pinctrl_bcm2835", "parameters", param)] = value + "\n"
+	}
+	if compatible != "" {
+		files[filepath.Join("firmware", "devicetree", "base", "compatible")] = compatible
+	}
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, param), []byte(value+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -49,6 +57,11 @@ func withSysfs(t *testing.T, param, value string) {
 	sysRoot = root
 	t.Cleanup(func() { sysRoot = old })
 }
+
+const (
+	pi4 = "raspberrypi,4-model-b\x00brcm,bcm2711\x00"
+	pi5 = "raspberrypi,5-model-b\x00brcm,bcm2712\x00"
+)
 
 func checkConfig(t *testing.T, path string) string {
 	t.Helper()
@@ -60,7 +73,7 @@ func checkConfig(t *testing.T, path string) string {
 }
 
 func TestCheckConfigPersistentGPIOOutputs(t *testing.T) {
-	withSysfs(t, "persist_gpio_outputs", "Y")
+	withSysfs(t, "persist_gpio_outputs", "Y", pi4)
 	out := checkConfig(t, gpioConfig(t, "GPIO26", false, ""))
 	for _, want := range []string{
 		`warning: door "front": this kernel keeps released GPIO outputs driven (/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = Y): a crash or kill leaves the maglock powered (the door locked) until doorbridge restarts; set dtparam=strict_gpiod in config.txt (or pinctrl_bcm2835.persist_gpio_outputs=n on the kernel command line) so a released line falls to its pull, or use the hardware watchdog (watchdog.device)`,
@@ -73,28 +86,58 @@ func TestCheckConfigPersistentGPIOOutputs(t *testing.T) {
 }
 
 func TestCheckConfigStrictGPIOOutputs(t *testing.T) {
-	withSysfs(t, "persist_gpio_outputs", "N")
+	withSysfs(t, "persist_gpio_outputs", "N", pi4)
 	if out := checkConfig(t, gpioConfig(t, "GPIO26", false, "")); strings.Contains(out, "warning: door") {
 		t.Errorf("released lines fall to their pull, pins pulled to the off level: want no warning, got:\n%s", out)
 	}
 }
 
+// TestCheckConfigUnknownGPIOPersistence: a kernel that does not say
+// whether it keeps released outputs gets the warning that it may, with what
+// to do; never the silence of "falls to its pull".
+func TestCheckConfigUnknownGPIOPersistence(t *testing.T) {
+	withSysfs(t, "", "", pi4)
+	out := checkConfig(t, gpioConfig(t, "GPIO26", false, ""))
+	for _, want := range []string{
+		`warning: door "front": this kernel does not say whether a released GPIO output keeps its level (no persist_gpio_outputs or strict_gpiod parameter under /sys/module/pinctrl*); older Raspberry Pi kernels and a Pi 5 without gpio-ranges keep it: a crash or kill may leave the maglock powered (the door locked) until doorbridge restarts; on a Raspberry Pi set dtparam=strict_gpiod in config.txt`,
+		`or use the hardware watchdog (watchdog.device), and check after a kill (kill -9) that the relay goes off`,
+		`warning: door "store": this kernel does not say whether a released GPIO output keeps its level`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config output lacks\n%s\nit is:\n%s", want, out)
+		}
+	}
+}
+
 func TestCheckConfigPullTurnsRelayOn(t *testing.T) {
-	withSysfs(t, "", "")
 	for _, tc := range []struct {
+		board     string
 		pin       string
 		activeLow bool
+		extra     string
 		want      string
 	}{
-		{"GPIO26", false, ""},
-		{"GPIO4", true, ""},
-		{"GPIO26", true, `warning: door "front": relay GPIO26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up, which switches an active-low relay board ON whenever nothing drives the pin (while the Pi boots and after doorbridge stops or crashes; the maglock is powered: the door LOCKED); use a pin from GPIO0-8 (pulled up) or fit a resistor pulling it to the relay's off level`},
-		{"GPIO4", false, `warning: door "front": relay GPIO4: a Raspberry Pi 1-4 pulls GPIO4 up at power-up, which switches an active-high relay board ON whenever nothing drives the pin`},
+		{pi4, "GPIO26", false, "", ""},
+		{pi4, "GPIO4", true, "", ""},
+		{pi4, "GPIO26", true, "", `warning: door "front": relay GPIO26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up, which switches an active-low relay board ON whenever nothing drives the pin (while the Pi boots, and whenever doorbridge is not running: after a crash, and after a clean stop too (it writes the relay off, then the kernel releases the line to its pull); the maglock is powered: the door LOCKED); use a pin the board pulls up (GPIO0-8 on a Raspberry Pi 1-4) or fit a resistor pulling it to the relay's off level`},
+		{pi4, "GPIO4", false, "", `warning: door "front": relay GPIO4: a Raspberry Pi 1-4 pulls GPIO4 up at power-up, which switches an active-high relay board ON whenever nothing drives the pin`},
+		// Offsets on the main chip are the same pins.
+		{pi4, `"26"`, true, "", `warning: door "front": relay 26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up, which switches an active-low relay board ON`},
+		{pi4, `"4"`, false, "", `warning: door "front": relay 4: a Raspberry Pi 1-4 pulls GPIO4 up at power-up`},
+		{pi4, `"26"`, false, "", ""},
+		// A Pi 5's RP1.
+		{pi5, "GPIO26", false, "", ""},
+		{pi5, "GPIO26", true, "", `warning: door "front": relay GPIO26: a Raspberry Pi 5 pulls GPIO26 down at power-up, which switches an active-low relay board ON`},
+		{pi5, "GPIO4", true, "", `warning: door "front": relay GPIO4: on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO4 (RP1; check with pinctrl get 4 while it boots), which switches an active-low relay board ON`},
+		// Away from the bridge: every board's table.
+		{"", "GPIO4", true, "", `warning: door "front": relay GPIO4: on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO4`},
+		{"", "GPIO26", true, "", `relay GPIO26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up; a Raspberry Pi 5 pulls GPIO26 down at power-up, which switches an active-low relay board ON`},
 	} {
-		out := checkConfig(t, gpioConfig(t, tc.pin, tc.activeLow, ""))
+		withSysfs(t, "persist_gpio_outputs", "N", tc.board)
+		out := checkConfig(t, gpioConfig(t, tc.pin, tc.activeLow, tc.extra))
 		got := strings.Contains(out, `warning: door "front"`)
 		if tc.want == "" && got || tc.want != "" && !strings.Contains(out, tc.want) {
-			t.Errorf("%s active_low %v: want warning %q, got:\n%s", tc.pin, tc.activeLow, tc.want, out)
+			t.Errorf("%q %s active_low %v: want warning %q, got:\n%s", tc.board, tc.pin, tc.activeLow, tc.want, out)
 		}
 	}
 }
@@ -120,28 +163,84 @@ doors:
 	}
 }
 
+// TestCheckConfigMissingSerialOnTarget: on the bridge's machine (here a
+// Raspberry Pi by its device tree) a missing RTU device is an error naming
+// the device, not a note.
+func TestCheckConfigMissingSerialOnTarget(t *testing.T) {
+	withSysfs(t, "persist_gpio_outputs", "N", pi4)
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := `bridge: {id: lab}
+drivers:
+  - {id: board, type: modbus, url: "rtu:///dev/doorbridge-no-such-tty"}
+doors:
+  - {id: front, fail_mode: fail_safe, relay: {driver: board, channel: "0"}}
+`
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := cmdCheckConfig([]string{"-c", p}, &out, &errb)
+	want := `driver "board": modbus: rtu:///dev/doorbridge-no-such-tty: serial device: stat /dev/doorbridge-no-such-tty: no such file or directory (not on this machine); this machine is the bridge's (a Raspberry Pi, by its device tree): connect the device or fix the driver's options`
+	if code == 0 || !strings.Contains(errb.String(), want) {
+		t.Errorf("check-config: exit %d, want an error holding\n%s\ngot:\n%s%s", code, want, out.String(), errb.String())
+	}
+}
+
 func TestWhenBridgeDies(t *testing.T) {
 	cfg := &config.Config{Drivers: []config.Driver{
 		{ID: "hat", Type: "gpio", Options: map[string]any{}},
 		{ID: "x", Type: "mcp23017", Options: map[string]any{"bus": "1"}},
 		{ID: "sim", Type: "sim", Options: map[string]any{}},
 	}}
+	withSysfs(t, "", "", pi4)
 	keeps := gpio.Released{Known: true, KeepsLevel: true, Source: "P = Y"}
+	falls := gpio.Released{Known: true, Source: "P = N"}
+	unknown := gpio.Released{Source: "no parameter"}
 	for _, tc := range []struct {
 		relay config.Line
 		rel   gpio.Released
 		want  string
 	}{
-		{config.Line{Driver: "hat", Channel: "GPIO26"}, gpio.Released{}, "the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down): the relay goes off"},
-		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, gpio.Released{}, "the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down): the relay goes ON (check-config warns)"},
+		{config.Line{Driver: "hat", Channel: "GPIO26"}, falls, "the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes off"},
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, falls, "the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes ON (check-config warns)"},
 		{config.Line{Driver: "hat", Channel: "GPIO26"}, keeps, "this kernel keeps the line as it was (P = Y): the relay stays as it was until doorbridge restarts"},
-		{config.Line{Driver: "hat", Channel: "PA7"}, gpio.Released{}, "the line falls to its pull: with doorbridge stopped now, check that the relay is off"},
+		{config.Line{Driver: "hat", Channel: "PA7"}, falls, "the line falls to its pull: with doorbridge stopped now, check that the relay is off"},
+		{config.Line{Driver: "hat", Channel: "GPIO26"}, unknown, "this kernel does not say whether it keeps a released line (no parameter): the relay may stay as it was until doorbridge restarts; if not, the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes off"},
 		{config.Line{Driver: "x", Channel: "A0"}, gpio.Released{}, "the mcp23017 board keeps the relay as it was, until a hardware watchdog or the board's own timeout switches it off"},
 		{config.Line{Driver: "sim", Channel: "0"}, gpio.Released{}, "the relay goes off"},
 	} {
 		d := &config.Door{ID: "front", Relay: tc.relay}
 		if got := whenBridgeDies(cfg, d, tc.rel); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.relay, got, tc.want)
+		}
+	}
+}
+
+// TestWhenBridgeStops: a clean stop writes the relay off, but where the
+// pull decides it does not stay off: an active-low relay on a pulled-down
+// pin switches ON once doorbridge lets go of the line.
+func TestWhenBridgeStops(t *testing.T) {
+	withSysfs(t, "", "", pi4)
+	cfg := &config.Config{Drivers: []config.Driver{
+		{ID: "hat", Type: "gpio", Options: map[string]any{}},
+		{ID: "x", Type: "mcp23017", Options: map[string]any{"bus": "1"}},
+	}}
+	keeps := gpio.Released{Known: true, KeepsLevel: true, Source: "P = Y"}
+	falls := gpio.Released{Known: true, Source: "P = N"}
+	for _, tc := range []struct {
+		relay config.Line
+		rel   gpio.Released
+		want  string
+	}{
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, falls, "doorbridge writes the relay off, then releases the line: the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes ON (check-config warns)"},
+		{config.Line{Driver: "hat", Channel: "GPIO26"}, falls, "doorbridge writes the relay off, then releases the line: the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes off"},
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, keeps, "doorbridge writes the relay off, then this kernel keeps the line off (P = Y)"},
+		{config.Line{Driver: "hat", Channel: "GPIO26", ActiveLow: true}, gpio.Released{}, "doorbridge writes the relay off, then releases the line: if this kernel keeps it, off; if not, the line falls to its pull (a Raspberry Pi 1-4 pulls GPIO26 down at power-up): the relay goes ON (check-config warns)"},
+		{config.Line{Driver: "x", Channel: "A0"}, falls, "doorbridge writes the relay off first: it stays off"},
+	} {
+		d := &config.Door{ID: "front", Relay: tc.relay}
+		if got := whenBridgeStops(cfg, d, tc.rel); got != tc.want {
+			t.Errorf("%+v %+v: %q, want %q", tc.relay, tc.rel, got, tc.want)
 		}
 	}
 }

@@ -13,6 +13,13 @@
 //	doorbridge version
 //
 // FILE defaults to $DOORBRIDGE_CONFIG, then /etc/doorbridge/config.yaml.
+
+// The runtime would look at the CPU affinity and the cgroup's CPU limit
+// every second to adjust GOMAXPROCS (Go 1.25): a read of a cgroup file and
+// a system call each second of an otherwise idle bridge, for a limit that
+// does not change under it. GOMAXPROCS is still set from both at start.
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -100,8 +107,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "doorbridge %s (commit %s)\n", version, buildCommit())
-		return 0
+		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

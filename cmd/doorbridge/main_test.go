@@ -228,7 +228,7 @@ func TestCheckConfig(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("doors:\n  - {id: x, fail_mode: fail_open, relay: {driver: sim, channel: \"0\"}}\ndrivers: [{id: sim, type: sim}]\n"), 0o600)
 	out, err = exec.Command(binary, "check-config", "-c", bad).CombinedOutput()
-	if code := exitCode(err); code != 1 || !bytes.Contains(out, []byte(bad+": doors[0].fail_mode")) {
+	if code := exitCode(err); code != 1 || !bytes.Contains(out, []byte(bad+": doors.x.fail_mode")) {
 		t.Fatalf("check-config on an invalid config: exit %d, want 1 and an error naming file and key:\n%s", code, out)
 	}
 }

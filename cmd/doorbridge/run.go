@@ -46,7 +46,7 @@ func parseFlags(fs *flag.FlagSet, args []string, synopsis string) (code int, don
 		return 0, false
 	}
 	fmt.Fprintf(out, "doorbridge %s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	if looksLikeConfig(fs.Arg(0)) {
+	if fs.Lookup("c") != nil && looksLikeConfig(fs.Arg(0)) {
 		fmt.Fprintf(out, ": a config file is given with -c (doorbridge %s -c %s)", fs.Name(), fs.Arg(0))
 	}
 	fmt.Fprintf(out, "\nusage: doorbridge %s\n", synopsis)

@@ -239,7 +239,7 @@ func (td *testDoor) open() ([]func(), error) {
 		if !ok {
 			return closers, fmt.Errorf("%s: driver %q has no input lines", x.name, x.line.Driver)
 		}
-		in, err := opener.OpenInput(x.line.Channel, drivers.InputOptions{})
+		in, err := opener.OpenInput(x.line.Channel, drivers.InputOptions{Pull: x.line.Pull})
 		if err != nil {
 			return closers, fmt.Errorf("%s %s/%s: %w", x.name, x.line.Driver, x.line.Channel, err)
 		}
@@ -289,7 +289,9 @@ func (td *testDoor) describe() {
 	}
 	fmt.Fprintf(td.out, "Door %q (%s): %s, %s.\n", d.ID, d.Name, d.FailMode, kind)
 	fmt.Fprintf(td.out, "  relay %s\n", relay)
-	fmt.Fprintf(td.out, "  if doorbridge dies: %s\n", whenBridgeDies(td.cfg, d, gpio.ReleasedOutputs(sysRoot)))
+	rel := gpio.ReleasedOutputs(sysRoot)
+	fmt.Fprintf(td.out, "  if doorbridge dies: %s\n", whenBridgeDies(td.cfg, d, rel))
+	fmt.Fprintf(td.out, "  if doorbridge stops: %s\n", whenBridgeStops(td.cfg, d, rel))
 	fmt.Fprintf(td.out, "  lock power ON:  %s\n", td.meaning(true))
 	fmt.Fprintf(td.out, "  lock power OFF: %s (the safe state; the relay is off now)\n", td.meaning(false))
 	if len(td.inputs) == 0 {

@@ -149,3 +149,14 @@ func noFlags(name string, args []string, stderr io.Writer) (int, bool) {
 	fs.SetOutput(stderr)
 	return parseFlags(fs, args, name+" < INPUT (no flags: reads one line on stdin)")
 }
+
+// cmdVersion prints the version and the commit it was built from.
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if code, done := parseFlags(fs, args, "version (no flags: prints the version and the commit it was built from)"); done {
+		return code
+	}
+	fmt.Fprintf(stdout, "doorbridge %s (commit %s)\n", version, buildCommit())
+	return 0
+}

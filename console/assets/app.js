@@ -1,7 +1,7 @@
 // doorbridge web console: renders the bridge's view from server-sent events.
 'use strict';
 const $ = (id) => document.getElementById(id);
-let csrf = '', canAct = false, auditSeq = -1, lastSeen = 0, es = null, view = null;
+let csrf = '', canAct = false, auditSeq = -1, lastSeen = 0, es = null, view = null, livenessTimer = 0;
 const codes = {}; // door id -> its code input, kept across renders
 
 function el(tag, props, ...kids) {
@@ -56,26 +56,43 @@ function start() {
   if (es) return;
   // The first view by a plain request: the stream may take a moment to open.
   api('/console/api/view').then((v) => { if (!view) render({view: v, audit_seq: -2}); }, () => {});
-  es = new EventSource('/console/api/stream');
-  es.addEventListener('state', (m) => { lastSeen = Date.now(); liveness(); render(JSON.parse(m.data)); });
-  es.addEventListener('ping', () => { lastSeen = Date.now(); });
-  es.onerror = () => {
+  follow();
+  if (!livenessTimer) livenessTimer = setInterval(liveness, 500);
+}
+
+// follow opens the stream. The bridge ends it after a while, saying "bye":
+// it is reopened at once, still live. Any other end or a refusal makes the
+// page "not live" at once, and it reopens by itself.
+function follow() {
+  const me = es = new EventSource('/console/api/stream');
+  me.addEventListener('state', (m) => { lastSeen = Date.now(); liveness(); render(JSON.parse(m.data)); });
+  me.addEventListener('ping', () => { lastSeen = Date.now(); });
+  me.addEventListener('bye', () => { me.close(); if (es === me) follow(); });
+  me.onerror = () => {
+    if (es !== me) return;
     lastSeen = 0; liveness();
-    // The bridge may be there and the session gone (expired, or the bridge restarted).
+    const closed = me.readyState === EventSource.CLOSED; // refused (too many pages, a 5xx): no retry by itself
+    // The bridge may be there and the session gone (expired, logged out, or the bridge restarted).
     api('/console/api/session').then((s) => {
-      if (s.view) return;
-      es.close(); es = null; csrf = ''; canAct = false;
+      if (es !== me) return;
+      if (s.view) { if (closed) reopen(); return; }
+      me.close(); es = null; csrf = ''; canAct = false;
       $('main').hidden = true; $('login').hidden = false; $('logout').hidden = true;
-    }, () => {});
+    }, () => { if (closed && es === me) reopen(); });
   };
-  setInterval(liveness, 500);
+}
+
+function reopen() {
+  es.close();
+  es = null;
+  setTimeout(() => { if (!es) follow(); }, 2000);
 }
 
 function liveness() {
   const ok = Date.now() - lastSeen < 3500;
   $('lost').hidden = ok;
   document.body.classList.toggle('lost', !ok);
-  $('live').textContent = ok ? 'live' : 'lost the bridge';
+  $('live').textContent = ok ? 'live' : 'not live';
   $('live').className = 'pill ' + (ok ? 'ok' : 'bad');
 }
 
@@ -150,8 +167,9 @@ function renderBridge(v) {
   const link = {healthy: 'healthy', starting: 'starting: not yet connected', no_heartbeat: 'connected, heartbeat not coming back', down: 'down'}[v.link] || v.link;
   row(dl, 'Broker link', link, v.link === 'healthy' ? 'ok' : 'bad');
   for (const a of v.alarms || []) {
-    const srcs = Object.entries(a.sources).map(([t, s]) => t + ': ' + s).join(', ') || 'no source has reported';
-    const avail = Object.entries(a.availability || {}).map(([t, s]) => t + ': ' + s).join(', ');
+    const more = (n) => n ? ', and ' + n + ' more' : '';
+    const srcs = (Object.entries(a.sources).map(([t, s]) => t + ': ' + s).join(', ') || 'no source has reported') + more(a.sources_more);
+    const avail = Object.entries(a.availability || {}).map(([t, s]) => t + ': ' + s).join(', ') + more(a.availability_more);
     row(dl, 'Alarm ' + a.topic, (a.active ? 'ALARM — ' + (a.why || '') : 'clear') + ' [' + srcs + ']' + (avail ? ' [' + avail + ']' : '') +
       (a.supervision ? ' — not supervised: ' + a.supervision : ''), a.active || a.supervision ? 'bad' : 'ok');
   }
@@ -165,16 +183,28 @@ function renderBridge(v) {
     if (v.latched) acts.append(v.reset_refusal ? el('div', {className: 'why', textContent: 'Reset not offered: ' + v.reset_refusal}) : button('Reset fire release', {kind: 'reset'}));
     const ld = v.lockdown ? ['End lockdown', 'OFF', v.lockdown_off_refusal] : ['Start lockdown', 'ON', v.lockdown_on_refusal];
     acts.append(ld[2] ? el('div', {className: 'why', textContent: ld[0] + ' not offered (' + ld[2] + ')'}) : button(ld[0], {kind: 'lockdown', request: ld[1]}));
-    if (v.drill_topic && v.link !== 'healthy') acts.append(el('div', {className: 'why', textContent: 'Drill not offered: the broker link is down, the alarm cannot be published'}));
-    else if (v.drill_topic) acts.append(button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), el('div', {className: 'why', textContent: 'A drill is ended where alarms are cleared (doorbridge alarm off), never here: the console cannot tell it from a real alarm.'}));
+    if (v.drill_topic && v.drill_refusal) acts.append(el('div', {className: 'why', textContent: 'Drill not offered: ' + v.drill_refusal}));
+    else if (v.drill_topic) acts.append(drillPassword(), button('Start drill (alarm on ' + v.drill_topic + ')', {kind: 'drill', request: 'ON'}), el('div', {className: 'why', textContent: 'A drill releases every fail-safe door: type the console password again. It is ended where alarms are cleared (doorbridge alarm off), never here: the console cannot tell it from a real alarm.'}));
   }
   c.replaceChildren(dl, acts);
+}
+
+// drillPassword is the console password typed again for a drill, kept
+// across renders like the door codes.
+let drillPw = null;
+function drillPassword() {
+  if (!drillPw) drillPw = el('input', {type: 'password', autocomplete: 'current-password', placeholder: 'console password', name: 'drill-password', size: 14});
+  return drillPw;
 }
 
 function button(text, action) { return el('button', {textContent: text, onclick: () => act(action)}); }
 
 async function act(a) {
-  if (a.kind === 'drill' && a.request === 'ON' && !confirm('Start a release drill? The fire alarm path releases every fail-safe door.')) return;
+  if (a.kind === 'drill' && a.request === 'ON') {
+    if (!confirm('Start a release drill? The fire alarm path releases every fail-safe door.')) return;
+    a = Object.assign({password: drillPw ? drillPw.value : ''}, a);
+    if (drillPw) drillPw.value = '';
+  }
   try {
     const r = await api('/console/api/action', JSON.stringify(a));
     say(r.message, r.ok);
@@ -204,6 +234,7 @@ function describe(e) {
     case 'latch': return 'fire release latch ' + (e.outcome === 'ON' ? 'set' : 'cleared') + ': ' + e.detail;
     case 'reset': return e.detail || 'reset ' + e.outcome;
     case 'drill': return 'release drill: every fail-safe door released; ' + e.detail;
+    case 'console': return 'console: ' + [e.door, e.detail, e.outcome].filter(Boolean).join(' ') + ' — from ' + e.origin.replace(/^console:/, '');
     default: return [e.kind, e.door, e.outcome, e.detail].filter(Boolean).join(' ') + from;
   }
 }

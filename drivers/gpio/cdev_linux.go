@@ -21,6 +21,8 @@ import (
 const (
 	lineFlagInput        = 1 << 2
 	lineFlagOutput       = 1 << 3
+	lineFlagEdgeRising   = 1 << 4
+	lineFlagEdgeFalling  = 1 << 5
 	lineFlagBiasPullUp   = 1 << 8
 	lineFlagBiasPullDown = 1 << 9
 	lineFlagBiasDisabled = 1 << 10
@@ -43,10 +45,12 @@ type cdevLine struct {
 	name     string
 	consumer string
 
-	mu   sync.Mutex
-	fd   int // line request handle, -1 until requested
-	dir  lineDir
-	pull gpio.Pull
+	mu    sync.Mutex
+	fd    int // line request handle, -1 until requested
+	dir   lineDir
+	pull  gpio.Pull
+	wake  int // eventfd that ends WaitEdge on Close; -1 without edges
+	waits sync.WaitGroup
 }
 
 // String implements conn.Resource: it names the physical line.
@@ -105,23 +109,73 @@ func (l *cdevLine) Out(lv gpio.Level) error {
 	return nil
 }
 
-// In implements gpio.PinIn. Only the first call configures the line, and
-// edges are not supported (inputs are polled).
+// In implements gpio.PinIn. Only the first call configures the line. With
+// edge BothEdges (or RisingEdge, FallingEdge) the kernel reports edges,
+// which WaitEdge and WaitForEdge read; a chip without interrupts refuses
+// the request and the line stays unrequested.
 func (l *cdevLine) In(pull gpio.Pull, edge gpio.Edge) error {
-	if edge != gpio.NoEdge {
-		return errors.New("edge detection is not supported")
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.dir != dirNone {
 		return errors.New("line is already requested")
 	}
-	req := inputRequest(l.offset, pull, l.consumer)
+	wake := -1
+	if edge != gpio.NoEdge {
+		var err error
+		if wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+			return fmt.Errorf("eventfd: %w", err)
+		}
+	}
+	req := inputRequest(l.offset, pull, edge, l.consumer)
 	if err := l.request(&req); err != nil {
+		if wake >= 0 {
+			unix.Close(wake)
+		}
 		return err
 	}
-	l.dir, l.pull = dirIn, pull
+	l.dir, l.pull, l.wake = dirIn, pull, wake
 	return nil
+}
+
+// WaitEdge waits up to timeout for the line's next edge event and returns
+// the level after it: high after a rising edge, low after a falling one.
+// ok is false when none came. It returns errLineClosed once Close runs.
+func (l *cdevLine) WaitEdge(timeout time.Duration) (gpio.Level, bool, error) {
+	l.mu.Lock()
+	fd, wake := l.fd, l.wake
+	if fd < 0 {
+		l.mu.Unlock()
+		return gpio.Low, false, errLineClosed
+	}
+	if wake < 0 {
+		l.mu.Unlock()
+		return gpio.Low, false, errors.New("edge events not requested")
+	}
+	// Close waits for this wait before it closes the descriptors.
+	l.waits.Add(1)
+	l.mu.Unlock()
+	defer l.waits.Done()
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+	switch {
+	case errors.Is(err, unix.EINTR):
+		return gpio.Low, false, nil
+	case err != nil:
+		return gpio.Low, false, fmt.Errorf("poll: %w", err)
+	case fds[1].Revents != 0:
+		return gpio.Low, false, errLineClosed
+	case n == 0:
+		return gpio.Low, false, nil
+	}
+	var ev unix.GPIOV2LineEvent
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(&ev)), unsafe.Sizeof(ev))
+	if _, err := unix.Read(fd, buf); err != nil {
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			return gpio.Low, false, nil
+		}
+		return gpio.Low, false, fmt.Errorf("read edge event: %w", err)
+	}
+	return ev.Id == unix.GPIO_V2_LINE_EVENT_RISING_EDGE, true, nil
 }
 
 // request claims the line from the kernel.
@@ -176,8 +230,16 @@ func (l *cdevLine) Read() gpio.Level {
 	return lv
 }
 
-// WaitForEdge implements gpio.PinIn. Edges are not supported.
-func (l *cdevLine) WaitForEdge(time.Duration) bool { return false }
+// WaitForEdge implements gpio.PinIn: it reports whether an edge event came
+// within timeout (0 waits a very long time). The driver uses WaitEdge,
+// which also says which edge.
+func (l *cdevLine) WaitForEdge(timeout time.Duration) bool {
+	if timeout == 0 {
+		timeout = 24 * time.Hour
+	}
+	_, ok, _ := l.WaitEdge(timeout)
+	return ok
+}
 
 // Pull implements gpio.PinIn: the bias requested.
 func (l *cdevLine) Pull() gpio.Pull {
@@ -194,16 +256,23 @@ func (l *cdevLine) PWM(gpio.Duty, physic.Frequency) error {
 	return errors.New("PWM is not supported")
 }
 
-// Close releases the line to the kernel.
+// Close releases the line to the kernel. A WaitEdge in progress returns
+// errLineClosed first: the descriptors close only once no wait uses them.
 func (l *cdevLine) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fd < 0 {
+	fd, wake := l.fd, l.wake
+	l.fd, l.wake, l.dir = -1, -1, dirNone
+	l.mu.Unlock()
+	if fd < 0 {
 		return nil
 	}
-	err := unix.Close(l.fd)
-	l.fd, l.dir = -1, dirNone
-	if err != nil {
+	if wake >= 0 {
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		_, _ = unix.Write(wake, one)
+		l.waits.Wait()
+		unix.Close(wake)
+	}
+	if err := unix.Close(fd); err != nil {
 		return fmt.Errorf("line %s: release: %w", l, err)
 	}
 	return nil
@@ -224,10 +293,19 @@ func outputRequest(offset uint32, initial bool, consumer string) unix.GPIOV2Line
 	return r
 }
 
-// inputRequest is the GPIO_V2_GET_LINE request of one input line.
-func inputRequest(offset uint32, pull gpio.Pull, consumer string) unix.GPIOV2LineRequest {
+// inputRequest is the GPIO_V2_GET_LINE request of one input line, with
+// edge detection when edge is not NoEdge.
+func inputRequest(offset uint32, pull gpio.Pull, edge gpio.Edge, consumer string) unix.GPIOV2LineRequest {
 	r := lineRequest(offset, consumer)
 	r.Config.Flags = lineFlagInput
+	switch edge {
+	case gpio.RisingEdge:
+		r.Config.Flags |= lineFlagEdgeRising
+	case gpio.FallingEdge:
+		r.Config.Flags |= lineFlagEdgeFalling
+	case gpio.BothEdges:
+		r.Config.Flags |= lineFlagEdgeRising | lineFlagEdgeFalling
+	}
 	switch pull {
 	case gpio.PullUp:
 		r.Config.Flags |= lineFlagBiasPullUp
@@ -257,5 +335,6 @@ func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
 var (
 	_ gpio.PinIO  = (*cdevLine)(nil)
 	_ levelReader = (*cdevLine)(nil)
+	_ edgeWaiter  = (*cdevLine)(nil)
 	_ Lines       = (*chipLines)(nil)
 )

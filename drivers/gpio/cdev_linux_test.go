@@ -44,12 +44,15 @@ func TestInputRequestFlags(t *testing.T) {
 		gpio.PullDown:     lineFlagInput | lineFlagBiasPullDown,
 		gpio.Float:        lineFlagInput | lineFlagBiasDisabled,
 	} {
-		r := inputRequest(4, pull, strings.Repeat("x", 64))
+		r := inputRequest(4, pull, gpio.NoEdge, strings.Repeat("x", 64))
 		if r.Config.Flags != want || r.Config.Num_attrs != 0 {
 			t.Errorf("pull %v: flags %#x attrs %d", pull, r.Config.Flags, r.Config.Num_attrs)
 		}
 		if r.Consumer[len(r.Consumer)-1] != 0 {
 			t.Error("consumer not NUL-terminated")
 		}
+	}
+	if r := inputRequest(4, gpio.PullUp, gpio.BothEdges, "x"); r.Config.Flags != lineFlagInput|lineFlagBiasPullUp|lineFlagEdgeRising|lineFlagEdgeFalling {
+		t.Errorf("both edges: flags %#x", r.Config.Flags)
 	}
 }

@@ -2,6 +2,8 @@ package gpio
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,8 +34,12 @@ func (o Options) CheckChannel(channel string, output bool) error {
 		n, _ := strconv.Atoi(m[2])
 		return fmt.Errorf("gpio: channel %q is a header pin number, not a GPIO line: %s%s", channel, validForms, headerHint(n))
 	}
-	if m := bcmRe.FindStringSubmatch(channel); m != nil && channel != "GPIO"+m[2] {
-		n, _ := strconv.Atoi(m[2])
+	if m := bcmRe.FindStringSubmatch(channel); m != nil {
+		// "GPIO017" is not a Raspberry Pi's line name either.
+		n, err := strconv.Atoi(m[2])
+		if err == nil && channel == "GPIO"+strconv.Itoa(n) {
+			return nil
+		}
 		return fmt.Errorf(`gpio: channel %q: line names are exact; a Raspberry Pi names BCM %d "GPIO%d": %s`, channel, n, n, validForms)
 	}
 	if n, err := strconv.Atoi(channel); err == nil && n < 0 {
@@ -56,13 +62,89 @@ func headerHint(pin int) string {
 	return "; a Raspberry Pi's header has pins 1-40"
 }
 
-// PiDefaultPull is the pull a Raspberry Pi 1-4 (BCM2835 to BCM2711) applies
-// to line "GPIO<n>" at power-up, before anything drives it: GPIO0-8 are
-// pulled up, GPIO9-27 down. ok is false for other names.
-func PiDefaultPull(channel string) (up bool, ok bool) {
-	n, err := strconv.Atoi(strings.TrimPrefix(channel, "GPIO"))
-	if err != nil || !strings.HasPrefix(channel, "GPIO") || n < 0 || n > 27 {
-		return false, false
+// Board is a Raspberry Pi family whose power-up pulls differ.
+type Board int
+
+const (
+	// BoardUnknown: not a Raspberry Pi, or check-config runs away from the
+	// bridge; every table applies.
+	BoardUnknown Board = iota
+	// BoardPi14 is a Raspberry Pi 1 to 4 (BCM2835 to BCM2711).
+	BoardPi14
+	// BoardPi5 is a Raspberry Pi 5 (BCM2712, GPIO on the RP1).
+	BoardPi5
+)
+
+// DetectBoard reads the device tree's compatible list under sysRoot.
+func DetectBoard(sysRoot string) Board {
+	b, err := os.ReadFile(filepath.Join(sysRoot, "firmware", "devicetree", "base", "compatible"))
+	if err != nil {
+		return BoardUnknown
 	}
-	return n <= 8, true
+	for _, c := range strings.Split(string(b), "\x00") {
+		switch c {
+		case "brcm,bcm2712":
+			return BoardPi5
+		case "brcm,bcm2711", "brcm,bcm2837", "brcm,bcm2836", "brcm,bcm2835":
+			return BoardPi14
+		}
+	}
+	return BoardUnknown
+}
+
+// PinPull is what may pull a pin while nothing drives it (from power-up
+// until doorbridge requests it, and after a released line returns to an
+// input).
+type PinPull struct {
+	Up, Down bool
+	// Says is the board's behaviour, for messages ("a Raspberry Pi 1-4
+	// pulls GPIO26 down at power-up").
+	Says string
+}
+
+// PowerUpPull is the pull board applies to GPIO n of its main chip.
+//
+// A Raspberry Pi 1-4 pulls GPIO0-8 up and GPIO9-27 down (BCM2835 ARM
+// Peripherals, the GPIO function table). A Pi 5's RP1 pulls GPIO9-27 down;
+// for GPIO0-8 doorbridge has no verified power-up pull on the RP1 (not
+// measured on a board here), so both are assumed: a relay there is warned
+// about whatever its active_low.
+func PowerUpPull(board Board, n int) (PinPull, bool) {
+	if n < 0 || n > 27 {
+		return PinPull{}, false
+	}
+	switch board {
+	case BoardPi14:
+		if n <= 8 {
+			return PinPull{Up: true, Says: fmt.Sprintf("a Raspberry Pi 1-4 pulls GPIO%d up at power-up", n)}, true
+		}
+		return PinPull{Down: true, Says: fmt.Sprintf("a Raspberry Pi 1-4 pulls GPIO%d down at power-up", n)}, true
+	case BoardPi5:
+		if n <= 8 {
+			return PinPull{Up: true, Down: true, Says: fmt.Sprintf("on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO%d (RP1; check with pinctrl get %d while it boots)", n, n)}, true
+		}
+		return PinPull{Down: true, Says: fmt.Sprintf("a Raspberry Pi 5 pulls GPIO%d down at power-up", n)}, true
+	}
+	return PinPull{}, false
+}
+
+// MainChipLine returns n when channel names GPIO n of a Raspberry Pi's main
+// GPIO chip: the line name "GPIO<n>", or the offset "<n>" when the chip
+// option is empty or names chip 0 or a pinctrl chip (offset n of
+// pinctrl-bcm2835/bcm2711/rp1 is GPIO n).
+func MainChipLine(chipOpt, channel string) (int, bool) {
+	num := strings.TrimPrefix(channel, "GPIO")
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > 27 || num != strconv.Itoa(n) {
+		return 0, false
+	}
+	if num == channel {
+		switch {
+		case chipOpt == "", chipOpt == "0", chipOpt == "gpiochip0", chipOpt == "/dev/gpiochip0",
+			strings.HasPrefix(chipOpt, "pinctrl-"):
+		default:
+			return 0, false
+		}
+	}
+	return n, true
 }

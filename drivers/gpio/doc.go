@@ -23,6 +23,20 @@
 // output already at that level. periph is still used for chip and line
 // discovery.
 //
+// # Inputs: edge events
+//
+// Inputs are requested with both edges (GPIO_V2_LINE_FLAG_EDGE_RISING and
+// _FALLING) and a watcher feeds every edge event to the debouncer, so a level
+// is accepted only after it really lasted the debounce window, whatever
+// happens between two of the bridge's reads. The bridge still reads inputs
+// on its tick; edges make debouncing exact, they do not wake the bridge. A
+// chip that cannot give edges (no interrupt) is polled: a warning says so.
+// cdevLine implements periph's gpio.PinIn contract (In with gpio.BothEdges,
+// WaitForEdge) itself rather than through gpioioctl.GPIOLine, whose
+// WaitForEdge does not say which edge came (a level read after it can miss a
+// short pulse), whose request is two-step (requested "as is", then
+// reconfigured), and whose Close cannot end a wait in progress safely.
+//
 // # Process exit
 //
 // The kernel releases character-device lines when the process exits or Close
@@ -31,7 +45,11 @@
 // input, where the pin's pull decides the relay; Raspberry Pi kernels keep it
 // driven at its last level unless dtparam=strict_gpiod is set
 // (persist_gpio_outputs). ReleasedOutputs reads which case the running kernel
-// is in; check-config and the start-up log warn per door. PiDefaultPull gives
-// a Raspberry Pi's power-up pulls, for the warning about relays that an
+// is in, and a kernel that does not say is taken to keep the level (older Pi
+// kernels do, without a parameter); check-config and the start-up log warn
+// per door. A clean stop writes every relay off and then releases the line
+// the same way: where the pull decides, a pull that turns the relay on turns
+// it on as soon as doorbridge stops. PowerUpPull gives a Raspberry Pi's
+// power-up pulls (Pi 1-4, Pi 5), for the warning about relays that an
 // undriven pin switches on.
 package gpio

@@ -3,6 +3,7 @@ package gpio
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ type Driver struct {
 	lines Lines
 	// now is the clock of input debouncing (replaced by tests).
 	now func() time.Time
+	log *slog.Logger
 
 	mu      sync.Mutex
 	claimed map[string]string // line String() -> channel that claimed it
@@ -37,7 +39,7 @@ type Driver struct {
 
 // New returns a driver over lines with typed options (what tests call).
 func New(o Options, lines Lines) *Driver {
-	return &Driver{opts: o, lines: lines, now: time.Now, claimed: map[string]string{}}
+	return &Driver{opts: o, lines: lines, now: time.Now, log: slog.New(slog.DiscardHandler), claimed: map[string]string{}}
 }
 
 // OpenOutput implements drivers.Driver. The line's first call is
@@ -67,7 +69,7 @@ func (d *Driver) OpenInput(channel string, opts drivers.InputOptions) (drivers.I
 	if err != nil {
 		return nil, err
 	}
-	in, err := newInput(p, pull, d.opts.Debounce, d.now)
+	in, err := newInput(p, pull, d.opts.Debounce, d.now, d.log)
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("gpio: channel %q: line %s: %w", channel, p, err)

@@ -195,6 +195,73 @@ func TestInputDebounce(t *testing.T) {
 	}
 }
 
+// TestInputEdgesDebounce: on a line with edge events a burst of pulses
+// shorter than the debounce window is never accepted, even when every read
+// of the bridge happens to fall inside a pulse (reads alone would accept it:
+// two reads 100 ms apart both saw high).
+func TestInputEdgesDebounce(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	d.now = clk.now
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.edge != gpio.BothEdges {
+		t.Fatalf("input requested with edge %v, want both edges", ep.edge)
+	}
+	sent := 0
+	edge := func(lv gpio.Level) {
+		t.Helper()
+		ep.drive(lv)
+		ep.edges <- lv
+		sent++
+		waitFor(t, func() bool { return in.(*input).seen() == sent }, "edge %d processed", sent)
+	}
+	read := func(want bool) {
+		t.Helper()
+		if got, err := in.Read(); err != nil || got != want {
+			t.Fatalf("Read = %v, %v; want %v", got, err, want)
+		}
+	}
+	for range 3 {
+		edge(gpio.High) // a 5 ms pulse, read 1 ms into it
+		clk.advance(time.Millisecond)
+		read(false)
+		clk.advance(4 * time.Millisecond)
+		edge(gpio.Low)
+		clk.advance(95 * time.Millisecond)
+	}
+	edge(gpio.High) // a real change: high for the window
+	clk.advance(20 * time.Millisecond)
+	read(true)
+}
+
+// TestInputEdgesRefused: a line that cannot give edge events is polled.
+func TestInputEdgesRefused(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	ep.refuse = errors.New("no interrupt")
+	d := New(Options{Debounce: 0}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	t.Cleanup(func() { _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.(*input).edges || ep.edge != gpio.NoEdge {
+		t.Fatalf("edges %v, requested edge %v; want a polled line", in.(*input).edges, ep.edge)
+	}
+	ep.drive(gpio.High)
+	if got, _ := in.Read(); !got {
+		t.Error("polled line: change not read")
+	}
+}
+
 func TestInputFirstReadIsNotDelayed(t *testing.T) {
 	// A contact already closed at start reads closed on the first Read.
 	d, _, _ := newTestDriver(t, Options{Debounce: time.Second})

@@ -105,11 +105,57 @@ func (tl *testLines) Close() error {
 	return nil
 }
 
-// fakeClock is a manual clock for debounce tests.
-type fakeClock struct{ t time.Time }
+// fakeClock is a manual clock for debounce tests (an input's edge watcher
+// reads it from its own goroutine).
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// edgePin is a recPin that reports edge events (edgeWaiter), as the
+// character device does: the test sends each edge's level on edges.
+type edgePin struct {
+	*recPin
+	edges  chan gpio.Level
+	closed chan struct{}
+	refuse error // In with edges fails with it (a chip without interrupts)
+	edge   gpio.Edge
+}
+
+func newEdgePin(p *recPin) *edgePin {
+	return &edgePin{recPin: p, edges: make(chan gpio.Level), closed: make(chan struct{})}
+}
+
+func (p *edgePin) In(pull gpio.Pull, edge gpio.Edge) error {
+	if edge != gpio.NoEdge && p.refuse != nil {
+		return p.refuse
+	}
+	p.edge = edge
+	return p.recPin.In(pull, gpio.NoEdge)
+}
+
+func (p *edgePin) WaitEdge(timeout time.Duration) (gpio.Level, bool, error) {
+	select {
+	case lv := <-p.edges:
+		return lv, true, nil
+	case <-p.closed:
+		return gpio.Low, false, errLineClosed
+	case <-time.After(timeout):
+		return gpio.Low, false, nil
+	}
+}
 
 func newTestDriver(t *testing.T, o Options) (*Driver, *testLines, *fakeClock) {
 	t.Helper()
@@ -119,4 +165,29 @@ func newTestDriver(t *testing.T, o Options) (*Driver, *testLines, *fakeClock) {
 	d.now = clk.now
 	t.Cleanup(func() { _ = d.Close() })
 	return d, tl, clk
+}
+
+// lineMap is testLines with some channels served by other pins.
+type lineMap struct {
+	*testLines
+	over map[string]gpio.PinIO
+}
+
+func (m lineMap) Line(channel string) (gpio.PinIO, error) {
+	if p, ok := m.over[channel]; ok {
+		return p, nil
+	}
+	return m.testLines.Line(channel)
+}
+
+// waitFor waits, with a generous deadline, until cond holds.
+func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: "+format, args...)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

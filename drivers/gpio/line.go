@@ -1,7 +1,9 @@
 package gpio
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -52,27 +54,95 @@ func (o *output) Level() bool {
 	return o.level
 }
 
-// input is a debounced input line on a gpio.PinIO.
-type input struct {
-	pin gpio.PinIO
-	now func() time.Time
+// edgeWaiter is implemented by lines that report edge events (the character
+// device with its EDGE flags): In(pull, gpio.BothEdges) requests them, and
+// WaitEdge returns the level after the next edge (ok false on a timeout).
+// After the line is closed WaitEdge returns errLineClosed.
+type edgeWaiter interface {
+	WaitEdge(timeout time.Duration) (level gpio.Level, ok bool, err error)
+}
 
-	mu sync.Mutex
-	db debouncer
+// errLineClosed ends an input's edge watcher.
+var errLineClosed = errors.New("line closed")
+
+// input is a debounced input line on a gpio.PinIO.
+//
+// Where the line reports edges, a watcher feeds every edge to the debouncer
+// as it happens, so a level must really last the debounce window: a bounce
+// or a burst of pulses between two of the bridge's reads resets the window
+// even when every read happens to sample the same level. Where it does not
+// (periph test pins, a chip without interrupts), the debouncer sees the
+// bridge's reads only, which miss anything shorter than their period.
+type input struct {
+	pin   gpio.PinIO
+	now   func() time.Time
+	edges bool // a watcher feeds edge events
+
+	mu     sync.Mutex
+	db     debouncer
+	events int // edge events seen, for tests and the debug log
 }
 
 // newInput configures pin as an input with pull and reads its first level.
-func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func() time.Time) (*input, error) {
-	if err := pin.In(pull, gpio.NoEdge); err != nil {
-		return nil, fmt.Errorf("claim as input (pull %s): %w", pull, err)
-	}
+// It asks for edge events first and falls back to plain reads (polling)
+// when the line cannot give them.
+func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func() time.Time, log *slog.Logger) (*input, error) {
 	in := &input{pin: pin, now: now}
+	ew, canEdge := pin.(edgeWaiter)
+	if canEdge {
+		if err := pin.In(pull, gpio.BothEdges); err == nil {
+			in.edges = true
+		} else if errors.Is(err, drivers.ErrChannelBusy) {
+			return nil, fmt.Errorf("claim as input (pull %s): %w", pull, err)
+		} else {
+			log.Warn("gpio input: no edge events on this line, polling it instead", "line", pin.String(), "err", err)
+		}
+	}
+	if !in.edges {
+		if err := pin.In(pull, gpio.NoEdge); err != nil {
+			return nil, fmt.Errorf("claim as input (pull %s): %w", pull, err)
+		}
+	}
 	first, err := in.raw()
 	if err != nil {
 		return nil, fmt.Errorf("first read: %w", err)
 	}
 	in.db = debouncer{window: debounce, stable: first}
+	if in.edges {
+		go in.watch(ew, log)
+	}
 	return in, nil
+}
+
+// watch feeds edge events to the debouncer until the line is closed. A
+// failing wait ends it: reads still sample the line.
+func (in *input) watch(ew edgeWaiter, log *slog.Logger) {
+	for {
+		lv, ok, err := ew.WaitEdge(time.Second)
+		if err != nil {
+			if !errors.Is(err, errLineClosed) {
+				log.Warn("gpio input: edge events failed, polling the line instead", "line", in.pin.String(), "err", err)
+			}
+			return
+		}
+		if !ok {
+			continue
+		}
+		in.mu.Lock()
+		in.events++
+		stable := in.db.observe(bool(lv), in.now())
+		n := in.events
+		in.mu.Unlock()
+		log.Debug("gpio input edge", "line", in.pin.String(), "to", lv.String(), "debounced", gpio.Level(stable).String(), "events", n)
+	}
+}
+
+// seen returns the number of edge events the watcher has fed to the
+// debouncer.
+func (in *input) seen() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.events
 }
 
 // Cached implements drivers.Cached: Read never waits on a board.
@@ -97,9 +167,10 @@ func (in *input) raw() (bool, error) {
 	return bool(in.pin.Read()), nil
 }
 
-// debouncer accepts a new level once it has been seen, on every read, for at
-// least window. The caller polls: a level that lasts less than the caller's
-// poll period may be missed, so poll at least as often as window.
+// debouncer accepts a new level once it has been seen, on every sample, for
+// at least window. Samples are the caller's reads and, where the line has
+// them, its edge events: without edges a level that lasts less than the
+// caller's read period may be missed.
 type debouncer struct {
 	window time.Duration
 	stable bool

@@ -62,7 +62,9 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(o, lines), nil
+	d := New(o, lines)
+	d.log = log
+	return d, nil
 }
 
 // KeepsLevelOnExit implements drivers.LevelKeeper. It is false: whether a

@@ -3,6 +3,7 @@ package gpio
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,7 +31,8 @@ func TestReleasedOutputs(t *testing.T) {
 		params map[string]string
 		want   Released
 	}{
-		{"no pinctrl parameter", map[string]string{"other/persist_gpio_outputs": "Y"}, Released{}},
+		{"no pinctrl parameter", map[string]string{"other/persist_gpio_outputs": "Y"},
+			Released{Source: "no persist_gpio_outputs or strict_gpiod parameter under /sys/module/pinctrl*"}},
 		{"Raspberry Pi OS default", map[string]string{"pinctrl_bcm2835/persist_gpio_outputs": "Y"},
 			Released{Known: true, KeepsLevel: true, Source: "/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = Y"}},
 		{"dtparam=strict_gpiod", map[string]string{"pinctrl_bcm2835/persist_gpio_outputs": "N"},
@@ -43,9 +45,32 @@ func TestReleasedOutputs(t *testing.T) {
 			Released{Known: true, Source: "/sys/module/pinctrl_bcm2835/parameters/strict_gpiod = Y"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ReleasedOutputs(sysWith(t, tc.params)); got != tc.want {
+			got := ReleasedOutputs(sysWith(t, tc.params))
+			if got != tc.want {
 				t.Errorf("ReleasedOutputs = %+v, want %+v", got, tc.want)
 			}
+			if keeps := tc.want.KeepsLevel || !tc.want.Known; got.MayKeep() != keeps {
+				t.Errorf("MayKeep = %v, want %v", got.MayKeep(), keeps)
+			}
 		})
+	}
+}
+
+// TestReleasedOutputsUnknown: a kernel that does not say, or a parameter
+// that cannot be read, is "may keep its level", never "falls to its pull".
+func TestReleasedOutputsUnknown(t *testing.T) {
+	empty := t.TempDir()
+	if r := ReleasedOutputs(empty); r.Known || !r.MayKeep() {
+		t.Errorf("no /sys/module at all: %+v, MayKeep %v; want unknown and may keep", r, r.MayKeep())
+	}
+	root := sysWith(t, map[string]string{"pinctrl_rp1/persist_gpio_outputs": "N"})
+	// A parameter that cannot be read (a directory stands in for a file
+	// root may not read).
+	if err := os.MkdirAll(filepath.Join(root, "module", "pinctrl_bcm2835", "parameters", "persist_gpio_outputs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := ReleasedOutputs(root)
+	if r.Known || !r.MayKeep() || !strings.Contains(r.Source, "cannot read /sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs") {
+		t.Errorf("one parameter N, one unreadable: %+v; want unknown (may keep) naming the unreadable one", r)
 	}
 }

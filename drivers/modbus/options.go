@@ -110,14 +110,26 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 func (o Options) KeepsLevelOnExit() bool { return true }
 
 // CheckChannel implements drivers.ChannelChecker: a relay is a coil, an input
-// a discrete input, each a 0-based address 0-65535.
+// a discrete input, each a 0-based address 0-65535. Manuals often number
+// from 1 in the 0xxxx (coil) and 1xxxx (discrete input) notation: a coil
+// written with leading zeros ("00001") and a discrete input 10001-19999 are
+// that notation, refused with the address they mean.
 func (o Options) CheckChannel(channel string, output bool) error {
-	what := "discrete input"
+	what, table := "discrete input", 10001
 	if output {
-		what = "coil"
+		what, table = "coil", 1
 	}
-	if _, err := parseAddr(channel); err != nil {
-		return fmt.Errorf("modbus: %s %q: want a 0-based %s address 0-65535 (the board's manual may count from 1: coil 1 is address 0)", what, channel, what)
+	hint := fmt.Sprintf("(the board's manual may count from 1: %s 1 is address 0)", what)
+	n, err := parseAddr(channel)
+	if err != nil {
+		return fmt.Errorf("modbus: %s %q: want a 0-based %s address 0-65535 %s", what, channel, what, hint)
+	}
+	notation := len(channel) > 1 && channel[0] == '0'
+	if !output && n >= 10001 && n <= 19999 {
+		notation = true
+	}
+	if notation {
+		return fmt.Errorf("modbus: %s %q: looks like the manual's numbering (%d is %s %d, address %d): want the 0-based address, e.g. \"%d\" %s", what, channel, n, what, int(n)-table+1, int(n)-table, int(n)-table, hint)
 	}
 	return nil
 }

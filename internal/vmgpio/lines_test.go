@@ -1,6 +1,7 @@
 package vmgpio
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,8 +14,12 @@ import (
 
 // Line info flags of the GPIO v2 uAPI (linux/gpio.h).
 const (
-	lineUsed   = 1 << 0
-	lineOutput = 1 << 3
+	lineUsed         = 1 << 0
+	lineOutput       = 1 << 3
+	lineEdgeRising   = 1 << 4
+	lineEdgeFalling  = 1 << 5
+	lineBiasPullUp   = 1 << 8
+	lineBiasPullDown = 1 << 9
 )
 
 // lineInfo asks the kernel whether line offset of chip is requested as an
@@ -30,13 +35,19 @@ func openLineInfo(t *testing.T, chip string) *lineInfo {
 }
 
 // output reports whether the line is requested as an output, and its
-// consumer.
-func (li *lineInfo) output(offset int) (bool, string) {
+// consumer. A failed ioctl is an error, never "not an output".
+func (li *lineInfo) output(offset int) (bool, string, error) {
+	info, err := li.info(offset)
+	return info.Flags&lineUsed != 0 && info.Flags&lineOutput != 0, unix.ByteSliceToString(info.Consumer[:]), err
+}
+
+// info is the kernel's line info of offset.
+func (li *lineInfo) info(offset int) (unix.GPIOV2LineInfo, error) {
 	info := unix.GPIOV2LineInfo{Offset: uint32(offset)}
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, li.f.Fd(), unix.GPIO_V2_GET_LINEINFO_IOCTL, uintptr(unsafe.Pointer(&info))); e != 0 {
-		return false, ""
+		return info, fmt.Errorf("GPIO_V2_GET_LINEINFO of line %d: %w", offset, e)
 	}
-	return info.Flags&lineUsed != 0 && info.Flags&lineOutput != 0, unix.ByteSliceToString(info.Consumer[:])
+	return info, nil
 }
 
 // holdRequests copies every GPIO line request of process pid into this
