@@ -30,6 +30,9 @@ type EmbeddedBroker struct {
 	// own pending-login limit, out of reach of every socket.
 	pipe   *mochifix.PipeListener
 	pipeID string
+	// flow keeps the bridge's queue in the broker from overflowing
+	// (embedded_flood.go).
+	flow *bridgeFlow
 }
 
 // inprocBrokers are the running embedded brokers by BridgeURL host, for
@@ -96,13 +99,17 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	if hook == nil {
 		hook = new(auth.AllowHook)
 	}
-	if err := srv.AddHook(hook, nil); err != nil {
+	// The flow hook asks hook for permissions: mochi allows what any hook
+	// allows, so hook must not answer ACL checks itself.
+	flow := newBridgeFlow(exempt, hook, log.With("component", "embedded-broker"))
+	if err := srv.AddHook(mochifix.WithoutACL{Hook: hook}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	// mochifix works around mochi v2.7.9's bugs: its own listeners (no data
 	// race on accept, no deadlock on close), clients that reconnect quickly
-	// keep their subscriptions, retained messages stored without a race.
-	eb := &EmbeddedBroker{srv: srv, sock: e.Socket}
+	// keep their subscriptions, retained messages stored without a race,
+	// no message for the bridge dropped by a full queue.
+	eb := &EmbeddedBroker{srv: srv, sock: e.Socket, flow: flow}
 	lns, err := eb.listen(e)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
@@ -114,7 +121,12 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 		closeWithin(srv.Close, closeTimeout, log)
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	if err := srv.AddHook(newRetainLimitHook(log.With("component", "embedded-broker"), exempt), nil); err != nil {
+	limits := newRetainLimitHook(log.With("component", "embedded-broker"), exempt)
+	limits.dropped = flow.dropped
+	if err := srv.AddHook(limits, nil); err != nil {
+		return fail(err)
+	}
+	if err := srv.AddHook(flow.flow, nil); err != nil {
 		return fail(err)
 	}
 	if err := srv.AddHook(&mochifix.SessionHook{Server: srv, Listeners: lns}, nil); err != nil {

@@ -22,8 +22,10 @@ type retainLimitHook struct {
 	exempt func(cl *mochi.Client) bool
 
 	// bridgeDrops counts messages mochi dropped for the bridge's own
-	// client because its queue (maxWritesPending) was full.
+	// client because its queue (maxWritesPending) was full: none, with
+	// bridgeFlow; dropped is told about each.
 	bridgeDrops atomic.Int64
+	dropped     func(cl *mochi.Client, topic string)
 
 	mu     sync.Mutex
 	owner  map[string]retained // topic → who retained it, and its size
@@ -66,6 +68,9 @@ func (h *retainLimitHook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) 
 	}
 	if n := h.bridgeDrops.Add(1); n&(n-1) == 0 {
 		h.log.Warn("embedded broker dropped a message for the bridge: its queue was full", "topic", pk.TopicName, "dropped", n, "queue", maxWritesPending)
+	}
+	if h.dropped != nil {
+		h.dropped(cl, pk.TopicName)
 	}
 }
 

@@ -32,6 +32,8 @@ type metrics struct {
 	auditDropped     prometheus.Counter
 	mqttDropped      *prometheus.CounterVec
 	stateUnsaved     prometheus.Gauge
+	brokerDelayed    *prometheus.CounterVec
+	brokerShed       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -97,6 +99,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		mqttDropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "doorbridge_mqtt_messages_dropped_total", Help: "Incoming MQTT messages dropped before the control loop, by reason (oversized, queue_full, bad_heartbeat) and queue (safety, other).",
 		}, []string{"reason", "queue"}),
+		brokerDelayed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "doorbridge_embedded_broker_delayed_total", Help: "Messages for the bridge whose publisher the embedded broker held back until the bridge's queue in it had room, by the bridge's queue they are for (safety, other).",
+		}, []string{"queue"}),
+		brokerShed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "doorbridge_embedded_broker_shed_total", Help: "Messages for the bridge the embedded broker did not deliver: commands and other non-safety messages that found its queue in the broker over half full for 100 ms (other); safety messages it could not queue in 5 s, for which it ended the bridge's connection instead (safety).",
+		}, []string{"queue"}),
+	}
+	for _, q := range []string{queueSafety, queueOther} {
+		m.brokerDelayed.WithLabelValues(q)
+		m.brokerShed.WithLabelValues(q)
 	}
 	for _, r := range []string{dropOversized, dropQueueFull} {
 		m.mqttDropped.WithLabelValues(r, queueSafety)

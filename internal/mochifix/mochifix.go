@@ -15,6 +15,9 @@
 //     clean-up (it stays connected and gets nothing more).
 //   - RetainHook: storing a retained message races with the scan for
 //     retained messages a new subscription makes.
+//   - Flow: a client's queue holds MaximumClientWritesPending messages and
+//     mochi drops the rest silently, alarms among them; Flow holds the
+//     publisher back instead, for the clients it watches (flow.go).
 package mochifix
 
 import (

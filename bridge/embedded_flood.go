@@ -1,0 +1,159 @@
+package bridge
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+
+	"github.com/doorbridge/doorbridge/internal/mochifix"
+)
+
+// The bridge's queue in its embedded broker (issue 12 item 5). mochi
+// queues at most maxWritesPending messages for each client and drops what
+// does not fit: a junk flood on any topic the bridge reads (commands for
+// made-up doors, from any user allowed to command) pushed out alarms and
+// heartbeat echoes. mochifix.Flow holds each message for the bridge back,
+// in its publisher's goroutine, until the bridge's queue has room, so a
+// flooder is slowed to the bridge's pace and nothing for the bridge is
+// dropped by mochi:
+//
+//   - safety messages (the topics inbound.go puts in the safety queue:
+//     alarm values, their availability and heartbeats, power, the bridge's
+//     heartbeat echo, the latch, the reset...) go ahead of every other one
+//     and may fill the queue;
+//   - the others (commands, lockdown, republish, discovery configs) are let
+//     in only while the queue is under half full: a command flood can
+//     never take the room kept for an alarm. One that cannot get in within
+//     bulkWait is shed (doorbridge_embedded_broker_shed_total{queue="other"}):
+//     a lost junk command is harmless, and a real one is no worse off than
+//     in the bridge's own full "other" queue (inbound.go);
+//   - a safety message that cannot get in within safetyWait means the bridge
+//     has stopped reading: its heartbeat echo is stuck in the same queue,
+//     so the link is already down in all but name. The broker ends the
+//     bridge's connection then, never drops the message silently: the
+//     broker hazard holds the locks safe, and the new connection reads
+//     every retained safety value again.
+//
+// Why not end the bridge's connection on a drop, or rate-limit publishers
+// (both tried): the first turned every junk flood into a broker hazard
+// (an attacker released the maglocks by flooding); a rate limit either let
+// the queue overflow or throttled Home Assistant, depending on the machine.
+const (
+	bulkLimit   = maxWritesPending / 2
+	safetyLimit = maxWritesPending
+	bulkWait    = 100 * time.Millisecond
+	// safetyWait is longer than the default watchdog.heartbeat_timeout
+	// (3 s): by then a bridge that reads nothing has lost its link anyway.
+	safetyWait = 5 * time.Second
+)
+
+// errBridgeStuck ends the bridge's connection when a safety message for it
+// could not be queued.
+var errBridgeStuck = errors.New("the bridge did not read its safety messages in time")
+
+// bridgeFlow is the embedded broker's side of the bridge's queue: which
+// topics are safety, and the metrics, both set once the bridge's loop
+// exists (setBridge).
+type bridgeFlow struct {
+	flow     *mochifix.Flow
+	log      *slog.Logger
+	isSafety atomic.Pointer[func(topic string) bool]
+	m        atomic.Pointer[metrics]
+
+	logMu     sync.Mutex
+	shedAt    time.Time
+	shedCount int
+}
+
+// newBridgeFlow watches the clients bridge tells, asking acl for
+// permissions.
+func newBridgeFlow(bridge func(*mochi.Client) bool, acl mochi.Hook, log *slog.Logger) *bridgeFlow {
+	bf := &bridgeFlow{log: log}
+	if bridge == nil {
+		bridge = func(*mochi.Client) bool { return false }
+	}
+	bf.flow = &mochifix.Flow{
+		Watch:   bridge,
+		ACL:     acl.OnACLCheck,
+		Class:   bf.class,
+		Limit:   [2]int{mochifix.Priority: safetyLimit, mochifix.Bulk: bulkLimit},
+		Wait:    [2]time.Duration{mochifix.Priority: safetyWait, mochifix.Bulk: bulkWait},
+		Delayed: bf.delayed,
+		Timeout: bf.timeout,
+	}
+	return bf
+}
+
+// class: until the bridge says which topics are safety, every one is.
+func (bf *bridgeFlow) class(topic string) mochifix.Class {
+	if f := bf.isSafety.Load(); f != nil && !(*f)(topic) {
+		return mochifix.Bulk
+	}
+	return mochifix.Priority
+}
+
+func queueOfClass(c mochifix.Class) string { return queueOf(c == mochifix.Priority) }
+
+func (bf *bridgeFlow) delayed(_ *mochi.Client, _ string, c mochifix.Class) {
+	if m := bf.m.Load(); m != nil {
+		m.brokerDelayed.WithLabelValues(queueOfClass(c)).Inc()
+	}
+}
+
+func (bf *bridgeFlow) timeout(cl *mochi.Client, topic string, c mochifix.Class) {
+	if m := bf.m.Load(); m != nil {
+		m.brokerShed.WithLabelValues(queueOfClass(c)).Inc()
+	}
+	if c == mochifix.Priority {
+		bf.cut(cl, topic, "could not queue a safety message for the bridge")
+		return
+	}
+	bf.logShed(topic)
+}
+
+// cut ends the bridge's connection: it has missed, or would miss, a safety
+// message.
+func (bf *bridgeFlow) cut(cl *mochi.Client, topic, why string) {
+	bf.log.Error("embedded broker "+why+": ending its connection, so that it reads every safety value again", "topic", truncate([]byte(topic), 80), "client", cl.ID)
+	cl.Stop(errBridgeStuck)
+}
+
+// logShed logs shed messages at most once every 10 s, with how many.
+func (bf *bridgeFlow) logShed(topic string) {
+	bf.logMu.Lock()
+	defer bf.logMu.Unlock()
+	bf.shedCount++
+	if now := time.Now(); now.Sub(bf.shedAt) >= 10*time.Second {
+		bf.log.Warn("embedded broker shed commands for the bridge: a client floods it", "shed", bf.shedCount, "last_topic", truncate([]byte(topic), 80))
+		bf.shedAt, bf.shedCount = now, 0
+	}
+}
+
+// dropped is told about a message mochi dropped for the bridge anyway
+// (Flow should make that impossible): on a safety topic, the bridge must
+// not go on without it.
+func (bf *bridgeFlow) dropped(cl *mochi.Client, topic string) {
+	if bf.flow.Watch(cl) && bf.class(topic) == mochifix.Priority {
+		if m := bf.m.Load(); m != nil {
+			m.brokerShed.WithLabelValues(queueSafety).Inc()
+		}
+		bf.cut(cl, topic, "dropped a safety message for the bridge")
+	}
+}
+
+// setBridge tells the broker which topics are the bridge's safety ones
+// and where to count (the bridge's loop and metrics); before, every topic
+// counts as safety.
+func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, m *metrics) {
+	if e.flow == nil {
+		return
+	}
+	if isSafety != nil {
+		e.flow.isSafety.Store(&isSafety)
+	}
+	e.flow.m.Store(m)
+}

@@ -1,0 +1,195 @@
+package bridge
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// floodBroker is a bridge on its embedded broker with users: Home
+// Assistant and the CLI may command doors, the watcher reads everything.
+func floodBroker(t *testing.T) (*linked, string) {
+	t.Helper()
+	cfg := testConfig("")
+	// The shipped timings: the test is about junk, not about a loaded CI
+	// machine (as TestFloodDoesNotDelayAlarm).
+	cfg.Watchdog.HeartbeatInterval, cfg.Watchdog.HeartbeatTimeout = time.Second, 3*time.Second
+	listen := testbroker.FreeAddr(t)
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen,
+		Users: []config.BrokerUser{
+			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
+			{Username: "homeassistant", PasswordHash: bcryptHash(t, "ha-secret-2")},
+			{Username: "doorbridge-cli", PasswordHash: bcryptHash(t, "cli-secret-3")},
+			{Username: "watcher", PasswordHash: bcryptHash(t, "watch-secret-4")},
+		},
+		ACL: []config.BrokerACL{
+			{Username: "homeassistant", Publish: []string{"db/+/+/set", "db/+/alarm/reset", "db/alarm", "homeassistant/#"}, Subscribe: []string{"db/#"}},
+			{Username: "doorbridge-cli", Publish: []string{"db/+/+/set"}, Subscribe: []string{"db/#"}},
+			{Username: "watcher", Publish: []string{"testbroker/#"}, Subscribe: []string{"#"}},
+		},
+	}
+	l := runLinked(t, cfg)
+	testbroker.Eventually(t, wait, func() bool {
+		return testbroker.TryConnect("tcp://"+listen, "probe", testbroker.ClientOptions{Username: "watcher", Password: floodLogins["watcher"]}) == nil
+	}, "embedded broker listening on %s", listen)
+	return l, listen
+}
+
+var floodLogins = map[string]string{"homeassistant": "ha-secret-2", "doorbridge-cli": "cli-secret-3", "watcher": "watch-secret-4"}
+
+// loginFlooder writes junk commands at QoS 0 as fast as its socket takes
+// them, logged in as user: unknown doors, junk for a real door, junk
+// lockdown; with safety, also junk on Home Assistant's status, a safety
+// topic (the bridge's HA birth topic).
+func loginFlooder(t *testing.T, addr, user, id string, safety bool) *flooder {
+	t.Helper()
+	conn, code, err := testbroker.RawConnect(addr, id, testbroker.ClientOptions{Username: user, Password: floodLogins[user]}, nil)
+	if err != nil || code != 0 {
+		t.Fatalf("flooder %s as %s: code %d, %v", id, user, code, err)
+	}
+	var b bytes.Buffer
+	for i := range 64 {
+		p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+		switch i % 4 {
+		case 0:
+			p.TopicName, p.Payload = fmt.Sprintf("db/t1/junk-%d/set", i), []byte("UNLOCK")
+			if safety {
+				p.TopicName, p.Payload = "homeassistant/status", []byte("junk")
+			}
+		case 1:
+			p.TopicName, p.Payload = fmt.Sprintf("db/t1/junk-%d/set", i), []byte("UNLOCK")
+		case 2:
+			p.TopicName, p.Payload = "db/t1/fsec/set", []byte("JUNK")
+		default:
+			p.TopicName, p.Payload = "db/t1/lockdown/set", []byte("JUNK")
+		}
+		p.Write(&b)
+	}
+	batch := b.Bytes()
+	f := &flooder{conn: conn, stop: make(chan struct{})}
+	f.done.Add(2)
+	go func() {
+		defer f.done.Done()
+		_, _ = bufio.NewReader(conn).WriteTo(devNull{})
+	}()
+	go func() {
+		defer f.done.Done()
+		for {
+			select {
+			case <-f.stop:
+				return
+			default:
+			}
+			if _, err := conn.Write(batch); err != nil {
+				return
+			}
+			f.sent.Add(64)
+		}
+	}()
+	t.Cleanup(f.close)
+	return f
+}
+
+// floodRounds: how many alarms the test sends during the flood, and how
+// long the flood runs alone first (DOORBRIDGE_HOSTILE=full: longer).
+func floodRounds() (rounds int, alone time.Duration) {
+	if os.Getenv("DOORBRIDGE_HOSTILE") == "full" {
+		return 20, 10 * time.Second
+	}
+	return 3, time.Second
+}
+
+// Issue 12 item 5 on the embedded broker: a flood of junk commands from
+// several connections of one user and of another user, at full rate, on
+// topics the bridge subscribes to. The broker queues at most
+// maxWritesPending messages for the bridge; on main it dropped what did
+// not fit, alarms and heartbeat echoes included. Now the flooders are held
+// back (their sockets stop being read) and junk commands are shed before
+// they can take the room kept for safety messages: the junk alone raises
+// no hazard and moves no door, and every alarm sent during the flood
+// releases the fail-safe door.
+func TestEmbeddedBrokerFloodKeepsAlarms(t *testing.T) {
+	l, listen := floodBroker(t)
+	plain := "tcp://" + listen
+	ha := testbroker.ConnectWith(t, plain, "ha", testbroker.ClientOptions{Username: "homeassistant", Password: floodLogins["homeassistant"]})
+	ha.Publish("db/alarm", "OFF", true)
+	l.waitPower("0", true, wait, "the fail-safe door locks once the alarm is clear")
+	testbroker.Eventually(t, wait, l.connected, "link proven")
+
+	trips := func(h Hazard) float64 { return testutil.ToFloat64(l.b.m.hazardsRaised.WithLabelValues(h.String())) }
+	brokerTrips, alarmTrips := trips(HazardBroker), trips(HazardAlarm)
+	var flooders []*flooder
+	for i, user := range []string{"homeassistant", "homeassistant", "homeassistant", "doorbridge-cli", "doorbridge-cli"} {
+		flooders = append(flooders, loginFlooder(t, listen, user, fmt.Sprintf("flood-%d", i), i == 0))
+	}
+	sent := func() (n int64) {
+		for _, f := range flooders {
+			n += f.sent.Load()
+		}
+		return n
+	}
+	rounds, alone := floodRounds()
+
+	// The junk alone: no hazard, no door moves.
+	start := time.Now()
+	for time.Since(start) < alone {
+		if !l.power("0") || l.power("1") {
+			t.Fatalf("the junk flood moved a door: power %v", l.sim.Levels())
+		}
+		time.Sleep(10 * time.Millisecond) // sampling the relays, not waiting for an outcome
+	}
+	if n := trips(HazardBroker) - brokerTrips; n != 0 {
+		t.Errorf("the junk flood raised the broker hazard %v times", n)
+	}
+	if n := trips(HazardAlarm) - alarmTrips; n != 0 {
+		t.Errorf("the junk flood raised the alarm hazard %v times", n)
+	}
+	t.Logf("%d junk messages written in %v", sent(), alone)
+
+	// Every alarm during the flood releases the fail-safe door.
+	for i := range rounds {
+		ha.Publish("db/alarm", "ON", true)
+		l.waitPower("0", false, 10*time.Second, fmt.Sprintf("alarm %d of %d during the flood releases the fail-safe door", i+1, rounds))
+		ha.Publish("db/alarm", "OFF", true)
+		ha.Publish("db/t1/alarm/reset", "RESET", false)
+		l.waitPower("0", true, 10*time.Second, fmt.Sprintf("alarm %d cleared and reset during the flood", i+1))
+	}
+	if n := trips(HazardAlarm) - alarmTrips; n != float64(rounds) {
+		t.Errorf("the alarm hazard was raised %v times for %d alarms", n, rounds)
+	}
+	if n := trips(HazardBroker) - brokerTrips; n != 0 {
+		t.Errorf("the flood raised the broker hazard %v times", n)
+	}
+	if l.power("1") {
+		t.Error("the junk flood unlocked the strike")
+	}
+	total := sent()
+	for _, f := range flooders {
+		f.close()
+	}
+	if n := l.log.count("dropped a message for the bridge"); n > 0 {
+		t.Errorf("the broker dropped messages for the bridge (%d log lines)", n)
+	}
+	// The flooders were held back, not the bridge.
+	delayed, shed := l.b.m.brokerDelayed.WithLabelValues(queueOther), l.b.m.brokerShed.WithLabelValues(queueOther)
+	if testutil.ToFloat64(delayed) == 0 {
+		t.Error("no junk command was held back: the flood did not fill the bridge's queue in the broker")
+	}
+	if n := testutil.ToFloat64(l.b.m.brokerShed.WithLabelValues(queueSafety)); n > 0 {
+		t.Errorf("%v safety messages could not be queued for the bridge", n)
+	}
+	t.Logf("%d junk messages written in all; the broker held back %v of them and shed %v; the bridge rejected %.0f commands to unknown doors; dropped before the loop: %s",
+		total, testutil.ToFloat64(delayed), testutil.ToFloat64(shed),
+		testutil.ToFloat64(l.b.m.commandsRejected.WithLabelValues(unknownDoorLabel, rejectUnknownDoor)), dropped(l.b))
+}

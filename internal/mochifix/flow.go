@@ -1,0 +1,324 @@
+package mochifix
+
+import (
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Flow gives chosen subscribers (Watch) flow control in place of mochi's
+// drops. mochi v2.7.9 queues at most MaximumClientWritesPending messages
+// per client and silently drops what does not fit (publishToClient): a
+// flood of junk on any topic a subscriber reads can push out its alarms.
+// Flow counts, for each watched client, the messages let into its queue and
+// not yet written, and holds a message back, in the goroutine that delivers
+// it (the publisher's own, so its socket stops being read: TCP
+// backpressure), until there is room for it:
+//
+//   - mochi asks OnACLCheck (read) right before it queues a message for a
+//     client, on every path: a live publication, a will, and the retained
+//     messages a SUBSCRIBE sends; Flow admits the message there, and counts
+//     it. mochi reports each PUBLISH written to the client with
+//     OnPacketSent: the count goes down. So the count is never below the
+//     length of mochi's queue, and as long as Limit never exceeds
+//     MaximumClientWritesPending, mochi never drops for a watched client.
+//     A pair of increments and decrements of one counter under one lock:
+//     no race between two publishers that both saw one free slot, and no
+//     reading of mochi's private fields.
+//   - Two classes (Class): priority messages wait ahead of every bulk one
+//     and may fill the queue; bulk ones are admitted only while the count
+//     is under Limit[Bulk], so a flood of bulk messages never takes the
+//     room kept for priority ones. Within a class, first come first served.
+//   - A message that waited Wait[class] is not delivered to that client;
+//     Timeout is told (bulk: drop it, counted; priority: the bridge ends
+//     the client's connection rather than lose it silently).
+//   - mochi asks the same OnACLCheck, with the filter as topic, when the
+//     client subscribes: Flow recognises these checks by the filter
+//     strings' identity (it replaces them with copies of its own in
+//     OnSubscribe) and neither counts nor holds them.
+//   - Watched clients get every message at QoS 0 (OnSubscribe): a message
+//     may be held in the watched client's own read goroutine (the retained
+//     messages its SUBSCRIBE sends, its own publications echoed back to
+//     it), where its PUBACKs could not be read; and mochi's inflight quota
+//     (MaximumInflight) drops QoS 1 messages beyond it as silently as a
+//     full queue. With a clean session QoS 1 gives such a client nothing
+//     more: what is in flight when its connection ends is lost either way.
+//
+// mochi allows a check when any hook providing OnACLCheck allows it: the
+// hook that decides permissions must not provide OnACLCheck itself (wrap
+// it in WithoutACL) and is asked through ACL.
+type Flow struct {
+	mqtt.HookBase
+	// Watch tells the clients that get flow control.
+	Watch func(cl *mqtt.Client) bool
+	// ACL decides permissions (the auth hook's OnACLCheck).
+	ACL func(cl *mqtt.Client, topic string, write bool) bool
+	// Class tells a topic's class; nil: every message is Priority.
+	Class func(topic string) Class
+	// Limit is, per class, how many messages may be queued for a watched
+	// client when one of the class is let in; at most the server's
+	// MaximumClientWritesPending.
+	Limit [2]int
+	// Wait is, per class, how long a message may be held back.
+	Wait [2]time.Duration
+	// Delayed is told about each message held back; Timeout about each
+	// one that waited Wait and is not delivered. Either may be nil.
+	Delayed func(cl *mqtt.Client, topic string, c Class)
+	Timeout func(cl *mqtt.Client, topic string, c Class)
+
+	mu      sync.Mutex
+	clients map[*mqtt.Client]*flowQueue
+}
+
+// Class is a message's class for Flow.
+type Class int
+
+// The classes: Priority messages go first and may fill the queue.
+const (
+	Priority Class = iota
+	Bulk
+)
+
+// closedPoll is how often a held message checks whether its client is
+// gone: the client's own read goroutine may be the one holding it, and
+// cannot report its own disconnection meanwhile.
+const closedPoll = 20 * time.Millisecond
+
+// flowQueue is one watched client's count and waiters.
+type flowQueue struct {
+	queued  int                // let in and not yet written
+	waiting [2][]chan struct{} // per class, oldest first; closed once let in
+	checks  map[*byte]struct{} // the filters of the SUBSCRIBE being checked
+	gone    chan struct{}      // closed when the client disconnects
+}
+
+// WithoutACL is h without its OnACLCheck, for Flow to ask instead.
+type WithoutACL struct{ mqtt.Hook }
+
+// Provides reports h's events but OnACLCheck.
+func (w WithoutACL) Provides(b byte) bool { return b != mqtt.OnACLCheck && w.Hook.Provides(b) }
+
+// ID names the hook.
+func (f *Flow) ID() string { return "mochifix-flow" }
+
+// Provides reports the events Flow uses.
+func (f *Flow) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPacketSent, mqtt.OnDisconnect:
+		return true
+	}
+	return false
+}
+
+// queue returns cl's queue, made on first use; nil once cl is closed.
+// Called with f.mu held.
+func (f *Flow) queue(cl *mqtt.Client) *flowQueue {
+	if q, ok := f.clients[cl]; ok {
+		return q
+	}
+	if cl.Closed() {
+		return nil
+	}
+	if f.clients == nil {
+		f.clients = map[*mqtt.Client]*flowQueue{}
+	}
+	q := &flowQueue{gone: make(chan struct{})}
+	f.clients[cl] = q
+	return q
+}
+
+// OnSubscribe gives a watched client QoS 0 and marks its filters, whose
+// permission checks follow.
+func (f *Flow) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if !f.Watch(cl) {
+		return pk
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.queue(cl)
+	if q == nil {
+		return pk
+	}
+	q.checks = map[*byte]struct{}{}
+	filters := make([]packets.Subscription, len(pk.Filters))
+	for i, s := range pk.Filters {
+		s.Qos = 0
+		if s.Filter != "" {
+			s.Filter = strings.Clone(s.Filter)
+			q.checks[unsafe.StringData(s.Filter)] = struct{}{}
+		}
+		filters[i] = s
+	}
+	pk.Filters = filters
+	return pk
+}
+
+// OnSubscribed forgets the filters that were not checked.
+func (f *Flow) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	if !f.Watch(cl) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q := f.clients[cl]; q != nil {
+		q.checks = nil
+	}
+}
+
+// OnACLCheck asks ACL, then, for a message to a watched client, waits
+// until it may be queued.
+func (f *Flow) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if !f.ACL(cl, topic, write) {
+		return false
+	}
+	if write || !f.Watch(cl) {
+		return true
+	}
+	return f.admit(cl, topic)
+}
+
+func (f *Flow) class(topic string) Class {
+	if f.Class == nil {
+		return Priority
+	}
+	return f.Class(topic)
+}
+
+// admit lets a message on topic into cl's queue, holding it back until
+// there is room; false when it waited too long or cl is gone.
+func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
+	c := f.class(topic)
+	f.mu.Lock()
+	q := f.queue(cl)
+	if q == nil {
+		f.mu.Unlock()
+		return true // mochi does not queue for a closed client
+	}
+	if q.checks != nil && topic != "" {
+		if _, ok := q.checks[unsafe.StringData(topic)]; ok {
+			delete(q.checks, unsafe.StringData(topic))
+			f.mu.Unlock()
+			return true // a SUBSCRIBE's permission check, not a message
+		}
+	}
+	if f.room(q, c) {
+		q.queued++
+		f.mu.Unlock()
+		return true
+	}
+	ch := make(chan struct{})
+	q.waiting[c] = append(q.waiting[c], ch)
+	f.mu.Unlock()
+	if f.Delayed != nil {
+		f.Delayed(cl, topic, c)
+	}
+	return f.await(cl, q, c, ch, topic)
+}
+
+// room reports whether a message of class c may be queued now, ahead of
+// nobody. Called with f.mu held.
+func (f *Flow) room(q *flowQueue, c Class) bool {
+	if len(q.waiting[Priority]) > 0 || c == Bulk && len(q.waiting[Bulk]) > 0 {
+		return false
+	}
+	return q.queued < f.Limit[c]
+}
+
+func (f *Flow) await(cl *mqtt.Client, q *flowQueue, c Class, ch chan struct{}, topic string) bool {
+	timeout := time.NewTimer(f.Wait[c])
+	defer timeout.Stop()
+	poll := time.NewTicker(closedPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ch:
+			return true
+		case <-q.gone:
+			return false
+		case <-poll.C:
+			if cl.Closed() && f.cancel(q, c, ch) {
+				return false
+			}
+		case <-timeout.C:
+			if !f.cancel(q, c, ch) {
+				return true // let in meanwhile
+			}
+			if f.Timeout != nil {
+				f.Timeout(cl, topic, c)
+			}
+			return false
+		}
+	}
+}
+
+// cancel takes ch off q's waiters; false if it was let in meanwhile.
+func (f *Flow) cancel(q *flowQueue, c Class, ch chan struct{}) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, w := range q.waiting[c] {
+		if w == ch {
+			q.waiting[c] = append(q.waiting[c][:i:i], q.waiting[c][i+1:]...)
+			f.grant(q)
+			return true
+		}
+	}
+	return false
+}
+
+// grant lets in the waiters there is room for, priority first. Called
+// with f.mu held.
+func (f *Flow) grant(q *flowQueue) {
+	for _, c := range []Class{Priority, Bulk} {
+		for len(q.waiting[c]) > 0 && q.queued < f.Limit[c] {
+			close(q.waiting[c][0])
+			q.waiting[c] = q.waiting[c][1:]
+			q.queued++
+		}
+		if len(q.waiting[c]) > 0 {
+			return // nothing of a lower class goes ahead of it
+		}
+	}
+}
+
+// OnPacketSent counts a PUBLISH written to a watched client out of its
+// queue, and lets in who now fits.
+func (f *Flow) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish || !f.Watch(cl) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := f.clients[cl]
+	if q == nil {
+		return
+	}
+	if q.queued > 0 {
+		q.queued--
+	}
+	f.grant(q)
+}
+
+// OnDisconnect forgets a watched client and wakes its waiters.
+func (f *Flow) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q, ok := f.clients[cl]; ok {
+		delete(f.clients, cl)
+		close(q.gone)
+	}
+}
+
+// Queued is how many messages Flow let into cl's queue that are not yet
+// written (0 for a client it does not watch).
+func (f *Flow) Queued(cl *mqtt.Client) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q := f.clients[cl]; q != nil {
+		return q.queued
+	}
+	return 0
+}

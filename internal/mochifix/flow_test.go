@@ -1,0 +1,315 @@
+package mochifix_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang/packets"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+
+	"github.com/doorbridge/doorbridge/internal/mochifix"
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// flowQueueLen is the test broker's MaximumClientWritesPending: small, so
+// that a subscriber that pauses fills it at once.
+const flowQueueLen = 8
+
+// flowBroker is mochi with Flow watching the client "watched"; topics under
+// bulk/ are Bulk. It counts what Flow held back and shed.
+type flowBroker struct {
+	srv              *mqtt.Server
+	flow             *mochifix.Flow
+	addr             string
+	pipe             *mochifix.PipeListener
+	delayed, timeout atomic.Int64
+}
+
+func startFlowBroker(t *testing.T, bulkWait time.Duration) *flowBroker {
+	t.Helper()
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = flowQueueLen
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler), SysTopicResendInterval: 1 << 30})
+	l, err := mochifix.Listen("tcp", "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The watched subscriber connects over a pipe, which buffers nothing:
+	// when it stops reading, its queue fills at once.
+	pipe := mochifix.NewPipeListener()
+	pl := mochifix.NewListener("pipe", pipe)
+	fb := &flowBroker{srv: srv, addr: l.Address(), pipe: pipe}
+	allow := new(auth.AllowHook)
+	fb.flow = &mochifix.Flow{
+		Watch: func(cl *mqtt.Client) bool { return cl.ID == "watched" },
+		ACL:   allow.OnACLCheck,
+		Class: func(topic string) mochifix.Class {
+			if strings.HasPrefix(topic, "bulk/") {
+				return mochifix.Bulk
+			}
+			return mochifix.Priority
+		},
+		Limit:   [2]int{mochifix.Priority: flowQueueLen, mochifix.Bulk: flowQueueLen / 2},
+		Wait:    [2]time.Duration{mochifix.Priority: time.Minute, mochifix.Bulk: bulkWait},
+		Delayed: func(*mqtt.Client, string, mochifix.Class) { fb.delayed.Add(1) },
+		Timeout: func(*mqtt.Client, string, mochifix.Class) { fb.timeout.Add(1) },
+	}
+	for _, h := range []mqtt.Hook{mochifix.WithoutACL{Hook: allow}, fb.flow, &mochifix.SessionHook{Server: srv, Listeners: []*mochifix.Listener{l, pl}}} {
+		if err := srv.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []*mochifix.Listener{l, pl} {
+		if err := srv.AddListener(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return fb
+}
+
+// rawClient is a logged-in raw connection.
+func rawClient(t *testing.T, addr, id string) net.Conn {
+	t.Helper()
+	conn, code, err := testbroker.RawConnect(addr, id, testbroker.ClientOptions{}, nil)
+	if err != nil || code != 0 {
+		t.Fatalf("%s: CONNACK %d, %v", id, code, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// watched connects the watched subscriber over the pipe.
+func (fb *flowBroker) watched(t *testing.T) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := fb.pipe.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := paho.NewControlPacket(paho.Connect).(*paho.ConnectPacket)
+	c.ProtocolName, c.ProtocolVersion, c.ClientIdentifier, c.CleanSession, c.Keepalive = "MQTT", 4, "watched", true, 60
+	if err := c.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	if ack, err := paho.ReadPacket(r); err != nil || ack.(*paho.ConnackPacket).ReturnCode != 0 {
+		t.Fatalf("CONNACK: %v %v", ack, err)
+	}
+	return conn, r
+}
+
+// subscribe subscribes conn to filters at QoS 1 and returns the granted
+// QoS from the SUBACK.
+func subscribe(t *testing.T, conn net.Conn, r *bufio.Reader, filters ...string) []byte {
+	t.Helper()
+	s := paho.NewControlPacket(paho.Subscribe).(*paho.SubscribePacket)
+	s.MessageID, s.Topics = 1, filters
+	for range filters {
+		s.Qoss = append(s.Qoss, 1)
+	}
+	if err := s.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := paho.ReadPacket(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, ok := pk.(*paho.SubackPacket)
+	if !ok {
+		t.Fatalf("got %v, want a SUBACK", pk)
+	}
+	return ack.ReturnCodes
+}
+
+func publishPacket(topic string, payload []byte, retain bool) []byte {
+	p := paho.NewControlPacket(paho.Publish).(*paho.PublishPacket)
+	p.TopicName, p.Payload, p.Retain = topic, payload, retain
+	var b bytes.Buffer
+	_ = p.Write(&b)
+	return b.Bytes()
+}
+
+// readPublishes reads n PUBLISH packets and returns their topics and
+// payloads' first line.
+func readPublishes(t *testing.T, conn net.Conn, r *bufio.Reader, n int) []string {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	var got []string
+	for len(got) < n {
+		pk, err := paho.ReadPacket(r)
+		if err != nil {
+			t.Fatalf("after %d of %d messages: %v", len(got), n, err)
+		}
+		if p, ok := pk.(*paho.PublishPacket); ok {
+			line, _, _ := strings.Cut(string(p.Payload), "\n")
+			got = append(got, p.TopicName+" "+line)
+			if p.Qos != 0 {
+				t.Fatalf("message %d at QoS %d: a watched client gets QoS 0", len(got), p.Qos)
+			}
+		}
+	}
+	return got
+}
+
+func (fb *flowBroker) queued(id string) int {
+	cl, ok := fb.srv.Clients.Get(id)
+	if !ok {
+		return -1
+	}
+	return fb.flow.Queued(cl)
+}
+
+// A subscriber that stops reading gets every message once it reads again,
+// in order: its publisher is held back instead of mochi dropping what does
+// not fit in the subscriber's queue. This pins what Flow relies on in
+// mochi v2.7.9 (every message queued for a client is first checked with
+// OnACLCheck, every one written reported by OnPacketSent, a SUBSCRIBE's
+// permission checks told apart from messages): if a mochi upgrade breaks
+// it, mochi drops messages here or the count does not return to zero.
+func TestFlowHoldsPublisherInsteadOfDropping(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	sub, r := fb.watched(t)
+	if got := subscribe(t, sub, r, "p/#", "p/exact"); !bytes.Equal(got, []byte{0, 0}) {
+		t.Errorf("granted QoS %v, want 0 for every filter of a watched client", got)
+	}
+
+	const n = 300
+	payload := bytes.Repeat([]byte("x"), 100)
+	pub := rawClient(t, fb.addr, "publisher")
+	var sent atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			if _, err := pub.Write(publishPacket("p/exact", append([]byte(fmt.Sprintf("%d\n", i)), payload...), false)); err != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	testbroker.Eventually(t, 30*time.Second, func() bool { return fb.delayed.Load() > 0 }, "the publisher held back while the subscriber does not read")
+	if d := atomic.LoadInt64(&fb.srv.Info.MessagesDropped); d != 0 {
+		t.Fatalf("mochi dropped %d messages for the subscriber", d)
+	}
+	// Reading again: every message, in order ("p/#" and "p/exact" both
+	// match: mochi sends each once).
+	got := readPublishes(t, sub, r, n)
+	<-done
+	for i, m := range got {
+		if want := fmt.Sprintf("p/exact %d", i); m != want {
+			t.Fatalf("message %d is %q, want %q", i, m, want)
+		}
+	}
+	if d := atomic.LoadInt64(&fb.srv.Info.MessagesDropped); d != 0 {
+		t.Errorf("mochi dropped %d messages", d)
+	}
+	testbroker.Eventually(t, 10*time.Second, func() bool { return fb.queued("watched") == 0 }, "the count back to 0 (it is %d)", fb.queued("watched"))
+	t.Logf("publisher held back %d times for %d messages", fb.delayed.Load(), n)
+}
+
+// Bulk messages are shed when they wait too long and never take the room
+// kept for priority ones: with the queue full of bulk junk and the
+// subscriber not reading, a priority message still gets in, and arrives.
+func TestFlowKeepsRoomForPriority(t *testing.T) {
+	fb := startFlowBroker(t, 20*time.Millisecond)
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "#")
+	junk := publishPacket("bulk/junk", []byte("junk"), false)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 3 {
+		c := rawClient(t, fb.addr, fmt.Sprintf("flooder-%d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Write(junk); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	testbroker.Eventually(t, 30*time.Second, func() bool { return fb.timeout.Load() > 0 }, "junk shed while the subscriber does not read")
+	alarm := rawClient(t, fb.addr, "alarm")
+	if _, err := alarm.Write(publishPacket("p/alarm", []byte("ON"), false)); err != nil {
+		t.Fatal(err)
+	}
+	// The subscriber reads again: the alarm arrives among the junk.
+	_ = sub.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		pk, err := paho.ReadPacket(r)
+		if err != nil {
+			t.Fatalf("the alarm never arrived: %v", err)
+		}
+		if p, ok := pk.(*paho.PublishPacket); ok && p.TopicName == "p/alarm" {
+			break
+		}
+	}
+	close(stop)
+	if d := atomic.LoadInt64(&fb.srv.Info.MessagesDropped); d != 0 {
+		t.Errorf("mochi dropped %d messages", d)
+	}
+	go func() { _, _ = r.WriteTo(discard{}) }()
+	for i := range 3 {
+		if c, ok := fb.srv.Clients.Get(fmt.Sprintf("flooder-%d", i)); ok {
+			c.Stop(nil)
+		}
+	}
+	wg.Wait()
+	t.Logf("junk held back %d times, shed %d times", fb.delayed.Load(), fb.timeout.Load())
+}
+
+// The retained messages a SUBSCRIBE sends go through the same queue: more
+// of them than fit arrive all the same (held in the subscriber's own read
+// goroutine until its queue has room).
+func TestFlowRetainedBurstOnSubscribe(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	pub := rawClient(t, fb.addr, "publisher")
+	const n = 5 * flowQueueLen
+	var all []byte
+	for i := range n {
+		all = append(all, publishPacket(fmt.Sprintf("r/%02d", i), []byte("v"), true)...)
+	}
+	all = append(all, publishPacket("marker", nil, false)...)
+	if _, err := pub.Write(all); err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Eventually(t, 10*time.Second, func() bool { return atomic.LoadInt64(&fb.srv.Info.Retained) >= n }, "%d messages retained", n)
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "r/#", "r/00")
+	got := readPublishes(t, sub, r, n)
+	if len(got) != n {
+		t.Fatalf("%d retained messages, want %d", len(got), n)
+	}
+	if d := atomic.LoadInt64(&fb.srv.Info.MessagesDropped); d != 0 {
+		t.Errorf("mochi dropped %d retained messages", d)
+	}
+	// "r/00" matched twice (two filters): mochi sends it once per
+	// subscription on SUBSCRIBE; read what is left, then the count is 0.
+	go func() { _, _ = r.WriteTo(discard{}) }()
+	testbroker.Eventually(t, 10*time.Second, func() bool { return fb.queued("watched") == 0 }, "the count back to 0 (it is %d)", fb.queued("watched"))
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
