@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -361,11 +362,13 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	l.evaluate()
 }
 
-// alarmSupervision reports whether any alarm source cannot prove it is
+// updateSupervision reports whether any alarm source cannot prove it is
 // alive (the alarm_supervision hazard). It is judged only while the broker
 // link is proven: without it nothing can arrive, and the broker (or
 // startup) hazard already holds the doors released.
-func (l *loop) alarmSupervision(now time.Time) bool {
+//
+// It acts: a source's change of trouble is logged and audited here.
+func (l *loop) updateSupervision(now time.Time) bool {
 	trouble := false
 	for i := range l.alarms {
 		a := &l.alarms[i]
@@ -439,4 +442,21 @@ func (a *alarmSource) waitingFor() string {
 		v = alarmUnknown
 	}
 	return fmt.Sprintf("%s says %s (now: %s)", a.cfg.Topic, a.cfg.PayloadOff, v)
+}
+
+// alarmAttributes is the fire alarm entity's attributes (B/N/alarm/attributes):
+// why it says Detected, which a Home Assistant user cannot tell from the
+// state alone when, say, 1 of 3 expected detectors has reported.
+func (l *loop) alarmAttributes() string {
+	var why []string
+	for _, a := range l.alarms {
+		if a.active() {
+			why = append(why, a.describe())
+		}
+	}
+	if len(why) == 0 {
+		return `{"reason":""}`
+	}
+	b, _ := json.Marshal(map[string]string{"reason": strings.Join(why, "; ")})
+	return string(b)
 }

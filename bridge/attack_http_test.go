@@ -22,7 +22,7 @@ func TestAttackHTTPIdleConnectionsHoldEverySlot(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := h.b.ServeHTTP(ctx, "127.0.0.1:0")
+	addr, err := h.b.ServeAPI(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,10 @@ type Options struct {
 	// Drivers, when set, supplies opened drivers by id instead of opening
 	// them from the config (tests pass sim drivers they can inspect).
 	Drivers map[string]drivers.Driver
-	// TickInterval is how often timers are evaluated (default 100ms).
+	// TickInterval is the loop's step while something times out in steps
+	// (a held hazard, a momentary OPEN, a jammed relay, polled inputs, an
+	// unproven link); an idle loop sleeps until its next deadline instead
+	// (timers.go). Default 100ms.
 	TickInterval time.Duration
 	// Notifier, when set, receives systemd notifications: READY=1,
 	// STOPPING=1 and, from the control loop only, WATCHDOG=1
@@ -367,9 +370,6 @@ func (b *Bridge) closeDrivers() {
 		}
 	}
 }
-
-// Registry returns the bridge's metrics registry.
-func (b *Bridge) Registry() *prometheus.Registry { return b.reg }
 
 // Run runs the bridge until ctx is cancelled, then turns every relay off,
 // publishes offline and returns. It returns an error only for a fatal

@@ -250,6 +250,17 @@ func TestCodeNeverInOutput(t *testing.T) {
 	h.c.Publish(set, `{"action": "UNLOCK", "code": "1111"}`, false)
 	h.c.Publish(h.topic("fs", "set"), `{"action": "UNLOCK", "code": "`+testCode+`"}`, false)
 	h.c.WaitForAfter(mark, h.topic("fsec", "event"), wait, nil)
+	// Wait for the right code's outcome too (refused as busy, or fs
+	// unlocked): a right code checked after the lockout below would start
+	// the count afresh, and the right code during the lockout would pass.
+	testbroker.Eventually(t, wait, func() bool {
+		for _, m := range h.c.Since(mark) {
+			if m.Topic == h.topic("fs", "error") || m.Topic == h.topic("fs", "state") && string(m.Payload) == StateUnlocked {
+				return true
+			}
+		}
+		return false
+	}, "the right code on fs refused as busy or accepted")
 	// (A check still running for the pair above answers "busy" to some of
 	// these, which do not count: a few more tries than max_failures.)
 	for i := 0; !strings.Contains(h.sendCode("fsec", "2222"), "codes refused"); i++ {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 // MaxCommandSize is the largest command payload accepted.
@@ -97,11 +99,11 @@ func jsonKind(field string) string {
 
 func parseAction(s string) (Request, bool) {
 	switch s {
-	case "LOCK":
+	case mqttapi.Lock:
 		return RequestLock, true
-	case "UNLOCK":
+	case mqttapi.Unlock:
 		return RequestUnlock, true
-	case "OPEN":
+	case mqttapi.Open:
 		return RequestOpen, true
 	}
 	return 0, false

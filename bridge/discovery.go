@@ -35,19 +35,20 @@ func (l *loop) discovery() []discovery.Message {
 	return l.discoveryMsgs
 }
 
-// onDiscoveryConfig removes a retained device config of this bridge that the
-// current config no longer produces (a door removed from the config).
+// onDiscoveryConfig removes from Home Assistant what this bridge announced
+// before and the current config no longer produces: a whole device (a door
+// removed from the config), or some of a device's entities (an input
+// removed from a door).
 func (l *loop) onDiscoveryConfig(e evMessage) {
-	if !e.retained || len(e.payload) == 0 {
+	if !e.retained || len(e.payload) == 0 || !discovery.IsOwnDevice(l.b.cfg, e.topic, e.payload) {
 		return
 	}
-	for _, m := range l.discovery() {
+	msgs := l.discovery()
+	for i, m := range msgs {
 		if m.Topic == e.topic {
-			return // still configured
+			l.removeComponents(i, e.payload)
+			return
 		}
-	}
-	if !discovery.IsOwnDevice(l.b.cfg, e.topic, e.payload) {
-		return
 	}
 	l.log.Info("removing stale Home Assistant device", "topic", e.topic)
 	rm := discovery.Remove(e.topic)
@@ -79,4 +80,18 @@ func (l *loop) scheduleRepublish(topic string) {
 		case <-done:
 		}
 	})
+}
+
+// removeComponents republishes discovery message i with a removal stub for
+// each component that previous, its retained payload, has and it lacks. The
+// stubs stay in this run's payload, for a republish on HA's birth message;
+// the next start reads them back and leaves them out.
+func (l *loop) removeComponents(i int, previous []byte) {
+	m, changed := discovery.WithRemoved(l.discoveryMsgs[i], previous)
+	if !changed {
+		return
+	}
+	l.discoveryMsgs[i] = m
+	l.log.Info("removing Home Assistant entities no longer configured", "topic", m.Topic)
+	l.mq.publish(m.Topic, string(m.Payload), true)
 }

@@ -4,15 +4,16 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttapi"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
 // Lock states published on B/N/<door>/state.
 const (
-	StateLocked   = "LOCKED"
-	StateUnlocked = "UNLOCKED"
-	StateOpen     = "OPEN" // unlocked by a momentary OPEN, or the contact reports the door open
-	StateJammed   = "JAMMED"
+	StateLocked   = mqttapi.StateLocked
+	StateUnlocked = mqttapi.StateUnlocked
+	StateOpen     = mqttapi.StateOpen
+	StateJammed   = mqttapi.StateJammed
 )
 
 // door is one door's runtime state. Only the loop touches it; its relay is
@@ -92,8 +93,6 @@ func (d *door) state() string {
 	switch {
 	case d.fault:
 		return StateJammed
-	case d.io != nil && d.io.out.Open:
-		return StateOpen
 	case d.locked():
 		return StateLocked
 	case d.cause == CauseMomentary:

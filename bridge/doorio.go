@@ -12,19 +12,19 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
-// Door input topics, under B/N/<door>/. All retained, ON/OFF; the contact
-// is "None" (HA: unknown) while it cannot be read.
+// Door input topics, under B/N/<door>/ (mqttapi). All retained, ON/OFF;
+// the contact is "None" (HA: unknown) while it cannot be read.
 const (
-	leafContact        = "contact"         // ON = door open
-	leafForced         = "forced"          // ON = forced open, until it closes
-	leafHeld           = "held"            // ON = held open, until it closes
-	leafReleaseFailure = "release_failure" // ON = maglock sensed locked with its power off
+	leafContact        = mqttapi.DoorContact
+	leafForced         = mqttapi.DoorForced
+	leafHeld           = mqttapi.DoorHeld
+	leafReleaseFailure = mqttapi.DoorReleaseFailure
 )
 
-// payloadUnknown resets a Home Assistant binary_sensor to unknown.
-const payloadUnknown = "None"
+const payloadUnknown = mqttapi.Unknown
 
 // doorIO is one door's input lines and their logic.
 type doorIO struct {

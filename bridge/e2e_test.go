@@ -377,7 +377,7 @@ func TestWatchdogForcesOffWhenLoopHangs(t *testing.T) {
 	close(release)
 	h.c.WaitPayload(h.topic("fs", "cause"), "watchdog", wait)
 	h.waitPower("0", true, wait, "relocks once the loop is healthy again")
-	if got := testutil.ToFloat64(h.b.m.watchdogTrips.WithLabelValues("watchdog")); got < 1 {
+	if got := testutil.ToFloat64(h.b.m.hazardsRaised.WithLabelValues("watchdog")); got < 1 {
 		t.Fatalf("watchdog trips = %v", got)
 	}
 }

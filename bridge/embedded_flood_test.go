@@ -127,7 +127,7 @@ func TestEmbeddedBrokerFloodKeepsAlarms(t *testing.T) {
 	l.waitPower("0", true, wait, "the fail-safe door locks once the alarm is clear")
 	testbroker.Eventually(t, wait, l.connected, "link proven")
 
-	trips := func(h Hazard) float64 { return testutil.ToFloat64(l.b.m.watchdogTrips.WithLabelValues(h.String())) }
+	trips := func(h Hazard) float64 { return testutil.ToFloat64(l.b.m.hazardsRaised.WithLabelValues(h.String())) }
 	brokerTrips, alarmTrips := trips(HazardBroker), trips(HazardAlarm)
 	var flooders []*flooder
 	for i, user := range []string{"homeassistant", "homeassistant", "homeassistant", "doorbridge-cli", "doorbridge-cli"} {

@@ -46,5 +46,6 @@ type evCodeChecked struct {
 	at    codeCheckStart // what the loop saw when the check started
 }
 
-// evFunc runs a function on the loop (tests, and tools that need a consistent view).
+// evFunc runs a function on the loop, in turn with every other event: the
+// console's actions and snapshots, the delayed discovery republish, tests.
 type evFunc func(*loop)

@@ -156,7 +156,7 @@ func TestFloodDoesNotDelayAlarm(t *testing.T) {
 			junk = append(junk, [2]string{fmt.Sprintf("db/t1/junk%d/set", i), "UNLOCK"})
 		}
 	}
-	brokerTrips := func() float64 { return testutil.ToFloat64(h.b.m.watchdogTrips.WithLabelValues(HazardBroker.String())) }
+	brokerTrips := func() float64 { return testutil.ToFloat64(h.b.m.hazardsRaised.WithLabelValues(HazardBroker.String())) }
 	before := brokerTrips()
 	// The test's watcher would record every junk message: it stops listening.
 	if tok := h.c.Paho().Unsubscribe("#"); !tok.WaitTimeout(wait) || tok.Error() != nil {

@@ -14,20 +14,6 @@ import (
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
-// Every cause the bridge can publish is an option of HA's enum sensor.
-func TestCausesAreDiscoveryOptions(t *testing.T) {
-	opts := discovery.CauseOptions()
-	causes := []string{CauseNormal, CauseLockdown, CauseMomentary}
-	for _, h := range AllHazards() {
-		causes = append(causes, h.String())
-	}
-	for _, c := range causes {
-		if !slices.Contains(opts, c) {
-			t.Errorf("cause %q is not in discovery.CauseOptions() %v: HA would drop it", c, opts)
-		}
-	}
-}
-
 func TestDiscoveryPublishedRetained(t *testing.T) {
 	h := newHarness(t, nil)
 	h.ready()
@@ -151,4 +137,54 @@ func TestBirthTopicIsNotTheDiscoveryPrefix(t *testing.T) {
 	mark := h.c.Mark()
 	h.c.Publish("homeassistant/status", "online", false)
 	h.c.WaitForAfter(mark, discovery.DoorTopic(h.cfg, "fs"), wait, nil)
+}
+
+// Removing an input from a door removes its entities from Home Assistant:
+// the door's device payload carries {"p": platform} for each, once.
+func TestRemovedInputRemovedFromHA(t *testing.T) {
+	h := newInputHarness(t, func(c *config.Config) { c.Doors[0].Contact = line(chContact) }, nil)
+	h.ready()
+	topic := discovery.DoorTopic(h.cfg, "fs")
+	hasContact := func(m testbroker.Message) bool {
+		return strings.Contains(string(m.Payload), `"contact":{"p":"binary_sensor","name"`)
+	}
+	h.c.WaitFor(topic, wait, hasContact)
+	h.stop()
+	h.cfg.Doors[0].Contact = nil
+	mark := h.c.Mark()
+	h.start()
+	stub := func(m testbroker.Message) bool {
+		return strings.Contains(string(m.Payload), `"contact":{"p":"binary_sensor"}`) &&
+			strings.Contains(string(m.Payload), `"held_open":{"p":"binary_sensor"}`)
+	}
+	h.c.WaitForAfter(mark, topic, wait, stub)
+	late := testbroker.Connect(t, h.broker.URL(), "late")
+	late.WaitFor(topic, wait, func(m testbroker.Message) bool { return m.Retained && stub(m) })
+
+	// The next start leaves the removed components out altogether.
+	h.stop()
+	mark = h.c.Mark()
+	h.start()
+	h.c.WaitForAfter(mark, h.topic("fs", "state"), wait, nil)
+	h.c.Sync(wait)
+	for _, m := range h.c.Since(mark) {
+		if m.Topic == topic && (stub(m) || hasContact(m)) {
+			t.Fatalf("second start republished the contact: %s", m.Payload)
+		}
+	}
+}
+
+// With expect: 3 and one detector reported, Home Assistant's fire alarm
+// says Detected; its attributes say why, and clear when all have reported.
+func TestAlarmAttributesSayWhy(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Alarms = []config.Alarm{zigbeeSmoke(3)} })
+	h.c.Publish("zigbee2mqtt/kitchen_smoke", `{"smoke": false}`, true)
+	h.c.WaitPayload("db/t1/alarm/state", "ON", wait)
+	h.c.WaitPayload("db/t1/alarm/attributes", `{"reason":"zigbee2mqtt/+: 1 of 3 expected sources reported"}`, wait)
+	h.c.Publish("zigbee2mqtt/hall_smoke", `{"smoke": false}`, true)
+	h.c.Publish("zigbee2mqtt/attic_smoke", `{"smoke": false}`, true)
+	h.c.WaitPayload("db/t1/alarm/state", "OFF", wait)
+	h.c.WaitPayload("db/t1/alarm/attributes", `{"reason":""}`, wait)
+	h.c.Publish("zigbee2mqtt/attic_smoke", `{"smoke": true}`, true)
+	h.c.WaitPayload("db/t1/alarm/attributes", `{"reason":"zigbee2mqtt/attic_smoke=alarm"}`, wait)
 }

@@ -55,13 +55,14 @@ func jsonHeaders(w http.ResponseWriter) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 }
 
-// ServeHTTP listens on addr and serves Handler until ctx ends. It returns the
-// listener's real address once listening.
-func (b *Bridge) ServeHTTP(ctx context.Context, addr string) (string, error) {
+// ServeAPI listens on addr and serves Handler until ctx ends. It returns the
+// listener's real address once listening. (Not ServeHTTP: that name is
+// http.Handler's, with another meaning.)
+func (b *Bridge) ServeAPI(ctx context.Context, addr string) (string, error) {
 	return b.Serve(ctx, addr, b.Handler(), nil)
 }
 
-// Serve is ServeHTTP with handler h (the web console around Handler), over
+// Serve is ServeAPI with handler h (the web console around Handler), over
 // TLS when tlsCfg is not nil. Requests end with ctx: the console's event
 // streams would not end on their own.
 func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg *tls.Config) (string, error) {

@@ -17,7 +17,7 @@ func TestHTTPBoundsConnections(t *testing.T) {
 	l := loopBridge(t, &fakeClock{t: time.Unix(1e9, 0)}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := l.b.ServeHTTP(ctx, "127.0.0.1:0")
+	addr, err := l.b.ServeAPI(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

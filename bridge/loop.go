@@ -11,6 +11,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
+	"github.com/doorbridge/doorbridge/mqttapi"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
@@ -121,7 +122,7 @@ func newLoop(b *Bridge) *loop {
 	}
 	// raw starts empty so the first evaluate raises (logs, counts, and sets
 	// doorbridge_hazard_active for) the start-up hazards.
-	l.effective = l.computeRaw()
+	l.effective = l.rawHazards(false)
 	l.startObserving()
 	return l
 }
@@ -263,7 +264,7 @@ func (l *loop) onConnected(gen uint64) {
 	// Everything retained is published again on a new connection: the
 	// broker may have restarted without its retained messages.
 	l.forgetPublished()
-	l.mq.publish(l.b.topics.Availability, "online", true)
+	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.mq.subscribe(gen, l.subscriptions())
 	l.origin = "mqtt:connected"
 	l.evaluate()
@@ -389,7 +390,10 @@ func (l *loop) alarmActive() bool {
 	return false
 }
 
-func (l *loop) computeRaw() Hazards {
+// rawHazards is the hazards the loop's state raises now, before the relock
+// hold; supervisionTrouble is updateSupervision's verdict. It decides only:
+// no log, no audit, no change to the loop.
+func (l *loop) rawHazards(supervisionTrouble bool) Hazards {
 	var hz Hazards
 	if !l.everLinked {
 		hz = hz.With(HazardStartup)
@@ -399,7 +403,7 @@ func (l *loop) computeRaw() Hazards {
 	if l.alarmActive() || l.latched {
 		hz = hz.With(HazardAlarm)
 	}
-	if l.alarmSupervision(l.now()) {
+	if supervisionTrouble {
 		hz = hz.With(HazardAlarmSupervision)
 	}
 	for _, lost := range l.powerLost {
@@ -435,7 +439,7 @@ func (l *loop) evaluate() {
 	}
 	l.b.m.mqttConnected.Set(b2f(healthy))
 
-	raw := l.computeRaw()
+	raw := l.rawHazards(l.updateSupervision(l.now()))
 	rose := l.trackHazards(raw)
 	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
 	if l.effective.Any() && !held.Hazards.Any() {
@@ -480,7 +484,7 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 	for _, h := range AllHazards() {
 		was, is := l.raw.Has(h), raw.Has(h)
 		if is && !was {
-			l.b.m.watchdogTrips.WithLabelValues(h.String()).Inc()
+			l.b.m.hazardsRaised.WithLabelValues(h.String()).Inc()
 			l.hazardRaised(h)
 			rose = rose.With(h)
 			origin := l.origin
@@ -581,15 +585,15 @@ func (l *loop) reportRelays() {
 func lockEventType(d *door, hz Hazards, prevCause string) string {
 	switch {
 	case !d.locked() && hz.Any():
-		return "released_by_hazard"
+		return mqttapi.EventReleasedByHazard
 	case !d.locked() && d.cause == CauseMomentary:
-		return "opened"
+		return mqttapi.EventOpened
 	case !d.locked():
-		return "unlocked"
+		return mqttapi.EventUnlocked
 	case isHazardName(prevCause):
-		return "relocked"
+		return mqttapi.EventRelocked
 	default:
-		return "locked"
+		return mqttapi.EventLocked
 	}
 }
 
@@ -856,6 +860,7 @@ func (l *loop) publishState() {
 		l.publishInputs(d)
 	}
 	l.publishRetained(t.AlarmState, onOff(l.alarmActive()))
+	l.publishRetained(t.AlarmAttrs, l.alarmAttributes())
 	l.publishRetained(t.AlarmLatched, onOff(l.latched))
 	l.publishRetained(t.LockdownState, onOff(l.lockdown))
 	l.publishRetained(t.ProblemState, onOff(l.effective.Any()))
@@ -904,7 +909,7 @@ func (l *loop) forgetPublished() {
 // republishState forgets what was published and publishes it all again.
 func (l *loop) republishState() {
 	l.forgetPublished()
-	l.mq.publish(l.b.topics.Availability, "online", true)
+	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.publishState()
 }
 
@@ -952,9 +957,9 @@ func noticePayload(msg string) string {
 
 func onOff(b bool) string {
 	if b {
-		return "ON"
+		return mqttapi.On
 	}
-	return "OFF"
+	return mqttapi.Off
 }
 
 // onOffUnknown is onOff, or HA's unknown for a nil (unknown) state.

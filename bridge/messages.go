@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 func (l *loop) onMessage(e evMessage) {
@@ -135,7 +137,7 @@ func shownWord(s string) bool {
 	if _, ok := parseAction(s); ok {
 		return true
 	}
-	return s == "ON" || s == "OFF" || s == "RESET" || s == "PRESS"
+	return s == mqttapi.On || s == mqttapi.Off || s == mqttapi.Reset || s == mqttapi.Press
 }
 
 func (l *loop) onDoorCommand(id string, e evMessage) {
@@ -232,7 +234,7 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 		l.acceptDoorCommand(d, e.cmd, e.topic)
 		return
 	}
-	l.doorEvent(d, "rejected_code")
+	l.doorEvent(d, mqttapi.EventRejectedCode)
 	reason := "wrong code"
 	if limit := l.b.cfg.Codes.MaxFailures; g.failures >= limit {
 		g.lockouts++
@@ -240,7 +242,7 @@ func (l *loop) onCodeChecked(e evCodeChecked) {
 		dur := lockoutFor(g.lockouts, c.Lockout, c.MaxLockout)
 		g.until, g.failures = l.now().Add(dur), 0
 		reason = fmt.Sprintf("wrong code; %d in a row: codes refused for %v", limit, dur)
-		l.doorEvent(d, "lockout")
+		l.doorEvent(d, mqttapi.EventLockout)
 		l.afterIO(func() { l.log.Warn("code locked out", "doors", g.doorList(), "for", dur, "lockouts", g.lockouts) })
 		l.recordLogged(auditEvent{Kind: "code", Door: d.cfg.ID, Outcome: "locked_out", Cause: rejectLockout,
 			Detail: fmt.Sprintf("%d wrong codes in a row; the code of %s refused for %v (lockout %d since the last right code)", limit, g.doorList(), dur, g.lockouts),
@@ -302,9 +304,9 @@ func (l *loop) onLockdown(e evMessage) {
 	}
 	var req Request
 	switch string(e.payload) {
-	case "ON":
+	case mqttapi.On:
 		req = RequestLockdownOn
-	case "OFF":
+	case mqttapi.Off:
 		req = RequestLockdownOff
 	default:
 		l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectUnknownCommand, fmt.Sprintf("lockdown payload %s: want ON or OFF", redactPayload(e.payload)))
@@ -355,7 +357,7 @@ func (l *loop) onReset(e evMessage) {
 		l.log.Warn("retained reset ignored; publish RESET without retain", "topic", e.topic)
 		return
 	}
-	if string(e.payload) != "RESET" {
+	if string(e.payload) != mqttapi.Reset {
 		if l.resetRefusalReported(e.topic, rejectUnknownCommand) {
 			l.notice(fmt.Sprintf("reset refused: payload %s, want RESET", redactPayload(e.payload)))
 		}
@@ -401,7 +403,7 @@ func (l *loop) resetRefusalReported(topic, why string) bool {
 // onLatchedRestore restores a latch kept retained on the broker. It can only
 // set the latch (the safe direction); clearing takes a reset.
 func (l *loop) onLatchedRestore(e evMessage) {
-	if e.retained && string(e.payload) == "ON" && !l.latched {
+	if e.retained && string(e.payload) == mqttapi.On && !l.latched {
 		l.setLatch(true, "restored from retained "+e.topic)
 		l.origin = "latch:restore"
 		l.evaluate()
@@ -431,10 +433,10 @@ func (l *loop) onRepublish(e evMessage) {
 	if e.retained {
 		return
 	}
-	if e.topic == l.b.topics.HAStatus && string(e.payload) != "online" {
+	if e.topic == l.b.topics.HAStatus && string(e.payload) != mqttapi.Online {
 		return
 	}
-	if e.topic == l.b.topics.Republish && string(e.payload) != "PRESS" {
+	if e.topic == l.b.topics.Republish && string(e.payload) != mqttapi.Press {
 		return
 	}
 	l.scheduleRepublish(e.topic)

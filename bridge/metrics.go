@@ -18,7 +18,7 @@ type metrics struct {
 	hazardActive   *prometheus.GaugeVec
 	mqttConnected  prometheus.Gauge
 	commands       *prometheus.CounterVec
-	watchdogTrips  *prometheus.CounterVec
+	hazardsRaised  *prometheus.CounterVec // doorbridge_watchdog_trips_total: the name predates the other hazards; a contract
 	relayWrites    *prometheus.CounterVec
 	heartbeatRTT   prometheus.Histogram
 	mqttReconnects prometheus.Counter
@@ -60,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		commands: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "doorbridge_commands_total", Help: "Commands received, by door and result (accepted, rejected, ignored).",
 		}, []string{"door", "result"}),
-		watchdogTrips: f.NewCounterVec(prometheus.CounterOpts{
+		hazardsRaised: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "doorbridge_watchdog_trips_total", Help: "Times each hazard was raised.",
 		}, []string{"hazard"}),
 		relayWrites: f.NewCounterVec(prometheus.CounterOpts{
@@ -117,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.mqttDropped.WithLabelValues(dropBadHeartbeat, queueSafety)
 	for _, h := range AllHazards() {
 		m.hazardActive.WithLabelValues(h.String())
-		m.watchdogTrips.WithLabelValues(h.String())
+		m.hazardsRaised.WithLabelValues(h.String())
 		m.hazardDuration.WithLabelValues(h.String())
 	}
 	return m

@@ -24,10 +24,11 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 )
 
-// BrokerURLs returns the brokers a client of cfg connects to, in order:
-// mqtt.urls or mqtt.url, else the embedded broker's listen address (an
-// unspecified host, such as 0.0.0.0, is reached on loopback).
-func BrokerURLs(cfg *config.Config) []string {
+// DialURLs returns the brokers a client of cfg dials, in order: the
+// configured ones (cfg.MQTT.BrokerURLs: mqtt.urls or mqtt.url), else the
+// embedded broker's socket or listen address (an unspecified host, such as
+// 0.0.0.0, is reached on loopback).
+func DialURLs(cfg *config.Config) []string {
 	if urls := cfg.MQTT.BrokerURLs(); len(urls) > 0 {
 		return urls
 	}

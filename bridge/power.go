@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/secretfile"
 	"github.com/doorbridge/doorbridge/power"
 )
 
@@ -18,9 +19,9 @@ func (b *Bridge) startPowerSources(ctx context.Context) error {
 		case config.PowerNUT:
 			password := ""
 			if pc.PasswordFile != "" {
-				p, err := (&config.Config{MQTT: config.MQTT{PasswordFile: pc.PasswordFile}}).MQTTPassword()
+				p, err := secretfile.Read(pc.PasswordFile)
 				if err != nil {
-					return fmt.Errorf("power source %q: %w", pc.Name, err)
+					return fmt.Errorf("power source %q: password_file: %w", pc.Name, err)
 				}
 				password = p
 			}

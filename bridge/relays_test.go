@@ -328,7 +328,7 @@ func TestHungInputDoesNotStallTheLoop(t *testing.T) {
 	stuck.Store(true)
 	h.c.Publish(h.alarmTopic(), "ON", true)
 	h.waitPower("0", false, wait, "the healthy maglock is released while another door's input read hangs")
-	if n := testutil.ToFloat64(h.b.m.watchdogTrips.WithLabelValues(HazardWatchdog.String())); n != 0 {
+	if n := testutil.ToFloat64(h.b.m.hazardsRaised.WithLabelValues(HazardWatchdog.String())); n != 0 {
 		t.Fatalf("released by the watchdog (%v trips): the loop was stuck on the hung input", n)
 	}
 	h.c.WaitPayload(h.topic("hall", "contact"), payloadUnknown, wait)

@@ -2,10 +2,11 @@ package bridge
 
 import (
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
-// Topics are the MQTT topics of one bridge. B = mqtt.base_topic, N = bridge.id.
-// These names are a contract with users' automations: keep them exactly.
+// Topics are the MQTT topics of one bridge, built once from mqttapi's names.
+// B = mqtt.base_topic, N = bridge.id.
 type Topics struct {
 	prefix          string // B/N
 	Availability    string // B/N/availability: online/offline, retained; also the last will
@@ -14,6 +15,7 @@ type Topics struct {
 	LockdownState   string // B/N/lockdown/state: ON/OFF, retained
 	AlarmState      string // B/N/alarm/state: ON/OFF fire alarm active, retained
 	AlarmLatched    string // B/N/alarm/latched: ON/OFF release latched, retained (restores the latch at start)
+	AlarmAttrs      string // B/N/alarm/attributes: JSON {"reason": ...}, why the alarm is active; retained
 	AlarmReset      string // B/N/alarm/reset: RESET
 	PowerState      string // B/N/power/state: ON = mains OK, retained
 	ProblemState    string // B/N/problem/state: ON while any hazard is active, retained
@@ -28,28 +30,30 @@ type Topics struct {
 	HAStatus        string // mqtt.birth_topic: Home Assistant's birth message
 }
 
-// NewTopics derives every topic from the config.
+// NewTopics derives every topic from the config; the names are mqttapi's.
 func NewTopics(cfg *config.Config) Topics {
-	p := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID
+	p := mqttapi.Prefix(cfg.MQTT.BaseTopic, cfg.Bridge.ID)
+	t := func(leaf string) string { return p + "/" + leaf }
 	return Topics{
 		prefix:          p,
-		Availability:    p + "/availability",
-		Heartbeat:       p + "/heartbeat",
-		LockdownSet:     p + "/lockdown/set",
-		LockdownState:   p + "/lockdown/state",
-		AlarmState:      p + "/alarm/state",
-		AlarmLatched:    p + "/alarm/latched",
-		AlarmReset:      p + "/alarm/reset",
-		PowerState:      p + "/power/state",
-		ProblemState:    p + "/problem/state",
-		Hazards:         p + "/hazards",
-		Notice:          p + "/notice",
-		Error:           p + "/error",
-		Republish:       p + "/republish",
-		Events:          p + "/events",
-		DrillOverdue:    p + "/drill_overdue/state",
-		DrillLast:       p + "/drill/last",
-		DoorCommandWild: p + "/+/set",
+		Availability:    t(mqttapi.Availability),
+		Heartbeat:       t(mqttapi.Heartbeat),
+		LockdownSet:     t(mqttapi.LockdownSet),
+		LockdownState:   t(mqttapi.LockdownState),
+		AlarmState:      t(mqttapi.AlarmState),
+		AlarmLatched:    t(mqttapi.AlarmLatched),
+		AlarmAttrs:      t(mqttapi.AlarmAttrs),
+		AlarmReset:      t(mqttapi.AlarmReset),
+		PowerState:      t(mqttapi.PowerState),
+		ProblemState:    t(mqttapi.ProblemState),
+		Hazards:         t(mqttapi.Hazards),
+		Notice:          t(mqttapi.Notice),
+		Error:           t(mqttapi.Error),
+		Republish:       t(mqttapi.Republish),
+		Events:          t(mqttapi.Events),
+		DrillOverdue:    t(mqttapi.DrillOverdue),
+		DrillLast:       t(mqttapi.DrillLast),
+		DoorCommandWild: t("+/" + mqttapi.DoorSet),
 		HAStatus:        cfg.MQTT.HABirthTopic(),
 	}
 }
@@ -67,15 +71,15 @@ type DoorTopics struct {
 
 // Door returns the topics of door id.
 func (t Topics) Door(id string) DoorTopics {
-	p := t.prefix + "/" + id
+	p := t.prefix + "/" + id + "/"
 	return DoorTopics{
-		State:      p + "/state",
-		Set:        p + "/set",
-		Attributes: p + "/attributes",
-		Cause:      p + "/cause",
-		Energized:  p + "/energized",
-		Event:      p + "/event",
-		Error:      p + "/error",
+		State:      p + mqttapi.DoorState,
+		Set:        p + mqttapi.DoorSet,
+		Attributes: p + mqttapi.DoorAttributes,
+		Cause:      p + mqttapi.DoorCause,
+		Energized:  p + mqttapi.DoorEnergized,
+		Event:      p + mqttapi.DoorEvent,
+		Error:      p + mqttapi.DoorError,
 	}
 }
 

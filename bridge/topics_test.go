@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
-// Every topic the bridge owns under B/N starts with a leaf config reserves,
+// Every topic the bridge owns under B/N starts with a leaf mqttapi reserves,
 // so that check-config refuses a door id that would share it.
 func TestBridgeTopicLeavesReserved(t *testing.T) {
 	cfg := testConfig("")
@@ -25,8 +25,8 @@ func TestBridgeTopicLeavesReserved(t *testing.T) {
 			continue // not under B/N (HA's status), or the doors' own
 		}
 		leaf, _, _ := strings.Cut(rest, "/")
-		if !config.IsBridgeTopicLeaf(leaf) {
-			t.Errorf("Topics.%s = %s: %q is not in config.BridgeTopicLeaves; a door with that id would share it", f.Name, v.Field(i).String(), leaf)
+		if !mqttapi.IsBridgeLeaf(leaf) {
+			t.Errorf("Topics.%s = %s: %q is not in mqttapi.BridgeLeaves; a door with that id would share it", f.Name, v.Field(i).String(), leaf)
 		}
 	}
 }

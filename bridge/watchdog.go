@@ -78,7 +78,7 @@ func (w *watchdog) trip() {
 	since := w.sinceCheckin()
 	seqs := w.b.forceAll()
 	w.tripped.Store(true)
-	w.m.watchdogTrips.WithLabelValues(HazardWatchdog.String()).Inc()
+	w.m.hazardsRaised.WithLabelValues(HazardWatchdog.String()).Inc()
 	w.m.hazardActive.WithLabelValues(HazardWatchdog.String()).Set(1)
 	w.log.Error("control loop stopped responding: forcing every relay off", "since_checkin", since.Round(time.Millisecond))
 	w.b.reportForced(seqs, HazardWatchdog.String())

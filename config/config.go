@@ -7,8 +7,6 @@ package config
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"time"
 )
 
@@ -307,14 +305,11 @@ func (c *Config) MQTTPassword() (string, error) {
 	if c.MQTT.PasswordFile == "" {
 		return c.MQTT.Password, nil
 	}
-	if err := checkSecretMode(c.MQTT.PasswordFile); err != nil {
-		return "", fmt.Errorf("mqtt.password_file: %w", err)
-	}
-	b, err := os.ReadFile(c.MQTT.PasswordFile)
+	p, err := readSecret(c.MQTT.PasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("mqtt.password_file: %w", err)
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return p, nil
 }
 
 // EffectiveRexTime is rex_time, or its default when unset.

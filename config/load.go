@@ -15,8 +15,6 @@ import (
 	"github.com/knadh/koanf/providers/env"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
-
-	"github.com/doorbridge/doorbridge/drivers"
 )
 
 // EnvPrefix starts every environment override: DOORBRIDGE_MQTT__PASSWORD
@@ -260,7 +258,7 @@ func under(key string, bad map[string]bool) bool {
 func decoderConfig(out any) *mapstructure.DecoderConfig {
 	return &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			drivers.RefuseBareDurations,
+			RefuseBareDurations,
 			refuseBareSizes,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/internal/secretfile"
 )
 
 // IsTLSScheme reports whether an MQTT URL scheme means TLS.
@@ -118,39 +120,10 @@ func (e *EmbeddedBroker) EmbeddedTLSCertificate() (tls.Certificate, error) {
 // write, as ssh refuses such a private key: every account on the machine
 // would hold the password. Readable by the file's group is allowed
 // (root:doorbridge 0640 is how an installer shares it with the service).
-func checkSecretMode(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil // reading it says what is wrong
-	}
-	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
-		who := "readable by every account on this machine"
-		switch {
-		case perm&0o004 == 0 && perm&0o002 != 0:
-			who = "writable by every account on this machine"
-		case perm&0o007 == 0:
-			who = "writable by its group"
-		}
-		return fmt.Errorf("%s is %s (mode %04o); make it 0600, owned by the service's user (or 0640 with its group): chmod 0600 %s", path, who, perm, path)
-	}
-	return nil
-}
+func checkSecretMode(path string) error { return secretfile.CheckMode(path) }
 
 // readSecret reads a secret from a file, without its trailing newline.
-func readSecret(path string) (string, error) {
-	if err := checkSecretMode(path); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
-}
+func readSecret(path string) (string, error) { return secretfile.Read(path) }
 
 // Password returns the user's password from password_file ("" when the
 // user has a password_hash instead).

@@ -11,8 +11,6 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/doorbridge/doorbridge/drivers"
 )
 
 var idPattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -178,9 +176,9 @@ func (c *Config) validateDrivers(v *validator) map[string]bool {
 			v.add(key+".id", "duplicate driver id %q", d.ID)
 		}
 		ids[d.ID] = true
-		if !slices.Contains(drivers.Types(), d.Type) {
-			v.add(key+".type", "unknown driver type %q (known: %s)", d.Type, strings.Join(drivers.Types(), ", "))
-		} else if _, err := drivers.Decode(d.Type, d.Options); err != nil {
+		if !slices.Contains(driverRegistry.Types(), d.Type) {
+			v.add(key+".type", "unknown driver type %q (known: %s)", d.Type, strings.Join(driverRegistry.Types(), ", "))
+		} else if _, err := driverRegistry.Decode(d.Type, d.Options); err != nil {
 			v.driverError(key, d, err)
 		}
 	}
@@ -295,17 +293,17 @@ func (c *Config) validatePull(v *validator, key string, l Line) {
 }
 
 // checkChannel asks the line's driver, without the hardware, whether the
-// channel can exist (drivers.ChannelChecker).
+// channel can exist (drivers.ChannelChecker, asked through channelChecker).
 func (c *Config) checkChannel(l Line, output bool) error {
 	for _, d := range c.Drivers {
 		if d.ID != l.Driver {
 			continue
 		}
-		spec, err := drivers.Decode(d.Type, d.Options)
+		spec, err := driverRegistry.Decode(d.Type, d.Options)
 		if err != nil {
 			return nil // reported with the driver
 		}
-		if cc, ok := spec.(drivers.ChannelChecker); ok {
+		if cc, ok := spec.(channelChecker); ok {
 			return cc.CheckChannel(l.Channel, output)
 		}
 	}
@@ -330,7 +328,7 @@ func (v *validator) driverError(key string, d Driver, err error) {
 		for _, k := range unknown {
 			delete(opts, k)
 		}
-		if spec, err := drivers.Decode(d.Type, opts); err == nil {
+		if spec, err := driverRegistry.Decode(d.Type, opts); err == nil {
 			typ = reflect.TypeOf(spec)
 		}
 	}

@@ -6,12 +6,15 @@ import (
 	"strings"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 func bridgePayload(cfg *config.Config, info Info) *payload {
-	base := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/"
+	base := mqttapi.Prefix(cfg.MQTT.BaseTopic, cfg.Bridge.ID) + "/"
 	id := BridgeID(cfg)
 	uid := id + "_"
+	// Entity ids are slugs: "site-1" becomes "site_1" in HA, so say so.
+	slug := entitySlug(legacyBridgeID(cfg))
 	devName := cfg.Bridge.Name
 	if devName == "" {
 		devName = cfg.Bridge.ID
@@ -21,15 +24,15 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 			Platform:        "binary_sensor",
 			Name:            name(entityName),
 			UniqueID:        uid + key,
-			DefaultEntityID: "binary_sensor." + id + "_" + key,
+			DefaultEntityID: "binary_sensor." + slug + "_" + key,
 			DeviceClass:     class,
 			StateTopic:      base + topic,
-			PayloadOn:       "ON",
-			PayloadOff:      "OFF",
+			PayloadOn:       mqttapi.On,
+			PayloadOff:      mqttapi.Off,
 			QoS:             1,
 		}
 	}
-	return &payload{
+	p := &payload{
 		Device: device{
 			Identifiers:      []string{id},
 			Name:             devName,
@@ -41,36 +44,35 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 		Origin:       makeOrigin(info),
 		Availability: makeAvailability(cfg),
 		Components: map[string]component{
-			"fire_alarm": binary("fire_alarm", "Fire alarm", "smoke", "alarm/state"),
-			"power":      binary("power", "Power", "power", "power/state"),
-			"problem":    binary("problem", "Problem", "problem", "problem/state"),
+			"fire_alarm": binary("fire_alarm", "Fire alarm", "smoke", mqttapi.AlarmState),
+			"problem":    binary("problem", "Problem", "problem", mqttapi.ProblemState),
 			// Latched: the fire release holds until someone resets it. That
 			// needs attention, so problem (on = problem), not safety, whose
 			// "unsafe" would read wrongly while doors are released for a fire.
-			"fire_release_latched": binary("fire_release_latched", "Fire release latched", "problem", "alarm/latched"),
+			"fire_release_latched": binary("fire_release_latched", "Fire release latched", "problem", mqttapi.AlarmLatched),
 			// R20: no alarm has released the fail-safe doors in 31 days.
 			// Not diagnostic: it asks the owner to act, like problem.
-			"drill_overdue": binary("drill_overdue", "Release drill overdue", "problem", "drill_overdue/state"),
+			"drill_overdue": binary("drill_overdue", "Release drill overdue", "problem", mqttapi.DrillOverdue),
 			"last_drill": {
 				Platform:        "sensor",
 				Name:            name("Last release drill"),
 				UniqueID:        uid + "last_drill",
-				DefaultEntityID: "sensor." + id + "_last_drill",
+				DefaultEntityID: "sensor." + slug + "_last_drill",
 				DeviceClass:     "timestamp",
 				EntityCategory:  "diagnostic",
-				StateTopic:      base + "drill/last",
+				StateTopic:      base + mqttapi.DrillLast,
 				QoS:             1,
 			},
 			"lockdown": {
 				Platform:        "switch",
 				Name:            name("Lockdown"),
 				UniqueID:        uid + "lockdown",
-				DefaultEntityID: "switch." + id + "_lockdown",
+				DefaultEntityID: "switch." + slug + "_lockdown",
 				Icon:            "mdi:shield-lock",
-				StateTopic:      base + "lockdown/state",
-				CommandTopic:    base + "lockdown/set",
-				PayloadOn:       "ON",
-				PayloadOff:      "OFF",
+				StateTopic:      base + mqttapi.LockdownState,
+				CommandTopic:    base + mqttapi.LockdownSet,
+				PayloadOn:       mqttapi.On,
+				PayloadOff:      mqttapi.Off,
 				QoS:             1,
 				Retain:          noRetain,
 			},
@@ -78,10 +80,10 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "button",
 				Name:            name("Reset fire release"),
 				UniqueID:        uid + "reset_fire_release",
-				DefaultEntityID: "button." + id + "_reset_fire_release",
+				DefaultEntityID: "button." + slug + "_reset_fire_release",
 				Icon:            "mdi:restore",
-				CommandTopic:    base + "alarm/reset",
-				PayloadPress:    "RESET",
+				CommandTopic:    base + mqttapi.AlarmReset,
+				PayloadPress:    mqttapi.Reset,
 				QoS:             1,
 				Retain:          noRetain,
 			},
@@ -90,11 +92,11 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "button",
 				Name:            name("Republish"),
 				UniqueID:        uid + "republish",
-				DefaultEntityID: "button." + id + "_republish",
+				DefaultEntityID: "button." + slug + "_republish",
 				EntityCategory:  "diagnostic",
 				Icon:            "mdi:refresh",
-				CommandTopic:    base + "republish",
-				PayloadPress:    "PRESS",
+				CommandTopic:    base + mqttapi.Republish,
+				PayloadPress:    mqttapi.Press,
 				QoS:             1,
 				Retain:          noRetain,
 			},
@@ -102,14 +104,24 @@ func bridgePayload(cfg *config.Config, info Info) *payload {
 				Platform:        "sensor",
 				Name:            name("Notice"),
 				UniqueID:        uid + "notice",
-				DefaultEntityID: "sensor." + id + "_notice",
+				DefaultEntityID: "sensor." + slug + "_notice",
 				EntityCategory:  "diagnostic",
 				Icon:            "mdi:message-alert-outline",
-				StateTopic:      base + "notice",
+				StateTopic:      base + mqttapi.Notice,
 				QoS:             1,
 			},
 		},
 	}
+	// Why the alarm is on (1 of 3 expected detectors reported...).
+	fire := p.Components["fire_alarm"]
+	fire.JSONAttributesTopic = base + mqttapi.AlarmAttrs
+	p.Components["fire_alarm"] = fire
+	if len(cfg.Power) > 0 {
+		// Without a power source nothing reports mains: the entity
+		// would stay unknown forever.
+		p.Components["power"] = binary("power", "Power", "power", mqttapi.PowerState)
+	}
+	return p
 }
 
 func makeOrigin(info Info) origin {
@@ -154,8 +166,8 @@ func validSupportURL(s string) bool {
 
 func makeAvailability(cfg *config.Config) []availability {
 	return []availability{{
-		Topic:               cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/availability",
-		PayloadAvailable:    "online",
-		PayloadNotAvailable: "offline",
+		Topic:               mqttapi.Prefix(cfg.MQTT.BaseTopic, cfg.Bridge.ID) + "/" + mqttapi.Availability,
+		PayloadAvailable:    mqttapi.Online,
+		PayloadNotAvailable: mqttapi.Offline,
 	}}
 }

@@ -60,7 +60,7 @@ func Remove(topic string) Message {
 
 // encode marshals p without HTML escaping (door names may hold '&') and
 // without the encoder's trailing newline.
-func encode(buf *bytes.Buffer, p *payload) []byte {
+func encode(buf *bytes.Buffer, p any) []byte {
 	buf.Reset()
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
@@ -69,4 +69,76 @@ func encode(buf *bytes.Buffer, p *payload) []byte {
 		panic("discovery: " + err.Error())
 	}
 	return bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// WithRemoved returns m with a {"p": "<platform>"} stub for every component
+// that previous (the retained payload found on m.Topic, this bridge's own)
+// holds and m no longer does: leaving a component out of a device payload
+// does not remove its entity from Home Assistant, the stub does. Stubs
+// found in previous are already removed and stay out ("then later leave it
+// out"). It reports false, and returns m unchanged, when nothing is to be
+// removed or previous is not a device payload.
+func WithRemoved(m Message, previous []byte) (Message, bool) {
+	old, ok := componentPlatforms(previous)
+	if !ok {
+		return m, false
+	}
+	var cur wirePayload
+	if json.Unmarshal(m.Payload, &cur) != nil {
+		return m, false
+	}
+	added := false
+	for key, platform := range old {
+		if _, kept := cur.Components[key]; !kept && platform != "" {
+			stub, _ := json.Marshal(map[string]string{"p": platform})
+			cur.Components[key] = stub
+			added = true
+		}
+	}
+	if !added {
+		return m, false
+	}
+	var buf bytes.Buffer
+	return Message{Topic: m.Topic, Payload: encode(&buf, &cur)}, true
+}
+
+// wirePayload is a payload read back, in payload's key order.
+type wirePayload struct {
+	Device       json.RawMessage            `json:"device"`
+	Origin       json.RawMessage            `json:"origin"`
+	Availability json.RawMessage            `json:"availability"`
+	Components   map[string]json.RawMessage `json:"components"`
+}
+
+// componentPlatforms returns the platform of every full component of a
+// device payload (stubs, holding nothing but a platform, are left out), by
+// component id; false when p is not a device payload.
+func componentPlatforms(p []byte) (map[string]string, bool) {
+	var raw struct {
+		Components map[string]map[string]json.RawMessage `json:"components"`
+		Cmps       map[string]map[string]json.RawMessage `json:"cmps"`
+	}
+	if json.Unmarshal(p, &raw) != nil {
+		return nil, false
+	}
+	comps := raw.Components
+	if comps == nil {
+		comps = raw.Cmps
+	}
+	if comps == nil {
+		return nil, false
+	}
+	out := map[string]string{}
+	for key, c := range comps {
+		var platform string
+		for _, k := range []string{"p", "platform"} {
+			if v, ok := c[k]; ok && json.Unmarshal(v, &platform) == nil {
+				break
+			}
+		}
+		if len(c) > 1 {
+			out[key] = platform
+		}
+	}
+	return out, true
 }

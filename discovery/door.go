@@ -4,27 +4,22 @@ import (
 	"strings"
 
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
-// Lock commands and states on B/N/D/set and B/N/D/state.
-const (
-	payloadLock   = "LOCK"
-	payloadUnlock = "UNLOCK"
-	payloadOpen   = "OPEN"
-	stateLocked   = "LOCKED"
-	stateUnlocked = "UNLOCKED"
-	stateOpen     = "OPEN"
-	stateJammed   = "JAMMED"
-)
-
-// codeFormat is anchored at both ends: HA checks codes with re.match, which
-// anchors only the start, so "^\d{4,8}" would let "1234abc" through. Digits
-// only also keeps the code safe to paste into the JSON command template.
-const codeFormat = `^\d{4,8}$`
+// codeFormat admits 4 to 8 ASCII digits and nothing else under Python's
+// re.match, which HA uses: re.match anchors only the start; "$" also
+// matches before a final newline ("1234\n" would pass) and "\d" takes any
+// Unicode digit ("١٢٣٤"). "(?![\s\S])" ends the match at the end of the
+// string, in Python and in the browser's JavaScript alike ("\Z" is not
+// JavaScript).
+const codeFormat = `^[0-9]{4,8}(?![\s\S])`
 
 // codeCommandTemplate is the only way a code reaches the bridge: HA renders
-// it for LOCK, UNLOCK and OPEN alike, with value = the payload.
-const codeCommandTemplate = `{"action": "{{ value }}", "code": "{{ code }}"}`
+// it for LOCK, UNLOCK and OPEN alike, with value = the payload and code =
+// the code or None. tojson quotes both as JSON (None is null), so the
+// payload is JSON whatever they hold.
+const codeCommandTemplate = `{"action": {{ value | tojson }}, "code": {{ code | tojson }}}`
 
 // unlockedTemplate maps the lock state to a binary sensor: only LOCKED is
 // off; UNLOCKED and OPEN are on; JAMMED is unknown ("None"), for the relay's
@@ -32,7 +27,7 @@ const codeCommandTemplate = `{"action": "{{ value }}", "code": "{{ code }}"}`
 const unlockedTemplate = `{{ 'OFF' if value == 'LOCKED' else ('None' if value == 'JAMMED' else 'ON') }}`
 
 func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
-	base := cfg.MQTT.BaseTopic + "/" + cfg.Bridge.ID + "/" + d.ID + "/"
+	base := mqttapi.Prefix(cfg.MQTT.BaseTopic, cfg.Bridge.ID) + "/" + d.ID + "/"
 	uid := DoorID(cfg, d.ID) + "_"
 	slug := entitySlug(d.ID)
 
@@ -50,18 +45,18 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 		Name:                nil, // the lock is the door: it takes the device's name
 		UniqueID:            uid + "lock",
 		DefaultEntityID:     "lock." + slug,
-		StateTopic:          base + "state",
-		JSONAttributesTopic: base + "attributes",
-		CommandTopic:        base + "set",
-		PayloadLock:         payloadLock,
-		PayloadUnlock:       payloadUnlock,
+		StateTopic:          base + mqttapi.DoorState,
+		JSONAttributesTopic: base + mqttapi.DoorAttributes,
+		CommandTopic:        base + mqttapi.DoorSet,
+		PayloadLock:         mqttapi.Lock,
+		PayloadUnlock:       mqttapi.Unlock,
 		// Every door has an unlock_time (default 5 s), so every door can
 		// do a momentary OPEN; payload_open is what enables it in HA.
-		PayloadOpen:   payloadOpen,
-		StateLocked:   stateLocked,
-		StateUnlocked: stateUnlocked,
-		StateOpen:     stateOpen,
-		StateJammed:   stateJammed,
+		PayloadOpen:   mqttapi.Open,
+		StateLocked:   mqttapi.StateLocked,
+		StateUnlocked: mqttapi.StateUnlocked,
+		StateOpen:     mqttapi.StateOpen,
+		StateJammed:   mqttapi.StateJammed,
 		QoS:           1,
 		Retain:        noRetain,
 	}
@@ -92,7 +87,7 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 				DefaultEntityID: "sensor." + slug + "_fail_mode",
 				DeviceClass:     "enum",
 				EntityCategory:  "diagnostic",
-				StateTopic:      base + "attributes",
+				StateTopic:      base + mqttapi.DoorAttributes,
 				ValueTemplate:   "{{ value_json.fail_mode }}",
 				Options:         failModes,
 				QoS:             1,
@@ -103,7 +98,7 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 				UniqueID:        uid + "cause",
 				DefaultEntityID: "sensor." + slug + "_cause",
 				DeviceClass:     "enum",
-				StateTopic:      base + "cause",
+				StateTopic:      base + mqttapi.DoorCause,
 				Options:         causes,
 				QoS:             1,
 			},
@@ -118,9 +113,9 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 				DefaultEntityID: "binary_sensor." + slug + "_lock_power",
 				DeviceClass:     "power",
 				EntityCategory:  "diagnostic",
-				StateTopic:      base + "energized",
-				PayloadOn:       "ON",
-				PayloadOff:      "OFF",
+				StateTopic:      base + mqttapi.DoorEnergized,
+				PayloadOn:       mqttapi.On,
+				PayloadOff:      mqttapi.Off,
 				QoS:             1,
 			},
 			// The lock class (on = unlocked) is served from the lock's own
@@ -131,10 +126,10 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 				UniqueID:        uid + "unlocked",
 				DefaultEntityID: "binary_sensor." + slug + "_unlocked",
 				DeviceClass:     "lock",
-				StateTopic:      base + "state",
+				StateTopic:      base + mqttapi.DoorState,
 				ValueTemplate:   unlockedTemplate,
-				PayloadOn:       "ON",
-				PayloadOff:      "OFF",
+				PayloadOn:       mqttapi.On,
+				PayloadOff:      mqttapi.Off,
 				QoS:             1,
 			},
 			"event": {
@@ -142,7 +137,7 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 				Name:            name("Activity"),
 				UniqueID:        uid + "event",
 				DefaultEntityID: "event." + slug,
-				StateTopic:      base + "event",
+				StateTopic:      base + mqttapi.DoorEvent,
 				EventTypes:      eventTypes,
 				QoS:             1,
 			},

@@ -100,25 +100,6 @@ func TestRemove(t *testing.T) {
 	}
 }
 
-func TestVocabularies(t *testing.T) {
-	causes := discovery.CauseOptions()
-	want := []string{"normal", "lockdown", "alarm", "broker", "power", "startup", "shutdown",
-		"watchdog", "driver", "rex", "alarm_supervision", "momentary"}
-	if strings.Join(causes, ",") != strings.Join(want, ",") {
-		t.Errorf("CauseOptions = %v", causes)
-	}
-	events := discovery.EventTypes()
-	wantEv := []string{"unlocked", "locked", "opened", "rejected_code", "released_by_hazard",
-		"relocked", "lockout", "forced_open", "held_open", "release_failure"}
-	if strings.Join(events, ",") != strings.Join(wantEv, ",") {
-		t.Errorf("EventTypes = %v", events)
-	}
-	causes[0], events[0] = "mutated", "mutated"
-	if discovery.CauseOptions()[0] != "normal" || discovery.EventTypes()[0] != "unlocked" {
-		t.Error("callers can mutate the package's lists")
-	}
-}
-
 // TestOriginURL checks that a support URL HA would reject (and with it the
 // whole payload) is left out rather than published.
 func TestOriginURL(t *testing.T) {

@@ -1,6 +1,9 @@
 package discovery
 
-import "github.com/doorbridge/doorbridge/config"
+import (
+	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttapi"
+)
 
 // addInputComponents adds the entities of a door's configured inputs: the
 // door contact (device class door, on = open) and one problem binary sensor
@@ -19,19 +22,19 @@ func addInputComponents(comps map[string]component, d *config.Door, base, uid, s
 			DefaultEntityID: "binary_sensor." + slug + "_" + key,
 			DeviceClass:     class,
 			StateTopic:      base + leaf,
-			PayloadOn:       "ON",
-			PayloadOff:      "OFF",
+			PayloadOn:       mqttapi.On,
+			PayloadOff:      mqttapi.Off,
 			QoS:             1,
 		}
 	}
 	if d.Contact != nil {
 		// B/N/<door>/contact is "None" while the contact cannot be read:
 		// HA shows the door as unknown, never as closed.
-		binary("contact", "Door", "door", "contact")
-		binary("forced_open", "Forced open", "problem", "forced")
-		binary("held_open", "Held open", "problem", "held")
+		binary("contact", "Door", "door", mqttapi.DoorContact)
+		binary("forced_open", "Forced open", "problem", mqttapi.DoorForced)
+		binary("held_open", "Held open", "problem", mqttapi.DoorHeld)
 	}
 	if d.LockSense != nil {
-		binary("release_failure", "Release failure", "problem", "release_failure")
+		binary("release_failure", "Release failure", "problem", mqttapi.DoorReleaseFailure)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 // Input entities exist exactly when the input that feeds them is
@@ -56,7 +57,7 @@ func TestInputEntities(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Contains(discovery.EventTypes(), "release_failure") {
+	if !slices.Contains(mqttapi.EventTypes(), "release_failure") {
 		t.Error("event types lack release_failure")
 	}
 }

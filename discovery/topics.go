@@ -11,12 +11,25 @@ import (
 // objectPrefix starts every device object id (and unique id) doorbridge owns.
 const objectPrefix = "doorbridge_"
 
-// BridgeID returns the bridge device's identifier and discovery object id,
-// "doorbridge_<bridge id>"; door devices name it as their via_device.
-func BridgeID(cfg *config.Config) string { return objectPrefix + cfg.Bridge.ID }
+// BridgeID returns the bridge device's identifier and discovery object id:
+// "doorbridge_<bridge id>", each '_' of the bridge id written 'U'. Door
+// devices name it as their via_device.
+//
+// Ids are joined with '_', and both ids may hold '_': written as is, bridge
+// "home" with door "garage" and bridge "home_garage" would share a device
+// id, a discovery topic and Home Assistant's device. Config ids are lower
+// case, so 'U' cannot stand in one: the bridge part ends at the first '_'.
+// A bridge id without '_' keeps the ids it always had.
+func BridgeID(cfg *config.Config) string {
+	return objectPrefix + strings.ReplaceAll(cfg.Bridge.ID, "_", "U")
+}
+
+// legacyBridgeID is BridgeID as it was before the escape: what a bridge
+// whose id holds '_' announced then, found and removed at start.
+func legacyBridgeID(cfg *config.Config) string { return objectPrefix + cfg.Bridge.ID }
 
 // DoorID returns a door device's identifier and discovery object id,
-// "doorbridge_<bridge id>_<door id>".
+// BridgeID + "_<door id>".
 func DoorID(cfg *config.Config, doorID string) string { return BridgeID(cfg) + "_" + doorID }
 
 // BridgeTopic returns the bridge device's discovery topic,
@@ -33,33 +46,45 @@ func deviceTopic(cfg *config.Config, objectID string) string {
 	return cfg.MQTT.DiscoveryPrefix + "/device/" + objectID + "/config"
 }
 
-// IsOwnTopic reports whether a device-discovery topic belongs to this bridge:
-// its own topic or one under <prefix>/device/doorbridge_<bridge id>_*/config.
-// At start the bridge removes the own topics that Build no longer returns
-// (doors deleted from the config).
+// IsOwnTopic reports whether a device-discovery topic may belong to this
+// bridge: its own topic or one under <prefix>/device/<BridgeID>_*/config,
+// or the same under the id it had before BridgeID escaped '_'. At start the
+// bridge removes the own topics that Build no longer returns (doors deleted
+// from the config, old ids).
 //
-// The test is on the topic alone, and ids may contain '_': bridge "home"
-// also matches the topics of a bridge "home_2" on the same broker. Use
-// IsOwnDevice, which also reads the retained payload, before removing.
+// The old ids were ambiguous: bridge "home" also matches the old topics of
+// a bridge "home_2" on the same broker. Use IsOwnDevice, which also reads
+// the retained payload, before removing.
 func IsOwnTopic(cfg *config.Config, topic string) bool {
-	objectID, ok := deviceObjectID(cfg, topic)
+	_, _, ok := ownObjectID(cfg, topic)
+	return ok
+}
+
+// ownObjectID returns the object id of topic, and the bridge device id of
+// this bridge it falls under (the current or the legacy one).
+func ownObjectID(cfg *config.Config, topic string) (objectID, bridge string, ok bool) {
+	objectID, ok = deviceObjectID(cfg, topic)
 	if !ok {
-		return false
+		return "", "", false
 	}
-	own := BridgeID(cfg)
-	if objectID == own {
-		return true
+	for _, own := range []string{BridgeID(cfg), legacyBridgeID(cfg)} {
+		if objectID == own {
+			return objectID, own, true
+		}
+		if door, ok := strings.CutPrefix(objectID, own+"_"); ok && door != "" {
+			return objectID, own, true
+		}
 	}
-	door, ok := strings.CutPrefix(objectID, own+"_")
-	return ok && door != ""
+	return "", "", false
 }
 
 // IsOwnDevice is IsOwnTopic confirmed by the retained payload found on the
-// topic: the device must be this bridge's (identifier "doorbridge_<bridge
-// id>") or name it as via_device. An empty payload (already removed) or one
-// not written by doorbridge is not ours.
+// topic: the device must be this bridge's own (identifier BridgeID, no
+// via_device), or a door naming it as via_device. An empty payload (already
+// removed) or one not written by doorbridge is not ours.
 func IsOwnDevice(cfg *config.Config, topic string, payload []byte) bool {
-	if !IsOwnTopic(cfg, topic) {
+	objectID, own, ok := ownObjectID(cfg, topic)
+	if !ok {
 		return false
 	}
 	var p struct {
@@ -73,14 +98,14 @@ func IsOwnDevice(cfg *config.Config, topic string, payload []byte) bool {
 	if dev == nil {
 		dev = p.Dev
 	}
-	objectID, _ := deviceObjectID(cfg, topic)
 	if !slices.Contains(stringList(dev, "identifiers", "ids"), objectID) {
 		return false
 	}
-	if objectID == BridgeID(cfg) {
-		return true
+	via := stringList(dev, "via_device")
+	if objectID == own {
+		return len(via) == 0
 	}
-	return slices.Contains(stringList(dev, "via_device"), BridgeID(cfg))
+	return slices.Contains(via, own)
 }
 
 // deviceObjectID returns the object id of a "<prefix>/device/<id>/config"

@@ -7,6 +7,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 func TestIsOwnTopic(t *testing.T) {
@@ -48,11 +49,25 @@ func TestIsOwnDevice(t *testing.T) {
 		}
 	}
 	for _, m := range discovery.Build(other, testInfo) {
-		if !discovery.IsOwnTopic(home, m.Topic) {
-			t.Fatalf("expected %s to look like home's by topic alone", m.Topic)
+		if discovery.IsOwnTopic(home, m.Topic) || discovery.IsOwnDevice(home, m.Topic, m.Payload) {
+			t.Errorf("bridge home takes %s, bridge home_2's", m.Topic)
 		}
-		if discovery.IsOwnDevice(home, m.Topic, m.Payload) {
-			t.Errorf("IsOwnDevice(home, %s) = true for bridge home_2's payload", m.Topic)
+	}
+	// What bridge home_2 announced before its ids were escaped looks like
+	// home's by topic alone; the payload tells them apart.
+	legacy := map[string]string{
+		"homeassistant/device/doorbridge_home_2/config":       `{"device":{"identifiers":["doorbridge_home_2"]}}`,
+		"homeassistant/device/doorbridge_home_2_front/config": `{"device":{"identifiers":["doorbridge_home_2_front"],"via_device":"doorbridge_home_2"}}`,
+	}
+	for topic, payload := range legacy {
+		if !discovery.IsOwnTopic(home, topic) {
+			t.Fatalf("expected %s to look like home's by topic alone", topic)
+		}
+		if discovery.IsOwnDevice(home, topic, []byte(payload)) {
+			t.Errorf("IsOwnDevice(home, %s) = true for bridge home_2's old payload", topic)
+		}
+		if !discovery.IsOwnDevice(other, topic, []byte(payload)) {
+			t.Errorf("IsOwnDevice(home_2, %s) = false for its own old payload: never removed", topic)
 		}
 	}
 	topic := discovery.DoorTopic(home, "front")
@@ -79,7 +94,7 @@ func TestIsOwnDevice(t *testing.T) {
 }
 
 // Every bridge-level topic discovery announces (B/N/<leaf>/...) is one
-// config reserves, so that no door id can share it; door topics are
+// mqttapi reserves, so that no door id can share it; door topics are
 // B/N/<door id>/....
 func TestBridgeTopicsReserved(t *testing.T) {
 	cfg := newConfig(t, door("front", config.FailSafe, ""))
@@ -94,8 +109,8 @@ func TestBridgeTopicsReserved(t *testing.T) {
 					if s, ok := x.(string); ok && strings.HasSuffix(k, "_topic") || k == "topic" {
 						if rest, ok := strings.CutPrefix(s, prefix); ok {
 							leaf, _, _ := strings.Cut(rest, "/")
-							if leaf != "front" && !config.IsBridgeTopicLeaf(leaf) {
-								t.Errorf("%s announces %s: %q is not in config.BridgeTopicLeaves", m.Topic, s, leaf)
+							if leaf != "front" && !mqttapi.IsBridgeLeaf(leaf) {
+								t.Errorf("%s announces %s: %q is not in mqttapi.BridgeLeaves", m.Topic, s, leaf)
 							}
 							seen++
 						}
@@ -117,5 +132,49 @@ func TestBridgeTopicsReserved(t *testing.T) {
 	}
 	if seen < 10 {
 		t.Fatalf("only %d topics under %s found in the payloads", seen, prefix)
+	}
+}
+
+// Bridge "home" with door "garage" and bridge "home_garage" share no device
+// id, discovery topic or unique id; neither takes the other's devices.
+func TestIDsUnambiguous(t *testing.T) {
+	home := newConfig(t, door("garage", config.FailSafe, ""), door("front", config.FailSafe, ""))
+	homeGarage := newConfig(t, door("front", config.FailSafe, ""))
+	homeGarage.Bridge.ID = "home_garage"
+	seen := map[string]string{}
+	for name, cfg := range map[string]*config.Config{"home": home, "home_garage": homeGarage} {
+		for _, m := range discovery.Build(cfg, testInfo) {
+			var p struct {
+				Device     map[string]any            `json:"device"`
+				Components map[string]map[string]any `json:"components"`
+			}
+			if err := json.Unmarshal(m.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			ids := []string{m.Topic, p.Device["identifiers"].([]any)[0].(string)}
+			for _, c := range p.Components {
+				ids = append(ids, c["unique_id"].(string))
+			}
+			for _, id := range ids {
+				if other, dup := seen[id]; dup && other != name {
+					t.Errorf("%s used by bridge %s and bridge %s", id, other, name)
+				}
+				seen[id] = name
+			}
+		}
+	}
+	for _, m := range discovery.Build(homeGarage, testInfo) {
+		if discovery.IsOwnDevice(home, m.Topic, m.Payload) {
+			t.Errorf("bridge home takes %s", m.Topic)
+		}
+	}
+	for _, m := range discovery.Build(home, testInfo) {
+		if discovery.IsOwnDevice(homeGarage, m.Topic, m.Payload) {
+			t.Errorf("bridge home_garage takes %s", m.Topic)
+		}
+	}
+	// A bridge id without '_' keeps its ids.
+	if got := discovery.DoorID(home, "garage"); got != "doorbridge_home_garage" {
+		t.Errorf("DoorID = %s", got)
 	}
 }

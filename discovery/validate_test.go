@@ -12,6 +12,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
+	"github.com/doorbridge/doorbridge/mqttapi"
 )
 
 // The rules below are Home Assistant's (homeassistant/components/mqtt:
@@ -61,6 +62,9 @@ var (
 	entityIDPattern = regexp.MustCompile(`^([a-z_]+)\.[a-z0-9]+(_[a-z0-9]+)*$`)
 	objectIDPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 )
+
+// endOfString ends a Python regular expression at the end of the string.
+const endOfString = `(?![\s\S])`
 
 func set(keys ...string) map[string]bool {
 	m := map[string]bool{}
@@ -167,6 +171,9 @@ func validate(topic string, payload []byte, uniq map[string]string) []string {
 			add("%s: platform (p) missing", where)
 			continue
 		}
+		if len(cm) == 1 {
+			continue // {"p": platform}: HA removes the component
+		}
 		uid, _ := cm["unique_id"].(string)
 		if uid == "" {
 			add("%s: unique_id missing", where)
@@ -245,10 +252,15 @@ func validate(topic string, payload []byte, uniq map[string]string) []string {
 			}
 		}
 		if cf, ok := cm["code_format"].(string); ok {
-			if !strings.HasPrefix(cf, "^") || !strings.HasSuffix(cf, "$") {
-				add("%s: code_format %q is not anchored with ^ and $ (HA uses re.match)", where, cf)
+			// HA uses Python's re.match: anchored at the start only, and
+			// "$" matches before a final newline. Only a lookahead for the
+			// end of the string closes it (Go's regexp has none: the
+			// Python test runs the real thing).
+			body, closed := strings.CutSuffix(cf, endOfString)
+			if !strings.HasPrefix(cf, "^") || !closed {
+				add("%s: code_format %q is not anchored with ^ and %s (HA uses Python's re.match)", where, cf, endOfString)
 			}
-			if _, err := regexp.Compile(cf); err != nil {
+			if _, err := regexp.Compile(body); err != nil {
 				add("%s: code_format: %v", where, err)
 			}
 			if tpl, _ := cm["command_template"].(string); !strings.Contains(tpl, "code") {
@@ -337,6 +349,17 @@ func TestPayloadsFollowHARules(t *testing.T) {
 		// input components joined to door ids must not collide either.
 		"inputs": newConfig(t, withInputs(door("a", config.FailSafe, "")), withInputs(door("a_held", config.FailSafe, "")),
 			withInputs(door("a_forced", config.FailSafe, "")), withInputs(door("contact", config.FailSafe, ""))),
+		// HA slugs "site-1" to "site_1": entity ids must already be slugs.
+		"dashed bridge": func() *config.Config {
+			c := newConfig(t, dashed)
+			c.Bridge.ID = "site-1"
+			return c
+		}(),
+		"underscored bridge": func() *config.Config {
+			c := newConfig(t, door("front", config.FailSafe, ""))
+			c.Bridge.ID = "home_garage"
+			return c
+		}(),
 		"bridge code": func() *config.Config {
 			c := newConfig(t, door("front", config.FailSafe, ""))
 			c.Bridge.CodeHash = testHash
@@ -394,10 +417,10 @@ func TestLockCode(t *testing.T) {
 			lock := components(t, m.Payload)["lock"]
 			_, hasFmt := lock["code_format"]
 			tpl, _ := lock["command_template"].(string)
-			if hasFmt != wantCode || strings.Contains(tpl, "{{ code }}") != wantCode {
+			if hasFmt != wantCode || strings.Contains(tpl, "{{ code | tojson }}") != wantCode {
 				t.Errorf("door %s: code_format present %v, template %q; want code %v", doorID, hasFmt, tpl, wantCode)
 			}
-			if wantCode && lock["code_format"] != `^\d{4,8}$` {
+			if wantCode && lock["code_format"] != `^[0-9]{4,8}(?![\s\S])` {
 				t.Errorf("door %s: code_format %v", doorID, lock["code_format"])
 			}
 			if lock["payload_open"] != "OPEN" {
@@ -428,10 +451,10 @@ func TestVocabulariesInPayload(t *testing.T) {
 		}
 		return out
 	}
-	if got := strs(comps["cause"]["options"]); !slices.Equal(got, discovery.CauseOptions()) {
+	if got := strs(comps["cause"]["options"]); !slices.Equal(got, mqttapi.Causes()) {
 		t.Errorf("cause options %v", got)
 	}
-	if got := strs(comps["event"]["event_types"]); !slices.Equal(got, discovery.EventTypes()) {
+	if got := strs(comps["event"]["event_types"]); !slices.Equal(got, mqttapi.EventTypes()) {
 		t.Errorf("event types %v", got)
 	}
 }
@@ -456,6 +479,7 @@ func TestValidatorCatches(t *testing.T) {
 		"sensor config cat":   `{` + good + `,"components":{"l":{"p":"binary_sensor","unique_id":"u","state_topic":"s","entity_category":"config"}}}`,
 		"duplicate uid":       `{` + good + `,"components":{"a":{"p":"sensor","unique_id":"u","state_topic":"s"},"b":{"p":"sensor","unique_id":"u","state_topic":"s"}}}`,
 		"unanchored code":     `{` + good + `,"components":{"l":{"p":"lock","unique_id":"u","command_topic":"c","qos":1,"retain":false,"code_format":"^\\d{4}","command_template":"{{ code }}"}}}`,
+		"dollar code":         `{` + good + `,"components":{"l":{"p":"lock","unique_id":"u","command_topic":"c","qos":1,"retain":false,"code_format":"^\\d{4}$","command_template":"{{ code }}"}}}`,
 		"retain true":         `{` + good + `,"components":{"l":{"p":"switch","unique_id":"u","command_topic":"c","qos":1,"retain":true}}}`,
 		"no availability":     `{"device":{"identifiers":["x"]},"origin":{"name":"o"},"components":{"l":{"p":"sensor","unique_id":"u","state_topic":"s"}}}`,
 		"object_id":           `{` + good + `,"components":{"l":{"p":"sensor","unique_id":"u","state_topic":"s","object_id":"x"}}}`,
@@ -482,4 +506,17 @@ func components(t *testing.T, payload []byte) map[string]map[string]any {
 		t.Fatal(err)
 	}
 	return p.Components
+}
+
+// The power entity exists only with a power source: without one nothing
+// reports mains, and HA would show it unknown forever.
+func TestPowerEntityOnlyWithSource(t *testing.T) {
+	cfg := newConfig(t, door("front", config.FailSafe, ""))
+	if _, ok := components(t, discovery.Build(cfg, testInfo)[0].Payload)["power"]; ok {
+		t.Error("power entity without a power source")
+	}
+	cfg.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ups", Topic: "ups/status"}}
+	if c, ok := components(t, discovery.Build(cfg, testInfo)[0].Payload)["power"]; !ok || c["device_class"] != "power" {
+		t.Errorf("power entity with a power source: %v", c)
+	}
 }

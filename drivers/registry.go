@@ -1,15 +1,14 @@
 package drivers
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+
+	"github.com/doorbridge/doorbridge/config"
 )
 
 // Factory decodes and validates the options of one driver config entry (the
@@ -20,6 +19,19 @@ var (
 	mu       sync.RWMutex
 	registry = map[string]Factory{}
 )
+
+// The registry validates driver options for config: config asks through a
+// small interface and so does not depend on drivers (nor do policy and
+// discovery, which import config).
+func init() { config.SetDriverRegistry(configView{}) }
+
+type configView struct{}
+
+func (configView) Types() []string { return Types() }
+
+func (configView) Decode(typ string, options map[string]any) (any, error) {
+	return Decode(typ, options)
+}
 
 // Register adds a driver type. It panics on a duplicate: two drivers claiming
 // one config type is a programming error.
@@ -61,7 +73,7 @@ func Decode(typ string, options map[string]any) (Spec, error) {
 func DecodeOptions(options map[string]any, out any) error {
 	d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			RefuseBareDurations,
+			config.RefuseBareDurations,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),
 		),
@@ -74,24 +86,4 @@ func DecodeOptions(options map[string]any, out any) error {
 		return err
 	}
 	return d.Decode(options)
-}
-
-var durationType = reflect.TypeFor[time.Duration]()
-
-// RefuseBareDurations is a decode hook that stops a number without a unit
-// from becoming nanoseconds: "debounce: 1" would otherwise be 1ns. Zero is
-// unambiguous and allowed. The config loader uses it too.
-func RefuseBareDurations(from, to reflect.Type, data any) (any, error) {
-	if to != durationType {
-		return data, nil
-	}
-	switch from.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		if !reflect.ValueOf(data).IsZero() {
-			return nil, errors.New("number without a unit")
-		}
-	}
-	return data, nil
 }

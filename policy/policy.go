@@ -58,7 +58,7 @@ const (
 	HazardAlarmSupervision               // an alarm source stopped proving it is alive
 	HazardPower                          // mains power lost
 	HazardBroker                         // MQTT connection lost or heartbeat overdue
-	HazardStartup                        // from start until connected and subscribed
+	HazardStartup                        // from start until the link is first healthy (connected, subscribed, heartbeat round trip)
 	HazardDriver                         // this door's driver cannot set its relay (or recovered less than relock_delay ago)
 	NumHazards                           // how many hazards there are; not a hazard
 )

@@ -13,6 +13,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/internal/secretfile"
 )
 
 // cmdAlarm publishes the fire alarm: a drill and commissioning tool.
@@ -73,12 +74,10 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 	if *username != "" || *passwordFile != "" {
 		login.username = *username
 		if *passwordFile != "" {
-			b, err := os.ReadFile(*passwordFile)
-			if err != nil {
+			if login.password, err = secretfile.Read(*passwordFile); err != nil {
 				fmt.Fprintf(stderr, "doorbridge: -password-file: %v\n", err)
 				return 1
 			}
-			login.password = strings.TrimRight(string(b), "\r\n")
 		}
 	} else if login.password, err = cfg.MQTTPassword(); err != nil {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)

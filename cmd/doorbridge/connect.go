@@ -25,7 +25,7 @@ func connectOnce(cfg *config.Config, username, password, clientID string, timeou
 			mu.Unlock()
 		}
 	}
-	urls := bridge.BrokerURLs(cfg)
+	urls := bridge.DialURLs(cfg)
 	where := strings.Join(urls, ", ")
 	opts, err := bridge.ClientOptions(cfg, urls, username, password, timeout, report)
 	if err != nil {

@@ -14,10 +14,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/doorbridge/doorbridge/drivers"
+	"github.com/doorbridge/doorbridge/internal/atomicfile"
 )
 
 // Options are the sim driver's config keys.
@@ -200,26 +200,11 @@ func (d *Driver) set(ch string, level bool) {
 }
 
 // WriteFileAtomic writes data to a temporary file beside path and renames it
-// over path, so readers never see a partial file.
+// over path, so readers never see a partial file (atomicfile.WriteUnsynced:
+// the simulator's files show state and are rewritten on every relay
+// change, so no fsync).
 func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	// The temporary file is removed only on failure: after the rename it is
-	// gone, and removing it anyway costs two failing system calls on every
-	// relay change.
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.WriteUnsynced(path, data, 0o600)
 }
 
 type line struct {

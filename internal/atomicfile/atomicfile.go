@@ -24,7 +24,16 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	return write(path, data, perm, (*os.File).Sync)
 }
 
-// write is Write with the fsync as a parameter, so that a test can see each
+// WriteUnsynced is Write without the fsyncs: readers never see a partial
+// file, but a power cut may lose the new content, or leave the file empty.
+// For files that only show state and are rewritten on every change (the
+// simulator's relay levels), where an fsync a write would slow each relay
+// change for nothing.
+func WriteUnsynced(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, nil)
+}
+
+// write is Write with the fsync as a parameter (nil: none), so that a test can see each
 // one happen at its step.
 func write(path string, data []byte, perm os.FileMode, sync func(*os.File) error) error {
 	dir := filepath.Dir(path)
@@ -55,6 +64,9 @@ func fillAndSync(f *os.File, data []byte, perm os.FileMode, sync func(*os.File) 
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("atomicfile: write %s: %w", f.Name(), err)
 	}
+	if sync == nil {
+		return nil
+	}
 	if err := sync(f); err != nil {
 		return fmt.Errorf("atomicfile: fsync %s: %w", f.Name(), err)
 	}
@@ -62,6 +74,9 @@ func fillAndSync(f *os.File, data []byte, perm os.FileMode, sync func(*os.File) 
 }
 
 func syncDir(dir string, sync func(*os.File) error) error {
+	if sync == nil {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("atomicfile: open directory: %w", err)

@@ -138,3 +138,25 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	}
 }
+
+// WriteUnsynced replaces the content, with the mode asked for, and leaves no
+// temporary file behind.
+func TestWriteUnsynced(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "levels.json")
+	for _, content := range []string{`{"0": true}`, `{"0": false}`} {
+		if err := WriteUnsynced(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != content {
+			t.Fatalf("read %q, %v; want %q", got, err, content)
+		}
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d files in the directory, want 1", len(entries))
+	}
+}
