@@ -208,6 +208,9 @@ func (s *hostileSite) start(cfgPath string) {
 	s.watcher.WaitPayload("doorbridge/hz/fs/state", "LOCKED", wait)
 	s.waitRelays(map[string]bool{"0": true, "1": false})
 	testbroker.Eventually(t, wait, func() bool { return len(s.auditSince(0, isSafetyRecord)) >= 4 }, "the alarm's safety records in the audit trail")
+	testbroker.Eventually(t, wait, func() bool {
+		return s.relockedAfter(0, func(e audit.Event) bool { return e.Kind == "latch" && e.Outcome == "OFF" })
+	}, "the relock after the reset in the audit trail")
 	for _, e := range s.auditSince(0, isSafetyRecord) {
 		s.safetyAt = append(s.safetyAt, e.Seq)
 	}
@@ -695,9 +698,13 @@ func (s *hostileSite) bridgePassword(t *testing.T) {
 	// The thief's client and the bridge may take the client id from each
 	// other a few times before the thief is gone, and paho backs off
 	// between reconnects: the relock may take longer than one wait.
+	// The relock's audit record follows its relay write: wait for the
+	// record too, or it lands in the next attack's window and fails it.
 	testbroker.Eventually(t, 6*wait, func() bool {
 		r := readRelays(t, s.state)
-		return r["0"] && !r["1"]
+		return r["0"] && !r["1"] && s.relockedAfter(seq, func(e audit.Event) bool {
+			return e.Kind == "hazard" && e.Hazard == "broker" && e.Outcome == "raised"
+		})
 	}, "%s: the maglock relocked once the bridge has its connection back", s.name)
 	s.watcher.Sync(wait)
 	for _, e := range s.auditSince(seq, func(audit.Event) bool { return true }) {
@@ -715,6 +722,23 @@ func (s *hostileSite) bridgePassword(t *testing.T) {
 	}
 	s.checkRSS(t)
 	s.checkSafetyRecords(t)
+}
+
+// relockedAfter reports whether the maglock's (fs) last relay record
+// after seq says locked and follows a record that cause matches: the
+// relock's record follows its relay write, and an attack that starts
+// before it lands would count it as its own.
+func (s *hostileSite) relockedAfter(seq uint64, cause func(audit.Event) bool) bool {
+	var caused, locked uint64
+	for _, e := range s.auditSince(seq, func(audit.Event) bool { return true }) {
+		switch {
+		case cause(e):
+			caused = max(caused, e.Seq)
+		case e.Kind == "relay" && e.Door == "fs":
+			locked = map[bool]uint64{true: e.Seq}[e.Outcome == "locked"]
+		}
+	}
+	return caused > 0 && locked > caused
 }
 
 // Issue 12 item 10: docker-compose publishes plain MQTT and the HTTP API
