@@ -637,8 +637,15 @@ func (s *hostileSite) flood(t *testing.T, d time.Duration) {
 // code on the back door (which shares the code) must not unlock it; a code
 // sent during the lockout never appears on any topic or in the log.
 func (s *hostileSite) codeGuessing(t *testing.T) {
+	// Each guess waits for the bridge's verdict: a guess sent while the
+	// previous one is still checked is refused as busy and not counted
+	// (on a loaded machine then no lockout, and the right code unlocks).
 	for i := range hostileMaxFailures {
+		mark := s.watcher.Mark()
 		s.publish("homeassistant", "doorbridge/hz/fs/set", fmt.Sprintf(`{"action": "UNLOCK", "code": "%04d"}`, 1000+i), false)
+		s.watcher.WaitForAfter(mark, "doorbridge/hz/fs/event", wait, func(m testbroker.Message) bool {
+			return strings.Contains(string(m.Payload), `"rejected_code"`)
+		})
 	}
 	s.publish("homeassistant", "doorbridge/hz/fsec/set", `{"action": "UNLOCK", "code": "`+hostileCode+`"}`, false)
 	const echo = "echo-7Q3Z9" // no timestamp can hold it
