@@ -673,6 +673,9 @@ func (s *hostileSite) flood(t *testing.T, d time.Duration) {
 	s.publish("homeassistant", "doorbridge/alarm", "OFF", true)
 	s.publish("homeassistant", "doorbridge/hz/alarm/reset", "RESET", false)
 	s.waitRelays(map[string]bool{"0": true, "1": false})
+	testbroker.Eventually(t, wait, func() bool {
+		return s.relockedAfter(seq, func(e audit.Event) bool { return e.Kind == "latch" && e.Outcome == "OFF" })
+	}, "%s: the relock after the flood's alarm in the audit trail", s.name)
 	s.checkRSS(t)
 	s.checkSafetyRecords(t)
 }
