@@ -114,7 +114,13 @@ func TestJunkDoorsAddNoMetricSeries(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("DOORBRIDGE_TEST_FLOOD")); err == nil && v > 0 {
 		n = v // a measurement: DOORBRIDGE_TEST_FLOOD=20000 -v logs the figures
 	}
-	h, _, _ := floodHarness(t, nil)
+	h, _, _ := floodHarness(t, func(c *config.Config) {
+		// The shipped timings: the test is about junk, not about a loaded
+		// machine, where the heartbeat echo queued behind the flood came
+		// late, the bridge dropped its link after 2×500 ms of silence and
+		// the flood's rest was lost with it.
+		c.Watchdog.HeartbeatInterval, c.Watchdog.HeartbeatTimeout = time.Second, 3*time.Second
+	})
 	h.ready()
 	var before runtime.MemStats
 	runtime.GC()
