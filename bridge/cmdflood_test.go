@@ -56,6 +56,11 @@ func floodHarness(t *testing.T, mutate func(*config.Config)) (*harness, *logSink
 	h.cfg = testConfig(br.URL())
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	h.cfg.Audit.File, h.cfg.Audit.MaxSize, h.cfg.Audit.MaxFiles = path, config.MinAuditMaxSize, 1
+	// The shipped heartbeat timings: these tests are about junk, not about
+	// a loaded machine, where the heartbeat echo queued behind a flood
+	// came late, the bridge dropped its link after 2×500 ms of silence,
+	// and the rest of the flood was lost with it (not counted).
+	h.cfg.Watchdog.HeartbeatInterval, h.cfg.Watchdog.HeartbeatTimeout = time.Second, 3*time.Second
 	if mutate != nil {
 		mutate(h.cfg)
 	}
@@ -114,13 +119,7 @@ func TestJunkDoorsAddNoMetricSeries(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("DOORBRIDGE_TEST_FLOOD")); err == nil && v > 0 {
 		n = v // a measurement: DOORBRIDGE_TEST_FLOOD=20000 -v logs the figures
 	}
-	h, _, _ := floodHarness(t, func(c *config.Config) {
-		// The shipped timings: the test is about junk, not about a loaded
-		// machine, where the heartbeat echo queued behind the flood came
-		// late, the bridge dropped its link after 2×500 ms of silence and
-		// the flood's rest was lost with it.
-		c.Watchdog.HeartbeatInterval, c.Watchdog.HeartbeatTimeout = time.Second, 3*time.Second
-	})
+	h, _, _ := floodHarness(t, nil)
 	h.ready()
 	var before runtime.MemStats
 	runtime.GC()
