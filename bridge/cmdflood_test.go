@@ -69,6 +69,11 @@ func floodHarness(t *testing.T, mutate func(*config.Config)) (*harness, *logSink
 	}
 	logs := &logSink{}
 	h.log = slog.New(slog.NewTextHandler(logs, nil))
+	t.Cleanup(func() {
+		if out := logs.String(); t.Failed() {
+			t.Logf("the bridge's log, its last %d kB:\n%s", logTailMax>>10, out[max(0, len(out)-logTailMax):])
+		}
+	})
 	h.start()
 	return h, logs, path
 }
