@@ -36,6 +36,10 @@ func TestAPIDoorsShowsRelockTimeAndLatch(t *testing.T) {
 	const delay = 10 * time.Second
 	h := newHarness(t, func(c *config.Config) {
 		c.Watchdog.RelockDelay, c.Doors[1].UnlockTime, c.Watchdog.AlarmLatch = delay, delay, false
+		// The shipped timings: 2×500 ms without a heartbeat echo on a
+		// loaded machine dropped the link, and the OPEN sent meanwhile
+		// was lost.
+		c.Watchdog.HeartbeatInterval, c.Watchdog.HeartbeatTimeout = time.Second, 3*time.Second
 	})
 	h.c.Publish(h.alarmTopic(), "OFF", true)
 	// relock_delay also holds the doors after start-up: wait it out once.

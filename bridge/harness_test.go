@@ -2,10 +2,10 @@ package bridge
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,7 +73,39 @@ func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("DOORBRIDGE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	tail := &logTail{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the bridge's log, its last %d kB:\n%s", logTailMax>>10, tail.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(tail, nil))
+}
+
+// logTailMax is how much of its log a failed test shows: enough to see
+// why (a dropped link, a hazard), not a flood's every rejection.
+const logTailMax = 32 << 10
+
+// logTail keeps the last logTailMax bytes written to it.
+type logTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > 2*logTailMax { // trimmed now and then: a flood logs a lot
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-logTailMax:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf[max(0, len(l.buf)-logTailMax):])
 }
 
 // newHarness starts a broker, a watching client and a bridge. mutate may
