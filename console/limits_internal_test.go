@@ -200,3 +200,30 @@ func TestLoginForgetKeepsPausedClients(t *testing.T) {
 		t.Fatal("the paused client was forgotten to make room")
 	}
 }
+
+// m-D: a refused request's log line holds at most ~100 bytes of each of
+// the client's values, no query string, and one line per client per
+// minute, saying how many were not logged.
+func TestRefusalLogClippedAndRateLimited(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	l := newRefusalLog()
+	now := time.Unix(1e9, 0)
+	l.now = func() time.Time { return now }
+	r := httptest.NewRequest("GET", "/api/v1/doors?token=secret", nil)
+	r.RemoteAddr = "192.0.2.1:1"
+	for range 5 {
+		l.log(log, r, "refused", "origin", "http://"+strings.Repeat("x", 16000)+"/?q=secret")
+	}
+	if n := strings.Count(buf.String(), "refused"); n != 1 {
+		t.Fatalf("%d lines for 5 refusals within a minute, want 1", n)
+	}
+	if strings.Contains(buf.String(), strings.Repeat("x", 101)) || strings.Contains(buf.String(), "secret") {
+		t.Fatalf("the line holds the client's values unclipped: %.300s", buf.String())
+	}
+	now = now.Add(refusalLogEvery)
+	l.log(log, r, "refused", "origin", "x")
+	if !strings.Contains(buf.String(), "not_logged_since=4") {
+		t.Fatalf("the next line does not count the 4 not logged: %s", buf.String())
+	}
+}
