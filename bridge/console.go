@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/doorbridge/doorbridge/audit"
@@ -89,10 +90,24 @@ type ConsolePower struct {
 }
 
 // onLoop runs f on the loop and waits for it, at most until ctx ends.
+//
+// A caller that gives up before the loop takes f abandons it: the loop
+// then skips it, so f never writes what its caller no longer reads (a data
+// race) nor does what the caller was told failed (a drill's publish). Once
+// the loop has taken f, the caller waits for it to finish (f is short, and
+// a stuck loop trips the watchdog) so its results are whole.
 func (b *Bridge) onLoop(ctx context.Context, f func(*loop)) error {
+	const queued, taken, abandoned = 0, 1, 2
+	var state atomic.Int32
 	done := make(chan struct{})
+	run := evFunc(func(l *loop) {
+		if state.CompareAndSwap(queued, taken) {
+			f(l)
+			close(done)
+		}
+	})
 	select {
-	case b.events <- evFunc(func(l *loop) { f(l); close(done) }):
+	case b.events <- run:
 	case <-ctx.Done():
 		return ErrLoopBusy
 	case <-b.stopped:
@@ -102,7 +117,14 @@ func (b *Bridge) onLoop(ctx context.Context, f func(*loop)) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+	case <-b.stopped:
+	}
+	if state.CompareAndSwap(queued, abandoned) {
 		return ErrLoopBusy
+	}
+	select {
+	case <-done:
+		return nil
 	case <-b.stopped:
 		return ErrLoopBusy
 	}

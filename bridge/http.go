@@ -85,7 +85,7 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 		// connection open must not hold a goroutine and a socket for ever:
 		// enough of them would leave the bridge without file descriptors
 		// for its broker connection.
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: 2 * time.Second, // a slow header is also evicted after newGrace when full
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -107,99 +107,172 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 
 // httpMaxConns bounds the HTTP API's open connections: Prometheus, a
 // health check and a dashboard need a handful. A new connection beyond it
-// closes the longest idle keep-alive connection (one between requests):
-// idle connections cannot hold every slot and lock /readyz out. Only when
-// every connection is busy with a request does a new one wait in the
-// kernel's backlog, for at most the request timeouts.
+// closes the longest idle keep-alive connection (one between requests) or
+// a connection that has not sent its request header within newGrace:
+// neither idle nor half-open connections can hold every slot and lock
+// /readyz out. Only when every connection is busy with a request does a
+// new one wait, for at most the request timeouts. One address holds at
+// most httpMaxPerIP of them; a connection beyond that is closed at once.
 const httpMaxConns = 64
 
 // HTTPMaxConns is httpMaxConns, for the console: its event streams, which
-// hold a connection each for minutes, may take only a share of them, so
-// that /readyz and /metrics always find a slot.
+// hold a connection each for minutes, may take only a share of them.
 const HTTPMaxConns = httpMaxConns
 
+const (
+	// httpMaxPerIP bounds the connections of one address (not loopback:
+	// the host's own health check and a local reverse proxy).
+	httpMaxPerIP = 8
+	// newGrace is how long a new connection may take to send its request
+	// header before a newcomer may take its slot.
+	newGrace = time.Second
+)
+
 // limitListener accepts at most n connections open at once, closing idle
-// ones to make room.
+// or stalled ones to make room.
 func limitListener(ln net.Listener, n int) *limitedListener {
-	return &limitedListener{Listener: ln, slots: make(chan struct{}, n), idle: map[*slotConn]time.Time{}}
+	return &limitedListener{Listener: ln, slots: make(chan struct{}, n), perIP: httpMaxPerIP, grace: newGrace,
+		exempt: isLoopback, waiting: map[*slotConn]waitingConn{}, byIP: map[string]int{}}
 }
 
 type limitedListener struct {
 	net.Listener
-	slots chan struct{}
+	slots  chan struct{}
+	perIP  int
+	grace  time.Duration
+	exempt func(ip string) bool // addresses without the per-address cap
 
-	mu   sync.Mutex
-	idle map[*slotConn]time.Time // keep-alive connections between requests, since when
+	mu      sync.Mutex
+	waiting map[*slotConn]waitingConn // connections not in a request
+	byIP    map[string]int
+}
+
+// waitingConn is a connection between requests (idle) or before its first
+// (new), since when.
+type waitingConn struct {
+	since time.Time
+	idle  bool
+}
+
+func isLoopback(ip string) bool {
+	a := net.ParseIP(ip)
+	return a != nil && a.IsLoopback()
 }
 
 // Accept takes a slot for each new connection once it has arrived: when
-// none is free it closes the longest idle connection, and looks again
-// every idleRecheck while every connection is busy (one more connection,
-// the new one, is open meanwhile).
+// none is free it closes the longest idle or stalled connection, and
+// looks again every idleRecheck while every connection is busy (one more
+// connection, the new one, is open meanwhile). A connection from an
+// address that holds perIP already is closed at once.
 func (l *limitedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		if !l.takeIP(ip) {
+			c.Close()
+			continue
+		}
+		l.waitSlot()
+		return l.slotConn(c, ip), nil
 	}
+}
+
+func (l *limitedListener) waitSlot() {
 	select {
 	case l.slots <- struct{}{}:
-		return l.slotConn(c), nil
+		return
 	default:
 	}
 	for {
-		l.closeIdlest()
+		l.closeStalest()
 		select {
 		case l.slots <- struct{}{}:
-			return l.slotConn(c), nil
+			return
 		case <-time.After(idleRecheck):
 		}
 	}
 }
 
+func remoteIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+// takeIP counts a connection of ip, unless ip has its share already.
+func (l *limitedListener) takeIP(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byIP[ip] >= l.perIP && (l.exempt == nil || !l.exempt(ip)) {
+		return false
+	}
+	l.byIP[ip]++
+	return true
+}
+
 // slotConn wraps c, holding a slot until its first Close.
-func (l *limitedListener) slotConn(c net.Conn) *slotConn {
+func (l *limitedListener) slotConn(c net.Conn, ip string) *slotConn {
 	sc := &slotConn{Conn: c}
+	l.setWaiting(sc, true, false)
 	sc.release = func() {
-		l.setIdle(sc, false)
+		l.mu.Lock()
+		delete(l.waiting, sc)
+		if l.byIP[ip]--; l.byIP[ip] <= 0 {
+			delete(l.byIP, ip)
+		}
+		l.mu.Unlock()
 		<-l.slots
 	}
 	return sc
 }
 
 // idleRecheck is how often a new connection waiting for a slot looks for
-// an idle connection to close.
+// an idle or stalled connection to close.
 const idleRecheck = 100 * time.Millisecond
 
-// connState tracks which connections are idle (http.Server.ConnState).
+// connState tracks which connections are between requests
+// (http.Server.ConnState).
 func (l *limitedListener) connState(c net.Conn, st http.ConnState) {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	if sc, ok := c.(*slotConn); ok {
-		l.setIdle(sc, st == http.StateIdle)
+	if sc, ok := c.(*slotConn); ok && st != http.StateNew { // new: since Accept
+		l.setWaiting(sc, st == http.StateIdle, true)
 	}
 }
 
-func (l *limitedListener) setIdle(c *slotConn, idle bool) {
+// setWaiting marks c waiting (new, or idle when idle) or, when not
+// waiting, in a request.
+func (l *limitedListener) setWaiting(c *slotConn, waiting, idle bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if idle {
-		l.idle[c] = time.Now()
+	if waiting {
+		l.waiting[c] = waitingConn{since: time.Now(), idle: idle}
 	} else {
-		delete(l.idle, c)
+		delete(l.waiting, c)
 	}
 }
 
-// closeIdlest closes the connection idle for longest, if any.
-func (l *limitedListener) closeIdlest() {
+// closeStalest closes the connection idle for longest, or that has not
+// sent its first request header within grace, if any.
+func (l *limitedListener) closeStalest() {
 	l.mu.Lock()
 	var oldest *slotConn
-	for c, since := range l.idle {
-		if oldest == nil || since.Before(l.idle[oldest]) {
+	now := time.Now()
+	for c, w := range l.waiting {
+		if !w.idle && now.Sub(w.since) < l.grace {
+			continue
+		}
+		if oldest == nil || w.since.Before(l.waiting[oldest].since) {
 			oldest = c
 		}
 	}
-	delete(l.idle, oldest)
+	delete(l.waiting, oldest)
 	l.mu.Unlock()
 	if oldest != nil {
 		_ = oldest.Close()

@@ -3,8 +3,10 @@ package bridge
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 )
@@ -63,5 +65,84 @@ func TestHTTPBoundsConnections(t *testing.T) {
 	}
 	if closed != 1 {
 		t.Errorf("%d of the %d idle connections were closed for connection %d, want 1", closed, httpMaxConns, httpMaxConns+1)
+	}
+}
+
+// serveLimited serves /readyz through limitListener with per-address cap
+// perIP (loopback included), and request header timeouts long enough
+// that only the listener can free a stalled connection's slot.
+func serveLimited(t *testing.T, perIP int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := limitListener(ln, httpMaxConns)
+	lim.perIP, lim.exempt = perIP, nil
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }),
+		ConnState:         lim.connState,
+		ReadHeaderTimeout: time.Minute,
+	}
+	go srv.Serve(lim)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func readyz(addr string, within time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, within)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(within))
+	if _, err := c.Write([]byte("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err
+}
+
+// M-C: connections that never finish their request header cannot hold
+// every slot: once full, a newcomer closes one that has been silent for
+// newGrace, and /readyz is served.
+func TestHTTPStalledHeadersDoNotStarveReadyz(t *testing.T) {
+	addr := serveLimited(t, 2*httpMaxConns) // no per-address cap here
+	for range httpMaxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("GET /readyz HTTP/1.1\r\n")) // and never the rest
+	}
+	if err := readyz(addr, 3*wait); err != nil {
+		t.Fatalf("/readyz with %d stalled connections open: %v", httpMaxConns, err)
+	}
+}
+
+// M-C: one address holds at most its share of the connections; the one
+// beyond is closed at once, not queued.
+func TestHTTPConnectionsPerAddress(t *testing.T) {
+	const perIP = 3
+	addr := serveLimited(t, perIP)
+	for range perIP {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection %d from one address was kept open (read: %v), want it closed at once", perIP+1, err)
 	}
 }

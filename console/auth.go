@@ -2,13 +2,16 @@ package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,91 +117,158 @@ func (ss *sessions) drop(s *session) {
 	delete(ss.byID, s.id)
 }
 
-// loginLimiter counts wrong passwords per client (clientKey). A
-// comparison in flight counts as a failure until it is known not to be
-// one: concurrent guesses cannot all pass the check before any is counted.
+// loginLimiter counts wrong passwords per client (clientKey: the full
+// address, or a known browser's device cookie), and spends a budget of
+// wrong passwords shared by every address.
+//
+// One address's failures pause only that address: on a home LAN every
+// phone shares an IPv6 /64, and a neighbour's guesses must not lock the
+// owner out. Guessing from many addresses is slowed instead by the shared
+// budget (guessEvery), which pauses nobody in particular. A browser that
+// logged in before (device cookie) skips the budget, and its failures are
+// its own (OWASP: lockout avoidance for known devices).
+//
+// A client has at most one comparison in flight: concurrent guesses
+// cannot all pass the check before any is counted.
 type loginLimiter struct {
-	mu    sync.Mutex
-	fails map[string]*failures
-	now   func() time.Time
+	mu     sync.Mutex
+	fails  map[string]*failures
+	now    func() time.Time
+	tokens float64   // wrong passwords the shared budget still allows at once
+	filled time.Time // when tokens was last topped up
 }
 
 type failures struct {
-	n       int // wrong passwords
-	pending int // comparisons in flight
+	n       int  // wrong passwords, less the ones forgotten (failForget)
+	pending bool // a comparison in flight
 	last    time.Time
 }
 
+const (
+	// failForget: one wrong password of a client is forgotten per this
+	// long without another, so a pause does not last for ever.
+	failForget = 5 * time.Minute
+	// guessEvery and guessBurst are the shared budget of wrong passwords:
+	// guessBurst at once, then one per guessEvery, over every address.
+	guessEvery = time.Second
+	guessBurst = 10
+	// maxClients bounds the clients remembered.
+	maxClients = 10000
+)
+
 func newLoginLimiter() *loginLimiter {
-	return &loginLimiter{fails: map[string]*failures{}, now: time.Now}
+	return &loginLimiter{fails: map[string]*failures{}, now: time.Now, tokens: guessBurst}
 }
 
-// begin reserves an attempt for key: 0 when it may go ahead (it must then
-// call end), else how long it must wait.
-func (l *loginLimiter) begin(key string) time.Duration {
+// loginResult is how an attempt ended: only wrong counts against anyone.
+type loginResult int
+
+const (
+	loginOK    loginResult = iota
+	loginWrong             // a wrong password
+	loginVoid              // never compared (busy, request gone)
+)
+
+// begin reserves an attempt for key (known: a device cookie vouches for
+// the browser): 0 when it may go ahead (it must then call end), else how
+// long to wait.
+func (l *loginLimiter) begin(key string, known bool) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.now()
 	f := l.fails[key]
 	if f == nil {
-		if len(l.fails) > 10000 {
-			l.forgetSettled() // bounded memory; the pause is a brake, not a ledger
+		if len(l.fails) >= maxClients {
+			l.forgetSettled(now)
 		}
 		f = &failures{}
 		l.fails[key] = f
 	}
-	if f.n+f.pending >= loginFailures {
-		// Past the limit: one attempt per loginPause, and none while one
-		// is in flight.
-		wait := max(0, loginPause-l.now().Sub(f.last))
-		if f.pending > 0 || wait > 0 {
-			return max(wait, time.Second)
+	f.forget(now)
+	if f.pending {
+		return time.Second
+	}
+	if f.n >= loginFailures {
+		if wait := loginPause - now.Sub(f.last); wait > 0 {
+			return wait
 		}
 	}
-	f.pending++
+	if !known {
+		l.refill(now)
+		if l.tokens < 1 {
+			return max(time.Second, time.Duration((1-l.tokens)*float64(guessEvery)))
+		}
+		l.tokens--
+	}
+	f.pending = true
 	return 0
 }
 
 // end settles an attempt that begin let through.
-func (l *loginLimiter) end(key string, ok bool) {
+func (l *loginLimiter) end(key string, known bool, res loginResult) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.now()
+	if !known && res != loginWrong {
+		l.refill(now)
+		l.tokens = min(guessBurst, l.tokens+1) // the budget is for wrong passwords
+	}
 	f := l.fails[key]
 	if f == nil {
 		return
 	}
-	f.pending--
-	switch {
-	case ok && f.pending == 0:
+	f.pending = false
+	switch res {
+	case loginOK:
 		delete(l.fails, key)
-	case ok:
-		f.n = 0
-	default:
+	case loginWrong:
 		f.n++
-		f.last = l.now()
+		f.last = now
 	}
 }
 
-func (l *loginLimiter) forgetSettled() {
+func (l *loginLimiter) refill(now time.Time) {
+	if !l.filled.IsZero() {
+		l.tokens = min(guessBurst, l.tokens+float64(now.Sub(l.filled))/float64(guessEvery))
+	}
+	l.filled = now
+}
+
+// forget drops the failures that are old enough.
+func (f *failures) forget(now time.Time) {
+	if f.n == 0 {
+		return
+	}
+	if k := int(now.Sub(f.last) / failForget); k > 0 {
+		f.n = max(0, f.n-k)
+		f.last = f.last.Add(time.Duration(k) * failForget)
+	}
+}
+
+// forgetSettled bounds the memory: it drops the clients with nothing in
+// flight and too few failures to be paused. A paused client is never
+// dropped (that would give it five fresh guesses); the shared budget
+// bounds how many there can be.
+func (l *loginLimiter) forgetSettled(now time.Time) {
 	for k, f := range l.fails {
-		if f.pending == 0 {
+		if f.forget(now); !f.pending && f.n < loginFailures {
 			delete(l.fails, k)
 		}
 	}
 }
 
-// clientKey is who a request comes from, for the limits: its IPv4
-// address, or the /64 of its IPv6 address (one host usually holds a whole
-// /64, and could otherwise take a fresh address for every guess).
+// clientKey is who a request comes from, for the per-client limits: its
+// full address. An IPv6 /64 is often a whole home LAN (SLAAC), so keying
+// by it would let one phone lock out or crowd out every other.
 func clientKey(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.To4() != nil {
-		return host
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String()
 	}
-	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	return host
 }
 
 // maxComparing bounds the bcrypt comparisons running at once, over every
@@ -228,8 +298,8 @@ func comparePassword(ctx context.Context, hash, pw string) error {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw))
 }
 
-// login checks the password (form field or JSON "password") and starts a
-// session, ending the one the browser had.
+// login checks the password (the form field "password"; the body is a
+// form, not JSON) and starts a session, ending the one the browser had.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if c.cfg.Console != config.ConsoleOn {
 		jsonError(w, http.StatusForbidden, "the console has no login (http.console: "+c.cfg.Console+")")
@@ -246,6 +316,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	s := c.sessions.create()
 	http.SetCookie(w, &http.Cookie{Name: c.cookieName(), Value: s.id, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: c.cfg.TLS(), MaxAge: int(sessionMax.Seconds())})
+	if _, known := c.device(r); !known {
+		http.SetCookie(w, &http.Cookie{Name: c.deviceCookieName(), Value: c.devices.issue(), Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: c.cfg.TLS(), MaxAge: int(deviceLife.Seconds())})
+	}
 	c.log.Info("console login", "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "csrf": s.csrf})
 }
@@ -253,25 +327,77 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 // checkPassword compares pw with the console password under the login
 // limits, and answers the request itself when it is not the password.
 func (c *Console) checkPassword(w http.ResponseWriter, r *http.Request, pw string) bool {
-	key := clientKey(r)
-	if d := c.logins.begin(key); d > 0 {
+	key, known := c.device(r)
+	if d := c.logins.begin(key, known); d > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(int(d.Seconds())+1))
 		jsonError(w, http.StatusTooManyRequests, fmt.Sprintf("too many wrong passwords: try again in %v", d.Round(time.Second)))
 		return false
 	}
 	err := comparePassword(r.Context(), c.cfg.ConsolePasswordHash, pw)
-	// An attempt turned away as busy counts as a wrong one: a flood from
-	// one address pauses that address, and the count stays exact.
-	c.logins.end(key, err == nil)
 	switch {
 	case errors.Is(err, errBusy):
+		// Never compared: not a wrong password, or a flood of logins
+		// would pause the owner.
+		c.logins.end(key, known, loginVoid)
 		w.Header().Set("Retry-After", "1")
 		jsonError(w, http.StatusServiceUnavailable, err.Error())
 		return false
 	case err != nil:
+		c.logins.end(key, known, loginWrong)
 		c.log.Warn("console password refused", "remote", r.RemoteAddr, "path", r.URL.Path)
 		jsonError(w, http.StatusUnauthorized, "wrong password")
 		return false
 	}
+	c.logins.end(key, known, loginOK)
 	return true
+}
+
+// device is the login limits' key of r: its device cookie's when it
+// carries a valid one (known), else its address.
+func (c *Console) device(r *http.Request) (key string, known bool) {
+	if ck, err := r.Cookie(c.deviceCookieName()); err == nil && c.devices.valid(ck.Value) {
+		return "device " + ck.Value, true
+	}
+	return clientKey(r), false
+}
+
+func (c *Console) deviceCookieName() string {
+	if c.cfg.TLS() {
+		return "__Host-" + deviceCookie
+	}
+	return deviceCookie
+}
+
+const (
+	// deviceCookie marks a browser that logged in before: its wrong
+	// passwords pause only itself, never the address it shares.
+	deviceCookie = "doorbridge_device"
+	deviceLife   = 90 * 24 * time.Hour
+)
+
+// deviceKeys signs device cookies with a key of this process: a restart
+// makes every browser unknown again, which costs nothing but the bypass.
+type deviceKeys struct{ key []byte }
+
+func newDeviceKeys() deviceKeys {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return deviceKeys{key: k}
+}
+
+func (d deviceKeys) sign(id string) string {
+	m := hmac.New(sha256.New, d.key)
+	m.Write([]byte("doorbridge device " + id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// issue returns a new device cookie value: a random id and its signature.
+func (d deviceKeys) issue() string {
+	id := randomToken()[:32]
+	return id + "." + d.sign(id)
+}
+
+func (d deviceKeys) valid(v string) bool {
+	id, sig, ok := strings.Cut(v, ".")
+	return ok && len(id) == 32 && hmac.Equal([]byte(sig), []byte(d.sign(id)))
 }

@@ -9,14 +9,14 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// IPv6 clients are counted by /64: a host holds a whole /64 and could take
-// a fresh address for every guess.
-func TestClientKeyIPv6Slash64(t *testing.T) {
+// Clients are counted by their full address: an IPv6 /64 is often a
+// whole home LAN.
+func TestClientKeyFullAddress(t *testing.T) {
 	for _, tc := range []struct{ remote, want string }{
 		{"192.0.2.7:5555", "192.0.2.7"},
-		{"[2001:db8:1:2:aaaa::1]:5555", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:bbbb:cccc:dddd:eeee]:80", "2001:db8:1:2::/64"},
-		{"[::1]:9", "::/64"},
+		{"[2001:db8:1:2:aaaa::1]:5555", "2001:db8:1:2:aaaa::1"},
+		{"[2001:db8:1:2:bbbb:cccc:dddd:eeee]:80", "2001:db8:1:2:bbbb:cccc:dddd:eeee"},
+		{"[::1]:9", "::1"},
 	} {
 		if got := clientKey(&http.Request{RemoteAddr: tc.remote}); got != tc.want {
 			t.Errorf("clientKey(%s) = %q, want %q", tc.remote, got, tc.want)

@@ -200,6 +200,13 @@ func TestBrowserReadOnlyFirstRender(t *testing.T) {
 		t.Errorf("a read-only console offers actions")
 	}
 	p.shot("console-read-only.png")
+	// An update saying the loop does not answer (the stream itself is
+	// fine) greys the cards out too: they show a state nobody keeps. The
+	// page is fed the two updates the hub sends, in turn.
+	p.eval(`render({error: 'the control loop did not answer in time', audit_seq: auditSeq}), true`)
+	p.until(`document.querySelector('#live').textContent === 'loop not answering' && document.body.classList.contains('lost') && !document.querySelector('#lost').hidden`, "the page greys out while the loop does not answer")
+	p.eval(`render({view: view, audit_seq: auditSeq}), true`)
+	p.until(`document.querySelector('#live').textContent === 'live' && !document.body.classList.contains('lost')`, "the page is live again once the loop answers")
 }
 
 // The page follows the bridge across the ends of its stream: one ended
@@ -222,7 +229,7 @@ func TestBrowserStreamReconnects(t *testing.T) {
 		t.Errorf("the page said it was not live while its stream was ended and reopened after its lifetime")
 	}
 
-	// Every stream this address may have (4), taken: the page's is refused.
+	// Every stream this address may have (2), taken: the page's is refused.
 	console.SetStreamLife(e.con, time.Hour)
 	p.do("leave the console", chromedp.Navigate("about:blank"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -233,7 +240,7 @@ func TestBrowserStreamReconnects(t *testing.T) {
 			held++
 			go func() { io.Copy(io.Discard, resp.Body); resp.Body.Close() }()
 		}
-		return held == 4
+		return held == 2
 	}, "every stream of this address taken")
 	p.do("open the console again", chromedp.Navigate(e.url+"/"))
 	p.until(`document.querySelector('#live').textContent === 'not live' && !document.querySelector('#lost').hidden`, "the refused page says it is not live")

@@ -47,6 +47,8 @@ type Console struct {
 	log      *slog.Logger
 	sessions *sessions
 	logins   *loginLimiter
+	devices  deviceKeys
+	refusals *refusalLog
 	hub      *hub
 	streams  *streamLimits
 }
@@ -55,7 +57,7 @@ type Console struct {
 func New(b Bridge, cfg *config.Config, log *slog.Logger) *Console {
 	c := &Console{
 		b: b, cfg: cfg.HTTP, title: cfg.Bridge.Name, log: log.With("component", "console"),
-		sessions: newSessions(), logins: newLoginLimiter(), hosts: allowedHosts(cfg.HTTP), streams: newStreamLimits(),
+		sessions: newSessions(), logins: newLoginLimiter(), devices: newDeviceKeys(), refusals: newRefusalLog(), hosts: allowedHosts(cfg.HTTP), streams: newStreamLimits(),
 	}
 	if c.title == "" {
 		c.title = cfg.Bridge.ID

@@ -1,10 +1,13 @@
 package console
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/doorbridge/doorbridge/config"
 )
@@ -59,23 +62,84 @@ func (hs hosts) allows(hostport string) bool {
 	return hs[normalHost(host)]
 }
 
-// checkHost serves the console's paths (/ and /console/) with console
-// only for the allowed host names; other paths go to api unchecked
-// (Prometheus and health checks may use any name).
+// checkHost serves only the allowed host names (and IP addresses): the
+// console with console, the bridge's API and metrics with api. A page of
+// a rebound name could otherwise read /api/v1/doors (which doors are
+// unlocked) and /metrics as its own origin. The health checks answer to
+// any name: they tell nothing, and a probe may use any.
 func (c *Console) checkHost(console, api http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" && !strings.HasPrefix(r.URL.Path, "/console/") {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			api.ServeHTTP(w, r)
 			return
 		}
 		if !c.hosts.allows(r.Host) {
-			c.log.Warn("console request for an unknown host name refused", "host", r.Host, "remote", r.RemoteAddr)
-			jsonError(w, http.StatusMisdirectedRequest, "unknown host name "+r.Host+
+			c.refusals.log(c.log, r, "request for an unknown host name refused", "host", r.Host)
+			jsonError(w, http.StatusMisdirectedRequest, "unknown host name "+clip(r.Host)+
 				": open the console at its address, or set http.console_url to the name you use")
+			return
+		}
+		if r.URL.Path != "/" && !strings.HasPrefix(r.URL.Path, "/console/") {
+			api.ServeHTTP(w, r)
 			return
 		}
 		console.ServeHTTP(w, r)
 	})
+}
+
+// refusalLog logs a refused request at most once per client per minute
+// (the values in it are the client's own, up to 16 KB a header), counting
+// the ones it did not log.
+type refusalLog struct {
+	mu    sync.Mutex
+	last  map[string]time.Time
+	quiet map[string]int // refusals not logged since the last line
+	now   func() time.Time
+}
+
+const refusalLogEvery = time.Minute
+
+func newRefusalLog() *refusalLog {
+	return &refusalLog{last: map[string]time.Time{}, quiet: map[string]int{}, now: time.Now}
+}
+
+// log logs msg with the client's attrs (string values, clipped), unless
+// this client had a line within refusalLogEvery.
+func (l *refusalLog) log(log *slog.Logger, r *http.Request, msg string, kv ...string) {
+	key := clientKey(r)
+	l.mu.Lock()
+	now := l.now()
+	if t, ok := l.last[key]; ok && now.Sub(t) < refusalLogEvery {
+		l.quiet[key]++
+		l.mu.Unlock()
+		return
+	}
+	if len(l.last) >= maxClients {
+		clear(l.last) // bounded memory; at worst a client logs one more line
+		clear(l.quiet)
+	}
+	l.last[key] = now
+	skipped := l.quiet[key]
+	delete(l.quiet, key)
+	l.mu.Unlock()
+	attrs := []any{"remote", r.RemoteAddr, "path", clip(r.URL.Path)}
+	for i := 0; i+1 < len(kv); i += 2 {
+		attrs = append(attrs, kv[i], clip(kv[i+1]))
+	}
+	if skipped > 0 {
+		attrs = append(attrs, "not_logged_since", skipped)
+	}
+	log.Warn(msg, attrs...)
+}
+
+// clip cuts a client's value for a log line: without its query string
+// (a Referer's may hold anything), at most 100 bytes.
+func clip(v string) string {
+	v, _, _ = strings.Cut(v, "?")
+	if len(v) > 100 {
+		v = strings.ToValidUTF8(v[:100], "") + "…"
+	}
+	return v
 }
 
 // sameOrigin refuses a state-changing request that a browser sent from
@@ -89,7 +153,7 @@ func (c *Console) sameOrigin(h http.HandlerFunc) http.HandlerFunc {
 			from = r.Header.Get("Referer")
 		}
 		if from != "" && !c.ownOrigin(r, from) {
-			c.log.Warn("cross-origin console request refused", "origin", from, "path", r.URL.Path, "remote", r.RemoteAddr)
+			c.refusals.log(c.log, r, "cross-origin console request refused", "origin", from)
 			jsonError(w, http.StatusForbidden, "cross-origin request refused")
 			return
 		}

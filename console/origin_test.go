@@ -11,8 +11,8 @@ import (
 
 // DNS rebinding: a page of attacker.example resolved to the bridge sends
 // its own name in Host. The console answers only to its own names and IP
-// addresses (localhost for a loopback listener); the bridge's API and
-// metrics stay reachable by any name.
+// addresses (localhost for a loopback listener), and so do the bridge's
+// API and metrics.
 func TestConsoleRefusesUnknownHostNames(t *testing.T) {
 	e := newEnv(t, config.ConsoleReadOnly)
 	_, port, _ := strings.Cut(strings.TrimPrefix(e.url, "http://"), ":")
@@ -39,8 +39,27 @@ func TestConsoleRefusesUnknownHostNames(t *testing.T) {
 			t.Errorf("GET session with Host %s = %d, want 200", host, code)
 		}
 	}
-	if code := get("attacker.example:"+port, "/metrics"); code != 200 {
-		t.Errorf("GET /metrics with another name = %d, want 200 (Prometheus may use any name)", code)
+	// The bridge's API and metrics too (a rebound page could read which
+	// doors are unlocked); the health checks answer to any name.
+	for _, path := range []string{"/metrics", "/api/v1/doors", "/api/v1/state"} {
+		if code := get("attacker.example:"+port, path); code != http.StatusMisdirectedRequest {
+			t.Errorf("GET %s with another name = %d, want 421", path, code)
+		}
+		if code := get("127.0.0.1:"+port, path); code != 200 {
+			t.Errorf("GET %s by IP address = %d, want 200", path, code)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := get("attacker.example:"+port, path); code == http.StatusMisdirectedRequest {
+			t.Errorf("GET %s with another name = %d, want it answered", path, code)
+		}
+	}
+	// The refusals are logged once per client per minute.
+	for range 20 {
+		get(strings.Repeat("x", 10000)+".example", "/api/v1/doors?secret=1")
+	}
+	if n := strings.Count(e.logs.String(), "request for an unknown host name refused"); n != 1 {
+		t.Errorf("%d log lines for the refused requests of one client, want 1 (once a minute)", n)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -131,14 +132,18 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
+	sess := c.access(r).sess
 	key := clientKey(r)
-	if why := c.streams.open(key); why != "" {
+	if sess != nil {
+		key = "session " + sess.id // a logged-in page counts by its session
+	}
+	slot, why := c.streams.open(key)
+	if why != "" {
 		w.Header().Set("Retry-After", "5")
 		jsonError(w, http.StatusServiceUnavailable, why)
 		return
 	}
-	defer c.streams.close(key)
-	sess := c.access(r).sess
+	defer c.streams.close(slot)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	// The server's read and write timeouts guard against slow clients; a
@@ -161,11 +166,11 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	if !send("ping", []byte("{}")) {
 		return
 	}
-	c.follow(r.Context(), ch, sess, send)
+	c.follow(r.Context(), ch, sess, slot.evicted, send)
 }
 
 // follow sends the stream's states and pings until it ends.
-func (c *Console) follow(ctx context.Context, ch chan []byte, sess *session, send func(string, []byte) bool) {
+func (c *Console) follow(ctx context.Context, ch chan []byte, sess *session, evicted <-chan struct{}, send func(string, []byte) bool) {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	life := time.NewTimer(c.streams.life())
@@ -185,6 +190,8 @@ func (c *Console) follow(ctx context.Context, ch chan []byte, sess *session, sen
 		case <-life.C:
 			send("bye", []byte("{}"))
 			return
+		case <-evicted:
+			return // the page retries after a while (retry:), not at once as after bye
 		}
 	}
 }
@@ -205,54 +212,99 @@ func (c *Console) mayView(sess *session) bool {
 
 // Each open page holds a connection for its stream, and the bridge's HTTP
 // server serves at most bridge.HTTPMaxConns at once: the streams may take
-// a quarter of them, at most streamsPerClient from one client (clientKey),
-// so that /readyz, /metrics and the console's own requests always find a
-// connection.
+// a quarter of them, at most streamsPerClient from one client (clientKey:
+// its full address; a logged-in page, its session).
+//
+// When every stream is taken, a new client takes the newest stream of the
+// client holding the most, if that one holds more than the newcomer would:
+// keeping honest pages out then needs maxStreams distinct addresses, not
+// maxStreams/streamsPerClient, and refusals no longer go to whoever
+// retries slowest.
 const (
 	maxStreams       = bridge.HTTPMaxConns / 4
-	streamsPerClient = 4
+	streamsPerClient = 2
 	// streamLife ends every stream after a while (the page reconnects at
 	// once): a stream is never a connection held for ever.
 	streamLife = 10 * time.Minute
 )
 
+// streamSlot is one open stream; evicted is closed when another client
+// took it.
+type streamSlot struct {
+	key     string
+	evicted chan struct{}
+}
+
 // streamLimits counts the open streams, overall and per client.
 type streamLimits struct {
 	mu        sync.Mutex
 	total     int
-	perClient map[string]int
+	perClient map[string][]*streamSlot // oldest first
 	max, each int
 	lifetime  time.Duration
 	opened    int // streams opened since the start
 }
 
 func newStreamLimits() *streamLimits {
-	return &streamLimits{perClient: map[string]int{}, max: maxStreams, each: streamsPerClient, lifetime: streamLife}
+	return &streamLimits{perClient: map[string][]*streamSlot{}, max: maxStreams, each: streamsPerClient, lifetime: streamLife}
 }
 
 // open takes a stream for key, or says why not.
-func (s *streamLimits) open(key string) string {
+func (s *streamLimits) open(key string) (*streamSlot, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.total >= s.max:
-		return fmt.Sprintf("too many console pages open (%d): close some", s.max)
-	case s.perClient[key] >= s.each:
-		return fmt.Sprintf("too many console pages open from %s (%d): close some", key, s.each)
+	mine := len(s.perClient[key])
+	if mine >= s.each {
+		return nil, fmt.Sprintf("too many console pages open from %s (%d): close some", key, s.each)
 	}
+	if s.total >= s.max {
+		top := s.holdsMost()
+		held := s.perClient[top]
+		if len(held) <= mine+1 {
+			return nil, fmt.Sprintf("too many console pages open (%d): close some", s.max)
+		}
+		s.remove(held[len(held)-1])
+	}
+	slot := &streamSlot{key: key, evicted: make(chan struct{})}
+	s.perClient[key] = append(s.perClient[key], slot)
 	s.total++
-	s.perClient[key]++
 	s.opened++
-	return ""
+	return slot, ""
 }
 
-func (s *streamLimits) close(key string) {
+// holdsMost is the client holding the most streams.
+func (s *streamLimits) holdsMost() string {
+	top := ""
+	for k, held := range s.perClient {
+		if len(held) > len(s.perClient[top]) {
+			top = k
+		}
+	}
+	return top
+}
+
+// remove takes slot out (evicting it), reporting whether it was in.
+func (s *streamLimits) remove(slot *streamSlot) bool {
+	held := s.perClient[slot.key]
+	for i, o := range held {
+		if o == slot {
+			close(slot.evicted)
+			s.total--
+			if held = slices.Delete(held, i, i+1); len(held) == 0 {
+				delete(s.perClient, slot.key)
+			} else {
+				s.perClient[slot.key] = held
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (s *streamLimits) close(slot *streamSlot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.total--
-	if s.perClient[key]--; s.perClient[key] <= 0 {
-		delete(s.perClient, key)
-	}
+	s.remove(slot)
 }
 
 func (s *streamLimits) life() time.Duration {

@@ -57,8 +57,8 @@ func TestConsoleStreamsLeaveRoomForReadyz(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if codes[200] != 4 || codes[http.StatusServiceUnavailable] != 60 {
-		t.Errorf("64 streams from one client: %v, want 4 open and 60 refused with 503", codes)
+	if codes[200] != 2 || codes[http.StatusServiceUnavailable] != 62 {
+		t.Errorf("64 streams from one client: %v, want 2 open and 62 refused with 503", codes)
 	}
 	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	for _, path := range []string{"/readyz", "/metrics", "/console/api/view"} {

@@ -1,7 +1,7 @@
 // doorbridge web console: renders the bridge's view from server-sent events.
 'use strict';
 const $ = (id) => document.getElementById(id);
-let csrf = '', canAct = false, auditSeq = -1, lastSeen = 0, es = null, view = null, livenessTimer = 0;
+let csrf = '', canAct = false, auditSeq = -1, lastSeen = 0, es = null, view = null, livenessTimer = 0, loopDown = false;
 const codes = {}; // door id -> its code input, kept across renders
 
 function el(tag, props, ...kids) {
@@ -88,15 +88,24 @@ function reopen() {
   setTimeout(() => { if (!es) follow(); }, 2000);
 }
 
+// liveness greys the page out when its stream is lost, and when the
+// bridge answers but its control loop does not (the cards would show a
+// state nobody is keeping).
 function liveness() {
-  const ok = Date.now() - lastSeen < 3500;
+  const streaming = Date.now() - lastSeen < 3500;
+  const ok = streaming && !loopDown;
   $('lost').hidden = ok;
+  $('lost').textContent = streaming
+    ? 'Not live: the bridge answers, but its control loop does not. What you see is its last known state.'
+    : 'Not live: this page lost the bridge. What you see may be out of date; it reconnects by itself.';
   document.body.classList.toggle('lost', !ok);
-  $('live').textContent = ok ? 'live' : 'not live';
+  $('live').textContent = ok ? 'live' : streaming ? 'loop not answering' : 'not live';
   $('live').className = 'pill ' + (ok ? 'ok' : 'bad');
 }
 
 function render(u) {
+  loopDown = !!u.error;
+  liveness();
   if (u.error) {
     $('hazards').textContent = 'The bridge answers, but its control loop does not: ' + u.error;
     $('hazards').hidden = false;
