@@ -244,3 +244,26 @@ func TestWhenBridgeStops(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigPersistAdviceWherePullTurnsRelayOn: an active-low relay on
+// a pin pulled down: strict_gpiod or a watchdog reset hands the line to its
+// pull, which switches the relay ON. The persistence warning must say to fit
+// a resistor first, and the pull warning must count every stop once
+// strict_gpiod is set.
+func TestCheckConfigPersistAdviceWherePullTurnsRelayOn(t *testing.T) {
+	withSysfs(t, "persist_gpio_outputs", "Y", pi4)
+	out := checkConfig(t, gpioConfig(t, "GPIO26", true, ""))
+	for _, want := range []string{
+		`warning: door "front": this kernel keeps released GPIO outputs driven (/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = Y): a crash or kill leaves the maglock powered (the door locked) until doorbridge restarts; fit a resistor to the off level first (a Raspberry Pi 1-4 pulls GPIO26 down at power-up); with strict_gpiod (or after a watchdog reset) this relay turns ON whenever doorbridge is not running; then set dtparam=strict_gpiod`,
+		`warning: door "front": relay GPIO26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up, which switches an active-low relay board ON whenever nothing drives the pin (while the Pi boots, and after a watchdog reset, and after every stop once strict_gpiod is set;`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config output lacks\n%s\nit is:\n%s", want, out)
+		}
+	}
+	// The store door's relay (GPIO20, active-high, pulled down) is held off
+	// by its pull: the usual advice stands.
+	if strings.Contains(out, `door "store": this kernel keeps released GPIO outputs driven (/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = Y): a crash or kill while the door is unlocked leaves the strike powered (the door unlocked) until doorbridge restarts; fit a resistor`) {
+		t.Errorf("store's pull holds its relay off: no resistor advice wanted:\n%s", out)
+	}
+}
