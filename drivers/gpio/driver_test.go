@@ -354,3 +354,52 @@ func TestOpenWithoutChipFails(t *testing.T) {
 		t.Fatalf("Open without chip option: %v", err)
 	}
 }
+
+// TestInputChatteringIsAnError: a line whose level keeps changing faster
+// than the debounce window never settles; past max(10 windows, 500 ms) Read
+// says so with an error instead of returning the old level as if it were
+// known (a humming door contact never seen open, a power-good input never
+// reporting mains loss). Once a level holds for the window, it is read again.
+func TestInputChatteringIsAnError(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	d.now = clk.now
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	edge := func(lv gpio.Level) {
+		t.Helper()
+		ep.drive(lv)
+		ep.edges <- lv
+		sent++
+		waitFor(t, func() bool { return in.(*input).seen() == sent }, "edge %d processed", sent)
+	}
+	// 5 ms per level: 100 changes is 500 ms, not yet chattering.
+	for i := range 100 {
+		edge(gpio.Level(i%2 == 0))
+		clk.advance(5 * time.Millisecond)
+	}
+	if got, err := in.Read(); err != nil || got {
+		t.Fatalf("after 500 ms of chatter: Read = %v, %v; want the old level, no error yet (500 ms is the limit)", got, err)
+	}
+	for i := range 4 {
+		edge(gpio.Level(i%2 == 0))
+		clk.advance(5 * time.Millisecond)
+	}
+	_, err = in.Read()
+	if err == nil || !strings.Contains(err.Error(), "gpio: line GPIO3(3): input chattering: 104 edges in 520ms") {
+		t.Fatalf("after 520 ms of chatter: Read error = %v; want input chattering: 104 edges in 520ms", err)
+	}
+	// The line settles high: the new level, no error.
+	edge(gpio.High)
+	clk.advance(20 * time.Millisecond)
+	if got, err := in.Read(); err != nil || !got {
+		t.Fatalf("after the line settled high: Read = %v, %v; want true, nil", got, err)
+	}
+}

@@ -107,7 +107,7 @@ func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func()
 	if err != nil {
 		return nil, fmt.Errorf("first read: %w", err)
 	}
-	in.db = debouncer{window: debounce, stable: first}
+	in.db = debouncer{window: debounce, stable: first, last: first}
 	if in.edges {
 		go in.watch(ew, log)
 	}
@@ -156,7 +156,12 @@ func (in *input) Read() (bool, error) {
 	if err != nil {
 		return in.db.stable, fmt.Errorf("gpio: line %s: read: %w", in.pin, err)
 	}
-	return in.db.observe(l, in.now()), nil
+	now := in.now()
+	v := in.db.observe(l, now)
+	if n, t, ok := in.db.chattering(now); ok {
+		return v, fmt.Errorf("gpio: line %s: input chattering: %d edges in %s", in.pin, n, t.Round(time.Millisecond))
+	}
+	return v, nil
 }
 
 func (in *input) raw() (bool, error) {
@@ -171,6 +176,11 @@ func (in *input) raw() (bool, error) {
 // at least window. Samples are the caller's reads and, where the line has
 // them, its edge events: without edges a level that lasts less than the
 // caller's read period may be missed.
+//
+// A line whose level keeps changing faster than window never settles, and
+// the debounced level alone would freeze at its old value (a humming door
+// contact never seen open, a power-good input never reporting mains loss):
+// chattering tells the reader once it has gone on for too long.
 type debouncer struct {
 	window time.Duration
 	stable bool
@@ -178,10 +188,47 @@ type debouncer struct {
 	pending   bool      // a different level was seen
 	candidate bool      // that level
 	since     time.Time // when it was first seen
+
+	last      bool      // the last sample
+	lastEdge  time.Time // when the samples last changed level
+	unsettled time.Time // first change since a level last held for window; zero when settled
+	edges     int       // changes since unsettled
+}
+
+// minChatter is the shortest unsettled time reported as chattering, for
+// short debounce windows: a real bounce lasts a few milliseconds.
+const minChatter = 500 * time.Millisecond
+
+// chattering reports whether the line has not held any level for window
+// since longer than max(10 windows, minChatter), with the changes seen and
+// for how long.
+func (d *debouncer) chattering(now time.Time) (edges int, since time.Duration, ok bool) {
+	if d.window <= 0 || d.unsettled.IsZero() {
+		return 0, 0, false
+	}
+	limit := max(10*d.window, minChatter)
+	since = now.Sub(d.unsettled)
+	return d.edges, since, since > limit
+}
+
+// track follows the raw level's changes for chattering.
+func (d *debouncer) track(raw bool, now time.Time) {
+	switch {
+	case raw != d.last:
+		if d.unsettled.IsZero() || now.Sub(d.lastEdge) >= d.window {
+			// The level before this change held for window: settled.
+			d.unsettled, d.edges = now, 0
+		}
+		d.edges++
+		d.last, d.lastEdge = raw, now
+	case !d.unsettled.IsZero() && now.Sub(d.lastEdge) >= d.window:
+		d.unsettled = time.Time{}
+	}
 }
 
 // observe feeds one raw sample taken at now and returns the debounced level.
 func (d *debouncer) observe(raw bool, now time.Time) bool {
+	d.track(raw, now)
 	switch {
 	case raw == d.stable:
 		d.pending = false
