@@ -151,5 +151,10 @@ var (
 	_ drivers.Spec           = Options{}
 	_ drivers.LevelKeeper    = Options{}
 	_ drivers.ChannelChecker = Options{}
+	_ drivers.PullChecker    = Options{}
 	_ drivers.Prober         = Options{}
 )
+
+// Pulls implements drivers.PullChecker: a board's inputs have fixed wiring,
+// nothing to configure.
+func (o Options) Pulls() []string { return []string{"none"} }
