@@ -403,3 +403,28 @@ func TestInputChatteringIsAnError(t *testing.T) {
 		t.Fatalf("after the line settled high: Read = %v, %v; want true, nil", got, err)
 	}
 }
+
+// TestInputReleasedWhenOpenFails: an input whose first read fails is
+// released (its line request and eventfd closed): left requested, the
+// bridge's next attempt would find the line held by doorbridge itself and
+// report it "held by another process".
+func TestInputReleasedWhenOpenFails(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.fail(nil, errors.New("get value: EIO"))
+	if _, err := d.OpenInput("GPIO3", drivers.InputOptions{}); err == nil || !strings.Contains(err.Error(), "first read: get value: EIO") {
+		t.Fatalf("OpenInput error = %v, want the first read's", err)
+	}
+	ep.mu.Lock()
+	closes := ep.closes
+	ep.mu.Unlock()
+	if closes != 1 {
+		t.Fatalf("line closed %d times after the failed open, want 1", closes)
+	}
+	ep.fail(nil, nil)
+	if _, err := d.OpenInput("GPIO3", drivers.InputOptions{}); err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+}

@@ -132,6 +132,15 @@ type edgePin struct {
 	closed chan struct{}
 	refuse error // In with edges fails with it (a chip without interrupts)
 	edge   gpio.Edge
+	closes int // Close calls (the line request released)
+}
+
+// Close releases the line, as the character device's Close does.
+func (p *edgePin) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closes++
+	return nil
 }
 
 func newEdgePin(p *recPin) *edgePin {

@@ -62,6 +62,12 @@ type edgeWaiter interface {
 	WaitEdge(timeout time.Duration) (level gpio.Level, ok bool, err error)
 }
 
+// edgeCounter is implemented by lines that know how many edge events were
+// lost (the kernel's buffer overflowed); the watcher logs them.
+type edgeCounter interface {
+	EdgesMissed() int
+}
+
 // errLineClosed ends an input's edge watcher.
 var errLineClosed = errors.New("line closed")
 
@@ -93,6 +99,7 @@ func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func()
 		if err := pin.In(pull, gpio.BothEdges); err == nil {
 			in.edges = true
 		} else if errors.Is(err, drivers.ErrChannelBusy) {
+			closePin(pin)
 			return nil, fmt.Errorf("claim as input (pull %s): %w", pull, err)
 		} else {
 			log.Warn("gpio input: no edge events on this line, polling it instead", "line", pin.String(), "err", err)
@@ -100,11 +107,13 @@ func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func()
 	}
 	if !in.edges {
 		if err := pin.In(pull, gpio.NoEdge); err != nil {
+			closePin(pin)
 			return nil, fmt.Errorf("claim as input (pull %s): %w", pull, err)
 		}
 	}
 	first, err := in.raw()
 	if err != nil {
+		closePin(pin)
 		return nil, fmt.Errorf("first read: %w", err)
 	}
 	in.db = debouncer{window: debounce, stable: first, last: first}
@@ -114,9 +123,19 @@ func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func()
 	return in, nil
 }
 
+// closePin releases whatever a failed newInput requested (the line request,
+// its eventfd): left open, the next attempt would find the line held by
+// doorbridge itself and report it "held by another process".
+func closePin(pin gpio.PinIO) {
+	if c, ok := pin.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
+}
+
 // watch feeds edge events to the debouncer until the line is closed. A
 // failing wait ends it: reads still sample the line.
 func (in *input) watch(ew edgeWaiter, log *slog.Logger) {
+	missed := 0
 	for {
 		lv, ok, err := ew.WaitEdge(time.Second)
 		if err != nil {
@@ -134,7 +153,22 @@ func (in *input) watch(ew edgeWaiter, log *slog.Logger) {
 		n := in.events
 		in.mu.Unlock()
 		log.Debug("gpio input edge", "line", in.pin.String(), "to", lv.String(), "debounced", gpio.Level(stable).String(), "events", n)
+		missed = in.logMissed(missed, log)
 	}
+}
+
+// logMissed warns when the line reports more lost edge events than before
+// (reads still sample the level, so the debouncer catches up).
+func (in *input) logMissed(before int, log *slog.Logger) int {
+	ec, ok := in.pin.(edgeCounter)
+	if !ok {
+		return before
+	}
+	if n := ec.EdgesMissed(); n > before {
+		log.Warn("gpio input: the kernel dropped edge events", "line", in.pin.String(), "missed", n-before, "total", n)
+		return n
+	}
+	return before
 }
 
 // seen returns the number of edge events the watcher has fed to the
