@@ -52,8 +52,9 @@ type cdevLine struct {
 	wake  int // eventfd that ends WaitEdge on Close; -1 without edges
 	waits sync.WaitGroup
 
-	seq    uint32 // line_seqno of the last edge event read
-	missed int    // edge events the kernel dropped (gaps in line_seqno)
+	seq    uint32        // line_seqno of the last edge event read
+	stamp  time.Duration // its kernel timestamp (CLOCK_MONOTONIC)
+	missed int           // edge events the kernel dropped (gaps in line_seqno)
 }
 
 // String implements conn.Resource: it names the physical line.
@@ -210,9 +211,27 @@ func (l *cdevLine) readEvent(fd int) (gpio.Level, bool, error) {
 		// The kernel's event buffer overflowed: edges were lost.
 		l.missed += int(ev.Line_seqno - l.seq - 1)
 	}
-	l.seq = ev.Line_seqno
+	l.seq, l.stamp = ev.Line_seqno, time.Duration(ev.Timestamp_ns)
 	l.mu.Unlock()
 	return ev.Id == unix.GPIO_V2_LINE_EVENT_RISING_EDGE, true, nil
+}
+
+// EdgeTime implements edgeStamper: the kernel's timestamp of the last edge
+// read (CLOCK_MONOTONIC, the default event clock of a line request).
+func (l *cdevLine) EdgeTime() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stamp
+}
+
+// monotonic reads CLOCK_MONOTONIC, the clock of edge event timestamps; 0
+// when it cannot.
+func monotonic() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // EdgesMissed implements edgeCounter: edge events the kernel dropped.
@@ -381,5 +400,6 @@ var (
 	_ levelReader = (*cdevLine)(nil)
 	_ edgeWaiter  = (*cdevLine)(nil)
 	_ edgeCounter = (*cdevLine)(nil)
+	_ edgeStamper = (*cdevLine)(nil)
 	_ Lines       = (*chipLines)(nil)
 )

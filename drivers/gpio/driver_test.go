@@ -428,3 +428,47 @@ func TestInputReleasedWhenOpenFails(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 }
+
+// TestInputEdgesDatedByTheKernel: a 1 ms glitch whose edges the watcher
+// handles 25 ms late (a busy machine) must not become a change: the edges
+// are dated by the kernel's timestamps, not by when they were handled. A
+// read during the glitch saw it high; the late rising edge, dated by its
+// handling, would have made it look high for 24.5 ms, past the 20 ms window
+// (an exit button's glitch unlocking a strike).
+func TestInputEdgesDatedByTheKernel(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	boot := clk.now().Add(-time.Hour)
+	d.now = clk.now
+	d.mono = func() time.Duration { return clk.now().Sub(boot) }
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := d.mono()
+	ep.drive(gpio.High) // the glitch
+	clk.advance(500 * time.Microsecond)
+	if got, err := in.Read(); err != nil || got {
+		t.Fatalf("Read during the glitch = %v, %v; want false", got, err)
+	}
+	clk.advance(500 * time.Microsecond)
+	ep.drive(gpio.Low) // over after 1 ms
+	clk.advance(24 * time.Millisecond)
+	sent := 0
+	for _, e := range []struct {
+		lv gpio.Level
+		ts time.Duration
+	}{{gpio.High, t0}, {gpio.Low, t0 + time.Millisecond}} {
+		ep.stampNext(e.ts)
+		ep.edges <- e.lv
+		sent++
+		waitFor(t, func() bool { return in.(*input).seen() == sent }, "edge %d processed", sent)
+	}
+	if got, err := in.Read(); err != nil || got {
+		t.Fatalf("after a 1 ms glitch handled 25 ms late: Read = %v, %v; want false", got, err)
+	}
+}

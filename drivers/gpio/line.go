@@ -68,6 +68,15 @@ type edgeCounter interface {
 	EdgesMissed() int
 }
 
+// edgeStamper is implemented by lines whose edge events carry the kernel's
+// CLOCK_MONOTONIC timestamp: EdgeTime is that of the edge WaitEdge last
+// returned (0 unknown). The watcher dates the edge by it, not by when it got
+// round to it: a watcher delayed past the debounce window would otherwise
+// take a 1 ms glitch's first edge, handled late, for a level that lasted.
+type edgeStamper interface {
+	EdgeTime() time.Duration
+}
+
 // errLineClosed ends an input's edge watcher.
 var errLineClosed = errors.New("line closed")
 
@@ -82,7 +91,8 @@ var errLineClosed = errors.New("line closed")
 type input struct {
 	pin   gpio.PinIO
 	now   func() time.Time
-	edges bool // a watcher feeds edge events
+	mono  func() time.Duration // the kernel's CLOCK_MONOTONIC, of edge timestamps; 0 unknown
+	edges bool                 // a watcher feeds edge events
 
 	mu     sync.Mutex
 	db     debouncer
@@ -92,8 +102,8 @@ type input struct {
 // newInput configures pin as an input with pull and reads its first level.
 // It asks for edge events first and falls back to plain reads (polling)
 // when the line cannot give them.
-func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func() time.Time, log *slog.Logger) (*input, error) {
-	in := &input{pin: pin, now: now}
+func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func() time.Time, mono func() time.Duration, log *slog.Logger) (*input, error) {
+	in := &input{pin: pin, now: now, mono: mono}
 	ew, canEdge := pin.(edgeWaiter)
 	if canEdge {
 		if err := pin.In(pull, gpio.BothEdges); err == nil {
@@ -149,12 +159,27 @@ func (in *input) watch(ew edgeWaiter, log *slog.Logger) {
 		}
 		in.mu.Lock()
 		in.events++
-		stable := in.db.observe(bool(lv), in.now())
+		stable := in.db.observe(bool(lv), in.edgeAt(ew))
 		n := in.events
 		in.mu.Unlock()
 		log.Debug("gpio input edge", "line", in.pin.String(), "to", lv.String(), "debounced", gpio.Level(stable).String(), "events", n)
 		missed = in.logMissed(missed, log)
 	}
+}
+
+// edgeAt dates the edge WaitEdge just returned on the input's clock: now,
+// less the edge's age by the kernel's clock where the line says it.
+func (in *input) edgeAt(ew edgeWaiter) time.Time {
+	now := in.now()
+	es, ok := ew.(edgeStamper)
+	if !ok || in.mono == nil {
+		return now
+	}
+	ts, mono := es.EdgeTime(), in.mono()
+	if ts <= 0 || mono <= 0 || ts > mono {
+		return now
+	}
+	return now.Add(-(mono - ts))
 }
 
 // logMissed warns when the line reports more lost edge events than before
@@ -270,6 +295,8 @@ func (d *debouncer) observe(raw bool, now time.Time) bool {
 		d.stable, d.pending = raw, false
 	case !d.pending || d.candidate != raw:
 		d.pending, d.candidate, d.since = true, raw, now
+	case now.Before(d.since):
+		d.since = now // an edge dated by the kernel, before a read saw the level
 	case now.Sub(d.since) >= d.window:
 		d.stable, d.pending = raw, false
 	}
