@@ -109,7 +109,7 @@ func gpioRelayWarnings(cfg *config.Config, rel gpio.Released) []string {
 		}
 		onPull := pullTurnsOn(d, chip, board)
 		if rel.MayKeep() {
-			out = append(out, persistWarning(d, rel, onPull))
+			out = append(out, persistWarning(d, rel, onPull, board))
 		}
 		if w := pullWarning(d, onPull, rel); w != "" {
 			out = append(out, w)
@@ -138,12 +138,19 @@ func gpioChips(cfg *config.Config) map[string]string {
 // (onPull), strict_gpiod or a watchdog reset hands the line to that pull:
 // the usual advice would switch the relay ON at every stop, so the resistor
 // comes first.
-func persistWarning(d config.Door, rel gpio.Released, onPull []string) string {
+func persistWarning(d config.Door, rel gpio.Released, onPull []string, board gpio.Board) string {
 	what := "a crash or kill leaves the maglock powered (the door locked) until doorbridge restarts"
 	if d.FailMode == config.FailSecure {
 		what = "a crash or kill while the door is unlocked leaves the strike powered (the door unlocked) until doorbridge restarts"
 	}
-	fix := "set dtparam=strict_gpiod in config.txt (or pinctrl_bcm2835.persist_gpio_outputs=n on the kernel command line) so a released line falls to its pull, or use the hardware watchdog (watchdog.device)"
+	param := "pinctrl_bcm2835.persist_gpio_outputs=n, pinctrl_rp1.persist_gpio_outputs=n on a Pi 5"
+	switch board {
+	case gpio.BoardPi14:
+		param = "pinctrl_bcm2835.persist_gpio_outputs=n"
+	case gpio.BoardPi5:
+		param = "pinctrl_rp1.persist_gpio_outputs=n"
+	}
+	fix := "set dtparam=strict_gpiod in config.txt (or " + param + " on the kernel command line) so a released line falls to its pull, or use the hardware watchdog (watchdog.device)"
 	if len(onPull) > 0 {
 		fix = "fit a resistor to the off level first (" + strings.Join(onPull, "; ") + "); with strict_gpiod (or after a watchdog reset) this relay turns ON whenever doorbridge is not running; then " + fix
 	}
