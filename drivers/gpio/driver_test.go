@@ -472,3 +472,48 @@ func TestInputEdgesDatedByTheKernel(t *testing.T) {
 		t.Fatalf("after a 1 ms glitch handled 25 ms late: Read = %v, %v; want false", got, err)
 	}
 }
+
+// TestInputPressBetweenReadsIsSeen: an exit button pressed for 50 ms, longer
+// than the debounce window, between two of the bridge's reads 100 ms apart:
+// the next read returns the press once, then the released level.
+func TestInputPressBetweenReadsIsSeen(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	d.now = clk.now
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	edge := func(lv gpio.Level) {
+		t.Helper()
+		ep.drive(lv)
+		ep.edges <- lv
+		sent++
+		waitFor(t, func() bool { return in.(*input).seen() == sent }, "edge %d processed", sent)
+	}
+	read := func(want bool, why string) {
+		t.Helper()
+		if got, err := in.Read(); err != nil || got != want {
+			t.Fatalf("%s: Read = %v, %v; want %v", why, got, err, want)
+		}
+	}
+	read(false, "before the press")
+	clk.advance(25 * time.Millisecond)
+	edge(gpio.High)
+	clk.advance(50 * time.Millisecond)
+	edge(gpio.Low)
+	clk.advance(25 * time.Millisecond)
+	read(true, "the read after a 50 ms press")
+	read(false, "the next read")
+	// A 5 ms pulse between reads stays a glitch.
+	edge(gpio.High)
+	clk.advance(5 * time.Millisecond)
+	edge(gpio.Low)
+	clk.advance(95 * time.Millisecond)
+	read(false, "after a 5 ms glitch")
+}

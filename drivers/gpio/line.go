@@ -126,7 +126,7 @@ func newInput(pin gpio.PinIO, pull gpio.Pull, debounce time.Duration, now func()
 		closePin(pin)
 		return nil, fmt.Errorf("first read: %w", err)
 	}
-	in.db = debouncer{window: debounce, stable: first, last: first}
+	in.db = debouncer{window: debounce, stable: first, last: first, read: first}
 	if in.edges {
 		go in.watch(ew, log)
 	}
@@ -216,7 +216,8 @@ func (in *input) Read() (bool, error) {
 		return in.db.stable, fmt.Errorf("gpio: line %s: read: %w", in.pin, err)
 	}
 	now := in.now()
-	v := in.db.observe(l, now)
+	in.db.observe(l, now)
+	v := in.db.take()
 	if n, t, ok := in.db.chattering(now); ok {
 		return v, fmt.Errorf("gpio: line %s: input chattering: %d edges in %s", in.pin, n, t.Round(time.Millisecond))
 	}
@@ -252,6 +253,9 @@ type debouncer struct {
 	lastEdge  time.Time // when the samples last changed level
 	unsettled time.Time // first change since a level last held for window; zero when settled
 	edges     int       // changes since unsettled
+
+	read   bool // the level the last read returned
+	unread bool // the debounced level moved away from read since
 }
 
 // minChatter is the shortest unsettled time reported as chattering, for
@@ -288,19 +292,45 @@ func (d *debouncer) track(raw bool, now time.Time) {
 // observe feeds one raw sample taken at now and returns the debounced level.
 func (d *debouncer) observe(raw bool, now time.Time) bool {
 	d.track(raw, now)
+	if d.pending && raw != d.candidate && now.Sub(d.since) >= d.window {
+		// The candidate lasted the window and has just ended (an exit
+		// button pressed 50 ms between two reads): it was a change.
+		d.accept(d.candidate)
+	}
 	switch {
 	case raw == d.stable:
 		d.pending = false
 	case d.window <= 0:
-		d.stable, d.pending = raw, false
+		d.accept(raw)
 	case !d.pending || d.candidate != raw:
 		d.pending, d.candidate, d.since = true, raw, now
 	case now.Before(d.since):
 		d.since = now // an edge dated by the kernel, before a read saw the level
 	case now.Sub(d.since) >= d.window:
-		d.stable, d.pending = raw, false
+		d.accept(raw)
 	}
 	return d.stable
+}
+
+// accept makes level the debounced one, remembering that it moved away
+// from what the last read returned.
+func (d *debouncer) accept(level bool) {
+	d.stable, d.pending = level, false
+	if level != d.read {
+		d.unread = true
+	}
+}
+
+// take returns the level a read reports: the debounced one, or, where it
+// moved away and back since the last read (a press that ended between two
+// reads), the level it moved to, once.
+func (d *debouncer) take() bool {
+	v := d.stable
+	if d.unread && v == d.read {
+		v = !d.read
+	}
+	d.read, d.unread = v, false
+	return v
 }
 
 var (
