@@ -135,3 +135,35 @@ func TestEdgeEventShortReadAndGaps(t *testing.T) {
 		t.Fatalf("short read: ok %v err %v, want an error", ok, err)
 	}
 }
+
+// TestCloseDuringEdgeWait: Close ends a WaitEdge in progress (errLineClosed)
+// and returns once no wait uses the descriptors: a stop never hangs on an
+// input's watcher.
+func TestCloseDuringEdgeWait(t *testing.T) {
+	l, _ := pipeLine(t)
+	if err := nonblocking(l.fd); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, _, err := l.WaitEdge(time.Hour)
+		waiting <- err
+	}()
+	// Close may come before the wait registers or during its poll: either
+	// way the wait ends with errLineClosed and Close returns.
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	for _, ch := range []chan error{waiting, closed} {
+		select {
+		case err := <-ch:
+			if ch == waiting && !errors.Is(err, errLineClosed) {
+				t.Errorf("WaitEdge after Close: %v, want errLineClosed", err)
+			}
+			if ch == closed && err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		case <-time.After(10 * time.Second): // a hang, not a timing assertion
+			t.Fatal("Close during an edge wait hung")
+		}
+	}
+}
