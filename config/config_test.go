@@ -64,10 +64,13 @@ var badConfigs = map[string]string{
 	"bad-driver-key.yaml":  `drivers.sim.state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
 	"bad-driver-type.yaml": `drivers.board.type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
-	"bad-bridge-id.yaml":  `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
-	"bad-door-id.yaml":    `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
-	"bad-line-pull.yaml":  `doors.front.contact.pull: "high" is not a pull: want up, down or none (leave it out to keep the pin's own bias)`,
-	"bad-relay-pull.yaml": `doors.front.relay.pull: "down": pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay`,
+	"bad-bridge-id.yaml":     `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-door-id.yaml":       `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
+	"bad-line-pull.yaml":     `doors.front.contact.pull: "high" is not a pull: want up, down or none (leave it out to keep the pin's own bias)`,
+	"bad-relay-pull.yaml":    `doors.front.relay.pull: "down": pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay`,
+	"bad-mcp23017-pull.yaml": `doors.front.contact.pull: "down": an input of driver "hat" (mcp23017) cannot be pulled so: want up or none, or leave the key out`,
+	"bad-modbus-pull.yaml":   `power[0].pull: "up": an input of driver "board" (modbus) cannot be pulled so: want none, or leave the key out`,
+	"bad-power-pull.yaml":    `power[0].pull: "up": pull applies to a power source of type input only (a driver's input line); leave it out of a nut source`,
 
 	"bad-embedded-broker.yaml":      `embedded_broker.listen: "0.0.0.0:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,
 	"bad-embedded-broker-name.yaml": `embedded_broker.listen: "127.example.com:1883" is not a loopback address: add embedded_broker.users and an acl to listen beyond loopback (without users the embedded broker has no authentication)`,

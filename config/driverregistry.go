@@ -56,3 +56,8 @@ func RefuseBareDurations(from, to reflect.Type, data any) (any, error) {
 	}
 	return data, nil
 }
+
+// pullChecker is drivers.PullChecker: the pulls a driver's inputs take.
+type pullChecker interface {
+	Pulls() []string
+}

@@ -137,6 +137,9 @@ func (c *Config) validatePower(v *validator, driverIDs map[string]bool, lines ma
 		default:
 			v.add(key+".type", "%q is not a power source type (valid: nut, sysfs, mqtt, input)", p.Type)
 		}
+		if p.Pull != "" && (p.Type == PowerNUT || p.Type == PowerSysfs || p.Type == PowerMQTT) {
+			v.add(key+".pull", "%q: pull applies to a power source of type input only (a driver's input line); leave it out of a %s source", p.Pull, p.Type)
+		}
 		if p.PollInterval < 50*time.Millisecond || p.PollInterval > 10*time.Second {
 			v.add(key+".poll_interval", "%v must be between 50ms and 10s", p.PollInterval)
 		}

@@ -289,7 +289,32 @@ func (c *Config) validatePull(v *validator, key string, l Line) {
 		v.add(key+".pull", "%q: pull applies to input lines only (contact, rex, lock_sense, a power input); leave it out of a relay", l.Pull)
 	case l.Pull != "up" && l.Pull != "down" && l.Pull != "none":
 		v.add(key+".pull", "%q is not a pull: want up, down or none (leave it out to keep the pin's own bias)", l.Pull)
+	default:
+		typ, pulls := c.driverPulls(l.Driver)
+		if pulls != nil && !slices.Contains(pulls, l.Pull) {
+			v.add(key+".pull", "%q: an input of driver %q (%s) cannot be pulled so: want %s, or leave the key out", l.Pull, l.Driver, typ, strings.Join(pulls, " or "))
+		}
 	}
+}
+
+// driverPulls returns the type of a configured driver and the pulls its
+// inputs take (drivers.PullChecker, asked through pullChecker); nil
+// pulls: any.
+func (c *Config) driverPulls(id string) (string, []string) {
+	for _, d := range c.Drivers {
+		if d.ID != id {
+			continue
+		}
+		spec, err := driverRegistry.Decode(d.Type, d.Options)
+		if err != nil {
+			return d.Type, nil // reported with the driver
+		}
+		if pc, ok := spec.(pullChecker); ok {
+			return d.Type, pc.Pulls()
+		}
+		return d.Type, nil
+	}
+	return "", nil
 }
 
 // checkChannel asks the line's driver, without the hardware, whether the

@@ -80,6 +80,15 @@ type ChannelChecker interface {
 	CheckChannel(channel string, output bool) error
 }
 
+// PullChecker is implemented by driver specs whose input lines take only
+// some of the pulls of InputOptions.Pull ("up", "down", "none"). The config
+// loader refuses any other, so a pull the board cannot set is a config error
+// rather than an input that never opens (a power input lost for ever).
+type PullChecker interface {
+	// Pulls lists the pulls an input line of this driver takes.
+	Pulls() []string
+}
+
 // Prober is implemented by driver specs that can check, on the machine that
 // runs the bridge, that their chip, bus or device exists and that channels
 // name lines of it, without claiming or changing anything (check-config). An

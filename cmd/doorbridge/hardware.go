@@ -107,10 +107,11 @@ func gpioRelayWarnings(cfg *config.Config, rel gpio.Released) []string {
 		if !ok {
 			continue
 		}
+		onPull := pullTurnsOn(d, chip, board)
 		if rel.MayKeep() {
-			out = append(out, persistWarning(d, rel))
+			out = append(out, persistWarning(d, rel, onPull, board))
 		}
-		if w := pullWarning(d, chip, board, rel); w != "" {
+		if w := pullWarning(d, onPull, rel); w != "" {
 			out = append(out, w)
 		}
 	}
@@ -133,13 +134,26 @@ func gpioChips(cfg *config.Config) map[string]string {
 }
 
 // persistWarning: the kernel keeps a released output at its last level, or
-// does not say whether it does.
-func persistWarning(d config.Door, rel gpio.Released) string {
+// does not say whether it does. Where the pin's pull turns the relay on
+// (onPull), strict_gpiod or a watchdog reset hands the line to that pull:
+// the usual advice would switch the relay ON at every stop, so the resistor
+// comes first.
+func persistWarning(d config.Door, rel gpio.Released, onPull []string, board gpio.Board) string {
 	what := "a crash or kill leaves the maglock powered (the door locked) until doorbridge restarts"
 	if d.FailMode == config.FailSecure {
 		what = "a crash or kill while the door is unlocked leaves the strike powered (the door unlocked) until doorbridge restarts"
 	}
-	fix := "set dtparam=strict_gpiod in config.txt (or pinctrl_bcm2835.persist_gpio_outputs=n on the kernel command line) so a released line falls to its pull, or use the hardware watchdog (watchdog.device)"
+	param := "pinctrl_bcm2835.persist_gpio_outputs=n, pinctrl_rp1.persist_gpio_outputs=n on a Pi 5"
+	switch board {
+	case gpio.BoardPi14:
+		param = "pinctrl_bcm2835.persist_gpio_outputs=n"
+	case gpio.BoardPi5:
+		param = "pinctrl_rp1.persist_gpio_outputs=n"
+	}
+	fix := "set dtparam=strict_gpiod in config.txt (or " + param + " on the kernel command line) so a released line falls to its pull, or use the hardware watchdog (watchdog.device)"
+	if len(onPull) > 0 {
+		fix = "fit a resistor to the off level first (" + strings.Join(onPull, "; ") + "); with strict_gpiod (or after a watchdog reset) this relay turns ON whenever doorbridge is not running; then " + fix
+	}
 	if !rel.Known {
 		what = strings.Replace(what, "leaves", "may leave", 1)
 		return fmt.Sprintf("door %q: this kernel does not say whether a released GPIO output keeps its level (%s); older Raspberry Pi kernels and a Pi 5 without gpio-ranges keep it: %s; on a Raspberry Pi %s, and check after a kill (kill -9) that the relay goes off", d.ID, rel.Source, what, fix)
@@ -147,12 +161,13 @@ func persistWarning(d config.Door, rel gpio.Released) string {
 	return fmt.Sprintf("door %q: this kernel keeps released GPIO outputs driven (%s): %s; %s", d.ID, rel.Source, what, fix)
 }
 
-// pullWarning: the pin's pull while nothing drives it (at power-up, and
-// once a released line returns to an input) turns the relay on.
-func pullWarning(d config.Door, chip string, board gpio.Board, rel gpio.Released) string {
+// pullTurnsOn says, for a relay on a Raspberry Pi's main GPIO chip, which
+// boards' pulls switch it on while nothing drives the pin; nil when none
+// does or the pull is unknown here.
+func pullTurnsOn(d config.Door, chip string, board gpio.Board) []string {
 	n, ok := gpio.MainChipLine(chip, d.Relay.Channel)
 	if !ok {
-		return "" // not a Raspberry Pi GPIO: its pull is unknown here
+		return nil // not a Raspberry Pi GPIO: its pull is unknown here
 	}
 	boards := []gpio.Board{board}
 	if board == gpio.BoardUnknown {
@@ -165,13 +180,19 @@ func pullWarning(d config.Door, chip string, board gpio.Board, rel gpio.Released
 			says = append(says, p.Says)
 		}
 	}
+	return says
+}
+
+// pullWarning: the pin's pull while nothing drives it (at power-up, and
+// once a released line returns to an input) turns the relay on (says).
+func pullWarning(d config.Door, says []string, rel gpio.Released) string {
 	if len(says) == 0 {
-		return "" // the pull holds the relay off
+		return "" // the pull holds the relay off, or is unknown
 	}
 	when := "while the Pi boots, and whenever doorbridge is not running: after a crash, and after a clean stop too (it writes the relay off, then the kernel releases the line to its pull)"
 	switch {
 	case rel.Known && rel.KeepsLevel:
-		when = "while the Pi boots"
+		when = "while the Pi boots, and after a watchdog reset, and after every stop once strict_gpiod is set"
 	case !rel.Known:
 		when += ", unless this kernel keeps released lines"
 	}

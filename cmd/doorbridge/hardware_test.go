@@ -125,13 +125,13 @@ func TestCheckConfigPullTurnsRelayOn(t *testing.T) {
 		{pi4, `"26"`, true, "", `warning: door "front": relay 26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up, which switches an active-low relay board ON`},
 		{pi4, `"4"`, false, "", `warning: door "front": relay 4: a Raspberry Pi 1-4 pulls GPIO4 up at power-up`},
 		{pi4, `"26"`, false, "", ""},
-		// A Pi 5's RP1.
-		{pi5, "GPIO26", false, "", ""},
-		{pi5, "GPIO26", true, "", `warning: door "front": relay GPIO26: a Raspberry Pi 5 pulls GPIO26 down at power-up, which switches an active-low relay board ON`},
+		// A Pi 5's RP1: its power-up pulls are unverified, so both ways.
+		{pi5, "GPIO26", false, "", `warning: door "front": relay GPIO26: on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO26 (RP1; check with pinctrl get 26 while it boots), which switches an active-high relay board ON`},
+		{pi5, "GPIO26", true, "", `warning: door "front": relay GPIO26: on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO26 (RP1; check with pinctrl get 26 while it boots), which switches an active-low relay board ON`},
 		{pi5, "GPIO4", true, "", `warning: door "front": relay GPIO4: on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO4 (RP1; check with pinctrl get 4 while it boots), which switches an active-low relay board ON`},
 		// Away from the bridge: every board's table.
 		{"", "GPIO4", true, "", `warning: door "front": relay GPIO4: on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO4`},
-		{"", "GPIO26", true, "", `relay GPIO26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up; a Raspberry Pi 5 pulls GPIO26 down at power-up, which switches an active-low relay board ON`},
+		{"", "GPIO26", true, "", `relay GPIO26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up; on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO26 (RP1; check with pinctrl get 26 while it boots), which switches an active-low relay board ON`},
 	} {
 		withSysfs(t, "persist_gpio_outputs", "N", tc.board)
 		out := checkConfig(t, gpioConfig(t, tc.pin, tc.activeLow, tc.extra))
@@ -241,6 +241,44 @@ func TestWhenBridgeStops(t *testing.T) {
 		d := &config.Door{ID: "front", Relay: tc.relay}
 		if got := whenBridgeStops(cfg, d, tc.rel); got != tc.want {
 			t.Errorf("%+v %+v: %q, want %q", tc.relay, tc.rel, got, tc.want)
+		}
+	}
+}
+
+// TestCheckConfigPersistAdviceWherePullTurnsRelayOn: an active-low relay on
+// a pin pulled down: strict_gpiod or a watchdog reset hands the line to its
+// pull, which switches the relay ON. The persistence warning must say to fit
+// a resistor first, and the pull warning must count every stop once
+// strict_gpiod is set.
+func TestCheckConfigPersistAdviceWherePullTurnsRelayOn(t *testing.T) {
+	withSysfs(t, "persist_gpio_outputs", "Y", pi4)
+	out := checkConfig(t, gpioConfig(t, "GPIO26", true, ""))
+	for _, want := range []string{
+		`warning: door "front": this kernel keeps released GPIO outputs driven (/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = Y): a crash or kill leaves the maglock powered (the door locked) until doorbridge restarts; fit a resistor to the off level first (a Raspberry Pi 1-4 pulls GPIO26 down at power-up); with strict_gpiod (or after a watchdog reset) this relay turns ON whenever doorbridge is not running; then set dtparam=strict_gpiod`,
+		`warning: door "front": relay GPIO26: a Raspberry Pi 1-4 pulls GPIO26 down at power-up, which switches an active-low relay board ON whenever nothing drives the pin (while the Pi boots, and after a watchdog reset, and after every stop once strict_gpiod is set;`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config output lacks\n%s\nit is:\n%s", want, out)
+		}
+	}
+	// The store door's relay (GPIO20, active-high, pulled down) is held off
+	// by its pull: the usual advice stands.
+	if strings.Contains(out, `door "store": this kernel keeps released GPIO outputs driven (/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs = Y): a crash or kill while the door is unlocked leaves the strike powered (the door unlocked) until doorbridge restarts; fit a resistor`) {
+		t.Errorf("store's pull holds its relay off: no resistor advice wanted:\n%s", out)
+	}
+}
+
+// TestCheckConfigPersistAdviceNamesTheBoardsParameter: the kernel command
+// line parameter in the advice is the board's pinctrl driver's.
+func TestCheckConfigPersistAdviceNamesTheBoardsParameter(t *testing.T) {
+	for board, want := range map[string]string{
+		pi4: "(or pinctrl_bcm2835.persist_gpio_outputs=n on the kernel command line)",
+		pi5: "(or pinctrl_rp1.persist_gpio_outputs=n on the kernel command line)",
+		"":  "(or pinctrl_bcm2835.persist_gpio_outputs=n, pinctrl_rp1.persist_gpio_outputs=n on a Pi 5 on the kernel command line)",
+	} {
+		withSysfs(t, "", "", board)
+		if out := checkConfig(t, gpioConfig(t, "GPIO21", false, "")); !strings.Contains(out, want) {
+			t.Errorf("board %q: check-config output lacks %q:\n%s", board, want, out)
 		}
 	}
 }

@@ -51,6 +51,10 @@ type cdevLine struct {
 	pull  gpio.Pull
 	wake  int // eventfd that ends WaitEdge on Close; -1 without edges
 	waits sync.WaitGroup
+
+	seq    uint32        // line_seqno of the last edge event read
+	stamp  time.Duration // its kernel timestamp (CLOCK_MONOTONIC)
+	missed int           // edge events the kernel dropped (gaps in line_seqno)
 }
 
 // String implements conn.Resource: it names the physical line.
@@ -127,13 +131,31 @@ func (l *cdevLine) In(pull gpio.Pull, edge gpio.Edge) error {
 		}
 	}
 	req := inputRequest(l.offset, pull, edge, l.consumer)
-	if err := l.request(&req); err != nil {
+	err := l.request(&req)
+	if err == nil && wake >= 0 {
+		if err = nonblocking(l.fd); err != nil {
+			unix.Close(l.fd)
+			l.fd = -1
+		}
+	}
+	if err != nil {
 		if wake >= 0 {
 			unix.Close(wake)
 		}
 		return err
 	}
 	l.dir, l.pull, l.wake = dirIn, pull, wake
+	return nil
+}
+
+// nonblocking makes reads of an edge event descriptor return EAGAIN
+// instead of waiting: poll may say readable and the event be gone by the
+// read (a spurious wake-up, a second reader), and a read blocked there would
+// hold Close, and the bridge's stop, for ever.
+func nonblocking(fd int) error {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fmt.Errorf("edge events: non-blocking: %w", err)
+	}
 	return nil
 }
 
@@ -167,15 +189,56 @@ func (l *cdevLine) WaitEdge(timeout time.Duration) (gpio.Level, bool, error) {
 	case n == 0:
 		return gpio.Low, false, nil
 	}
+	return l.readEvent(fd)
+}
+
+// readEvent reads one edge event from the request's descriptor (non
+// blocking): ok is false when none is there.
+func (l *cdevLine) readEvent(fd int) (gpio.Level, bool, error) {
 	var ev unix.GPIOV2LineEvent
 	buf := unsafe.Slice((*byte)(unsafe.Pointer(&ev)), unsafe.Sizeof(ev))
-	if _, err := unix.Read(fd, buf); err != nil {
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			return gpio.Low, false, nil
-		}
+	n, err := unix.Read(fd, buf)
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		return gpio.Low, false, nil
+	case err != nil:
 		return gpio.Low, false, fmt.Errorf("read edge event: %w", err)
+	case n != len(buf):
+		return gpio.Low, false, fmt.Errorf("read edge event: %d bytes, want %d", n, len(buf))
 	}
+	l.mu.Lock()
+	if l.seq != 0 && ev.Line_seqno > l.seq+1 {
+		// The kernel's event buffer overflowed: edges were lost.
+		l.missed += int(ev.Line_seqno - l.seq - 1)
+	}
+	l.seq, l.stamp = ev.Line_seqno, time.Duration(ev.Timestamp_ns)
+	l.mu.Unlock()
 	return ev.Id == unix.GPIO_V2_LINE_EVENT_RISING_EDGE, true, nil
+}
+
+// EdgeTime implements edgeStamper: the kernel's timestamp of the last edge
+// read (CLOCK_MONOTONIC, the default event clock of a line request).
+func (l *cdevLine) EdgeTime() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stamp
+}
+
+// monotonic reads CLOCK_MONOTONIC, the clock of edge event timestamps; 0
+// when it cannot.
+func monotonic() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// EdgesMissed implements edgeCounter: edge events the kernel dropped.
+func (l *cdevLine) EdgesMissed() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.missed
 }
 
 // request claims the line from the kernel.
@@ -336,5 +399,7 @@ var (
 	_ gpio.PinIO  = (*cdevLine)(nil)
 	_ levelReader = (*cdevLine)(nil)
 	_ edgeWaiter  = (*cdevLine)(nil)
+	_ edgeCounter = (*cdevLine)(nil)
+	_ edgeStamper = (*cdevLine)(nil)
 	_ Lines       = (*chipLines)(nil)
 )

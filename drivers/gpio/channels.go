@@ -105,10 +105,9 @@ type PinPull struct {
 // PowerUpPull is the pull board applies to GPIO n of its main chip.
 //
 // A Raspberry Pi 1-4 pulls GPIO0-8 up and GPIO9-27 down (BCM2835 ARM
-// Peripherals, the GPIO function table). A Pi 5's RP1 pulls GPIO9-27 down;
-// for GPIO0-8 doorbridge has no verified power-up pull on the RP1 (not
-// measured on a board here), so both are assumed: a relay there is warned
-// about whatever its active_low.
+// Peripherals, the GPIO function table). For a Pi 5's RP1 doorbridge has no
+// verified power-up pull (not measured on a board here), so both are
+// assumed: a relay there is warned about whatever its active_low.
 func PowerUpPull(board Board, n int) (PinPull, bool) {
 	if n < 0 || n > 27 {
 		return PinPull{}, false
@@ -120,10 +119,7 @@ func PowerUpPull(board Board, n int) (PinPull, bool) {
 		}
 		return PinPull{Down: true, Says: fmt.Sprintf("a Raspberry Pi 1-4 pulls GPIO%d down at power-up", n)}, true
 	case BoardPi5:
-		if n <= 8 {
-			return PinPull{Up: true, Down: true, Says: fmt.Sprintf("on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO%d (RP1; check with pinctrl get %d while it boots)", n, n)}, true
-		}
-		return PinPull{Down: true, Says: fmt.Sprintf("a Raspberry Pi 5 pulls GPIO%d down at power-up", n)}, true
+		return PinPull{Up: true, Down: true, Says: fmt.Sprintf("on a Raspberry Pi 5 doorbridge knows no verified power-up pull of GPIO%d (RP1; check with pinctrl get %d while it boots)", n, n)}, true
 	}
 	return PinPull{}, false
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/doorbridge/doorbridge/drivers"
 )
@@ -19,3 +20,6 @@ func openChips(chipOpt, consumer string, log *slog.Logger) (Lines, error) {
 func (o Options) Probe([]string) error {
 	return fmt.Errorf("gpio: the GPIO character device needs Linux: %w", drivers.ErrNoHardware)
 }
+
+// monotonic is unknown here: edges are dated when handled.
+func monotonic() time.Duration { return 0 }

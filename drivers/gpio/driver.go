@@ -30,7 +30,10 @@ type Driver struct {
 	lines Lines
 	// now is the clock of input debouncing (replaced by tests).
 	now func() time.Time
-	log *slog.Logger
+	// mono is the kernel's CLOCK_MONOTONIC, the clock of edge timestamps
+	// (replaced by tests).
+	mono func() time.Duration
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	claimed map[string]string // line String() -> channel that claimed it
@@ -39,7 +42,7 @@ type Driver struct {
 
 // New returns a driver over lines with typed options (what tests call).
 func New(o Options, lines Lines) *Driver {
-	return &Driver{opts: o, lines: lines, now: time.Now, log: slog.New(slog.DiscardHandler), claimed: map[string]string{}}
+	return &Driver{opts: o, lines: lines, now: time.Now, mono: monotonic, log: slog.New(slog.DiscardHandler), claimed: map[string]string{}}
 }
 
 // OpenOutput implements drivers.Driver. The line's first call is
@@ -69,7 +72,7 @@ func (d *Driver) OpenInput(channel string, opts drivers.InputOptions) (drivers.I
 	if err != nil {
 		return nil, err
 	}
-	in, err := newInput(p, pull, d.opts.Debounce, d.now, d.log)
+	in, err := newInput(p, pull, d.opts.Debounce, d.now, d.mono, d.log)
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("gpio: channel %q: line %s: %w", channel, p, err)

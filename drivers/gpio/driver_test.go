@@ -354,3 +354,166 @@ func TestOpenWithoutChipFails(t *testing.T) {
 		t.Fatalf("Open without chip option: %v", err)
 	}
 }
+
+// TestInputChatteringIsAnError: a line whose level keeps changing faster
+// than the debounce window never settles; past max(10 windows, 500 ms) Read
+// says so with an error instead of returning the old level as if it were
+// known (a humming door contact never seen open, a power-good input never
+// reporting mains loss). Once a level holds for the window, it is read again.
+func TestInputChatteringIsAnError(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	d.now = clk.now
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	edge := func(lv gpio.Level) {
+		t.Helper()
+		ep.drive(lv)
+		ep.edges <- lv
+		sent++
+		waitFor(t, func() bool { return in.(*input).seen() == sent }, "edge %d processed", sent)
+	}
+	// 5 ms per level: 100 changes is 500 ms, not yet chattering.
+	for i := range 100 {
+		edge(gpio.Level(i%2 == 0))
+		clk.advance(5 * time.Millisecond)
+	}
+	if got, err := in.Read(); err != nil || got {
+		t.Fatalf("after 500 ms of chatter: Read = %v, %v; want the old level, no error yet (500 ms is the limit)", got, err)
+	}
+	for i := range 4 {
+		edge(gpio.Level(i%2 == 0))
+		clk.advance(5 * time.Millisecond)
+	}
+	_, err = in.Read()
+	if err == nil || !strings.Contains(err.Error(), "gpio: line GPIO3(3): input chattering: 104 edges in 520ms") {
+		t.Fatalf("after 520 ms of chatter: Read error = %v; want input chattering: 104 edges in 520ms", err)
+	}
+	// The line settles high: the new level, no error.
+	edge(gpio.High)
+	clk.advance(20 * time.Millisecond)
+	if got, err := in.Read(); err != nil || !got {
+		t.Fatalf("after the line settled high: Read = %v, %v; want true, nil", got, err)
+	}
+}
+
+// TestInputReleasedWhenOpenFails: an input whose first read fails is
+// released (its line request and eventfd closed): left requested, the
+// bridge's next attempt would find the line held by doorbridge itself and
+// report it "held by another process".
+func TestInputReleasedWhenOpenFails(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.fail(nil, errors.New("get value: EIO"))
+	if _, err := d.OpenInput("GPIO3", drivers.InputOptions{}); err == nil || !strings.Contains(err.Error(), "first read: get value: EIO") {
+		t.Fatalf("OpenInput error = %v, want the first read's", err)
+	}
+	ep.mu.Lock()
+	closes := ep.closes
+	ep.mu.Unlock()
+	if closes != 1 {
+		t.Fatalf("line closed %d times after the failed open, want 1", closes)
+	}
+	ep.fail(nil, nil)
+	if _, err := d.OpenInput("GPIO3", drivers.InputOptions{}); err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+}
+
+// TestInputEdgesDatedByTheKernel: a 1 ms glitch whose edges the watcher
+// handles 25 ms late (a busy machine) must not become a change: the edges
+// are dated by the kernel's timestamps, not by when they were handled. A
+// read during the glitch saw it high; the late rising edge, dated by its
+// handling, would have made it look high for 24.5 ms, past the 20 ms window
+// (an exit button's glitch unlocking a strike).
+func TestInputEdgesDatedByTheKernel(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	boot := clk.now().Add(-time.Hour)
+	d.now = clk.now
+	d.mono = func() time.Duration { return clk.now().Sub(boot) }
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := d.mono()
+	ep.drive(gpio.High) // the glitch
+	clk.advance(500 * time.Microsecond)
+	if got, err := in.Read(); err != nil || got {
+		t.Fatalf("Read during the glitch = %v, %v; want false", got, err)
+	}
+	clk.advance(500 * time.Microsecond)
+	ep.drive(gpio.Low) // over after 1 ms
+	clk.advance(24 * time.Millisecond)
+	sent := 0
+	for _, e := range []struct {
+		lv gpio.Level
+		ts time.Duration
+	}{{gpio.High, t0}, {gpio.Low, t0 + time.Millisecond}} {
+		ep.stampNext(e.ts)
+		ep.edges <- e.lv
+		sent++
+		waitFor(t, func() bool { return in.(*input).seen() == sent }, "edge %d processed", sent)
+	}
+	if got, err := in.Read(); err != nil || got {
+		t.Fatalf("after a 1 ms glitch handled 25 ms late: Read = %v, %v; want false", got, err)
+	}
+}
+
+// TestInputPressBetweenReadsIsSeen: an exit button pressed for 50 ms, longer
+// than the debounce window, between two of the bridge's reads 100 ms apart:
+// the next read returns the press once, then the released level.
+func TestInputPressBetweenReadsIsSeen(t *testing.T) {
+	tl := newTestLines(8)
+	ep := newEdgePin(tl.pins[3])
+	d := New(Options{Debounce: 20 * time.Millisecond}, lineMap{tl, map[string]gpio.PinIO{"GPIO3": ep}})
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	d.now = clk.now
+	t.Cleanup(func() { close(ep.closed); _ = d.Close() })
+	ep.drive(gpio.Low)
+	in, err := d.OpenInput("GPIO3", drivers.InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	edge := func(lv gpio.Level) {
+		t.Helper()
+		ep.drive(lv)
+		ep.edges <- lv
+		sent++
+		waitFor(t, func() bool { return in.(*input).seen() == sent }, "edge %d processed", sent)
+	}
+	read := func(want bool, why string) {
+		t.Helper()
+		if got, err := in.Read(); err != nil || got != want {
+			t.Fatalf("%s: Read = %v, %v; want %v", why, got, err, want)
+		}
+	}
+	read(false, "before the press")
+	clk.advance(25 * time.Millisecond)
+	edge(gpio.High)
+	clk.advance(50 * time.Millisecond)
+	edge(gpio.Low)
+	clk.advance(25 * time.Millisecond)
+	read(true, "the read after a 50 ms press")
+	read(false, "the next read")
+	// A 5 ms pulse between reads stays a glitch.
+	edge(gpio.High)
+	clk.advance(5 * time.Millisecond)
+	edge(gpio.Low)
+	clk.advance(95 * time.Millisecond)
+	read(false, "after a 5 ms glitch")
+}

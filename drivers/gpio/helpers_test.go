@@ -132,6 +132,30 @@ type edgePin struct {
 	closed chan struct{}
 	refuse error // In with edges fails with it (a chip without interrupts)
 	edge   gpio.Edge
+	closes int           // Close calls (the line request released)
+	stamp  time.Duration // kernel timestamp of the next edge (0: none)
+}
+
+// EdgeTime makes edgePin an edgeStamper.
+func (p *edgePin) EdgeTime() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stamp
+}
+
+// stampNext sets the kernel timestamp of the edges sent from now on.
+func (p *edgePin) stampNext(ts time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stamp = ts
+}
+
+// Close releases the line, as the character device's Close does.
+func (p *edgePin) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closes++
+	return nil
 }
 
 func newEdgePin(p *recPin) *edgePin {

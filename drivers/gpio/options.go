@@ -80,5 +80,10 @@ var (
 
 var (
 	_ drivers.ChannelChecker = Options{}
+	_ drivers.PullChecker    = Options{}
 	_ drivers.Prober         = Options{}
 )
+
+// Pulls implements drivers.PullChecker: the line request sets any bias
+// (the chip may still refuse it; OpenInput then says so).
+func (o Options) Pulls() []string { return []string{"up", "down", "none"} }

@@ -40,8 +40,17 @@ func (r Released) MayKeep() bool { return !r.Known || r.KeepsLevel }
 // through strict_gpiod itself (N by default). Upstream kernels default to N.
 // No parameter at all, or one that cannot be read: unknown (Known false),
 // which callers treat as "may keep" (MayKeep).
+//
+// On a Raspberry Pi 5 (by its device tree) the header's GPIO is the RP1's:
+// only pinctrl_rp1's parameter counts, and without it nothing is known (a
+// pinctrl_bcm2835 parameter there is about other pins).
 func ReleasedOutputs(sysRoot string) Released {
 	pattern := filepath.Join(sysRoot, "module", "pinctrl*", "parameters", "*")
+	none := "no persist_gpio_outputs or strict_gpiod parameter under /sys/module/pinctrl*"
+	if DetectBoard(sysRoot) == BoardPi5 {
+		pattern = filepath.Join(sysRoot, "module", "pinctrl_rp1", "parameters", "*")
+		none = "no persist_gpio_outputs parameter under /sys/module/pinctrl_rp1 (a Raspberry Pi 5's GPIO is the RP1's; other pinctrl drivers' parameters do not apply)"
+	}
 	params, _ := filepath.Glob(pattern)
 	sort.Strings(params)
 	var said, unreadable []string
@@ -71,7 +80,7 @@ func ReleasedOutputs(sysRoot string) Released {
 	case len(unreadable) > 0:
 		return Released{Source: strings.Join(unreadable, "; ")}
 	case len(said) == 0:
-		return Released{Source: "no persist_gpio_outputs or strict_gpiod parameter under /sys/module/pinctrl*"}
+		return Released{Source: none}
 	}
 	return Released{Known: true, Source: strings.Join(said, ", ")}
 }

@@ -74,3 +74,32 @@ func TestReleasedOutputsUnknown(t *testing.T) {
 		t.Errorf("one parameter N, one unreadable: %+v; want unknown (may keep) naming the unreadable one", r)
 	}
 }
+
+// TestReleasedOutputsPi5: on a Raspberry Pi 5 only pinctrl_rp1's parameter
+// says what the header's GPIO does; pinctrl_bcm2835's alone is unknown, not
+// "falls to its pull".
+func TestReleasedOutputsPi5(t *testing.T) {
+	root := sysWith(t, map[string]string{"pinctrl_bcm2835/persist_gpio_outputs": "N"})
+	dt := filepath.Join(root, "firmware", "devicetree", "base")
+	if err := os.MkdirAll(dt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dt, "compatible"), []byte("raspberrypi,5-model-b\x00brcm,bcm2712\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := ReleasedOutputs(root)
+	if r.Known || !strings.Contains(r.Source, "no persist_gpio_outputs parameter under /sys/module/pinctrl_rp1") {
+		t.Errorf("Pi 5 with pinctrl_bcm2835 = N only: %+v; want unknown, naming pinctrl_rp1", r)
+	}
+	root2 := sysWith(t, map[string]string{"pinctrl_bcm2835/persist_gpio_outputs": "N", "pinctrl_rp1/persist_gpio_outputs": "N"})
+	if err := os.MkdirAll(filepath.Join(root2, "firmware", "devicetree", "base"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root2, "firmware", "devicetree", "base", "compatible"), []byte("brcm,bcm2712\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := Released{Known: true, Source: "/sys/module/pinctrl_rp1/parameters/persist_gpio_outputs = N"}
+	if r := ReleasedOutputs(root2); r != want {
+		t.Errorf("Pi 5 with pinctrl_rp1 = N: %+v, want %+v", r, want)
+	}
+}

@@ -112,5 +112,10 @@ var (
 	_ drivers.Spec           = Options{}
 	_ drivers.LevelKeeper    = Options{}
 	_ drivers.ChannelChecker = Options{}
+	_ drivers.PullChecker    = Options{}
 	_ drivers.Prober         = Options{}
 )
+
+// Pulls implements drivers.PullChecker: the chip has pull-ups only (GPPU);
+// without a pull key the pull_up option decides.
+func (o Options) Pulls() []string { return []string{"up", "none"} }

@@ -348,3 +348,24 @@ func TestSpans(t *testing.T) {
 		t.Errorf("spans %v, want %v", got, want)
 	}
 }
+
+// TestCheckChannelSuggestsOnlyRealAddresses: a channel with leading zeros
+// that is no number of the manual's table gets no made-up address ("coil
+// 0, address -1", "discrete input -9995").
+func TestCheckChannelSuggestsOnlyRealAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		channel string
+		output  bool
+		want    string
+	}{
+		{"00", true, `modbus: coil "00": leading zeros: want the 0-based coil address as a plain number, e.g. "0" (the board's manual may count from 1: coil 1 is address 0)`},
+		{"00005", false, `modbus: discrete input "00005": leading zeros: want the 0-based discrete input address as a plain number, e.g. "5" (the board's manual may count from 1: discrete input 1 is address 0)`},
+		{"00003", true, `modbus: coil "00003": looks like the manual's numbering (3 is coil 3, address 2): want the 0-based address, e.g. "2"`},
+		{"010002", false, `modbus: discrete input "010002": looks like the manual's numbering (10002 is discrete input 2, address 1): want the 0-based address, e.g. "1"`},
+	} {
+		err := Options{URL: "tcp://192.0.2.1:502"}.CheckChannel(tc.channel, tc.output)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("CheckChannel(%q, %v) = %v\nwant %s", tc.channel, tc.output, err, tc.want)
+		}
+	}
+}

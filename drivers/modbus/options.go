@@ -128,10 +128,16 @@ func (o Options) CheckChannel(channel string, output bool) error {
 	if !output && n >= 10001 && n <= 19999 {
 		notation = true
 	}
-	if notation {
-		return fmt.Errorf("modbus: %s %q: looks like the manual's numbering (%d is %s %d, address %d): want the 0-based address, e.g. \"%d\" %s", what, channel, n, what, int(n)-table+1, int(n)-table, int(n)-table, hint)
+	if !notation {
+		return nil
 	}
-	return nil
+	// Only a number of the manual's own table has an address to suggest:
+	// "00" is no coil, "00005" no discrete input (that table starts at
+	// 10001).
+	if addr := int(n) - table; addr >= 0 && (output || n >= 10001) {
+		return fmt.Errorf("modbus: %s %q: looks like the manual's numbering (%d is %s %d, address %d): want the 0-based address, e.g. \"%d\" %s", what, channel, n, what, addr+1, addr, addr, hint)
+	}
+	return fmt.Errorf("modbus: %s %q: leading zeros: want the 0-based %s address as a plain number, e.g. \"%d\" %s", what, channel, what, n, hint)
 }
 
 // Probe implements drivers.Prober: an RTU device must exist. A TCP board is
@@ -151,5 +157,10 @@ var (
 	_ drivers.Spec           = Options{}
 	_ drivers.LevelKeeper    = Options{}
 	_ drivers.ChannelChecker = Options{}
+	_ drivers.PullChecker    = Options{}
 	_ drivers.Prober         = Options{}
 )
+
+// Pulls implements drivers.PullChecker: a board's inputs have fixed wiring,
+// nothing to configure.
+func (o Options) Pulls() []string { return []string{"none"} }

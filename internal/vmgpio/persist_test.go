@@ -63,7 +63,7 @@ func TestUnknownPersistenceWarned(t *testing.T) {
 		t.Fatalf("this kernel has pinctrl parameters %v: the unknown case cannot be shown", ps)
 	}
 	path := writeConfig(t, bridgeConfig(c.name))
-	want := `door "front": this kernel does not say whether a released GPIO output keeps its level (no persist_gpio_outputs or strict_gpiod parameter under /sys/module/pinctrl*); older Raspberry Pi kernels and a Pi 5 without gpio-ranges keep it: a crash or kill may leave the maglock powered (the door locked) until doorbridge restarts; on a Raspberry Pi set dtparam=strict_gpiod`
+	want := `door "front": this kernel does not say whether a released GPIO output keeps its level (no persist_gpio_outputs or strict_gpiod parameter under /sys/module/pinctrl*); older Raspberry Pi kernels and a Pi 5 without gpio-ranges keep it: a crash or kill may leave the maglock powered (the door locked) until doorbridge restarts; on a Raspberry Pi fit a resistor to the off level first (a Raspberry Pi 1-4 pulls GPIO0 up at power-up;`
 	code, out := run(t, "check-config", "-c", path)
 	if code != 0 || !strings.Contains(out, "warning: "+want) {
 		t.Errorf("check-config: exit %d, want a warning\n%s\ngot:\n%s", code, want, out)
