@@ -175,8 +175,12 @@ type Line struct {
 
 // Door is one door and its lock.
 type Door struct {
-	ID               string        `koanf:"id"`
-	Name             string        `koanf:"name"`
+	ID   string `koanf:"id"`
+	Name string `koanf:"name"`
+	// Area is the Home Assistant area suggested for the door's device
+	// (free text, trimmed on load); HA uses it only when it first adds the
+	// device, so a later change here does not move a device already placed.
+	Area             string        `koanf:"area"`
 	FailMode         string        `koanf:"fail_mode"`
 	Relay            Line          `koanf:"relay"`
 	UnlockTime       time.Duration `koanf:"unlock_time"`

@@ -59,10 +59,12 @@ var badConfigs = map[string]string{
 
 	"bad-egress-fail-secure.yaml": `doors.exit.mechanical_egress: door "exit" is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)`,
 
-	"bad-unknown-key.yaml": `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
-	"bad-door-key.yaml":    `doors.front.fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
-	"bad-driver-key.yaml":  `drivers.sim.state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
-	"bad-driver-type.yaml": `drivers.board.type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
+	"bad-unknown-key.yaml":       `watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
+	"bad-door-key.yaml":          `doors.front.fial_mode: unknown key (valid: id, name, area, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
+	"bad-door-area-long.yaml":    `doors.front.area: is 101 characters long: an area name has at most 100 (e.g. Hallway)`,
+	"bad-door-area-control.yaml": `doors.front.area: "Hall\tway" holds a control character: an area name is plain text on one line (e.g. Hallway)`,
+	"bad-driver-key.yaml":        `drivers.sim.state_fiel: unknown key for driver type "sim" (valid: id, type, state_file, inputs_file, faults_file, create_inputs_file)`,
+	"bad-driver-type.yaml":       `drivers.board.type: unknown driver type "modbsu" (known: gpio, mcp23017, modbus, sim)`,
 
 	"bad-bridge-id.yaml":     `bridge.id: "Front Hall" is not a valid id (use lower-case letters, digits, _ and -)`,
 	"bad-door-id.yaml":       `doors[0].id: "front/door" is not a valid id (use lower-case letters, digits, _ and -)`,
@@ -177,7 +179,7 @@ var badConfigs = map[string]string{
 		`watchdog.heartbeat_interval: 1 is not a duration: add a unit (500ms, 5s, 1m30s)`,
 		`watchdog.relock_delay: "soon" is not a duration (write a number and a unit: 500ms, 5s, 1m30s)`,
 		`doors.front.egress: "maybe" is not valid here: want true or false`,
-		`doors.front.fial_mode: unknown key (valid: id, name, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
+		`doors.front.fial_mode: unknown key (valid: id, name, area, fail_mode, relay, unlock_time, egress, mechanical_egress, hardwired_release, power_release, code_hash, contact, rex, lock_sense, rex_time, held_open_time)`,
 		`watchdgo: unknown key (valid: bridge, mqtt, embedded_broker, http, watchdog, alarms, drivers, doors, codes, power, audit)`,
 		// Validation runs over the rest in the same pass: the misspelt
 		// fail_mode leaves the door without one.
@@ -466,6 +468,27 @@ func TestYAMLSyntaxHint(t *testing.T) {
 		}
 		if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), hint) {
 			t.Errorf("%q: %v, want the hint %q", text, err, hint)
+		}
+	}
+}
+
+// An area is trimmed, may be left out, and counts characters, not bytes:
+// 100 two-byte letters are a valid area.
+func TestDoorArea(t *testing.T) {
+	long := strings.Repeat("ü", config.MaxAreaLen)
+	cfg, err := config.Parse("inline.yaml", []byte(`
+drivers: [{id: sim, type: sim}]
+doors:
+  - {id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}, area: "  Hallway  "}
+  - {id: back, fail_mode: fail_safe, relay: {driver: sim, channel: "1"}}
+  - {id: side, fail_mode: fail_safe, relay: {driver: sim, channel: "2"}, area: "`+long+`"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"front": "Hallway", "back": "", "side": long} {
+		if got := cfg.Door(id).Area; got != want {
+			t.Errorf("door %s: area = %q, want %q", id, got, want)
 		}
 	}
 }

@@ -549,6 +549,7 @@ func (c *Config) applyDefaults() {
 		if c.Doors[i].Name == "" {
 			c.Doors[i].Name = c.Doors[i].ID
 		}
+		c.Doors[i].Area = strings.TrimSpace(c.Doors[i].Area)
 		if c.Doors[i].RexTime == 0 {
 			c.Doors[i].RexTime = DefaultRexTime
 		}

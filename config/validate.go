@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-viper/mapstructure/v2"
 	"golang.org/x/crypto/bcrypt"
@@ -217,9 +219,27 @@ func (c *Config) validateDoors(v *validator, driverIDs map[string]bool) map[stri
 		if d.Egress && d.FailMode == FailSecure && !d.MechanicalEgress {
 			v.add(key+".mechanical_egress", "door %q is an egress door and fail_secure: set mechanical_egress: true only if a handle or crash bar always opens it from inside, otherwise use fail_mode: fail_safe (it could trap people)", d.ID)
 		}
+		validateArea(v, key+".area", d.Area)
 		c.validateDoorInputs(v, key, d, driverIDs, channels)
 	}
 	return channels
+}
+
+// MaxAreaLen bounds a door's area, in characters: an area is a room's
+// name, and HA shows it in lists.
+const MaxAreaLen = 100
+
+// validateArea checks the text HA gets as the device's suggested_area; it
+// is free text, but a control character would end up in HA's area
+// registry and UI.
+func validateArea(v *validator, key, area string) {
+	if n := utf8.RuneCountInString(area); n > MaxAreaLen {
+		v.add(key, "is %d characters long: an area name has at most %d (e.g. Hallway)", n, MaxAreaLen)
+	} else if !utf8.ValidString(area) {
+		v.add(key, "%q is not valid UTF-8: an area name is plain text (e.g. Hallway)", area)
+	} else if strings.IndexFunc(area, unicode.IsControl) >= 0 {
+		v.add(key, "%q holds a control character: an area name is plain text on one line (e.g. Hallway)", area)
+	}
 }
 
 // validateDoorInputs checks a door's optional inputs and their timings. An

@@ -73,6 +73,7 @@ func doorPayload(cfg *config.Config, d *config.Door, info Info) *payload {
 			Name:             devName,
 			Manufacturer:     "doorbridge",
 			Model:            model,
+			SuggestedArea:    d.Area,
 			ViaDevice:        BridgeID(cfg),
 			ConfigurationURL: consoleURL(cfg),
 		},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
 )
 
@@ -124,6 +125,40 @@ func TestOriginURL(t *testing.T) {
 			if has != keep || hasSW {
 				t.Errorf("SupportURL %q: origin %v", url, p.Origin)
 			}
+		}
+	}
+}
+
+// TestDoorSuggestedArea checks that a door's area reaches HA as its
+// device's suggested_area, unchanged, and that a door without one, like the
+// bridge, sends no suggested_area at all (an empty one would be an area
+// named "").
+func TestDoorSuggestedArea(t *testing.T) {
+	front := door("front", config.FailSafe, "")
+	front.Area = "Küche <Erdgeschoss> & \"Flur\""
+	cfg := newConfig(t, front, door("back", config.FailSecure, ""))
+	want := map[string]any{
+		discovery.DoorTopic(cfg, "front"): front.Area,
+		discovery.DoorTopic(cfg, "back"):  nil,
+		discovery.BridgeTopic(cfg):        nil,
+	}
+	msgs := discovery.Build(cfg, testInfo)
+	if len(msgs) != len(want) {
+		t.Fatalf("got %d messages, want %d", len(msgs), len(want))
+	}
+	for _, m := range msgs {
+		var p struct {
+			Device map[string]any `json:"device"`
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		got, has := p.Device["suggested_area"]
+		if w := want[m.Topic]; got != w || has != (w != nil) {
+			t.Errorf("%s: device suggested_area = %v (present %v), want %v", m.Topic, got, has, w)
+		}
+		for _, e := range validate(m.Topic, m.Payload, map[string]string{}) {
+			t.Error(e)
 		}
 	}
 }

@@ -42,10 +42,12 @@ func newConfig(t testing.TB, doors ...config.Door) *config.Config {
 }
 
 // goldenConfig has one fail-safe door without a code, one fail-secure
-// door with its own code, and a fail-safe door with every input.
+// door with its own code, and a fail-safe door with every input; only the
+// first has an area.
 func goldenConfig(t testing.TB) *config.Config {
 	front := door("front", config.FailSafe, "")
 	front.Name = "Front door"
+	front.Area = "Hallway" // back and side have none: suggested_area is left out
 	back := door("back", config.FailSecure, testHash)
 	back.Name = "Back door"
 	cfg := newConfig(t, front, back, withInputs(door("side", config.FailSafe, "")))

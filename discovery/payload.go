@@ -21,7 +21,10 @@ type device struct {
 	Manufacturer string   `json:"manufacturer,omitempty"`
 	Model        string   `json:"model,omitempty"`
 	SWVersion    string   `json:"sw_version,omitempty"`
-	ViaDevice    string   `json:"via_device,omitempty"`
+	// SuggestedArea is a door's config area: HA places the device in that
+	// area (creating it if needed) only when it first adds the device.
+	SuggestedArea string `json:"suggested_area,omitempty"`
+	ViaDevice     string `json:"via_device,omitempty"`
 	// ConfigurationURL links the device page to the web console, when on.
 	ConfigurationURL string `json:"configuration_url,omitempty"`
 }

@@ -147,6 +147,12 @@ func validate(topic string, payload []byte, uniq map[string]string) []string {
 		if len(ids) == 0 && len(cns) == 0 {
 			add("device has neither identifiers nor connections")
 		}
+		// HA's cv.string: a string, and a null would not be one.
+		if v, has := dev["suggested_area"]; has {
+			if _, ok := v.(string); !ok {
+				add("device suggested_area %v is not a string", v)
+			}
+		}
 	}
 
 	rootAvail := checkAvailability("root", root, add)
