@@ -95,7 +95,10 @@ func TestEmbeddedBrokerUnixSocketOnly(t *testing.T) {
 	cfg := testConfig("")
 	cfg.EmbeddedBroker = config.EmbeddedBroker{Listen: "", Socket: sock}
 	l := runLinked(t, cfg)
-	testbroker.Eventually(t, wait, func() bool { _, err := os.Stat(sock); return err == nil }, "socket %s", sock)
+	// The socket file appears at bind, before listen and the chmod to
+	// 0660 that follows it: wait for the mode, which says both are done.
+	testbroker.Eventually(t, wait, func() bool { fi, err := os.Stat(sock); return err == nil && fi.Mode().Perm() == 0o660 },
+		"socket %s of mode 0660", sock)
 	fi, err := os.Stat(sock)
 	if err != nil {
 		t.Fatal(err)
