@@ -285,63 +285,189 @@ func TestAddonImageCoversEveryArch(t *testing.T) {
 	}
 }
 
-// gen-config.sh turns the add-on's default options into a config that
-// check-config accepts, with the doors the options list.
+// gen-config.sh turns the add-on's default options, and options for every
+// relay driver the schema offers (and a mix of boards with Zigbee2MQTT
+// detectors), into a config that check-config accepts, with the doors and
+// drivers the options list. Each options set passes the add-on's schema.
 func TestAddonOptionsMapToConfig(t *testing.T) {
 	if _, err := exec.LookPath("jq"); err != nil {
 		t.Skip("jq is not installed (.ci/run installs it; the add-on's base image has it)")
 	}
-	opts := readYAML(t, filepath.Join(addonDir, "config.yaml"))["options"].(map[string]any)
+	addon := readYAML(t, filepath.Join(addonDir, "config.yaml"))
+	opts, schema := addon["options"].(map[string]any), addon["schema"].(map[string]any)
+	cases := map[string]map[string]any{"defaults": opts, "sim": withSim(opts), "mixed": withMixed(opts)}
+	drivers := regexp.MustCompile(`^list\((.*)\)$`).FindStringSubmatch(fmt.Sprint(schema["relay_driver"]))
+	if drivers == nil {
+		t.Fatalf("relay_driver schema %v is not a list", schema["relay_driver"])
+	}
+	for _, d := range strings.Split(drivers[1], "|") {
+		cases["driver-"+d] = withDriver(opts, d)
+	}
 	dir := t.TempDir()
-	for name, o := range map[string]map[string]any{"defaults": opts, "sim": withSim(opts)} {
-		optsFile := filepath.Join(dir, name+"-options.json")
-		b, err := jsonMarshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(optsFile, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(filepath.Join(addonDir, "gen-config.sh"), optsFile, "tcp://core-mosquitto:1883", "addons", "/data/mqtt-password").Output()
-		if err != nil {
-			t.Fatalf("gen-config.sh %s: %v", name, err)
+	for name, o := range cases {
+		for _, err := range checkOptions(name, o, schema) {
+			t.Error(err)
 		}
 		cfgFile := filepath.Join(dir, name+"-config.yaml")
-		if err := os.WriteFile(cfgFile, out, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		out := genConfig(t, filepath.Join(dir, name+"-options.json"), o, cfgFile)
 		if b, err := quickCommand("check-config", "-skip-files", "-c", cfgFile).CombinedOutput(); err != nil {
-			t.Fatalf("check-config of the add-on's %s options: %v\n%s\n%s", name, err, b, out)
+			t.Errorf("check-config of the add-on's %s options: %v\n%s\n%s", name, err, b, out)
+			continue
 		}
 		cfg, err := config.Load(cfgFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		doors := o["doors"].([]any)
-		if len(cfg.Doors) != len(doors) || cfg.Bridge.StateDir != "/data" || cfg.MQTT.Username != "addons" || cfg.MQTT.URL != "tcp://core-mosquitto:1883" {
-			t.Errorf("%s: config %+v from options %v", name, cfg, o)
+		checkAddonConfig(t, name, o, cfg)
+	}
+}
+
+// genConfig writes o as the Supervisor's options.json and runs
+// gen-config.sh on it into cfgFile.
+func genConfig(t *testing.T, optsFile string, o map[string]any, cfgFile string) []byte {
+	t.Helper()
+	b, err := jsonMarshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(optsFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(addonDir, "gen-config.sh"), optsFile, "tcp://core-mosquitto:1883", "addons", "/data/mqtt-password").Output()
+	if err != nil {
+		t.Fatalf("gen-config.sh %s: %v", optsFile, err)
+	}
+	if err := os.WriteFile(cfgFile, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkAddonConfig compares a generated config with the options it came
+// from: the broker, the doors, and each door's driver type.
+func checkAddonConfig(t *testing.T, name string, o map[string]any, cfg *config.Config) {
+	t.Helper()
+	doors := o["doors"].([]any)
+	if len(cfg.Doors) != len(doors) || cfg.Bridge.StateDir != "/data" || cfg.MQTT.Username != "addons" || cfg.MQTT.URL != "tcp://core-mosquitto:1883" {
+		t.Errorf("%s: config %+v from options %v", name, cfg, o)
+	}
+	zigbee, _ := o["zigbee_alarms"].([]any)
+	if len(cfg.Alarms) != 1+len(zigbee) {
+		t.Errorf("%s: %d alarms from options %v", name, len(cfg.Alarms), o)
+	}
+	types := map[string]string{}
+	for _, d := range cfg.Drivers {
+		types[d.ID] = d.Type
+	}
+	for i, d := range doors {
+		d := d.(map[string]any)
+		want, ok := d["driver"]
+		if !ok {
+			want = o["relay_driver"]
 		}
-		for i, d := range doors {
-			d := d.(map[string]any)
-			if got := cfg.Doors[i]; got.ID != d["id"] || got.FailMode != d["fail_mode"] || got.Relay.Channel != d["channel"] {
-				t.Errorf("%s: door %d = %+v, want %v", name, i, got, d)
-			}
+		if got := cfg.Doors[i]; got.ID != d["id"] || got.FailMode != d["fail_mode"] || got.Relay.Channel != d["channel"] || types[got.Relay.Driver] != want {
+			t.Errorf("%s: door %d = %+v on a %s driver, want %v on %v", name, i, got, types[got.Relay.Driver], d, want)
 		}
 	}
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// withSim is opts with the sim driver and a maglock and a strike.
-func withSim(opts map[string]any) map[string]any {
+func copyOptions(opts map[string]any) map[string]any {
 	o := map[string]any{}
 	for k, v := range opts {
 		o[k] = v
 	}
+	return o
+}
+
+// withSim is opts with the sim driver and a maglock and a strike.
+func withSim(opts map[string]any) map[string]any {
+	o := copyOptions(opts)
 	o["relay_driver"] = "sim"
 	o["doors"] = []any{
 		map[string]any{"id": "front", "name": "Front", "fail_mode": "fail_safe", "channel": "0", "egress": true},
 		map[string]any{"id": "garage", "name": "Garage", "fail_mode": "fail_secure", "channel": "1", "active_low": true},
 	}
 	return o
+}
+
+// withDriver is opts with relay_driver d, the options that driver needs
+// and a channel name it takes.
+func withDriver(opts map[string]any, d string) map[string]any {
+	o := copyOptions(opts)
+	o["relay_driver"] = d
+	channel := map[string]string{"gpio": "GPIO26", "mcp23017": "A0", "modbus": "0", "sim": "0"}[d]
+	switch d {
+	case "mcp23017":
+		o["i2c_bus"], o["i2c_address"] = "/dev/i2c-1", "0x21"
+	case "modbus":
+		o["modbus_url"], o["modbus_unit_id"] = "tcp://192.168.1.50:502", 2
+	}
+	o["doors"] = []any{map[string]any{"id": "front", "name": "Front", "fail_mode": "fail_safe", "channel": channel}}
+	return o
+}
+
+// withMixed is the issue's homeowner: two maglocks on a Pi relay HAT, a
+// strike on a Modbus RTU board, and Zigbee2MQTT smoke detectors.
+func withMixed(opts map[string]any) map[string]any {
+	o := copyOptions(opts)
+	o["relay_driver"] = "mcp23017"
+	o["modbus_url"], o["modbus_speed"] = "rtu:///dev/ttyUSB0", 19200
+	o["doors"] = []any{
+		map[string]any{"id": "front", "name": "Front", "fail_mode": "fail_safe", "channel": "A0", "egress": true},
+		map[string]any{"id": "back", "name": "Back", "fail_mode": "fail_safe", "channel": "A1"},
+		map[string]any{"id": "gate", "name": "Gate", "fail_mode": "fail_secure", "channel": "0", "driver": "modbus"},
+	}
+	o["zigbee_alarms"] = []any{map[string]any{"topic": "zigbee2mqtt/+", "expect": 3, "availability_topic": "zigbee2mqtt/+/availability"}}
+	return o
+}
+
+// A doorbridge.yaml in the add-on's public folder is run as it is, and the
+// options are not turned into a config; without it they are.
+func TestAddonOwnConfigFile(t *testing.T) {
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Skip("jq is not installed (.ci/run installs it; the add-on's base image has it)")
+	}
+	addon := readYAML(t, filepath.Join(addonDir, "config.yaml"))
+	if maps, _ := addon["map"].([]any); !slices.Contains(maps, any("addon_config:rw")) {
+		t.Errorf("config.yaml maps %v, not addon_config:rw", addon["map"])
+	}
+	dir, public := t.TempDir(), t.TempDir()
+	optsFile, out := filepath.Join(dir, "options.json"), filepath.Join(dir, "config.yaml")
+	genConfig(t, optsFile, addon["options"].(map[string]any), filepath.Join(dir, "unused.yaml"))
+	pick := func() string {
+		t.Helper()
+		b, err := exec.Command(filepath.Join(addonDir, "config-file.sh"), public, optsFile, "tcp://core-mosquitto:1883", "addons", "/data/mqtt-password", out).Output()
+		if err != nil {
+			t.Fatalf("config-file.sh: %v", err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := pick(); got != out {
+		t.Fatalf("without doorbridge.yaml config-file.sh picks %q, want %q", got, out)
+	}
+	if b, err := quickCommand("check-config", "-skip-files", "-c", out).CombinedOutput(); err != nil {
+		t.Fatalf("check-config of the options' config: %v\n%s", err, b)
+	}
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(public, "doorbridge.yaml")
+	m := regexp.MustCompile("(?s)## Your own config file.*?```yaml\n(.*?)```").FindStringSubmatch(readRepoFile(t, "homeassistant-addon/doorbridge/DOCS.md"))
+	if m == nil {
+		t.Fatal("DOCS.md has no yaml example under \"## Your own config file\"")
+	}
+	if err := os.WriteFile(own, []byte(m[1]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := pick(); got != own {
+		t.Fatalf("with doorbridge.yaml config-file.sh picks %q, want %q", got, own)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("config-file.sh wrote %s from the options although doorbridge.yaml exists (%v)", out, err)
+	}
+	if b, err := quickCommand("check-config", "-skip-files", "-c", own).CombinedOutput(); err != nil {
+		t.Fatalf("check-config of DOCS.md's doorbridge.yaml: %v\n%s", err, b)
+	}
 }

@@ -11,6 +11,7 @@ port="$(bashio::services mqtt port)"
 user="$(bashio::services mqtt username)"
 umask 077
 bashio::services mqtt password > /data/mqtt-password
-/gen-config.sh /data/options.json "tcp://${host}:${port}" "$user" /data/mqtt-password > /data/config.yaml
-doorbridge check-config -c /data/config.yaml || bashio::exit.nok "the add-on's options make an invalid config (see above)"
-exec doorbridge run -c /data/config.yaml -log-level "$(bashio::config log_level)"
+# /config/doorbridge.yaml, when it exists, is run instead of the options.
+config="$(/config-file.sh /config /data/options.json "tcp://${host}:${port}" "$user" /data/mqtt-password /data/config.yaml)"
+doorbridge check-config -c "$config" || bashio::exit.nok "$config is not a valid config (see above)"
+exec doorbridge run -c "$config" -log-level "$(bashio::config log_level)"
