@@ -355,6 +355,9 @@ func checkAddonConfig(t *testing.T, name string, o map[string]any, cfg *config.C
 	if len(cfg.Alarms) != 1+len(zigbee) {
 		t.Errorf("%s: %d alarms from options %v", name, len(cfg.Alarms), o)
 	}
+	if _, ups := o["nut_ups"]; ups != (len(cfg.Power) == 1 && cfg.Power[0].Type == "nut" && cfg.Power[0].UPS == o["nut_ups"]) {
+		t.Errorf("%s: power %+v from options %v", name, cfg.Power, o)
+	}
 	types := map[string]string{}
 	for _, d := range cfg.Drivers {
 		types[d.ID] = d.Type
@@ -409,7 +412,8 @@ func withDriver(opts map[string]any, d string) map[string]any {
 }
 
 // withMixed is the homeowner: two maglocks on a Pi relay HAT, a
-// strike on a Modbus RTU board, and Zigbee2MQTT smoke detectors.
+// strike on a Modbus RTU board, Zigbee2MQTT smoke detectors, and a UPS on
+// the NUT add-on.
 func withMixed(opts map[string]any) map[string]any {
 	o := copyOptions(opts)
 	o["relay_driver"] = "mcp23017"
@@ -420,6 +424,7 @@ func withMixed(opts map[string]any) map[string]any {
 		map[string]any{"id": "gate", "name": "Gate", "fail_mode": "fail_secure", "channel": "0", "driver": "modbus"},
 	}
 	o["zigbee_alarms"] = []any{map[string]any{"topic": "zigbee2mqtt/+", "expect": 3, "availability_topic": "zigbee2mqtt/+/availability"}}
+	o["nut_ups"] = "ups"
 	return o
 }
 

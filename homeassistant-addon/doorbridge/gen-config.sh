@@ -35,6 +35,7 @@ jq --arg url "$2" --arg user "$3" --arg pwfile "$4" '
   drivers: ([.relay_driver] + [.doors[] | .driver // empty | select(. != $o.relay_driver)]
             | reduce .[] as $t ([]; if index([$t]) then . else . + [$t] end)
             | map(driver(.))),
+  power: (if .nut_ups then [{type: "nut", host: (.nut_host // "a0d7b954-nut"), ups: .nut_ups}] else [] end),
   doors: [.doors[] | {id, name, fail_mode,
                       relay: {driver: (if (.driver // $o.relay_driver) == $o.relay_driver then "relays" else .driver end),
                               channel, active_low: (.active_low // false)}}
