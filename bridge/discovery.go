@@ -1,7 +1,13 @@
 package bridge
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/doorbridge/doorbridge/discovery"
@@ -23,6 +29,10 @@ func (l *loop) publishDiscovery() {
 	for _, m := range l.discovery() {
 		l.mq.publish(m.Topic, string(m.Payload), true)
 	}
+	for _, topic := range l.announced.gone {
+		rm := discovery.Remove(topic)
+		l.mq.publish(rm.Topic, string(rm.Payload), true)
+	}
 	l.republishState()
 }
 
@@ -31,6 +41,7 @@ func (l *loop) publishDiscovery() {
 func (l *loop) discovery() []discovery.Message {
 	if l.discoveryMsgs == nil {
 		l.discoveryMsgs = discovery.Build(l.b.cfg, discovery.Info{Version: l.b.version, SupportURL: SupportURL})
+		l.removeAnnounced()
 	}
 	return l.discoveryMsgs
 }
@@ -94,4 +105,58 @@ func (l *loop) removeComponents(i int, previous []byte) {
 	l.discoveryMsgs[i] = m
 	l.log.Info("removing Home Assistant entities no longer configured", "topic", m.Topic)
 	l.mq.publish(m.Topic, string(m.Payload), true)
+}
+
+// announcement is what earlier starts announced to Home Assistant, kept
+// in bridge.state_dir (the discovery record, state.go): the broker's
+// retained payloads say the same where there are any, but the embedded
+// broker forgets them on a restart, and HA keeps the entities they made.
+// Removals come from both: the record here, the retained payloads in
+// onDiscoveryConfig.
+type announcement struct {
+	prev  map[string]map[string]string // device topic -> component id -> platform, as loaded
+	saved []byte                       // the record as last queued for saving
+	gone  []string                     // device topics prev has and this config does not
+}
+
+// loadAnnounced reads the discovery record. One that cannot be read means
+// only the retained payloads say what to remove: stale entities may stay.
+func (l *loop) loadAnnounced() {
+	v, err := l.b.state.Load(announcedRecord, []byte("{}"), []byte("{}"))
+	var prev map[string]map[string]string
+	if jerr := json.Unmarshal(v, &prev); jerr != nil {
+		err, prev = errors.Join(err, fmt.Errorf("statefile: %s: %w", announcedRecord, jerr)), nil
+	}
+	if err != nil {
+		l.stateDamaged(announcedRecord, "Home Assistant entities announced before unknown: only the broker's retained discovery payloads say which to remove", err)
+	}
+	l.announced = announcement{prev: prev, saved: v}
+}
+
+// removeAnnounced adds a removal stub to each device payload for every
+// component the record has and the payload lacks, lists the devices the
+// record has and the config lacks (cleared on every publish of this run:
+// HA may be away at the first), and queues the record of this config.
+// The stubs and clears stay for this run only: the next start's record no
+// longer lists what they removed.
+func (l *loop) removeAnnounced() {
+	now := make(map[string]map[string]string, len(l.discoveryMsgs))
+	for i, m := range l.discoveryMsgs {
+		now[m.Topic] = discovery.Platforms(m)
+		if rm, changed := discovery.WithRemovedPlatforms(m, l.announced.prev[m.Topic]); changed {
+			l.log.Info("removing Home Assistant entities no longer configured", "topic", m.Topic, "from", announcedRecord+" record")
+			l.discoveryMsgs[i] = rm
+		}
+	}
+	for _, topic := range slices.Sorted(maps.Keys(l.announced.prev)) {
+		if _, kept := now[topic]; !kept {
+			l.log.Info("removing Home Assistant device no longer configured", "topic", topic, "from", announcedRecord+" record")
+			l.announced.gone = append(l.announced.gone, topic)
+		}
+	}
+	l.announced.prev = nil
+	if v, err := json.Marshal(now); err == nil && !bytes.Equal(v, l.announced.saved) {
+		l.announced.saved = v
+		l.saveLater(announcedRecord, v)
+	}
 }

@@ -61,6 +61,7 @@ type loop struct {
 	healthySince time.Time
 
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
+	announced        announcement        // what earlier starts announced (discovery.go)
 	republishPending bool
 	// republishRequests asked for the pending republish, the last on
 	// republishTopic.

@@ -28,6 +28,9 @@ import (
 //	lockdown       "1"/"0"            on (below)
 //	battery        JSON batteryBudget the 10-minute budget spent (battery.go)
 //	last_drill     RFC 3339 time      no drill known: a drill is due
+//	discovery      JSON {topic: {component: platform}}, what the last start
+//	               announced to Home Assistant  nothing known: what to remove
+//	               from HA comes from the broker's retained payloads only
 //
 // alarm_latched is the latch in the format of the releases before R23
 // (plain, no checksum; they read exactly "1" as latched and anything else,
@@ -49,6 +52,7 @@ const (
 	lockdownRecord    = "lockdown"
 	batteryRecord     = "battery"
 	drillRecord       = "last_drill"
+	announcedRecord   = "discovery"
 )
 
 // stateStore is the bridge's state directory. Its methods are for the
@@ -268,6 +272,7 @@ func (l *loop) loadState() {
 	if l.battery, err = l.b.state.loadBattery(); err != nil {
 		l.stateDamaged(batteryRecord, "battery budget spent: doors with power_release: false release at once on battery until mains have been back for "+mainsStable.String(), err)
 	}
+	l.loadAnnounced()
 	if l.battery.rebase(l.now()) {
 		l.saveLater(batteryRecord, l.battery.encode())
 	}

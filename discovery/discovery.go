@@ -83,6 +83,24 @@ func WithRemoved(m Message, previous []byte) (Message, bool) {
 	if !ok {
 		return m, false
 	}
+	return WithRemovedPlatforms(m, old)
+}
+
+// Platforms returns the platform of every component m announces (removal
+// stubs left out), by component id: what a later start must remove if it
+// no longer announces it. Nil when m is not a device payload.
+func Platforms(m Message) map[string]string {
+	p, _ := componentPlatforms(m.Payload)
+	return p
+}
+
+// WithRemovedPlatforms is WithRemoved for components known by their
+// platforms (Platforms of an earlier payload, kept by the bridge where the
+// broker keeps no retained payload).
+func WithRemovedPlatforms(m Message, old map[string]string) (Message, bool) {
+	if len(old) == 0 {
+		return m, false
+	}
 	var cur wirePayload
 	if json.Unmarshal(m.Payload, &cur) != nil {
 		return m, false
