@@ -65,7 +65,4 @@ doors: [{id: fs, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}]
 
 	// The broker passes this back, but the bridge reads doorbridge/alarm.
 	step(false, []string{"the bridge did NOT confirm", "doorbridge/bin/alarm/state still reads OFF"}, "on", "-topic", "elsewhere/alarm")
-	if out, _ := alarmCLI(t, "on", "-c", cfg, "-timeout", "10s"); strings.Contains(out, "published \"ON\" to elsewhere") {
-		t.Errorf("a drill off the bridge's topic claimed success:\n%s", out)
-	}
 }
