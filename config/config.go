@@ -18,6 +18,8 @@ const (
 
 // Config is the whole configuration of one bridge.
 type Config struct {
+	// envWarnings: DOORBRIDGE_ variables that set nothing (see Load).
+	envWarnings    []string
 	Bridge         Bridge         `koanf:"bridge"`
 	MQTT           MQTT           `koanf:"mqtt"`
 	EmbeddedBroker EmbeddedBroker `koanf:"embedded_broker"`

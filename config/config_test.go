@@ -492,3 +492,41 @@ doors:
 		}
 	}
 }
+
+// An override of a list entry is refused with its variable named, beside
+// the file's own errors in the same pass (koanf made the list a map, and
+// the error blamed the file: "front: unknown key").
+func TestEnvironmentListOverrideRefused(t *testing.T) {
+	path := testdata("bad-fail-mode.yaml")
+	t.Setenv("DOORBRIDGE_DOORS__FRONT__UNLOCK_TIME", "0s")
+	t.Setenv("DOORBRIDGE_ALARMS__TOPIC", "x")
+	_, err := config.Load(path)
+	want := path + `: alarms.topic: lists cannot be overridden from the environment (DOORBRIDGE_ALARMS__TOPIC): edit the file` +
+		"\n" + path + `: doors.front.unlock_time: lists cannot be overridden from the environment (DOORBRIDGE_DOORS__FRONT__UNLOCK_TIME): edit the file` +
+		"\n" + path + `: doors.front.fail_mode: "fail_open" is not a fail mode (valid: fail_safe, fail_secure)`
+	if err == nil || err.Error() != want {
+		t.Errorf("Load error\n got: %v\nwant: %s", err, want)
+	}
+}
+
+// A variable that looks like an override but lacks the "__" sets nothing:
+// a warning names it and the spelling that would work.
+func TestEnvironmentTypoWarned(t *testing.T) {
+	t.Setenv("DOORBRIDGE_MQTT_PASSWORD", "x")
+	t.Setenv("DOORBRIDGE_CONFIG", testdata("good-minimal.yaml"))
+	t.Setenv("DOORBRIDGE_TEST_SOMETHING", "1")
+	cfg, err := config.Load(testdata("good-minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "the environment variable DOORBRIDGE_MQTT_PASSWORD sets nothing (a section and its key are separated by a double underscore: DOORBRIDGE_MQTT__PASSWORD)"
+	var env []string
+	for _, w := range cfg.BrokerWarnings(time.Now()) {
+		if strings.Contains(w, "environment variable") {
+			env = append(env, w)
+		}
+	}
+	if !slices.Equal(env, []string{want}) {
+		t.Errorf("BrokerWarnings about the environment = %q, want [%q]", env, want)
+	}
+}

@@ -44,14 +44,91 @@ func Load(path string) (*Config, error) {
 	if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", path, err, yamlHint(path, err))
 	}
-	if err := k.Load(env.Provider(EnvPrefix, ".", envKey), nil); err != nil {
+	if err := k.Load(env.Provider(EnvPrefix, ".", scalarEnvKey), nil); err != nil {
 		return nil, fmt.Errorf("%s: environment: %w", path, err)
 	}
+	listErrs := envListErrors(path, os.Environ())
 	cfg, err := fromKoanf(k, path)
 	if err != nil {
 		nameEnvOverrides(err, envOverrides())
 	}
+	if len(listErrs) > 0 {
+		return nil, errors.Join(append(listErrs, err)...)
+	}
+	if cfg != nil {
+		cfg.envWarnings = envTypoWarnings(os.Environ())
+	}
 	return cfg, err
+}
+
+// listSections are the config sections that are lists: koanf would turn
+// DOORBRIDGE_DOORS__FRONT__UNLOCK_TIME into a map over the list, and the
+// error would then blame the file for a key it does not hold.
+var listSections = []string{"doors", "drivers", "alarms", "power"}
+
+// scalarEnvKey is envKey without the list sections (envListErrors refuses
+// those).
+func scalarEnvKey(s string) string {
+	key := envKey(s)
+	if underList(key) {
+		return ""
+	}
+	return key
+}
+
+func underList(key string) bool {
+	section, _, _ := strings.Cut(key, ".")
+	return key != "" && slices.Contains(listSections, section)
+}
+
+// envListErrors refuses every variable that would override a list entry.
+func envListErrors(path string, environ []string) []error {
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix) && underList(envKey(name)) {
+			errs = append(errs, &Error{File: path, Key: envKey(name), Msg: "lists cannot be overridden from the environment (" + name + "): edit the file"})
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// envTypoWarnings names DOORBRIDGE_ variables that start like an override
+// but lack the "__": they set nothing, and are most likely a typo
+// (DOORBRIDGE_MQTT_PASSWORD). Other names (DOORBRIDGE_CONFIG, the test
+// switches) are left alone.
+func envTypoWarnings(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		rest, ok := strings.CutPrefix(name, EnvPrefix)
+		if !ok || strings.Contains(rest, "__") {
+			continue
+		}
+		sec := sectionOf(strings.ToLower(rest))
+		if sec == "" {
+			continue
+		}
+		want := EnvPrefix + rest[:len(sec)] + "__" + rest[len(sec)+1:]
+		out = append(out, "the environment variable "+name+" sets nothing (a section and its key are separated by a double underscore: "+want+")")
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sectionOf is the config section that s (lower case, "mqtt_password")
+// starts with, followed by "_"; "" if none.
+func sectionOf(s string) string {
+	t := reflect.TypeFor[Config]()
+	best := ""
+	for i := range t.NumField() {
+		tag := t.Field(i).Tag.Get("koanf")
+		if tag != "" && strings.HasPrefix(s, tag+"_") && len(tag) > len(best) {
+			best = tag
+		}
+	}
+	return best
 }
 
 // yamlHint is a hint for a YAML syntax error: most are tabs or a key

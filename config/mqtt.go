@@ -488,7 +488,7 @@ const NoLoginWarning = "embedded_broker has no users, so no login: any program o
 // sections but deserves the installer's attention. check-config prints
 // them; the bridge logs them at start.
 func (c *Config) BrokerWarnings(now time.Time) []string {
-	var out []string
+	out := slices.Clone(c.envWarnings)
 	m := &c.MQTT
 	if m.Password != "" && m.PasswordFile == "" && c.File != "" {
 		// The config file holds a secret then, as a password_file would.

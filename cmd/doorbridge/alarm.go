@@ -83,11 +83,12 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
-	if err := publishOnce(cfg, login, topic, payload, retained, *timeout); err != nil {
+	said, err := publishOnce(cfg, login, action, topic, payload, retained, *timeout)
+	if err != nil {
 		fmt.Fprintf(stderr, "doorbridge: alarm %s: %v\n", action, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "published %q to %s (retained=%v); the broker passed it back\n", payload, topic, retained)
+	fmt.Fprintf(stdout, "published %q to %s (retained=%v); %s\n", payload, topic, retained, said)
 	return 0
 }
 
@@ -95,23 +96,31 @@ func cmdAlarm(args []string, stdout, stderr io.Writer) int {
 type credentials struct{ username, password string }
 
 // publishOnce connects to the first broker that answers, publishes one
-// message and confirms that the broker took it. A failure says in plain
-// words what went wrong with each broker.
-func publishOnce(cfg *config.Config, login credentials, topic, payload string, retained bool, timeout time.Duration) error {
+// message, confirms that the broker took it and then that the bridge
+// obeyed (bridgeConfirms), and says what the bridge did. A failure says in
+// plain words what went wrong with each broker.
+func publishOnce(cfg *config.Config, login credentials, action, topic, payload string, retained bool, timeout time.Duration) (string, error) {
 	c, err := connectOnce(cfg, login.username, login.password, fmt.Sprintf("%s-cli-%d", cfg.ClientID(), os.Getpid()), timeout)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return "", fmt.Errorf("connect: %w", err)
 	}
 	defer c.Disconnect(250)
-	err = publishConfirmed(c, topic, payload, retained, timeout)
+	var view *bridgeView
+	err = publishConfirmed(c, topic, payload, retained, timeout, func() (err error) {
+		view, err = watchBridge(c, bridge.NewTopics(cfg), timeout)
+		return err
+	})
+	if err == nil {
+		return view.confirms(action, topic, payload, timeout)
+	}
 	if errors.Is(err, errNotConfirmed) {
 		who := login.username
 		if who == "" {
 			who = "(anonymous)"
 		}
-		return fmt.Errorf("%w: the broker's ACL (mosquitto's acl_file, or embedded_broker.acl) must let user %s publish and read %s; log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)", err, who, topic)
+		return "", fmt.Errorf("%w: the broker's ACL (mosquitto's acl_file, or embedded_broker.acl) must let user %s publish and read %s; log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)", err, who, topic)
 	}
-	return err
+	return "", err
 }
 
 // errNotConfirmed marks a publish the broker did not pass back.
@@ -122,7 +131,10 @@ var errNotConfirmed = errors.New("NOT CONFIRMED")
 // publish that its ACL drops (mosquitto only logs "Denied PUBLISH"), so the
 // acknowledgement proves nothing; the message coming back does. A retained
 // copy from before is not it: a live delivery has the retain flag clear.
-func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeout time.Duration) error {
+//
+// beforePublish runs once the subscription is in place (to watch the
+// bridge's answer from before the publish).
+func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeout time.Duration, beforePublish func() error) error {
 	echo := make(chan struct{}, 1)
 	st := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
 		if !m.Retained() && string(m.Payload()) == payload {
@@ -140,6 +152,9 @@ func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeo
 	}
 	if q := st.(*paho.SubscribeToken).Result()[topic]; q == 0x80 {
 		return fmt.Errorf("%w: the broker refused to let this user read %s back, so the publish cannot be checked", errNotConfirmed, topic)
+	}
+	if err := beforePublish(); err != nil {
+		return err
 	}
 	pt := c.Publish(topic, 1, retained, payload)
 	if !pt.WaitTimeout(timeout) {
