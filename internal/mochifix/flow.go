@@ -360,6 +360,18 @@ func (f *Flow) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	}
 }
 
+// Dropped tells Flow that mochi dropped a message it had let into cl's
+// queue (a hook that changed the subscriptions after Flow, a full inflight
+// quota): it is counted out, or the count never went down again.
+func (f *Flow) Dropped(cl *mqtt.Client) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q := f.clients[cl]; q != nil && q.queued > 0 {
+		q.queued--
+		f.grant(q)
+	}
+}
+
 // Queued is how many messages Flow let into cl's queue that are not yet
 // written (0 for a client it does not watch).
 func (f *Flow) Queued(cl *mqtt.Client) int {

@@ -358,3 +358,27 @@ func TestFlowNeverWaitsInOwnReadGoroutine(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// A message mochi drops after Flow let it in is counted out (Dropped), and
+// the publisher held for its room goes on (review 12 minor 7): before, the
+// count stayed up for good.
+func TestFlowDroppedCountsOut(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "bulk/#")
+	cl, ok := fb.srv.Clients.Get("watched")
+	if !ok {
+		t.Fatal("no watched client")
+	}
+	pub := rawClient(t, fb.addr, "publisher")
+	body := bytes.Repeat([]byte("x"), 64<<10)
+	var all []byte
+	for range 40 {
+		all = append(all, publishPacket("bulk/x", body, false)...)
+	}
+	go func() { _, _ = pub.Write(all) }()
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.delayed.Load() >= 1 && fb.flow.Queued(cl) == flowQueueLen/2 }, "the publisher held")
+	d := fb.delayed.Load()
+	fb.flow.Dropped(cl)
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.delayed.Load() > d }, "the held publisher let in")
+}
