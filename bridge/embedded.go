@@ -46,7 +46,7 @@ const socketMode = 0o660
 // StartEmbeddedBroker starts mochi-mqtt without authentication on addr
 // ("127.0.0.1:0" picks a free port; Addr reports the real one).
 func StartEmbeddedBroker(addr string, log *slog.Logger) (*EmbeddedBroker, error) {
-	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, nil, log)
+	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, nil, nil, log)
 }
 
 // StartEmbeddedBrokerConfig starts cfg's embedded broker: the listen
@@ -66,10 +66,20 @@ func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedB
 		}
 		hook = h
 	}
-	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, log)
+	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, liveOnlyTopics(NewTopics(cfg)), log)
 }
 
-func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, log *slog.Logger) (*EmbeddedBroker, error) {
+// liveOnlyTopics tells the bridge's command, lockdown and republish
+// topics: the embedded broker never stores retained messages there.
+func liveOnlyTopics(t Topics) func(topic string) bool {
+	cmd := newTopicPattern(t.DoorCommandWild)
+	return func(topic string) bool {
+		_, ok := cmd.match(topic)
+		return ok || topic == t.Republish
+	}
+}
+
+func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, liveOnly func(string) bool, log *slog.Logger) (*EmbeddedBroker, error) {
 	caps := mochi.NewDefaultServerCapabilities()
 	// mochi reserves a packet's declared length before reading it, the
 	// CONNECT too, before any password is checked: without a maximum, 5
@@ -123,6 +133,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	}
 	limits := newRetainLimitHook(log.With("component", "embedded-broker"), exempt)
 	limits.dropped = flow.dropped
+	limits.liveOnly = liveOnly
 	if err := srv.AddHook(limits, nil); err != nil {
 		return fail(err)
 	}

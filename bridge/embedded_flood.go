@@ -137,7 +137,11 @@ func (bf *bridgeFlow) logShed(topic string) {
 // (Flow should make that impossible): on a safety topic, the bridge must
 // not go on without it.
 func (bf *bridgeFlow) dropped(cl *mochi.Client, topic string) {
-	if bf.flow.Watch(cl) && bf.class(topic) == mochifix.Priority {
+	if !bf.flow.Watch(cl) {
+		return
+	}
+	bf.flow.Dropped(cl)
+	if bf.class(topic) == mochifix.Priority {
 		if m := bf.m.Load(); m != nil {
 			m.brokerShed.WithLabelValues(queueSafety).Inc()
 		}

@@ -26,6 +26,11 @@ type retainLimitHook struct {
 	// bridgeFlow; dropped is told about each.
 	bridgeDrops atomic.Int64
 	dropped     func(cl *mochi.Client, topic string)
+	// liveOnly tells the topics whose messages are delivered live and
+	// never stored retained: commands, lockdown, republish (R18: the
+	// bridge ignores retained ones). A stored junk command was sent to the
+	// bridge again on each of its SUBSCRIBEs, ahead of its safety values.
+	liveOnly func(topic string) bool
 
 	mu     sync.Mutex
 	owner  map[string]retained // topic → who retained it, and its size
@@ -77,7 +82,7 @@ func (h *retainLimitHook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) 
 // OnPublish keeps a retained message out of the store when its user is
 // over budget.
 func (h *retainLimitHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Retain && !h.admit(cl, pk.TopicName, len(pk.Payload)) {
+	if pk.FixedHeader.Retain && (h.isLiveOnly(pk.TopicName, len(pk.Payload)) || !h.admit(cl, pk.TopicName, len(pk.Payload))) {
 		pk.FixedHeader.Retain = false
 	}
 	return pk, nil
@@ -85,10 +90,16 @@ func (h *retainLimitHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packet
 
 // OnWill does the same for a retained will.
 func (h *retainLimitHook) OnWill(cl *mochi.Client, w mochi.Will) (mochi.Will, error) {
-	if w.Retain && !h.admit(cl, w.TopicName, len(w.Payload)) {
+	if w.Retain && (h.isLiveOnly(w.TopicName, len(w.Payload)) || !h.admit(cl, w.TopicName, len(w.Payload))) {
 		w.Retain = false
 	}
 	return w, nil
+}
+
+// isLiveOnly: a message on a live-only topic is not stored; clearing one
+// (an empty payload) still is allowed.
+func (h *retainLimitHook) isLiveOnly(topic string, size int) bool {
+	return size > 0 && h.liveOnly != nil && h.liveOnly(topic)
 }
 
 // admit accounts for cl retaining size bytes on topic, replacing what was

@@ -36,6 +36,14 @@ import (
 //   - A message that waited Wait[class] is not delivered to that client;
 //     Timeout is told (bulk: drop it, counted; priority: the bridge ends
 //     the client's connection rather than lose it silently).
+//   - Nothing waits while the watched client's own read goroutine processes
+//     its SUBSCRIBE (the retained messages it sends) or its PUBLISH (echoed
+//     back to it): mochi would stop reading its socket, pings too, and its
+//     client would end the connection for want of a PINGRESP. Meanwhile a
+//     message that does not fit now is not delivered at once (Timeout is
+//     told): a flood from others can then cost the client a retained bulk
+//     message, never its link. Other publishers' messages to the client in
+//     that window are treated alike (a hook cannot tell goroutines apart).
 //   - mochi asks the same OnACLCheck, with the filter as topic, when the
 //     client subscribes: Flow recognises these checks by the filter
 //     strings' identity (it replaces them with copies of its own in
@@ -94,6 +102,10 @@ type flowQueue struct {
 	waiting [2][]chan struct{} // per class, oldest first; closed once let in
 	checks  map[*byte]struct{} // the filters of the SUBSCRIBE being checked
 	gone    chan struct{}      // closed when the client disconnects
+	// own is set while the client's own read goroutine processes its
+	// SUBSCRIBE or PUBLISH: a message held there would stop mochi reading
+	// the client's socket (its pings too), so nothing waits meanwhile.
+	own bool
 }
 
 // WithoutACL is h without its OnACLCheck, for Flow to ask instead.
@@ -108,7 +120,8 @@ func (f *Flow) ID() string { return "mochifix-flow" }
 // Provides reports the events Flow uses.
 func (f *Flow) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPacketSent, mqtt.OnDisconnect:
+	case mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnPacketProcessed,
+		mqtt.OnPacketSent, mqtt.OnDisconnect:
 		return true
 	}
 	return false
@@ -144,6 +157,7 @@ func (f *Flow) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		return pk
 	}
 	q.checks = map[*byte]struct{}{}
+	q.own = true
 	filters := make([]packets.Subscription, len(pk.Filters))
 	for i, s := range pk.Filters {
 		s.Qos = 0
@@ -166,6 +180,31 @@ func (f *Flow) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 	defer f.mu.Unlock()
 	if q := f.clients[cl]; q != nil {
 		q.checks = nil
+	}
+}
+
+// OnPublish marks a watched client's own PUBLISH being processed: it may
+// be delivered back to the client, in its read goroutine.
+func (f *Flow) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	f.setOwn(cl, true)
+	return pk, nil
+}
+
+// OnPacketProcessed ends what OnSubscribe or OnPublish marked.
+func (f *Flow) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if t := pk.FixedHeader.Type; t == packets.Subscribe || t == packets.Publish {
+		f.setOwn(cl, false)
+	}
+}
+
+func (f *Flow) setOwn(cl *mqtt.Client, own bool) {
+	if !f.Watch(cl) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q := f.queue(cl); q != nil {
+		q.own = own
 	}
 }
 
@@ -205,10 +244,19 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 			return true // a SUBSCRIBE's permission check, not a message
 		}
 	}
-	if f.room(q, c) {
+	if f.room(q, c) || q.own && c == Priority && q.queued < f.Limit[c] {
 		q.queued++
 		f.mu.Unlock()
 		return true
+	}
+	if q.own {
+		// In the client's own read goroutine (or beside it): not a wait.
+		// A priority message that does not fit is a timed-out one.
+		f.mu.Unlock()
+		if f.Timeout != nil {
+			f.Timeout(cl, topic, c)
+		}
+		return false
 	}
 	ch := make(chan struct{})
 	q.waiting[c] = append(q.waiting[c], ch)
@@ -309,6 +357,18 @@ func (f *Flow) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	if q, ok := f.clients[cl]; ok {
 		delete(f.clients, cl)
 		close(q.gone)
+	}
+}
+
+// Dropped tells Flow that mochi dropped a message it had let into cl's
+// queue (a hook that changed the subscriptions after Flow, a full inflight
+// quota): it is counted out, or the count never went down again.
+func (f *Flow) Dropped(cl *mqtt.Client) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q := f.clients[cl]; q != nil && q.queued > 0 {
+		q.queued--
+		f.grant(q)
 	}
 }
 

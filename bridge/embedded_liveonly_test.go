@@ -1,0 +1,45 @@
+package bridge
+
+import (
+	"testing"
+
+	"github.com/doorbridge/doorbridge/internal/testbroker"
+)
+
+// The embedded broker never stores a retained command, lockdown or
+// republish message (issue 12 item 5, review 12 critical 1b): a user
+// allowed to command planted 1,000 retained junk commands, which every
+// SUBSCRIBE of the bridge got again, ahead of its safety values. Another
+// bridge's command topic is stored as before.
+func TestEmbeddedBrokerKeepsNoRetainedCommands(t *testing.T) {
+	l, listen := floodBroker(t)
+	cli := testbroker.ConnectWith(t, "tcp://"+listen, "cli", testbroker.ClientOptions{Username: "doorbridge-cli", Password: floodLogins["doorbridge-cli"]})
+	for _, topic := range []string{"db/t1/r0001/set", "db/t1/lockdown/set", "db/t1/republish", "db/t2/marker/set"} {
+		cli.Publish(topic, "junk", true)
+	}
+	eb := embeddedOf(t, l)
+	// One connection: the marker, last, is stored once the others were seen.
+	testbroker.Eventually(t, wait, func() bool { return len(eb.srv.Topics.Messages("db/t2/marker/set")) == 1 }, "the marker retained")
+	for _, topic := range []string{"db/t1/r0001/set", "db/t1/lockdown/set", "db/t1/republish"} {
+		if got := eb.srv.Topics.Messages(topic); len(got) != 0 {
+			t.Errorf("%s retained", topic)
+		}
+	}
+}
+
+func embeddedOf(t *testing.T, l *linked) *EmbeddedBroker {
+	t.Helper()
+	var eb *EmbeddedBroker
+	inprocBrokers.Range(func(_, v any) bool {
+		if e := v.(*EmbeddedBroker); e.srv.Clients.Len() > 0 {
+			if _, ok := e.srv.Clients.Get(l.cfg.ClientID()); ok {
+				eb = e
+			}
+		}
+		return true
+	})
+	if eb == nil {
+		t.Fatal("no embedded broker with the bridge's client")
+	}
+	return eb
+}
