@@ -299,9 +299,9 @@ func (b *Bridge) outputOpener(slot *driverSlot, dc *config.Door) func() (drivers
 		if err != nil {
 			return nil, err
 		}
-		out, err := drv.OpenOutput(dc.Relay.Channel, dc.Relay.ActiveLow)
+		out, err := drivers.OpenRelay(drv, dc.Relay)
 		if err != nil {
-			return nil, fmt.Errorf("relay %s/%s: %w", dc.Relay.Driver, dc.Relay.Channel, err)
+			return nil, err
 		}
 		if g := slot.flusher(); g != nil {
 			if err := g.flush(); err != nil {

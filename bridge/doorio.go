@@ -111,15 +111,7 @@ func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	opener, ok := drv.(drivers.InputOpener)
-	if !ok {
-		return nil, fmt.Errorf("driver %q has no input lines", l.Driver)
-	}
-	in, err := opener.OpenInput(l.Channel, drivers.InputOptions{Pull: l.Pull})
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", l.Driver, l.Channel, err)
-	}
-	return in, nil
+	return drivers.OpenInput(drv, l)
 }
 
 // readInput reads one line as a Sense. A failed read is unknown; it is

@@ -257,14 +257,6 @@ func (e *EmbeddedBroker) Addr() string {
 	return e.tcp.Address()
 }
 
-// TLSAddr is the address of the TLS listener ("" without one).
-func (e *EmbeddedBroker) TLSAddr() string {
-	if e.tls == nil {
-		return ""
-	}
-	return e.tls.Address()
-}
-
 // URL is the URL the bridge connects to: the plain listener (an
 // unspecified listen address is reached on loopback), or the socket.
 func (e *EmbeddedBroker) URL() string {

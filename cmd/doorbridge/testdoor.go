@@ -215,10 +215,9 @@ func (td *testDoor) open() ([]func(), error) {
 	if err != nil {
 		return closers, fmt.Errorf("relay: %w", err)
 	}
-	// The first level the line ever shows is off (lock power off).
-	out, err := drv.OpenOutput(r.Channel, td.level(false))
+	out, err := drivers.OpenRelay(drv, r)
 	if err != nil {
-		return closers, fmt.Errorf("relay %s/%s: %w", r.Driver, r.Channel, err)
+		return closers, err
 	}
 	td.relay = out
 	if err := td.set(false); err != nil {
@@ -235,13 +234,9 @@ func (td *testDoor) open() ([]func(), error) {
 		if err != nil {
 			return closers, fmt.Errorf("%s: %w", x.name, err)
 		}
-		opener, ok := drv.(drivers.InputOpener)
-		if !ok {
-			return closers, fmt.Errorf("%s: driver %q has no input lines", x.name, x.line.Driver)
-		}
-		in, err := opener.OpenInput(x.line.Channel, drivers.InputOptions{Pull: x.line.Pull})
+		in, err := drivers.OpenInput(drv, *x.line)
 		if err != nil {
-			return closers, fmt.Errorf("%s %s/%s: %w", x.name, x.line.Driver, x.line.Channel, err)
+			return closers, fmt.Errorf("%s: %w", x.name, err)
 		}
 		td.inputs = append(td.inputs, testInput{name: x.name, cfg: *x.line, in: in})
 	}
