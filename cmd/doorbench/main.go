@@ -139,8 +139,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		b.logf("paho default keepalive: %d clients through a silent proxy (about 90 s)", opts.PahoClients)
 		m, err := startMosquitto(opts.Mosquitto, dir, false)
 		if err == nil {
-			rep.PahoDefault, err = b.measurePahoDefault(m.addr(), opts.PahoClients)
-			m.kill()
+			rep.PahoDefault, err = b.measurePahoDefault(m.Addr("mqtt"), opts.PahoClients)
+			m.Kill()
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "doorbench: paho default keepalive: %v\n", err)
