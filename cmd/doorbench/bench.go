@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
 // benchOptions are doorbench's flags.
@@ -59,8 +61,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // target is the broker a bridge is measured against.
 type target struct {
-	kind string     // one of brokerKinds
-	mosq *mosquitto // for a mosquitto kind
+	kind string                // one of brokerKinds
+	mosq *testbroker.Mosquitto // for a mosquitto kind
 }
 
 // brokerKinds are the targets --broker can name: a stock mosquitto (what
@@ -90,7 +92,7 @@ func (b *bench) config(t *target, n int, dir string) (bridgeConfig, error) {
 		return c, err
 	}
 	if t.external() {
-		c.MQTTURL = "tcp://" + t.mosq.addr()
+		c.MQTTURL = "tcp://" + t.mosq.Addr("mqtt")
 	}
 	return c, nil
 }
@@ -98,7 +100,7 @@ func (b *bench) config(t *target, n int, dir string) (bridgeConfig, error) {
 // brokerAddr is where clients reach the broker of a bridge with config c.
 func (t *target) brokerAddr(c bridgeConfig) string {
 	if t.external() {
-		return t.mosq.addr()
+		return t.mosq.Addr("mqtt")
 	}
 	return c.Embedded
 }
@@ -121,7 +123,7 @@ func (b *bench) measure(kind string, n int) (*run, error) {
 		if t.mosq, err = startMosquitto(b.opts.Mosquitto, dir, kind == "mosquitto-nodelay"); err != nil {
 			return nil, err
 		}
-		defer t.mosq.kill()
+		defer t.mosq.Kill()
 	} else {
 		r.NA["broker_kill_release_ms"] = "the embedded broker runs inside the bridge process"
 		r.NA["silent_link_release_ms"] = "the bridge reaches its embedded broker without a network link"
@@ -191,7 +193,7 @@ func (b *bench) startupRound(t *target, n, round int) (safe, ready, rss float64,
 	log = filepath.Join(dir, "doorbridge.log")
 	if t.external() {
 		// A fresh broker: no retained messages from the last round.
-		if err := t.mosq.restart(); err != nil {
+		if err := t.mosq.Restart(); err != nil {
 			return 0, 0, 0, log, err
 		}
 	}
@@ -566,7 +568,8 @@ func (b *bench) command(s *session, r *run) error {
 func (b *bench) kill(s *session, r *run) error {
 	for round := range b.opts.Rounds {
 		cur := s.w.current().Seq
-		t0 := s.t.mosq.kill()
+		t0 := time.Now() // the moment SIGKILL is sent
+		s.t.mosq.Kill()
 		v, err := s.w.waitFor(cur, allLevel(s.fs, false), 5*time.Second)
 		if err != nil {
 			return fmt.Errorf("round %d: %w", round, err)
@@ -574,7 +577,7 @@ func (b *bench) kill(s *session, r *run) error {
 		r.add("broker_kill_release_ms", ms(v.At.Sub(t0)))
 		s.cl.close()
 		s.cl = nil
-		if err := s.t.mosq.restart(); err != nil {
+		if err := s.t.mosq.Restart(); err != nil {
 			return err
 		}
 		if err := s.connect(); err != nil {
@@ -594,12 +597,12 @@ func (b *bench) kill(s *session, r *run) error {
 // silentLink runs a bridge through a proxy and makes the proxy silent: only
 // the bridge's heartbeat round trip can notice.
 func (b *bench) silentLink(t *target, n int, r *run) error {
-	px, err := newProxy(t.mosq.addr())
+	px, err := testbroker.StartProxy(t.mosq.Addr("mqtt"))
 	if err != nil {
 		return err
 	}
-	defer px.close()
-	s, err := b.startFresh(t, n, fmt.Sprintf("silent-%d", n), "bench-silent", func(c *bridgeConfig) { c.MQTTURL = "tcp://" + px.addr() })
+	defer px.Close()
+	s, err := b.startFresh(t, n, fmt.Sprintf("silent-%d", n), "bench-silent", func(c *bridgeConfig) { c.MQTTURL = px.URL() })
 	if err != nil {
 		return err
 	}
@@ -609,9 +612,10 @@ func (b *bench) silentLink(t *target, n int, r *run) error {
 		// heartbeat_timeout - heartbeat_interval and heartbeat_timeout.
 		jitter(b.opts.HeartbeatInterval)
 		cur := s.w.current().Seq
-		t0 := px.pause()
+		px.Pause()
+		t0 := time.Now() // nothing crosses from here on
 		v, err := s.w.waitFor(cur, allLevel(s.fs, false), b.opts.HeartbeatTimeout+5*time.Second)
-		px.resume()
+		px.Resume()
 		if err != nil {
 			return fmt.Errorf("round %d: %w", round, err)
 		}
@@ -629,12 +633,12 @@ func (b *bench) baseline(t *target, r *run) error {
 	if !t.external() {
 		return nil
 	}
-	pub, err := dialMQTT(t.mosq.addr(), "bench-base-pub", nil)
+	pub, err := dialMQTT(t.mosq.Addr("mqtt"), "bench-base-pub", nil)
 	if err != nil {
 		return err
 	}
 	defer pub.close()
-	sub, err := dialMQTT(t.mosq.addr(), "bench-base-sub", nil)
+	sub, err := dialMQTT(t.mosq.Addr("mqtt"), "bench-base-sub", nil)
 	if err != nil {
 		return err
 	}

@@ -39,80 +39,23 @@ func main() {
 }
 
 func benchMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("doorbench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	doors := fs.String("doors", "4,64,256", "door counts to measure, comma-separated (half fail-safe, half fail-secure)")
-	broker := fs.String("broker", "mosquitto", "brokers, comma-separated: mosquitto (stock, as users run it), mosquitto-nodelay (set_tcp_nodelay true), embedded; or all")
-	rounds := fs.Int("rounds", 20, "rounds per figure")
-	idle := fs.Duration("idle", 30*time.Second, "idle window for cpu_idle_pct")
-	hbInterval := fs.Duration("heartbeat-interval", time.Second, "watchdog.heartbeat_interval of the bridge (its default)")
-	hbTimeout := fs.Duration("heartbeat-timeout", 3*time.Second, "watchdog.heartbeat_timeout of the bridge (its default)")
-	commands := fs.Int("commands", 1000, "commands in the stream (the commands phase)")
-	commandGap := fs.Duration("command-gap", 20*time.Millisecond, "time between two commands of the stream")
-	commandDoors := fs.Int("command-doors", 0, "the stream takes turns on the first N doors (0: all of them; 1: UNLOCK and LOCK alternate on one door)")
-	relock := fs.Duration("relock-delay", 200*time.Millisecond, "watchdog.relock_delay (short, so rounds follow each other quickly)")
-	watch := fs.String("watch", "inotify", "how the state file is followed: inotify or poll (every 250µs, a cross-check)")
-	pahoClients := fs.Int("paho-clients", 7, "paho clients with default keepalive for the comparison figure (0 skips it; it takes ~90 s)")
-	mosq := fs.String("mosquitto", "/usr/sbin/mosquitto", "mosquitto binary")
-	bin := fs.String("bin", "", "doorbridge binary (default: go build from the tree)")
-	jsonOut := fs.String("json", "", "write the figures as JSON to this file")
-	keep := fs.Bool("keep", false, "keep the scratch directory (configs, logs, state files)")
-	only := fs.String("only", "", "measure only these, comma-separated: startup, idle, alarm, command, kill, silent (default all)")
-	stateDir := fs.String("state-dir", defaultStateDir(), "directory for the sim driver's state files (tmpfs keeps file-system journaling out of the figures)")
-	console := fs.Bool("console", false, "serve the web console (read_only) and keep a page's event stream open through idle, alarm and command: the console's cost")
-	fs.StringVar(&bridgeLogLevel, "log-level", "info", "the bridge's -log-level (info logs every relay change, as in production)")
-	if err := fs.Parse(args); err != nil {
+	f, ok := parseBenchFlags(args, stderr)
+	if !ok {
 		return 2
 	}
-	opts := benchOptions{Rounds: *rounds, Idle: *idle, HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
-		RelockDelay: *relock, Commands: *commands, CommandGap: *commandGap, CommandDoors: *commandDoors, Watch: *watch, PahoClients: *pahoClients, Mosquitto: *mosq, StateDir: *stateDir, Console: *console,
-		Only: map[string]bool{}}
-	if *only != "" {
-		for _, p := range strings.Split(*only, ",") {
-			p = strings.TrimSpace(p)
-			if !contains(phases, p) {
-				fmt.Fprintf(stderr, "doorbench: --only: unknown %q (want %s)\n", p, strings.Join(phases, ", "))
-				return 2
-			}
-			opts.Only[p] = true
-		}
-	}
-	for _, s := range strings.Split(*doors, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 1000 {
-			fmt.Fprintf(stderr, "doorbench: --doors: %q is not a door count (1-1000)\n", s)
-			return 2
-		}
-		opts.Doors = append(opts.Doors, n)
-	}
-	if *broker == "all" {
-		opts.Brokers = brokerKinds
-	} else {
-		for _, k := range strings.Split(*broker, ",") {
-			k = strings.TrimSpace(k)
-			if !contains(brokerKinds, k) {
-				fmt.Fprintf(stderr, "doorbench: --broker: unknown %q (want %s, or all)\n", k, strings.Join(brokerKinds, ", "))
-				return 2
-			}
-			opts.Brokers = append(opts.Brokers, k)
-		}
-	}
-	if opts.Rounds < 1 || opts.Idle <= 0 || opts.Commands < 1 || opts.CommandGap <= 0 {
-		fmt.Fprintln(stderr, "doorbench: --rounds and --commands must be at least 1, --idle and --command-gap positive")
-		return 2
-	}
+	opts := f.opts
 
 	dir, err := os.MkdirTemp(opts.StateDir, "doorbench-")
 	if err != nil {
 		fmt.Fprintf(stderr, "doorbench: %v\n", err)
 		return 1
 	}
-	if *keep {
+	if f.keep {
 		fmt.Fprintf(stderr, "doorbench: scratch directory %s\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	b := &bench{opts: opts, dir: dir, log: stderr, bin: *bin}
+	b := &bench{opts: opts, dir: dir, log: stderr, bin: f.bin}
 	if b.bin == "" {
 		if b.bin, err = buildBridge(dir); err != nil {
 			fmt.Fprintf(stderr, "doorbench: %v\n", err)
@@ -139,8 +82,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		b.logf("paho default keepalive: %d clients through a silent proxy (about 90 s)", opts.PahoClients)
 		m, err := startMosquitto(opts.Mosquitto, dir, false)
 		if err == nil {
-			rep.PahoDefault, err = b.measurePahoDefault(m.addr(), opts.PahoClients)
-			m.kill()
+			rep.PahoDefault, err = b.measurePahoDefault(m.Addr("mqtt"), opts.PahoClients)
+			m.Kill()
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "doorbench: paho default keepalive: %v\n", err)
@@ -162,9 +105,9 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "mosquitto: %s on loopback, started by doorbench: stock settings (mosquitto), or with set_tcp_nodelay true (mosquitto-nodelay).\n", rep.Environment["mosquitto"])
 	fmt.Fprintf(stdout, "%s, %s cores, Go %s; load average %s before, %s after.\n", rep.Environment["cpu"], rep.Environment["cores"], rep.Environment["go"],
 		rep.Environment["loadavg_before"], rep.Environment["loadavg_after"])
-	if *jsonOut != "" {
+	if f.jsonOut != "" {
 		data, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(f.jsonOut, append(data, '\n'), 0o644); err != nil {
 			fmt.Fprintf(stderr, "doorbench: %v\n", err)
 			return 1
 		}
@@ -247,4 +190,79 @@ func method(opts benchOptions) []string {
 		m = append(m, "console: http.console read_only, with one page's event stream (/console/api/stream) open through the steady phases")
 	}
 	return m
+}
+
+// benchFlags is doorbench's command line.
+type benchFlags struct {
+	opts         benchOptions
+	bin, jsonOut string
+	keep         bool
+}
+
+// parseBenchFlags parses doorbench's flags; on an error it has written the
+// message to stderr and reports false.
+func parseBenchFlags(args []string, stderr io.Writer) (benchFlags, bool) {
+	fs := flag.NewFlagSet("doorbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	doors := fs.String("doors", "4,64,256", "door counts to measure, comma-separated (half fail-safe, half fail-secure)")
+	broker := fs.String("broker", "mosquitto", "brokers, comma-separated: mosquitto (stock, as users run it), mosquitto-nodelay (set_tcp_nodelay true), embedded; or all")
+	rounds := fs.Int("rounds", 20, "rounds per figure")
+	idle := fs.Duration("idle", 30*time.Second, "idle window for cpu_idle_pct")
+	hbInterval := fs.Duration("heartbeat-interval", time.Second, "watchdog.heartbeat_interval of the bridge (its default)")
+	hbTimeout := fs.Duration("heartbeat-timeout", 3*time.Second, "watchdog.heartbeat_timeout of the bridge (its default)")
+	commands := fs.Int("commands", 1000, "commands in the stream (the commands phase)")
+	commandGap := fs.Duration("command-gap", 20*time.Millisecond, "time between two commands of the stream")
+	commandDoors := fs.Int("command-doors", 0, "the stream takes turns on the first N doors (0: all of them; 1: UNLOCK and LOCK alternate on one door)")
+	relock := fs.Duration("relock-delay", 200*time.Millisecond, "watchdog.relock_delay (short, so rounds follow each other quickly)")
+	watch := fs.String("watch", "inotify", "how the state file is followed: inotify or poll (every 250µs, a cross-check)")
+	pahoClients := fs.Int("paho-clients", 7, "paho clients with default keepalive for the comparison figure (0 skips it; it takes ~90 s)")
+	mosq := fs.String("mosquitto", "/usr/sbin/mosquitto", "mosquitto binary")
+	bin := fs.String("bin", "", "doorbridge binary (default: go build from the tree)")
+	jsonOut := fs.String("json", "", "write the figures as JSON to this file")
+	keep := fs.Bool("keep", false, "keep the scratch directory (configs, logs, state files)")
+	only := fs.String("only", "", "measure only these, comma-separated: "+strings.Join(phases, ", ")+" (default all)")
+	stateDir := fs.String("state-dir", defaultStateDir(), "directory for the sim driver's state files (tmpfs keeps file-system journaling out of the figures)")
+	console := fs.Bool("console", false, "serve the web console (read_only) and keep a page's event stream open through idle, alarm and command: the console's cost")
+	fs.StringVar(&bridgeLogLevel, "log-level", "info", "the bridge's -log-level (info logs every relay change, as in production)")
+	if err := fs.Parse(args); err != nil {
+		return benchFlags{}, false
+	}
+	opts := benchOptions{Rounds: *rounds, Idle: *idle, HeartbeatInterval: *hbInterval, HeartbeatTimeout: *hbTimeout,
+		RelockDelay: *relock, Commands: *commands, CommandGap: *commandGap, CommandDoors: *commandDoors, Watch: *watch, PahoClients: *pahoClients, Mosquitto: *mosq, StateDir: *stateDir, Console: *console,
+		Only: map[string]bool{}}
+	if *only != "" {
+		for _, p := range strings.Split(*only, ",") {
+			p = strings.TrimSpace(p)
+			if !contains(phases, p) {
+				fmt.Fprintf(stderr, "doorbench: --only: unknown %q (want %s)\n", p, strings.Join(phases, ", "))
+				return benchFlags{}, false
+			}
+			opts.Only[p] = true
+		}
+	}
+	for _, s := range strings.Split(*doors, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 1000 {
+			fmt.Fprintf(stderr, "doorbench: --doors: %q is not a door count (1-1000)\n", s)
+			return benchFlags{}, false
+		}
+		opts.Doors = append(opts.Doors, n)
+	}
+	if *broker == "all" {
+		opts.Brokers = brokerKinds
+	} else {
+		for _, k := range strings.Split(*broker, ",") {
+			k = strings.TrimSpace(k)
+			if !contains(brokerKinds, k) {
+				fmt.Fprintf(stderr, "doorbench: --broker: unknown %q (want %s, or all)\n", k, strings.Join(brokerKinds, ", "))
+				return benchFlags{}, false
+			}
+			opts.Brokers = append(opts.Brokers, k)
+		}
+	}
+	if opts.Rounds < 1 || opts.Idle <= 0 || opts.Commands < 1 || opts.CommandGap <= 0 {
+		fmt.Fprintln(stderr, "doorbench: --rounds and --commands must be at least 1, --idle and --command-gap positive")
+		return benchFlags{}, false
+	}
+	return benchFlags{opts: opts, bin: *bin, jsonOut: *jsonOut, keep: *keep}, true
 }

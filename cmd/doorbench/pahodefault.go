@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doorbridge/doorbridge/internal/testbroker"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -20,11 +21,11 @@ const pahoDefaultHow = "measured: paho.mqtt.golang clients with paho's default o
 // keepalive settings takes to notice a silent link: what a bridge without a
 // heartbeat round trip of its own gets.
 func (b *bench) measurePahoDefault(brokerAddr string, clients int) (*pahoDefault, error) {
-	px, err := newProxy(brokerAddr)
+	px, err := testbroker.StartProxy(brokerAddr)
 	if err != nil {
 		return nil, err
 	}
-	defer px.close()
+	defer px.Close()
 	var mu sync.Mutex
 	lost := map[int]time.Time{}
 	var cs []paho.Client
@@ -35,7 +36,7 @@ func (b *bench) measurePahoDefault(brokerAddr string, clients int) (*pahoDefault
 	}()
 	spacing := 35 * time.Second / time.Duration(clients)
 	for i := range clients {
-		opts := paho.NewClientOptions().AddBroker("tcp://" + px.addr()).
+		opts := paho.NewClientOptions().AddBroker(px.URL()).
 			SetClientID(fmt.Sprintf("paho-default-%d", i)).
 			SetAutoReconnect(false).
 			SetConnectionLostHandler(func(paho.Client, error) {
@@ -52,7 +53,8 @@ func (b *bench) measurePahoDefault(brokerAddr string, clients int) (*pahoDefault
 			time.Sleep(spacing) // spread the clients' keepalive phases
 		}
 	}
-	t0 := px.pause()
+	px.Pause()
+	t0 := time.Now() // nothing crosses from here on
 	deadline := time.Now().Add(70 * time.Second)
 	for {
 		mu.Lock()
@@ -63,7 +65,7 @@ func (b *bench) measurePahoDefault(brokerAddr string, clients int) (*pahoDefault
 		}
 		time.Sleep(100 * time.Millisecond) // paho reports through a callback; poll its record
 	}
-	px.resume()
+	px.Resume()
 	var samples []float64
 	mu.Lock()
 	for _, at := range lost {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
 // The chaos soak: the real doorbridge binary with 8 doors (even ones
@@ -75,8 +77,8 @@ type soak struct {
 	cfgPath string
 	truth   *truth
 	mon     *monitor
-	mosq    *mosquitto
-	px      *proxy
+	mosq    *testbroker.Mosquitto
+	px      *testbroker.Proxy
 	actor   *rawClient
 	watch   *rawClient
 	w       *relayWatcher
@@ -186,12 +188,12 @@ func runSoak(o soakOptions) error {
 		if s.mosq, err = startMosquitto(o.Mosquitto, o.Dir, true); err != nil { // the soak keeps its nodelay broker
 			return err
 		}
-		defer s.mosq.kill()
-		if s.px, err = newProxy(s.mosq.addr()); err != nil {
+		defer s.mosq.Kill()
+		if s.px, err = testbroker.StartProxy(s.mosq.Addr("mqtt")); err != nil {
 			return err
 		}
-		defer s.px.close()
-		s.cfg.MQTTURL = "tcp://" + s.px.addr()
+		defer s.px.Close()
+		s.cfg.MQTTURL = s.px.URL()
 	}
 	if s.cfgPath, err = writeConfig(s.cfg, o.Dir); err != nil {
 		return err
@@ -267,7 +269,7 @@ func (s *soak) brokerAddr() string {
 	if s.o.embedded() {
 		return s.cfg.Embedded
 	}
-	return s.mosq.addr()
+	return s.mosq.Addr("mqtt")
 }
 
 // connect (re)connects the actor's and the monitor's MQTT clients, straight
@@ -592,14 +594,14 @@ func (s *soak) brokerKill() error {
 	s.record("broker SIGKILL, restart after %v", down)
 	s.armed("broker")
 	s.truth.down("broker", time.Now(), "broker SIGKILL")
-	s.mosq.kill()
+	s.mosq.Kill()
 	s.actor.close()
 	s.watch.close()
 	select {
 	case <-s.failed:
 	case <-time.After(down):
 	}
-	if err := s.mosq.restart(); err != nil {
+	if err := s.mosq.Restart(); err != nil {
 		return err
 	}
 	s.truth.restored("broker", time.Now())
@@ -617,15 +619,16 @@ func (s *soak) silentLink() error {
 	if d > soakHBTimeout+soakHBInterval {
 		s.armed("silent")
 	}
-	s.truth.down("silent", s.px.pause(), "link silent")
+	s.px.Pause()
+	s.truth.down("silent", time.Now(), "link silent")
 	select {
 	case <-s.failed:
 	case <-time.After(d):
 	}
 	if cut {
-		s.px.closeConns()
+		s.px.CloseConns()
 	}
-	s.px.resume()
+	s.px.Resume()
 	s.truth.restored("silent", time.Now())
 	return nil
 }

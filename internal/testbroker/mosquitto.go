@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,11 +37,13 @@ func MosquittoBinary(t testing.TB) string {
 // in-process broker cannot show: several listeners, TLS, password files and ACLs. Its methods
 // must be called from the test's goroutine.
 type Mosquitto struct {
-	t     testing.TB
-	bin   string
-	dir   string
-	out   *lockedBuffer
-	ports map[string]int
+	t       testing.TB // nil for LaunchMosquitto
+	bin     string
+	dir     string
+	out     *lockedBuffer
+	logPath string // LaunchMosquitto: output appended to this file instead of out
+	conf    string // path of the config file, for Restart
+	ports   map[string]int
 
 	mu  sync.Mutex
 	run *mosqRun
@@ -66,43 +69,80 @@ func StartMosquitto(t testing.TB, listeners []string, conf func(m *Mosquitto) st
 	if u, err := user.Current(); err == nil {
 		userLine = "user " + u.Username + "\n"
 	}
+	if err := m.launch(listeners, func(m *Mosquitto) string { return userLine + conf(m) }); err != nil {
+		t.Fatalf("testbroker: %v", err)
+	}
+	return m
+}
+
+// LaunchMosquitto is StartMosquitto for a program rather than a test (cmd/doorbench): it runs
+// bin with exactly the config conf returns (no user line), in dir, appending mosquitto's output
+// to dir/mosquitto.log (a file, so that no goroutine of the caller copies it), and the process is
+// killed if the caller dies. The caller must Kill it.
+func LaunchMosquitto(bin, dir string, listeners []string, conf func(m *Mosquitto) string) (*Mosquitto, error) {
+	m := &Mosquitto{bin: bin, dir: dir, out: &lockedBuffer{}, logPath: filepath.Join(dir, "mosquitto.log")}
+	if err := m.launch(listeners, conf); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// launch picks the ports, writes the config and starts mosquitto, trying again with new ports a
+// few times.
+func (m *Mosquitto) launch(listeners []string, conf func(m *Mosquitto) string) error {
+	m.conf = filepath.Join(m.dir, "mosquitto.conf")
 	var errs []error
 	for range 5 {
 		m.ports = map[string]int{}
 		for _, name := range listeners {
 			port, err := freePort()
 			if err != nil {
-				t.Fatalf("testbroker: picking a free port: %v", err)
+				return fmt.Errorf("picking a free port: %w", err)
 			}
 			m.ports[name] = port
 		}
-		path := filepath.Join(m.dir, "mosquitto.conf")
-		if err := os.WriteFile(path, []byte(userLine+conf(m)), 0o600); err != nil {
-			t.Fatalf("testbroker: %v", err)
+		if err := os.WriteFile(m.conf, []byte(conf(m)), 0o600); err != nil {
+			return err
 		}
-		err := m.start(path, time.Now().Add(startTimeout))
+		err := m.start(m.conf, time.Now().Add(startTimeout))
 		if err == nil {
-			return m
+			return nil
 		}
 		errs = append(errs, err)
 	}
-	t.Fatalf("testbroker: mosquitto did not start: %v", errors.Join(errs...))
-	return nil
+	return fmt.Errorf("mosquitto did not start: %w", errors.Join(errs...))
+}
+
+// Restart kills mosquitto and starts a fresh one (nothing retained unless the config persists it)
+// with the same config on the same ports, retrying while a port is still busy.
+func (m *Mosquitto) Restart() error {
+	m.Kill()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		err := m.start(m.conf, deadline)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond) // back off between bind attempts
+	}
 }
 
 // Port is the port picked for the listener called name.
 func (m *Mosquitto) Port(name string) int {
-	m.t.Helper()
 	p, ok := m.ports[name]
 	if !ok {
-		m.t.Fatalf("testbroker: no listener %q (have %v)", name, slices.Sorted(maps.Keys(m.ports)))
+		msg := fmt.Sprintf("testbroker: no listener %q (have %v)", name, slices.Sorted(maps.Keys(m.ports)))
+		if m.t == nil {
+			panic(msg)
+		}
+		m.t.Helper()
+		m.t.Fatal(msg)
 	}
 	return p
 }
 
 // Addr is "127.0.0.1:<port>" of the listener called name.
 func (m *Mosquitto) Addr(name string) string {
-	m.t.Helper()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port(name)))
 }
 
@@ -120,18 +160,24 @@ func (m *Mosquitto) PID() int {
 func (m *Mosquitto) Dir() string { return m.dir }
 
 // Output is everything mosquitto has written so far.
-func (m *Mosquitto) Output() string { return m.out.String() }
+func (m *Mosquitto) Output() string {
+	if m.logPath != "" {
+		b, _ := os.ReadFile(m.logPath)
+		return string(b)
+	}
+	return m.out.String()
+}
 
 // Kill sends SIGKILL and waits until the process is reaped: clients see their connections
 // reset at once. Calling it again does nothing.
 func (m *Mosquitto) Kill() {
-	m.t.Helper()
 	m.mu.Lock()
 	r := m.run
 	m.run = nil
 	m.mu.Unlock()
 	if r != nil {
-		if err := r.kill(); err != nil {
+		if err := r.kill(); err != nil && m.t != nil {
+			m.t.Helper()
 			m.t.Errorf("testbroker: killing mosquitto: %v", err)
 		}
 	}
@@ -142,6 +188,15 @@ func (m *Mosquitto) start(conf string, deadline time.Time) error {
 	cmd := exec.Command(m.bin, "-c", conf)
 	cmd.Dir = m.dir
 	cmd.Stdout, cmd.Stderr = m.out, m.out
+	if m.logPath != "" {
+		logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logf.Close() // the child has its own copy once started
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package testbroker
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -15,7 +16,6 @@ const proxyWriteTimeout = 5 * time.Second
 // simulate a link that goes silent (Pause) or breaks (CloseConns). Its methods are safe for
 // concurrent use.
 type Proxy struct {
-	t      testing.TB
 	target string
 	ln     net.Listener
 	wg     sync.WaitGroup // accept loop and pumps
@@ -39,16 +39,26 @@ type proxyPair struct {
 // t.Cleanup. A connection whose target cannot be dialled is closed at once.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
+	p, err := StartProxy(target)
+	if err != nil {
+		t.Fatalf("testbroker: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// StartProxy is NewProxy for a program rather than a test (cmd/doorbench): the caller must Close
+// it.
+func StartProxy(target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("testbroker: proxy listen: %v", err)
+		return nil, fmt.Errorf("proxy listen: %w", err)
 	}
-	p := &Proxy{t: t, target: target, ln: ln, pairs: map[*proxyPair]struct{}{}}
+	p := &Proxy{target: target, ln: ln, pairs: map[*proxyPair]struct{}{}}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.acceptLoop()
-	t.Cleanup(p.close)
-	return p
+	return p, nil
 }
 
 // Addr is the proxy's address, "127.0.0.1:port".
@@ -104,8 +114,9 @@ func (p *Proxy) NumConns() int {
 	return len(p.pairs)
 }
 
-// close stops accepting, closes every connection and waits for the proxy's goroutines.
-func (p *Proxy) close() {
+// Close stops accepting, closes every connection and waits for the proxy's goroutines. NewProxy
+// calls it in t.Cleanup.
+func (p *Proxy) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.cond.Broadcast()
