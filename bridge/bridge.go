@@ -495,6 +495,20 @@ func withTimeLeft(doors []DoorView, now time.Time) []DoorView {
 // State returns the latest snapshot (nil before the loop ran once).
 func (b *Bridge) State() *Snapshot { return b.snapshot.Load() }
 
+// DoorViews returns the doors of the latest snapshot with the seconds left
+// until each relocks counted from now (empty, not nil, before the loop
+// ran once): /api/v1/doors.
+func (b *Bridge) DoorViews() []DoorView {
+	s := b.State()
+	if s == nil {
+		return []DoorView{}
+	}
+	return withTimeLeft(s.Doors, b.clock.Now())
+}
+
+// Registry holds the bridge's metrics, for /metrics.
+func (b *Bridge) Registry() *prometheus.Registry { return b.reg }
+
 // Healthy reports whether the control loop checked in recently.
 func (b *Bridge) Healthy() bool { return b.wd.healthy() }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -84,7 +85,7 @@ func (l *loop) settle(clk *fakeClock) {
 func scrape(t *testing.T, b *Bridge) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	b.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{Registry: b.reg}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	if rec.Code != 200 {
 		t.Fatalf("/metrics: %d %s", rec.Code, body)

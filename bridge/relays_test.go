@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -181,18 +180,17 @@ func TestFailedWritePublishesUnknown(t *testing.T) {
 // apiDoor returns door id from GET /api/v1/doors.
 func apiDoor(t *testing.T, h *harness, id string) map[string]any {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	h.b.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/doors", nil))
+	body := apiDoorsJSON(t, h.b)
 	var doors []map[string]any
-	if err := json.Unmarshal(rec.Body.Bytes(), &doors); err != nil {
-		t.Fatalf("/api/v1/doors: %v: %s", err, rec.Body.Bytes())
+	if err := json.Unmarshal(body, &doors); err != nil {
+		t.Fatalf("/api/v1/doors: %v: %s", err, body)
 	}
 	for _, d := range doors {
 		if d["id"] == id {
 			return d
 		}
 	}
-	t.Fatalf("/api/v1/doors has no door %q: %s", id, rec.Body.Bytes())
+	t.Fatalf("/api/v1/doors has no door %q: %s", id, body)
 	return nil
 }
 

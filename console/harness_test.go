@@ -22,6 +22,7 @@ import (
 	"github.com/doorbridge/doorbridge/console"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/httpapi"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
@@ -129,7 +130,7 @@ func newEnvWith(t *testing.T, mode string, mutate func(*config.Config)) *env {
 		t.Fatal(err)
 	}
 	e.con = console.New(b, &cfg, log)
-	addr, err := b.Serve(ctx, cfg.HTTP.Listen, e.con.Handler(b.Handler()), tlsCfg)
+	addr, err := httpapi.Serve(ctx, cfg.HTTP.Listen, e.con.Handler(httpapi.Handler(b)), tlsCfg, log)
 	if err != nil {
 		cancel()
 		t.Fatalf("Serve: %v", err)

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/httpapi"
 )
 
 // pollEvery is how often the hub asks the loop for its view while a page
@@ -211,7 +211,7 @@ func (c *Console) mayView(sess *session) bool {
 }
 
 // Each open page holds a connection for its stream, and the bridge's HTTP
-// server serves at most bridge.HTTPMaxConns at once: the streams may take
+// server serves at most httpapi.MaxConns at once: the streams may take
 // a quarter of them, at most streamsPerClient from one client (clientKey:
 // its full address; a logged-in page, its session).
 //
@@ -221,7 +221,7 @@ func (c *Console) mayView(sess *session) bool {
 // maxStreams/streamsPerClient, and refusals no longer go to whoever
 // retries slowest.
 const (
-	maxStreams       = bridge.HTTPMaxConns / 4
+	maxStreams       = httpapi.MaxConns / 4
 	streamsPerClient = 2
 	// streamLife ends every stream after a while (the page reconnects at
 	// once): a stream is never a connection held for ever.

@@ -17,6 +17,7 @@ import (
 	"github.com/doorbridge/doorbridge/console"
 	_ "github.com/doorbridge/doorbridge/drivers/all"
 	"github.com/doorbridge/doorbridge/drivers/gpio"
+	"github.com/doorbridge/doorbridge/httpapi"
 	"github.com/doorbridge/doorbridge/internal/sdnotify"
 )
 
@@ -124,14 +125,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	if cfg.HTTP.Listen != "" {
-		h := b.Handler()
+		h := httpapi.Handler(b)
 		if cfg.HTTP.ConsoleEnabled() {
 			h = console.New(b, cfg, log).Handler(h)
 		}
 		tlsCfg, err := cfg.HTTP.ServerTLS()
 		addr := ""
 		if err == nil {
-			addr, err = b.Serve(ctx, cfg.HTTP.Listen, h, tlsCfg)
+			addr, err = httpapi.Serve(ctx, cfg.HTTP.Listen, h, tlsCfg, log)
 		}
 		if err != nil {
 			log.Error("http listener", "err", err)

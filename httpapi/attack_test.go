@@ -1,8 +1,7 @@
-package bridge
+package httpapi
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,14 +18,8 @@ import (
 // Prometheus' alerts go blind. The cap holds the slot while the
 // connection is idle instead of closing idle connections first.
 func TestAttackHTTPIdleConnectionsHoldEverySlot(t *testing.T) {
-	h := newHarness(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr, err := h.b.ServeAPI(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range httpMaxConns {
+	addr := serveAPI(t)
+	for i := range MaxConns {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -45,6 +38,6 @@ func TestAttackHTTPIdleConnectionsHoldEverySlot(t *testing.T) {
 		resp.Body.Close()
 	}
 	if err != nil {
-		t.Errorf("with %d idle keep-alive connections open, /readyz cannot be reached: %v", httpMaxConns, err)
+		t.Errorf("with %d idle keep-alive connections open, /readyz cannot be reached: %v", MaxConns, err)
 	}
 }

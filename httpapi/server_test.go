@@ -1,28 +1,51 @@
-package bridge
+package httpapi
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The HTTP API holds at most httpMaxConns connections: idle keep-alive
+const wait = 5 * time.Second // deadline for an expected outcome
+
+// fakeBridge is a bridge that is healthy and ready, with no doors: what
+// the server does with connections does not depend on what it serves.
+type fakeBridge struct{ reg *prometheus.Registry }
+
+func (fakeBridge) Healthy() bool                    { return true }
+func (fakeBridge) Ready() bool                      { return true }
+func (fakeBridge) State() *bridge.Snapshot          { return nil }
+func (fakeBridge) DoorViews() []bridge.DoorView     { return []bridge.DoorView{} }
+func (f fakeBridge) Registry() *prometheus.Registry { return f.reg }
+
+// serveAPI serves Handler of a fake bridge until the test ends.
+func serveAPI(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := Handler(fakeBridge{reg: prometheus.NewRegistry()})
+	addr, err := Serve(ctx, "127.0.0.1:0", h, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// The HTTP API holds at most MaxConns connections: idle keep-alive
 // connections (held for ever on 43e9a8a, which had no idle timeout nor any
 // cap) cannot exhaust the bridge's file descriptors, nor hold every slot:
 // a connection beyond the cap closes the longest idle one.
 func TestHTTPBoundsConnections(t *testing.T) {
-	l := loopBridge(t, &fakeClock{t: time.Unix(1e9, 0)}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr, err := l.b.ServeAPI(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := serveAPI(t)
 	get := func(c net.Conn, within time.Duration) error {
 		_ = c.SetDeadline(time.Now().Add(within))
 		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
@@ -34,7 +57,7 @@ func TestHTTPBoundsConnections(t *testing.T) {
 		}
 		return err
 	}
-	held := make([]net.Conn, httpMaxConns)
+	held := make([]net.Conn, MaxConns)
 	for i := range held {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -55,7 +78,7 @@ func TestHTTPBoundsConnections(t *testing.T) {
 	}
 	defer extra.Close()
 	if err := get(extra, wait); err != nil {
-		t.Fatalf("connection %d not served while %d idle ones were open: %v", httpMaxConns+1, httpMaxConns, err)
+		t.Fatalf("connection %d not served while %d idle ones were open: %v", MaxConns+1, MaxConns, err)
 	}
 	closed := 0
 	for _, c := range held {
@@ -64,7 +87,7 @@ func TestHTTPBoundsConnections(t *testing.T) {
 		}
 	}
 	if closed != 1 {
-		t.Errorf("%d of the %d idle connections were closed for connection %d, want 1", closed, httpMaxConns, httpMaxConns+1)
+		t.Errorf("%d of the %d idle connections were closed for connection %d, want 1", closed, MaxConns, MaxConns+1)
 	}
 }
 
@@ -77,7 +100,7 @@ func serveLimited(t *testing.T, perIP int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim := limitListener(ln, httpMaxConns)
+	lim := limitListener(ln, MaxConns)
 	lim.perIP, lim.exempt = perIP, nil
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }),
@@ -110,8 +133,8 @@ func readyz(addr string, within time.Duration) error {
 // every slot: once full, a newcomer closes one that has been silent for
 // newGrace, and /readyz is served.
 func TestHTTPStalledHeadersDoNotStarveReadyz(t *testing.T) {
-	addr := serveLimited(t, 2*httpMaxConns) // no per-address cap here
-	for range httpMaxConns {
+	addr := serveLimited(t, 2*MaxConns) // no per-address cap here
+	for range MaxConns {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -120,7 +143,7 @@ func TestHTTPStalledHeadersDoNotStarveReadyz(t *testing.T) {
 		c.Write([]byte("GET /readyz HTTP/1.1\r\n")) // and never the rest
 	}
 	if err := readyz(addr, 3*wait); err != nil {
-		t.Fatalf("/readyz with %d stalled connections open: %v", httpMaxConns, err)
+		t.Fatalf("/readyz with %d stalled connections open: %v", MaxConns, err)
 	}
 }
 

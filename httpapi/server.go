@@ -1,4 +1,7 @@
-package bridge
+// Package httpapi is the bridge's HTTP server: /healthz, /readyz,
+// /metrics and /api/v1 (the web console mounts around them), on a
+// listener that bounds its connections in all and per address.
+package httpapi
 
 import (
 	"context"
@@ -11,13 +14,26 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Bridge is what the server serves: the bridge's health, its state and
+// its metrics (*bridge.Bridge).
+type Bridge interface {
+	Healthy() bool
+	Ready() bool
+	State() *bridge.Snapshot
+	DoorViews() []bridge.DoorView
+	Registry() *prometheus.Registry
+}
+
 // Handler serves /metrics, /healthz, /readyz and /api/v1/doors.
-func (b *Bridge) Handler() http.Handler {
+func Handler(b Bridge) http.Handler {
+	reg := b.Registry()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{Registry: b.reg}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !b.Healthy() {
 			http.Error(w, "control loop not responding", http.StatusServiceUnavailable)
@@ -33,13 +49,8 @@ func (b *Bridge) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /api/v1/doors", func(w http.ResponseWriter, _ *http.Request) {
-		s := b.State()
-		doors := []DoorView{}
-		if s != nil {
-			doors = withTimeLeft(s.Doors, b.clock.Now())
-		}
 		jsonHeaders(w)
-		json.NewEncoder(w).Encode(doors)
+		json.NewEncoder(w).Encode(b.DoorViews())
 	})
 	mux.HandleFunc("GET /api/v1/state", func(w http.ResponseWriter, _ *http.Request) {
 		jsonHeaders(w)
@@ -55,32 +66,42 @@ func jsonHeaders(w http.ResponseWriter) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 }
 
-// ServeAPI listens on addr and serves Handler until ctx ends. It returns the
-// listener's real address once listening. (Not ServeHTTP: that name is
-// http.Handler's, with another meaning.)
-func (b *Bridge) ServeAPI(ctx context.Context, addr string) (string, error) {
-	return b.Serve(ctx, addr, b.Handler(), nil)
-}
-
-// Serve is ServeAPI with handler h (the web console around Handler), over
-// TLS when tlsCfg is not nil. Requests end with ctx: the console's event
-// streams would not end on their own.
-func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg *tls.Config) (string, error) {
+// Serve listens on addr and serves h (Handler, or the web console around
+// it) until ctx ends, over TLS when tlsCfg is not nil. It returns the
+// listener's real address once listening. Requests end with ctx: the
+// console's event streams would not end on their own.
+func Serve(ctx context.Context, addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}
-	lim := limitListener(ln, httpMaxConns)
+	lim := limitListener(ln, MaxConns)
 	ln = lim
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	srv := &http.Server{
+	srv := newServer(ctx, h, lim, log)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+func newServer(ctx context.Context, h http.Handler, lim *limitedListener, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:     h,
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ConnState:   lim.connState,
 		// TLS handshake errors and the like: anyone on the LAN can cause them.
-		ErrorLog: slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		// A client that sends slowly, reads slowly or keeps an idle
 		// connection open must not hold a goroutine and a socket for ever:
 		// enough of them would leave the bridge without file descriptors
@@ -91,21 +112,9 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			b.log.Error("http server", "err", err)
-		}
-	}()
-	return ln.Addr().String(), nil
 }
 
-// httpMaxConns bounds the HTTP API's open connections: Prometheus, a
+// MaxConns bounds the HTTP API's open connections: Prometheus, a
 // health check and a dashboard need a handful. A new connection beyond it
 // closes the longest idle keep-alive connection (one between requests) or
 // a connection that has not sent its request header within newGrace:
@@ -113,11 +122,10 @@ func (b *Bridge) Serve(ctx context.Context, addr string, h http.Handler, tlsCfg 
 // /readyz out. Only when every connection is busy with a request does a
 // new one wait, for at most the request timeouts. One address holds at
 // most httpMaxPerIP of them; a connection beyond that is closed at once.
-const httpMaxConns = 64
-
-// HTTPMaxConns is httpMaxConns, for the console: its event streams, which
-// hold a connection each for minutes, may take only a share of them.
-const HTTPMaxConns = httpMaxConns
+//
+// The console's event streams, which hold a connection each for minutes,
+// may take only a share of them.
+const MaxConns = 64
 
 const (
 	// httpMaxPerIP bounds the connections of one address (not loopback:
