@@ -138,8 +138,12 @@ for attempt in 1 2 3; do
     -append "console=ttyS0 quiet panic=-1" </dev/null >"$LOG" 2>&1 &
   qpid=$!
   stalled=""
+  size=0 quiet=0
   while kill -0 "$qpid" 2>/dev/null; do
-    if grep -qE 'soft lockup|rcu_preempt (self-)?detected stall' "$LOG"; then
+    now=$(stat -c %s "$LOG")
+    if [ "$now" = "$size" ]; then quiet=$((quiet + 2)); else size=$now quiet=0; fi
+    # A stall, or a console silent for 120 s (the tests log every few s).
+    if [ "$quiet" -ge 120 ] || grep -qE 'soft lockup|rcu_preempt (self-)?detected stall' "$LOG"; then
       stalled=1
       kill "$qpid" 2>/dev/null
       break
