@@ -417,7 +417,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			return err
 		}
 		defer closeWithin(eb.Close, time.Second, b.log)
-		eb.setBridge(b.in.isSafety, b.m)
+		eb.setBridge(b.in.isSafety, l.safetyFilters(), b.m)
 		// In process: sockets flooding the public listeners, or filling
 		// their pending logins, never stand in the way of the bridge's.
 		urls = []string{eb.BridgeURL()}

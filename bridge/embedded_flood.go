@@ -61,8 +61,12 @@ var errBridgeStuck = errors.New("the bridge did not read its safety messages in 
 type bridgeFlow struct {
 	flow     *mochifix.Flow
 	log      *slog.Logger
+	acl      mochi.Hook
 	isSafety atomic.Pointer[func(topic string) bool]
 	m        atomic.Pointer[metrics]
+	// safetyPub tells a publisher that may publish a safety topic (its
+	// commands are never held: safetyPublisher); nil until setBridge.
+	safetyPub atomic.Pointer[func(cl *mochi.Client) bool]
 
 	logMu     sync.Mutex
 	shedAt    time.Time
@@ -72,7 +76,7 @@ type bridgeFlow struct {
 // newBridgeFlow watches the clients bridge tells, asking acl for
 // permissions.
 func newBridgeFlow(bridge func(*mochi.Client) bool, acl mochi.Hook, log *slog.Logger) *bridgeFlow {
-	bf := &bridgeFlow{log: log}
+	bf := &bridgeFlow{log: log, acl: acl}
 	if bridge == nil {
 		bridge = func(*mochi.Client) bool { return false }
 	}
@@ -84,8 +88,43 @@ func newBridgeFlow(bridge func(*mochi.Client) bool, acl mochi.Hook, log *slog.Lo
 		Wait:    [2]time.Duration{mochifix.Priority: safetyWait, mochifix.Bulk: bulkWait},
 		Delayed: bf.delayed,
 		Timeout: bf.timeout,
+		NoWait:  bf.noWait,
 	}
 	return bf
+}
+
+// noWait: a publisher that may publish a safety topic (Home Assistant: the
+// alarm, on the connection that carries its commands) has its commands go
+// ahead of every other publisher's, or its alarm waited in its socket
+// behind them, a bulkWait each (review 12 major 3). It is still held in
+// turn: one that floods is slowed like any other.
+func (bf *bridgeFlow) noWait(cl *mochi.Client) bool {
+	f := bf.safetyPub.Load()
+	return f != nil && (*f)(cl)
+}
+
+// safetyPublisher tells, for acl, the publishers that may publish to one
+// of filters, by user name (cached: it is asked for every publication).
+func safetyPublisher(acl mochi.Hook, filters []string) func(cl *mochi.Client) bool {
+	h, ok := acl.(*authHook)
+	if !ok {
+		return func(*mochi.Client) bool { return true } // anyone may publish anything
+	}
+	var cache sync.Map // user name → bool
+	return func(cl *mochi.Client) bool {
+		user := string(cl.Properties.Username)
+		if v, ok := cache.Load(user); ok {
+			return v.(bool)
+		}
+		may := false
+		for _, p := range h.acl[user].publish {
+			for _, f := range filters {
+				may = may || topicsOverlap(p, f)
+			}
+		}
+		cache.Store(user, may)
+		return may
+	}
 }
 
 // class: until the bridge says which topics are safety, every one is.
@@ -150,14 +189,29 @@ func (bf *bridgeFlow) dropped(cl *mochi.Client, topic string) {
 }
 
 // setBridge tells the broker which topics are the bridge's safety ones
-// and where to count (the bridge's loop and metrics); before, every topic
-// counts as safety.
-func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, m *metrics) {
+// (isSafety, and the filters it matches) and where to count (the bridge's
+// loop and metrics); before, every topic counts as safety.
+func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, filters []string, m *metrics) {
 	if e.flow == nil {
 		return
 	}
 	if isSafety != nil {
 		e.flow.isSafety.Store(&isSafety)
+		pub := safetyPublisher(e.flow.acl, filters)
+		e.flow.safetyPub.Store(&pub)
 	}
 	e.flow.m.Store(m)
+}
+
+// safetyFilters are the filters of the topics safetyTopics tells.
+func (l *loop) safetyFilters() []string {
+	t := l.b.topics
+	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
+	for _, a := range l.alarms {
+		f = append(f, a.filters()...)
+	}
+	for _, p := range l.mqttPower {
+		f = append(f, p.cfg.Topic)
+	}
+	return f
 }

@@ -193,3 +193,57 @@ func TestEmbeddedBrokerFloodKeepsAlarms(t *testing.T) {
 		total, testutil.ToFloat64(delayed), testutil.ToFloat64(shed),
 		testutil.ToFloat64(l.b.m.commandsRejected.WithLabelValues(unknownDoorLabel, rejectUnknownDoor)), dropped(l.b))
 }
+
+// Home Assistant sends its commands and the alarm on one connection (review
+// 12 major 3): during a flood by the CLI user, each of its commands was
+// held in its read goroutine for a bulk wait, and its alarm waited in its
+// socket behind them (20 commands: 1.85 s; 30 and more: past the heartbeat
+// timeout). A user whose acl lets it publish a safety topic has its
+// commands go ahead of every other publisher's (mochifix.Flow.NoWait;
+// TestFlowNoWaitPublisherGoesFirst pins the mechanism), the CLI user's
+// do not.
+func TestEmbeddedBrokerHAAlarmNotBehindItsCommands(t *testing.T) {
+	l, listen := floodBroker(t)
+	ha := testbroker.ConnectWith(t, "tcp://"+listen, "ha", testbroker.ClientOptions{Username: "homeassistant", Password: floodLogins["homeassistant"]})
+	ha.Publish("db/alarm", "OFF", true)
+	l.waitPower("0", true, wait, "locked")
+	testbroker.Eventually(t, wait, l.connected, "link proven")
+	eb := embeddedOf(t, l)
+	for i := range 5 {
+		loginFlooder(t, listen, "doorbridge-cli", fmt.Sprintf("flood-%d", i), false)
+	}
+	delayed := l.b.m.brokerDelayed.WithLabelValues(queueOther)
+	testbroker.Eventually(t, wait, func() bool { return testutil.ToFloat64(delayed) > 0 }, "the CLI flood held back")
+
+	conn, code, err := testbroker.RawConnect(listen, "ha-auto", testbroker.ClientOptions{Username: "homeassistant", Password: floodLogins["homeassistant"]}, nil)
+	if err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	defer conn.Close()
+	go func() { _, _ = bufio.NewReader(conn).WriteTo(devNull{}) }()
+	for id, want := range map[string]bool{"ha-auto": true, "flood-0": false} {
+		cl, ok := eb.srv.Clients.Get(id)
+		if !ok {
+			t.Fatalf("no client %s", id)
+		}
+		if got := eb.flow.noWait(cl); got != want {
+			t.Errorf("%s (%s): never held %v, want %v", id, cl.Properties.Username, got, want)
+		}
+	}
+	var b bytes.Buffer
+	for i := range 40 {
+		p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+		p.TopicName, p.Payload = fmt.Sprintf("db/t1/ha-%d/set", i), []byte("LOCK")
+		p.Write(&b)
+	}
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.TopicName, p.Payload, p.Retain = "db/alarm", []byte("ON"), true
+	p.Write(&b)
+	if _, err := conn.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	l.waitPower("0", false, 10*time.Second, "Home Assistant's alarm after its 40 commands releases the door during the flood")
+	if n := testutil.ToFloat64(l.b.m.hazardsRaised.WithLabelValues(HazardBroker.String())); n != 0 {
+		t.Errorf("the broker hazard was raised %v times", n)
+	}
+}

@@ -1,6 +1,7 @@
 package mochifix
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,9 +78,23 @@ type Flow struct {
 	// one that waited Wait and is not delivered. Either may be nil.
 	Delayed func(cl *mqtt.Client, topic string, c Class)
 	Timeout func(cl *mqtt.Client, topic string, c Class)
+	// NoWait tells the publishers whose Bulk messages go ahead of every
+	// other publisher's: a publisher that may send Priority messages too
+	// (Home Assistant: its commands and the alarm on one connection). A
+	// Bulk message held in its read goroutine holds every later message
+	// of its connection, a Priority one too, in its socket: behind a
+	// flood, it waited Wait[Bulk] per message; ahead of it, for the next
+	// free room. Such publishers are still held, in turn among them: one
+	// that floods is slowed like any other. May be nil.
+	NoWait func(publisher *mqtt.Client) bool
 
 	mu      sync.Mutex
 	clients map[*mqtt.Client]*flowQueue
+	// noWait holds, while a NoWait publisher's PUBLISH is processed, its
+	// topic (Flow's own copy, told apart by identity as the SUBSCRIBE
+	// checks) by publisher.
+	noWait       map[*mqtt.Client]*byte
+	noWaitTopics map[*byte]int
 }
 
 // Class is a message's class for Flow.
@@ -102,6 +117,9 @@ type flowQueue struct {
 	waiting [2][]chan struct{} // per class, oldest first; closed once let in
 	checks  map[*byte]struct{} // the filters of the SUBSCRIBE being checked
 	gone    chan struct{}      // closed when the client disconnects
+	// front is how many of waiting[Bulk], at its head, are NoWait
+	// publishers' (they go ahead of the others).
+	front int
 	// own is set while the client's own read goroutine processes its
 	// SUBSCRIBE or PUBLISH: a message held there would stop mochi reading
 	// the client's socket (its pings too), so nothing waits meanwhile.
@@ -184,16 +202,56 @@ func (f *Flow) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 }
 
 // OnPublish marks a watched client's own PUBLISH being processed: it may
-// be delivered back to the client, in its read goroutine.
+// be delivered back to the client, in its read goroutine. A NoWait
+// publisher's topic is replaced by a copy Flow recognises in admit.
 func (f *Flow) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	f.setOwn(cl, true)
+	if f.Watch(cl) {
+		f.setOwn(cl, true)
+		return pk, nil
+	}
+	if f.NoWait == nil || pk.TopicName == "" || !f.NoWait(cl) {
+		return pk, nil
+	}
+	pk.TopicName = strings.Clone(pk.TopicName)
+	p := unsafe.StringData(pk.TopicName)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forgetNoWait(cl)
+	if f.noWait == nil {
+		f.noWait, f.noWaitTopics = map[*mqtt.Client]*byte{}, map[*byte]int{}
+	}
+	f.noWait[cl] = p
+	f.noWaitTopics[p]++
 	return pk, nil
+}
+
+// forgetNoWait ends what OnPublish marked for a NoWait publisher. Called
+// with f.mu held.
+func (f *Flow) forgetNoWait(cl *mqtt.Client) {
+	p, ok := f.noWait[cl]
+	if !ok {
+		return
+	}
+	delete(f.noWait, cl)
+	if f.noWaitTopics[p]--; f.noWaitTopics[p] <= 0 {
+		delete(f.noWaitTopics, p)
+	}
 }
 
 // OnPacketProcessed ends what OnSubscribe or OnPublish marked.
 func (f *Flow) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
-	if t := pk.FixedHeader.Type; t == packets.Subscribe || t == packets.Publish {
+	t := pk.FixedHeader.Type
+	if t != packets.Subscribe && t != packets.Publish {
+		return
+	}
+	if f.Watch(cl) {
 		f.setOwn(cl, false)
+		return
+	}
+	if t == packets.Publish && f.NoWait != nil {
+		f.mu.Lock()
+		f.forgetNoWait(cl)
+		f.mu.Unlock()
 	}
 }
 
@@ -244,7 +302,9 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 			return true // a SUBSCRIBE's permission check, not a message
 		}
 	}
-	if f.room(q, c) || q.own && c == Priority && q.queued < f.Limit[c] {
+	front := c == Bulk && topic != "" && f.noWaitTopics[unsafe.StringData(topic)] > 0
+	if f.room(q, c) || q.own && c == Priority && q.queued < f.Limit[c] ||
+		front && len(q.waiting[Priority]) == 0 && q.front == 0 && q.queued < f.Limit[c] {
 		q.queued++
 		f.mu.Unlock()
 		return true
@@ -259,7 +319,12 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 		return false
 	}
 	ch := make(chan struct{})
-	q.waiting[c] = append(q.waiting[c], ch)
+	if front {
+		q.waiting[c] = slices.Insert(q.waiting[c], q.front, ch)
+		q.front++
+	} else {
+		q.waiting[c] = append(q.waiting[c], ch)
+	}
 	f.mu.Unlock()
 	if f.Delayed != nil {
 		f.Delayed(cl, topic, c)
@@ -310,6 +375,9 @@ func (f *Flow) cancel(q *flowQueue, c Class, ch chan struct{}) bool {
 	for i, w := range q.waiting[c] {
 		if w == ch {
 			q.waiting[c] = append(q.waiting[c][:i:i], q.waiting[c][i+1:]...)
+			if c == Bulk && i < q.front {
+				q.front--
+			}
 			f.grant(q)
 			return true
 		}
@@ -325,6 +393,9 @@ func (f *Flow) grant(q *flowQueue) {
 			close(q.waiting[c][0])
 			q.waiting[c] = q.waiting[c][1:]
 			q.queued++
+			if c == Bulk && q.front > 0 {
+				q.front--
+			}
 		}
 		if len(q.waiting[c]) > 0 {
 			return // nothing of a lower class goes ahead of it
@@ -354,6 +425,7 @@ func (f *Flow) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 func (f *Flow) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.forgetNoWait(cl)
 	if q, ok := f.clients[cl]; ok {
 		delete(f.clients, cl)
 		close(q.gone)

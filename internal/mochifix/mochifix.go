@@ -222,10 +222,11 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 	l.mu.Unlock()
 	defer l.wg.Done()
 	for {
-		conn, err := l.ln.Accept()
+		raw, err := l.ln.Accept()
 		if err != nil {
 			return
 		}
+		conn := net.Conn(&writeFailCloses{Conn: raw})
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
@@ -270,6 +271,22 @@ func (l *Listener) Done(conn net.Conn) <-chan struct{} {
 	return nil
 }
 
+// writeFailCloses closes its connection when a write fails (review 12
+// major 2). mochi v2.7.9's WriteLoop ignores write errors and skips
+// OnPacketSent for them: a client whose peer stopped reading but whose
+// socket still reads (half closed) stayed connected, and Flow's count for
+// it never went down, so every message for it waited a full Wait. Closed,
+// its read goroutine ends and mochi lets the client go.
+type writeFailCloses struct{ net.Conn }
+
+func (c *writeFailCloses) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		_ = c.Conn.Close()
+	}
+	return n, err
+}
+
 // CloseAll stops accepting and closes every connection; with reset, each
 // is reset (SO_LINGER 0) as if the process had died.
 func (l *Listener) CloseAll(reset bool) {
@@ -288,6 +305,9 @@ func (l *Listener) CloseAll(reset bool) {
 	l.mu.Unlock()
 	_ = l.ln.Close()
 	for _, c := range conns {
+		if w, ok := c.(*writeFailCloses); ok {
+			c = w.Conn
+		}
 		if tc, ok := c.(*net.TCPConn); ok && reset {
 			_ = tc.SetLinger(0)
 		}
