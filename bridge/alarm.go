@@ -330,10 +330,27 @@ func (l *loop) onAlarmHeartbeat(a *alarmSource, e evMessage) {
 	}
 }
 
+// availOfSource reports whether topic is the availability of a source
+// (one that has reported a value, or a listed one).
+func (a *alarmSource) availOfSource(topic string) bool {
+	if !a.avail.wild() {
+		return true
+	}
+	captures, _ := a.avail.match(topic)
+	t := a.topic.expand(captures)
+	_, source := a.values[t]
+	return source || a.listed[t]
+}
+
 func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	offline := isOffline(e.payload, a.cfg.AvailabilityOffline)
-	if _, known := a.offline[e.topic]; !known && len(a.offline) >= a.cfg.SourceLimit() {
-		// A source whose availability is not kept has none: trouble.
+	if _, known := a.offline[e.topic]; !known && len(a.offline) >= a.cfg.SourceLimit() && !a.availOfSource(e.topic) {
+		// A flood of made-up devices' availability grows no memory. A
+		// source's is always kept: after a reconnect retained messages
+		// come in no fixed order, and first come first served dropped a
+		// detector's own behind 100 lamps', so alarm_supervision lasted
+		// until Zigbee2MQTT republished it (re-review of issue 12 item 5,
+		// M1). Sources are bounded by max_sources themselves.
 		l.log.Debug("alarm availability beyond max_sources ignored", "topic", e.topic)
 		return
 	}

@@ -3,6 +3,9 @@ package bridge
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
 )
 
 // The topics kept as sources of a wildcard entry are bounded (max_sources,
@@ -53,5 +56,42 @@ func TestWildcardListedSources(t *testing.T) {
 	l.send("zigbee2mqtt/garage", `{"smoke": true}`, false)
 	if !hazard() || !l.latched {
 		t.Fatal("an alarm from an unlisted topic under the wildcard was ignored")
+	}
+}
+
+// More than max_sources devices share Zigbee2MQTT's wildcard: after a
+// reconnect their retained availability comes in no fixed order. The
+// detector's own must be kept even behind 199 lamps', or alarm_supervision
+// lasted until Zigbee2MQTT republished it, which it does only on a change
+// (re-review of issue 12 item 5, M1). The bound on junk stays.
+func TestAvailabilityOfSourceKeptBeyondMaxSources(t *testing.T) {
+	a := jsonAlarm("smoke", true, false)
+	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
+	a.AvailabilityOffline = config.DefaultAvailabilityOffline
+	l, _ := newTestLoop(t, a)
+	src := &l.alarms[0]
+	connection := func(detectorAt int) {
+		src.reset()
+		for i := range 200 {
+			if i == detectorAt {
+				l.send("zigbee2mqtt/kitchen_smoke", `{"smoke": false}`, true)
+			}
+			l.send(fmt.Sprintf("zigbee2mqtt/lamp%d", i), `{"state": "ON"}`, true)
+		}
+		for i := range 200 {
+			if i == detectorAt {
+				l.send("zigbee2mqtt/kitchen_smoke/availability", `{"state":"online"}`, true)
+			}
+			l.send(fmt.Sprintf("zigbee2mqtt/lamp%d/availability", i), "online", true)
+		}
+	}
+	for _, at := range []int{0, 150, 199} {
+		connection(at)
+		if l.raw.Any() {
+			t.Fatalf("detector's values at %d of 200 devices: hazards %v (%s)", at, l.raw, src.supervision(time.Time{}))
+		}
+		if len(src.offline) > 101 {
+			t.Fatalf("%d availabilities kept, want at most max_sources and the detector's", len(src.offline))
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -245,5 +246,32 @@ func TestEmbeddedBrokerHAAlarmNotBehindItsCommands(t *testing.T) {
 	l.waitPower("0", false, 10*time.Second, "Home Assistant's alarm after its 40 commands releases the door during the flood")
 	if n := testutil.ToFloat64(l.b.m.hazardsRaised.WithLabelValues(HazardBroker.String())); n != 0 {
 		t.Errorf("the broker hazard was raised %v times", n)
+	}
+}
+
+// On an embedded broker without users every client may publish a safety
+// topic: had every one gone ahead (Flow.NoWait), a junk flood's commands
+// were ahead of Home Assistant's too, and its alarm waited behind its own
+// commands again (re-review of issue 12 item 5, M3). Without users, no
+// publisher goes ahead.
+func TestEmbeddedBrokerWithoutUsersNoOneGoesAhead(t *testing.T) {
+	cfg := testConfig("")
+	listen := testbroker.FreeAddr(t)
+	cfg.EmbeddedBroker = config.EmbeddedBroker{Listen: listen}
+	l := runLinked(t, cfg)
+	testbroker.Eventually(t, wait, func() bool {
+		return testbroker.TryConnect("tcp://"+listen, "probe", testbroker.ClientOptions{}) == nil
+	}, "embedded broker listening on %s", listen)
+	testbroker.Eventually(t, wait, l.connected, "link proven")
+	eb := embeddedOf(t, l)
+	loginFlooder(t, listen, "", "flood-0", true)
+	var cl *mochi.Client
+	testbroker.Eventually(t, wait, func() bool {
+		var ok bool
+		cl, ok = eb.srv.Clients.Get("flood-0")
+		return ok
+	}, "the flooder connected")
+	if eb.flow.noWait(cl) {
+		t.Error("a flooder on a broker without users goes ahead of every other publisher")
 	}
 }
