@@ -223,22 +223,19 @@ func (td *testDoor) open() ([]func(), error) {
 	if err := td.set(false); err != nil {
 		return closers, fmt.Errorf("relay %s/%s: %w", r.Driver, r.Channel, err)
 	}
-	for _, x := range []struct {
-		name string
-		line *config.Line
-	}{{"contact", td.door.Contact}, {"rex", td.door.Rex}, {"lock_sense", td.door.LockSense}} {
-		if x.line == nil {
+	for _, x := range td.door.Inputs() {
+		if x.Line == nil {
 			continue
 		}
-		drv, err := get(x.line.Driver)
+		drv, err := get(x.Line.Driver)
 		if err != nil {
-			return closers, fmt.Errorf("%s: %w", x.name, err)
+			return closers, fmt.Errorf("%s: %w", x.Name, err)
 		}
-		in, err := drivers.OpenInput(drv, *x.line)
+		in, err := drivers.OpenInput(drv, *x.Line)
 		if err != nil {
-			return closers, fmt.Errorf("%s: %w", x.name, err)
+			return closers, fmt.Errorf("%s: %w", x.Name, err)
 		}
-		td.inputs = append(td.inputs, testInput{name: x.name, cfg: *x.line, in: in})
+		td.inputs = append(td.inputs, testInput{name: x.Name, cfg: *x.Line, in: in})
 	}
 	return closers, nil
 }
@@ -308,15 +305,22 @@ func inputState(in testInput) string {
 	if s == bridge.SenseUnknown {
 		return "UNKNOWN (" + err.Error() + ")"
 	}
-	active := s == bridge.SenseActive
-	switch in.name {
-	case "contact":
-		return map[bool]string{true: "door OPEN", false: "door closed"}[active]
-	case "rex":
-		return map[bool]string{true: "exit button PRESSED", false: "exit button released"}[active]
-	default:
-		return map[bool]string{true: "lock sensed LOCKED", false: "lock sensed unlocked"}[active]
+	w, ok := inputWords[in.name]
+	if !ok {
+		w = [2]string{in.name + " ACTIVE", in.name + " inactive"}
 	}
+	if s == bridge.SenseActive {
+		return w[0]
+	}
+	return w[1]
+}
+
+// inputWords says what each input of config.Door.Inputs means when active
+// and when not.
+var inputWords = map[string][2]string{
+	config.InputContact:   {"door OPEN", "door closed"},
+	config.InputRex:       {"exit button PRESSED", "exit button released"},
+	config.InputLockSense: {"lock sensed LOCKED", "lock sensed unlocked"},
 }
 
 func (td *testDoor) showInputs() {
