@@ -289,7 +289,7 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		v.add(key+".channel", "%v", err)
 		return
 	}
-	ch := l.Driver + "/" + l.Channel
+	ch := l.Name()
 	if other, dup := used[ch]; dup {
 		v.add(key+".channel", "channel %q of driver %q is already used by %s", l.Channel, l.Driver, other)
 		return
