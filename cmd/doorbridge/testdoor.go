@@ -97,7 +97,7 @@ type testDoor struct {
 	door   *config.Door
 	mode   bridge.FailMode
 	relay  drivers.Output
-	flush  []drivers.Flusher
+	flush  drivers.Flusher // the relay's driver, when it batches writes
 	inputs []testInput
 }
 
@@ -176,8 +176,10 @@ func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
 	return nil
 }
 
-// open opens the door's relay (at its off level) and inputs. It returns
-// functions that close what it opened.
+// open opens the door's relay and inputs the bridge's way: the relay with
+// drivers.OpenRelay at its off level, written out at once as the bridge's
+// relay writer does; each input of config.Door.Inputs with
+// drivers.OpenInput. It returns functions that close what it opened.
 func (td *testDoor) open() ([]func(), error) {
 	var closers []func()
 	opened := map[string]drivers.Driver{}
@@ -203,9 +205,6 @@ func (td *testDoor) open() ([]func(), error) {
 			}
 			opened[id] = d
 			closers = append(closers, func() { _ = d.Close() })
-			if f, ok := d.(drivers.Flusher); ok {
-				td.flush = append(td.flush, f)
-			}
 			return d, nil
 		}
 		return nil, fmt.Errorf("unknown driver %q", id)
@@ -220,8 +219,9 @@ func (td *testDoor) open() ([]func(), error) {
 		return closers, err
 	}
 	td.relay = out
-	if err := td.set(false); err != nil {
-		return closers, fmt.Errorf("relay %s/%s: %w", r.Driver, r.Channel, err)
+	td.flush, _ = drv.(drivers.Flusher)
+	if err := td.flushRelay(); err != nil {
+		return closers, fmt.Errorf("relay %s: %w", r.Name(), err)
 	}
 	for _, x := range td.door.Inputs() {
 		if x.Line == nil {
@@ -240,19 +240,19 @@ func (td *testDoor) open() ([]func(), error) {
 	return closers, nil
 }
 
-// level is the relay line level for lock power p.
-func (td *testDoor) level(p bool) bool { return p != td.door.Relay.ActiveLow }
-
+// set writes lock power p, and waits for it to be written out.
 func (td *testDoor) set(p bool) error {
-	if err := td.relay.Set(td.level(p)); err != nil {
+	if err := td.relay.Set(drivers.RelayLevel(td.door.Relay, p)); err != nil {
 		return err
 	}
-	for _, f := range td.flush {
-		if err := f.Flush(); err != nil {
-			return err
-		}
+	return td.flushRelay()
+}
+
+func (td *testDoor) flushRelay() error {
+	if td.flush == nil {
+		return nil
 	}
-	return nil
+	return td.flush.Flush()
 }
 
 // meaning says what lock power p does to this door.
@@ -275,12 +275,8 @@ func (td *testDoor) describe() {
 	if td.mode == bridge.FailSecure {
 		kind = "electric strike (fail-secure): a hazard or a cut cable leaves it LOCKED; people leave through its handle"
 	}
-	relay := d.Relay.Driver + "/" + d.Relay.Channel
-	if d.Relay.ActiveLow {
-		relay += " (active low)"
-	}
 	fmt.Fprintf(td.out, "Door %q (%s): %s, %s.\n", d.ID, d.Name, d.FailMode, kind)
-	fmt.Fprintf(td.out, "  relay %s\n", relay)
+	fmt.Fprintf(td.out, "  relay %s\n", d.Relay.Label())
 	rel := gpio.ReleasedOutputs(sysRoot)
 	fmt.Fprintf(td.out, "  if doorbridge dies: %s\n", whenBridgeDies(td.cfg, d, rel))
 	fmt.Fprintf(td.out, "  if doorbridge stops: %s\n", whenBridgeStops(td.cfg, d, rel))
@@ -290,11 +286,7 @@ func (td *testDoor) describe() {
 		fmt.Fprintln(td.out, "  no inputs configured")
 	}
 	for _, in := range td.inputs {
-		line := in.cfg.Driver + "/" + in.cfg.Channel
-		if in.cfg.ActiveLow {
-			line += " (active low)"
-		}
-		fmt.Fprintf(td.out, "  input %-10s %s\n", in.name, line)
+		fmt.Fprintf(td.out, "  input %-10s %s\n", in.name, in.cfg.Label())
 	}
 }
 
