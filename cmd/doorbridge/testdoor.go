@@ -182,32 +182,20 @@ func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
 // drivers.OpenInput. It returns functions that close what it opened.
 func (td *testDoor) open() ([]func(), error) {
 	var closers []func()
-	opened := map[string]drivers.Driver{}
+	slots := map[string]*drivers.Slot{}
 	get := func(id string) (drivers.Driver, error) {
-		if d, ok := opened[id]; ok {
-			return d, nil
-		}
-		if d, ok := td.drivers[id]; ok {
-			opened[id] = d
-			return d, nil
-		}
-		for _, dc := range td.cfg.Drivers {
-			if dc.ID != id {
-				continue
+		s := slots[id]
+		if s == nil {
+			var err error
+			if s, err = td.slot(id); err != nil {
+				return nil, err
 			}
-			spec, err := drivers.Decode(dc.Type, dc.Options)
-			if err != nil {
-				return nil, fmt.Errorf("driver %q: %w", id, err)
+			slots[id] = s
+			if _, given := td.drivers[id]; !given {
+				closers = append(closers, func() { _ = s.Close() })
 			}
-			d, err := spec.Open(id, td.log.With("driver", id))
-			if err != nil {
-				return nil, fmt.Errorf("driver %q: %w", id, err)
-			}
-			opened[id] = d
-			closers = append(closers, func() { _ = d.Close() })
-			return d, nil
 		}
-		return nil, fmt.Errorf("unknown driver %q", id)
+		return s.Get()
 	}
 	r := td.door.Relay
 	drv, err := get(r.Driver)
@@ -238,6 +226,20 @@ func (td *testDoor) open() ([]func(), error) {
 		td.inputs = append(td.inputs, testInput{name: x.Name, cfg: *x.Line, in: in})
 	}
 	return closers, nil
+}
+
+// slot is driver id's drivers.Slot, as the bridge makes it: from its
+// config entry, or a driver the tests supply.
+func (td *testDoor) slot(id string) (*drivers.Slot, error) {
+	if d, ok := td.drivers[id]; ok {
+		return drivers.OpenedSlot(id, d, td.log), nil
+	}
+	for _, dc := range td.cfg.Drivers {
+		if dc.ID == id {
+			return drivers.NewSlot(dc, td.log)
+		}
+	}
+	return nil, fmt.Errorf("unknown driver %q", id)
 }
 
 // set writes lock power p, and waits for it to be written out.
