@@ -35,9 +35,24 @@ type doorIO struct {
 	contactTopic, forcedTopic, heldTopic, releaseFailureTopic string
 }
 
+// slot is where the loop keeps input name (config.Door.Inputs): each
+// input has its own role in DoorInputSample. An input without a slot
+// panics at start (TestEveryConfigInputHasASlot catches it first).
+func (io *doorIO) slot(name string) **inputLine {
+	switch name {
+	case config.InputContact:
+		return &io.contact
+	case config.InputRex:
+		return &io.rex
+	case config.InputLockSense:
+		return &io.lockSense
+	}
+	panic("bridge: door input " + name + " has no place in doorIO")
+}
+
 // inputLine is one input.
 type inputLine struct {
-	name    string // contact, rex, lock_sense
+	name    string // config.Door.Inputs: contact, rex, lock_sense
 	cfg     config.Line
 	in      drivers.Input // nil: not opened yet (its board did not answer)
 	openErr error         // why in is nil
@@ -53,24 +68,20 @@ func (b *Bridge) openDoorInputs() {
 		b.m.driverErrors.WithLabelValues(dc.ID) // every driver's series exists at 0
 	}
 	for _, d := range b.doors {
+		if !d.cfg.HasInputs() {
+			continue
+		}
 		io := &doorIO{}
-		for _, x := range []struct {
-			name string
-			cfg  *config.Line
-			dst  **inputLine
-		}{{leafContact, d.cfg.Contact, &io.contact}, {"rex", d.cfg.Rex, &io.rex}, {"lock_sense", d.cfg.LockSense, &io.lockSense}} {
-			if x.cfg == nil {
+		for _, x := range d.cfg.Inputs() {
+			if x.Line == nil {
 				continue
 			}
-			ln := &inputLine{name: x.name, cfg: *x.cfg}
-			if ln.in, ln.openErr = b.openDoorInput(*x.cfg); ln.openErr != nil {
-				b.log.Error("door input cannot be opened: unknown until it can", "door", d.cfg.ID, "input", x.name, "err", ln.openErr)
+			ln := &inputLine{name: x.Name, cfg: *x.Line}
+			if ln.in, ln.openErr = b.openDoorInput(*x.Line); ln.openErr != nil {
+				b.log.Error("door input cannot be opened: unknown until it can", "door", d.cfg.ID, "input", x.Name, "err", ln.openErr)
 				go b.guard("input "+d.cfg.ID, func() { b.reopenInput(ln) })
 			}
-			*x.dst = ln
-		}
-		if io.contact == nil && io.rex == nil && io.lockSense == nil {
-			continue
+			*io.slot(x.Name) = ln
 		}
 		io.logic = NewDoorInputs(DoorInputTimes{
 			Mode: d.mode, RexTime: d.cfg.EffectiveRexTime(), UnlockTime: d.cfg.UnlockTime,
