@@ -404,8 +404,8 @@ func (l *loop) resetRefusalReported(topic, why string) bool {
 // set the latch (the safe direction); clearing takes a reset.
 func (l *loop) onLatchedRestore(e evMessage) {
 	if e.retained && string(e.payload) == mqttapi.On && !l.latched {
-		l.setLatch(true, "restored from retained "+e.topic)
 		l.origin = "latch:restore"
+		l.setLatch(true, "restored from retained "+e.topic)
 		l.evaluate()
 	}
 }
