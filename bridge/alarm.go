@@ -273,7 +273,7 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
 		l.setLatch(true, "alarm on "+e.topic)
 	}
-	l.evaluate()
+	l.evaluate("alarm:" + e.topic)
 }
 
 func alarmValueOf(res matchResult) alarmValue {
@@ -310,8 +310,7 @@ func (l *loop) admitSource(a *alarmSource, topic string, v alarmValue) bool {
 				"alarm", a.cfg.Topic, "max_sources", a.cfg.SourceLimit(), "topic", topic)
 		})
 		l.recordLogged(auditEvent{Kind: "alarm", Outcome: "overflow", Detail: fmt.Sprintf("more than max_sources (%d) topics under %s", a.cfg.SourceLimit(), a.cfg.Topic), Origin: "mqtt:" + topic})
-		l.origin = "alarm:" + a.cfg.Topic
-		l.evaluate()
+		l.evaluate("alarm:" + a.cfg.Topic)
 	}
 	return false
 }
@@ -325,8 +324,7 @@ func (l *loop) onAlarmHeartbeat(a *alarmSource, e evMessage) {
 	}
 	a.beatAt = l.now()
 	if a.trouble != "" {
-		l.origin = "alarm_heartbeat:" + e.topic
-		l.evaluate()
+		l.evaluate("alarm_heartbeat:" + e.topic)
 	}
 }
 
@@ -375,8 +373,7 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	l.afterIO(func() {
 		l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", payload, "offline", offline)
 	})
-	l.origin = "availability:" + e.topic
-	l.evaluate()
+	l.evaluate("availability:" + e.topic)
 }
 
 // updateSupervision reports whether any alarm source cannot prove it is

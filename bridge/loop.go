@@ -170,7 +170,6 @@ func (l *loop) run(ctx context.Context) error {
 			l.onQueued(e)
 		case <-l.b.relayNews:
 			l.b.wd.checkin()
-			l.origin = "relay"
 			l.onRelayNews()
 		case <-t.C:
 			l.b.wd.checkin()
@@ -239,8 +238,7 @@ func (l *loop) onDisconnected(e evDisconnected) {
 	}
 	l.connected, l.subscribed = false, false
 	l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err, "gen", e.gen) })
-	l.origin = "mqtt:connection_lost"
-	l.evaluate()
+	l.evaluate("mqtt:connection_lost")
 }
 
 func (l *loop) onConnected(gen uint64) {
@@ -267,8 +265,7 @@ func (l *loop) onConnected(gen uint64) {
 	l.forgetPublished()
 	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.mq.subscribe(gen, l.subscriptions())
-	l.origin = "mqtt:connected"
-	l.evaluate()
+	l.evaluate("mqtt:connected")
 }
 
 func (l *loop) subscriptions() []string {
@@ -314,8 +311,7 @@ func (l *loop) onHeartbeat(e evMessage) {
 	l.hbRecvAt = l.now()
 	l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, echo.ns)).Seconds())
 	if !l.linkHealthy {
-		l.origin = "mqtt:heartbeat"
-		l.evaluate()
+		l.evaluate("mqtt:heartbeat")
 	}
 	if first {
 		// The retained messages of our subscriptions (alarm values, the
@@ -340,8 +336,7 @@ func (l *loop) onTick() {
 		l.wdHazard = true
 		l.afterIO(func() { l.log.Error("control loop resumed after the watchdog forced every relay off") })
 	}
-	l.origin = "timer"
-	l.evaluate()
+	l.evaluate("timer")
 	if l.wdHazard {
 		// The loop is alive again and has applied the hazard; the relock
 		// delay now holds it until the loop has been healthy long enough.
@@ -423,8 +418,10 @@ func (l *loop) rawHazards(supervisionTrouble bool) Hazards {
 }
 
 // evaluate recomputes the hazards and every door's lock power, writes the
-// relays that change, then publishes what changed.
-func (l *loop) evaluate() {
+// relays that change, then publishes what changed. origin is what caused
+// it, for the audit records and log lines of the changes it makes.
+func (l *loop) evaluate(origin string) {
+	l.origin = origin
 	start := time.Now() // real time, for the release latency
 	now := l.now()
 	healthy := l.linkOK(now)
@@ -645,13 +642,14 @@ func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
 // written, the loop only collects, and evaluates once every write is done
 // or failed: an evaluation per door would take the CPU from the writers.
 func (l *loop) onRelayNews() {
+	l.origin = "relay"
 	if l.release != nil && time.Since(l.release.start) <= writeDeadline {
 		l.collectRelays(l.now())
 		if !l.settled() {
 			return
 		}
 	}
-	l.evaluate()
+	l.evaluate("relay")
 }
 
 // pendingRelease is a hazard's release, until its relays are written.
@@ -695,16 +693,16 @@ func (l *loop) settled() bool {
 }
 
 // waitRelays waits, at most within, until every relay is written or failed,
-// evaluating as their news comes: the shutdown's last writes.
-func (l *loop) waitRelays(within time.Duration) {
+// evaluating (for origin) as their news comes: the shutdown's last writes.
+func (l *loop) waitRelays(within time.Duration, origin string) {
 	t := time.NewTimer(within)
 	defer t.Stop()
 	for !l.settled() {
 		select {
 		case <-l.b.relayNews:
-			l.evaluate()
+			l.evaluate(origin)
 		case <-t.C:
-			l.evaluate()
+			l.evaluate(origin)
 			return
 		}
 	}
@@ -731,8 +729,7 @@ func (l *loop) onPower(e evPower) {
 	if !l.setPower(e) {
 		return
 	}
-	l.origin = "power:" + e.source
-	l.evaluate()
+	l.evaluate("power:" + e.source)
 }
 
 // setPower records a power source's reading and reports whether it changed.
@@ -762,9 +759,8 @@ func (l *loop) setPower(e evPower) bool {
 // shutdown turns every relay off for good and publishes the final state.
 func (l *loop) shutdown(reason string) {
 	l.shutting = true
-	l.origin = reason
-	l.evaluate()
-	l.waitRelays(writeDeadline + 50*time.Millisecond)
+	l.evaluate(reason)
+	l.waitRelays(writeDeadline+50*time.Millisecond, reason)
 	l.flushLater()
 	l.log.Info("all relays off", "reason", reason)
 }

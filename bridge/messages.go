@@ -293,8 +293,7 @@ func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 		l.log.Info("command accepted", "door", d.cfg.ID, "command", cmd.Request.String(), "topic", topic)
 	})
 	l.recordLogged(auditEvent{Kind: "command", Door: d.cfg.ID, Outcome: "accepted", Detail: cmd.Request.String(), Origin: "mqtt:" + topic})
-	l.origin = "command:" + topic
-	l.evaluate()
+	l.evaluate("command:" + topic)
 }
 
 func (l *loop) onLockdown(e evMessage) {
@@ -330,8 +329,7 @@ func (l *loop) onLockdown(e evMessage) {
 	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
 	l.log.Info("lockdown", "on", l.lockdown)
 	l.recordLogged(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
-	l.origin = "command:" + e.topic
-	l.evaluate()
+	l.evaluate("command:" + e.topic)
 }
 
 // lockdownUnchanged reports a lockdown command that asked for the state
@@ -387,7 +385,7 @@ func (l *loop) onReset(e evMessage) {
 	l.origin = "reset:" + e.topic
 	l.setLatch(false, "reset on "+e.topic)
 	l.notice("fire release reset: doors relock after relock_delay")
-	l.evaluate()
+	l.evaluate("reset:" + e.topic)
 }
 
 // resetRefusalReported reports whether a refused reset may be reported in
@@ -406,7 +404,7 @@ func (l *loop) onLatchedRestore(e evMessage) {
 	if e.retained && string(e.payload) == mqttapi.On && !l.latched {
 		l.origin = "latch:restore"
 		l.setLatch(true, "restored from retained "+e.topic)
-		l.evaluate()
+		l.evaluate("latch:restore")
 	}
 }
 

@@ -23,7 +23,7 @@ func TestLatchRestoreOrigin(t *testing.T) {
 	got := originsOf(l)
 	l.link()
 	l.onMessage(evMessage{topic: l.b.topics.AlarmLatched, payload: []byte("ON"), retained: true})
-	l.waitRelays(wait)
+	l.waitRelays(wait, "relay")
 	l.flushLater()
 	seen := map[string]bool{}
 	for _, e := range *got {
