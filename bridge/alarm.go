@@ -269,9 +269,8 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 		}
 		l.log.Log(context.Background(), level, "alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
 	})
-	l.origin = "alarm:" + e.topic
 	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
-		l.setLatch(true, "alarm on "+e.topic)
+		l.setLatch(true, "alarm on "+e.topic, "alarm:"+e.topic)
 	}
 	l.evaluate("alarm:" + e.topic)
 }
@@ -381,9 +380,10 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 // link is proven: without it nothing can arrive, and the broker (or
 // startup) hazard already holds the doors released.
 //
-// It acts: a source's change of trouble is logged and audited here.
-func (l *loop) updateSupervision(now time.Time) bool {
-	trouble := false
+// It acts: a source's change of trouble is logged and audited here. The
+// evaluation's origin is then the last source whose trouble began: it
+// caused what follows (the hazard, the relays), not what it was handling.
+func (l *loop) updateSupervision(now time.Time, origin string) (trouble bool, cause string) {
 	for i := range l.alarms {
 		a := &l.alarms[i]
 		if !l.linkHealthy {
@@ -395,7 +395,7 @@ func (l *loop) updateSupervision(now time.Time) bool {
 			if why != "" {
 				topic := a.cfg.Topic
 				l.afterIO(func() { l.log.Warn("alarm source supervision trouble", "topic", topic, "why", why) })
-				l.origin = "alarm_supervision:" + a.cfg.Topic
+				origin = "alarm_supervision:" + a.cfg.Topic
 			} else {
 				topic := a.cfg.Topic
 				l.afterIO(func() { l.log.Info("alarm source supervised again", "topic", topic) })
@@ -406,7 +406,7 @@ func (l *loop) updateSupervision(now time.Time) bool {
 		}
 		trouble = trouble || why != ""
 	}
-	return trouble
+	return trouble, origin
 }
 
 // logWaiting says, once the broker link is first proven on a connection

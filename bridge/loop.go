@@ -75,7 +75,6 @@ type loop struct {
 	snapDoorHz  []Hazards
 	reports     []relayReport // relay changes of the current evaluation, reported once all are written
 	live        liveness      // systemd and hardware watchdogs, fed only from here (liveness.go)
-	origin      string        // what triggered the current evaluation, for the audit log
 	later       []func()      // log lines and audit events held until the relays are written (audit.go)
 	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
 	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
@@ -94,7 +93,6 @@ func newLoop(b *Bridge) *loop {
 		log:       b.log,
 		powerLost: map[string]bool{},
 		pub:       map[string]string{},
-		origin:    "startup",
 		unchanged: rejectLimiter{unchanged: true},
 	}
 	for _, a := range b.cfg.Alarms {
@@ -421,7 +419,6 @@ func (l *loop) rawHazards(supervisionTrouble bool) Hazards {
 // relays that change, then publishes what changed. origin is what caused
 // it, for the audit records and log lines of the changes it makes.
 func (l *loop) evaluate(origin string) {
-	l.origin = origin
 	start := time.Now() // real time, for the release latency
 	now := l.now()
 	healthy := l.linkOK(now)
@@ -437,8 +434,9 @@ func (l *loop) evaluate(origin string) {
 	}
 	l.b.m.mqttConnected.Set(b2f(healthy))
 
-	raw := l.rawHazards(l.updateSupervision(l.now()))
-	rose := l.trackHazards(raw)
+	trouble, origin := l.updateSupervision(l.now(), origin)
+	raw := l.rawHazards(trouble)
+	rose := l.trackHazards(raw, origin)
 	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
 	if l.effective.Any() && !held.Hazards.Any() {
 		cleared := l.effective.String()
@@ -448,15 +446,15 @@ func (l *loop) evaluate(origin string) {
 
 	// What the relay writers did since the last evaluation first: a door
 	// whose write failed is decided with its driver hazard.
-	l.collectRelays(now)
+	l.collectRelays(now, origin)
 	armed := l.armedFailSafe()
 	wrote := false
 	for _, d := range l.b.doors {
-		if l.applyDoor(d, now) {
+		if l.applyDoor(d, now, origin) {
 			wrote = true
 		}
 	}
-	l.trackRelease(rose, wrote, start, armed)
+	l.trackRelease(rose, wrote, start, armed, origin)
 	l.reportRelays()
 	if wrote && l.release != nil {
 		// The writes of a release come first: the state follows with
@@ -468,9 +466,9 @@ func (l *loop) evaluate(origin string) {
 	l.publishState()
 }
 
-// trackHazards counts and logs hazards as they rise and fall, and returns
-// those that rose.
-func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
+// trackHazards counts and logs hazards as they rise and fall (caused by
+// origin), and returns those that rose.
+func (l *loop) trackHazards(raw Hazards, origin string) (rose Hazards) {
 	if raw == l.raw {
 		return 0
 	}
@@ -485,13 +483,11 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			l.b.m.hazardsRaised.WithLabelValues(h.String()).Inc()
 			l.hazardRaised(h)
 			rose = rose.With(h)
-			origin := l.origin
 			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
 				func() {
 					l.log.Log(context.Background(), hazardLevel(origin), "hazard raised", "hazard", h.String(), "origin", origin)
 				})
 		} else if was && !is {
-			origin := l.origin
 			l.hazardCleared(h)
 			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: origin},
 				func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
@@ -513,14 +509,14 @@ func (l *loop) doorHazards(d *door, now time.Time) Hazards {
 		policy.Env{Now: now, RelockDelay: l.b.cfg.Watchdog.RelockDelay, OnBattery: onBattery, BatteryBudget: config.MaxHoldOnBattery})
 }
 
-// applyDoor decides d's lock power and writes it if it changed. It reports
-// whether the relay was written.
-func (l *loop) applyDoor(d *door, now time.Time) bool {
+// applyDoor decides d's lock power and writes it if it changed (for
+// origin). It reports whether the relay was written.
+func (l *loop) applyDoor(d *door, now time.Time, origin string) bool {
 	hz := l.doorHazards(d, now)
 	if policy.MomentaryEnds(d.momentaryUntil, now, hz) {
 		d.momentaryUntil = time.Time{}
 	}
-	rex := l.stepInputs(d, now, hz) // may end a momentary OPEN early
+	rex := l.stepInputs(d, now, hz, origin) // may end a momentary OPEN early
 	dec := policy.Decide(policy.Inputs{
 		Mode:            d.mode,
 		Hazards:         hz,
@@ -537,7 +533,7 @@ func (l *loop) applyDoor(d *door, now time.Time) bool {
 	}
 	// The writer writes it off the loop (relays.go); the door's power and
 	// its report follow what was written (collectRelays), never the wish.
-	d.want, d.requested, d.wantHz, d.wantPrevCause, d.wantOrigin = dec.Power, true, hz, prevCause, l.origin
+	d.want, d.requested, d.wantHz, d.wantPrevCause, d.wantOrigin = dec.Power, true, hz, prevCause, origin
 	d.relay.request(dec.Power)
 	return true
 }
@@ -604,11 +600,12 @@ func isHazardName(s string) bool {
 	return false
 }
 
-// collectRelays takes what every relay writer did since the last call.
-func (l *loop) collectRelays(now time.Time) {
+// collectRelays takes what every relay writer did since the last call;
+// origin is what the loop is handling when it does.
+func (l *loop) collectRelays(now time.Time, origin string) {
 	for _, d := range l.b.doors {
 		if st, news := d.relay.take(); news {
-			l.relayResult(d, st, now)
+			l.relayResult(d, st, now, origin)
 		}
 	}
 }
@@ -616,16 +613,16 @@ func (l *loop) collectRelays(now time.Time) {
 // relayResult takes one relay writer's status: a write that failed or is
 // overdue makes the door JAMMED with its power unknown; a successful one
 // is the door's power, reported once the evaluation is done.
-func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
+func (l *loop) relayResult(d *door, st relayStatus, now time.Time, origin string) {
 	id := d.cfg.ID
 	if st.err != nil {
-		l.setFault(d, now, st.err)
+		l.setFault(d, st.err, origin)
 		l.b.m.lockEnergized.WithLabelValues(id).Set(math.NaN())
 		l.b.m.doorLocked.WithLabelValues(id).Set(math.NaN())
 		return
 	}
 	if d.fault {
-		l.clearFault(d, now)
+		l.clearFault(d, now, origin)
 	}
 	l.b.m.lockEnergized.WithLabelValues(id).Set(b2f(st.power))
 	l.b.m.doorLocked.WithLabelValues(id).Set(b2f(d.mode.Locked(st.power)))
@@ -642,9 +639,8 @@ func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
 // written, the loop only collects, and evaluates once every write is done
 // or failed: an evaluation per door would take the CPU from the writers.
 func (l *loop) onRelayNews() {
-	l.origin = "relay"
 	if l.release != nil && time.Since(l.release.start) <= writeDeadline {
-		l.collectRelays(l.now())
+		l.collectRelays(l.now(), "relay")
 		if !l.settled() {
 			return
 		}
@@ -663,21 +659,21 @@ type pendingRelease struct {
 // relay is written (or failed), the time since start is the release
 // latency, and an alarm that released every armed fail-safe door is a
 // drill (afterWrites).
-func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*door) {
+func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*door, origin string) {
 	switch {
 	case rose.Any() && wrote && l.release == nil:
 		l.release = &pendingRelease{start: start, rose: rose, armed: armed}
 	case rose.Any() && wrote:
 		l.release.rose |= rose
 	case rose.Any():
-		l.afterWrites(rose, false, start, armed)
+		l.afterWrites(rose, false, start, armed, origin)
 	}
 	// Every write is done or overdue within writeDeadline; the second one
 	// is a backstop (a writer that died in a panic never answers).
 	if l.release != nil && (l.settled() || time.Since(l.release.start) > 2*writeDeadline) {
 		r := l.release
 		l.release = nil
-		l.afterWrites(r.rose, true, r.start, r.armed)
+		l.afterWrites(r.rose, true, r.start, r.armed, origin)
 	}
 }
 
@@ -708,20 +704,20 @@ func (l *loop) waitRelays(within time.Duration, origin string) {
 	}
 }
 
-func (l *loop) setFault(d *door, now time.Time, err error) {
+func (l *loop) setFault(d *door, err error, origin string) {
 	l.countDriverError(d)
 	if !d.fault {
 		l.afterIO(func() {
 			l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
 		})
-		l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: origin})
 	}
 	d.fault, d.faultErr = true, err
 }
 
-func (l *loop) clearFault(d *door, now time.Time) {
+func (l *loop) clearFault(d *door, now time.Time, origin string) {
 	l.afterIO(func() { l.log.Info("relay write works again", "door", d.cfg.ID) })
-	l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: origin})
 	d.fault, d.faultErr, d.faultCleared = false, nil, now
 }
 

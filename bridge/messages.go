@@ -382,8 +382,7 @@ func (l *loop) onReset(e evMessage) {
 		l.notice("reset: nothing was latched")
 		return
 	}
-	l.origin = "reset:" + e.topic
-	l.setLatch(false, "reset on "+e.topic)
+	l.setLatch(false, "reset on "+e.topic, "reset:"+e.topic)
 	l.notice("fire release reset: doors relock after relock_delay")
 	l.evaluate("reset:" + e.topic)
 }
@@ -402,20 +401,20 @@ func (l *loop) resetRefusalReported(topic, why string) bool {
 // set the latch (the safe direction); clearing takes a reset.
 func (l *loop) onLatchedRestore(e evMessage) {
 	if e.retained && string(e.payload) == mqttapi.On && !l.latched {
-		l.origin = "latch:restore"
-		l.setLatch(true, "restored from retained "+e.topic)
+		l.setLatch(true, "restored from retained "+e.topic, "latch:restore")
 		l.evaluate("latch:restore")
 	}
 }
 
-func (l *loop) setLatch(on bool, why string) {
+// setLatch sets or clears the fire release latch for why, caused by origin.
+func (l *loop) setLatch(on bool, why, origin string) {
 	l.latched = on
 	level := slog.LevelWarn // set: the doors are held released
 	if !on {
 		level = slog.LevelInfo // a reset
 	}
 	l.afterIO(func() { l.log.Log(context.Background(), level, "fire release latch", "latched", on, "why", why) })
-	l.recordLogged(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
 	if on { // alarm_latched for a rollback: "1" first, "0" last (state.go)
