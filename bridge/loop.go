@@ -650,9 +650,10 @@ func (l *loop) onRelayNews() {
 
 // pendingRelease is a hazard's release, until its relays are written.
 type pendingRelease struct {
-	start time.Time // real time, for the release latency
-	rose  Hazards
-	armed []*door
+	start  time.Time // real time, for the release latency
+	rose   Hazards
+	armed  []*door
+	origin string // what caused it: the drill it proves is recorded for it
 }
 
 // trackRelease follows the release of hazards that rose: once every
@@ -662,7 +663,7 @@ type pendingRelease struct {
 func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*door, origin string) {
 	switch {
 	case rose.Any() && wrote && l.release == nil:
-		l.release = &pendingRelease{start: start, rose: rose, armed: armed}
+		l.release = &pendingRelease{start: start, rose: rose, armed: armed, origin: origin}
 	case rose.Any() && wrote:
 		l.release.rose |= rose
 	case rose.Any():
@@ -673,7 +674,7 @@ func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*
 	if l.release != nil && (l.settled() || time.Since(l.release.start) > 2*writeDeadline) {
 		r := l.release
 		l.release = nil
-		l.afterWrites(r.rose, true, r.start, r.armed, origin)
+		l.afterWrites(r.rose, true, r.start, r.armed, r.origin)
 	}
 }
 
