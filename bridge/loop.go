@@ -528,25 +528,32 @@ func (l *loop) applyDoor(d *door, now time.Time, origin string) bool {
 	})
 	prevCause := d.cause
 	d.cause = dec.Cause
-	if d.requested && dec.Power == d.want {
+	if d.requested && dec.Power == d.asked.power {
 		return false
 	}
 	// The writer writes it off the loop (relays.go); the door's power and
 	// its report follow what was written (collectRelays), never the wish.
-	d.want, d.requested, d.wantHz, d.wantPrevCause, d.wantOrigin = dec.Power, true, hz, prevCause, origin
+	d.asked, d.requested = relayAsk{power: dec.Power, hz: hz, prevCause: prevCause, origin: origin}, true
 	d.relay.request(dec.Power)
 	return true
+}
+
+// relayAsk is a lock power the loop asked a door's relay writer for, and
+// why: what the write's report says once it is done.
+type relayAsk struct {
+	power     bool
+	hz        Hazards // the door's hazards then
+	prevCause string  // the door's cause before that decision
+	origin    string  // what caused the evaluation that asked
 }
 
 // relayReport is a relay change a writer made, to be reported.
 type relayReport struct {
 	d          *door
-	hz         Hazards
-	prevCause  string
+	ask        relayAsk // what the loop last asked of that writer
 	wasLocked  bool
 	wasWritten bool
-	watchdog   bool   // forced off by the watchdog, which recorded it itself
-	origin     string // what asked for the write
+	watchdog   bool // forced off by the watchdog, which recorded it itself
 }
 
 // reportRelays reports the relay changes of the evaluation, once written.
@@ -559,16 +566,16 @@ func (l *loop) reportRelays() {
 		}
 		energized := d.power
 		if !r.watchdog {
-			l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: r.origin,
+			l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: r.ask.origin,
 				Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
 		}
 		if r.wasWritten {
 			// After the state: Home Assistant's lock entity first.
-			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
+			l.doorEvent(d, lockEventType(d, r.ask.hz, r.ask.prevCause))
 		}
-		if r.wasWritten && r.wasLocked && !d.locked() && d.cause == CauseNormal && isHazardName(r.prevCause) {
+		if r.wasWritten && r.wasLocked && !d.locked() && d.cause == CauseNormal && isHazardName(r.ask.prevCause) {
 			// Unlocked again by nothing anyone did just now: say so.
-			l.notice(fmt.Sprintf("%s is unlocked again: the %s is over and its last command was UNLOCK", d.cfg.Name, r.prevCause))
+			l.notice(fmt.Sprintf("%s is unlocked again: the %s is over and its last command was UNLOCK", d.cfg.Name, r.ask.prevCause))
 		}
 	}
 	clear(l.reports)
@@ -631,8 +638,7 @@ func (l *loop) relayResult(d *door, st relayStatus, now time.Time, origin string
 	}
 	wasLocked, wasWritten := d.locked(), d.written
 	d.power, d.written = st.power, true
-	l.reports = append(l.reports, relayReport{d: d, hz: d.wantHz, prevCause: d.wantPrevCause,
-		wasLocked: wasLocked, wasWritten: wasWritten, watchdog: st.watchdog, origin: d.wantOrigin})
+	l.reports = append(l.reports, relayReport{d: d, ask: d.asked, wasLocked: wasLocked, wasWritten: wasWritten, watchdog: st.watchdog})
 }
 
 // onRelayNews takes the relay writers' news. While a release is being
