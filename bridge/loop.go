@@ -16,25 +16,31 @@ import (
 )
 
 // loop is the single owner of door state. Every field is touched only by the
-// goroutine running run().
+// goroutine running run(). Its state is grouped by concern; the groups are
+// embedded, so l.connected is l.brokerLink.connected.
 type loop struct {
 	b   *Bridge
 	log *slog.Logger
 	mq  *mqttLink
 
-	// MQTT link
-	gen     uint64 // the current connection
-	lostGen uint64 // the newest connection known lost: a later "connected" for it is stale
-	hbSeq   uint64 // the last heartbeat probe sent
-	hbAcked uint64 // the newest probe whose echo came back: older echoes are replays
-	// hzSeq is the newest safety message handled while a hazard was in
-	// force (before or after it), hzSeen those hazards; overtaken holds
-	// them while a command delivered before hzSeq is handled (inbound.go).
-	hzSeq       uint64
-	hzSeen      Hazards
-	overtaken   Hazards
-	unsaved     string // the state records that cannot be written, as last published
-	hazardRises uint64 // how many times a hazard rose: a code check outlived by one is void
+	brokerLink     // the MQTT connection and the heartbeats that prove it
+	overtakeState  // safety messages handled before commands delivered earlier (inbound.go)
+	hazardInputs   // what raises the hazards
+	hazardState    // the hazards raised, and held for relock_delay
+	publishedState // what was announced and published, to publish only changes
+	deferredWork   // what waits until the relays are written
+	reportLimits   // floods of records summarised
+
+	live  liveness   // systemd and hardware watchdogs, fed only from here (liveness.go)
+	drill drillState // release drill reminder (R20)
+}
+
+// brokerLink is the MQTT link as the loop sees it.
+type brokerLink struct {
+	gen         uint64 // the current connection
+	lostGen     uint64 // the newest connection known lost: a later "connected" for it is stale
+	hbSeq       uint64 // the last heartbeat probe sent
+	hbAcked     uint64 // the newest probe whose echo came back: older echoes are replays
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -45,21 +51,41 @@ type loop struct {
 	// dropRequested is set once a silent connection was dropped.
 	subscribedAt  time.Time
 	dropRequested bool
+}
 
-	// inputs to the hazards
-	alarms       []alarmSource
-	latched      bool
-	lockdown     bool
-	powerLost    map[string]bool
-	powerSince   time.Time // battery.since(): now minus it is the time on battery counted (zero: power OK)
-	battery      batteryBudget
-	mqttPower    []mqttPower
-	shutting     bool
-	wdHazard     bool
+// overtakeState: hzSeq is the newest safety message handled while a hazard
+// was in force (before or after it), hzSeen those hazards; overtaken holds
+// them while a command delivered before hzSeq is handled (inbound.go).
+type overtakeState struct {
+	hzSeq     uint64
+	hzSeen    Hazards
+	overtaken Hazards
+}
+
+// hazardInputs is what the hazards are computed from (rawHazards).
+type hazardInputs struct {
+	alarms     []alarmSource
+	latched    bool
+	lockdown   bool
+	powerLost  map[string]bool
+	powerSince time.Time // battery.since(): now minus it is the time on battery counted (zero: power OK)
+	battery    batteryBudget
+	mqttPower  []mqttPower
+	shutting   bool
+	wdHazard   bool
+}
+
+// hazardState is the hazards as the loop last computed them.
+type hazardState struct {
 	raw          Hazards // hazards active now
 	effective    Hazards // what the policy sees: raw, held for relock_delay after the last clears
 	healthySince time.Time
+	hazardRises  uint64                // how many times a hazard rose: a code check outlived by one is void
+	hazardSince  [numHazards]time.Time // when each raw hazard rose (metrics)
+}
 
+// publishedState is what the loop announced and published.
+type publishedState struct {
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	announced        announcement        // what earlier starts announced (discovery.go)
 	republishPending bool
@@ -71,29 +97,34 @@ type loop struct {
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
 	// what the stored snapshot was built from, to build it only on change
-	snapHz      Hazards
-	snapDoorHz  []Hazards
-	reports     []relayReport // relay changes of the current evaluation, reported once all are written
-	live        liveness      // systemd and hardware watchdogs, fed only from here (liveness.go)
-	later       []func()      // log lines and audit events held until the relays are written (audit.go)
-	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
-	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
-	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
-	unchanged   rejectLimiter // likewise, accepted commands that changed nothing
-	safetyRate  safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
-	release     *pendingRelease
+	snapHz     Hazards
+	snapDoorHz []Hazards
+	unsaved    string // the state records that cannot be written, as last published
+}
 
-	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
-	drill       drillState            // release drill reminder (R20)
+// deferredWork is what an event leaves for after its relay writes.
+type deferredWork struct {
+	reports     []relayReport   // relay changes of the current evaluation, reported once all are written
+	release     *pendingRelease // a hazard's release whose writes are not all done
+	later       []func()        // log lines and audit events held until the relays are written (audit.go)
+	stateToSave []pendingSave   // records to write to state_dir after the relays, first of all (state.go)
+	codesToSave bool            // code guards changed: write them to state_dir after the relays (codes.go)
+}
+
+// reportLimits summarise floods of records.
+type reportLimits struct {
+	rejects    rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
+	unchanged  rejectLimiter // likewise, accepted commands that changed nothing
+	safetyRate safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
 }
 
 func newLoop(b *Bridge) *loop {
 	l := &loop{
-		b:         b,
-		log:       b.log,
-		powerLost: map[string]bool{},
-		pub:       map[string]string{},
-		unchanged: rejectLimiter{unchanged: true},
+		b:              b,
+		log:            b.log,
+		hazardInputs:   hazardInputs{powerLost: map[string]bool{}},
+		publishedState: publishedState{pub: map[string]string{}},
+		reportLimits:   reportLimits{unchanged: rejectLimiter{unchanged: true}},
 	}
 	for _, a := range b.cfg.Alarms {
 		l.alarms = append(l.alarms, newAlarmSource(a))
