@@ -406,9 +406,20 @@ func (l *loop) linkOK(now time.Time) bool {
 		now.Sub(l.hbRecvAt) <= l.b.cfg.Watchdog.HeartbeatTimeout
 }
 
-func (l *loop) alarmActive() bool {
-	for _, a := range l.alarms {
+// alarmActive reports whether any alarm entry is active (alarm.go).
+func (h *hazardInputs) alarmActive() bool {
+	for _, a := range h.alarms {
 		if a.active() {
+			return true
+		}
+	}
+	return false
+}
+
+// powerOut reports whether any power source is lost.
+func (h *hazardInputs) powerOut() bool {
+	for _, lost := range h.powerLost {
+		if lost {
 			return true
 		}
 	}
@@ -431,11 +442,8 @@ func (l *loop) rawHazards(supervisionTrouble bool) Hazards {
 	if supervisionTrouble {
 		hz = hz.With(HazardAlarmSupervision)
 	}
-	for _, lost := range l.powerLost {
-		if lost {
-			hz = hz.With(HazardPower)
-			break
-		}
+	if l.powerOut() {
+		hz = hz.With(HazardPower)
 	}
 	if l.shutting {
 		hz = hz.With(HazardShutdown)
@@ -772,11 +780,7 @@ func (l *loop) setPower(e evPower) bool {
 		return false
 	}
 	l.powerLost[e.source] = e.lost
-	anyLost := false
-	for _, lost := range l.powerLost {
-		anyLost = anyLost || lost
-	}
-	if l.battery.mains(anyLost, l.now()) {
+	if l.battery.mains(l.powerOut(), l.now()) {
 		l.saveLater(batteryRecord, l.battery.encode())
 	}
 	l.powerSince = l.battery.since()
@@ -898,11 +902,7 @@ func (l *loop) publishState() {
 	l.publishRetained(t.Hazards, l.cache.hazardsJSON(l.effective))
 	l.publishDrill(now)
 	if len(l.powerLost) > 0 {
-		lost := false
-		for _, v := range l.powerLost {
-			lost = lost || v
-		}
-		l.publishRetained(t.PowerState, onOff(!lost))
+		l.publishRetained(t.PowerState, onOff(!l.powerOut()))
 	}
 }
 
