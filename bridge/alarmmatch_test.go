@@ -186,7 +186,7 @@ func newTestLoop(t *testing.T, alarms ...config.Alarm) (*loop, *fakeClock) {
 	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
-	l.evaluate()
+	l.evaluate("startup")
 	return l, clk
 }
 
@@ -332,13 +332,13 @@ func TestAlarmHeartbeatSupervision(t *testing.T) {
 	}
 	clk.t = clk.t.Add(a.HeartbeatTimeout)
 	l.hbRecvAt = clk.t // the bridge's own link stays proven
-	l.evaluate()
+	l.evaluate("test")
 	if supervision() {
 		t.Fatalf("alarm_supervision at exactly heartbeat_timeout")
 	}
 	clk.t = clk.t.Add(time.Millisecond)
 	l.hbRecvAt = clk.t
-	l.evaluate()
+	l.evaluate("test")
 	if !supervision() || l.latched {
 		t.Fatalf("silent heartbeat: supervision %v, latched %v", supervision(), l.latched)
 	}
@@ -355,7 +355,7 @@ func TestAlarmHeartbeatSupervision(t *testing.T) {
 	}
 	// Without a proven link, the broker hazard speaks, not supervision.
 	clk.t = clk.t.Add(10 * time.Second)
-	l.evaluate()
+	l.evaluate("test")
 	if supervision() || !l.raw.Has(HazardBroker) {
 		t.Fatalf("stale link: raw hazards %v, want broker only", l.raw)
 	}

@@ -142,7 +142,7 @@ func BenchmarkEvaluate256DoorsIdle(b *testing.B) {
 	l, _ := benchLoop(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		l.evaluate()
+		l.evaluate("test")
 		drain(l)
 	}
 }

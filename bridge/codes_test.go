@@ -113,7 +113,7 @@ func codeLoop(t *testing.T, clk *fakeClock, hash, dir string) *loop {
 	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
 	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
-	l.evaluate()
+	l.evaluate("startup")
 	l.flushLater()
 	return l
 }

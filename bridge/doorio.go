@@ -127,7 +127,7 @@ func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
 
 // readInput reads one line as a Sense. A failed read is unknown; it is
 // logged when a line starts failing and when it works again, not per read.
-func (l *loop) readInput(d *door, ln *inputLine) Sense {
+func (l *loop) readInput(d *door, ln *inputLine, origin string) Sense {
 	if ln == nil {
 		return SenseUnknown
 	}
@@ -145,10 +145,10 @@ func (l *loop) readInput(d *door, ln *inputLine) Sense {
 		ln.failing = failing
 		if failing {
 			l.log.Error("door input cannot be read: treated as unknown", "door", d.cfg.ID, "input", ln.name, "err", err)
-			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "unreadable", Detail: ln.name + ": " + err.Error(), Origin: l.origin})
+			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "unreadable", Detail: ln.name + ": " + err.Error(), Origin: origin})
 		} else {
 			l.log.Info("door input readable again", "door", d.cfg.ID, "input", ln.name)
-			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "readable", Detail: ln.name, Origin: l.origin})
+			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "readable", Detail: ln.name, Origin: origin})
 		}
 	}
 	return SenseOf(v, ln.cfg.ActiveLow, err)
@@ -158,7 +158,7 @@ func (l *loop) readInput(d *door, ln *inputLine) Sense {
 // that apply to it, and acts on the outcome: door events, the early relock
 // of a momentary OPEN. It returns whether a REX unlock is running, for the
 // policy. A door without inputs has none.
-func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
+func (l *loop) stepInputs(d *door, now time.Time, hz Hazards, origin string) bool {
 	io := d.io
 	if io == nil {
 		return false
@@ -166,9 +166,9 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	prev := io.out
 	out := io.logic.Step(DoorInputSample{
 		Now:       now,
-		Contact:   l.readInput(d, io.contact),
-		Rex:       l.readInput(d, io.rex),
-		LockSense: l.readInput(d, io.lockSense),
+		Contact:   l.readInput(d, io.contact, origin),
+		Rex:       l.readInput(d, io.rex, origin),
+		LockSense: l.readInput(d, io.lockSense, origin),
 		Power:     d.power,
 		Locked:    d.locked(),
 		Momentary: !d.momentaryUntil.IsZero(),
@@ -181,7 +181,7 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	io.out = out
 	if out.Rex && !prev.Rex {
 		l.log.Info("exit button (REX): door unlocked locally", "door", d.cfg.ID)
-		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "rex", Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "rex", Origin: origin})
 	}
 	if out.EndMomentary && !d.momentaryUntil.IsZero() {
 		l.log.Info("door opened and closed: momentary OPEN ends early", "door", d.cfg.ID)
@@ -192,7 +192,7 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	}
 	for _, ev := range out.Events {
 		l.log.Warn("door event", "door", d.cfg.ID, "event", ev)
-		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: ev, Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: ev, Origin: origin})
 		l.doorEvent(d, ev)
 	}
 	return out.Rex

@@ -74,7 +74,7 @@ func (l *loop) armedFailSafe() []*door {
 // and released every fail-safe door that was locked before it (armed). An
 // alarm while the doors were already released (on start, or after a lost
 // broker) proves nothing about the release and is no drill.
-func (l *loop) noteDrill(rose Hazards, armed []*door) {
+func (l *loop) noteDrill(rose Hazards, armed []*door, origin string) {
 	if !rose.Has(HazardAlarm) || len(armed) == 0 {
 		return
 	}
@@ -87,7 +87,7 @@ func (l *loop) noteDrill(rose Hazards, armed []*door) {
 	now := l.now()
 	l.drill.last, l.drill.warnedAt = now, time.Time{}
 	l.log.Info("release drill: the alarm released every locked fail-safe door", "doors", len(armed))
-	l.recordLogged(auditEvent{Kind: "drill", Outcome: "released", Detail: "next due " + now.Add(DrillInterval).Format(time.DateOnly), Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "drill", Outcome: "released", Detail: "next due " + now.Add(DrillInterval).Format(time.DateOnly), Origin: origin})
 	l.b.saveDrill(now)
 }
 

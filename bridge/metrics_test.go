@@ -70,7 +70,7 @@ func (l *loop) link() {
 func (l *loop) alarm(payload string) {
 	l.link()
 	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte(payload), retained: true})
-	l.waitRelays(wait)
+	l.waitRelays(wait, "relay")
 }
 
 // settle lets relock_delay pass with the link healthy, so that cleared
@@ -78,8 +78,8 @@ func (l *loop) alarm(payload string) {
 func (l *loop) settle(clk *fakeClock) {
 	clk.t = clk.t.Add(l.b.cfg.Watchdog.RelockDelay)
 	l.link()
-	l.evaluate()
-	l.waitRelays(wait)
+	l.evaluate("test")
+	l.waitRelays(wait, "relay")
 }
 
 func scrape(t *testing.T, b *Bridge) string {
@@ -164,7 +164,7 @@ func TestStartupHazardTimed(t *testing.T) {
 	}
 	t.Cleanup(b.Close) // opened, never run: its relay writers stop
 	l := newLoop(b)
-	l.evaluate()
+	l.evaluate("startup")
 	if got := testutil.ToFloat64(b.m.hazardActive.WithLabelValues("startup")); got != 1 {
 		t.Fatalf("hazard_active{startup} = %v after the first evaluation, want 1", got)
 	}

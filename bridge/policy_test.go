@@ -44,8 +44,8 @@ func TestLoopAppliesWatchdogOverrideAndMomentaryEnd(t *testing.T) {
 	l := newLoop(b)
 	healthy := func() {
 		l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
-		l.evaluate()
-		l.waitRelays(wait) // the relay writers write off the loop
+		l.evaluate("test")
+		l.waitRelays(wait, "relay") // the relay writers write off the loop
 	}
 	l.alarms[0].setPlain(alarmOff)
 	healthy()

@@ -97,7 +97,7 @@ func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
 	l := newLoop(b)
 	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
 	l.alarms[0].setPlain(alarmOff)
-	l.evaluate()
+	l.evaluate("test")
 	fs, fsec := b.byID["fs"], b.byID["fsec"]
 
 	l.onPower(evPower{source: "ups", lost: true})
@@ -121,7 +121,7 @@ func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
 	// An alarm during the hold releases at once.
 	clk.t = clk.t.Add(-time.Minute)
 	l.alarms[0].setPlain(alarmOn)
-	l.evaluate()
+	l.evaluate("test")
 	if hz := l.doorHazards(fs, clk.t); !hz.Has(HazardAlarm) {
 		t.Fatalf("alarm did not release a door held on battery: %v", hz)
 	}
