@@ -196,7 +196,7 @@ func (b *Bridge) openDoors() error {
 			return fmt.Errorf("door %q: relay: unknown driver %q", dc.ID, dc.Relay.Driver)
 		}
 		d := newDoor(dc, mode, b.topics.Door(dc.ID))
-		d.relay = newRelay(dc.ID, dc.Relay.ActiveLow, b.outputOpener(slot, dc), b.relayNews)
+		d.relay = newRelay(dc.ID, dc.Relay, b.outputOpener(slot, dc), b.relayNews)
 		b.doors = append(b.doors, d)
 		b.byID[dc.ID] = d
 	}
