@@ -36,7 +36,15 @@ import (
 //     so the link is already down in all but name. The broker ends the
 //     bridge's connection then, never drops the message silently: the
 //     broker hazard holds the locks safe, and the new connection reads
-//     every retained safety value again.
+//     every retained safety value again;
+//   - that holds in the bridge's own read goroutine too (Flow.OwnWait):
+//     mochi sends a subscription's retained messages there, and a site
+//     with more retained safety values than maxWritesPending (300 Zigbee
+//     detectors and their availability) had those that did not fit at
+//     once cut the bridge's connection, on every SUBSCRIBE again: it never
+//     got its alarm state (review of issue 12, M2). The bridge reads as
+//     fast as the broker writes, so such a wait is short; one of
+//     safetyWait means the bridge stopped reading, as above.
 //
 // Why not end the bridge's connection on a drop, or rate-limit publishers
 // (both tried): the first turned every junk flood into a broker hazard
@@ -86,6 +94,7 @@ func newBridgeFlow(bridge func(*mochi.Client) bool, acl mochi.Hook, log *slog.Lo
 		Class:   bf.class,
 		Limit:   [2]int{mochifix.Priority: safetyLimit, mochifix.Bulk: bulkLimit},
 		Wait:    [2]time.Duration{mochifix.Priority: safetyWait, mochifix.Bulk: bulkWait},
+		OwnWait: safetyWait,
 		Delayed: bf.delayed,
 		Timeout: bf.timeout,
 		NoWait:  bf.noWait,

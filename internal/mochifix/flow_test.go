@@ -382,3 +382,82 @@ func TestFlowDroppedCountsOut(t *testing.T) {
 	fb.flow.Dropped(cl)
 	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.delayed.Load() > d }, "the held publisher let in")
 }
+
+// retainBurst retains n messages of 64 kB under prefix (so large that the
+// socket pair's buffers hold few) and waits until the broker has handled
+// them: it handles a client's packets in order, so its answer to a
+// PINGREQ sent after them.
+func retainBurst(t *testing.T, fb *flowBroker, prefix string, n int) {
+	t.Helper()
+	pub := rawClient(t, fb.addr, "publisher")
+	body := bytes.Repeat([]byte("v"), 64<<10)
+	var all bytes.Buffer
+	for i := range n {
+		all.Write(publishPacket(fmt.Sprintf("%sr/%02d", prefix, i), body, true))
+	}
+	if err := paho.NewControlPacket(paho.Pingreq).Write(&all); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Write(all.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if pk, err := paho.ReadPacket(bufio.NewReader(pub)); err != nil {
+		t.Fatalf("no PINGRESP after the retained messages: %v", err)
+	} else if _, ok := pk.(*paho.PingrespPacket); !ok {
+		t.Fatalf("got %v, want a PINGRESP", pk)
+	}
+}
+
+// With OwnWait, the retained priority messages a SUBSCRIBE sends wait for
+// room in the client's own read goroutine (review of issue 12, M2): a
+// client that reads gets every one of four queues' worth. Before, those
+// that did not fit at once were not delivered (Timeout: the bridge cut its
+// own connection, subscribed again on the next, and was cut again).
+func TestFlowOwnWaitDeliversRetainedBurst(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	fb.flow.OwnWait = time.Minute
+	const n = 4 * flowQueueLen
+	retainBurst(t, fb, "safety/", n)
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "safety/#")
+	if got := readPublishes(t, sub, r, n); len(got) != n {
+		t.Fatalf("%d retained messages, want %d", len(got), n)
+	}
+	if d, to := atomic.LoadInt64(&fb.srv.Info.MessagesDropped), fb.timeout.Load(); d != 0 || to != 0 {
+		t.Errorf("%d retained messages dropped by mochi, %d not delivered by Flow", d, to)
+	}
+	testbroker.Eventually(t, 10*time.Second, func() bool { return fb.queued("watched") == 0 }, "the count back to 0 (it is %d)", fb.queued("watched"))
+}
+
+// A client that reads nothing costs its SUBSCRIBE one OwnWait, not one per
+// message: after one waited in vain, the rest are not delivered at once,
+// and its PINGREQ is answered as soon as it reads again.
+func TestFlowOwnWaitOnceForStalledClient(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	fb.flow.OwnWait = 2 * time.Second
+	const n = 4 * flowQueueLen
+	retainBurst(t, fb, "safety/", n)
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "safety/#")
+	// One OwnWait per message would be about 40 s.
+	testbroker.Eventually(t, 15*time.Second, func() bool { return fb.timeout.Load() >= n-flowQueueLen-6 },
+		"the retained messages that do not fit not delivered after one wait")
+	if fb.delayed.Load() == 0 {
+		t.Error("no message waited in the client's own read goroutine")
+	}
+	ping := paho.NewControlPacket(paho.Pingreq)
+	if err := ping.Write(sub); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		pk, err := paho.ReadPacket(r)
+		if err != nil {
+			t.Fatalf("no PINGRESP: %v", err)
+		}
+		if _, ok := pk.(*paho.PingrespPacket); ok {
+			break
+		}
+	}
+}
