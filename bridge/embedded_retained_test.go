@@ -5,9 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	mochi "github.com/mochi-mqtt/server/v2"
+	mochipk "github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -87,5 +92,135 @@ func TestEmbeddedBrokerRetainedSafetyBurstOnSubscribe(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(l.b.m.brokerShed.WithLabelValues(queueSafety)); n > 0 {
 		t.Errorf("%v safety messages could not be queued for the bridge", n)
+	}
+}
+
+// bridgeRecorder records, for each connection of the bridge's client, the
+// filters of its SUBSCRIBEs and the topics of the messages written to it,
+// in order.
+type bridgeRecorder struct {
+	mochi.HookBase
+	id    string
+	mu    sync.Mutex
+	conns []*mochi.Client
+	subs  map[*mochi.Client][][]string
+	sent  map[*mochi.Client][]string
+}
+
+func (r *bridgeRecorder) ID() string { return "test-bridge-recorder" }
+
+func (r *bridgeRecorder) Provides(b byte) bool {
+	return b == mochi.OnSubscribe || b == mochi.OnPacketSent
+}
+
+func (r *bridgeRecorder) conn(cl *mochi.Client) {
+	if r.subs == nil {
+		r.subs, r.sent = map[*mochi.Client][][]string{}, map[*mochi.Client][]string{}
+	}
+	if _, ok := r.subs[cl]; !ok {
+		r.conns = append(r.conns, cl)
+		r.subs[cl] = nil
+	}
+}
+
+func (r *bridgeRecorder) OnSubscribe(cl *mochi.Client, pk mochipk.Packet) mochipk.Packet {
+	if cl.ID != r.id {
+		return pk
+	}
+	var f []string
+	for _, s := range pk.Filters {
+		f = append(f, s.Filter)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conn(cl)
+	r.subs[cl] = append(r.subs[cl], f)
+	return pk
+}
+
+func (r *bridgeRecorder) OnPacketSent(cl *mochi.Client, pk mochipk.Packet, _ []byte) {
+	if cl.ID != r.id || pk.FixedHeader.Type != mochipk.Publish {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conn(cl)
+	r.sent[cl] = append(r.sent[cl], pk.TopicName)
+}
+
+// last returns what was recorded for the bridge's latest connection.
+func (r *bridgeRecorder) last() (subs [][]string, sent []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.conns) == 0 {
+		return nil, nil
+	}
+	cl := r.conns[len(r.conns)-1]
+	return slices.Clone(r.subs[cl]), slices.Clone(r.sent[cl])
+}
+
+// Review of issue 12 (1c): the bridge subscribes to its safety filters in
+// a SUBSCRIBE of their own, before the one for commands, discovery and
+// republish. The broker sends a subscription's retained messages before it
+// reads the next packet, so every retained safety value reaches the bridge
+// before any command of a flood running while it reconnects. Before, one
+// SUBSCRIBE held every filter (in a map's random order): the flood's
+// commands were let in between the retained values.
+func TestEmbeddedBrokerSafetySubscribedFirst(t *testing.T) {
+	const n = 150
+	l, listen := zigbeeSite(t, n)
+	eb := embeddedOf(t, l)
+	rec := &bridgeRecorder{id: l.cfg.ClientID()}
+	if err := eb.srv.AddHook(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := loginFlooder(t, listen, "", "flood-0", false)
+	testbroker.Eventually(t, wait, func() bool { return f.sent.Load() > 1000 }, "the junk command flood running")
+	reconnects := testutil.ToFloat64(l.b.m.mqttReconnects)
+	cl, ok := eb.srv.Clients.Get(l.cfg.ClientID())
+	if !ok {
+		t.Fatal("no bridge client")
+	}
+	cl.Stop(errors.New("test: the bridge reconnects during the flood"))
+	testbroker.Eventually(t, wait, func() bool { return testutil.ToFloat64(l.b.m.mqttReconnects) > reconnects }, "the bridge reconnected")
+	testbroker.Eventually(t, 2*wait, func() bool { return l.connected() && l.power("0") }, "the bridge back with every retained value during the flood")
+	f.close()
+
+	subs, sent := rec.last()
+	if len(subs) < 2 {
+		t.Fatalf("the bridge's SUBSCRIBEs on its new connection: %q, want the safety filters, then the others", subs)
+	}
+	topics := l.b.topics
+	for _, f := range []string{"zigbee2mqtt/+", "zigbee2mqtt/+/availability", "db/alarm", topics.Heartbeat, topics.AlarmReset, topics.AlarmLatched} {
+		if !slices.Contains(subs[0], f) {
+			t.Errorf("the bridge's first SUBSCRIBE %q lacks the safety filter %s", subs[0], f)
+		}
+	}
+	for _, f := range []string{topics.DoorCommandWild, topics.Republish} {
+		if slices.Contains(subs[0], f) {
+			t.Errorf("the bridge's first SUBSCRIBE %q holds %s, not a safety filter", subs[0], f)
+		}
+		if !slices.Contains(subs[1], f) {
+			t.Errorf("the bridge's second SUBSCRIBE %q lacks %s", subs[1], f)
+		}
+	}
+	cmd := newTopicPattern(topics.DoorCommandWild)
+	firstCmd, lastSafety, safety := -1, -1, 0
+	for i, topic := range sent {
+		if _, ok := cmd.match(topic); ok && firstCmd < 0 {
+			firstCmd = i
+		}
+		if strings.HasPrefix(topic, "zigbee2mqtt/") {
+			lastSafety, safety = i, safety+1
+		}
+	}
+	if safety != 2*n {
+		t.Errorf("%d retained Zigbee values written to the bridge, want %d", safety, 2*n)
+	}
+	if firstCmd < 0 {
+		t.Fatal("no command of the flood reached the bridge after it subscribed")
+	}
+	if firstCmd < lastSafety {
+		t.Errorf("a junk command (message %d) reached the bridge before its last retained safety value (message %d)", firstCmd, lastSafety)
 	}
 }
