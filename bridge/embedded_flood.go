@@ -215,16 +215,3 @@ func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, filters []s
 	}
 	e.flow.m.Store(m)
 }
-
-// safetyFilters are the filters of the topics safetyTopics tells.
-func (l *loop) safetyFilters() []string {
-	t := l.b.topics
-	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
-	for _, a := range l.alarms {
-		f = append(f, a.filters()...)
-	}
-	for _, p := range l.mqttPower {
-		f = append(f, p.cfg.Topic)
-	}
-	return f
-}
