@@ -50,8 +50,11 @@ import (
 //     priority messages than Limit gets them all. One that does not read
 //     for OwnWait is told once (Timeout), and nothing waits there again
 //     until a message is written to it. Other publishers' messages to the
-//     client in that window are treated alike (a hook cannot tell
-//     goroutines apart).
+//     client while it subscribes are treated alike (a hook cannot tell
+//     goroutines apart). While it publishes, only its own publication is
+//     (Flow tells it apart by its topic's identity, as below): others'
+//     were shed at once whenever the client happened to publish, Home
+//     Assistant's commands during a flood among them.
 //   - mochi asks the same OnACLCheck, with the filter as topic, when the
 //     client subscribes: Flow recognises these checks by the filter
 //     strings' identity (it replaces them with copies of its own in
@@ -132,10 +135,14 @@ type flowQueue struct {
 	// publishers' (they go ahead of the others).
 	front int
 	// own is set while the client's own read goroutine processes its
-	// SUBSCRIBE or PUBLISH: a message held there stops mochi reading the
-	// client's socket (its pings too), so only a Priority one waits
-	// meanwhile, at most OwnWait.
+	// SUBSCRIBE (or a PUBLISH without a topic name): a message held there
+	// stops mochi reading the client's socket (its pings too), so only a
+	// Priority one waits meanwhile, at most OwnWait.
 	own bool
+	// pub is the topic (Flow's copy) of the client's own PUBLISH being
+	// processed: its delivery back to the client is in the client's read
+	// goroutine, as own's messages.
+	pub *byte
 	// stalled is set when a message waited OwnWait in vain, until one is
 	// written to the client: nothing waits OwnWait again meanwhile.
 	stalled bool
@@ -217,11 +224,20 @@ func (f *Flow) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 }
 
 // OnPublish marks a watched client's own PUBLISH being processed: it may
-// be delivered back to the client, in its read goroutine. A NoWait
-// publisher's topic is replaced by a copy Flow recognises in admit.
+// be delivered back to the client, in its read goroutine; its topic is
+// replaced by a copy Flow recognises in admit. So is a NoWait publisher's.
 func (f *Flow) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if f.Watch(cl) {
-		f.setOwn(cl, true)
+		if pk.TopicName == "" {
+			f.setOwn(cl, true) // a topic alias: the whole window is the client's
+			return pk, nil
+		}
+		pk.TopicName = strings.Clone(pk.TopicName)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if q := f.queue(cl); q != nil {
+			q.pub = unsafe.StringData(pk.TopicName)
+		}
 		return pk, nil
 	}
 	if f.NoWait == nil || pk.TopicName == "" || !f.NoWait(cl) {
@@ -278,6 +294,7 @@ func (f *Flow) setOwn(cl *mqtt.Client, own bool) {
 	defer f.mu.Unlock()
 	if q := f.queue(cl); q != nil {
 		q.own = own
+		q.pub = nil
 	}
 }
 
@@ -318,14 +335,15 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 		}
 	}
 	front := c == Bulk && topic != "" && f.noWaitTopics[unsafe.StringData(topic)] > 0
-	if f.room(q, c) || q.own && c == Priority && q.queued < f.Limit[c] ||
+	own := q.own || topic != "" && q.pub == unsafe.StringData(topic)
+	if f.room(q, c) || own && c == Priority && q.queued < f.Limit[c] ||
 		front && len(q.waiting[Priority]) == 0 && q.front == 0 && q.queued < f.Limit[c] {
 		q.queued++
 		f.mu.Unlock()
 		return true
 	}
 	wait := f.Wait[c]
-	if q.own {
+	if own {
 		// In the client's own read goroutine (or beside it): only a
 		// priority message waits, briefly (OwnWait).
 		if c == Bulk || f.OwnWait <= 0 || q.stalled {
@@ -344,7 +362,6 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 	} else {
 		q.waiting[c] = append(q.waiting[c], ch)
 	}
-	own := q.own
 	f.mu.Unlock()
 	if f.Delayed != nil {
 		f.Delayed(cl, topic, c)

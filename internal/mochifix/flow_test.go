@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,15 @@ type flowBroker struct {
 	addr             string
 	pipe             *mochifix.PipeListener
 	delayed, timeout atomic.Int64
+	mu               sync.Mutex
+	held             []string // the topics held back, in order
+}
+
+// wasHeld reports whether a message on topic was held back.
+func (fb *flowBroker) wasHeld(topic string) bool {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	return slices.Contains(fb.held, topic)
 }
 
 func startFlowBroker(t *testing.T, bulkWait time.Duration) *flowBroker {
@@ -59,9 +69,14 @@ func startFlowBroker(t *testing.T, bulkWait time.Duration) *flowBroker {
 			}
 			return mochifix.Priority
 		},
-		Limit:   [2]int{mochifix.Priority: flowQueueLen, mochifix.Bulk: flowQueueLen / 2},
-		Wait:    [2]time.Duration{mochifix.Priority: time.Minute, mochifix.Bulk: bulkWait},
-		Delayed: func(*mqtt.Client, string, mochifix.Class) { fb.delayed.Add(1) },
+		Limit: [2]int{mochifix.Priority: flowQueueLen, mochifix.Bulk: flowQueueLen / 2},
+		Wait:  [2]time.Duration{mochifix.Priority: time.Minute, mochifix.Bulk: bulkWait},
+		Delayed: func(_ *mqtt.Client, topic string, _ mochifix.Class) {
+			fb.delayed.Add(1)
+			fb.mu.Lock()
+			fb.held = append(fb.held, topic)
+			fb.mu.Unlock()
+		},
 		Timeout: func(*mqtt.Client, string, mochifix.Class) { fb.timeout.Add(1) },
 	}
 	for _, h := range []mqtt.Hook{mochifix.WithoutACL{Hook: allow}, fb.flow, &mochifix.SessionHook{Server: srv, Listeners: []*mochifix.Listener{l, pl}}} {
@@ -459,5 +474,49 @@ func TestFlowOwnWaitOnceForStalledClient(t *testing.T) {
 		if _, ok := pk.(*paho.PingrespPacket); ok {
 			break
 		}
+	}
+}
+
+// While the watched client's read goroutine processes the client's own
+// PUBLISH, only that publication is delivered as the client's own: another
+// publisher's bulk message that does not fit waits its turn in its own
+// goroutine, as at any other time. Before, every message to the client in
+// that window was shed at once (Timeout) when it did not fit: Home
+// Assistant lost up to 29% of its commands to the bridge during a junk
+// flood while the bridge published its state
+// (TestEmbeddedBrokerHACommandsNotShedDuringFlood).
+func TestFlowOthersNotShedWhileClientPublishes(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	fb.flow.OwnWait = time.Minute
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "safety/#", "bulk/#")
+	// The client reads nothing: a burst fills its queue, and its publisher
+	// waits with the rest.
+	const n = 4 * flowQueueLen
+	body := bytes.Repeat([]byte("v"), 64<<10)
+	var burst []byte
+	for i := range n {
+		burst = append(burst, publishPacket(fmt.Sprintf("safety/burst/%02d", i), body, false)...)
+	}
+	pub := rawClient(t, fb.addr, "burst")
+	go func() { _, _ = pub.Write(burst) }()
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.delayed.Load() > 0 && fb.queued("watched") == flowQueueLen },
+		"the burst fills the queue and is held")
+	// The client publishes to a topic it reads: its read goroutine waits
+	// for room.
+	if _, err := sub.Write(publishPacket("safety/own", []byte("mine"), false)); err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.wasHeld("safety/own") }, "the client's own publication held")
+	if _, err := rawClient(t, fb.addr, "other").Write(publishPacket("bulk/command", []byte("LOCK"), false)); err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.wasHeld("bulk/command") || fb.timeout.Load() > 0 }, "the other publisher's message held or shed")
+	if n := fb.timeout.Load(); n > 0 {
+		t.Fatalf("%d messages shed while the client published", n)
+	}
+	got := readPublishes(t, sub, r, n+2)
+	if !slices.Contains(got, "bulk/command LOCK") || !slices.Contains(got, "safety/own mine") {
+		t.Errorf("the other publisher's command or the client's own publication missing: %d messages", len(got))
 	}
 }
