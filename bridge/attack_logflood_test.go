@@ -41,7 +41,11 @@ func TestAttackRepublishFloodLogsPerMessage(t *testing.T) {
 	}
 	lines := func() int { return strings.Count(logs.String(), `msg="republishing discovery and state"`) }
 	// Without the fix a line a message, without requests=: count those too.
-	testbroker.Eventually(t, floodWait, func() bool { return answered() >= floodN || lines() >= floodN },
+	// Half the flood is enough to tell (with the fix, a few lines; without,
+	// a thousand): a stock mosquitto drops what a client has not read past
+	// its max_queued_messages (1000), which a -race bridge on a loaded
+	// machine falls behind (1551 of 2000 arrived once).
+	testbroker.Eventually(t, floodWait, func() bool { return answered() >= floodN/2 || lines() >= floodN/2 },
 		"republish requests answered: %d of %d", answered(), floodN)
 	h.stop()
 	n := lines()
