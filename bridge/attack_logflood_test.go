@@ -77,3 +77,24 @@ func TestRepeatedAvailabilityClearLogsOnce(t *testing.T) {
 		t.Errorf("%d log lines, want 1 (the clear that changed something)", n)
 	}
 }
+
+// A refused reset is a warning in the log, not an info line: a log filtered
+// to warnings must still show that someone tried to reset during a fire.
+func TestRefusedResetLoggedAsWarning(t *testing.T) {
+	l, _ := newTestLoop(t, jsonAlarm("smoke", true, false))
+	l.send("zigbee2mqtt/kitchen", `{"smoke": true}`, false)
+	l.flushLater()
+	logs := &logSink{}
+	l.log = slog.New(slog.NewTextHandler(logs, nil))
+	l.send(l.b.topics.AlarmReset, "RESET", false)
+	l.flushLater()
+	out := logs.String()
+	if !strings.Contains(out, "reset refused: alarm still active") {
+		t.Fatalf("no refusal logged: %s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "reset refused") && !strings.Contains(line, "level=WARN") {
+			t.Errorf("refused reset not a warning: %s", line)
+		}
+	}
+}
