@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -15,7 +14,16 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-var idPattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
+// validID reports whether s is an id: lower-case letters, digits, _ and -,
+// at least one (`^[a-z0-9_-]+$`, without a regexp compiled at start).
+func validID(s string) bool {
+	for _, c := range []byte(s) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Error is one validation failure: the file, the key and what would be valid.
 type Error struct {
@@ -69,7 +77,7 @@ func (c *Config) nameByID(errs []error) []error {
 			count[id]++
 		}
 		for i, id := range ids {
-			if count[id] == 1 && idPattern.MatchString(id) {
+			if count[id] == 1 && validID(id) {
 				pairs = append(pairs, fmt.Sprintf("%s[%d]", list, i), list+"."+id)
 			}
 		}
@@ -103,7 +111,7 @@ func (v *validator) add(key, format string, args ...any) {
 }
 
 func (v *validator) id(key, s string) {
-	if !idPattern.MatchString(s) {
+	if !validID(s) {
 		v.add(key, "%q is not a valid id (use lower-case letters, digits, _ and -)", s)
 	}
 }
