@@ -44,3 +44,23 @@ func BenchmarkLoad64Doors(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoad256Doors: the same at 256 doors.
+func BenchmarkLoad256Doors(b *testing.B) {
+	path := benchConfig(b, 256)
+	for b.Loop() {
+		if _, err := Load(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoad4Doors: the same at 4 doors.
+func BenchmarkLoad4Doors(b *testing.B) {
+	path := benchConfig(b, 4)
+	for b.Loop() {
+		if _, err := Load(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
