@@ -72,14 +72,12 @@ func looksLikeConfig(arg string) bool {
 }
 
 // noGCUntilOff stops the garbage collector until every relay has been
-// written off, and returns what starts it again (as GOGC had it). Parsing
-// a config leaves garbage that crossed the 4 MB minimum heap in most
-// 64-door starts,
-// and twice at 256: one or two collection cycles, each with its
-// stop-the-world pauses, ran between exec and the off writes. Nothing of
-// the start's garbage outlives it: at most what a config's parse leaves
-// (4 MB at 256 doors) waits for the first cycle after Open, which
-// bounds its own wait for the off writes.
+// written off, and returns what starts it again (as GOGC had it). The
+// config's parse leaves garbage that crossed the 4 MB minimum heap in most
+// 64-door starts, and twice at 256: one or two collection cycles, each with
+// its stop-the-world pauses, ran between exec and the off writes. That
+// garbage (about 4 MB at 256 doors) now waits for the first cycle after
+// Open, which bounds its own wait for the off writes.
 func noGCUntilOff() (restore func()) {
 	percent := debug.SetGCPercent(-1)
 	return func() { debug.SetGCPercent(percent) }
