@@ -40,8 +40,8 @@ func TestPacketFilterSkipsOversizedPublish(t *testing.T) {
 		defer b.Close()
 		b.Write(wire)
 	}()
-	c := &watchedConn{Conn: a, rd: bufio.NewReaderSize(a, readBuffer)}
-	c.filter = &packetFilter{rd: c.rd, max: maxPacket}
+	c := &Conn{Conn: a, rd: bufio.NewReaderSize(a, readBuffer)}
+	c.filter = &packetFilter{rd: c.rd, max: packetLimit(maxInbound)}
 	c.settled.Store(true)
 	c.accepted.Store(true)
 
@@ -54,7 +54,7 @@ func TestPacketFilterSkipsOversizedPublish(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	got := p1.(*packets.PublishPacket)
-	if got.TopicName != oversizedTopic+"db/alarm" || got.Qos != 1 || got.MessageID != 77 || !got.Retain || len(got.Payload) != 0 {
+	if got.TopicName != OversizedTopic+"db/alarm" || got.Qos != 1 || got.MessageID != 77 || !got.Retain || len(got.Payload) != 0 {
 		t.Fatalf("replacement: topic %q qos %d id %d retain %v payload %d bytes", got.TopicName, got.Qos, got.MessageID, got.Retain, len(got.Payload))
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {

@@ -172,7 +172,7 @@ func TestEmbeddedBrokerBridgeConnectsInProcess(t *testing.T) {
 	<-flooding
 	cfg := testConfig(eb.BridgeURL())
 	for i := range 20 {
-		opts, err := ClientOptions(cfg, []string{eb.BridgeURL()}, "", "", 5*time.Second, nil)
+		opts, err := ClientOptions(cfg, Settings{URLs: []string{eb.BridgeURL()}, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -106,11 +106,11 @@ func TestLateConnectionLostKeepsNewConnection(t *testing.T) {
 			return nil
 		}
 	}
-	conn := func() *watchedConn {
+	conn := func() *Conn {
 		a, b := net.Pipe()
 		t.Cleanup(func() { a.Close(); b.Close() })
-		c := &watchedConn{Conn: a}
-		link.track(c)
+		c := &Conn{Conn: a}
+		c.onClose = link.track(c)
 		c.accepted.Store(true) // the broker's CONNACK was read
 		return c
 	}

@@ -35,12 +35,12 @@ func DialURLs(cfg *config.Config) []string {
 	if e := &cfg.EmbeddedBroker; e.Listen == "" {
 		return []string{"unix://" + e.Socket}
 	}
-	return []string{"tcp://" + loopbackAddr(cfg.EmbeddedBroker.Listen)}
+	return []string{"tcp://" + LoopbackAddr(cfg.EmbeddedBroker.Listen)}
 }
 
-// loopbackAddr turns a listen address into one to dial: a missing or
+// LoopbackAddr turns a listen address into one to dial: a missing or
 // unspecified host becomes the loopback address of its family.
-func loopbackAddr(listen string) string {
+func LoopbackAddr(listen string) string {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return listen
@@ -56,27 +56,41 @@ func loopbackAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// ClientOptions returns paho options for connecting to the brokers urls (in
-// order) with the given credentials: TLS from cfg's mqtt section, MQTT 3.1.1
-// only (paho's fallback to 3.1 would hide the broker's answer), and a dialer
-// that calls report with the outcome of every attempt: the reason it failed,
-// or nil once a broker accepted the connection (report may be nil).
-// Connection lifecycle settings (retries, keepalive, handlers) are the
-// caller's.
-func ClientOptions(cfg *config.Config, urls []string, username, password string, timeout time.Duration, report func(broker string, err error)) (*paho.ClientOptions, error) {
-	return clientOptions(cfg, urls, username, password, timeout, report, nil)
+// Settings are how a client reaches its brokers, besides the config's TLS
+// settings.
+type Settings struct {
+	URLs               []string // tried in order
+	Username, Password string
+	Timeout            time.Duration // for each attempt, the TLS handshake included
+	// Report, when set, is told the outcome of every attempt: the reason it
+	// failed, or nil once a broker accepted the connection.
+	Report func(broker string, err error)
+	// Track, when set, is told of every connection opened, before paho uses
+	// it, and returns what to call, once, when that connection closes (nil:
+	// nothing). The bridge gives each connection its own identity, and keeps
+	// the current one, to drop it when its heartbeat stops coming back.
+	Track func(c *Conn) (onClose func(err error))
+	// MaxPayload is the largest payload a PUBLISH from the broker passes
+	// whole; a larger one reaches paho as an empty PUBLISH on OversizedTopic
+	// + its topic (bigfilter.go). 0: DefaultMaxPayload.
+	MaxPayload int
 }
 
-// clientOptions is ClientOptions; track, when set, is told of every
-// connection opened (the bridge gives each its own identity, and keeps the
-// current one, to drop it when its heartbeat stops coming back).
-func clientOptions(cfg *config.Config, urls []string, username, password string, timeout time.Duration, report func(broker string, err error), track func(*watchedConn)) (*paho.ClientOptions, error) {
+// DefaultMaxPayload is Settings.MaxPayload's default.
+const DefaultMaxPayload = 64 << 10
+
+// ClientOptions returns paho options for connecting to the brokers of s: TLS from
+// cfg's mqtt section, MQTT 3.1.1 only (paho's fallback to 3.1 would hide
+// the broker's answer), and a dialer that reports every attempt and
+// tracks every connection (see Settings). Connection lifecycle settings
+// (retries, keepalive, handlers) are the caller's.
+func ClientOptions(cfg *config.Config, s Settings) (*paho.ClientOptions, error) {
 	opts := paho.NewClientOptions().
-		SetUsername(username).
-		SetPassword(password).
+		SetUsername(s.Username).
+		SetPassword(s.Password).
 		SetProtocolVersion(4).
-		SetConnectTimeout(timeout)
-	for _, u := range urls {
+		SetConnectTimeout(s.Timeout)
+	for _, u := range s.URLs {
 		opts.AddBroker(u)
 	}
 	var tc *tls.Config
@@ -86,7 +100,11 @@ func clientOptions(cfg *config.Config, urls []string, username, password string,
 			return nil, err
 		}
 	}
-	d := &dialer{tls: tc, timeout: timeout, report: report, track: track}
+	maxPayload := s.MaxPayload
+	if maxPayload == 0 {
+		maxPayload = DefaultMaxPayload
+	}
+	d := &dialer{tls: tc, timeout: s.Timeout, report: s.Report, track: s.Track, maxPacket: packetLimit(maxPayload)}
 	opts.SetCustomOpenConnectionFn(d.open)
 	return opts, nil
 }
@@ -97,7 +115,9 @@ type dialer struct {
 	tls     *tls.Config
 	timeout time.Duration
 	report  func(broker string, err error)
-	track   func(*watchedConn)
+	track   func(*Conn) func(error)
+	// maxPacket is the largest PUBLISH passed to paho whole (packetLimit).
+	maxPacket int
 }
 
 func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
@@ -109,7 +129,7 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	switch {
 	case config.IsTLSScheme(u.Scheme):
 		conn, err = d.dialTLS(ctx, u.Host)
-	case u.Scheme == "inproc": // the embedded broker's own, for the bridge
+	case u.Scheme == "inproc": // an in-process broker's (RegisterInproc)
 		conn, err = dialInproc(ctx, u.Host)
 	case u.Scheme == "unix": // the embedded broker's socket
 		conn, err = (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
@@ -120,12 +140,33 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 		d.fail(broker, err)
 		return nil, err
 	}
-	wc := &watchedConn{Conn: conn, rd: bufio.NewReaderSize(conn, readBuffer), fail: func(err error) { d.fail(broker, err) }}
-	wc.filter = &packetFilter{rd: wc.rd, max: maxPacket}
+	wc := &Conn{Conn: conn, rd: bufio.NewReaderSize(conn, readBuffer), fail: func(err error) { d.fail(broker, err) }}
+	wc.filter = &packetFilter{rd: wc.rd, max: d.maxPacket}
 	if d.track != nil {
-		d.track(wc)
+		wc.onClose = d.track(wc)
 	}
 	return wc, nil
+}
+
+// inprocDials are the in-process brokers' ways in, by the host of their
+// "inproc://" URL.
+var inprocDials sync.Map // string → func(context.Context) (net.Conn, error)
+
+// RegisterInproc lets this process's clients reach an in-process broker
+// (the embedded one) at "inproc://" + name, through dial, until
+// unregister is called. Only this process can dial it.
+func RegisterInproc(name string, dial func(context.Context) (net.Conn, error)) (unregister func()) {
+	inprocDials.Store(name, dial)
+	return func() { inprocDials.Delete(name) }
+}
+
+// dialInproc connects to the in-process broker registered as name.
+func dialInproc(ctx context.Context, name string) (net.Conn, error) {
+	v, ok := inprocDials.Load(name)
+	if !ok {
+		return nil, fmt.Errorf("no embedded broker %q in this process", name)
+	}
+	return v.(func(context.Context) (net.Conn, error))(ctx)
 }
 
 // verdictWait bounds how long a TLS 1.3 connection waits, after the
@@ -212,23 +253,23 @@ func (d *dialer) fail(broker string, err error) {
 	}
 }
 
-// watchedConn reports what goes wrong between the dial and the broker's
-// CONNACK: a refused login, or a TLS alert (with TLS 1.3 the broker judges
-// the client certificate only after the handshake, so its verdict arrives
-// on the first read). Once the CONNACK is in, it is a plain connection.
+// Conn is one connection the dialer opened. It reports what goes wrong
+// between the dial and the broker's CONNACK: a refused login, or a TLS
+// alert (with TLS 1.3 the broker judges the client certificate only after
+// the handshake, so its verdict arrives on the first read). Once the
+// CONNACK is in, it is a plain connection.
 //
-// It is also the identity of one connection (gen, set by track before
-// paho uses it): paho closes the connection it loses before it starts to
-// reconnect, so onClose reports the loss of exactly this connection, even
-// when paho's own connection-lost callback runs after the next one is up.
-type watchedConn struct {
+// It also reports its own loss (Settings.Track): paho closes the
+// connection it loses before it starts to reconnect, so the report is of
+// exactly this connection, even when paho's own connection-lost callback
+// runs after the next one is up.
+type Conn struct {
 	net.Conn
 	rd     *bufio.Reader // nil: read the connection directly
 	filter *packetFilter // once the broker accepted us: oversized messages skipped (bigfilter.go)
 	fail   func(error)
 
-	gen      uint64
-	onClose  func(gen uint64, err error)
+	onClose  func(err error)
 	accepted atomic.Bool // the broker accepted the connection (CONNACK 0)
 	closed   atomic.Bool
 	lastErr  atomic.Pointer[error] // the last read or write error
@@ -246,7 +287,7 @@ type watchedConn struct {
 // system call per buffer, not three per message.
 const readBuffer = 32 << 10
 
-func (c *watchedConn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) {
 	if c.filter != nil && c.settled.Load() && c.accepted.Load() {
 		n, err := c.filter.read(p)
 		if err != nil {
@@ -290,7 +331,7 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *watchedConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.lastErr.Store(&err)
@@ -308,7 +349,7 @@ func (c *watchedConn) Write(p []byte) (int, error) {
 }
 
 // Close closes the connection and reports, once, that it is gone.
-func (c *watchedConn) Close() error {
+func (c *Conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.closed.Store(true)
@@ -317,14 +358,14 @@ func (c *watchedConn) Close() error {
 			if e := c.lastErr.Load(); e != nil {
 				why = *e
 			}
-			c.onClose(c.gen, why)
+			c.onClose(why)
 		}
 	})
 	return err
 }
 
-// live reports whether the broker accepted this connection and it is still open.
-func (c *watchedConn) live() bool { return c.accepted.Load() && !c.closed.Load() }
+// Live reports whether the broker accepted this connection and it is still open.
+func (c *Conn) Live() bool { return c.accepted.Load() && !c.closed.Load() }
 
 // connackError is the broker's refusal code rc as an error.
 func connackError(rc byte) error {
@@ -433,10 +474,10 @@ func explainAlert(alert string) string {
 	}
 }
 
-// connReporter logs each distinct reason a broker cannot be reached once,
+// Reporter logs each distinct reason a broker cannot be reached once,
 // not once per retry, until a connection succeeds. Every attempt is logged
 // at debug level.
-type connReporter struct {
+type Reporter struct {
 	log   func(broker, reason string)
 	debug func(broker, reason string)
 	mu    sync.Mutex
@@ -444,12 +485,14 @@ type connReporter struct {
 	last  string // the broker that accepted the latest connection
 }
 
-func newConnReporter(log, debug func(broker, reason string)) *connReporter {
-	return &connReporter{log: log, debug: debug, seen: map[string]bool{}}
+// NewReporter returns a Reporter that logs a new reason with log and
+// every attempt with debug.
+func NewReporter(log, debug func(broker, reason string)) *Reporter {
+	return &Reporter{log: log, debug: debug, seen: map[string]bool{}}
 }
 
-// report takes the outcome of one attempt (see ClientOptions).
-func (r *connReporter) report(broker string, err error) {
+// Report takes the outcome of one attempt (Settings.Report).
+func (r *Reporter) Report(broker string, err error) {
 	if err == nil {
 		r.mu.Lock()
 		r.last = broker
@@ -468,9 +511,9 @@ func (r *connReporter) report(broker string, err error) {
 	}
 }
 
-// connected forgets what was logged, so that the next failure is news
+// Connected forgets what was logged, so that the next failure is news
 // again, and returns the broker that accepted the connection.
-func (r *connReporter) connected() string {
+func (r *Reporter) Connected() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.seen)

@@ -27,7 +27,7 @@ func connectOnce(cfg *config.Config, username, password, clientID string, timeou
 	}
 	urls := bridge.DialURLs(cfg)
 	where := strings.Join(urls, ", ")
-	opts, err := bridge.ClientOptions(cfg, urls, username, password, timeout, report)
+	opts, err := bridge.ClientOptions(cfg, bridge.Settings{URLs: urls, Username: username, Password: password, Timeout: timeout, Report: report})
 	if err != nil {
 		return nil, err
 	}
