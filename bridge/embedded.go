@@ -12,6 +12,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/mochifix"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // EmbeddedBroker is the in-process mochi-mqtt broker used when no broker URL
@@ -160,7 +161,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	}
 	eb.pipeID = fmt.Sprintf("embedded-%p", eb)
 	inprocBrokers.Store(eb.pipeID, eb)
-	eb.unregister = RegisterInproc(eb.pipeID, eb.pipe.Dial)
+	eb.unregister = mqttclient.RegisterInproc(eb.pipeID, eb.pipe.Dial)
 	return eb, nil
 }
 
@@ -263,7 +264,7 @@ func (e *EmbeddedBroker) URL() string {
 	if e.tcp == nil {
 		return "unix://" + e.sock
 	}
-	return "tcp://" + LoopbackAddr(e.Addr())
+	return "tcp://" + mqttclient.LoopbackAddr(e.Addr())
 }
 
 // BridgeURL is the URL the bridge itself connects to: the in-process

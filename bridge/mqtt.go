@@ -12,6 +12,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/pahofix"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // publishQueue bounds the messages waiting to be handed to paho. The loop
@@ -37,7 +38,7 @@ type mqttLink struct {
 	m        *metrics
 	topics   Topics
 	username string
-	reporter *Reporter
+	reporter *mqttclient.Reporter
 	in       *inbound
 	conn     atomic.Pointer[linkConn] // the connection paho dialed last
 	dials    atomic.Uint64            // connections dialed: each one's gen
@@ -77,14 +78,14 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 	for _, w := range cfg.BrokerWarnings(time.Now()) {
 		l.log.Warn(w)
 	}
-	l.reporter = NewReporter(func(broker, reason string) {
+	l.reporter = mqttclient.NewReporter(func(broker, reason string) {
 		l.log.Error("MQTT broker unreachable; retrying", "broker", broker, "reason", reason)
 	}, func(broker, reason string) {
 		l.log.Debug("MQTT connection attempt failed", "broker", broker, "reason", reason)
 	})
 	hb := cfg.Watchdog.HeartbeatTimeout
 	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
-	opts, err := ClientOptions(cfg, Settings{
+	opts, err := mqttclient.ClientOptions(cfg, mqttclient.Settings{
 		URLs: urls, Username: cfg.MQTT.Username, Password: password, Timeout: max(hb, 2*time.Second),
 		Report: l.reporter.Report, Track: l.track, MaxPayload: maxInbound,
 	})
@@ -118,13 +119,13 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 
 // linkConn is a connection with its generation: its identity for the loop.
 type linkConn struct {
-	*Conn
+	*mqttclient.Conn
 	gen uint64
 }
 
 // track gives every connection dialed its own generation; its loss is
 // reported by the connection itself, when paho closes it.
-func (l *mqttLink) track(c *Conn) func(error) {
+func (l *mqttLink) track(c *mqttclient.Conn) func(error) {
 	gen := l.dials.Add(1)
 	l.conn.Store(&linkConn{Conn: c, gen: gen})
 	// In a goroutine: the loop itself closes connections (dropConnection),
@@ -166,7 +167,7 @@ func (l *mqttLink) onConnect(paho.Client) {
 // only after OnConnect), so l.gen names theirs.
 func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
 	defer l.recoverFatal("mqtt message handler")
-	if topic, ok := strings.CutPrefix(msg.Topic(), OversizedTopic); ok {
+	if topic, ok := strings.CutPrefix(msg.Topic(), mqttclient.OversizedTopic); ok {
 		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (bigfilter.go)
 		return
 	}
