@@ -173,7 +173,7 @@ func TestEmbeddedBrokerBridgeConnectsInProcess(t *testing.T) {
 	<-flooding
 	cfg := testConfig(eb.BridgeURL())
 	for i := range 20 {
-		opts, err := mqttclient.ClientOptions(cfg, mqttclient.Settings{URLs: []string{eb.BridgeURL()}, Timeout: 5 * time.Second})
+		opts, err := mqttclient.Options(cfg, mqttclient.Settings{URLs: []string{eb.BridgeURL()}, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -117,7 +117,7 @@ func TestLateConnectionLostKeepsNewConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	opts, err := mqttclient.ClientOptions(l.b.cfg, mqttclient.Settings{Timeout: wait, Track: link.track})
+	opts, err := mqttclient.Options(l.b.cfg, mqttclient.Settings{Timeout: wait, Track: link.track})
 	if err != nil {
 		t.Fatal(err)
 	}

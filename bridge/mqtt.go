@@ -85,7 +85,7 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 	})
 	hb := cfg.Watchdog.HeartbeatTimeout
 	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
-	opts, err := mqttclient.ClientOptions(cfg, mqttclient.Settings{
+	opts, err := mqttclient.Options(cfg, mqttclient.Settings{
 		URLs: urls, Username: cfg.MQTT.Username, Password: password, Timeout: max(hb, 2*time.Second),
 		Report: l.reporter.Report, Track: l.track, MaxPayload: maxInbound,
 	})

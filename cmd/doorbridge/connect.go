@@ -27,7 +27,7 @@ func connectOnce(cfg *config.Config, username, password, clientID string, timeou
 	}
 	urls := mqttclient.DialURLs(cfg)
 	where := strings.Join(urls, ", ")
-	opts, err := mqttclient.ClientOptions(cfg, mqttclient.Settings{URLs: urls, Username: username, Password: password, Timeout: timeout, Report: report})
+	opts, err := mqttclient.Options(cfg, mqttclient.Settings{URLs: urls, Username: username, Password: password, Timeout: timeout, Report: report})
 	if err != nil {
 		return nil, err
 	}
