@@ -168,7 +168,7 @@ func (l *mqttLink) onConnect(paho.Client) {
 func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
 	defer l.recoverFatal("mqtt message handler")
 	if topic, ok := strings.CutPrefix(msg.Topic(), mqttclient.OversizedTopic); ok {
-		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (bigfilter.go)
+		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (mqttclient/bigfilter.go)
 		return
 	}
 	l.in.deliver(l.gen.Load(), msg.Topic(), msg.Payload(), msg.Retained())
