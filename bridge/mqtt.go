@@ -125,18 +125,18 @@ type linkConn struct {
 
 // track gives every connection dialed its own generation; its loss is
 // reported by the connection itself, when paho closes it.
-func (l *mqttLink) track(c *mqttclient.Conn) func(error) {
+func (l *mqttLink) track(c *mqttclient.Conn) {
 	gen := l.dials.Add(1)
-	l.conn.Store(&linkConn{Conn: c, gen: gen})
 	// In a goroutine: the loop itself closes connections (dropConnection),
 	// and must never wait on its own event channel. A late report is fine:
 	// it names its connection.
-	return func(err error) {
+	c.OnClose(func(err error) {
 		go func() {
 			defer l.recoverFatal("mqtt connection closed")
 			l.send(evDisconnected{gen: gen, err: err})
 		}()
-	}
+	})
+	l.conn.Store(&linkConn{Conn: c, gen: gen})
 }
 
 // onConnect is paho's OnConnect, run in a goroutine of its own, possibly

@@ -17,7 +17,7 @@ import (
 // the handshake, so its verdict arrives on the first read). Once the
 // CONNACK is in, it is a plain connection.
 //
-// It also reports its own loss (Settings.Track): paho closes the
+// It also reports its own loss (OnClose): paho closes the
 // connection it loses before it starts to reconnect, so the report is of
 // exactly this connection, even when paho's own connection-lost callback
 // runs after the next one is up.
@@ -121,6 +121,10 @@ func (c *Conn) Close() error {
 	})
 	return err
 }
+
+// OnClose has f called, once, with the reason when the connection is
+// closed. It is for Settings.Track: set before anyone else can close c.
+func (c *Conn) OnClose(f func(err error)) { c.onClose = f }
 
 // Live reports whether the broker accepted this connection and it is still open.
 func (c *Conn) Live() bool { return c.accepted.Load() && !c.closed.Load() }

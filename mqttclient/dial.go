@@ -58,10 +58,10 @@ type Settings struct {
 	// failed, or nil once a broker accepted the connection.
 	Report func(broker string, err error)
 	// Track, when set, is told of every connection opened, before paho uses
-	// it, and returns what to call, once, when that connection closes (nil:
-	// nothing). The bridge gives each connection its own identity, and keeps
-	// the current one, to drop it when its heartbeat stops coming back.
-	Track func(c *Conn) (onClose func(err error))
+	// it; it may ask, with c.OnClose, to hear of its loss. The bridge gives
+	// each connection its own identity, and keeps the current one, to drop
+	// it when its heartbeat stops coming back.
+	Track func(c *Conn)
 	// MaxPayload is the largest payload a PUBLISH from the broker passes
 	// whole; a larger one reaches paho as an empty PUBLISH on OversizedTopic
 	// + its topic (bigfilter.go). 0: DefaultMaxPayload.
@@ -108,7 +108,7 @@ type dialer struct {
 	tls     *tls.Config
 	timeout time.Duration
 	report  func(broker string, err error)
-	track   func(*Conn) func(error)
+	track   func(*Conn)
 	// maxPacket is the largest PUBLISH passed to paho whole (packetLimit).
 	maxPacket int
 }
@@ -136,7 +136,7 @@ func (d *dialer) open(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 	wc := &Conn{Conn: conn, rd: bufio.NewReaderSize(conn, readBuffer), fail: func(err error) { d.fail(broker, err) }}
 	wc.filter = &packetFilter{rd: wc.rd, max: d.maxPacket}
 	if d.track != nil {
-		wc.onClose = d.track(wc)
+		d.track(wc)
 	}
 	return wc, nil
 }

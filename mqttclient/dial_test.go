@@ -183,9 +183,9 @@ func TestConnReportsItsLossOnce(t *testing.T) {
 	defer ln.Close()
 	var tracked *Conn
 	var losses []error
-	d := &dialer{timeout: wait, maxPacket: packetLimit(DefaultMaxPayload), track: func(c *Conn) func(error) {
+	d := &dialer{timeout: wait, maxPacket: packetLimit(DefaultMaxPayload), track: func(c *Conn) {
 		tracked = c
-		return func(err error) { losses = append(losses, err) }
+		c.OnClose(func(err error) { losses = append(losses, err) })
 	}}
 	c, err := d.open(mustURL(t, "tcp://"+ln.Addr().String()), paho.ClientOptions{})
 	if err != nil {
