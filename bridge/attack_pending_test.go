@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/doorbridge/doorbridge/broker"
 )
 
 // attackConnect logs in with a minimal MQTT 3.1.1 CONNECT, as a client does
@@ -58,7 +60,7 @@ func TestAttackPendingEvictionLocksLoginsOut(t *testing.T) {
 }
 
 func attackPendingEviction(t *testing.T, rtt time.Duration) {
-	eb, err := StartEmbeddedBroker("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	eb, err := broker.StartEmbeddedBroker("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

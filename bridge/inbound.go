@@ -198,6 +198,20 @@ func queueOf(safety bool) string {
 	return queueOther
 }
 
+// safetyFilters are the filters of the topics safetyTopics tells: the
+// embedded broker knows its safety publishers by them (SetBridge).
+func (l *loop) safetyFilters() []string {
+	t := l.b.topics
+	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
+	for _, a := range l.alarms {
+		f = append(f, a.filters()...)
+	}
+	for _, p := range l.mqttPower {
+		f = append(f, p.cfg.Topic)
+	}
+	return f
+}
+
 // safetyTopics returns the classifier of safety topics for the loop's
 // config: read-only, so paho's router may call it.
 func (l *loop) safetyTopics() func(topic string) bool {

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"bytes"
@@ -93,7 +93,7 @@ func newAuthHook(cfg *config.Config, log *slog.Logger) (*authHook, error) {
 // for it: read everything, publish its state, availability and discovery,
 // but never a command, an alarm or a reset (those are Home Assistant's).
 func bridgeACL(cfg *config.Config) aclRules {
-	t := NewTopics(cfg)
+	t := newTopics(cfg)
 	return aclRules{
 		publish:   []string{t.prefix + "/#", t.discoveryWild(cfg.MQTT.DiscoveryPrefix)},
 		deny:      []string{t.DoorCommandWild, t.AlarmReset, t.Republish},

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"errors"
@@ -57,15 +57,15 @@ var errBridgeStuck = errors.New("the bridge did not read its safety messages in 
 
 // bridgeFlow is the embedded broker's side of the bridge's queue: which
 // topics are safety, and the metrics, both set once the bridge's loop
-// exists (setBridge).
+// exists (SetBridge).
 type bridgeFlow struct {
 	flow     *mochifix.Flow
 	log      *slog.Logger
 	acl      mochi.Hook
 	isSafety atomic.Pointer[func(topic string) bool]
-	m        atomic.Pointer[metrics]
+	m        atomic.Pointer[Metrics]
 	// safetyPub tells a publisher that may publish a safety topic (its
-	// commands are never held: safetyPublisher); nil until setBridge.
+	// commands are never held: safetyPublisher); nil until SetBridge.
 	safetyPub atomic.Pointer[func(cl *mochi.Client) bool]
 
 	logMu     sync.Mutex
@@ -139,17 +139,15 @@ func (bf *bridgeFlow) class(topic string) mochifix.Class {
 	return mochifix.Priority
 }
 
-func queueOfClass(c mochifix.Class) string { return queueOf(c == mochifix.Priority) }
-
 func (bf *bridgeFlow) delayed(_ *mochi.Client, _ string, c mochifix.Class) {
 	if m := bf.m.Load(); m != nil {
-		m.brokerDelayed.WithLabelValues(queueOfClass(c)).Inc()
+		(*m).Delayed(c == mochifix.Priority)
 	}
 }
 
 func (bf *bridgeFlow) timeout(cl *mochi.Client, topic string, c mochifix.Class) {
 	if m := bf.m.Load(); m != nil {
-		m.brokerShed.WithLabelValues(queueOfClass(c)).Inc()
+		(*m).Shed(c == mochifix.Priority)
 	}
 	if c == mochifix.Priority {
 		bf.cut(cl, topic, "could not queue a safety message for the bridge")
@@ -186,16 +184,24 @@ func (bf *bridgeFlow) dropped(cl *mochi.Client, topic string) {
 	bf.flow.Dropped(cl)
 	if bf.class(topic) == mochifix.Priority {
 		if m := bf.m.Load(); m != nil {
-			m.brokerShed.WithLabelValues(queueSafety).Inc()
+			(*m).Shed(true)
 		}
 		bf.cut(cl, topic, "dropped a safety message for the bridge")
 	}
 }
 
-// setBridge tells the broker which topics are the bridge's safety ones
+// Metrics counts, for the bridge, the messages for it the broker held back
+// (Delayed) and those it shed or could not queue (Shed), by the bridge's
+// queue they were for.
+type Metrics interface {
+	Delayed(safety bool)
+	Shed(safety bool)
+}
+
+// SetBridge tells the broker which topics are the bridge's safety ones
 // (isSafety, and the filters it matches) and where to count (the bridge's
-// loop and metrics); before, every topic counts as safety.
-func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, filters []string, m *metrics) {
+// metrics); before, every topic counts as safety.
+func (e *EmbeddedBroker) SetBridge(isSafety func(topic string) bool, filters []string, m Metrics) {
 	if e.flow == nil {
 		return
 	}
@@ -204,18 +210,7 @@ func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, filters []s
 		pub := safetyPublisher(e.flow.acl, filters)
 		e.flow.safetyPub.Store(&pub)
 	}
-	e.flow.m.Store(m)
-}
-
-// safetyFilters are the filters of the topics safetyTopics tells.
-func (l *loop) safetyFilters() []string {
-	t := l.b.topics
-	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
-	for _, a := range l.alarms {
-		f = append(f, a.filters()...)
+	if m != nil {
+		e.flow.m.Store(&m)
 	}
-	for _, p := range l.mqttPower {
-		f = append(f, p.cfg.Topic)
-	}
-	return f
 }

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 
 func limitsBroker(t *testing.T) (*EmbeddedBroker, *config.Config, string) {
 	t.Helper()
-	cfg := testConfig("")
+	cfg := testConfig()
 	listen := testbroker.FreeAddr(t)
 	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
 	cfg.EmbeddedBroker = config.EmbeddedBroker{

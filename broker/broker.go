@@ -1,4 +1,10 @@
-package bridge
+// Package broker is doorbridge's embedded MQTT broker (mochi-mqtt), run
+// when no broker URL is configured: its listeners, users and per-user ACL,
+// retained-store limits, and the flow that keeps the bridge's own queue in
+// it from overflowing. The bridge connects to it in process (BridgeURL)
+// and tells it its safety topics and where to count (SetBridge); it knows
+// nothing else of the bridge.
+package broker
 
 import (
 	"context"
@@ -25,14 +31,14 @@ type EmbeddedBroker struct {
 	tcp  *mochifix.Listener // nil with a socket only
 	tls  *mochifix.Listener
 	unix *mochifix.Listener
-	sock string
 	// pipe is the bridge's own way in (BridgeURL): in-process, with its
 	// own pending-login limit, out of reach of every socket.
 	pipe   *mochifix.PipeListener
 	pipeID string
 	// flow keeps the bridge's queue in the broker from overflowing
-	// (embedded_flood.go).
+	// (flood.go).
 	flow *bridgeFlow
+	log  *slog.Logger // for Stop
 }
 
 // inprocBrokers are the running embedded brokers by BridgeURL host, for
@@ -66,16 +72,14 @@ func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedB
 		}
 		hook = h
 	}
-	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, liveOnlyTopics(NewTopics(cfg)), log)
+	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, liveOnlyTopics(newTopics(cfg)), log)
 }
 
 // liveOnlyTopics tells the bridge's command, lockdown and republish
 // topics: the embedded broker never stores retained messages there.
-func liveOnlyTopics(t Topics) func(topic string) bool {
-	cmd := newTopicPattern(t.DoorCommandWild)
+func liveOnlyTopics(t topics) func(topic string) bool {
 	return func(topic string) bool {
-		_, ok := cmd.match(topic)
-		return ok || topic == t.Republish
+		return topicsOverlap(t.DoorCommandWild, topic) || topic == t.Republish
 	}
 }
 
@@ -119,7 +123,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	// race on accept, no deadlock on close), clients that reconnect quickly
 	// keep their subscriptions, retained messages stored without a race,
 	// no message for the bridge dropped by a full queue.
-	eb := &EmbeddedBroker{srv: srv, sock: e.Socket, flow: flow}
+	eb := &EmbeddedBroker{srv: srv, flow: flow, log: log}
 	lns, err := eb.listen(e)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
@@ -257,23 +261,14 @@ func (e *EmbeddedBroker) Addr() string {
 	return e.tcp.Address()
 }
 
-// URL is the URL the bridge connects to: the plain listener (an
-// unspecified listen address is reached on loopback), or the socket.
-func (e *EmbeddedBroker) URL() string {
-	if e.tcp == nil {
-		return "unix://" + e.sock
-	}
-	return "tcp://" + loopbackAddr(e.Addr())
-}
-
 // BridgeURL is the URL the bridge itself connects to: the in-process
 // listener, which only this process can reach (its dialer knows the
 // "inproc" scheme).
 func (e *EmbeddedBroker) BridgeURL() string { return "inproc://" + e.pipeID }
 
-// dialInproc connects to the in-process listener of the broker named by a
+// DialInproc connects to the in-process listener of the broker named by a
 // BridgeURL's host.
-func dialInproc(ctx context.Context, id string) (net.Conn, error) {
+func DialInproc(ctx context.Context, id string) (net.Conn, error) {
 	v, ok := inprocBrokers.Load(id)
 	if !ok {
 		return nil, fmt.Errorf("no embedded broker %q in this process", id)
@@ -285,4 +280,24 @@ func dialInproc(ctx context.Context, id string) (net.Conn, error) {
 func (e *EmbeddedBroker) Close() error {
 	inprocBrokers.Delete(e.pipeID)
 	return e.srv.Close()
+}
+
+// Stop closes the broker, waiting at most closeTimeout (the bridge's relays
+// are already off when it stops its broker).
+func (e *EmbeddedBroker) Stop() { closeWithin(e.Close, closeTimeout, e.log) }
+
+// closeWithin calls closeFn but waits at most d: mochi's Close can deadlock
+// while clients disconnect, and shutdown must not hang on it (the relays are
+// already off by then).
+func closeWithin(closeFn func() error, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		closeFn()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		log.Warn("embedded broker did not close in time; exiting anyway")
+	}
 }
