@@ -60,7 +60,7 @@ func TestAttackPendingEvictionLocksLoginsOut(t *testing.T) {
 }
 
 func attackPendingEviction(t *testing.T, rtt time.Duration) {
-	eb, err := broker.StartEmbeddedBroker("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	eb, err := broker.StartPlain("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

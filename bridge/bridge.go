@@ -412,7 +412,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	urls := b.cfg.MQTT.BrokerURLs()
 	if len(urls) == 0 {
-		eb, err := broker.StartEmbeddedBrokerConfig(b.cfg, b.rootLog)
+		eb, err := broker.Start(b.cfg, b.rootLog)
 		if err != nil {
 			l.shutdown("fatal")
 			return err

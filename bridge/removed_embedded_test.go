@@ -19,7 +19,7 @@ import (
 func (h *harness) startOnEmbedded() {
 	h.t.Helper()
 	h.cfg.EmbeddedBroker.Listen = "127.0.0.1:0"
-	eb, err := broker.StartEmbeddedBrokerConfig(h.cfg, testLogger(h.t))
+	eb, err := broker.Start(h.cfg, testLogger(h.t))
 	if err != nil {
 		h.t.Fatal(err)
 	}

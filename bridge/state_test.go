@@ -36,7 +36,7 @@ func TestLatchSurvivesRestartWithFreshEmbeddedBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e1, err := broker.StartEmbeddedBroker("127.0.0.1:0", testLogger(t))
+	e1, err := broker.StartPlain("127.0.0.1:0", testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestLatchSurvivesRestartWithFreshEmbeddedBroker(t *testing.T) {
 	h.c.Close()
 	e1.Close() // the embedded broker goes with the process, retained messages and all
 
-	e2, err := broker.StartEmbeddedBroker(addr, testLogger(t))
+	e2, err := broker.StartPlain(addr, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
-func limitsBroker(t *testing.T) (*EmbeddedBroker, *config.Config, string) {
+func limitsBroker(t *testing.T) (*Broker, *config.Config, string) {
 	t.Helper()
 	cfg := testConfig()
 	listen := testbroker.FreeAddr(t)
@@ -32,7 +32,7 @@ func limitsBroker(t *testing.T) (*EmbeddedBroker, *config.Config, string) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	eb, err := Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,10 +47,10 @@ func TestEmbeddedBrokerRefusesWrongBridgePassword(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	_, err := Start(cfg, testLogger(t))
 	want := `mqtt.username "doorbridge": the password in mqtt.password(_file) is not that user's password in embedded_broker.users`
 	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("StartEmbeddedBrokerConfig = %v, want an error containing %q", err, want)
+		t.Fatalf("Start = %v, want an error containing %q", err, want)
 	}
 }
 
@@ -92,7 +92,7 @@ func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
 
 // guestBroker starts an embedded broker with the bridge's user and a
 // "guest" who may publish and subscribe under guest/#, on a free port.
-func guestBroker(t *testing.T) (cfg *config.Config, listen string, eb *EmbeddedBroker) {
+func guestBroker(t *testing.T) (cfg *config.Config, listen string, eb *Broker) {
 	t.Helper()
 	cfg = testConfig()
 	listen = testbroker.FreeAddr(t)
@@ -108,7 +108,7 @@ func guestBroker(t *testing.T) (cfg *config.Config, listen string, eb *EmbeddedB
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	eb, err := Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,11 @@ import (
 	"github.com/doorbridge/doorbridge/internal/mochifix"
 )
 
-// EmbeddedBroker is the in-process mochi-mqtt broker used when no broker URL
+// Broker is the in-process mochi-mqtt broker used when no broker URL
 // is configured. Without embedded_broker.users it has no authentication, so
 // config validation keeps it on loopback; with users, every client must log
 // in and may then do only what its acl entry allows.
-type EmbeddedBroker struct {
+type Broker struct {
 	srv  *mochi.Server
 	tcp  *mochifix.Listener // nil with a socket only
 	tls  *mochifix.Listener
@@ -43,23 +43,24 @@ type EmbeddedBroker struct {
 
 // inprocBrokers are the running embedded brokers by BridgeURL host, for
 // the bridge's dialer.
-var inprocBrokers sync.Map // string → *EmbeddedBroker
+var inprocBrokers sync.Map // string → *Broker
 
 // socketMode lets the bridge's user and group connect to
 // embedded_broker.socket, and nobody else.
 const socketMode = 0o660
 
-// StartEmbeddedBroker starts mochi-mqtt without authentication on addr
-// ("127.0.0.1:0" picks a free port; Addr reports the real one).
-func StartEmbeddedBroker(addr string, log *slog.Logger) (*EmbeddedBroker, error) {
+// StartPlain starts mochi-mqtt without authentication on addr, knowing
+// nothing of a bridge's config (tests: "127.0.0.1:0" picks a free port;
+// Addr reports the real one).
+func StartPlain(addr string, log *slog.Logger) (*Broker, error) {
 	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, nil, nil, log)
 }
 
-// StartEmbeddedBrokerConfig starts cfg's embedded broker: the listen
+// Start starts cfg's embedded broker: the listen
 // address, the TLS listener when tls_listen is set, and, when users are
 // configured, logins and the acl. The bridge logs in as mqtt.username; the
 // password it holds must be that user's, or the broker is not started.
-func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedBroker, error) {
+func Start(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	var hook mochi.Hook
 	// The bridge's retained messages are its own, bounded by the config;
 	// without users, anyone local could take its client id anyway.
@@ -83,7 +84,7 @@ func liveOnlyTopics(t topics) func(topic string) bool {
 	}
 }
 
-func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, liveOnly func(string) bool, log *slog.Logger) (*EmbeddedBroker, error) {
+func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, liveOnly func(string) bool, log *slog.Logger) (*Broker, error) {
 	caps := mochi.NewDefaultServerCapabilities()
 	// mochi reserves a packet's declared length before reading it, the
 	// CONNECT too, before any password is checked: without a maximum, 5
@@ -123,12 +124,12 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	// race on accept, no deadlock on close), clients that reconnect quickly
 	// keep their subscriptions, retained messages stored without a race,
 	// no message for the bridge dropped by a full queue.
-	eb := &EmbeddedBroker{srv: srv, flow: flow, log: log}
+	eb := &Broker{srv: srv, flow: flow, log: log}
 	lns, err := eb.listen(e)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	fail := func(err error) (*EmbeddedBroker, error) {
+	fail := func(err error) (*Broker, error) {
 		for _, l := range lns {
 			l.CloseAll(false)
 		}
@@ -170,7 +171,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 
 // listen opens e's listeners, each limited to maxPendingLogins connections
 // that have not logged in; on an error it closes those it opened.
-func (eb *EmbeddedBroker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
+func (eb *Broker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
 	eb.pipe = mochifix.NewPipeListener()
 	lns := []*mochifix.Listener{mochifix.NewListener("inproc", eb.pipe)}
 	lns[0].Limit(maxPendingLogins, connectTimeout)
@@ -254,7 +255,7 @@ const sysTopicsNever = 100 * 365 * 24 * 3600
 const closeTimeout = time.Second
 
 // Addr is the address the plain listener listens on ("" without one).
-func (e *EmbeddedBroker) Addr() string {
+func (e *Broker) Addr() string {
 	if e.tcp == nil {
 		return ""
 	}
@@ -264,7 +265,7 @@ func (e *EmbeddedBroker) Addr() string {
 // BridgeURL is the URL the bridge itself connects to: the in-process
 // listener, which only this process can reach (its dialer knows the
 // "inproc" scheme).
-func (e *EmbeddedBroker) BridgeURL() string { return "inproc://" + e.pipeID }
+func (e *Broker) BridgeURL() string { return "inproc://" + e.pipeID }
 
 // DialInproc connects to the in-process listener of the broker named by a
 // BridgeURL's host.
@@ -273,18 +274,18 @@ func DialInproc(ctx context.Context, id string) (net.Conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("no embedded broker %q in this process", id)
 	}
-	return v.(*EmbeddedBroker).pipe.Dial(ctx)
+	return v.(*Broker).pipe.Dial(ctx)
 }
 
 // Close stops the broker.
-func (e *EmbeddedBroker) Close() error {
+func (e *Broker) Close() error {
 	inprocBrokers.Delete(e.pipeID)
 	return e.srv.Close()
 }
 
 // Stop closes the broker, waiting at most closeTimeout (the bridge's relays
 // are already off when it stops its broker).
-func (e *EmbeddedBroker) Stop() { closeWithin(e.Close, closeTimeout, e.log) }
+func (e *Broker) Stop() { closeWithin(e.Close, closeTimeout, e.log) }
 
 // closeWithin calls closeFn but waits at most d: mochi's Close can deadlock
 // while clients disconnect, and shutdown must not hang on it (the relays are

@@ -30,7 +30,7 @@ func TestEmbeddedBrokerBoundsPacketSize(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	eb, err := Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestEmbeddedBrokerBoundsPacketSize(t *testing.T) {
 // public listener's pending logins from the bridge's own host (loopback)
 // do not stand in the way of its login.
 func TestEmbeddedBrokerBridgeConnectsInProcess(t *testing.T) {
-	eb, err := StartEmbeddedBroker("127.0.0.1:0", testLogger(t))
+	eb, err := StartPlain("127.0.0.1:0", testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 // flooder is slowed to the bridge's pace and nothing for the bridge is
 // dropped by mochi:
 //
-//   - safety messages (the topics inbound.go puts in the safety queue:
+//   - safety messages (the topics bridge/inbound.go puts in the safety queue:
 //     alarm values, their availability and heartbeats, power, the bridge's
 //     heartbeat echo, the latch, the reset...) go ahead of every other one
 //     and may fill the queue;
@@ -30,7 +30,7 @@ import (
 //     never take the room kept for an alarm. One that cannot get in within
 //     bulkWait is shed (doorbridge_embedded_broker_shed_total{queue="other"}):
 //     a lost junk command is harmless, and a real one is no worse off than
-//     in the bridge's own full "other" queue (inbound.go);
+//     in the bridge's own full "other" queue (bridge/inbound.go);
 //   - a safety message that cannot get in within safetyWait means the bridge
 //     has stopped reading: its heartbeat echo is stuck in the same queue,
 //     so the link is already down in all but name. The broker ends the
@@ -201,7 +201,7 @@ type Metrics interface {
 // SetBridge tells the broker which topics are the bridge's safety ones
 // (isSafety, and the filters it matches) and where to count (the bridge's
 // metrics); before, every topic counts as safety.
-func (e *EmbeddedBroker) SetBridge(isSafety func(topic string) bool, filters []string, m Metrics) {
+func (e *Broker) SetBridge(isSafety func(topic string) bool, filters []string, m Metrics) {
 	if e.flow == nil {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 // floodBroker is an embedded broker with users, as the bridge's flood
 // tests run it (bridge/embedded_flood_test.go): Home Assistant and the
 // CLI may command doors, the watcher reads everything.
-func floodBroker(t *testing.T) (*EmbeddedBroker, string) {
+func floodBroker(t *testing.T) (*Broker, string) {
 	t.Helper()
 	cfg := testConfig()
 	listen := testbroker.FreeAddr(t)
@@ -36,7 +36,7 @@ func floodBroker(t *testing.T) (*EmbeddedBroker, string) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	eb, err := Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ var floodLogins = map[string]string{"homeassistant": "ha-secret-2", "doorbridge-
 // setTestBridge tells eb the bridge's safety topics as testConfig's bridge
 // has them (bridge.loop.safetyFilters): its heartbeat, reset, latch and
 // last drill, Home Assistant's status, the alarm.
-func setTestBridge(eb *EmbeddedBroker) {
+func setTestBridge(eb *Broker) {
 	filters := []string{"db/t1/heartbeat", "db/t1/alarm/reset", "db/t1/alarm/latched", "db/t1/drill/last", "homeassistant/status", "db/alarm"}
 	isSafety := func(topic string) bool {
 		for _, f := range filters {
@@ -64,7 +64,7 @@ func setTestBridge(eb *EmbeddedBroker) {
 
 // connected logs id in as user (its sent messages read and thrown away)
 // and returns the broker's client.
-func connected(t *testing.T, eb *EmbeddedBroker, listen, user, id string) *mochi.Client {
+func connected(t *testing.T, eb *Broker, listen, user, id string) *mochi.Client {
 	t.Helper()
 	conn, code, err := testbroker.RawConnect(listen, id, testbroker.ClientOptions{Username: user, Password: floodLogins[user]}, nil)
 	if err != nil || code != 0 {
@@ -112,7 +112,7 @@ func TestEmbeddedBrokerWithoutUsersNoOneGoesAhead(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	eb, err := Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 // client id. Every retained message is then delivered to a new subscriber,
 // and the broker closes promptly with clients still connected.
 func TestEmbeddedBrokerUnderChurn(t *testing.T) {
-	eb, err := broker.StartEmbeddedBroker("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	eb, err := broker.StartPlain("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
