@@ -89,14 +89,14 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	// mochi reserves a packet's declared length before reading it, the
 	// CONNECT too, before any password is checked: without a maximum, 5
 	// bytes claim 256 MB. Checked on the fixed header, before the body.
-	caps.MaximumPacketSize = MaxPacketSize
+	caps.MaximumPacketSize = maxPacketSize
 	caps.MaximumClients = maxClients
 	if _, ok := hook.(*authHook); ok {
 		caps.MaximumClients = maxClients + bridgeSlack // authHook bounds clients itself
 	}
 	// mochi copies a message for each subscriber and queues up to this
 	// many per client (8192 by default): a subscriber that stops reading
-	// held 8192 × MaxPacketSize = 2 GiB of the bridge's memory. Beyond it,
+	// held 8192 × maxPacketSize = 2 GiB of the bridge's memory. Beyond it,
 	// mochi drops messages for that client only. The bridge's own client
 	// reads as fast as messages come (its handlers only queue them).
 	caps.MaximumClientWritesPending = maxWritesPending
@@ -227,11 +227,11 @@ func (eb *Broker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) 
 // buffers for connectTimeout, and at most maxPendingLogins of them per
 // listener: about 32 × 0.6 MB.
 const (
-	// MaxPacketSize is the largest MQTT packet the embedded broker takes
+	// maxPacketSize is the largest MQTT packet the embedded broker takes
 	// (header included); a larger one costs its sender the connection.
-	MaxPacketSize = 256 << 10
+	maxPacketSize = 256 << 10
 	// maxWritesPending bounds the messages queued, and those sent at QoS
-	// 1 or 2 and not acknowledged, per client: with MaxPacketSize, 32 MiB
+	// 1 or 2 and not acknowledged, per client: with maxPacketSize, 32 MiB
 	// for a subscriber that stops reading.
 	maxWritesPending = 128
 	// maxClients bounds the clients logged in at once. With users, one

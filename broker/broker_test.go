@@ -18,7 +18,7 @@ import (
 // A CONNECT that declares a huge length costs its sender the connection at
 // once, before the broker reserves memory for it or checks a password: on
 // 43e9a8a, 8 sockets sending 5 bytes each made mochi reserve 4 GB. A
-// logged-in client may publish up to MaxPacketSize (far above Home
+// logged-in client may publish up to maxPacketSize (far above Home
 // Assistant's discovery configs) and loses its connection beyond.
 func TestEmbeddedBrokerBoundsPacketSize(t *testing.T) {
 	cfg := testConfig()
@@ -67,14 +67,14 @@ func TestEmbeddedBrokerBoundsPacketSize(t *testing.T) {
 	o := testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"}
 	c := testbroker.ConnectWith(t, url, "big", o)
 	c.Paho().Subscribe("db/t1/big", 0, nil).WaitTimeout(wait)
-	large := strings.Repeat("x", MaxPacketSize-1024)
+	large := strings.Repeat("x", maxPacketSize-1024)
 	c.Publish("db/t1/big", large, false)
 	if m := c.WaitFor("db/t1/big", wait, nil); len(m.Payload) != len(large) {
 		t.Errorf("a %d-byte message arrived as %d bytes", len(large), len(m.Payload))
 	}
 	tok := c.Paho().Publish("db/t1/big", 0, false, large+strings.Repeat("x", 2048))
 	tok.WaitTimeout(wait)
-	testbroker.Eventually(t, wait, func() bool { return c.Lost() > 0 }, "a client publishing beyond MaxPacketSize keeps its connection")
+	testbroker.Eventually(t, wait, func() bool { return c.Lost() > 0 }, "a client publishing beyond maxPacketSize keeps its connection")
 }
 
 // The bridge connects to its embedded broker in process (BridgeURL), not

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"fmt"
@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/doorbridge/doorbridge/broker"
 )
 
 // attackConnect logs in with a minimal MQTT 3.1.1 CONNECT, as a client does
@@ -60,7 +58,7 @@ func TestAttackPendingEvictionLocksLoginsOut(t *testing.T) {
 }
 
 func attackPendingEviction(t *testing.T, rtt time.Duration) {
-	eb, err := broker.StartPlain("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	eb, err := StartPlain("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
