@@ -2,9 +2,12 @@ package bridge
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/doorbridge/doorbridge/broker"
 )
 
 // Incoming MQTT messages reach the loop through two bounded FIFO queues,
@@ -198,8 +201,10 @@ func queueOf(safety bool) string {
 	return queueOther
 }
 
-// safetyFilters are the filters of the topics safetyTopics tells: the
-// embedded broker knows its safety publishers by them (SetBridge).
+// safetyFilters are the filters of every safety topic (the top of this
+// file), the one list of them: the classifier (safetyTopics) is built from
+// it, the bridge subscribes to it before anything else (subscriptions), and
+// the embedded broker knows its safety publishers by it (SetBridge).
 func (l *loop) safetyFilters() []string {
 	t := l.b.topics
 	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
@@ -215,20 +220,18 @@ func (l *loop) safetyFilters() []string {
 // safetyTopics returns the classifier of safety topics for the loop's
 // config: read-only, so paho's router may call it.
 func (l *loop) safetyTopics() func(topic string) bool {
-	t := l.b.topics
-	exact := map[string]bool{t.Heartbeat: true, t.AlarmReset: true, t.AlarmLatched: true, t.DrillLast: true, t.HAStatus: true}
+	exact := map[string]bool{}
 	var wild []topicPattern
-	for _, a := range l.alarms {
-		for _, f := range a.filters() {
-			if p := newTopicPattern(f); p.wild() {
-				wild = append(wild, p)
-			} else {
-				exact[f] = true
-			}
+	var multi []string // with a # (an MQTT power topic may hold one)
+	for _, f := range l.safetyFilters() {
+		switch p := newTopicPattern(f); {
+		case strings.Contains(f, "#"):
+			multi = append(multi, f)
+		case p.wild():
+			wild = append(wild, p)
+		default:
+			exact[f] = true
 		}
-	}
-	for _, p := range l.mqttPower {
-		exact[p.cfg.Topic] = true
 	}
 	return func(topic string) bool {
 		if exact[topic] {
@@ -239,8 +242,23 @@ func (l *loop) safetyTopics() func(topic string) bool {
 				return true
 			}
 		}
+		for _, f := range multi {
+			if filterMatches(f, topic) {
+				return true
+			}
+		}
 		return false
 	}
+}
+
+// filterMatches reports whether the MQTT filter f matches topic, which
+// holds no wildcard: a filter starting with one never matches a topic
+// starting with $ ($SYS...).
+func filterMatches(f, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(f, "+") || strings.HasPrefix(f, "#")) {
+		return false
+	}
+	return broker.TopicsOverlap(f, topic)
 }
 
 // commandTopics tells the topics whose dropped messages are commands.

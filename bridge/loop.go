@@ -297,17 +297,12 @@ func (l *loop) onConnected(gen uint64) {
 	l.evaluate("mqtt:connected")
 }
 
-func (l *loop) subscriptions() []string {
+// subscriptions are the bridge's filters, one SUBSCRIBE per group, in
+// order: the safety ones first, so that their retained values come before
+// anything a command flood sends (mqttLink.subscribe).
+func (l *loop) subscriptions() [][]string {
 	t := l.b.topics
-	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.Heartbeat, t.Republish, t.HAStatus,
-		t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}
-	for _, a := range l.alarms {
-		subs = append(subs, a.filters()...)
-	}
-	for _, p := range l.mqttPower {
-		subs = append(subs, p.cfg.Topic)
-	}
-	return subs
+	return [][]string{l.safetyFilters(), {t.DoorCommandWild, t.Republish, t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}}
 }
 
 func (l *loop) onSubscribed(e evSubscribed) {
@@ -974,6 +969,13 @@ func (l *loop) publishDoorEvent(d *door, typ, cause string) {
 // notice publishes a human-readable notice (why a reset was refused...).
 func (l *loop) notice(msg string) {
 	l.log.Info("notice", "text", msg)
+	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
+}
+
+// warnNotice is a notice about something refused or failing: logged as a
+// warning, so a log filtered to warnings still shows it.
+func (l *loop) warnNotice(msg string) {
+	l.log.Warn("notice", "text", msg)
 	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
 }
 

@@ -27,11 +27,11 @@ func TestTopicsOverlap(t *testing.T) {
 		{"db/t1/alarm", "db/t1/alarm/reset", false},
 		{"db/t1/alarm/reset", "db/t1/alarm", false},
 	} {
-		if got := topicsOverlap(tc.a, tc.b); got != tc.want {
-			t.Errorf("topicsOverlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		if got := TopicsOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("TopicsOverlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
-		if got := topicsOverlap(tc.b, tc.a); got != tc.want {
-			t.Errorf("topicsOverlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		if got := TopicsOverlap(tc.b, tc.a); got != tc.want {
+			t.Errorf("TopicsOverlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
 		}
 	}
 }

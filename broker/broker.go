@@ -80,7 +80,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 // topics: the embedded broker never stores retained messages there.
 func liveOnlyTopics(t topics) func(topic string) bool {
 	return func(topic string) bool {
-		return topicsOverlap(t.DoorCommandWild, topic) || topic == t.Republish
+		return TopicsOverlap(t.DoorCommandWild, topic) || topic == t.Republish
 	}
 }
 
@@ -276,6 +276,10 @@ func DialInproc(ctx context.Context, id string) (net.Conn, error) {
 	}
 	return v.(*Broker).pipe.Dial(ctx)
 }
+
+// Server is the mochi server underneath, for tests that watch or cut the
+// bridge's connection.
+func (e *Broker) Server() *mochi.Server { return e.srv }
 
 // Close stops the broker.
 func (e *Broker) Close() error {

@@ -53,7 +53,7 @@ func setTestBridge(eb *Broker) {
 	filters := []string{"db/t1/heartbeat", "db/t1/alarm/reset", "db/t1/alarm/latched", "db/t1/drill/last", "homeassistant/status", "db/alarm"}
 	isSafety := func(topic string) bool {
 		for _, f := range filters {
-			if topicsOverlap(f, topic) {
+			if TopicsOverlap(f, topic) {
 				return true
 			}
 		}
