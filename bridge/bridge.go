@@ -489,10 +489,6 @@ func (b *Bridge) Ready() bool {
 	return s != nil && s.Connected && !s.Startup && b.Healthy()
 }
 
-// dialInproc is the dialer's way into the embedded broker (its inproc://
-// BridgeURL).
-var dialInproc = broker.DialInproc
-
 // ReportPower hands a power source's reading to the loop: lost raises the
 // power hazard. Power sources call it from their own goroutines.
 func (b *Bridge) ReportPower(source string, lost bool, detail string) {

@@ -7,12 +7,9 @@
 package broker
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
-	"sync"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/mochifix"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // Broker is the in-process mochi-mqtt broker used when no broker URL
@@ -33,17 +31,14 @@ type Broker struct {
 	unix *mochifix.Listener
 	// pipe is the bridge's own way in (BridgeURL): in-process, with its
 	// own pending-login limit, out of reach of every socket.
-	pipe   *mochifix.PipeListener
-	pipeID string
+	pipe       *mochifix.PipeListener
+	pipeID     string
+	unregister func() // the pipe, from the dialer's in-process brokers
 	// flow keeps the bridge's queue in the broker from overflowing
 	// (flood.go).
 	flow *bridgeFlow
 	log  *slog.Logger // for Stop
 }
-
-// inprocBrokers are the running embedded brokers by BridgeURL host, for
-// the bridge's dialer.
-var inprocBrokers sync.Map // string → *Broker
 
 // socketMode lets the bridge's user and group connect to
 // embedded_broker.socket, and nobody else.
@@ -165,7 +160,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 		return fail(err)
 	}
 	eb.pipeID = fmt.Sprintf("embedded-%p", eb)
-	inprocBrokers.Store(eb.pipeID, eb)
+	eb.unregister = mqttclient.RegisterInproc(eb.pipeID, eb.pipe.Dial)
 	return eb, nil
 }
 
@@ -263,19 +258,8 @@ func (e *Broker) Addr() string {
 }
 
 // BridgeURL is the URL the bridge itself connects to: the in-process
-// listener, which only this process can reach (its dialer knows the
-// "inproc" scheme).
+// listener, which only this process can reach (mqttclient.RegisterInproc).
 func (e *Broker) BridgeURL() string { return "inproc://" + e.pipeID }
-
-// DialInproc connects to the in-process listener of the broker named by a
-// BridgeURL's host.
-func DialInproc(ctx context.Context, id string) (net.Conn, error) {
-	v, ok := inprocBrokers.Load(id)
-	if !ok {
-		return nil, fmt.Errorf("no embedded broker %q in this process", id)
-	}
-	return v.(*Broker).pipe.Dial(ctx)
-}
 
 // Server is the mochi server underneath, for tests that watch or cut the
 // bridge's connection.
@@ -283,7 +267,7 @@ func (e *Broker) Server() *mochi.Server { return e.srv }
 
 // Close stops the broker.
 func (e *Broker) Close() error {
-	inprocBrokers.Delete(e.pipeID)
+	e.unregister()
 	return e.srv.Close()
 }
 

@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"context"
 	"net"
-	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // A CONNECT that declares a huge length costs its sender the connection at
@@ -118,15 +117,11 @@ func TestEmbeddedBrokerBridgeConnectsInProcess(t *testing.T) {
 	}()
 	<-flooding
 	cfg := testConfig()
-	// The bridge's dialer's way in (bridge/mqttconn.go).
-	inproc := func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return DialInproc(ctx, u.Host)
-	}
 	for i := range 20 {
-		opts := paho.NewClientOptions().AddBroker(eb.BridgeURL()).SetProtocolVersion(4).
-			SetConnectTimeout(5 * time.Second).SetCustomOpenConnectionFn(inproc)
+		opts, err := mqttclient.Options(cfg, mqttclient.Settings{URLs: []string{eb.BridgeURL()}, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
 		c := paho.NewClient(opts.SetClientID(cfg.ClientID()).SetAutoReconnect(false))
 		tok := c.Connect()
 		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
