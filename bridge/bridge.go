@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/doorbridge/doorbridge/broker"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/internal/sdnotify"
@@ -81,6 +82,7 @@ type Bridge struct {
 	relayNews chan struct{}
 	wd        *watchdog
 	mq        *mqttLink
+	embedded  atomic.Pointer[broker.Broker] // when it runs one (tests read it)
 	audit     *auditLog
 	state     *stateStore // bridge.state_dir (state.go)
 
@@ -379,13 +381,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	urls := b.cfg.MQTT.BrokerURLs()
 	if len(urls) == 0 {
-		eb, err := StartEmbeddedBrokerConfig(b.cfg, b.rootLog)
+		eb, err := broker.Start(b.cfg, b.rootLog)
 		if err != nil {
 			l.shutdown("fatal")
 			return err
 		}
-		defer closeWithin(eb.Close, time.Second, b.log)
-		eb.setBridge(b.in.isSafety, l.safetyFilters(), b.m)
+		defer eb.Stop()
+		b.embedded.Store(eb)
+		eb.SetBridge(b.in.isSafety, l.safetyFilters(), b.m)
 		// In process: sockets flooding the public listeners, or filling
 		// their pending logins, never stand in the way of the bridge's.
 		urls = []string{eb.BridgeURL()}
@@ -492,21 +495,5 @@ func (b *Bridge) ReportPower(source string, lost bool, detail string) {
 	select {
 	case b.events <- evPower{source: source, lost: lost, detail: detail}:
 	case <-b.stopped:
-	}
-}
-
-// closeWithin calls closeFn but waits at most d: mochi's Close can deadlock
-// while clients disconnect, and shutdown must not hang on it (the relays are
-// already off by then).
-func closeWithin(closeFn func() error, d time.Duration, log *slog.Logger) {
-	done := make(chan struct{})
-	go func() {
-		closeFn()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		log.Warn("embedded broker did not close in time; exiting anyway")
 	}
 }

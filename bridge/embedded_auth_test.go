@@ -3,11 +3,9 @@ package bridge
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,32 +16,6 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
-
-func TestTopicsOverlap(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want bool
-	}{
-		{"db/t1/+/set", "db/t1/front/set", true},
-		{"db/t1/+/set", "db/t1/front/state", false},
-		{"db/#", "db", true},
-		{"db/#", "db/t1/front/set", true},
-		{"db/+", "db/t1/front", false},
-		{"#", "anything/at/all", true},
-		{"db/t1/+/state", "db/+/front/#", true},
-		{"db/t1/+/state", "db/t2/#", false},
-		{"db/t1/alarm/reset", "db/t1/alarm/reset", true},
-		{"db/t1/alarm", "db/t1/alarm/reset", false},
-		{"db/t1/alarm/reset", "db/t1/alarm", false},
-	} {
-		if got := topicsOverlap(tc.a, tc.b); got != tc.want {
-			t.Errorf("topicsOverlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
-		}
-		if got := topicsOverlap(tc.b, tc.a); got != tc.want {
-			t.Errorf("topicsOverlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
-		}
-	}
-}
 
 func bcryptHash(t *testing.T, pw string) string {
 	t.Helper()
@@ -189,24 +161,6 @@ func TestEmbeddedBrokerAuthentication(t *testing.T) {
 	}
 }
 
-// The bridge's password must be its user's in embedded_broker.users, or the
-// embedded broker does not start: the bridge could never log in.
-func TestEmbeddedBrokerRefusesWrongBridgePassword(t *testing.T) {
-	cfg := testConfig("")
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "not-it"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{Listen: "127.0.0.1:0", Users: []config.BrokerUser{
-		{Username: "doorbridge", PasswordHash: bcryptHash(t, "the-password")},
-	}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	_, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
-	want := `mqtt.username "doorbridge": the password in mqtt.password(_file) is not that user's password in embedded_broker.users`
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("StartEmbeddedBrokerConfig = %v, want an error containing %q", err, want)
-	}
-}
-
 // A will is a publication: mochi v2.7.9 sends it without the acl check
 // (mochi-mqtt/server#503), so a user that may publish nothing must not be
 // let in with a retained will on the alarm topic, which would release every
@@ -273,65 +227,4 @@ func TestEmbeddedBrokerChecksWills(t *testing.T) {
 	if n := l.log.count("WARN", "is not in its acl's publish"); n < 3 {
 		t.Errorf("%d refused wills logged, want 3", n)
 	}
-}
-
-// One user may hold at most maxConnsPerUser connections: its logins cannot
-// fill the broker's client limit and lock the bridge out when it
-// reconnects. A connection that ends gives its place back.
-func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
-	cfg, listen, eb := guestBroker(t)
-	t.Cleanup(func() { eb.Close() })
-	guest := testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}
-	var held []net.Conn
-	for i := range maxConnsPerUser {
-		conn, code, err := testbroker.RawConnect(listen, fmt.Sprintf("guest-%d", i), guest, nil)
-		if err != nil || code != 0 {
-			t.Fatalf("guest connection %d: code %d, %v", i, code, err)
-		}
-		defer conn.Close()
-		held = append(held, conn)
-	}
-	if conn, code, err := testbroker.RawConnect(listen, "guest-extra", guest, nil); err == nil {
-		conn.Close()
-		if code == 0 {
-			t.Errorf("guest connection %d let in, want refused beyond %d", maxConnsPerUser+1, maxConnsPerUser)
-		}
-	}
-	// The bridge's own user is not limited by the guest's connections.
-	if err := testbroker.TryConnect(eb.URL(), cfg.ClientID(), testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"}); err != nil {
-		t.Errorf("the bridge's user refused while a guest holds %d connections: %v", maxConnsPerUser, err)
-	}
-	held[0].Close()
-	testbroker.Eventually(t, wait, func() bool {
-		conn, code, err := testbroker.RawConnect(listen, "guest-again", guest, nil)
-		if err == nil {
-			defer conn.Close()
-		}
-		return err == nil && code == 0
-	}, "a guest connection let in once another ended")
-}
-
-// guestBroker starts an embedded broker with the bridge's user and a
-// "guest" who may publish and subscribe under guest/#, on a free port.
-func guestBroker(t *testing.T) (cfg *config.Config, listen string, eb *EmbeddedBroker) {
-	t.Helper()
-	cfg = testConfig("")
-	listen = testbroker.FreeAddr(t)
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{
-		Listen: listen,
-		Users: []config.BrokerUser{
-			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
-			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
-		},
-		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg, listen, eb
 }

@@ -15,6 +15,7 @@ import (
 	mochipk "github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/doorbridge/doorbridge/broker"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
@@ -75,7 +76,7 @@ func TestEmbeddedBrokerRetainedSafetyBurstOnSubscribe(t *testing.T) {
 	l, _ := zigbeeSite(t, n)
 	eb := embeddedOf(t, l)
 	reconnects := testutil.ToFloat64(l.b.m.mqttReconnects)
-	cl, ok := eb.srv.Clients.Get(l.cfg.ClientID())
+	cl, ok := eb.Server().Clients.Get(l.cfg.ClientID())
 	if !ok {
 		t.Fatal("no bridge client")
 	}
@@ -171,13 +172,13 @@ func TestEmbeddedBrokerSafetySubscribedFirst(t *testing.T) {
 	l, listen := zigbeeSite(t, n)
 	eb := embeddedOf(t, l)
 	rec := &bridgeRecorder{id: l.cfg.ClientID()}
-	if err := eb.srv.AddHook(rec, nil); err != nil {
+	if err := eb.Server().AddHook(rec, nil); err != nil {
 		t.Fatal(err)
 	}
 	f := loginFlooder(t, listen, "", "flood-0", false)
 	testbroker.Eventually(t, wait, func() bool { return f.sent.Load() > 1000 }, "the junk command flood running")
 	reconnects := testutil.ToFloat64(l.b.m.mqttReconnects)
-	cl, ok := eb.srv.Clients.Get(l.cfg.ClientID())
+	cl, ok := eb.Server().Clients.Get(l.cfg.ClientID())
 	if !ok {
 		t.Fatal("no bridge client")
 	}
@@ -223,4 +224,14 @@ func TestEmbeddedBrokerSafetySubscribedFirst(t *testing.T) {
 	if firstCmd < lastSafety {
 		t.Errorf("a junk command (message %d) reached the bridge before its last retained safety value (message %d)", firstCmd, lastSafety)
 	}
+}
+
+// embeddedOf is the embedded broker l's bridge started.
+func embeddedOf(t *testing.T, l *linked) *broker.Broker {
+	t.Helper()
+	eb := l.b.embedded.Load()
+	if eb == nil {
+		t.Fatal("the bridge runs no embedded broker")
+	}
+	return eb
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/doorbridge/doorbridge/broker"
 )
 
 // Incoming MQTT messages reach the loop through two bounded FIFO queues,
@@ -202,7 +204,7 @@ func queueOf(safety bool) string {
 // safetyFilters are the filters of every safety topic (the top of this
 // file), the one list of them: the classifier (safetyTopics) is built from
 // it, the bridge subscribes to it before anything else (subscriptions), and
-// the embedded broker knows its safety publishers by it (setBridge).
+// the embedded broker knows its safety publishers by it (SetBridge).
 func (l *loop) safetyFilters() []string {
 	t := l.b.topics
 	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
@@ -256,7 +258,7 @@ func filterMatches(f, topic string) bool {
 	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(f, "+") || strings.HasPrefix(f, "#")) {
 		return false
 	}
-	return topicsOverlap(f, topic)
+	return broker.TopicsOverlap(f, topic)
 }
 
 // commandTopics tells the topics whose dropped messages are commands.

@@ -170,3 +170,7 @@ func (m *metrics) setup(version string, doors []config.Door) {
 		}
 	}
 }
+
+// Delayed and Shed count the embedded broker's flow (broker.Metrics).
+func (m *metrics) Delayed(safety bool) { m.brokerDelayed.WithLabelValues(queueOf(safety)).Inc() }
+func (m *metrics) Shed(safety bool)    { m.brokerShed.WithLabelValues(queueOf(safety)).Inc() }

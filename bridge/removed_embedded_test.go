@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbridge/doorbridge/broker"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/discovery"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
@@ -18,13 +19,13 @@ import (
 func (h *harness) startOnEmbedded() {
 	h.t.Helper()
 	h.cfg.EmbeddedBroker.Listen = "127.0.0.1:0"
-	eb, err := StartEmbeddedBrokerConfig(h.cfg, testLogger(h.t))
+	eb, err := broker.Start(h.cfg, testLogger(h.t))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(func() { eb.Close() })
 	h.cfg.MQTT.URL = eb.BridgeURL()
-	h.c = testbroker.Connect(h.t, eb.URL(), "watcher-"+h.t.Name())
+	h.c = testbroker.Connect(h.t, "tcp://"+eb.Addr(), "watcher-"+h.t.Name())
 	h.start()
 }
 

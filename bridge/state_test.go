@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorbridge/doorbridge/broker"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
@@ -35,14 +36,14 @@ func TestLatchSurvivesRestartWithFreshEmbeddedBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e1, err := StartEmbeddedBroker("127.0.0.1:0", testLogger(t))
+	e1, err := broker.StartPlain("127.0.0.1:0", testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := e1.Addr()
-	h := &harness{t: t, cfg: testConfig(e1.URL())}
+	h := &harness{t: t, cfg: testConfig("tcp://" + e1.Addr())}
 	h.cfg.Bridge.StateDir = stateDir
-	h.c = testbroker.Connect(t, e1.URL(), "watcher")
+	h.c = testbroker.Connect(t, "tcp://"+e1.Addr(), "watcher")
 	h.start()
 	h.ready()
 	h.c.Publish(h.alarmTopic(), "ON", true)
@@ -51,12 +52,12 @@ func TestLatchSurvivesRestartWithFreshEmbeddedBroker(t *testing.T) {
 	h.c.Close()
 	e1.Close() // the embedded broker goes with the process, retained messages and all
 
-	e2, err := StartEmbeddedBroker(addr, testLogger(t))
+	e2, err := broker.StartPlain(addr, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e2.Close() })
-	h.c = testbroker.Connect(t, e2.URL(), "watcher2")
+	h.c = testbroker.Connect(t, "tcp://"+e2.Addr(), "watcher2")
 	h.c.Publish(h.alarmTopic(), "OFF", true) // the alarm is over; nobody reset
 	h.start()
 	testbroker.Eventually(t, wait, h.b.Ready, "restarted bridge ready")

@@ -506,7 +506,7 @@ func (s *hostileSite) runAttacks(t *testing.T, flood time.Duration) {
 	// Item 5: a flood of junk commands and of large discovery configs.
 	// On the embedded broker the flooders are held back to the bridge's
 	// pace and junk commands shed before they fill the bridge's queue in
-	// the broker (bridge/embedded_flood.go).
+	// the broker (broker/flood.go).
 	t.Run("flood", func(t *testing.T) { s.flood(t, flood) })
 	// Item 6: 20,000 rejected commands must not push the safety records
 	// out of the audit trail.

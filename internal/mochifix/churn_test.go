@@ -9,7 +9,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/doorbridge/doorbridge/bridge"
+	"github.com/doorbridge/doorbridge/broker"
 )
 
 // The embedded broker as users run it, under the churn that tripped mochi
@@ -18,7 +18,7 @@ import (
 // client id. Every retained message is then delivered to a new subscriber,
 // and the broker closes promptly with clients still connected.
 func TestEmbeddedBrokerUnderChurn(t *testing.T) {
-	eb, err := bridge.StartEmbeddedBroker("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	eb, err := broker.StartPlain("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestEmbeddedBrokerUnderChurn(t *testing.T) {
 	})
 	connect := func(id string) paho.Client {
 		t.Helper()
-		c := paho.NewClient(paho.NewClientOptions().AddBroker(eb.URL()).SetClientID(id).SetAutoReconnect(false))
+		c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + eb.Addr()).SetClientID(id).SetAutoReconnect(false))
 		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("connect %s: %v", id, tok.Error())
 		}

@@ -1,6 +1,6 @@
 // Package mochifix works around bugs of mochi-mqtt v2.7.9 (the only version
 // served here) for both of doorbridge's mochi brokers: the embedded broker
-// users run (bridge/embedded.go) and the test broker (internal/testbroker).
+// users run (broker/) and the test broker (internal/testbroker).
 // Each was found by the race detector or by a hung test:
 //
 //   - Listener replaces mochi's TCP listener, whose accept loop and

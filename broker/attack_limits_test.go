@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"fmt"
@@ -12,9 +12,9 @@ import (
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
-func limitsBroker(t *testing.T) (*EmbeddedBroker, *config.Config, string) {
+func limitsBroker(t *testing.T) (*Broker, *config.Config, string) {
 	t.Helper()
-	cfg := testConfig("")
+	cfg := testConfig()
 	listen := testbroker.FreeAddr(t)
 	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
 	cfg.EmbeddedBroker = config.EmbeddedBroker{
@@ -32,7 +32,7 @@ func limitsBroker(t *testing.T) (*EmbeddedBroker, *config.Config, string) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	eb, err := StartEmbeddedBrokerConfig(cfg, testLogger(t))
+	eb, err := Start(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

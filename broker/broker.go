@@ -1,10 +1,15 @@
-package bridge
+// Package broker is doorbridge's embedded MQTT broker (mochi-mqtt), run
+// when no broker URL is configured: its listeners, users and per-user ACL,
+// retained-store limits, and the flow that keeps the bridge's own queue in
+// it from overflowing. The bridge connects to it in process (BridgeURL)
+// and tells it its safety topics and where to count (SetBridge); it knows
+// nothing else of the bridge.
+package broker
 
 import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -15,45 +20,42 @@ import (
 	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
-// EmbeddedBroker is the in-process mochi-mqtt broker used when no broker URL
+// Broker is the in-process mochi-mqtt broker used when no broker URL
 // is configured. Without embedded_broker.users it has no authentication, so
 // config validation keeps it on loopback; with users, every client must log
 // in and may then do only what its acl entry allows.
-type EmbeddedBroker struct {
+type Broker struct {
 	srv  *mochi.Server
 	tcp  *mochifix.Listener // nil with a socket only
 	tls  *mochifix.Listener
 	unix *mochifix.Listener
-	sock string
 	// pipe is the bridge's own way in (BridgeURL): in-process, with its
 	// own pending-login limit, out of reach of every socket.
 	pipe       *mochifix.PipeListener
 	pipeID     string
 	unregister func() // the pipe, from the dialer's in-process brokers
 	// flow keeps the bridge's queue in the broker from overflowing
-	// (embedded_flood.go).
+	// (flood.go).
 	flow *bridgeFlow
+	log  *slog.Logger // for Stop
 }
-
-// inprocBrokers are the running embedded brokers by BridgeURL host (tests
-// find a bridge's broker there).
-var inprocBrokers sync.Map // string → *EmbeddedBroker
 
 // socketMode lets the bridge's user and group connect to
 // embedded_broker.socket, and nobody else.
 const socketMode = 0o660
 
-// StartEmbeddedBroker starts mochi-mqtt without authentication on addr
-// ("127.0.0.1:0" picks a free port; Addr reports the real one).
-func StartEmbeddedBroker(addr string, log *slog.Logger) (*EmbeddedBroker, error) {
+// StartPlain starts mochi-mqtt without authentication on addr, knowing
+// nothing of a bridge's config (tests: "127.0.0.1:0" picks a free port;
+// Addr reports the real one).
+func StartPlain(addr string, log *slog.Logger) (*Broker, error) {
 	return startEmbedded(config.EmbeddedBroker{Listen: addr}, nil, nil, nil, log)
 }
 
-// StartEmbeddedBrokerConfig starts cfg's embedded broker: the listen
+// Start starts cfg's embedded broker: the listen
 // address, the TLS listener when tls_listen is set, and, when users are
 // configured, logins and the acl. The bridge logs in as mqtt.username; the
 // password it holds must be that user's, or the broker is not started.
-func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedBroker, error) {
+func Start(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	var hook mochi.Hook
 	// The bridge's retained messages are its own, bounded by the config;
 	// without users, anyone local could take its client id anyway.
@@ -66,32 +68,30 @@ func StartEmbeddedBrokerConfig(cfg *config.Config, log *slog.Logger) (*EmbeddedB
 		}
 		hook = h
 	}
-	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, liveOnlyTopics(NewTopics(cfg)), log)
+	return startEmbedded(cfg.EmbeddedBroker, hook, exempt, liveOnlyTopics(newTopics(cfg)), log)
 }
 
 // liveOnlyTopics tells the bridge's command, lockdown and republish
 // topics: the embedded broker never stores retained messages there.
-func liveOnlyTopics(t Topics) func(topic string) bool {
-	cmd := newTopicPattern(t.DoorCommandWild)
+func liveOnlyTopics(t topics) func(topic string) bool {
 	return func(topic string) bool {
-		_, ok := cmd.match(topic)
-		return ok || topic == t.Republish
+		return TopicsOverlap(t.DoorCommandWild, topic) || topic == t.Republish
 	}
 }
 
-func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, liveOnly func(string) bool, log *slog.Logger) (*EmbeddedBroker, error) {
+func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.Client) bool, liveOnly func(string) bool, log *slog.Logger) (*Broker, error) {
 	caps := mochi.NewDefaultServerCapabilities()
 	// mochi reserves a packet's declared length before reading it, the
 	// CONNECT too, before any password is checked: without a maximum, 5
 	// bytes claim 256 MB. Checked on the fixed header, before the body.
-	caps.MaximumPacketSize = MaxPacketSize
+	caps.MaximumPacketSize = maxPacketSize
 	caps.MaximumClients = maxClients
 	if _, ok := hook.(*authHook); ok {
 		caps.MaximumClients = maxClients + bridgeSlack // authHook bounds clients itself
 	}
 	// mochi copies a message for each subscriber and queues up to this
 	// many per client (8192 by default): a subscriber that stops reading
-	// held 8192 × MaxPacketSize = 2 GiB of the bridge's memory. Beyond it,
+	// held 8192 × maxPacketSize = 2 GiB of the bridge's memory. Beyond it,
 	// mochi drops messages for that client only. The bridge's own client
 	// reads as fast as messages come (its handlers only queue them).
 	caps.MaximumClientWritesPending = maxWritesPending
@@ -119,12 +119,12 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	// race on accept, no deadlock on close), clients that reconnect quickly
 	// keep their subscriptions, retained messages stored without a race,
 	// no message for the bridge dropped by a full queue.
-	eb := &EmbeddedBroker{srv: srv, sock: e.Socket, flow: flow}
+	eb := &Broker{srv: srv, flow: flow, log: log}
 	lns, err := eb.listen(e)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	fail := func(err error) (*EmbeddedBroker, error) {
+	fail := func(err error) (*Broker, error) {
 		for _, l := range lns {
 			l.CloseAll(false)
 		}
@@ -160,14 +160,13 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 		return fail(err)
 	}
 	eb.pipeID = fmt.Sprintf("embedded-%p", eb)
-	inprocBrokers.Store(eb.pipeID, eb)
 	eb.unregister = mqttclient.RegisterInproc(eb.pipeID, eb.pipe.Dial)
 	return eb, nil
 }
 
 // listen opens e's listeners, each limited to maxPendingLogins connections
 // that have not logged in; on an error it closes those it opened.
-func (eb *EmbeddedBroker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
+func (eb *Broker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
 	eb.pipe = mochifix.NewPipeListener()
 	lns := []*mochifix.Listener{mochifix.NewListener("inproc", eb.pipe)}
 	lns[0].Limit(maxPendingLogins, connectTimeout)
@@ -223,11 +222,11 @@ func (eb *EmbeddedBroker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener,
 // buffers for connectTimeout, and at most maxPendingLogins of them per
 // listener: about 32 × 0.6 MB.
 const (
-	// MaxPacketSize is the largest MQTT packet the embedded broker takes
+	// maxPacketSize is the largest MQTT packet the embedded broker takes
 	// (header included); a larger one costs its sender the connection.
-	MaxPacketSize = 256 << 10
+	maxPacketSize = 256 << 10
 	// maxWritesPending bounds the messages queued, and those sent at QoS
-	// 1 or 2 and not acknowledged, per client: with MaxPacketSize, 32 MiB
+	// 1 or 2 and not acknowledged, per client: with maxPacketSize, 32 MiB
 	// for a subscriber that stops reading.
 	maxWritesPending = 128
 	// maxClients bounds the clients logged in at once. With users, one
@@ -251,29 +250,43 @@ const sysTopicsNever = 100 * 365 * 24 * 3600
 const closeTimeout = time.Second
 
 // Addr is the address the plain listener listens on ("" without one).
-func (e *EmbeddedBroker) Addr() string {
+func (e *Broker) Addr() string {
 	if e.tcp == nil {
 		return ""
 	}
 	return e.tcp.Address()
 }
 
-// URL is the URL the bridge connects to: the plain listener (an
-// unspecified listen address is reached on loopback), or the socket.
-func (e *EmbeddedBroker) URL() string {
-	if e.tcp == nil {
-		return "unix://" + e.sock
-	}
-	return "tcp://" + mqttclient.LoopbackAddr(e.Addr())
-}
-
 // BridgeURL is the URL the bridge itself connects to: the in-process
-// listener, which only this process can reach (RegisterInproc).
-func (e *EmbeddedBroker) BridgeURL() string { return "inproc://" + e.pipeID }
+// listener, which only this process can reach (mqttclient.RegisterInproc).
+func (e *Broker) BridgeURL() string { return "inproc://" + e.pipeID }
+
+// Server is the mochi server underneath, for tests that watch or cut the
+// bridge's connection.
+func (e *Broker) Server() *mochi.Server { return e.srv }
 
 // Close stops the broker.
-func (e *EmbeddedBroker) Close() error {
+func (e *Broker) Close() error {
 	e.unregister()
-	inprocBrokers.Delete(e.pipeID)
 	return e.srv.Close()
+}
+
+// Stop closes the broker, waiting at most closeTimeout (the bridge's relays
+// are already off when it stops its broker).
+func (e *Broker) Stop() { closeWithin(e.Close, closeTimeout, e.log) }
+
+// closeWithin calls closeFn but waits at most d: mochi's Close can deadlock
+// while clients disconnect, and shutdown must not hang on it (the relays are
+// already off by then).
+func closeWithin(closeFn func() error, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		closeFn()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		log.Warn("embedded broker did not close in time; exiting anyway")
+	}
 }

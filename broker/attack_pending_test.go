@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"fmt"
@@ -58,7 +58,7 @@ func TestAttackPendingEvictionLocksLoginsOut(t *testing.T) {
 }
 
 func attackPendingEviction(t *testing.T, rtt time.Duration) {
-	eb, err := StartEmbeddedBroker("127.0.0.1:0", slog.New(slog.DiscardHandler))
+	eb, err := StartPlain("127.0.0.1:0", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"testing"
@@ -12,7 +12,7 @@ import (
 // SUBSCRIBE of the bridge got again, ahead of its safety values. Another
 // bridge's command topic is stored as before.
 func TestEmbeddedBrokerKeepsNoRetainedCommands(t *testing.T) {
-	l, listen := floodBroker(t)
+	eb, listen := floodBroker(t)
 	cli := testbroker.ConnectWith(t, "tcp://"+listen, "cli", testbroker.ClientOptions{Username: "doorbridge-cli", Password: floodLogins["doorbridge-cli"]})
 	// (Not db/t1/republish: the CLI user may not publish there at all, and
 	// a forbidden QoS 1 publish costs the connection, so the marker after
@@ -20,7 +20,6 @@ func TestEmbeddedBrokerKeepsNoRetainedCommands(t *testing.T) {
 	for _, topic := range []string{"db/t1/r0001/set", "db/t1/lockdown/set", "db/t2/marker/set"} {
 		cli.Publish(topic, "junk", true)
 	}
-	eb := embeddedOf(t, l)
 	// One connection: the marker, last, is stored once the others were seen.
 	testbroker.Eventually(t, wait, func() bool { return len(eb.srv.Topics.Messages("db/t2/marker/set")) == 1 }, "the marker retained")
 	for _, topic := range []string{"db/t1/r0001/set", "db/t1/lockdown/set"} {
@@ -28,21 +27,4 @@ func TestEmbeddedBrokerKeepsNoRetainedCommands(t *testing.T) {
 			t.Errorf("%s retained", topic)
 		}
 	}
-}
-
-func embeddedOf(t *testing.T, l *linked) *EmbeddedBroker {
-	t.Helper()
-	var eb *EmbeddedBroker
-	inprocBrokers.Range(func(_, v any) bool {
-		if e := v.(*EmbeddedBroker); e.srv.Clients.Len() > 0 {
-			if _, ok := e.srv.Clients.Get(l.cfg.ClientID()); ok {
-				eb = e
-			}
-		}
-		return true
-	})
-	if eb == nil {
-		t.Fatal("no embedded broker with the bridge's client")
-	}
-	return eb
 }

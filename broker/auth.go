@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"bytes"
@@ -93,7 +93,7 @@ func newAuthHook(cfg *config.Config, log *slog.Logger) (*authHook, error) {
 // for it: read everything, publish its state, availability and discovery,
 // but never a command, an alarm or a reset (those are Home Assistant's).
 func bridgeACL(cfg *config.Config) aclRules {
-	t := NewTopics(cfg)
+	t := newTopics(cfg)
 	return aclRules{
 		publish:   []string{t.prefix + "/#", t.discoveryWild(cfg.MQTT.DiscoveryPrefix)},
 		deny:      []string{t.DoorCommandWild, t.AlarmReset, t.Republish},
@@ -200,7 +200,7 @@ func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 		return false
 	}
 	for _, p := range r.subscribe {
-		if topicsOverlap(p, topic) {
+		if TopicsOverlap(p, topic) {
 			return true
 		}
 	}
@@ -216,22 +216,22 @@ func (h *authHook) mayPublish(user, topic string) bool {
 		return false
 	}
 	for _, p := range r.deny {
-		if topicsOverlap(p, topic) {
+		if TopicsOverlap(p, topic) {
 			return false
 		}
 	}
 	for _, p := range r.publish {
-		if topicsOverlap(p, topic) {
+		if TopicsOverlap(p, topic) {
 			return true
 		}
 	}
 	return false
 }
 
-// topicsOverlap reports whether some topic matches both filters a and b
+// TopicsOverlap reports whether some topic matches both filters a and b
 // (for a topic without wildcards: whether the filter matches it). "a/#"
 // matches "a" too, as MQTT says.
-func topicsOverlap(a, b string) bool {
+func TopicsOverlap(a, b string) bool {
 	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
 	for i := 0; ; i++ {
 		switch {

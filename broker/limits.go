@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package bridge
+package broker
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ import (
 // flooder is slowed to the bridge's pace and nothing for the bridge is
 // dropped by mochi:
 //
-//   - safety messages (the topics inbound.go puts in the safety queue:
+//   - safety messages (the topics bridge/inbound.go puts in the safety queue:
 //     alarm values, their availability and heartbeats, power, the bridge's
 //     heartbeat echo, the latch, the reset...) go ahead of every other one
 //     and may fill the queue;
@@ -31,7 +31,7 @@ import (
 //     never take the room kept for an alarm. One that cannot get in within
 //     bulkWait is shed (doorbridge_embedded_broker_shed_total{queue="other"}):
 //     a lost junk command is harmless, and a real one is no worse off than
-//     in the bridge's own full "other" queue (inbound.go);
+//     in the bridge's own full "other" queue (bridge/inbound.go);
 //   - a safety message that cannot get in within safetyWait means the bridge
 //     has stopped reading: its heartbeat echo is stuck in the same queue,
 //     so the link is already down in all but name. The broker ends the
@@ -66,15 +66,15 @@ var errBridgeStuck = errors.New("the bridge did not read its safety messages in 
 
 // bridgeFlow is the embedded broker's side of the bridge's queue: which
 // topics are safety, and the metrics, both set once the bridge's loop
-// exists (setBridge).
+// exists (SetBridge).
 type bridgeFlow struct {
 	flow     *mochifix.Flow
 	log      *slog.Logger
 	acl      mochi.Hook
 	isSafety atomic.Pointer[func(topic string) bool]
-	m        atomic.Pointer[metrics]
+	m        atomic.Pointer[Metrics]
 	// safetyPub tells a publisher that may publish a safety topic (its
-	// commands are never held: safetyPublisher); nil until setBridge.
+	// commands are never held: safetyPublisher); nil until SetBridge.
 	safetyPub atomic.Pointer[func(cl *mochi.Client) bool]
 
 	logMu     sync.Mutex
@@ -216,17 +216,15 @@ func (bf *bridgeFlow) class(topic string) mochifix.Class {
 	return mochifix.Priority
 }
 
-func queueOfClass(c mochifix.Class) string { return queueOf(c == mochifix.Priority) }
-
 func (bf *bridgeFlow) delayed(_ *mochi.Client, _ string, c mochifix.Class) {
 	if m := bf.m.Load(); m != nil {
-		m.brokerDelayed.WithLabelValues(queueOfClass(c)).Inc()
+		(*m).Delayed(c == mochifix.Priority)
 	}
 }
 
 func (bf *bridgeFlow) timeout(cl *mochi.Client, topic string, c mochifix.Class) {
 	if m := bf.m.Load(); m != nil {
-		m.brokerShed.WithLabelValues(queueOfClass(c)).Inc()
+		(*m).Shed(c == mochifix.Priority)
 	}
 	if c == mochifix.Priority {
 		bf.cut(cl, topic, "could not queue a safety message for the bridge")
@@ -263,16 +261,24 @@ func (bf *bridgeFlow) dropped(cl *mochi.Client, topic string) {
 	bf.flow.Dropped(cl)
 	if bf.class(topic) == mochifix.Priority {
 		if m := bf.m.Load(); m != nil {
-			m.brokerShed.WithLabelValues(queueSafety).Inc()
+			(*m).Shed(true)
 		}
 		bf.cut(cl, topic, "dropped a safety message for the bridge")
 	}
 }
 
-// setBridge tells the broker which topics are the bridge's safety ones
+// Metrics counts, for the bridge, the messages for it the broker held back
+// (Delayed) and those it shed or could not queue (Shed), by the bridge's
+// queue they were for.
+type Metrics interface {
+	Delayed(safety bool)
+	Shed(safety bool)
+}
+
+// SetBridge tells the broker which topics are the bridge's safety ones
 // (isSafety, and the filters it matches) and where to count (the bridge's
-// loop and metrics); before, every topic counts as safety.
-func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, filters []string, m *metrics) {
+// metrics); before, every topic counts as safety.
+func (e *Broker) SetBridge(isSafety func(topic string) bool, filters []string, m Metrics) {
 	if e.flow == nil {
 		return
 	}
@@ -281,5 +287,7 @@ func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, filters []s
 		pub := safetyPublisher(e.flow.acl, filters)
 		e.flow.safetyPub.Store(&pub)
 	}
-	e.flow.m.Store(m)
+	if m != nil {
+		e.flow.m.Store(&m)
+	}
 }

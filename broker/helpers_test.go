@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/doorbridge/doorbridge/config"
+	_ "github.com/doorbridge/doorbridge/drivers/sim" // the test door's relay driver, for config validation
+)
+
+const wait = 5 * time.Second // deadline for an expected outcome
+
+// testConfig is a bridge's config as the broker sees it: bridge t1 under
+// db, one door (config validation wants one).
+func testConfig() *config.Config {
+	cfg := config.Default()
+	cfg.Bridge.ID = "t1"
+	cfg.MQTT.BaseTopic = "db"
+	cfg.HTTP.Listen = ""
+	cfg.Doors = []config.Door{{ID: "fs", Name: "Fire exit", FailMode: config.FailSafe, Relay: config.Line{Driver: "sim", Channel: "0"}, UnlockTime: time.Second}}
+	cfg.Drivers = []config.Driver{{ID: "sim", Type: "sim"}}
+	cfg.Alarms = []config.Alarm{config.DefaultAlarm(cfg.MQTT.BaseTopic)}
+	return &cfg
+}
+
+// testLogger shows the broker's log with DOORBRIDGE_TEST_LOG set.
+func testLogger(testing.TB) *slog.Logger {
+	if os.Getenv("DOORBRIDGE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func bcryptHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func attackProbe(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DOORBRIDGE_ATTACK") != "1" {
+		t.Skip("attack probe: set DOORBRIDGE_ATTACK=1")
+	}
+}
