@@ -97,9 +97,10 @@ type publishedState struct {
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
 	// what the stored snapshot was built from, to build it only on change
-	snapHz     Hazards
-	snapDoorHz []Hazards
-	unsaved    string // the state records that cannot be written, as last published
+	snapHz      Hazards
+	snapDoorHz  []Hazards
+	snapChanged []int  // the doors whose view changed, reused by every snapshot
+	unsaved     string // the state records that cannot be written, as last published
 }
 
 // deferredWork is what an event leaves for after its relay writes.
@@ -798,63 +799,69 @@ func (l *loop) shutdown(reason string) {
 	l.log.Info("all relays off", "reason", reason)
 }
 
-// snapshot publishes the state for HTTP readers, built again only when
+// snapshot publishes the state for HTTP readers, built again only where
 // something in it changed: most evaluations change nothing, and an idle
-// bridge should not make garbage (issue 7: idle CPU).
+// bridge should not make garbage (issue 7: idle CPU). A door whose view
+// still holds keeps it (a copy of the previous view, sharing its pointers:
+// snapshots are shared read-only): with 256 doors, a command to one of
+// them builds one view, not 256 (issue 13: a command cost more the more
+// doors there were).
 func (l *loop) snapshot(now time.Time) {
-	if l.snapshotCurrent(now) {
+	prev := l.b.snapshot.Load()
+	reuse := prev != nil && len(prev.Doors) == len(l.b.doors) && len(l.snapDoorHz) == len(l.b.doors)
+	changed := l.snapChanged[:0]
+	for i, d := range l.b.doors {
+		if !reuse || !l.viewHolds(&prev.Doors[i], i, d, now) {
+			changed = append(changed, i)
+		}
+	}
+	l.snapChanged = changed
+	if reuse && len(changed) == 0 && l.snapHz == l.effective && prev.Connected == l.linkHealthy &&
+		prev.Startup == l.raw.Has(HazardStartup) && prev.Lockdown == l.lockdown && prev.Latched == l.latched {
 		return
 	}
 	l.snapHz = l.effective
-	l.snapDoorHz = l.snapDoorHz[:0]
-	for _, d := range l.b.doors {
-		l.snapDoorHz = append(l.snapDoorHz, l.doorHazards(d, now))
-	}
 	s := &Snapshot{
-		Doors:     make([]DoorView, 0, len(l.b.doors)),
+		Doors:     make([]DoorView, len(l.b.doors)),
 		Hazards:   l.cache.hazardNames(l.effective),
 		Connected: l.linkHealthy,
 		Startup:   l.raw.Has(HazardStartup),
 		Lockdown:  l.lockdown,
 		Latched:   l.latched,
 	}
-	// The previous snapshot's *bool are kept where they still hold: with 256
-	// doors, a command to one no longer allocates two for every door.
-	// Snapshots are shared read-only, so sharing their pointers is too.
-	prev := l.b.snapshot.Load()
-	for i, d := range l.b.doors {
+	if reuse {
+		copy(s.Doors, prev.Doors)
+	} else {
+		l.snapDoorHz = make([]Hazards, len(l.b.doors))
+	}
+	for _, i := range changed {
+		d := l.b.doors[i]
 		var oldE, oldL *bool
-		if prev != nil && i < len(prev.Doors) {
+		if reuse {
 			oldE, oldL = prev.Doors[i].Energized, prev.Doors[i].Locked
 		}
+		hz := l.doorHazards(d, now)
+		l.snapDoorHz[i] = hz
 		power, known := d.powerKnown()
-		s.Doors = append(s.Doors, DoorView{
+		s.Doors[i] = DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
 			Energized: keepPtr(oldE, power, known), Locked: keepPtr(oldL, d.locked(), known), State: d.state(), Cause: d.cause,
-			Hazards:      l.cache.hazardNames(l.doorHazards(d, now)),
+			Hazards:      l.cache.hazardNames(hz),
 			AlarmLatched: l.latched,
 			RelockAt:     l.relockAt(d),
-		})
+		}
 	}
 	l.b.snapshot.Store(s)
 }
 
-// snapshotCurrent reports whether the stored snapshot still shows the state.
-func (l *loop) snapshotCurrent(now time.Time) bool {
-	s := l.b.snapshot.Load()
-	if s == nil || l.snapHz != l.effective || s.Connected != l.linkHealthy || s.Startup != l.raw.Has(HazardStartup) ||
-		s.Lockdown != l.lockdown || s.Latched != l.latched || len(s.Doors) != len(l.b.doors) {
-		return false
-	}
-	for i, d := range l.b.doors {
-		v := &s.Doors[i]
-		power, known := d.powerKnown()
-		if !ptrIs(v.Energized, power, known) || !ptrIs(v.Locked, d.locked(), known) || v.State != d.state() || v.Cause != d.cause ||
-			l.snapDoorHz[i] != l.doorHazards(d, now) || !sameTime(v.RelockAt, l.relockAt(d)) {
-			return false
-		}
-	}
-	return true
+// viewHolds reports whether v, door i's view in the stored snapshot,
+// still shows d.
+func (l *loop) viewHolds(v *DoorView, i int, d *door, now time.Time) bool {
+	power, known := d.powerKnown()
+	relock, ok := l.relockTime(d)
+	return ptrIs(v.Energized, power, known) && ptrIs(v.Locked, d.locked(), known) && v.State == d.state() && v.Cause == d.cause &&
+		v.AlarmLatched == l.latched && l.snapDoorHz[i] == l.doorHazards(d, now) &&
+		(v.RelockAt != nil) == ok && (!ok || v.RelockAt.Equal(relock))
 }
 
 // publishRetained publishes payload on topic, retained, unless it was the
@@ -1039,8 +1046,16 @@ func errString(err error) string {
 // of its momentary OPEN, of relock_delay after the hazards that released
 // it cleared, or of the hold after its relay recovered; the latest of them.
 func (l *loop) relockAt(d *door) *time.Time {
+	if at, ok := l.relockTime(d); ok {
+		return &at
+	}
+	return nil
+}
+
+// relockTime is relockAt without the pointer: comparing it allocates nothing.
+func (l *loop) relockTime(d *door) (time.Time, bool) {
 	if d.locked() {
-		return nil
+		return time.Time{}, false
 	}
 	var at time.Time
 	later := func(t time.Time) {
@@ -1056,12 +1071,5 @@ func (l *loop) relockAt(d *door) *time.Time {
 	if !d.faultCleared.IsZero() && d.recovering(l.now(), delay) {
 		later(d.faultCleared.Add(delay))
 	}
-	if at.IsZero() {
-		return nil
-	}
-	return &at
-}
-
-func sameTime(a, b *time.Time) bool {
-	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
+	return at, !at.IsZero()
 }

@@ -17,51 +17,73 @@ type watchdog struct {
 	timeout time.Duration
 	log     *slog.Logger
 	m       *metrics
-	start   time.Time
-	last    atomic.Int64 // time since start of the last check-in, in ns (monotonic)
+	last    atomic.Int64 // elapsed() at the last check-in, in ns
 	tripped atomic.Bool
 	done    chan struct{}
+
+	// elapsed is the monotonic time since the watchdog was made (a fake
+	// one in tests).
+	elapsed func() time.Duration
+	// timer wakes run: every check-in re-arms it for the check-in plus
+	// timeout, so a healthy loop never wakes the watchdog at all (it did
+	// once a loop_timeout/2, a wake-up of its own each second that an idle
+	// bridge pays for, issue 13). wake is its channel.
+	timer interface{ Reset(time.Duration) bool }
+	wake  <-chan time.Time
 }
 
 func newWatchdog(b *Bridge, timeout time.Duration) *watchdog {
-	w := &watchdog{b: b, timeout: timeout, log: b.rootLog.With("component", "watchdog"), m: b.m, start: time.Now(), done: make(chan struct{})}
+	start := time.Now()
+	t := time.NewTimer(timeout)
+	w := &watchdog{b: b, timeout: timeout, log: b.rootLog.With("component", "watchdog"), m: b.m, done: make(chan struct{}),
+		elapsed: func() time.Duration { return time.Since(start) }, timer: t, wake: t.C}
 	w.checkin()
 	return w
 }
 
-func (w *watchdog) checkin() { w.last.Store(int64(time.Since(w.start))) }
+// checkin is the loop's sign of life. The timer is re-armed before the
+// check-in is stored: it can then only fire early (and look again), never
+// later than the check-in plus timeout.
+func (w *watchdog) checkin() {
+	w.timer.Reset(w.timeout + time.Millisecond)
+	w.last.Store(int64(w.elapsed()))
+}
 
 func (w *watchdog) sinceCheckin() time.Duration {
-	return time.Since(w.start) - time.Duration(w.last.Load())
+	return w.elapsed() - time.Duration(w.last.Load())
 }
 
 func (w *watchdog) healthy() bool { return w.sinceCheckin() <= w.timeout && !w.tripped.Load() }
 
 func (w *watchdog) run(ctx context.Context) {
 	defer close(w.done)
-	// Sleep until the loop's last check-in would be timeout old, then look
-	// again: one wake-up per loop_timeout while the loop is healthy, and a
-	// trip as soon as a check-in is overdue (not up to a tick later).
-	t := time.NewTimer(w.timeout)
-	defer t.Stop()
+	// Armed from here, not from newWatchdog: a bridge opened long before it
+	// runs is judged from its loop's first check-in, as it always was.
+	w.timer.Reset(w.timeout)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			since := w.sinceCheckin()
-			if since > w.timeout && !w.tripped.Load() {
-				w.trip()
-			}
-			next := w.timeout - since + time.Millisecond
-			if next <= 0 || w.tripped.Load() {
-				// Overdue (tripped, or the loop is still stuck): look again
-				// in a fraction of the timeout.
-				next = w.timeout / 8
-			}
-			t.Reset(next)
+		case <-w.wake:
+			w.timer.Reset(w.fired())
 		}
 	}
+}
+
+// fired trips the watchdog when the loop's last check-in is more than
+// timeout old, and returns when to look again: when that check-in will be
+// timeout old (a check-in meanwhile re-arms the timer later), or, while
+// tripped or still overdue, in a fraction of the timeout.
+func (w *watchdog) fired() time.Duration {
+	since := w.sinceCheckin()
+	if since > w.timeout && !w.tripped.Load() {
+		w.trip()
+	}
+	next := w.timeout - since + time.Millisecond
+	if next <= 0 || w.tripped.Load() {
+		next = w.timeout / 8
+	}
+	return next
 }
 
 // trip forces every relay off without the loop. The relay writers write

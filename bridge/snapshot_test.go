@@ -1,0 +1,91 @@
+package bridge
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/doorbridge/doorbridge/config"
+	"pgregory.net/rapid"
+)
+
+// manyDoors gives the config n doors, fail-safe and fail-secure in turn.
+func manyDoors(n int) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Doors = nil
+		for i := range n {
+			mode := config.FailSafe
+			if i%2 == 1 {
+				mode = config.FailSecure
+			}
+			c.Doors = append(c.Doors, config.Door{ID: fmt.Sprintf("d%03d", i), Name: fmt.Sprintf("Door %d", i), FailMode: mode,
+				Relay: config.Line{Driver: "sim", Channel: strconv.Itoa(i)}, UnlockTime: time.Second})
+		}
+	}
+}
+
+// fullSnapshot is the snapshot built from nothing, as at start: what the
+// incremental one must equal.
+func fullSnapshot(l *loop) *Snapshot {
+	inc, hz := l.b.snapshot.Load(), l.snapDoorHz
+	l.b.snapshot.Store(nil)
+	l.snapDoorHz = nil
+	l.snapshot(l.now())
+	full := l.b.snapshot.Load()
+	l.b.snapshot.Store(inc)
+	l.snapDoorHz = hz
+	return full
+}
+
+// The HTTP snapshot is built again only for the doors whose view changed
+// (issue 13); whatever happens, it must show what a snapshot built from
+// nothing shows.
+func TestSnapshotEqualsAFullRebuild(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+		l := idleLoop(t, clk, manyDoors(6))
+		actions := rapid.SliceOfN(rapid.IntRange(0, 6), 1, 25).Draw(rt, "actions")
+		for i, a := range actions {
+			d := l.b.doors[rapid.IntRange(0, len(l.b.doors)-1).Draw(rt, "door")]
+			switch a {
+			case 0, 1, 2:
+				l.onMessage(evMessage{gen: l.gen, topic: d.topics.Set, payload: []byte([]string{"UNLOCK", "LOCK", "OPEN"}[a])})
+			case 3:
+				l.alarm("ON")
+			case 4:
+				l.alarm("OFF")
+			case 5:
+				l.onMessage(evMessage{gen: l.gen, topic: l.b.topics.LockdownSet, payload: []byte(rapid.SampledFrom([]string{"ON", "OFF"}).Draw(rt, "lockdown"))})
+			case 6:
+				clk.t = clk.t.Add(time.Duration(rapid.IntRange(1, 3000).Draw(rt, "ms")) * time.Millisecond)
+				l.link()
+				l.evaluate("timer")
+			}
+			l.waitRelays(wait, "relay")
+			if inc, full := l.b.snapshot.Load(), fullSnapshot(l); !reflect.DeepEqual(inc, full) {
+				rt.Fatalf("after action %d (%d): the snapshot\n%+v\nbut built from nothing\n%+v", i, a, inc, full)
+			}
+		}
+	})
+}
+
+// A change to one door among 256 builds that door's view only: the
+// snapshot allocates itself, its door list and the changed view, not 256
+// views (issue 13).
+func TestSnapshotAfterAChangeBuildsOneView(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l := idleLoop(t, clk, manyDoors(256))
+	d := l.b.doors[101]
+	causes := []string{"test-a", "test-b"}
+	i := 0
+	allocs := testing.AllocsPerRun(20, func() {
+		d.cause = causes[i%2] // a field of the door's view
+		i++
+		l.snapshot(l.now())
+	})
+	if allocs > 10 {
+		t.Fatalf("a snapshot after a change to one of 256 doors allocates %.0f times, want at most 10", allocs)
+	}
+}
