@@ -44,6 +44,9 @@ type Broker struct {
 // embedded_broker.socket, and nobody else.
 const socketMode = 0o660
 
+// inprocListener is the listener id of the bridge's in-process way in.
+const inprocListener = "inproc"
+
 // StartPlain starts mochi-mqtt without authentication on addr, knowing
 // nothing of a bridge's config (tests: "127.0.0.1:0" picks a free port;
 // Addr reports the real one).
@@ -111,7 +114,17 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	}
 	// The flow hook asks hook for permissions: mochi allows what any hook
 	// allows, so hook must not answer ACL checks itself.
-	flow := newBridgeFlow(exempt, hook, log.With("component", "embedded-broker"))
+	// The bridge, for the flow control, is its connection on the
+	// in-process listener, which only this process can reach: not any
+	// connection of the bridge's user (doorbridge alarm, test-door, or
+	// someone holding its password), which the flow would otherwise watch
+	// and hold every publisher for, Home Assistant's alarm included, up to
+	// safetyWait a message (review 12, attacker 2).
+	var bridgeConn func(*mochi.Client) bool
+	if exempt != nil {
+		bridgeConn = func(cl *mochi.Client) bool { return cl.Net.Listener == inprocListener && exempt(cl) }
+	}
+	flow := newBridgeFlow(bridgeConn, hook, log.With("component", "embedded-broker"))
 	if err := srv.AddHook(mochifix.WithoutACL{Hook: hook}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
@@ -168,7 +181,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 // that have not logged in; on an error it closes those it opened.
 func (eb *Broker) listen(e config.EmbeddedBroker) ([]*mochifix.Listener, error) {
 	eb.pipe = mochifix.NewPipeListener()
-	lns := []*mochifix.Listener{mochifix.NewListener("inproc", eb.pipe)}
+	lns := []*mochifix.Listener{mochifix.NewListener(inprocListener, eb.pipe)}
 	lns[0].Limit(maxPendingLogins, connectTimeout)
 	open := func(l *mochifix.Listener, err error, key, addr string) (*mochifix.Listener, error) {
 		if err != nil {
