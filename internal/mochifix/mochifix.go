@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -81,11 +82,17 @@ func ListenUnix(id, path string, perm os.FileMode) (*Listener, error) {
 			return nil, err
 		}
 	}
-	// Bound under a temporary name, given perm, then renamed into place:
-	// bound at path, it would be as wide as the umask allows (0777 under
-	// umask 0, as in some containers) until the chmod.
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	_ = os.Remove(tmp)
+	// Bound in a new directory of its own (0700: no other account can
+	// reach it), given perm, then renamed into place. Bound at path, or at
+	// any name others can reach, it would be as wide as the umask allows
+	// (0777 under umask 0, as in some containers) until the chmod, and a
+	// connection made then would wait in the very backlog later served.
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".mqtt-sock-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, err
@@ -93,12 +100,10 @@ func ListenUnix(id, path string, perm os.FileMode) (*Listener, error) {
 	ln.SetUnlinkOnClose(false) // it is unlinked at path, by CloseAll
 	if err := os.Chmod(tmp, perm); err != nil {
 		_ = ln.Close()
-		_ = os.Remove(tmp)
 		return nil, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		_ = ln.Close()
-		_ = os.Remove(tmp)
 		return nil, err
 	}
 	l := NewListener(id, ln)

@@ -10,8 +10,8 @@ import (
 	"github.com/doorbridge/doorbridge/internal/mochifix"
 )
 
-// TestUnixSocketNeverWiderThanItsMode watches the socket's path while it is
-// created under an open umask (0, as in some containers): the path must
+// TestUnixSocketNeverWiderThanItsMode watches the socket's directory while
+// the socket is created under an open umask (0, as in some containers): the path must
 // never be seen with a mode wider than the one asked for, not even between
 // the bind and the chmod.
 func TestUnixSocketNeverWiderThanItsMode(t *testing.T) {
@@ -30,8 +30,21 @@ func TestUnixSocketNeverWiderThanItsMode(t *testing.T) {
 				return
 			default:
 			}
-			if fi, err := os.Lstat(path); err == nil && fi.Mode().Perm()&^perm != 0 {
-				wider.Store(uint32(fi.Mode().Perm()))
+			// The path, and whatever is created beside it on the way
+			// (a temporary name, a directory other accounts could enter).
+			ents, _ := os.ReadDir(filepath.Dir(path))
+			for _, e := range ents {
+				fi, err := e.Info()
+				if err != nil {
+					continue
+				}
+				allowed := os.FileMode(perm)
+				if fi.IsDir() {
+					allowed = 0o700
+				}
+				if fi.Mode().Perm()&^allowed != 0 {
+					wider.Store(uint32(fi.Mode().Perm()))
+				}
 			}
 		}
 	}()
