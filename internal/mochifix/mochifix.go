@@ -407,7 +407,12 @@ func (h *SessionHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 // particle's lock while scanMessages reads it without. A SUBSCRIBE holds
 // the read lock from the moment its SUBACK was written (OnPacketSent) to
 // the end of its processing: the scan, and queueing the retained messages
-// it found to the client, which never blocks. A retained PUBLISH, or a
+// it found to the client. Queueing never blocks, with one exception:
+// Flow's OwnWait, for the watched client (the bridge, on its in-process
+// connection only) when its queue is full, up to OwnWait a message; the
+// bridge is then between connecting and being subscribed, its link not
+// yet proven (a hazard), and other clients' retained PUBLISHes wait that
+// long (review 12, attacker 1). A retained PUBLISH, or a
 // retained will sent at once, holds the write lock until its message is
 // stored (OnRetainMessage). Neither holds it across a network write: a
 // client that does not read its socket cannot hold up everyone's retained
