@@ -57,7 +57,7 @@ func TestRepeatedAvailabilityClearLogsOnce(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
 	a.AvailabilityOffline = config.DefaultAvailabilityOffline
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
 	l.send("zigbee2mqtt/kitchen/availability", "online", true)
 	l.flushLater() // the loop logs after its relay writes: these lines go to the old logger

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,23 +25,6 @@ import (
 // loopBridge opens a bridge on sim relays with a fake clock and returns its
 // loop, linked (connected, subscribed, heartbeat just in) but not running:
 // the test calls the loop's handlers itself.
-// liveStateDirs is the last bridge restartOpen opened on each state_dir.
-var liveStateDirs sync.Map
-
-// restartOpen opens a bridge as a restart of the last one restartOpen
-// opened on the same state_dir, which tests keep: that process is gone,
-// and so is its lock on state_dir.
-func restartOpen(cfg *config.Config, opts Options) (*Bridge, error) {
-	if prev, ok := liveStateDirs.LoadAndDelete(cfg.Bridge.StateDir); ok && cfg.Bridge.StateDir != "" {
-		prev.(*Bridge).state.unlock()
-	}
-	b, err := Open(cfg, opts)
-	if err == nil {
-		liveStateDirs.Store(cfg.Bridge.StateDir, b)
-	}
-	return b, err
-}
-
 func loopBridge(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
 	t.Helper()
 	cfg := testConfig("tcp://127.0.0.1:1")
@@ -59,27 +41,6 @@ func loopBridge(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop
 	l := newLoop(b)
 	l.link()
 	return l
-}
-
-// link marks the broker link as up and just proven.
-func (l *loop) link() {
-	l.connected, l.subscribed, l.hbRecvAt = true, true, l.now()
-}
-
-// alarm hands the loop an alarm message, as MQTT would.
-func (l *loop) alarm(payload string) {
-	l.link()
-	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte(payload), retained: true})
-	l.waitRelays(wait)
-}
-
-// settle lets relock_delay pass with the link healthy, so that cleared
-// hazards stop holding the doors.
-func (l *loop) settle(clk *fakeClock) {
-	clk.t = clk.t.Add(l.b.cfg.Watchdog.RelockDelay)
-	l.link()
-	l.evaluate()
-	l.waitRelays(wait)
 }
 
 func scrape(t *testing.T, b *Bridge) string {

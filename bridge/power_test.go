@@ -77,11 +77,6 @@ func TestMQTTPowerSource(t *testing.T) {
 	h.waitPower("0", false, wait, "an unexpected power payload counts as lost")
 }
 
-// fakeClock is a Clock the test moves by hand.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-
 // A fail-safe door with power_release: false holds on battery for at most
 // 10 minutes; every other hazard still releases it at once.
 func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
