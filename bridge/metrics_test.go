@@ -17,31 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
 )
-
-// loopBridge opens a bridge on sim relays with a fake clock and returns its
-// loop, linked (connected, subscribed, heartbeat just in) but not running:
-// the test calls the loop's handlers itself.
-func loopBridge(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
-	t.Helper()
-	cfg := testConfig("tcp://127.0.0.1:1")
-	cfg.Watchdog.AlarmLatch = false
-	if mutate != nil {
-		mutate(cfg)
-	}
-	b, err := restartOpen(cfg, Options{Log: testLogger(t), Clock: clk, Version: "test",
-		Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
-	l.link()
-	return l
-}
 
 func scrape(t *testing.T, b *Bridge) string {
 	t.Helper()
@@ -57,8 +35,7 @@ func scrape(t *testing.T, b *Bridge) string {
 // Every metric the README and the Grafana dashboard name is served, with
 // the labels they use.
 func TestMetricsScrape(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, clk := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.settle(clk)
 	if !l.b.byID["fs"].power {
@@ -117,7 +94,7 @@ func TestMetricsScrape(t *testing.T) {
 // The startup hazard is active, and timed, from the first evaluation: its
 // duration is the time from start to the first proven link.
 func TestStartupHazardTimed(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	cfg := testConfig("tcp://127.0.0.1:1")
 	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
 	if err != nil {
@@ -173,8 +150,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, clk := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.settle(clk)
 	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("LOCK")}) // commands_total appears with its first command
