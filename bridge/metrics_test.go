@@ -16,9 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 )
 
 func scrape(t *testing.T, b *Bridge) string {
@@ -94,14 +91,8 @@ func TestMetricsScrape(t *testing.T) {
 // The startup hazard is active, and timed, from the first evaluation: its
 // duration is the time from start to the first proven link.
 func TestStartupHazardTimed(t *testing.T) {
-	clk := &fakeClock{t: testStart}
-	cfg := testConfig("tcp://127.0.0.1:1")
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
+	l, clk := newTestLoop(t, unlinked())
+	b := l.b
 	l.evaluate()
 	if got := testutil.ToFloat64(b.m.hazardActive.WithLabelValues("startup")); got != 1 {
 		t.Fatalf("hazard_active{startup} = %v after the first evaluation, want 1", got)
