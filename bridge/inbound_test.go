@@ -197,7 +197,7 @@ func TestPowerSourceWithoutReadingIsHazard(t *testing.T) {
 	if !l.raw.Has(HazardPower) {
 		t.Fatalf("no power hazard while the MQTT source has not reported")
 	}
-	l.onMessage(evMessage{topic: "ha/ups", payload: []byte("on"), retained: true})
+	l.send("ha/ups", "on", true)
 	if l.raw.Has(HazardPower) {
 		t.Fatalf("power hazard after both sources report mains on")
 	}
@@ -206,7 +206,7 @@ func TestPowerSourceWithoutReadingIsHazard(t *testing.T) {
 	if !l.raw.Has(HazardPower) {
 		t.Fatalf("a retained 'on' from a silent publisher still trusted after the source's timeout")
 	}
-	l.onMessage(evMessage{topic: "ha/ups", payload: []byte("on")})
+	l.send("ha/ups", "on", false)
 	if l.raw.Has(HazardPower) {
 		t.Fatalf("a fresh reading did not clear the stale source")
 	}

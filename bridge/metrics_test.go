@@ -39,10 +39,10 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal("fail-safe door not locked after the alarm cleared")
 	}
 	// A stale command, a retained one and one for a door that does not exist.
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte(`{"action": "UNLOCK", "ts": 1}`)})
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("UNLOCK"), retained: true})
-	l.onMessage(evMessage{topic: "db/t1/attic/set", payload: []byte("UNLOCK")})
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("UNLOCK")})
+	l.send("db/t1/fsec/set", `{"action": "UNLOCK", "ts": 1}`, false)
+	l.send("db/t1/fsec/set", "UNLOCK", true)
+	l.send("db/t1/attic/set", "UNLOCK", false)
+	l.send("db/t1/fsec/set", "UNLOCK", false)
 
 	clk.t = clk.t.Add(90 * time.Second)
 	l.alarm("ON")
@@ -144,7 +144,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	l, clk := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.settle(clk)
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("LOCK")}) // commands_total appears with its first command
+	l.send("db/t1/fsec/set", "LOCK", false) // commands_total appears with its first command
 	served := scrape(t, l.b)
 
 	name := regexp.MustCompile(`doorbridge_[a-z_]+`)

@@ -116,7 +116,7 @@ func TestLockdownSurvivesRestart(t *testing.T) {
 	l, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 	l.alarm("OFF")
 	l.settle(clk)
-	l.onMessage(evMessage{topic: l.b.topics.LockdownSet, payload: []byte("ON")})
+	l.send(l.b.topics.LockdownSet, "ON", false)
 	l.flushLater()
 	if !l.lockdown {
 		t.Fatal("lockdown not on")
@@ -377,7 +377,7 @@ func TestLatchSurvivesARollback(t *testing.T) {
 		t.Fatal("the previous release reads the latch as not latched")
 	}
 	l.alarm("OFF")
-	l.onMessage(evMessage{topic: l.b.topics.AlarmReset, payload: []byte("RESET")})
+	l.send(l.b.topics.AlarmReset, "RESET", false)
 	l.flushLater()
 	if l.latched || oldLoadLatch(t, dir) {
 		t.Fatalf("reset: latched %v, the previous release reads latched %v; want neither", l.latched, oldLoadLatch(t, dir))
@@ -448,7 +448,7 @@ func TestLatchSavedWhileTheReleaseIsWritten(t *testing.T) {
 	s := l.b.drivers["sim"].drv.(*sim.Driver)
 	s.SetFault("0", sim.Fault{Hang: true}) // the maglock's release write hangs
 	t.Cleanup(func() { s.ClearFault("0") })
-	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte("ON"), retained: true}) // no waitRelays: it hangs
+	l.send(l.b.cfg.Alarms[0].Topic, "ON", true) // no waitRelays: it hangs
 	if l.release == nil {
 		t.Fatal("no release pending while its write hangs")
 	}
