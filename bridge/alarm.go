@@ -269,11 +269,10 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 		}
 		l.log.Log(context.Background(), level, "alarm source changed", "topic", e.topic, "from", prev.String(), "to", v.String(), "retained", e.retained)
 	})
-	l.origin = "alarm:" + e.topic
 	if v == alarmOn && l.b.cfg.Watchdog.AlarmLatch && !l.latched {
-		l.setLatch(true, "alarm on "+e.topic)
+		l.setLatch(true, "alarm on "+e.topic, "alarm:"+e.topic)
 	}
-	l.evaluate()
+	l.evaluate("alarm:" + e.topic)
 }
 
 func alarmValueOf(res matchResult) alarmValue {
@@ -310,8 +309,7 @@ func (l *loop) admitSource(a *alarmSource, topic string, v alarmValue) bool {
 				"alarm", a.cfg.Topic, "max_sources", a.cfg.SourceLimit(), "topic", topic)
 		})
 		l.recordLogged(auditEvent{Kind: "alarm", Outcome: "overflow", Detail: fmt.Sprintf("more than max_sources (%d) topics under %s", a.cfg.SourceLimit(), a.cfg.Topic), Origin: "mqtt:" + topic})
-		l.origin = "alarm:" + a.cfg.Topic
-		l.evaluate()
+		l.evaluate("alarm:" + a.cfg.Topic)
 	}
 	return false
 }
@@ -325,8 +323,7 @@ func (l *loop) onAlarmHeartbeat(a *alarmSource, e evMessage) {
 	}
 	a.beatAt = l.now()
 	if a.trouble != "" {
-		l.origin = "alarm_heartbeat:" + e.topic
-		l.evaluate()
+		l.evaluate("alarm_heartbeat:" + e.topic)
 	}
 }
 
@@ -375,8 +372,7 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	l.afterIO(func() {
 		l.log.Log(context.Background(), level, "alarm source availability", "topic", e.topic, "payload", payload, "offline", offline)
 	})
-	l.origin = "availability:" + e.topic
-	l.evaluate()
+	l.evaluate("availability:" + e.topic)
 }
 
 // updateSupervision reports whether any alarm source cannot prove it is
@@ -384,9 +380,10 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 // link is proven: without it nothing can arrive, and the broker (or
 // startup) hazard already holds the doors released.
 //
-// It acts: a source's change of trouble is logged and audited here.
-func (l *loop) updateSupervision(now time.Time) bool {
-	trouble := false
+// It acts: a source's change of trouble is logged and audited here. The
+// evaluation's origin is then the last source whose trouble began: it
+// caused what follows (the hazard, the relays), not what it was handling.
+func (l *loop) updateSupervision(now time.Time, origin string) (trouble bool, cause string) {
 	for i := range l.alarms {
 		a := &l.alarms[i]
 		if !l.linkHealthy {
@@ -398,7 +395,7 @@ func (l *loop) updateSupervision(now time.Time) bool {
 			if why != "" {
 				topic := a.cfg.Topic
 				l.afterIO(func() { l.log.Warn("alarm source supervision trouble", "topic", topic, "why", why) })
-				l.origin = "alarm_supervision:" + a.cfg.Topic
+				origin = "alarm_supervision:" + a.cfg.Topic
 			} else {
 				topic := a.cfg.Topic
 				l.afterIO(func() { l.log.Info("alarm source supervised again", "topic", topic) })
@@ -409,7 +406,7 @@ func (l *loop) updateSupervision(now time.Time) bool {
 		}
 		trouble = trouble || why != ""
 	}
-	return trouble
+	return trouble, origin
 }
 
 // logWaiting says, once the broker link is first proven on a connection

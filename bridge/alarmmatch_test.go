@@ -305,13 +305,13 @@ func TestAlarmHeartbeatSupervision(t *testing.T) {
 	}
 	clk.t = clk.t.Add(a.HeartbeatTimeout)
 	l.link() // the bridge's own link stays proven
-	l.evaluate()
+	l.evaluate("test")
 	if supervision() {
 		t.Fatalf("alarm_supervision at exactly heartbeat_timeout")
 	}
 	clk.t = clk.t.Add(time.Millisecond)
 	l.link()
-	l.evaluate()
+	l.evaluate("test")
 	if !supervision() || l.latched {
 		t.Fatalf("silent heartbeat: supervision %v, latched %v", supervision(), l.latched)
 	}
@@ -328,7 +328,7 @@ func TestAlarmHeartbeatSupervision(t *testing.T) {
 	}
 	// Without a proven link, the broker hazard speaks, not supervision.
 	clk.t = clk.t.Add(10 * time.Second)
-	l.evaluate()
+	l.evaluate("test")
 	if supervision() || !l.raw.Has(HazardBroker) {
 		t.Fatalf("stale link: raw hazards %v, want broker only", l.raw)
 	}

@@ -85,7 +85,7 @@ func TestFlushLaterRunsEachOnceInOrder(t *testing.T) {
 	l.afterIO(func() { ran = append(ran, 1); latchOnDisk = append(latchOnDisk, l.b.latchOnDisk()) })
 	l.afterIO(func() { ran = append(ran, 2); panic("boom") })
 	l.afterIO(func() { ran = append(ran, 3) })
-	l.setLatch(true, "test")
+	l.setLatch(true, "test", "test")
 	func() {
 		defer func() {
 			if r := recover(); r != "boom" {

@@ -132,7 +132,7 @@ func BenchmarkEvaluate256DoorsIdle(b *testing.B) {
 	l := benchLoop(b, benchDoors)
 	b.ReportAllocs()
 	for b.Loop() {
-		l.evaluate()
+		l.evaluate("test")
 		drain(l)
 	}
 }

@@ -401,7 +401,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			panic(r)
 		}
 	}()
-	l.evaluate() // the startup hazard holds every relay off until the link is proven
+	l.evaluate("startup") // the startup hazard holds every relay off until the link is proven
 	l.flushLater()
 	if err := l.startLiveness(); err != nil {
 		l.shutdown("fatal")

@@ -29,16 +29,13 @@ type door struct {
 	momentaryUntil time.Time // zero: no momentary OPEN running
 	io             *doorIO   // input lines and their logic (doorio.go); nil: none configured
 
-	// want is the lock power last handed to the relay writer (requested:
-	// once at least), with the hazards and the previous cause of that
-	// decision, for its report once written.
-	want, requested bool
-	wantHz          Hazards
-	wantPrevCause   string
-	wantOrigin      string
-	written         bool // a write succeeded at least once
-	power           bool // lock power as last written successfully
-	cause           string
+	// asked is the lock power last handed to the relay writer, and why
+	// (requested: once at least), for its report once written.
+	asked     relayAsk
+	requested bool
+	written   bool // a write succeeded at least once
+	power     bool // lock power as last written successfully
+	cause     string
 	// fault is set while the relay's last write failed or is overdue: the
 	// power is then unknown. faultCleared is when it last recovered (the
 	// driver hazard is held for relock_delay).
@@ -83,7 +80,7 @@ func (d *door) lockedKnown() *bool {
 
 // settled reports whether the relay reached the power last asked for, or
 // failed trying.
-func (d *door) settled() bool { return d.fault || (d.written && d.power == d.want) }
+func (d *door) settled() bool { return d.fault || (d.written && d.power == d.asked.power) }
 
 // locked reports whether the door is locked by its current power.
 func (d *door) locked() bool { return d.mode.Locked(d.power) }

@@ -35,9 +35,24 @@ type doorIO struct {
 	contactTopic, forcedTopic, heldTopic, releaseFailureTopic string
 }
 
+// slot is where the loop keeps input name (config.Door.Inputs): each
+// input has its own role in DoorInputSample. An input without a slot
+// panics at start (TestEveryConfigInputHasASlot catches it first).
+func (io *doorIO) slot(name string) **inputLine {
+	switch name {
+	case config.InputContact:
+		return &io.contact
+	case config.InputRex:
+		return &io.rex
+	case config.InputLockSense:
+		return &io.lockSense
+	}
+	panic("bridge: door input " + name + " has no place in doorIO")
+}
+
 // inputLine is one input.
 type inputLine struct {
-	name    string // contact, rex, lock_sense
+	name    string // config.Door.Inputs: contact, rex, lock_sense
 	cfg     config.Line
 	in      drivers.Input // nil: not opened yet (its board did not answer)
 	openErr error         // why in is nil
@@ -53,24 +68,20 @@ func (b *Bridge) openDoorInputs() {
 		b.m.driverErrors.WithLabelValues(dc.ID) // every driver's series exists at 0
 	}
 	for _, d := range b.doors {
+		if !d.cfg.HasInputs() {
+			continue
+		}
 		io := &doorIO{}
-		for _, x := range []struct {
-			name string
-			cfg  *config.Line
-			dst  **inputLine
-		}{{leafContact, d.cfg.Contact, &io.contact}, {"rex", d.cfg.Rex, &io.rex}, {"lock_sense", d.cfg.LockSense, &io.lockSense}} {
-			if x.cfg == nil {
+		for _, x := range d.cfg.Inputs() {
+			if x.Line == nil {
 				continue
 			}
-			ln := &inputLine{name: x.name, cfg: *x.cfg}
-			if ln.in, ln.openErr = b.openDoorInput(*x.cfg); ln.openErr != nil {
-				b.log.Error("door input cannot be opened: unknown until it can", "door", d.cfg.ID, "input", x.name, "err", ln.openErr)
+			ln := &inputLine{name: x.Name, cfg: *x.Line}
+			if ln.in, ln.openErr = b.openDoorInput(*x.Line); ln.openErr != nil {
+				b.log.Error("door input cannot be opened: unknown until it can", "door", d.cfg.ID, "input", x.Name, "err", ln.openErr)
 				go b.guard("input "+d.cfg.ID, func() { b.reopenInput(ln) })
 			}
-			*x.dst = ln
-		}
-		if io.contact == nil && io.rex == nil && io.lockSense == nil {
-			continue
+			*io.slot(x.Name) = ln
 		}
 		io.logic = NewDoorInputs(DoorInputTimes{
 			Mode: d.mode, RexTime: d.cfg.EffectiveRexTime(), UnlockTime: d.cfg.UnlockTime,
@@ -116,7 +127,7 @@ func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
 
 // readInput reads one line as a Sense. A failed read is unknown; it is
 // logged when a line starts failing and when it works again, not per read.
-func (l *loop) readInput(d *door, ln *inputLine) Sense {
+func (l *loop) readInput(d *door, ln *inputLine, origin string) Sense {
 	if ln == nil {
 		return SenseUnknown
 	}
@@ -134,10 +145,10 @@ func (l *loop) readInput(d *door, ln *inputLine) Sense {
 		ln.failing = failing
 		if failing {
 			l.log.Error("door input cannot be read: treated as unknown", "door", d.cfg.ID, "input", ln.name, "err", err)
-			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "unreadable", Detail: ln.name + ": " + err.Error(), Origin: l.origin})
+			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "unreadable", Detail: ln.name + ": " + err.Error(), Origin: origin})
 		} else {
 			l.log.Info("door input readable again", "door", d.cfg.ID, "input", ln.name)
-			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "readable", Detail: ln.name, Origin: l.origin})
+			l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "readable", Detail: ln.name, Origin: origin})
 		}
 	}
 	return SenseOf(v, ln.cfg.ActiveLow, err)
@@ -147,7 +158,7 @@ func (l *loop) readInput(d *door, ln *inputLine) Sense {
 // that apply to it, and acts on the outcome: door events, the early relock
 // of a momentary OPEN. It returns whether a REX unlock is running, for the
 // policy. A door without inputs has none.
-func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
+func (l *loop) stepInputs(d *door, now time.Time, hz Hazards, origin string) bool {
 	io := d.io
 	if io == nil {
 		return false
@@ -155,9 +166,9 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	prev := io.out
 	out := io.logic.Step(DoorInputSample{
 		Now:       now,
-		Contact:   l.readInput(d, io.contact),
-		Rex:       l.readInput(d, io.rex),
-		LockSense: l.readInput(d, io.lockSense),
+		Contact:   l.readInput(d, io.contact, origin),
+		Rex:       l.readInput(d, io.rex, origin),
+		LockSense: l.readInput(d, io.lockSense, origin),
 		Power:     d.power,
 		Locked:    d.locked(),
 		Momentary: !d.momentaryUntil.IsZero(),
@@ -170,7 +181,7 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	io.out = out
 	if out.Rex && !prev.Rex {
 		l.log.Info("exit button (REX): door unlocked locally", "door", d.cfg.ID)
-		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "rex", Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: "rex", Origin: origin})
 	}
 	if out.EndMomentary && !d.momentaryUntil.IsZero() {
 		l.log.Info("door opened and closed: momentary OPEN ends early", "door", d.cfg.ID)
@@ -181,7 +192,7 @@ func (l *loop) stepInputs(d *door, now time.Time, hz Hazards) bool {
 	}
 	for _, ev := range out.Events {
 		l.log.Warn("door event", "door", d.cfg.ID, "event", ev)
-		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: ev, Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "input", Door: d.cfg.ID, Outcome: ev, Origin: origin})
 		l.doorEvent(d, ev)
 	}
 	return out.Rex

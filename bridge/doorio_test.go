@@ -328,3 +328,25 @@ func TestDriverErrorJamsAndCounts(t *testing.T) {
 	fail.Store(false)
 	h.c.WaitPayload(h.topic("fsec", "state"), StateLocked, wait)
 }
+
+// Every input of config.Door.Inputs has its own place in the loop's
+// doorIO: an input added to the config's list without one fails here,
+// not at a bridge's start.
+func TestEveryConfigInputHasASlot(t *testing.T) {
+	io := &doorIO{}
+	taken := map[**inputLine]string{}
+	for _, in := range (&config.Door{}).Inputs() {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("input %s: %v", in.Name, r)
+				}
+			}()
+			p := io.slot(in.Name)
+			if other, dup := taken[p]; dup {
+				t.Errorf("inputs %s and %s share a place", other, in.Name)
+			}
+			taken[p] = in.Name
+		}()
+	}
+}

@@ -74,7 +74,7 @@ func (l *loop) armedFailSafe() []*door {
 // and released every fail-safe door that was locked before it (armed). An
 // alarm while the doors were already released (on start, or after a lost
 // broker) proves nothing about the release and is no drill.
-func (l *loop) noteDrill(rose Hazards, armed []*door) {
+func (l *loop) noteDrill(rose Hazards, armed []*door, origin string) {
 	if !rose.Has(HazardAlarm) || len(armed) == 0 {
 		return
 	}
@@ -87,7 +87,7 @@ func (l *loop) noteDrill(rose Hazards, armed []*door) {
 	now := l.now()
 	l.drill.last, l.drill.warnedAt = now, time.Time{}
 	l.log.Info("release drill: the alarm released every locked fail-safe door", "doors", len(armed))
-	l.recordLogged(auditEvent{Kind: "drill", Outcome: "released", Detail: "next due " + now.Add(DrillInterval).Format(time.DateOnly), Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "drill", Outcome: "released", Detail: "next due " + now.Add(DrillInterval).Format(time.DateOnly), Origin: origin})
 	l.b.saveDrill(now)
 }
 
@@ -115,12 +115,14 @@ func (l *loop) checkDrill(now time.Time) {
 		return
 	}
 	l.drill.warnedAt = now
-	last := "never"
-	if !l.drill.last.IsZero() {
-		last = l.drill.last.Format(time.RFC3339)
+	const how = "test it (doorbridge alarm on, check every fail-safe door opens, alarm off, reset)"
+	if l.drill.last.IsZero() {
+		// A new install: "in 31 days" would claim a history it has not got.
+		l.log.Warn("release drill overdue: none on record since doorbridge was installed; "+how, "last_drill", "never")
+		return
 	}
-	l.log.Warn("release drill overdue: no alarm has released the fail-safe doors in 31 days; "+
-		"test it (doorbridge alarm on, check every fail-safe door opens, alarm off, reset)", "last_drill", last)
+	l.log.Warn("release drill overdue: no alarm has released the fail-safe doors in 31 days; "+how,
+		"last_drill", l.drill.last.Format(time.RFC3339))
 }
 
 // publishDrill publishes the reminder and the last drill, retained.

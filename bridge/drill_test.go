@@ -61,6 +61,9 @@ func TestReleaseDrillReminder(t *testing.T) {
 	if n := logs.count(overdueMsg); n != 1 {
 		t.Fatalf("warned %d times in the first hour, want once", n)
 	}
+	if n := logs.count("in 31 days"); n != 0 {
+		t.Fatal("a bridge never drilled claimed 31 days without a drill")
+	}
 	clk.t = clk.t.Add(23 * time.Hour)
 	l.checkDrill(clk.t)
 	if n := logs.count(overdueMsg); n != 2 {

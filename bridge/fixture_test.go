@@ -71,7 +71,7 @@ func newTestLoop(tb testing.TB, opts ...loopOption) (*loop, *fakeClock) {
 		l.link()
 	}
 	if s.evaluate {
-		l.evaluate()
+		l.evaluate("startup")
 		l.flushLater()
 	}
 	if s.idle {
@@ -142,8 +142,8 @@ func (l *loop) makeIdle(tb testing.TB) {
 		p := &l.mqttPower[i]
 		l.onPowerMessage(p, evMessage{topic: p.cfg.Topic, payload: []byte(p.cfg.PayloadOK)})
 	}
-	l.evaluate()  // the source is proven: the hazard clears...
-	l.settle(clk) // ...and stops holding after relock_delay
+	l.evaluate("test") // the source is proven: the hazard clears...
+	l.settle(clk)      // ...and stops holding after relock_delay
 	if l.effective.Any() || !l.linkHealthy {
 		tb.Fatalf("not idle: hazards %v, link healthy %v", l.effective, l.linkHealthy)
 	}
@@ -174,7 +174,7 @@ func (l *loop) send(topic, payload string, retained bool) {
 func (l *loop) alarm(payload string) {
 	l.link()
 	l.send(l.b.cfg.Alarms[0].Topic, payload, true)
-	l.waitRelays(wait)
+	l.waitRelays(wait, "relay")
 }
 
 // settle lets relock_delay pass with the link healthy, so that cleared
@@ -182,8 +182,8 @@ func (l *loop) alarm(payload string) {
 func (l *loop) settle(clk *fakeClock) {
 	clk.t = clk.t.Add(l.b.cfg.Watchdog.RelockDelay)
 	l.link()
-	l.evaluate()
-	l.waitRelays(wait)
+	l.evaluate("test")
+	l.waitRelays(wait, "relay")
 }
 
 // liveStateDirs is the last bridge restartOpen opened on each state_dir.

@@ -16,25 +16,31 @@ import (
 )
 
 // loop is the single owner of door state. Every field is touched only by the
-// goroutine running run().
+// goroutine running run(). Its state is grouped by concern; the groups are
+// embedded, so l.connected is l.brokerLink.connected.
 type loop struct {
 	b   *Bridge
 	log *slog.Logger
 	mq  *mqttLink
 
-	// MQTT link
-	gen     uint64 // the current connection
-	lostGen uint64 // the newest connection known lost: a later "connected" for it is stale
-	hbSeq   uint64 // the last heartbeat probe sent
-	hbAcked uint64 // the newest probe whose echo came back: older echoes are replays
-	// hzSeq is the newest safety message handled while a hazard was in
-	// force (before or after it), hzSeen those hazards; overtaken holds
-	// them while a command delivered before hzSeq is handled (inbound.go).
-	hzSeq       uint64
-	hzSeen      Hazards
-	overtaken   Hazards
-	unsaved     string // the state records that cannot be written, as last published
-	hazardRises uint64 // how many times a hazard rose: a code check outlived by one is void
+	brokerLink     // the MQTT connection and the heartbeats that prove it
+	overtakeState  // safety messages handled before commands delivered earlier (inbound.go)
+	hazardInputs   // what raises the hazards
+	hazardState    // the hazards raised, and held for relock_delay
+	publishedState // what was announced and published, to publish only changes
+	deferredWork   // what waits until the relays are written
+	reportLimits   // floods of records summarised
+
+	live  liveness   // systemd and hardware watchdogs, fed only from here (liveness.go)
+	drill drillState // release drill reminder (R20)
+}
+
+// brokerLink is the MQTT link as the loop sees it.
+type brokerLink struct {
+	gen         uint64 // the current connection
+	lostGen     uint64 // the newest connection known lost: a later "connected" for it is stale
+	hbSeq       uint64 // the last heartbeat probe sent
+	hbAcked     uint64 // the newest probe whose echo came back: older echoes are replays
 	connected   bool
 	subscribed  bool
 	everLinked  bool // the link was healthy once: later losses are "broker", not "startup"
@@ -45,21 +51,41 @@ type loop struct {
 	// dropRequested is set once a silent connection was dropped.
 	subscribedAt  time.Time
 	dropRequested bool
+}
 
-	// inputs to the hazards
-	alarms       []alarmSource
-	latched      bool
-	lockdown     bool
-	powerLost    map[string]bool
-	powerSince   time.Time // battery.since(): now minus it is the time on battery counted (zero: power OK)
-	battery      batteryBudget
-	mqttPower    []mqttPower
-	shutting     bool
-	wdHazard     bool
+// overtakeState: hzSeq is the newest safety message handled while a hazard
+// was in force (before or after it), hzSeen those hazards; overtaken holds
+// them while a command delivered before hzSeq is handled (inbound.go).
+type overtakeState struct {
+	hzSeq     uint64
+	hzSeen    Hazards
+	overtaken Hazards
+}
+
+// hazardInputs is what the hazards are computed from (rawHazards).
+type hazardInputs struct {
+	alarms     []alarmSource
+	latched    bool
+	lockdown   bool
+	powerLost  map[string]bool
+	powerSince time.Time // battery.since(): now minus it is the time on battery counted (zero: power OK)
+	battery    batteryBudget
+	mqttPower  []mqttPower
+	shutting   bool
+	wdHazard   bool
+}
+
+// hazardState is the hazards as the loop last computed them.
+type hazardState struct {
 	raw          Hazards // hazards active now
 	effective    Hazards // what the policy sees: raw, held for relock_delay after the last clears
 	healthySince time.Time
+	hazardRises  uint64                // how many times a hazard rose: a code check outlived by one is void
+	hazardSince  [numHazards]time.Time // when each raw hazard rose (metrics)
+}
 
+// publishedState is what the loop announced and published.
+type publishedState struct {
 	discoveryMsgs    []discovery.Message // this config's discovery payloads
 	announced        announcement        // what earlier starts announced (discovery.go)
 	republishPending bool
@@ -71,31 +97,34 @@ type loop struct {
 	pub   map[string]string // last retained payload published per topic
 	cache pubCache          // what publishState and snapshot rebuild only on change (pubcache.go)
 	// what the stored snapshot was built from, to build it only on change
-	snapHz      Hazards
-	snapDoorHz  []Hazards
-	reports     []relayReport // relay changes of the current evaluation, reported once all are written
-	live        liveness      // systemd and hardware watchdogs, fed only from here (liveness.go)
-	origin      string        // what triggered the current evaluation, for the audit log
-	later       []func()      // log lines and audit events held until the relays are written (audit.go)
-	stateToSave []pendingSave // records to write to state_dir after the relays, first of all (state.go)
-	codesToSave bool          // code guards changed: write them to state_dir after the relays (codes.go)
-	rejects     rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
-	unchanged   rejectLimiter // likewise, accepted commands that changed nothing
-	safetyRate  safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
-	release     *pendingRelease
+	snapHz     Hazards
+	snapDoorHz []Hazards
+	unsaved    string // the state records that cannot be written, as last published
+}
 
-	hazardSince [numHazards]time.Time // when each raw hazard rose (metrics)
-	drill       drillState            // release drill reminder (R20)
+// deferredWork is what an event leaves for after its relay writes.
+type deferredWork struct {
+	reports     []relayReport   // relay changes of the current evaluation, reported once all are written
+	release     *pendingRelease // a hazard's release whose writes are not all done
+	later       []func()        // log lines and audit events held until the relays are written (audit.go)
+	stateToSave []pendingSave   // records to write to state_dir after the relays, first of all (state.go)
+	codesToSave bool            // code guards changed: write them to state_dir after the relays (codes.go)
+}
+
+// reportLimits summarise floods of records.
+type reportLimits struct {
+	rejects    rejectLimiter // rejected commands reported in full, or summarised (rejects.go)
+	unchanged  rejectLimiter // likewise, accepted commands that changed nothing
+	safetyRate safetyLimiter // repeated alarm and hazard records summarised (safetyrate.go)
 }
 
 func newLoop(b *Bridge) *loop {
 	l := &loop{
-		b:         b,
-		log:       b.log,
-		powerLost: map[string]bool{},
-		pub:       map[string]string{},
-		origin:    "startup",
-		unchanged: rejectLimiter{unchanged: true},
+		b:              b,
+		log:            b.log,
+		hazardInputs:   hazardInputs{powerLost: map[string]bool{}},
+		publishedState: publishedState{pub: map[string]string{}},
+		reportLimits:   reportLimits{unchanged: rejectLimiter{unchanged: true}},
 	}
 	for _, a := range b.cfg.Alarms {
 		l.alarms = append(l.alarms, newAlarmSource(a))
@@ -170,7 +199,6 @@ func (l *loop) run(ctx context.Context) error {
 			l.onQueued(e)
 		case <-l.b.relayNews:
 			l.b.wd.checkin()
-			l.origin = "relay"
 			l.onRelayNews()
 		case <-t.C:
 			l.b.wd.checkin()
@@ -239,8 +267,7 @@ func (l *loop) onDisconnected(e evDisconnected) {
 	}
 	l.connected, l.subscribed = false, false
 	l.afterIO(func() { l.log.Warn("MQTT connection lost", "err", e.err, "gen", e.gen) })
-	l.origin = "mqtt:connection_lost"
-	l.evaluate()
+	l.evaluate("mqtt:connection_lost")
 }
 
 func (l *loop) onConnected(gen uint64) {
@@ -267,8 +294,7 @@ func (l *loop) onConnected(gen uint64) {
 	l.forgetPublished()
 	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
 	l.mq.subscribe(gen, l.subscriptions())
-	l.origin = "mqtt:connected"
-	l.evaluate()
+	l.evaluate("mqtt:connected")
 }
 
 func (l *loop) subscriptions() []string {
@@ -314,8 +340,7 @@ func (l *loop) onHeartbeat(e evMessage) {
 	l.hbRecvAt = l.now()
 	l.b.m.heartbeatRTT.Observe(time.Since(time.Unix(0, echo.ns)).Seconds())
 	if !l.linkHealthy {
-		l.origin = "mqtt:heartbeat"
-		l.evaluate()
+		l.evaluate("mqtt:heartbeat")
 	}
 	if first {
 		// The retained messages of our subscriptions (alarm values, the
@@ -340,8 +365,7 @@ func (l *loop) onTick() {
 		l.wdHazard = true
 		l.afterIO(func() { l.log.Error("control loop resumed after the watchdog forced every relay off") })
 	}
-	l.origin = "timer"
-	l.evaluate()
+	l.evaluate("timer")
 	if l.wdHazard {
 		// The loop is alive again and has applied the hazard; the relock
 		// delay now holds it until the loop has been healthy long enough.
@@ -382,9 +406,20 @@ func (l *loop) linkOK(now time.Time) bool {
 		now.Sub(l.hbRecvAt) <= l.b.cfg.Watchdog.HeartbeatTimeout
 }
 
-func (l *loop) alarmActive() bool {
-	for _, a := range l.alarms {
+// alarmActive reports whether any alarm entry is active (alarm.go).
+func (h *hazardInputs) alarmActive() bool {
+	for _, a := range h.alarms {
 		if a.active() {
+			return true
+		}
+	}
+	return false
+}
+
+// powerOut reports whether any power source is lost.
+func (h *hazardInputs) powerOut() bool {
+	for _, lost := range h.powerLost {
+		if lost {
 			return true
 		}
 	}
@@ -407,11 +442,8 @@ func (l *loop) rawHazards(supervisionTrouble bool) Hazards {
 	if supervisionTrouble {
 		hz = hz.With(HazardAlarmSupervision)
 	}
-	for _, lost := range l.powerLost {
-		if lost {
-			hz = hz.With(HazardPower)
-			break
-		}
+	if l.powerOut() {
+		hz = hz.With(HazardPower)
 	}
 	if l.shutting {
 		hz = hz.With(HazardShutdown)
@@ -423,8 +455,9 @@ func (l *loop) rawHazards(supervisionTrouble bool) Hazards {
 }
 
 // evaluate recomputes the hazards and every door's lock power, writes the
-// relays that change, then publishes what changed.
-func (l *loop) evaluate() {
+// relays that change, then publishes what changed. origin is what caused
+// it, for the audit records and log lines of the changes it makes.
+func (l *loop) evaluate(origin string) {
 	start := time.Now() // real time, for the release latency
 	now := l.now()
 	healthy := l.linkOK(now)
@@ -440,8 +473,9 @@ func (l *loop) evaluate() {
 	}
 	l.b.m.mqttConnected.Set(b2f(healthy))
 
-	raw := l.rawHazards(l.updateSupervision(l.now()))
-	rose := l.trackHazards(raw)
+	trouble, origin := l.updateSupervision(l.now(), origin)
+	raw := l.rawHazards(trouble)
+	rose := l.trackHazards(raw, origin)
 	held := policy.Hold(policy.Held{Hazards: l.effective, HealthySince: l.healthySince}, raw, now, l.b.cfg.Watchdog.RelockDelay)
 	if l.effective.Any() && !held.Hazards.Any() {
 		cleared := l.effective.String()
@@ -451,15 +485,15 @@ func (l *loop) evaluate() {
 
 	// What the relay writers did since the last evaluation first: a door
 	// whose write failed is decided with its driver hazard.
-	l.collectRelays(now)
+	l.collectRelays(now, origin)
 	armed := l.armedFailSafe()
 	wrote := false
 	for _, d := range l.b.doors {
-		if l.applyDoor(d, now) {
+		if l.applyDoor(d, now, origin) {
 			wrote = true
 		}
 	}
-	l.trackRelease(rose, wrote, start, armed)
+	l.trackRelease(rose, wrote, start, armed, origin)
 	l.reportRelays()
 	if wrote && l.release != nil {
 		// The writes of a release come first: the state follows with
@@ -471,9 +505,9 @@ func (l *loop) evaluate() {
 	l.publishState()
 }
 
-// trackHazards counts and logs hazards as they rise and fall, and returns
-// those that rose.
-func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
+// trackHazards counts and logs hazards as they rise and fall (caused by
+// origin), and returns those that rose.
+func (l *loop) trackHazards(raw Hazards, origin string) (rose Hazards) {
 	if raw == l.raw {
 		return 0
 	}
@@ -488,13 +522,11 @@ func (l *loop) trackHazards(raw Hazards) (rose Hazards) {
 			l.b.m.hazardsRaised.WithLabelValues(h.String()).Inc()
 			l.hazardRaised(h)
 			rose = rose.With(h)
-			origin := l.origin
 			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "raised", Origin: origin},
 				func() {
 					l.log.Log(context.Background(), hazardLevel(origin), "hazard raised", "hazard", h.String(), "origin", origin)
 				})
 		} else if was && !is {
-			origin := l.origin
 			l.hazardCleared(h)
 			l.recordSafety(auditEvent{Kind: "hazard", Hazard: h.String(), Outcome: "cleared", Origin: origin},
 				func() { l.log.Info("hazard cleared", "hazard", h.String(), "origin", origin) })
@@ -516,14 +548,14 @@ func (l *loop) doorHazards(d *door, now time.Time) Hazards {
 		policy.Env{Now: now, RelockDelay: l.b.cfg.Watchdog.RelockDelay, OnBattery: onBattery, BatteryBudget: config.MaxHoldOnBattery})
 }
 
-// applyDoor decides d's lock power and writes it if it changed. It reports
-// whether the relay was written.
-func (l *loop) applyDoor(d *door, now time.Time) bool {
+// applyDoor decides d's lock power and writes it if it changed (for
+// origin). It reports whether the relay was written.
+func (l *loop) applyDoor(d *door, now time.Time, origin string) bool {
 	hz := l.doorHazards(d, now)
 	if policy.MomentaryEnds(d.momentaryUntil, now, hz) {
 		d.momentaryUntil = time.Time{}
 	}
-	rex := l.stepInputs(d, now, hz) // may end a momentary OPEN early
+	rex := l.stepInputs(d, now, hz, origin) // may end a momentary OPEN early
 	dec := policy.Decide(policy.Inputs{
 		Mode:            d.mode,
 		Hazards:         hz,
@@ -535,25 +567,32 @@ func (l *loop) applyDoor(d *door, now time.Time) bool {
 	})
 	prevCause := d.cause
 	d.cause = dec.Cause
-	if d.requested && dec.Power == d.want {
+	if d.requested && dec.Power == d.asked.power {
 		return false
 	}
 	// The writer writes it off the loop (relays.go); the door's power and
 	// its report follow what was written (collectRelays), never the wish.
-	d.want, d.requested, d.wantHz, d.wantPrevCause, d.wantOrigin = dec.Power, true, hz, prevCause, l.origin
+	d.asked, d.requested = relayAsk{power: dec.Power, hz: hz, prevCause: prevCause, origin: origin}, true
 	d.relay.request(dec.Power)
 	return true
+}
+
+// relayAsk is a lock power the loop asked a door's relay writer for, and
+// why: what the write's report says once it is done.
+type relayAsk struct {
+	power     bool
+	hz        Hazards // the door's hazards then
+	prevCause string  // the door's cause before that decision
+	origin    string  // what caused the evaluation that asked
 }
 
 // relayReport is a relay change a writer made, to be reported.
 type relayReport struct {
 	d          *door
-	hz         Hazards
-	prevCause  string
+	ask        relayAsk // what the loop last asked of that writer
 	wasLocked  bool
 	wasWritten bool
-	watchdog   bool   // forced off by the watchdog, which recorded it itself
-	origin     string // what asked for the write
+	watchdog   bool // forced off by the watchdog, which recorded it itself
 }
 
 // reportRelays reports the relay changes of the evaluation, once written.
@@ -566,16 +605,16 @@ func (l *loop) reportRelays() {
 		}
 		energized := d.power
 		if !r.watchdog {
-			l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: r.origin,
+			l.record(auditEvent{Kind: "relay", Door: d.cfg.ID, Energized: &energized, Cause: d.cause, Origin: r.ask.origin,
 				Outcome: map[bool]string{true: "locked", false: "unlocked"}[d.locked()]})
 		}
 		if r.wasWritten {
 			// After the state: Home Assistant's lock entity first.
-			l.doorEvent(d, lockEventType(d, r.hz, r.prevCause))
+			l.doorEvent(d, lockEventType(d, r.ask.hz, r.ask.prevCause))
 		}
-		if r.wasWritten && r.wasLocked && !d.locked() && d.cause == CauseNormal && isHazardName(r.prevCause) {
+		if r.wasWritten && r.wasLocked && !d.locked() && d.cause == CauseNormal && isHazardName(r.ask.prevCause) {
 			// Unlocked again by nothing anyone did just now: say so.
-			l.notice(fmt.Sprintf("%s is unlocked again: the %s is over and its last command was UNLOCK", d.cfg.Name, r.prevCause))
+			l.notice(fmt.Sprintf("%s is unlocked again: the %s is over and its last command was UNLOCK", d.cfg.Name, r.ask.prevCause))
 		}
 	}
 	clear(l.reports)
@@ -607,11 +646,12 @@ func isHazardName(s string) bool {
 	return false
 }
 
-// collectRelays takes what every relay writer did since the last call.
-func (l *loop) collectRelays(now time.Time) {
+// collectRelays takes what every relay writer did since the last call;
+// origin is what the loop is handling when it does.
+func (l *loop) collectRelays(now time.Time, origin string) {
 	for _, d := range l.b.doors {
 		if st, news := d.relay.take(); news {
-			l.relayResult(d, st, now)
+			l.relayResult(d, st, now, origin)
 		}
 	}
 }
@@ -619,16 +659,16 @@ func (l *loop) collectRelays(now time.Time) {
 // relayResult takes one relay writer's status: a write that failed or is
 // overdue makes the door JAMMED with its power unknown; a successful one
 // is the door's power, reported once the evaluation is done.
-func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
+func (l *loop) relayResult(d *door, st relayStatus, now time.Time, origin string) {
 	id := d.cfg.ID
 	if st.err != nil {
-		l.setFault(d, now, st.err)
+		l.setFault(d, st.err, origin)
 		l.b.m.lockEnergized.WithLabelValues(id).Set(math.NaN())
 		l.b.m.doorLocked.WithLabelValues(id).Set(math.NaN())
 		return
 	}
 	if d.fault {
-		l.clearFault(d, now)
+		l.clearFault(d, now, origin)
 	}
 	l.b.m.lockEnergized.WithLabelValues(id).Set(b2f(st.power))
 	l.b.m.doorLocked.WithLabelValues(id).Set(b2f(d.mode.Locked(st.power)))
@@ -637,8 +677,7 @@ func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
 	}
 	wasLocked, wasWritten := d.locked(), d.written
 	d.power, d.written = st.power, true
-	l.reports = append(l.reports, relayReport{d: d, hz: d.wantHz, prevCause: d.wantPrevCause,
-		wasLocked: wasLocked, wasWritten: wasWritten, watchdog: st.watchdog, origin: d.wantOrigin})
+	l.reports = append(l.reports, relayReport{d: d, ask: d.asked, wasLocked: wasLocked, wasWritten: wasWritten, watchdog: st.watchdog})
 }
 
 // onRelayNews takes the relay writers' news. While a release is being
@@ -646,40 +685,41 @@ func (l *loop) relayResult(d *door, st relayStatus, now time.Time) {
 // or failed: an evaluation per door would take the CPU from the writers.
 func (l *loop) onRelayNews() {
 	if l.release != nil && time.Since(l.release.start) <= writeDeadline {
-		l.collectRelays(l.now())
+		l.collectRelays(l.now(), "relay")
 		if !l.settled() {
 			return
 		}
 	}
-	l.evaluate()
+	l.evaluate("relay")
 }
 
 // pendingRelease is a hazard's release, until its relays are written.
 type pendingRelease struct {
-	start time.Time // real time, for the release latency
-	rose  Hazards
-	armed []*door
+	start  time.Time // real time, for the release latency
+	rose   Hazards
+	armed  []*door
+	origin string // what caused it: the drill it proves is recorded for it
 }
 
 // trackRelease follows the release of hazards that rose: once every
 // relay is written (or failed), the time since start is the release
 // latency, and an alarm that released every armed fail-safe door is a
 // drill (afterWrites).
-func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*door) {
+func (l *loop) trackRelease(rose Hazards, wrote bool, start time.Time, armed []*door, origin string) {
 	switch {
 	case rose.Any() && wrote && l.release == nil:
-		l.release = &pendingRelease{start: start, rose: rose, armed: armed}
+		l.release = &pendingRelease{start: start, rose: rose, armed: armed, origin: origin}
 	case rose.Any() && wrote:
 		l.release.rose |= rose
 	case rose.Any():
-		l.afterWrites(rose, false, start, armed)
+		l.afterWrites(rose, false, start, armed, origin)
 	}
 	// Every write is done or overdue within writeDeadline; the second one
 	// is a backstop (a writer that died in a panic never answers).
 	if l.release != nil && (l.settled() || time.Since(l.release.start) > 2*writeDeadline) {
 		r := l.release
 		l.release = nil
-		l.afterWrites(r.rose, true, r.start, r.armed)
+		l.afterWrites(r.rose, true, r.start, r.armed, r.origin)
 	}
 }
 
@@ -695,35 +735,35 @@ func (l *loop) settled() bool {
 }
 
 // waitRelays waits, at most within, until every relay is written or failed,
-// evaluating as their news comes: the shutdown's last writes.
-func (l *loop) waitRelays(within time.Duration) {
+// evaluating (for origin) as their news comes: the shutdown's last writes.
+func (l *loop) waitRelays(within time.Duration, origin string) {
 	t := time.NewTimer(within)
 	defer t.Stop()
 	for !l.settled() {
 		select {
 		case <-l.b.relayNews:
-			l.evaluate()
+			l.evaluate(origin)
 		case <-t.C:
-			l.evaluate()
+			l.evaluate(origin)
 			return
 		}
 	}
 }
 
-func (l *loop) setFault(d *door, now time.Time, err error) {
+func (l *loop) setFault(d *door, err error, origin string) {
 	l.countDriverError(d)
 	if !d.fault {
 		l.afterIO(func() {
 			l.log.Error("relay write failed: door jammed, lock power commanded off and retried", "door", d.cfg.ID, "err", err)
 		})
-		l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: l.origin})
+		l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "fault", Detail: err.Error(), Origin: origin})
 	}
 	d.fault, d.faultErr = true, err
 }
 
-func (l *loop) clearFault(d *door, now time.Time) {
+func (l *loop) clearFault(d *door, now time.Time, origin string) {
 	l.afterIO(func() { l.log.Info("relay write works again", "door", d.cfg.ID) })
-	l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "driver", Door: d.cfg.ID, Outcome: "recovered", Origin: origin})
 	d.fault, d.faultErr, d.faultCleared = false, nil, now
 }
 
@@ -731,8 +771,7 @@ func (l *loop) onPower(e evPower) {
 	if !l.setPower(e) {
 		return
 	}
-	l.origin = "power:" + e.source
-	l.evaluate()
+	l.evaluate("power:" + e.source)
 }
 
 // setPower records a power source's reading and reports whether it changed.
@@ -741,11 +780,7 @@ func (l *loop) setPower(e evPower) bool {
 		return false
 	}
 	l.powerLost[e.source] = e.lost
-	anyLost := false
-	for _, lost := range l.powerLost {
-		anyLost = anyLost || lost
-	}
-	if l.battery.mains(anyLost, l.now()) {
+	if l.battery.mains(l.powerOut(), l.now()) {
 		l.saveLater(batteryRecord, l.battery.encode())
 	}
 	l.powerSince = l.battery.since()
@@ -762,9 +797,8 @@ func (l *loop) setPower(e evPower) bool {
 // shutdown turns every relay off for good and publishes the final state.
 func (l *loop) shutdown(reason string) {
 	l.shutting = true
-	l.origin = reason
-	l.evaluate()
-	l.waitRelays(writeDeadline + 50*time.Millisecond)
+	l.evaluate(reason)
+	l.waitRelays(writeDeadline+50*time.Millisecond, reason)
 	l.flushLater()
 	l.log.Info("all relays off", "reason", reason)
 }
@@ -868,11 +902,7 @@ func (l *loop) publishState() {
 	l.publishRetained(t.Hazards, l.cache.hazardsJSON(l.effective))
 	l.publishDrill(now)
 	if len(l.powerLost) > 0 {
-		lost := false
-		for _, v := range l.powerLost {
-			lost = lost || v
-		}
-		l.publishRetained(t.PowerState, onOff(!lost))
+		l.publishRetained(t.PowerState, onOff(!l.powerOut()))
 	}
 }
 

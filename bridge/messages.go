@@ -293,8 +293,7 @@ func (l *loop) acceptDoorCommand(d *door, cmd DoorCommand, topic string) {
 		l.log.Info("command accepted", "door", d.cfg.ID, "command", cmd.Request.String(), "topic", topic)
 	})
 	l.recordLogged(auditEvent{Kind: "command", Door: d.cfg.ID, Outcome: "accepted", Detail: cmd.Request.String(), Origin: "mqtt:" + topic})
-	l.origin = "command:" + topic
-	l.evaluate()
+	l.evaluate("command:" + topic)
 }
 
 func (l *loop) onLockdown(e evMessage) {
@@ -330,8 +329,7 @@ func (l *loop) onLockdown(e evMessage) {
 	l.saveLater(lockdownRecord, flag(l.lockdown)) // R23: a restart does not end it
 	l.log.Info("lockdown", "on", l.lockdown)
 	l.recordLogged(auditEvent{Kind: "command", Door: "lockdown", Outcome: "accepted", Detail: onOff(l.lockdown), Origin: "mqtt:" + e.topic})
-	l.origin = "command:" + e.topic
-	l.evaluate()
+	l.evaluate("command:" + e.topic)
 }
 
 // lockdownUnchanged reports a lockdown command that asked for the state
@@ -384,10 +382,9 @@ func (l *loop) onReset(e evMessage) {
 		l.notice("reset: nothing was latched")
 		return
 	}
-	l.origin = "reset:" + e.topic
-	l.setLatch(false, "reset on "+e.topic)
+	l.setLatch(false, "reset on "+e.topic, "reset:"+e.topic)
 	l.notice("fire release reset: doors relock after relock_delay")
-	l.evaluate()
+	l.evaluate("reset:" + e.topic)
 }
 
 // resetRefusalReported reports whether a refused reset may be reported in
@@ -404,20 +401,20 @@ func (l *loop) resetRefusalReported(topic, why string) bool {
 // set the latch (the safe direction); clearing takes a reset.
 func (l *loop) onLatchedRestore(e evMessage) {
 	if e.retained && string(e.payload) == mqttapi.On && !l.latched {
-		l.setLatch(true, "restored from retained "+e.topic)
-		l.origin = "latch:restore"
-		l.evaluate()
+		l.setLatch(true, "restored from retained "+e.topic, "latch:restore")
+		l.evaluate("latch:restore")
 	}
 }
 
-func (l *loop) setLatch(on bool, why string) {
+// setLatch sets or clears the fire release latch for why, caused by origin.
+func (l *loop) setLatch(on bool, why, origin string) {
 	l.latched = on
 	level := slog.LevelWarn // set: the doors are held released
 	if !on {
 		level = slog.LevelInfo // a reset
 	}
 	l.afterIO(func() { l.log.Log(context.Background(), level, "fire release latch", "latched", on, "why", why) })
-	l.recordLogged(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: l.origin})
+	l.recordLogged(auditEvent{Kind: "latch", Outcome: onOff(on), Detail: why, Origin: origin})
 	// On disk after the relays are written, before the rest that waits
 	// (flushLater); it is retained on the broker too, with the state.
 	if on { // alarm_latched for a rollback: "1" first, "0" last (state.go)

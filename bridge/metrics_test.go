@@ -93,7 +93,7 @@ func TestMetricsScrape(t *testing.T) {
 func TestStartupHazardTimed(t *testing.T) {
 	l, clk := newTestLoop(t, unlinked())
 	b := l.b
-	l.evaluate()
+	l.evaluate("startup")
 	if got := testutil.ToFloat64(b.m.hazardActive.WithLabelValues("startup")); got != 1 {
 		t.Fatalf("hazard_active{startup} = %v after the first evaluation, want 1", got)
 	}

@@ -25,9 +25,9 @@ func (l *loop) hazardCleared(h Hazard) {
 // afterWrites runs once an evaluation has written and flushed the relays.
 // When a hazard rose in it and relays were written, the time since the
 // evaluation started (start, from the real clock) is the release latency.
-func (l *loop) afterWrites(rose Hazards, wrote bool, start time.Time, armed []*door) {
+func (l *loop) afterWrites(rose Hazards, wrote bool, start time.Time, armed []*door, origin string) {
 	if rose.Any() && wrote {
 		l.b.m.hazardRelease.Observe(time.Since(start).Seconds())
 	}
-	l.noteDrill(rose, armed)
+	l.noteDrill(rose, armed, origin)
 }

@@ -36,8 +36,8 @@ func TestLoopAppliesWatchdogOverrideAndMomentaryEnd(t *testing.T) {
 	b, cfg := l.b, l.b.cfg
 	healthy := func() {
 		l.link()
-		l.evaluate()
-		l.waitRelays(wait) // the relay writers write off the loop
+		l.evaluate("test")
+		l.waitRelays(wait, "relay") // the relay writers write off the loop
 	}
 	l.alarms[0].setPlain(alarmOff)
 	healthy()

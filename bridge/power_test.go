@@ -81,7 +81,7 @@ func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
 	hold := false
 	l, clk := newTestLoop(t, withConfig(func(c *config.Config) { c.Doors[0].PowerRelease = &hold }))
 	l.alarms[0].setPlain(alarmOff)
-	l.evaluate()
+	l.evaluate("test")
 	fs, fsec := l.b.byID["fs"], l.b.byID["fsec"]
 
 	l.onPower(evPower{source: "ups", lost: true})
@@ -105,7 +105,7 @@ func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
 	// An alarm during the hold releases at once.
 	clk.t = clk.t.Add(-time.Minute)
 	l.alarms[0].setPlain(alarmOn)
-	l.evaluate()
+	l.evaluate("test")
 	if hz := l.doorHazards(fs, clk.t); !hz.Has(HazardAlarm) {
 		t.Fatalf("alarm did not release a door held on battery: %v", hz)
 	}

@@ -504,7 +504,7 @@ func (r *simRun) keepLink() {
 // door locked, the startup hazard past.
 func (r *simRun) start() {
 	r.keepLink()
-	r.l.evaluate()
+	r.l.evaluate("startup")
 	r.l.flushLater()
 	r.lastTick = r.clk.t
 	r.hand(simMsg{from: "panel", topic: r.cfg.Alarms[0].Topic, payload: "OFF", retained: true})
@@ -539,7 +539,6 @@ func (r *simRun) settle() {
 		select {
 		case <-r.l.b.relayNews:
 			r.keepLink()
-			r.l.origin = "relay"
 			r.l.onRelayNews()
 		default:
 			return

@@ -301,7 +301,7 @@ func TestFailedLatchWriteIsRetriedAndNotLostOnRestart(t *testing.T) {
 	}
 	for range 10 { // the loop goes on ticking; the disk comes back
 		clk.t = clk.t.Add(time.Second)
-		l.evaluate()
+		l.evaluate("test")
 		l.flushLater()
 		exec.Command("chattr", "-i", rec).Run()
 	}

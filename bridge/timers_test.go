@@ -66,7 +66,7 @@ func TestNextTick(t *testing.T) {
 		}, tick},
 		{"link not proven", nil, func(l *loop, clk *fakeClock) {
 			l.connected = false
-			l.evaluate()
+			l.evaluate("test")
 		}, tick},
 		{"a momentary OPEN", nil, func(l *loop, clk *fakeClock) {
 			l.b.doors[0].momentaryUntil = start.Add(time.Second)
@@ -131,8 +131,8 @@ func TestNextTickChecksInWithTheWatchdog(t *testing.T) {
 func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
 	l, _ := newTestLoop(t, withoutLatch(), idle())
 	before := l.b.State()
-	l.evaluate()
-	l.evaluate()
+	l.evaluate("test")
+	l.evaluate("test")
 	if l.b.State() != before {
 		t.Fatal("an evaluation that changed nothing built a new snapshot")
 	}
@@ -149,7 +149,7 @@ func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
 		}},
 		{"lockdown", func() {
 			l.lockdown = true
-			l.evaluate()
+			l.evaluate("test")
 		}, func(s *Snapshot) bool { return s.Lockdown && is(s.Doors[1].Locked, true) }},
 		{"alarm", func() { l.alarm("ON") }, func(s *Snapshot) bool {
 			return len(s.Hazards) == 1 && s.Hazards[0] == HazardAlarm.String() && is(s.Doors[0].Locked, false) &&
@@ -157,13 +157,13 @@ func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
 		}},
 		{"link lost", func() {
 			l.connected = false
-			l.evaluate()
+			l.evaluate("test")
 		}, func(s *Snapshot) bool { return !s.Connected }},
 		{"a door's own hazard", func() {
 			l.link()
-			l.evaluate()
+			l.evaluate("test")
 			fsec.fault, fsec.faultErr = true, errors.New("jammed")
-			l.evaluate()
+			l.evaluate("test")
 		}, func(s *Snapshot) bool {
 			// The sim relay writes fine again at once: the door is no longer
 			// jammed, but held by the driver hazard for relock_delay.
@@ -173,7 +173,7 @@ func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
 	for _, st := range steps {
 		prev := l.b.State()
 		st.do()
-		l.waitRelays(wait) // the relay writers' news reaches the loop
+		l.waitRelays(wait, "relay") // the relay writers' news reaches the loop
 		s := l.b.State()
 		if s == prev || !st.check(s) {
 			t.Fatalf("%s: snapshot %+v (rebuilt: %v)", st.name, s, s != prev)

@@ -175,6 +175,17 @@ type Line struct {
 	Pull string `koanf:"pull"`
 }
 
+// Name names the line in messages and logs: driver/channel.
+func (l Line) Name() string { return l.Driver + "/" + l.Channel }
+
+// Label is Name for an installer: it says when the line is active low.
+func (l Line) Label() string {
+	if l.ActiveLow {
+		return l.Name() + " (active low)"
+	}
+	return l.Name()
+}
+
 // Door is one door and its lock.
 type Door struct {
 	ID   string `koanf:"id"`

@@ -530,3 +530,15 @@ func TestEnvironmentTypoWarned(t *testing.T) {
 		t.Errorf("BrokerWarnings about the environment = %q, want [%q]", env, want)
 	}
 }
+
+// A line's name and label, as check-config and test-door print them.
+func TestLineLabel(t *testing.T) {
+	l := config.Line{Driver: "hat", Channel: "3"}
+	if l.Name() != "hat/3" || l.Label() != "hat/3" {
+		t.Errorf("Name %q, Label %q", l.Name(), l.Label())
+	}
+	l.ActiveLow = true
+	if l.Label() != "hat/3 (active low)" {
+		t.Errorf("active low: Label %q", l.Label())
+	}
+}

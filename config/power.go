@@ -86,7 +86,7 @@ func (c *Config) applyPowerDefaults() {
 			case PowerMQTT:
 				p.Name = "mqtt:" + p.Topic
 			case PowerInput:
-				p.Name = "input:" + p.Driver + "/" + p.Channel
+				p.Name = "input:" + p.Line().Name()
 			default:
 				p.Name = p.Type
 			}

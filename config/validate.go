@@ -246,16 +246,13 @@ func validateArea(v *validator, key, area string) {
 // input line is a line of its driver like a relay: it may not share a
 // channel with an output or another input.
 func (c *Config) validateDoorInputs(v *validator, key string, d Door, driverIDs map[string]bool, used map[string]string) {
-	for _, in := range []struct {
-		name string
-		line *Line
-	}{{"contact", d.Contact}, {"rex", d.Rex}, {"lock_sense", d.LockSense}} {
-		if in.line != nil {
-			c.validateLine(v, key+"."+in.name, *in.line, driverIDs, used)
+	for _, in := range d.Inputs() {
+		if in.Line != nil {
+			c.validateLine(v, key+"."+in.Name, *in.Line, driverIDs, used)
 		}
 	}
 	if d.LockSense != nil && d.FailMode == FailSecure {
-		v.add(key+".lock_sense", "door %q is fail_secure: only a fail_safe door's lock sense (a maglock's bond sensor) is supervised; a strike's latch monitor says nothing about its release", d.ID)
+		v.add(key+"."+InputLockSense, "door %q is fail_secure: only a fail_safe door's lock sense (a maglock's bond sensor) is supervised; a strike's latch monitor says nothing about its release", d.ID)
 	}
 	// Zero is "unset" (a config built in code rather than loaded): the
 	// default applies, see EffectiveRexTime.
@@ -292,7 +289,7 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		v.add(key+".channel", "%v", err)
 		return
 	}
-	ch := l.Driver + "/" + l.Channel
+	ch := l.Name()
 	if other, dup := used[ch]; dup {
 		v.add(key+".channel", "channel %q of driver %q is already used by %s", l.Channel, l.Driver, other)
 		return

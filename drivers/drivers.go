@@ -116,5 +116,8 @@ var ErrChannelBusy = errors.New("channel already in use")
 // hardware. Decoding never touches hardware, so check-config can validate a
 // config on a machine without the boards.
 type Spec interface {
+	// Open opens the driver configured as id. log is already the driver's
+	// own: its records carry driver=id (the caller scopes it, once), so a
+	// driver does not add its id again.
 	Open(id string, log *slog.Logger) (Driver, error)
 }

@@ -47,10 +47,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DOOR\tFAIL MODE\tRELAY\tBROKER LOST\tPOWER LOST\tFIRE ALARM")
 	for _, d := range cfg.Doors {
-		relay := d.Relay.Driver + "/" + d.Relay.Channel
-		if d.Relay.ActiveLow {
-			relay += " (active low)"
-		}
+		relay := d.Relay.Label()
 		onHazard := "unlocks (maglock released)"
 		if d.FailMode == config.FailSecure {
 			onHazard = "stays locked (strike unpowered)"
@@ -196,7 +193,7 @@ func powerSummary(p *config.PowerSource) string {
 	case config.PowerMQTT:
 		what = fmt.Sprintf("topic %s, %q = mains ok, %q = lost", p.Topic, p.PayloadOK, p.PayloadLost)
 	case config.PowerInput:
-		what = fmt.Sprintf("line %s/%s, active = mains ok", p.Driver, p.Channel)
+		what = "line " + p.Line().Name() + ", active = mains ok"
 		if p.ActiveLow {
 			what += " (active low)"
 		}

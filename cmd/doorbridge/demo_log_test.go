@@ -48,9 +48,9 @@ func TestDemoLogsEachEventOnce(t *testing.T) {
 			t.Errorf("a normal event logged at %s: %s", l.attrs["level"], l.text)
 		}
 	}
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Count(l, " component=") > 1 {
-			t.Errorf("a line names two components: %s", l)
+	for _, l := range logLines(out) {
+		if len(l.repeated) > 0 {
+			t.Errorf("a line repeats %v: %s", l.repeated, l.text)
 		}
 	}
 	for _, d := range duplicateEvents(logLines(out)) {
@@ -78,9 +78,10 @@ func expectedWarning(l logLine) bool {
 }
 
 type logLine struct {
-	text  string
-	time  time.Time
-	attrs map[string]string
+	text     string
+	time     time.Time
+	attrs    map[string]string // the first value of each key
+	repeated []string          // keys given twice (two scopes adding the same attribute)
 }
 
 // logLines parses slog's text lines (key=value, values quoted when they
@@ -89,6 +90,7 @@ func logLines(out string) []logLine {
 	var lines []logLine
 	for _, text := range strings.Split(out, "\n") {
 		attrs := map[string]string{}
+		var repeated []string
 		rest := text
 		for rest != "" {
 			key, after, ok := strings.Cut(rest, "=")
@@ -103,7 +105,9 @@ func logLines(out string) []logLine {
 				val, after, _ = strings.Cut(after, " ")
 				after = " " + after
 			}
-			if _, dup := attrs[key]; !dup {
+			if _, dup := attrs[key]; dup {
+				repeated = append(repeated, key)
+			} else {
 				attrs[key] = val
 			}
 			rest = strings.TrimPrefix(after, " ")
@@ -112,7 +116,7 @@ func logLines(out string) []logLine {
 		if err != nil || attrs["msg"] == "" {
 			continue
 		}
-		lines = append(lines, logLine{text: text, time: ts, attrs: attrs})
+		lines = append(lines, logLine{text: text, time: ts, attrs: attrs, repeated: repeated})
 	}
 	return lines
 }

@@ -26,9 +26,9 @@ func driverChannels(cfg *config.Config) map[string][]string {
 	for i := range cfg.Doors {
 		d := &cfg.Doors[i]
 		add(&d.Relay)
-		add(d.Contact)
-		add(d.Rex)
-		add(d.LockSense)
+		for _, in := range d.Inputs() {
+			add(in.Line)
+		}
 	}
 	for i := range cfg.Power {
 		if cfg.Power[i].Type == config.PowerInput {

@@ -97,7 +97,7 @@ type testDoor struct {
 	door   *config.Door
 	mode   bridge.FailMode
 	relay  drivers.Output
-	flush  []drivers.Flusher
+	flush  drivers.Flusher // the relay's driver, when it batches writes
 	inputs []testInput
 }
 
@@ -176,39 +176,26 @@ func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
 	return nil
 }
 
-// open opens the door's relay (at its off level) and inputs. It returns
-// functions that close what it opened.
+// open opens the door's relay and inputs the bridge's way: the relay with
+// drivers.OpenRelay at its off level, written out at once as the bridge's
+// relay writer does; each input of config.Door.Inputs with
+// drivers.OpenInput. It returns functions that close what it opened.
 func (td *testDoor) open() ([]func(), error) {
 	var closers []func()
-	opened := map[string]drivers.Driver{}
+	slots := map[string]*drivers.Slot{}
 	get := func(id string) (drivers.Driver, error) {
-		if d, ok := opened[id]; ok {
-			return d, nil
+		s := slots[id]
+		if s == nil {
+			var err error
+			if s, err = td.slot(id); err != nil {
+				return nil, err
+			}
+			slots[id] = s
+			if _, given := td.drivers[id]; !given {
+				closers = append(closers, func() { _ = s.Close() })
+			}
 		}
-		if d, ok := td.drivers[id]; ok {
-			opened[id] = d
-			return d, nil
-		}
-		for _, dc := range td.cfg.Drivers {
-			if dc.ID != id {
-				continue
-			}
-			spec, err := drivers.Decode(dc.Type, dc.Options)
-			if err != nil {
-				return nil, fmt.Errorf("driver %q: %w", id, err)
-			}
-			d, err := spec.Open(id, td.log.With("driver", id))
-			if err != nil {
-				return nil, fmt.Errorf("driver %q: %w", id, err)
-			}
-			opened[id] = d
-			closers = append(closers, func() { _ = d.Close() })
-			if f, ok := d.(drivers.Flusher); ok {
-				td.flush = append(td.flush, f)
-			}
-			return d, nil
-		}
-		return nil, fmt.Errorf("unknown driver %q", id)
+		return s.Get()
 	}
 	r := td.door.Relay
 	drv, err := get(r.Driver)
@@ -220,42 +207,54 @@ func (td *testDoor) open() ([]func(), error) {
 		return closers, err
 	}
 	td.relay = out
-	if err := td.set(false); err != nil {
-		return closers, fmt.Errorf("relay %s/%s: %w", r.Driver, r.Channel, err)
+	td.flush, _ = drv.(drivers.Flusher)
+	if err := td.flushRelay(); err != nil {
+		return closers, fmt.Errorf("relay %s: %w", r.Name(), err)
 	}
-	for _, x := range []struct {
-		name string
-		line *config.Line
-	}{{"contact", td.door.Contact}, {"rex", td.door.Rex}, {"lock_sense", td.door.LockSense}} {
-		if x.line == nil {
+	for _, x := range td.door.Inputs() {
+		if x.Line == nil {
 			continue
 		}
-		drv, err := get(x.line.Driver)
+		drv, err := get(x.Line.Driver)
 		if err != nil {
-			return closers, fmt.Errorf("%s: %w", x.name, err)
+			return closers, fmt.Errorf("%s: %w", x.Name, err)
 		}
-		in, err := drivers.OpenInput(drv, *x.line)
+		in, err := drivers.OpenInput(drv, *x.Line)
 		if err != nil {
-			return closers, fmt.Errorf("%s: %w", x.name, err)
+			return closers, fmt.Errorf("%s: %w", x.Name, err)
 		}
-		td.inputs = append(td.inputs, testInput{name: x.name, cfg: *x.line, in: in})
+		td.inputs = append(td.inputs, testInput{name: x.Name, cfg: *x.Line, in: in})
 	}
 	return closers, nil
 }
 
-// level is the relay line level for lock power p.
-func (td *testDoor) level(p bool) bool { return p != td.door.Relay.ActiveLow }
-
-func (td *testDoor) set(p bool) error {
-	if err := td.relay.Set(td.level(p)); err != nil {
-		return err
+// slot is driver id's drivers.Slot, as the bridge makes it: from its
+// config entry, or a driver the tests supply.
+func (td *testDoor) slot(id string) (*drivers.Slot, error) {
+	if d, ok := td.drivers[id]; ok {
+		return drivers.OpenedSlot(id, d, td.log), nil
 	}
-	for _, f := range td.flush {
-		if err := f.Flush(); err != nil {
-			return err
+	for _, dc := range td.cfg.Drivers {
+		if dc.ID == id {
+			return drivers.NewSlot(dc, td.log)
 		}
 	}
-	return nil
+	return nil, fmt.Errorf("unknown driver %q", id)
+}
+
+// set writes lock power p, and waits for it to be written out.
+func (td *testDoor) set(p bool) error {
+	if err := td.relay.Set(drivers.RelayLevel(td.door.Relay, p)); err != nil {
+		return err
+	}
+	return td.flushRelay()
+}
+
+func (td *testDoor) flushRelay() error {
+	if td.flush == nil {
+		return nil
+	}
+	return td.flush.Flush()
 }
 
 // meaning says what lock power p does to this door.
@@ -278,12 +277,8 @@ func (td *testDoor) describe() {
 	if td.mode == bridge.FailSecure {
 		kind = "electric strike (fail-secure): a hazard or a cut cable leaves it LOCKED; people leave through its handle"
 	}
-	relay := d.Relay.Driver + "/" + d.Relay.Channel
-	if d.Relay.ActiveLow {
-		relay += " (active low)"
-	}
 	fmt.Fprintf(td.out, "Door %q (%s): %s, %s.\n", d.ID, d.Name, d.FailMode, kind)
-	fmt.Fprintf(td.out, "  relay %s\n", relay)
+	fmt.Fprintf(td.out, "  relay %s\n", d.Relay.Label())
 	rel := gpio.ReleasedOutputs(sysRoot)
 	fmt.Fprintf(td.out, "  if doorbridge dies: %s\n", whenBridgeDies(td.cfg, d, rel))
 	fmt.Fprintf(td.out, "  if doorbridge stops: %s\n", whenBridgeStops(td.cfg, d, rel))
@@ -293,11 +288,7 @@ func (td *testDoor) describe() {
 		fmt.Fprintln(td.out, "  no inputs configured")
 	}
 	for _, in := range td.inputs {
-		line := in.cfg.Driver + "/" + in.cfg.Channel
-		if in.cfg.ActiveLow {
-			line += " (active low)"
-		}
-		fmt.Fprintf(td.out, "  input %-10s %s\n", in.name, line)
+		fmt.Fprintf(td.out, "  input %-10s %s\n", in.name, in.cfg.Label())
 	}
 }
 
@@ -308,15 +299,22 @@ func inputState(in testInput) string {
 	if s == bridge.SenseUnknown {
 		return "UNKNOWN (" + err.Error() + ")"
 	}
-	active := s == bridge.SenseActive
-	switch in.name {
-	case "contact":
-		return map[bool]string{true: "door OPEN", false: "door closed"}[active]
-	case "rex":
-		return map[bool]string{true: "exit button PRESSED", false: "exit button released"}[active]
-	default:
-		return map[bool]string{true: "lock sensed LOCKED", false: "lock sensed unlocked"}[active]
+	w, ok := inputWords[in.name]
+	if !ok {
+		w = [2]string{in.name + " ACTIVE", in.name + " inactive"}
 	}
+	if s == bridge.SenseActive {
+		return w[0]
+	}
+	return w[1]
+}
+
+// inputWords says what each input of config.Door.Inputs means when active
+// and when not.
+var inputWords = map[string][2]string{
+	config.InputContact:   {"door OPEN", "door closed"},
+	config.InputRex:       {"exit button PRESSED", "exit button released"},
+	config.InputLockSense: {"lock sensed LOCKED", "lock sensed unlocked"},
 }
 
 func (td *testDoor) showInputs() {

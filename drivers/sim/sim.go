@@ -70,8 +70,8 @@ func (o Options) Open(id string, log *slog.Logger) (drivers.Driver, error) {
 			return nil, err
 		}
 	}
-	d := newDriver(o, log.With("driver", id))
-	log.Info("sim driver ready", "driver", id, "state_file", o.StateFile, "inputs_file", o.InputsFile, "faults_file", o.FaultsFile)
+	d := newDriver(o, log)
+	log.Info("sim driver ready", "state_file", o.StateFile, "inputs_file", o.InputsFile, "faults_file", o.FaultsFile)
 	return d, nil
 }
 

@@ -235,3 +235,19 @@ func TestMissingInputsFileIsCreatedLow(t *testing.T) {
 	}
 	testbroker.Eventually(t, 5*time.Second, func() bool { v, err := ins[0].Read(); return v && err == nil }, "the edited inputs file was not read")
 }
+
+// The logger Open gets already names the driver (drivers.Spec): the
+// driver's lines carry driver=<id> once, not twice.
+func TestOpenLogsDriverOnce(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil)).With("driver", "sim")
+	drv, err := sim.Options{}.Open("sim", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close()
+	line, _, _ := strings.Cut(buf.String(), "\n")
+	if !strings.Contains(line, "sim driver ready") || strings.Count(line, " driver=sim") != 1 {
+		t.Errorf("want one driver=sim in the ready line: %s", line)
+	}
+}

@@ -52,6 +52,7 @@ type Listener struct {
 	maxPending     int
 	connectTimeout time.Duration
 	onClose        []func(net.Conn)
+	unlink         string // a Unix socket's path, removed on close
 }
 
 var _ listeners.Listener = (*Listener)(nil)
@@ -80,17 +81,29 @@ func ListenUnix(id, path string, perm os.FileMode) (*Listener, error) {
 			return nil, err
 		}
 	}
-	// Created as the umask says (0600 under systemd's UMask=0077), then
-	// opened up to perm: never wider than perm in between.
-	ln, err := net.Listen("unix", path)
+	// Bound under a temporary name, given perm, then renamed into place:
+	// bound at path, it would be as wide as the umask allows (0777 under
+	// umask 0, as in some containers) until the chmod.
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, perm); err != nil {
+	ln.SetUnlinkOnClose(false) // it is unlinked at path, by CloseAll
+	if err := os.Chmod(tmp, perm); err != nil {
 		_ = ln.Close()
+		_ = os.Remove(tmp)
 		return nil, err
 	}
-	return NewListener(id, ln), nil
+	if err := os.Rename(tmp, path); err != nil {
+		_ = ln.Close()
+		_ = os.Remove(tmp)
+		return nil, err
+	}
+	l := NewListener(id, ln)
+	l.unlink = path
+	return l, nil
 }
 
 // NewListener serves mochi on ln, which it takes over.
@@ -297,6 +310,10 @@ func (l *Listener) CloseAll(reset bool) {
 		l.serving = -1
 		l.wg.Done()
 	}
+	unlink := ""
+	if !l.closed {
+		unlink = l.unlink
+	}
 	l.closed = true
 	conns := make([]net.Conn, 0, len(l.conns))
 	for c := range l.conns {
@@ -304,6 +321,9 @@ func (l *Listener) CloseAll(reset bool) {
 	}
 	l.mu.Unlock()
 	_ = l.ln.Close()
+	if unlink != "" {
+		_ = os.Remove(unlink)
+	}
 	for _, c := range conns {
 		if w, ok := c.(*writeFailCloses); ok {
 			c = w.Conn
