@@ -167,17 +167,15 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 // (start best effort). Only a config that cannot work is an error.
 func (b *Bridge) openDrivers(opts Options) error {
 	for _, dc := range b.cfg.Drivers {
-		slot := &driverSlot{id: dc.ID, log: b.log.With("driver", dc.ID)}
-		b.drivers[dc.ID] = slot
 		if d, ok := opts.Drivers[dc.ID]; ok {
-			slot.drv = d
+			b.drivers[dc.ID] = &driverSlot{Slot: drivers.OpenedSlot(dc.ID, d, b.log)}
 			continue
 		}
-		spec, err := drivers.Decode(dc.Type, dc.Options)
+		s, err := drivers.NewSlot(dc, b.log)
 		if err != nil {
-			return fmt.Errorf("driver %q: %w", dc.ID, err)
+			return err
 		}
-		slot.spec = spec
+		b.drivers[dc.ID] = &driverSlot{Slot: s}
 	}
 	return nil
 }
@@ -198,7 +196,7 @@ func (b *Bridge) openDoors() error {
 			return fmt.Errorf("door %q: relay: unknown driver %q", dc.ID, dc.Relay.Driver)
 		}
 		d := newDoor(dc, mode, b.topics.Door(dc.ID))
-		d.relay = newRelay(dc.ID, dc.Relay.ActiveLow, b.outputOpener(slot, dc), b.relayNews)
+		d.relay = newRelay(dc.ID, dc.Relay, b.outputOpener(slot, dc), b.relayNews)
 		b.doors = append(b.doors, d)
 		b.byID[dc.ID] = d
 	}
@@ -295,7 +293,7 @@ var fatalPanic = func(r any) { panic(r) }
 // inverted on an active-low board. The line's very first level is this one.
 func (b *Bridge) outputOpener(slot *driverSlot, dc *config.Door) func() (drivers.Output, error) {
 	return func() (drivers.Output, error) {
-		drv, err := slot.get()
+		drv, err := slot.Get()
 		if err != nil {
 			return nil, err
 		}
@@ -313,59 +311,29 @@ func (b *Bridge) outputOpener(slot *driverSlot, dc *config.Door) func() (drivers
 	}
 }
 
-// driverSlot is one configured driver, opened or still to open.
+// driverSlot is one configured driver (drivers.Slot, shared with
+// test-door) and the flush group of its relay writers.
 type driverSlot struct {
-	id   string
-	spec drivers.Spec // nil: supplied opened (Options.Drivers)
-	log  *slog.Logger
-
-	mu     sync.Mutex
-	drv    drivers.Driver
-	fg     *flushGroup // when drv batches writes
-	closed bool
+	*drivers.Slot
+	mu sync.Mutex
+	fg *flushGroup // when the driver batches writes
 }
 
 // flusher returns the flush group of an opened driver that batches writes.
 func (s *driverSlot) flusher() *flushGroup {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f, ok := s.drv.(drivers.Flusher); ok && s.fg == nil {
+	if f, ok := s.Opened().(drivers.Flusher); ok && s.fg == nil {
 		s.fg = newFlushGroup(f)
 	}
 	return s.fg
-}
-
-// get returns the driver, opening it if it is not open yet.
-func (s *driverSlot) get() (drivers.Driver, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.closed:
-		return nil, fmt.Errorf("driver %q: closed", s.id)
-	case s.drv != nil:
-		return s.drv, nil
-	}
-	d, err := s.spec.Open(s.id, s.log)
-	if err != nil {
-		return nil, fmt.Errorf("driver %q: %w", s.id, err)
-	}
-	s.log.Info("driver opened")
-	s.drv = d
-	return d, nil
 }
 
 // closeDrivers closes every opened driver, and stops the others from
 // being opened. A hung write on a sim driver ends with its Close.
 func (b *Bridge) closeDrivers() {
 	for id, s := range b.drivers {
-		s.mu.Lock()
-		d := s.drv
-		s.closed, s.drv = true, nil
-		s.mu.Unlock()
-		if d == nil {
-			continue
-		}
-		if err := d.Close(); err != nil {
+		if err := s.Close(); err != nil {
 			b.log.Warn("closing driver", "driver", id, "err", err)
 		}
 	}

@@ -118,7 +118,7 @@ func (b *Bridge) openInput(l config.Line) (drivers.Input, error) {
 	if slot == nil {
 		return nil, fmt.Errorf("unknown driver %q", l.Driver)
 	}
-	drv, err := slot.get()
+	drv, err := slot.Get()
 	if err != nil {
 		return nil, err
 	}

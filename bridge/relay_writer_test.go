@@ -3,6 +3,7 @@ package bridge
 import (
 	"testing"
 
+	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
@@ -14,7 +15,7 @@ import (
 func TestRelayRefusesOnWhileForced(t *testing.T) {
 	s := sim.New(sim.Options{})
 	defer s.Close()
-	r := newRelay("d", false, func() (drivers.Output, error) { return s.OpenOutput("0", false) }, make(chan struct{}, 1))
+	r := newRelay("d", config.Line{}, func() (drivers.Output, error) { return s.OpenOutput("0", false) }, make(chan struct{}, 1))
 	go r.run()
 	defer func() { r.stop(); <-r.done }()
 	idle := func() bool {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 )
 
@@ -39,9 +40,9 @@ type relayStatus struct {
 
 // relay is one door's relay writer.
 type relay struct {
-	id        string // the door
-	activeLow bool
-	deadline  time.Duration
+	id       string      // the door
+	line     config.Line // its relay line: the level of a lock power
+	deadline time.Duration
 	// open opens the output at its off level (and the driver first, when
 	// it could not be opened yet). Called by the writer only.
 	open   func() (drivers.Output, error)
@@ -62,9 +63,9 @@ type relay struct {
 	stopped bool
 }
 
-func newRelay(id string, activeLow bool, open func() (drivers.Output, error), notify chan struct{}) *relay {
+func newRelay(id string, line config.Line, open func() (drivers.Output, error), notify chan struct{}) *relay {
 	r := &relay{
-		id: id, activeLow: activeLow, deadline: writeDeadline, open: open, notify: notify,
+		id: id, line: line, deadline: writeDeadline, open: open, notify: notify,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		seq: 1, // the first write (open at off) is due
 	}
@@ -194,7 +195,7 @@ func (r *relay) writeOnce() (failed, opened bool) {
 
 // set writes lock power p, opening the output first if needed.
 func (r *relay) set(p bool) error {
-	level := p != r.activeLow
+	level := drivers.RelayLevel(r.line, p)
 	if r.out == nil {
 		out, err := r.open()
 		if err != nil {

@@ -445,7 +445,7 @@ func TestLatchSavedWhileTheReleaseIsWritten(t *testing.T) {
 	if !l.b.byID["fs"].power {
 		t.Fatal("the maglock is not powered before the alarm")
 	}
-	s := l.b.drivers["sim"].drv.(*sim.Driver)
+	s := l.b.drivers["sim"].Opened().(*sim.Driver)
 	s.SetFault("0", sim.Fault{Hang: true}) // the maglock's release write hangs
 	t.Cleanup(func() { s.ClearFault("0") })
 	l.send(l.b.cfg.Alarms[0].Topic, "ON", true) // no waitRelays: it hangs
