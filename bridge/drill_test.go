@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,7 +141,7 @@ func TestReleaseDrillRestoredFromBroker(t *testing.T) {
 	if !l.drill.last.Equal(last) || !l.drillKnown() || l.drillOverdue(clk.t) {
 		t.Fatalf("last drill %v (known %v), want %v", l.drill.last, l.drillKnown(), last)
 	}
-	if subs := strings.Join(l.subscriptions(), " "); !strings.Contains(subs, topic) {
+	if subs := strings.Join(slices.Concat(l.subscriptions()...), " "); !strings.Contains(subs, topic) {
 		t.Fatalf("not subscribed to %s: %s", topic, subs)
 	}
 }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,15 @@ import (
 //     so the link is already down in all but name. The broker ends the
 //     bridge's connection then, never drops the message silently: the
 //     broker hazard holds the locks safe, and the new connection reads
-//     every retained safety value again.
+//     every retained safety value again;
+//   - that holds in the bridge's own read goroutine too (Flow.OwnWait):
+//     mochi sends a subscription's retained messages there, and a site
+//     with more retained safety values than maxWritesPending (300 Zigbee
+//     detectors and their availability) had those that did not fit at
+//     once cut the bridge's connection, on every SUBSCRIBE again: it never
+//     got its alarm state (review of issue 12, M2). The bridge reads as
+//     fast as the broker writes, so such a wait is short; one of
+//     safetyWait means the bridge stopped reading, as above.
 //
 // Why not end the bridge's connection on a drop, or rate-limit publishers
 // (both tried): the first turned every junk flood into a broker hazard
@@ -86,6 +95,7 @@ func newBridgeFlow(bridge func(*mochi.Client) bool, acl mochi.Hook, log *slog.Lo
 		Class:   bf.class,
 		Limit:   [2]int{mochifix.Priority: safetyLimit, mochifix.Bulk: bulkLimit},
 		Wait:    [2]time.Duration{mochifix.Priority: safetyWait, mochifix.Bulk: bulkWait},
+		OwnWait: safetyWait,
 		Delayed: bf.delayed,
 		Timeout: bf.timeout,
 		NoWait:  bf.noWait,
@@ -104,7 +114,10 @@ func (bf *bridgeFlow) noWait(cl *mochi.Client) bool {
 }
 
 // safetyPublisher tells, for acl, the publishers that may publish to one
-// of filters, by user name (cached: it is asked for every publication).
+// of filters, by user name (cached: it is asked for every publication),
+// by the check the broker makes of the publication itself: a user whose
+// acl lets it publish under a filter only where a deny rule forbids it
+// does not go ahead.
 func safetyPublisher(acl mochi.Hook, filters []string) func(cl *mochi.Client) bool {
 	h, ok := acl.(*authHook)
 	if !ok {
@@ -121,14 +134,78 @@ func safetyPublisher(acl mochi.Hook, filters []string) func(cl *mochi.Client) bo
 			return v.(bool)
 		}
 		may := false
-		for _, p := range h.acl[user].publish {
-			for _, f := range filters {
-				may = may || topicsOverlap(p, f)
-			}
+		for _, f := range filters {
+			may = may || h.mayPublishUnder(user, f)
 		}
 		cache.Store(user, may)
 		return may
 	}
+}
+
+// mayPublishUnder reports whether user may publish to some topic filter
+// matches, by the broker's own check (mayPublish, deny rules included),
+// asked for topics standing for each way the filter meets one of the
+// user's publish patterns (witnesses).
+func (h *authHook) mayPublishUnder(user, filter string) bool {
+	for _, p := range h.acl[user].publish {
+		m, ok := filterMeet(p, filter)
+		if !ok {
+			continue
+		}
+		for _, w := range witnesses(m) {
+			if h.mayPublish(user, w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// filterMeet is the filter matching exactly the topics both a and b match
+// (false: none): level by level the narrower, a # taking the other's rest.
+func filterMeet(a, b string) (string, bool) {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	var m []string
+	for i := 0; ; i++ {
+		switch {
+		case i < len(as) && as[i] == "#":
+			return strings.Join(append(m, bs[i:]...), "/"), true
+		case i < len(bs) && bs[i] == "#":
+			return strings.Join(append(m, as[i:]...), "/"), true
+		case i == len(as) && i == len(bs):
+			return strings.Join(m, "/"), true
+		case i == len(as) || i == len(bs):
+			return "", false
+		case as[i] == "+":
+			m = append(m, bs[i])
+		case bs[i] == "+" || as[i] == bs[i]:
+			m = append(m, as[i])
+		default:
+			return "", false
+		}
+	}
+}
+
+// witnessLevel stands for "any level" in a witness topic: no pattern names
+// it, so only a wildcard matches it.
+const witnessLevel = "\x00"
+
+// witnesses are topics standing for filter: each + a level no pattern
+// names, and a # as no level, one and two. A pattern matches a witness
+// only if it matches every topic of that shape: when a witness may be
+// published, so may a real topic filter matches.
+func witnesses(filter string) []string {
+	t := strings.ReplaceAll(filter, "+", witnessLevel)
+	base, ok := strings.CutSuffix(t, "#")
+	if !ok {
+		return []string{t}
+	}
+	one := base + witnessLevel
+	out := []string{one, one + "/" + witnessLevel}
+	if b := strings.TrimSuffix(base, "/"); b != "" {
+		out = append(out, b)
+	}
+	return out
 }
 
 // class: until the bridge says which topics are safety, every one is.
@@ -205,17 +282,4 @@ func (e *EmbeddedBroker) setBridge(isSafety func(topic string) bool, filters []s
 		e.flow.safetyPub.Store(&pub)
 	}
 	e.flow.m.Store(m)
-}
-
-// safetyFilters are the filters of the topics safetyTopics tells.
-func (l *loop) safetyFilters() []string {
-	t := l.b.topics
-	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
-	for _, a := range l.alarms {
-		f = append(f, a.filters()...)
-	}
-	for _, p := range l.mqttPower {
-		f = append(f, p.cfg.Topic)
-	}
-	return f
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,23 +199,37 @@ func queueOf(safety bool) string {
 	return queueOther
 }
 
+// safetyFilters are the filters of every safety topic (the top of this
+// file), the one list of them: the classifier (safetyTopics) is built from
+// it, the bridge subscribes to it before anything else (subscriptions), and
+// the embedded broker knows its safety publishers by it (setBridge).
+func (l *loop) safetyFilters() []string {
+	t := l.b.topics
+	f := []string{t.Heartbeat, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.HAStatus}
+	for _, a := range l.alarms {
+		f = append(f, a.filters()...)
+	}
+	for _, p := range l.mqttPower {
+		f = append(f, p.cfg.Topic)
+	}
+	return f
+}
+
 // safetyTopics returns the classifier of safety topics for the loop's
 // config: read-only, so paho's router may call it.
 func (l *loop) safetyTopics() func(topic string) bool {
-	t := l.b.topics
-	exact := map[string]bool{t.Heartbeat: true, t.AlarmReset: true, t.AlarmLatched: true, t.DrillLast: true, t.HAStatus: true}
+	exact := map[string]bool{}
 	var wild []topicPattern
-	for _, a := range l.alarms {
-		for _, f := range a.filters() {
-			if p := newTopicPattern(f); p.wild() {
-				wild = append(wild, p)
-			} else {
-				exact[f] = true
-			}
+	var multi []string // with a # (an MQTT power topic may hold one)
+	for _, f := range l.safetyFilters() {
+		switch p := newTopicPattern(f); {
+		case strings.Contains(f, "#"):
+			multi = append(multi, f)
+		case p.wild():
+			wild = append(wild, p)
+		default:
+			exact[f] = true
 		}
-	}
-	for _, p := range l.mqttPower {
-		exact[p.cfg.Topic] = true
 	}
 	return func(topic string) bool {
 		if exact[topic] {
@@ -225,8 +240,23 @@ func (l *loop) safetyTopics() func(topic string) bool {
 				return true
 			}
 		}
+		for _, f := range multi {
+			if filterMatches(f, topic) {
+				return true
+			}
+		}
 		return false
 	}
+}
+
+// filterMatches reports whether the MQTT filter f matches topic, which
+// holds no wildcard: a filter starting with one never matches a topic
+// starting with $ ($SYS...).
+func filterMatches(f, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(f, "+") || strings.HasPrefix(f, "#")) {
+		return false
+	}
+	return topicsOverlap(f, topic)
 }
 
 // commandTopics tells the topics whose dropped messages are commands.

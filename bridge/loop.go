@@ -297,17 +297,12 @@ func (l *loop) onConnected(gen uint64) {
 	l.evaluate("mqtt:connected")
 }
 
-func (l *loop) subscriptions() []string {
+// subscriptions are the bridge's filters, one SUBSCRIBE per group, in
+// order: the safety ones first, so that their retained values come before
+// anything a command flood sends (mqttLink.subscribe).
+func (l *loop) subscriptions() [][]string {
 	t := l.b.topics
-	subs := []string{t.DoorCommandWild, t.AlarmReset, t.AlarmLatched, t.DrillLast, t.Heartbeat, t.Republish, t.HAStatus,
-		t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}
-	for _, a := range l.alarms {
-		subs = append(subs, a.filters()...)
-	}
-	for _, p := range l.mqttPower {
-		subs = append(subs, p.cfg.Topic)
-	}
-	return subs
+	return [][]string{l.safetyFilters(), {t.DoorCommandWild, t.Republish, t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}}
 }
 
 func (l *loop) onSubscribed(e evSubscribed) {

@@ -272,27 +272,25 @@ func (l *mqttLink) retryDropped(republish func()) {
 	}
 }
 
-// subscribe subscribes to filters for connection generation gen, off the
-// loop, retrying while that connection lasts, and reports success.
-func (l *mqttLink) subscribe(gen uint64, filters []string) {
-	m := make(map[string]byte, len(filters))
-	for _, f := range filters {
-		m[f] = 1
-	}
+// subscribe subscribes to groups of filters for connection generation
+// gen, off the loop, one SUBSCRIBE per group, in order, each once the one
+// before is acknowledged, retrying a group while that connection lasts, and
+// reports success. A broker reads a client's packets in order, and sends a
+// subscription's retained messages before it reads the next one (mochi and
+// mosquitto both): the first group's retained values reach the bridge
+// before any message that only a later group matches.
+func (l *mqttLink) subscribe(gen uint64, groups [][]string) {
 	go func() {
 		defer l.recoverFatal("mqtt subscribe")
-		for l.gen.Load() == gen {
-			tok := l.client.SubscribeMultiple(m, nil) // nil: the default handler (onMessage)
-			var err error
-			if !tok.WaitTimeout(5 * time.Second) {
-				err = fmt.Errorf("no SUBACK within 5s")
-			} else {
-				err = tok.Error()
-			}
-			if err == nil {
-				l.checkGranted(tok, l.username)
+		for i := 0; l.gen.Load() == gen; {
+			if i == len(groups) {
 				l.send(evSubscribed{gen: gen})
 				return
+			}
+			err := l.subscribeGroup(groups[i])
+			if err == nil {
+				i++
+				continue
 			}
 			l.log.Error("subscribe failed; retrying", "err", err)
 			select {
@@ -302,6 +300,27 @@ func (l *mqttLink) subscribe(gen uint64, filters []string) {
 			}
 		}
 	}()
+}
+
+// subscribeGroup subscribes to filters in one SUBSCRIBE and waits for its
+// SUBACK.
+func (l *mqttLink) subscribeGroup(filters []string) error {
+	if len(filters) == 0 {
+		return nil
+	}
+	m := make(map[string]byte, len(filters))
+	for _, f := range filters {
+		m[f] = 1
+	}
+	tok := l.client.SubscribeMultiple(m, nil) // nil: the default handler (onMessage)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("no SUBACK within 5s")
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	l.checkGranted(tok, l.username)
+	return nil
 }
 
 // checkGranted logs the filters a SUBACK refused (an ACL that does not let

@@ -37,14 +37,24 @@ import (
 //   - A message that waited Wait[class] is not delivered to that client;
 //     Timeout is told (bulk: drop it, counted; priority: the bridge ends
 //     the client's connection rather than lose it silently).
-//   - Nothing waits while the watched client's own read goroutine processes
-//     its SUBSCRIBE (the retained messages it sends) or its PUBLISH (echoed
-//     back to it): mochi would stop reading its socket, pings too, and its
-//     client would end the connection for want of a PINGRESP. Meanwhile a
-//     message that does not fit now is not delivered at once (Timeout is
-//     told): a flood from others can then cost the client a retained bulk
-//     message, never its link. Other publishers' messages to the client in
-//     that window are treated alike (a hook cannot tell goroutines apart).
+//   - While the watched client's own read goroutine processes its
+//     SUBSCRIBE (the retained messages it sends) or its PUBLISH (echoed
+//     back to it), a Bulk message never waits: mochi would stop reading
+//     the client's socket, pings too, and a flood from others could hold
+//     it there a Wait per message, until its client ended the connection
+//     for want of a PINGRESP. A Bulk message that does not fit then is not
+//     delivered (Timeout is told): a flood can cost the client a retained
+//     bulk message, never its link. A Priority message waits there at most
+//     OwnWait (0: not at all), in turn with the others: a client that
+//     reads frees room within moments, and one with more retained
+//     priority messages than Limit gets them all. One that does not read
+//     for OwnWait is told once (Timeout), and nothing waits there again
+//     until a message is written to it. Other publishers' messages to the
+//     client while it subscribes are treated alike (a hook cannot tell
+//     goroutines apart). While it publishes, only its own publication is
+//     (Flow tells it apart by its topic's identity, as below): others'
+//     were shed at once whenever the client happened to publish, Home
+//     Assistant's commands during a flood among them.
 //   - mochi asks the same OnACLCheck, with the filter as topic, when the
 //     client subscribes: Flow recognises these checks by the filter
 //     strings' identity (it replaces them with copies of its own in
@@ -74,6 +84,10 @@ type Flow struct {
 	Limit [2]int
 	// Wait is, per class, how long a message may be held back.
 	Wait [2]time.Duration
+	// OwnWait is how long a Priority message may be held back while the
+	// watched client's own read goroutine processes its SUBSCRIBE or
+	// PUBLISH; 0: it is not held there (Timeout is told at once).
+	OwnWait time.Duration
 	// Delayed is told about each message held back; Timeout about each
 	// one that waited Wait and is not delivered. Either may be nil.
 	Delayed func(cl *mqtt.Client, topic string, c Class)
@@ -121,9 +135,17 @@ type flowQueue struct {
 	// publishers' (they go ahead of the others).
 	front int
 	// own is set while the client's own read goroutine processes its
-	// SUBSCRIBE or PUBLISH: a message held there would stop mochi reading
-	// the client's socket (its pings too), so nothing waits meanwhile.
+	// SUBSCRIBE (or a PUBLISH without a topic name): a message held there
+	// stops mochi reading the client's socket (its pings too), so only a
+	// Priority one waits meanwhile, at most OwnWait.
 	own bool
+	// pub is the topic (Flow's copy) of the client's own PUBLISH being
+	// processed: its delivery back to the client is in the client's read
+	// goroutine, as own's messages.
+	pub *byte
+	// stalled is set when a message waited OwnWait in vain, until one is
+	// written to the client: nothing waits OwnWait again meanwhile.
+	stalled bool
 }
 
 // WithoutACL is h without its OnACLCheck, for Flow to ask instead.
@@ -202,11 +224,20 @@ func (f *Flow) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
 }
 
 // OnPublish marks a watched client's own PUBLISH being processed: it may
-// be delivered back to the client, in its read goroutine. A NoWait
-// publisher's topic is replaced by a copy Flow recognises in admit.
+// be delivered back to the client, in its read goroutine; its topic is
+// replaced by a copy Flow recognises in admit. So is a NoWait publisher's.
 func (f *Flow) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if f.Watch(cl) {
-		f.setOwn(cl, true)
+		if pk.TopicName == "" {
+			f.setOwn(cl, true) // a topic alias: the whole window is the client's
+			return pk, nil
+		}
+		pk.TopicName = strings.Clone(pk.TopicName)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if q := f.queue(cl); q != nil {
+			q.pub = unsafe.StringData(pk.TopicName)
+		}
 		return pk, nil
 	}
 	if f.NoWait == nil || pk.TopicName == "" || !f.NoWait(cl) {
@@ -263,6 +294,7 @@ func (f *Flow) setOwn(cl *mqtt.Client, own bool) {
 	defer f.mu.Unlock()
 	if q := f.queue(cl); q != nil {
 		q.own = own
+		q.pub = nil
 	}
 }
 
@@ -291,7 +323,7 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 	c := f.class(topic)
 	f.mu.Lock()
 	q := f.queue(cl)
-	if q == nil {
+	if q == nil || cl.Closed() {
 		f.mu.Unlock()
 		return true // mochi does not queue for a closed client
 	}
@@ -303,20 +335,25 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 		}
 	}
 	front := c == Bulk && topic != "" && f.noWaitTopics[unsafe.StringData(topic)] > 0
-	if f.room(q, c) || q.own && c == Priority && q.queued < f.Limit[c] ||
+	own := q.own || topic != "" && q.pub == unsafe.StringData(topic)
+	if f.room(q, c) || own && c == Priority && q.queued < f.Limit[c] ||
 		front && len(q.waiting[Priority]) == 0 && q.front == 0 && q.queued < f.Limit[c] {
 		q.queued++
 		f.mu.Unlock()
 		return true
 	}
-	if q.own {
-		// In the client's own read goroutine (or beside it): not a wait.
-		// A priority message that does not fit is a timed-out one.
-		f.mu.Unlock()
-		if f.Timeout != nil {
-			f.Timeout(cl, topic, c)
+	wait := f.Wait[c]
+	if own {
+		// In the client's own read goroutine (or beside it): only a
+		// priority message waits, briefly (OwnWait).
+		if c == Bulk || f.OwnWait <= 0 || q.stalled {
+			f.mu.Unlock()
+			if f.Timeout != nil {
+				f.Timeout(cl, topic, c)
+			}
+			return false
 		}
-		return false
+		wait = f.OwnWait
 	}
 	ch := make(chan struct{})
 	if front {
@@ -329,7 +366,7 @@ func (f *Flow) admit(cl *mqtt.Client, topic string) bool {
 	if f.Delayed != nil {
 		f.Delayed(cl, topic, c)
 	}
-	return f.await(cl, q, c, ch, topic)
+	return f.await(cl, q, c, ch, topic, wait, own)
 }
 
 // room reports whether a message of class c may be queued now, ahead of
@@ -341,8 +378,10 @@ func (f *Flow) room(q *flowQueue, c Class) bool {
 	return q.queued < f.Limit[c]
 }
 
-func (f *Flow) await(cl *mqtt.Client, q *flowQueue, c Class, ch chan struct{}, topic string) bool {
-	timeout := time.NewTimer(f.Wait[c])
+// await holds a message let in when ch is closed, at most wait; own: it
+// is held while cl's own read goroutine processes a packet.
+func (f *Flow) await(cl *mqtt.Client, q *flowQueue, c Class, ch chan struct{}, topic string, wait time.Duration, own bool) bool {
+	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	poll := time.NewTicker(closedPoll)
 	defer poll.Stop()
@@ -359,6 +398,11 @@ func (f *Flow) await(cl *mqtt.Client, q *flowQueue, c Class, ch chan struct{}, t
 		case <-timeout.C:
 			if !f.cancel(q, c, ch) {
 				return true // let in meanwhile
+			}
+			if own {
+				f.mu.Lock()
+				q.stalled = true
+				f.mu.Unlock()
 			}
 			if f.Timeout != nil {
 				f.Timeout(cl, topic, c)
@@ -418,6 +462,7 @@ func (f *Flow) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	if q.queued > 0 {
 		q.queued--
 	}
+	q.stalled = false
 	f.grant(q)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,15 @@ type flowBroker struct {
 	addr             string
 	pipe             *mochifix.PipeListener
 	delayed, timeout atomic.Int64
+	mu               sync.Mutex
+	held             []string // the topics held back, in order
+}
+
+// wasHeld reports whether a message on topic was held back.
+func (fb *flowBroker) wasHeld(topic string) bool {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	return slices.Contains(fb.held, topic)
 }
 
 func startFlowBroker(t *testing.T, bulkWait time.Duration) *flowBroker {
@@ -59,9 +69,14 @@ func startFlowBroker(t *testing.T, bulkWait time.Duration) *flowBroker {
 			}
 			return mochifix.Priority
 		},
-		Limit:   [2]int{mochifix.Priority: flowQueueLen, mochifix.Bulk: flowQueueLen / 2},
-		Wait:    [2]time.Duration{mochifix.Priority: time.Minute, mochifix.Bulk: bulkWait},
-		Delayed: func(*mqtt.Client, string, mochifix.Class) { fb.delayed.Add(1) },
+		Limit: [2]int{mochifix.Priority: flowQueueLen, mochifix.Bulk: flowQueueLen / 2},
+		Wait:  [2]time.Duration{mochifix.Priority: time.Minute, mochifix.Bulk: bulkWait},
+		Delayed: func(_ *mqtt.Client, topic string, _ mochifix.Class) {
+			fb.delayed.Add(1)
+			fb.mu.Lock()
+			fb.held = append(fb.held, topic)
+			fb.mu.Unlock()
+		},
 		Timeout: func(*mqtt.Client, string, mochifix.Class) { fb.timeout.Add(1) },
 	}
 	for _, h := range []mqtt.Hook{mochifix.WithoutACL{Hook: allow}, fb.flow, &mochifix.SessionHook{Server: srv, Listeners: []*mochifix.Listener{l, pl}}} {
@@ -381,4 +396,127 @@ func TestFlowDroppedCountsOut(t *testing.T) {
 	d := fb.delayed.Load()
 	fb.flow.Dropped(cl)
 	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.delayed.Load() > d }, "the held publisher let in")
+}
+
+// retainBurst retains n messages of 64 kB under prefix (so large that the
+// socket pair's buffers hold few) and waits until the broker has handled
+// them: it handles a client's packets in order, so its answer to a
+// PINGREQ sent after them.
+func retainBurst(t *testing.T, fb *flowBroker, prefix string, n int) {
+	t.Helper()
+	pub := rawClient(t, fb.addr, "publisher")
+	body := bytes.Repeat([]byte("v"), 64<<10)
+	var all bytes.Buffer
+	for i := range n {
+		all.Write(publishPacket(fmt.Sprintf("%sr/%02d", prefix, i), body, true))
+	}
+	if err := paho.NewControlPacket(paho.Pingreq).Write(&all); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Write(all.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if pk, err := paho.ReadPacket(bufio.NewReader(pub)); err != nil {
+		t.Fatalf("no PINGRESP after the retained messages: %v", err)
+	} else if _, ok := pk.(*paho.PingrespPacket); !ok {
+		t.Fatalf("got %v, want a PINGRESP", pk)
+	}
+}
+
+// With OwnWait, the retained priority messages a SUBSCRIBE sends wait for
+// room in the client's own read goroutine (review of issue 12, M2): a
+// client that reads gets every one of four queues' worth. Before, those
+// that did not fit at once were not delivered (Timeout: the bridge cut its
+// own connection, subscribed again on the next, and was cut again).
+func TestFlowOwnWaitDeliversRetainedBurst(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	fb.flow.OwnWait = time.Minute
+	const n = 4 * flowQueueLen
+	retainBurst(t, fb, "safety/", n)
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "safety/#")
+	if got := readPublishes(t, sub, r, n); len(got) != n {
+		t.Fatalf("%d retained messages, want %d", len(got), n)
+	}
+	if d, to := atomic.LoadInt64(&fb.srv.Info.MessagesDropped), fb.timeout.Load(); d != 0 || to != 0 {
+		t.Errorf("%d retained messages dropped by mochi, %d not delivered by Flow", d, to)
+	}
+	testbroker.Eventually(t, 10*time.Second, func() bool { return fb.queued("watched") == 0 }, "the count back to 0 (it is %d)", fb.queued("watched"))
+}
+
+// A client that reads nothing costs its SUBSCRIBE one OwnWait, not one per
+// message: after one waited in vain, the rest are not delivered at once,
+// and its PINGREQ is answered as soon as it reads again.
+func TestFlowOwnWaitOnceForStalledClient(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	fb.flow.OwnWait = 2 * time.Second
+	const n = 4 * flowQueueLen
+	retainBurst(t, fb, "safety/", n)
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "safety/#")
+	// One OwnWait per message would be about 40 s.
+	testbroker.Eventually(t, 15*time.Second, func() bool { return fb.timeout.Load() >= n-flowQueueLen-6 },
+		"the retained messages that do not fit not delivered after one wait")
+	if fb.delayed.Load() == 0 {
+		t.Error("no message waited in the client's own read goroutine")
+	}
+	ping := paho.NewControlPacket(paho.Pingreq)
+	if err := ping.Write(sub); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		pk, err := paho.ReadPacket(r)
+		if err != nil {
+			t.Fatalf("no PINGRESP: %v", err)
+		}
+		if _, ok := pk.(*paho.PingrespPacket); ok {
+			break
+		}
+	}
+}
+
+// While the watched client's read goroutine processes the client's own
+// PUBLISH, only that publication is delivered as the client's own: another
+// publisher's bulk message that does not fit waits its turn in its own
+// goroutine, as at any other time. Before, every message to the client in
+// that window was shed at once (Timeout) when it did not fit: Home
+// Assistant lost up to 29% of its commands to the bridge during a junk
+// flood while the bridge published its state
+// (TestEmbeddedBrokerHACommandsNotShedDuringFlood).
+func TestFlowOthersNotShedWhileClientPublishes(t *testing.T) {
+	fb := startFlowBroker(t, time.Minute)
+	fb.flow.OwnWait = time.Minute
+	sub, r := fb.watched(t)
+	subscribe(t, sub, r, "safety/#", "bulk/#")
+	// The client reads nothing: a burst fills its queue, and its publisher
+	// waits with the rest.
+	const n = 4 * flowQueueLen
+	body := bytes.Repeat([]byte("v"), 64<<10)
+	var burst []byte
+	for i := range n {
+		burst = append(burst, publishPacket(fmt.Sprintf("safety/burst/%02d", i), body, false)...)
+	}
+	pub := rawClient(t, fb.addr, "burst")
+	go func() { _, _ = pub.Write(burst) }()
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.delayed.Load() > 0 && fb.queued("watched") == flowQueueLen },
+		"the burst fills the queue and is held")
+	// The client publishes to a topic it reads: its read goroutine waits
+	// for room.
+	if _, err := sub.Write(publishPacket("safety/own", []byte("mine"), false)); err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.wasHeld("safety/own") }, "the client's own publication held")
+	if _, err := rawClient(t, fb.addr, "other").Write(publishPacket("bulk/command", []byte("LOCK"), false)); err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Eventually(t, 20*time.Second, func() bool { return fb.wasHeld("bulk/command") || fb.timeout.Load() > 0 }, "the other publisher's message held or shed")
+	if n := fb.timeout.Load(); n > 0 {
+		t.Fatalf("%d messages shed while the client published", n)
+	}
+	got := readPublishes(t, sub, r, n+2)
+	if !slices.Contains(got, "bulk/command LOCK") || !slices.Contains(got, "safety/own mine") {
+		t.Errorf("the other publisher's command or the client's own publication missing: %d messages", len(got))
+	}
 }
