@@ -41,7 +41,11 @@ func TestAttackRepublishFloodLogsPerMessage(t *testing.T) {
 	}
 	lines := func() int { return strings.Count(logs.String(), `msg="republishing discovery and state"`) }
 	// Without the fix a line a message, without requests=: count those too.
-	testbroker.Eventually(t, floodWait, func() bool { return answered() >= floodN || lines() >= floodN },
+	// Half the flood is enough to tell (with the fix, a few lines; without,
+	// a thousand): a stock mosquitto drops what a client has not read past
+	// its max_queued_messages (1000), which a -race bridge on a loaded
+	// machine falls behind (1551 of 2000 arrived once).
+	testbroker.Eventually(t, floodWait, func() bool { return answered() >= floodN/2 || lines() >= floodN/2 },
 		"republish requests answered: %d of %d", answered(), floodN)
 	h.stop()
 	n := lines()
@@ -71,5 +75,26 @@ func TestRepeatedAvailabilityClearLogsOnce(t *testing.T) {
 	t.Logf("%d empty availability messages: %d log lines", floodN, n)
 	if n != 1 {
 		t.Errorf("%d log lines, want 1 (the clear that changed something)", n)
+	}
+}
+
+// A refused reset is a warning in the log, not an info line: a log filtered
+// to warnings must still show that someone tried to reset during a fire.
+func TestRefusedResetLoggedAsWarning(t *testing.T) {
+	l, _ := newTestLoop(t, withAlarms(jsonAlarm("smoke", true, false)), evaluated())
+	l.send("zigbee2mqtt/kitchen", `{"smoke": true}`, false)
+	l.flushLater()
+	logs := &logSink{}
+	l.log = slog.New(slog.NewTextHandler(logs, nil))
+	l.send(l.b.topics.AlarmReset, "RESET", false)
+	l.flushLater()
+	out := logs.String()
+	if !strings.Contains(out, "reset refused: alarm still active") {
+		t.Fatalf("no refusal logged: %s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "reset refused") && !strings.Contains(line, "level=WARN") {
+			t.Errorf("refused reset not a warning: %s", line)
+		}
 	}
 }

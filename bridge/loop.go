@@ -972,6 +972,13 @@ func (l *loop) notice(msg string) {
 	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
 }
 
+// warnNotice is a notice about something refused or failing: logged as a
+// warning, so a log filtered to warnings still shows it.
+func (l *loop) warnNotice(msg string) {
+	l.log.Warn("notice", "text", msg)
+	l.publishRetained(l.b.topics.Notice, noticePayload(msg))
+}
+
 // noticePayload is msg cut to the notice sensor's 250 bytes, never in the
 // middle of a UTF-8 character: Home Assistant drops such a payload.
 func noticePayload(msg string) string {

@@ -315,7 +315,7 @@ func (l *loop) onLockdown(e evMessage) {
 	for _, d := range l.b.doors {
 		if r := Refusal(d.mode, l.doorHazards(d, now)|l.overtaken, req); r != "" {
 			if l.commandRejected("lockdown", l.b.topics.Error, e.topic, e.payload, rejectHazard, fmt.Sprintf("door %q: %s", d.cfg.ID, r)) {
-				l.notice("lockdown refused: " + r)
+				l.warnNotice("lockdown refused: " + r)
 			}
 			return
 		}
@@ -357,7 +357,7 @@ func (l *loop) onReset(e evMessage) {
 	}
 	if string(e.payload) != mqttapi.Reset {
 		if l.resetRefusalReported(e.topic, rejectUnknownCommand) {
-			l.notice(fmt.Sprintf("reset refused: payload %s, want RESET", redactPayload(e.payload)))
+			l.warnNotice(fmt.Sprintf("reset refused: payload %s, want RESET", redactPayload(e.payload)))
 		}
 		return
 	}
@@ -372,7 +372,7 @@ func (l *loop) onReset(e evMessage) {
 			}
 		}
 		msg := "reset refused: alarm still active (" + strings.Join(active, ", ") + ")"
-		l.notice(msg)
+		l.warnNotice(msg)
 		b, _ := json.Marshal(map[string]string{"error": msg, "topic": e.topic})
 		l.mq.publish(l.b.topics.Error, string(b), false)
 		l.recordLogged(auditEvent{Kind: "reset", Outcome: "refused", Detail: msg, Origin: "mqtt:" + e.topic})

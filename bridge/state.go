@@ -258,7 +258,7 @@ func (l *loop) reportUnsaved(failed []pendingSave) {
 		l.notice("state saved: bridge.state_dir is durable again")
 		return
 	}
-	l.notice("state not durable: cannot write " + list + " to bridge.state_dir; retried every tick (a restart now reads a missing record as its safe value)")
+	l.warnNotice("state not durable: cannot write " + list + " to bridge.state_dir; retried every tick (a restart now reads a missing record as its safe value)")
 }
 
 // loadState reads the loop's records at start, reporting damage loudly (log

@@ -127,6 +127,7 @@ var badConfigs = map[string]string{
 	"bad-lock-sense-fail-secure.yaml": `doors.store.lock_sense: door "store" is fail_secure: only a fail_safe door's lock sense (a maglock's bond sensor) is supervised; a strike's latch monitor says nothing about its release`,
 	"bad-power-input-driver.yaml":     `power[0].driver: unknown driver "ups" (configured: sim)`,
 	"bad-power-input-channel.yaml":    `power[0].channel: channel "0" of driver "sim" is already used by doors.front.relay`,
+	"bad-power-mqtt-wildcard.yaml":    `power[0].topic: "site/+/mains" has an MQTT wildcard (+ or #): a power source is one exact topic; list one source per topic`,
 
 	"bad-no-doors.yaml":          `doors: no doors configured`,
 	"bad-alarm-payloads.yaml":    `alarms[0].payload_on: "1" equals payload_off; alarm and clear must differ`,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -126,8 +127,14 @@ func (c *Config) validatePower(v *validator, driverIDs map[string]bool, lines ma
 				v.add(key+".path", "must be a power-supply directory such as /sys/class/power_supply/AC")
 			}
 		case PowerMQTT:
-			if p.Topic == "" {
+			switch {
+			case p.Topic == "":
 				v.add(key+".topic", "must not be empty")
+			case strings.ContainsAny(p.Topic, "+#"):
+				// One source is one topic: under a wildcard, which device's
+				// report is the power? (It would never match and hold a
+				// power hazard for good.)
+				v.add(key+".topic", "%q has an MQTT wildcard (+ or #): a power source is one exact topic; list one source per topic", p.Topic)
 			}
 			if p.PayloadOK == p.PayloadLost {
 				v.add(key+".payload_ok", "%q equals payload_lost; ok and lost must differ", p.PayloadOK)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -15,7 +14,16 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-var idPattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
+// validID reports whether s is an id: lower-case letters, digits, _ and -,
+// at least one (`^[a-z0-9_-]+$`, without a regexp compiled at start).
+func validID(s string) bool {
+	for _, c := range []byte(s) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Error is one validation failure: the file, the key and what would be valid.
 type Error struct {
@@ -69,7 +77,7 @@ func (c *Config) nameByID(errs []error) []error {
 			count[id]++
 		}
 		for i, id := range ids {
-			if count[id] == 1 && idPattern.MatchString(id) {
+			if count[id] == 1 && validID(id) {
 				pairs = append(pairs, fmt.Sprintf("%s[%d]", list, i), list+"."+id)
 			}
 		}
@@ -94,8 +102,30 @@ func (c *Config) nameByID(errs []error) []error {
 }
 
 type validator struct {
-	file string
-	errs []error
+	file  string
+	errs  []error
+	specs map[int]decodedSpec // by index in drivers: decoded once, asked per line
+}
+
+// decodedSpec is a driver's options as its factory decoded them.
+type decodedSpec struct {
+	spec any
+	err  error
+}
+
+// spec decodes a driver's options once per validation: each door's lines
+// ask their driver's spec, and a decode per line made loading a 256-door
+// config take milliseconds before the relays' off writes.
+func (v *validator) spec(i int, d Driver) (any, error) {
+	if r, ok := v.specs[i]; ok {
+		return r.spec, r.err
+	}
+	spec, err := driverRegistry.Decode(d.Type, d.Options)
+	if v.specs == nil {
+		v.specs = map[int]decodedSpec{}
+	}
+	v.specs[i] = decodedSpec{spec, err}
+	return spec, err
 }
 
 func (v *validator) add(key, format string, args ...any) {
@@ -103,7 +133,7 @@ func (v *validator) add(key, format string, args ...any) {
 }
 
 func (v *validator) id(key, s string) {
-	if !idPattern.MatchString(s) {
+	if !validID(s) {
 		v.add(key, "%q is not a valid id (use lower-case letters, digits, _ and -)", s)
 	}
 }
@@ -285,7 +315,7 @@ func (c *Config) validateLine(v *validator, key string, l Line, driverIDs map[st
 		return
 	}
 	c.validatePull(v, key, l)
-	if err := c.checkChannel(l, strings.HasSuffix(key, ".relay")); err != nil {
+	if err := c.checkChannel(v, l, strings.HasSuffix(key, ".relay")); err != nil {
 		v.add(key+".channel", "%v", err)
 		return
 	}
@@ -307,7 +337,7 @@ func (c *Config) validatePull(v *validator, key string, l Line) {
 	case l.Pull != "up" && l.Pull != "down" && l.Pull != "none":
 		v.add(key+".pull", "%q is not a pull: want up, down or none (leave it out to keep the pin's own bias)", l.Pull)
 	default:
-		typ, pulls := c.driverPulls(l.Driver)
+		typ, pulls := c.driverPulls(v, l.Driver)
 		if pulls != nil && !slices.Contains(pulls, l.Pull) {
 			v.add(key+".pull", "%q: an input of driver %q (%s) cannot be pulled so: want %s, or leave the key out", l.Pull, l.Driver, typ, strings.Join(pulls, " or "))
 		}
@@ -317,12 +347,12 @@ func (c *Config) validatePull(v *validator, key string, l Line) {
 // driverPulls returns the type of a configured driver and the pulls its
 // inputs take (drivers.PullChecker, asked through pullChecker); nil
 // pulls: any.
-func (c *Config) driverPulls(id string) (string, []string) {
-	for _, d := range c.Drivers {
+func (c *Config) driverPulls(v *validator, id string) (string, []string) {
+	for i, d := range c.Drivers {
 		if d.ID != id {
 			continue
 		}
-		spec, err := driverRegistry.Decode(d.Type, d.Options)
+		spec, err := v.spec(i, d)
 		if err != nil {
 			return d.Type, nil // reported with the driver
 		}
@@ -336,12 +366,12 @@ func (c *Config) driverPulls(id string) (string, []string) {
 
 // checkChannel asks the line's driver, without the hardware, whether the
 // channel can exist (drivers.ChannelChecker, asked through channelChecker).
-func (c *Config) checkChannel(l Line, output bool) error {
-	for _, d := range c.Drivers {
+func (c *Config) checkChannel(v *validator, l Line, output bool) error {
+	for i, d := range c.Drivers {
 		if d.ID != l.Driver {
 			continue
 		}
-		spec, err := driverRegistry.Decode(d.Type, d.Options)
+		spec, err := v.spec(i, d)
 		if err != nil {
 			return nil // reported with the driver
 		}

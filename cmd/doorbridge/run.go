@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -70,6 +71,18 @@ func looksLikeConfig(arg string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
+// noGCUntilOff stops the garbage collector until every relay has been
+// written off, and returns what starts it again (as GOGC had it). The
+// config's parse leaves garbage that crossed the 4 MB minimum heap in most
+// 64-door starts, and twice at 256: one or two collection cycles, each with
+// its stop-the-world pauses, ran between exec and the off writes. That
+// garbage (about 4 MB at 256 doors) now waits for the first cycle after
+// Open, which bounds its own wait for the off writes.
+func noGCUntilOff() (restore func()) {
+	percent := debug.SetGCPercent(-1)
+	return func() { debug.SetGCPercent(percent) }
+}
+
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -98,6 +111,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	slog.SetDefault(log)
 
+	restoreGC := noGCUntilOff()
+	defer restoreGC()
 	cfg, err := config.Load(config.Path(*file))
 	if err == nil {
 		err = cfg.CheckFiles()
@@ -115,6 +130,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	// Open writes every relay off before anything touches the network.
 	b, err := bridge.Open(cfg, bridge.Options{Log: log, Version: version, Notifier: notifier})
+	restoreGC()
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

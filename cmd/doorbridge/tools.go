@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -21,7 +22,7 @@ import (
 )
 
 // codePattern is what Home Assistant's keypad accepts (the lock's code_format).
-var codePattern = regexp.MustCompile(`^\d{4,8}$`)
+var codePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{4,8}$`) })
 
 // cmdHashCode reads a code from stdin and prints its bcrypt hash for code_hash.
 func cmdHashCode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -34,7 +35,7 @@ func cmdHashCode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	code := strings.TrimRight(line, "\r\n")
-	if !codePattern.MatchString(code) {
+	if !codePattern().MatchString(code) {
 		fmt.Fprintln(stderr, "doorbridge: hash-code: a code is 4 to 8 digits (what Home Assistant's keypad sends)")
 		return 1
 	}

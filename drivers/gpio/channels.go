@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // validForms names the channel forms, for error messages.
@@ -20,9 +21,14 @@ var piHeader = map[int]int{
 	31: 6, 32: 12, 33: 13, 35: 19, 36: 16, 37: 26, 38: 20, 40: 21,
 }
 
+// The patterns are compiled on first use (check-config, a gpio channel
+// check), not at package init: every start of the bridge, with or without a
+// gpio driver, would pay for them before its relays' off writes.
 var (
-	headerPinRe = regexp.MustCompile(`(?i)^(pin|phys|physical|header|board|p1-|j8-?)\s*(\d+)$`)
-	bcmRe       = regexp.MustCompile(`(?i)^(bcm|gpio)[\s_-]*(\d+)$`)
+	headerPinRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)^(pin|phys|physical|header|board|p1-|j8-?)\s*(\d+)$`)
+	})
+	bcmRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^(bcm|gpio)[\s_-]*(\d+)$`) })
 )
 
 // CheckChannel implements drivers.ChannelChecker: it refuses, without the
@@ -30,11 +36,11 @@ var (
 // "BCM17", negative offsets. Any other name is left to the chip, which
 // check-config asks on the target.
 func (o Options) CheckChannel(channel string, output bool) error {
-	if m := headerPinRe.FindStringSubmatch(channel); m != nil {
+	if m := headerPinRe().FindStringSubmatch(channel); m != nil {
 		n, _ := strconv.Atoi(m[2])
 		return fmt.Errorf("gpio: channel %q is a header pin number, not a GPIO line: %s%s", channel, validForms, headerHint(n))
 	}
-	if m := bcmRe.FindStringSubmatch(channel); m != nil {
+	if m := bcmRe().FindStringSubmatch(channel); m != nil {
 		// "GPIO017" is not a Raspberry Pi's line name either.
 		n, err := strconv.Atoi(m[2])
 		if err == nil && channel == "GPIO"+strconv.Itoa(n) {

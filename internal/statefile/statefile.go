@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/doorbridge/doorbridge/internal/atomicfile"
 )
@@ -45,7 +46,10 @@ const indexName = ".records"
 // perm is every record's mode: state is the bridge's alone.
 const perm = 0o600
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is built on first use, not at package init: building it is
+// part of the start-up that stands before the relays' off writes, and no
+// record is read or written before they are done.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // Dir is a directory of records.
 type Dir struct {
@@ -211,7 +215,7 @@ const (
 )
 
 func sum(name string, value []byte) uint32 {
-	h := crc32.New(castagnoli)
+	h := crc32.New(castagnoli())
 	h.Write([]byte(name))
 	h.Write([]byte{0})
 	h.Write(value)
