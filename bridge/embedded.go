@@ -1,11 +1,9 @@
 package bridge
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/mochifix"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // EmbeddedBroker is the in-process mochi-mqtt broker used when no broker URL
@@ -28,15 +27,16 @@ type EmbeddedBroker struct {
 	sock string
 	// pipe is the bridge's own way in (BridgeURL): in-process, with its
 	// own pending-login limit, out of reach of every socket.
-	pipe   *mochifix.PipeListener
-	pipeID string
+	pipe       *mochifix.PipeListener
+	pipeID     string
+	unregister func() // the pipe, from the dialer's in-process brokers
 	// flow keeps the bridge's queue in the broker from overflowing
 	// (embedded_flood.go).
 	flow *bridgeFlow
 }
 
-// inprocBrokers are the running embedded brokers by BridgeURL host, for
-// the bridge's dialer.
+// inprocBrokers are the running embedded brokers by BridgeURL host (tests
+// find a bridge's broker there).
 var inprocBrokers sync.Map // string → *EmbeddedBroker
 
 // socketMode lets the bridge's user and group connect to
@@ -161,6 +161,7 @@ func startEmbedded(e config.EmbeddedBroker, hook mochi.Hook, exempt func(*mochi.
 	}
 	eb.pipeID = fmt.Sprintf("embedded-%p", eb)
 	inprocBrokers.Store(eb.pipeID, eb)
+	eb.unregister = mqttclient.RegisterInproc(eb.pipeID, eb.pipe.Dial)
 	return eb, nil
 }
 
@@ -263,26 +264,16 @@ func (e *EmbeddedBroker) URL() string {
 	if e.tcp == nil {
 		return "unix://" + e.sock
 	}
-	return "tcp://" + loopbackAddr(e.Addr())
+	return "tcp://" + mqttclient.LoopbackAddr(e.Addr())
 }
 
 // BridgeURL is the URL the bridge itself connects to: the in-process
-// listener, which only this process can reach (its dialer knows the
-// "inproc" scheme).
+// listener, which only this process can reach (RegisterInproc).
 func (e *EmbeddedBroker) BridgeURL() string { return "inproc://" + e.pipeID }
-
-// dialInproc connects to the in-process listener of the broker named by a
-// BridgeURL's host.
-func dialInproc(ctx context.Context, id string) (net.Conn, error) {
-	v, ok := inprocBrokers.Load(id)
-	if !ok {
-		return nil, fmt.Errorf("no embedded broker %q in this process", id)
-	}
-	return v.(*EmbeddedBroker).pipe.Dial(ctx)
-}
 
 // Close stops the broker.
 func (e *EmbeddedBroker) Close() error {
+	e.unregister()
 	inprocBrokers.Delete(e.pipeID)
 	return e.srv.Close()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // A CONNECT that declares a huge length costs its sender the connection at
@@ -172,7 +173,7 @@ func TestEmbeddedBrokerBridgeConnectsInProcess(t *testing.T) {
 	<-flooding
 	cfg := testConfig(eb.BridgeURL())
 	for i := range 20 {
-		opts, err := ClientOptions(cfg, []string{eb.BridgeURL()}, "", "", 5*time.Second, nil)
+		opts, err := mqttclient.Options(cfg, mqttclient.Settings{URLs: []string{eb.BridgeURL()}, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

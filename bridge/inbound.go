@@ -149,7 +149,7 @@ func (in *inbound) taken(e evMessage) {
 }
 
 // oversized counts a message over maxInbound on topic, dropped whole (by
-// the packet filter under paho for the largest, bigfilter.go). On a safety
+// the packet filter under paho for the largest, mqttclient/bigfilter.go). On a safety
 // topic it still counts, as what it is: not a valid value (an alarm source
 // that says junk is unknown: alarm, R5), in its place in broker order.
 func (in *inbound) oversized(gen uint64, topic string, retained bool) {

@@ -2,7 +2,9 @@ package bridge
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,10 +14,12 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // orderRounds is how many back-to-back pairs each ordering test sends. With
@@ -104,12 +108,35 @@ func TestLateConnectionLostKeepsNewConnection(t *testing.T) {
 			return nil
 		}
 	}
-	conn := func() *watchedConn {
-		a, b := net.Pipe()
-		t.Cleanup(func() { a.Close(); b.Close() })
-		c := &watchedConn{Conn: a}
-		link.track(c)
-		c.accepted.Store(true) // the broker's CONNACK was read
+	// Each connection goes through the link's dialer to a listener that
+	// answers with a CONNACK, which the connection reads: accepted.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	opts, err := mqttclient.Options(l.b.cfg, mqttclient.Settings{Timeout: wait, Track: link.track})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &url.URL{Scheme: "tcp", Host: ln.Addr().String()}
+	conn := func() net.Conn {
+		t.Helper()
+		c, err := opts.CustomOpenConnectionFn(u, paho.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		broker, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(); broker.Close() })
+		if _, err := broker.Write([]byte{packets.Connack << 4, 2, 0, packets.Accepted}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+			t.Fatal(err)
+		}
 		return c
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/internal/pahofix"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // publishQueue bounds the messages waiting to be handed to paho. The loop
@@ -37,11 +38,11 @@ type mqttLink struct {
 	m        *metrics
 	topics   Topics
 	username string
-	reporter *connReporter
+	reporter *mqttclient.Reporter
 	in       *inbound
-	conn     atomic.Pointer[watchedConn] // the connection paho dialed last
-	dials    atomic.Uint64               // connections dialed: each one's gen
-	gen      atomic.Uint64               // the latest connection paho reported up
+	conn     atomic.Pointer[linkConn] // the connection paho dialed last
+	dials    atomic.Uint64            // connections dialed: each one's gen
+	gen      atomic.Uint64            // the latest connection paho reported up
 	queue    chan pubMsg
 	probes   chan pubMsg // heartbeat probes: sent before the queue (publisher)
 	// recoverFatal, deferred by paho's callbacks, forces every relay off
@@ -77,14 +78,17 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 	for _, w := range cfg.BrokerWarnings(time.Now()) {
 		l.log.Warn(w)
 	}
-	l.reporter = newConnReporter(func(broker, reason string) {
+	l.reporter = mqttclient.NewReporter(func(broker, reason string) {
 		l.log.Error("MQTT broker unreachable; retrying", "broker", broker, "reason", reason)
 	}, func(broker, reason string) {
 		l.log.Debug("MQTT connection attempt failed", "broker", broker, "reason", reason)
 	})
 	hb := cfg.Watchdog.HeartbeatTimeout
 	keepAlive := max(2*time.Second, 2*hb).Round(time.Second)
-	opts, err := clientOptions(cfg, urls, cfg.MQTT.Username, password, max(hb, 2*time.Second), l.reporter.report, l.track)
+	opts, err := mqttclient.Options(cfg, mqttclient.Settings{
+		URLs: urls, Username: cfg.MQTT.Username, Password: password, Timeout: max(hb, 2*time.Second),
+		Report: l.reporter.Report, Track: l.track, MaxPayload: maxInbound,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -113,20 +117,26 @@ func newMQTTLink(cfg *config.Config, urls []string, topics Topics, events chan<-
 	return l, nil
 }
 
+// linkConn is a connection with its generation: its identity for the loop.
+type linkConn struct {
+	*mqttclient.Conn
+	gen uint64
+}
+
 // track gives every connection dialed its own generation; its loss is
 // reported by the connection itself, when paho closes it.
-func (l *mqttLink) track(c *watchedConn) {
-	c.gen = l.dials.Add(1)
+func (l *mqttLink) track(c *mqttclient.Conn) {
+	gen := l.dials.Add(1)
 	// In a goroutine: the loop itself closes connections (dropConnection),
 	// and must never wait on its own event channel. A late report is fine:
 	// it names its connection.
-	c.onClose = func(gen uint64, err error) {
+	c.OnClose(func(err error) {
 		go func() {
 			defer l.recoverFatal("mqtt connection closed")
 			l.send(evDisconnected{gen: gen, err: err})
 		}()
-	}
-	l.conn.Store(c)
+	})
+	l.conn.Store(&linkConn{Conn: c, gen: gen})
 }
 
 // onConnect is paho's OnConnect, run in a goroutine of its own, possibly
@@ -137,7 +147,7 @@ func (l *mqttLink) track(c *watchedConn) {
 func (l *mqttLink) onConnect(paho.Client) {
 	defer l.recoverFatal("mqtt OnConnect")
 	c := l.conn.Load()
-	if c == nil || !c.live() {
+	if c == nil || !c.Live() {
 		return
 	}
 	for {
@@ -146,7 +156,7 @@ func (l *mqttLink) onConnect(paho.Client) {
 			break
 		}
 	}
-	l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.connected(), "gen", c.gen)
+	l.log.Info("MQTT broker accepted the connection", "broker", l.reporter.Connected(), "gen", c.gen)
 	l.send(evConnected{gen: c.gen})
 }
 
@@ -157,8 +167,8 @@ func (l *mqttLink) onConnect(paho.Client) {
 // only after OnConnect), so l.gen names theirs.
 func (l *mqttLink) onMessage(_ paho.Client, msg paho.Message) {
 	defer l.recoverFatal("mqtt message handler")
-	if topic, ok := strings.CutPrefix(msg.Topic(), oversizedTopic); ok {
-		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (bigfilter.go)
+	if topic, ok := strings.CutPrefix(msg.Topic(), mqttclient.OversizedTopic); ok {
+		l.in.oversized(l.gen.Load(), topic, msg.Retained()) // skipped under paho (mqttclient/bigfilter.go)
 		return
 	}
 	l.in.deliver(l.gen.Load(), msg.Topic(), msg.Payload(), msg.Retained())

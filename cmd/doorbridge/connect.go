@@ -8,8 +8,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/doorbridge/doorbridge/bridge"
 	"github.com/doorbridge/doorbridge/config"
+	"github.com/doorbridge/doorbridge/mqttclient"
 )
 
 // connectOnce connects a one-shot client (a clean session, no reconnects) to
@@ -21,13 +21,13 @@ func connectOnce(cfg *config.Config, username, password, clientID string, timeou
 	report := func(broker string, err error) {
 		if err != nil {
 			mu.Lock()
-			failures = append(failures, broker+": "+bridge.ExplainConnectError(err))
+			failures = append(failures, broker+": "+mqttclient.ExplainConnectError(err))
 			mu.Unlock()
 		}
 	}
-	urls := bridge.DialURLs(cfg)
+	urls := mqttclient.DialURLs(cfg)
 	where := strings.Join(urls, ", ")
-	opts, err := bridge.ClientOptions(cfg, urls, username, password, timeout, report)
+	opts, err := mqttclient.Options(cfg, mqttclient.Settings{URLs: urls, Username: username, Password: password, Timeout: timeout, Report: report})
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func connectOnce(cfg *config.Config, username, password, clientID string, timeou
 		if len(failures) > 0 {
 			return nil, fmt.Errorf("broker %s", strings.Join(failures, "; "))
 		}
-		return nil, fmt.Errorf("broker %s: %s", where, bridge.ExplainConnectError(err))
+		return nil, fmt.Errorf("broker %s: %s", where, mqttclient.ExplainConnectError(err))
 	}
 	return c, nil
 }

@@ -1,4 +1,4 @@
-package bridge
+package mqttclient
 
 import (
 	"io"
@@ -21,7 +21,7 @@ func TestBrokerConnectionAcksAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	d := &dialer{timeout: 5e9}
+	d := &dialer{timeout: 5e9, maxPacket: packetLimit(DefaultMaxPayload)}
 	u, _ := url.Parse("tcp://" + ln.Addr().String())
 	conn, err := d.open(u, paho.ClientOptions{})
 	if err != nil {
@@ -62,7 +62,7 @@ func unwrapTCP(t *testing.T, c net.Conn) *net.TCPConn {
 		switch x := c.(type) {
 		case *net.TCPConn:
 			return x
-		case *watchedConn:
+		case *Conn:
 			c = x.Conn
 		case *ackConn:
 			return x.TCPConn

@@ -1,4 +1,4 @@
-package bridge
+package mqttclient
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 // PUBLISH on oversizedTopic + its topic, with no payload, the same flags
 // and the same packet id (paho still acknowledges it, so a QoS 1 flow is
 // not stalled); the large payload is skipped through the read buffer,
-// never held in memory. The callback counts it (inbound.oversized).
+// never held in memory. The bridge's callback counts it (inbound.oversized).
 type packetFilter struct {
 	rd      *bufio.Reader
 	max     int    // the largest remaining length passed through
@@ -25,13 +25,13 @@ type packetFilter struct {
 	pending []byte // a replacement packet, not yet read by paho
 }
 
-// maxPacket is the largest PUBLISH passed to paho whole: any topic with a
-// payload of at most maxInbound; the callback still checks the payload.
-const maxPacket = maxInbound + 2 + 1<<16 + 2
+// packetLimit is the largest PUBLISH passed to paho whole: any topic with
+// a payload of at most maxPayload; the callback still checks the payload.
+func packetLimit(maxPayload int) int { return maxPayload + 2 + 1<<16 + 2 }
 
-// oversizedTopic prefixes the topic of a replaced PUBLISH (a topic the
+// OversizedTopic prefixes the topic of a replaced PUBLISH (a topic the
 // bridge never subscribes to, so nothing else can arrive on it).
-const oversizedTopic = "$doorbridge/oversized/"
+const OversizedTopic = "$doorbridge/oversized/"
 
 // maxKeptTopic is the longest topic kept in a replacement; a longer one
 // is junk, whatever it is.
@@ -132,7 +132,7 @@ func (f *packetFilter) replace(first byte, hlen, rem int) error {
 	if _, err := f.rd.Discard(rem - used); err != nil {
 		return err
 	}
-	out.TopicName = oversizedTopic + topic
+	out.TopicName = OversizedTopic + topic
 	var buf bytes.Buffer
 	if err := out.Write(&buf); err != nil {
 		return err
