@@ -395,7 +395,12 @@ func (l *loop) updateSupervision(now time.Time, origin string) (trouble bool, ca
 			if why != "" {
 				topic := a.cfg.Topic
 				l.afterIO(func() { l.log.Warn("alarm source supervision trouble", "topic", topic, "why", why) })
-				origin = "alarm_supervision:" + a.cfg.Topic
+				if !strings.HasPrefix(origin, "alarm:") {
+					// An alarm message that also begins its source's
+					// trouble (a new detector reporting a fire before its
+					// availability) caused the evaluation: the alarm.
+					origin = "alarm_supervision:" + a.cfg.Topic
+				}
 			} else {
 				topic := a.cfg.Topic
 				l.afterIO(func() { l.log.Info("alarm source supervised again", "topic", topic) })

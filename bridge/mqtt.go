@@ -297,7 +297,11 @@ func (l *mqttLink) subscribe(gen uint64, groups [][]string) {
 				l.send(evSubscribed{gen: gen})
 				return
 			}
-			err := l.subscribeGroup(groups[i])
+			qos := byte(1)
+			if i == 0 {
+				qos = safetyQoS
+			}
+			err := l.subscribeGroup(groups[i], qos)
 			if err == nil {
 				i++
 				continue
@@ -312,15 +316,28 @@ func (l *mqttLink) subscribe(gen uint64, groups [][]string) {
 	}()
 }
 
-// subscribeGroup subscribes to filters in one SUBSCRIBE and waits for its
-// SUBACK.
-func (l *mqttLink) subscribeGroup(filters []string) error {
+// safetyQoS is the QoS of the first group, the safety filters. At QoS 1 a
+// stock mosquitto sends a subscription's retained messages 20 in flight at
+// a time and queues the rest (1000 at most: max_queued_messages), while the
+// QoS 0 heartbeat echo goes out at once: on a site with hundreds of
+// retained detector values the echo overtook them (the loop then took its
+// alarm state as complete) and past 1000 the last were dropped, a retained
+// fire among them (review 12 F1). At QoS 0 they are written in order, none
+// queued or dropped. Nothing is lost by it: the session is clean, so a
+// message in flight when a connection ends is not resent at QoS 1 either,
+// and a lost connection is a hazard, after which every retained value is
+// read again.
+const safetyQoS = 0
+
+// subscribeGroup subscribes to filters in one SUBSCRIBE at qos and waits
+// for its SUBACK.
+func (l *mqttLink) subscribeGroup(filters []string, qos byte) error {
 	if len(filters) == 0 {
 		return nil
 	}
 	m := make(map[string]byte, len(filters))
 	for _, f := range filters {
-		m[f] = 1
+		m[f] = qos
 	}
 	tok := l.client.SubscribeMultiple(m, nil) // nil: the default handler (onMessage)
 	if !tok.WaitTimeout(5 * time.Second) {
