@@ -10,8 +10,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 )
 
 // setPlain sets the value of a plain-topic entry, as its topic would.
@@ -169,36 +167,11 @@ func FuzzAlarmMatch(f *testing.F) {
 	})
 }
 
-// newTestLoop is a loop whose link is up and proven, without a broker, on
-// a fake clock that only moves when the test says.
-func newTestLoop(t *testing.T, alarms ...config.Alarm) (*loop, *fakeClock) {
-	t.Helper()
-	cfg := testConfig("tcp://127.0.0.1:1")
-	cfg.Alarms = alarms
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
-	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
-	l.evaluate("startup")
-	return l, clk
-}
-
-func (l *loop) send(topic, payload string, retained bool) {
-	l.onMessage(evMessage{topic: topic, payload: []byte(payload), retained: retained})
-}
-
 func TestWildcardAlarmSources(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.Expect = 2
 	a.Topic = "zigbee2mqtt/+"
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	src := &l.alarms[0]
 	hazard := func() bool { return l.raw.Has(HazardAlarm) }
 
@@ -242,7 +215,7 @@ func TestWildcardAlarmSources(t *testing.T) {
 }
 
 func TestPlainWildcardCountsEveryTopic(t *testing.T) {
-	l, _ := newTestLoop(t, config.Alarm{Topic: "home/smoke/+", PayloadOn: "ON", PayloadOff: "OFF"})
+	l, _ := newTestLoop(t, withAlarms(config.Alarm{Topic: "home/smoke/+", PayloadOn: "ON", PayloadOff: "OFF"}), evaluated())
 	l.send("home/smoke/a", "OFF", true)
 	if l.raw.Has(HazardAlarm) {
 		t.Fatalf("alarm with the one source clear")
@@ -268,7 +241,7 @@ func TestAvailabilityPerSource(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
 	a.AvailabilityOffline = config.DefaultAvailabilityOffline
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	supervision := func() bool { return l.raw.Has(HazardAlarmSupervision) }
 
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
@@ -305,7 +278,7 @@ func TestAvailabilityPerSource(t *testing.T) {
 
 	f := false
 	a.AvailabilityIsTrouble = &f
-	l, _ = newTestLoop(t, a)
+	l, _ = newTestLoop(t, withAlarms(a), evaluated())
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
 	l.send("zigbee2mqtt/kitchen/availability", "offline", true)
 	if l.raw.Any() {
@@ -316,7 +289,7 @@ func TestAvailabilityPerSource(t *testing.T) {
 func TestAlarmHeartbeatSupervision(t *testing.T) {
 	a := config.DefaultAlarm("db")
 	a.HeartbeatTopic, a.HeartbeatTimeout = "ha/doorbridge/heartbeat", 2*time.Second
-	l, clk := newTestLoop(t, a)
+	l, clk := newTestLoop(t, withAlarms(a), evaluated())
 	supervision := func() bool { return l.raw.Has(HazardAlarmSupervision) }
 	l.send(a.Topic, "OFF", true)
 	if !supervision() {
@@ -331,13 +304,13 @@ func TestAlarmHeartbeatSupervision(t *testing.T) {
 		t.Fatalf("alarm_supervision after a live heartbeat")
 	}
 	clk.t = clk.t.Add(a.HeartbeatTimeout)
-	l.hbRecvAt = clk.t // the bridge's own link stays proven
+	l.link() // the bridge's own link stays proven
 	l.evaluate("test")
 	if supervision() {
 		t.Fatalf("alarm_supervision at exactly heartbeat_timeout")
 	}
 	clk.t = clk.t.Add(time.Millisecond)
-	l.hbRecvAt = clk.t
+	l.link()
 	l.evaluate("test")
 	if !supervision() || l.latched {
 		t.Fatalf("silent heartbeat: supervision %v, latched %v", supervision(), l.latched)
@@ -367,7 +340,7 @@ func TestAvailabilityForWholeEntry(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.AvailabilityTopic = "zigbee2mqtt/bridge/state"
 	a.AvailabilityOffline = config.DefaultAvailabilityOffline
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
 	l.send("zigbee2mqtt/bridge/state", `{"state":"online"}`, true)
 	if l.raw.Any() {
@@ -388,7 +361,7 @@ func TestAvailabilityForWholeEntry(t *testing.T) {
 func TestHAStatusAsAvailability(t *testing.T) {
 	a := config.DefaultAlarm("db")
 	a.AvailabilityTopic, a.AvailabilityOffline = "homeassistant/status", config.DefaultAvailabilityOffline
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	l.send(a.Topic, "OFF", true)
 	l.send("homeassistant/status", "online", true)
 	if l.raw.Any() {

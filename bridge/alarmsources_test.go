@@ -15,7 +15,7 @@ import (
 func TestWildcardSourcesBounded(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	src := &l.alarms[0]
 	for i := range 1000 {
 		l.send(fmt.Sprintf("zigbee2mqtt/fake%d/availability", i), "online", true)
@@ -41,7 +41,7 @@ func TestWildcardSourcesBounded(t *testing.T) {
 func TestWildcardListedSources(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.Sources = []string{"zigbee2mqtt/kitchen", "zigbee2mqtt/hall"}
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	hazard := func() bool { return l.raw.Has(HazardAlarm) }
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
 	l.send("zigbee2mqtt/fake1", `{"smoke": false}`, true)
@@ -68,7 +68,7 @@ func TestAvailabilityOfSourceKeptBeyondMaxSources(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
 	a.AvailabilityOffline = config.DefaultAvailabilityOffline
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	src := &l.alarms[0]
 	connection := func(detectorAt int) {
 		src.reset()

@@ -61,7 +61,7 @@ func TestRepeatedAvailabilityClearLogsOnce(t *testing.T) {
 	a := jsonAlarm("smoke", true, false)
 	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
 	a.AvailabilityOffline = config.DefaultAvailabilityOffline
-	l, _ := newTestLoop(t, a)
+	l, _ := newTestLoop(t, withAlarms(a), evaluated())
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
 	l.send("zigbee2mqtt/kitchen/availability", "online", true)
 	l.flushLater() // the loop logs after its relay writes: these lines go to the old logger
@@ -81,7 +81,7 @@ func TestRepeatedAvailabilityClearLogsOnce(t *testing.T) {
 // A refused reset is a warning in the log, not an info line: a log filtered
 // to warnings must still show that someone tried to reset during a fire.
 func TestRefusedResetLoggedAsWarning(t *testing.T) {
-	l, _ := newTestLoop(t, jsonAlarm("smoke", true, false))
+	l, _ := newTestLoop(t, withAlarms(jsonAlarm("smoke", true, false)), evaluated())
 	l.send("zigbee2mqtt/kitchen", `{"smoke": true}`, false)
 	l.flushLater()
 	logs := &logSink{}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/doorbridge/doorbridge/audit"
 	"github.com/doorbridge/doorbridge/config"
@@ -79,9 +78,8 @@ func readAudit(t *testing.T, path string) []audit.Event {
 // panic handler's flush runs the rest and not that one again. The latch is
 // written to disk before any of it.
 func TestFlushLaterRunsEachOnceInOrder(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	dir := t.TempDir()
-	l := idleLoop(t, clk, func(c *config.Config) { c.Bridge.StateDir = dir })
+	l, _ := newTestLoop(t, withoutLatch(), withStateDir(dir), idle())
 	var ran []int
 	latchOnDisk := []bool{}
 	l.afterIO(func() { ran = append(ran, 1); latchOnDisk = append(latchOnDisk, l.b.latchOnDisk()) })

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 )
 
 // Hot paths of the control loop, measured (go test -bench . -benchmem ./bridge):
@@ -41,47 +39,39 @@ func BenchmarkParseDoorCommand(b *testing.B) {
 // benchDoors is the door count of the loop benchmarks.
 const benchDoors = 256
 
-// benchLoop returns a loop over benchDoors doors on a sim driver (even doors
-// fail-safe, odd fail-secure), linked and with the alarm clear, so every door
-// is locked. Its MQTT publishes go to a queue that drain empties.
-func benchLoop(b *testing.B) (*loop, *fakeClock) { return benchLoopN(b, benchDoors) }
-
-// benchLoopN is benchLoop with n doors.
-func benchLoopN(b *testing.B, n int) (*loop, *fakeClock) {
-	b.Helper()
-	cfg := testConfig("tcp://127.0.0.1:1")
-	cfg.Watchdog.RelockDelay = 0 // an alarm cleared relocks in the same evaluation
-	cfg.Watchdog.AlarmLatch = false
-	cfg.Doors = nil
-	for i := range n {
-		mode := config.FailSafe
-		if i%2 == 1 {
-			mode = config.FailSecure
+// manyDoors has n doors on the sim driver (even doors fail-safe, odd
+// fail-secure), and no latch or relock_delay: clearing the alarm relocks
+// them in the same evaluation.
+func manyDoors(n int) loopOption {
+	return withConfig(func(cfg *config.Config) {
+		cfg.Watchdog.RelockDelay = 0
+		cfg.Watchdog.AlarmLatch = false
+		cfg.Doors = nil
+		for i := range n {
+			mode := config.FailSafe
+			if i%2 == 1 {
+				mode = config.FailSecure
+			}
+			cfg.Doors = append(cfg.Doors, config.Door{ID: fmt.Sprintf("d%03d", i), Name: fmt.Sprintf("Door %d", i), FailMode: mode,
+				Relay: config.Line{Driver: "sim", Channel: strconv.Itoa(i)}, UnlockTime: time.Second})
 		}
-		cfg.Doors = append(cfg.Doors, config.Door{ID: fmt.Sprintf("d%03d", i), Name: fmt.Sprintf("Door %d", i), FailMode: mode,
-			Relay: config.Line{Driver: "sim", Channel: strconv.Itoa(i)}, UnlockTime: time.Second})
-	}
-	if err := cfg.Validate(); err != nil {
-		b.Fatalf("config: %v", err)
-	}
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	br, err := Open(cfg, Options{Log: testLogger(b), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(br.Close) // opened, never run: its relay writers stop
-	b.Cleanup(br.closeDrivers)
-	l := newLoop(br)
-	l.mq = &mqttLink{queue: make(chan pubMsg, publishQueue), m: br.m, topics: br.topics, done: make(chan struct{})}
-	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
-	l.onMessage(evMessage{topic: cfg.Alarms[0].Topic, payload: []byte("OFF"), retained: true})
+	})
+}
+
+// benchLoop is a loop over n doors (manyDoors), linked and with the alarm
+// clear, so every door is locked: where the loop benchmarks start. Its
+// MQTT publishes go to a queue that drain empties.
+func benchLoop(b *testing.B, n int) *loop {
+	l, _ := newTestLoop(b, manyDoors(n), withPublishQueue())
+	b.Cleanup(l.b.closeDrivers)
+	l.send(l.b.cfg.Alarms[0].Topic, "OFF", true)
 	settle(b, l)
-	for _, d := range br.doors {
+	for _, d := range l.b.doors {
 		if !d.locked() {
 			b.Fatalf("door %s not locked at the start of the benchmark (cause %s)", d.cfg.ID, d.cause)
 		}
 	}
-	return l, clk
+	return l
 }
 
 // settle does what the loop's run does until the relay writers are done:
@@ -139,7 +129,7 @@ func drain(l *loop) int {
 
 // An idle timer tick: nothing changes, every door is evaluated.
 func BenchmarkEvaluate256DoorsIdle(b *testing.B) {
-	l, _ := benchLoop(b)
+	l := benchLoop(b, benchDoors)
 	b.ReportAllocs()
 	for b.Loop() {
 		l.evaluate("test")
@@ -150,7 +140,7 @@ func BenchmarkEvaluate256DoorsIdle(b *testing.B) {
 // An alarm and its clearing: 128 maglocks released and relocked, every
 // change published. One op is two evaluations.
 func BenchmarkEvaluate256DoorsAlarm(b *testing.B) {
-	l, _ := benchLoop(b)
+	l := benchLoop(b, benchDoors)
 	topic := l.b.cfg.Alarms[0].Topic
 	on, off := []byte("ON"), []byte("OFF")
 	b.ReportAllocs()
@@ -172,7 +162,7 @@ func BenchmarkCommand256Doors(b *testing.B) { benchCommand(b, benchDoors) }
 func BenchmarkCommand4Doors(b *testing.B) { benchCommand(b, 4) }
 
 func benchCommand(b *testing.B, n int) {
-	l, _ := benchLoopN(b, n)
+	l := benchLoop(b, n)
 	d := l.b.doors[n/2]
 	unlock, lock := []byte("UNLOCK"), []byte("LOCK")
 	b.ReportAllocs()

@@ -10,8 +10,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
@@ -97,25 +95,12 @@ func TestSharedCodeLockoutAcrossDoorsAndRestart(t *testing.T) {
 	}
 }
 
-// codeLoop is a loop on a fake clock with the shared code and a state dir.
-func codeLoop(t *testing.T, clk *fakeClock, hash, dir string) *loop {
-	t.Helper()
-	cfg := testConfig("tcp://127.0.0.1:1")
-	sharedCode(hash, dir)(cfg)
-	cfg.Codes.MaxLockout = 5 * time.Minute
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := restartOpen(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
-	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
-	l.evaluate("startup")
-	l.flushLater()
-	return l
+// cappedCode is sharedCode with lockouts capped at 5 minutes.
+func cappedCode(hash, dir string) loopOption {
+	return withConfig(func(c *config.Config) {
+		sharedCode(hash, dir)(c)
+		c.Codes.MaxLockout = 5 * time.Minute
+	})
 }
 
 // guess sends code to door and, if a check started, hands its result to
@@ -143,8 +128,7 @@ func (l *loop) guess(t *testing.T, door, code string) {
 func TestCodeLockoutEscalatesAndPersists(t *testing.T) {
 	dir := t.TempDir()
 	hash := codeHash(t)
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := codeLoop(t, clk, hash, dir)
+	l, clk := newTestLoop(t, cappedCode(hash, dir), evaluated())
 	g := l.b.byID["fs"].guard
 	if g != l.b.byID["fsec"].guard {
 		t.Fatal("doors sharing bridge.code_hash have separate guards")
@@ -161,7 +145,7 @@ func TestCodeLockoutEscalatesAndPersists(t *testing.T) {
 	l.guess(t, "fs", "0000")
 
 	// A restart keeps the count: two more wrong codes lock out (for the cap).
-	l2 := codeLoop(t, clk, hash, dir)
+	l2, _ := newTestLoop(t, withClock(clk), cappedCode(hash, dir), evaluated())
 	g2 := l2.b.byID["fs"].guard
 	if g2.failures != 1 || g2.lockouts != 5 {
 		t.Fatalf("after a restart: %d failures, %d lockouts; want 1 and 5", g2.failures, g2.lockouts)
@@ -192,8 +176,7 @@ func TestDamagedCodeStateLocksOut(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, codeStateFile), []byte(`{"x": {"failures": `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := codeLoop(t, clk, codeHash(t), dir)
+	l, clk := newTestLoop(t, cappedCode(codeHash(t), dir), evaluated())
 	l.guess(t, "fs", testCode)
 	if l.b.byID["fs"].command == CommandUnlock {
 		t.Fatal("right code let through with damaged lockout state")
@@ -206,8 +189,7 @@ func TestDamagedCodeStateLocksOut(t *testing.T) {
 // Rejected commands beyond the burst are counted and, once their minute is
 // over, reported in one summary: how many, why, from which topics.
 func TestRejectSummaryPerMinute(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := codeLoop(t, clk, codeHash(t), t.TempDir())
+	l, clk := newTestLoop(t, cappedCode(codeHash(t), t.TempDir()), evaluated())
 	l.b.audit = newAuditLog(slogTo(&logSink{}))
 	var records strings.Builder
 	commands := 0

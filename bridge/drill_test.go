@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
+	"github.com/doorbridge/doorbridge/config"
 )
 
 // countingLog keeps log records to count those holding a string.
@@ -39,22 +38,8 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// drillLoop is loopBridge with a log the test reads and a state dir.
-func drillLoop(t *testing.T, clk *fakeClock, stateDir string, logs *countingLog) *loop {
-	t.Helper()
-	cfg := testConfig("tcp://127.0.0.1:1")
-	cfg.Watchdog.AlarmLatch = false
-	cfg.Bridge.StateDir = stateDir
-	b, err := restartOpen(cfg, Options{Log: slog.New(slog.NewTextHandler(logWriter{logs}, nil)), Clock: clk,
-		Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
-	l.link()
-	return l
-}
+// logger is a logger that writes to c.
+func (c *countingLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(logWriter{c}, nil)) }
 
 const overdueMsg = "release drill overdue"
 
@@ -65,7 +50,7 @@ func TestReleaseDrillReminder(t *testing.T) {
 	dir := t.TempDir()
 	clk := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	logs := &countingLog{}
-	l := drillLoop(t, clk, dir, logs)
+	l, _ := newTestLoop(t, withClock(clk), withoutLatch(), withStateDir(dir), withLog(logs.logger()))
 
 	// Never drilled: due from the start, warned once a day.
 	if !l.drillOverdue(clk.t) {
@@ -125,7 +110,7 @@ func TestReleaseDrillReminder(t *testing.T) {
 	}
 
 	// A restart keeps the last drill from state_dir (to the second).
-	l2 := drillLoop(t, clk, dir, &countingLog{})
+	l2, _ := newTestLoop(t, withClock(clk), withoutLatch(), withStateDir(dir))
 	if !l2.drill.last.Equal(drillAt.Truncate(time.Second)) {
 		t.Fatalf("after a restart the last drill is %v, want %v", l2.drill.last, drillAt)
 	}
@@ -135,8 +120,7 @@ func TestReleaseDrillReminder(t *testing.T) {
 // B/N/drill/last, forward only; until the broker had its say, nothing is
 // claimed (or published).
 func TestReleaseDrillRestoredFromBroker(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	l := drillLoop(t, clk, "", &countingLog{})
+	l, clk := newTestLoop(t, withClock(&fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}), withoutLatch())
 	if l.drillKnown() || l.drillOverdue(clk.t) {
 		t.Fatal("claims to know the last drill before the broker restored it")
 	}
@@ -144,9 +128,7 @@ func TestReleaseDrillRestoredFromBroker(t *testing.T) {
 	if topic != "db/t1/drill/last" || l.b.topics.DrillOverdue != "db/t1/drill_overdue/state" {
 		t.Fatalf("topics %q, %q", topic, l.b.topics.DrillOverdue)
 	}
-	restore := func(payload string, retained bool) {
-		l.onMessage(evMessage{topic: topic, payload: []byte(payload), retained: retained})
-	}
+	restore := func(payload string, retained bool) { l.send(topic, payload, retained) }
 	last := clk.t.Add(-10 * 24 * time.Hour)
 	restore(last.Add(time.Hour).Format(time.RFC3339), false) // live, not retained: ignored
 	restore("last tuesday", true)
@@ -167,15 +149,8 @@ func TestReleaseDrillRestoredFromBroker(t *testing.T) {
 // A bridge with fail-secure doors only has no release to drill.
 func TestNoDrillWithoutFailSafeDoors(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	cfg := testConfig("tcp://127.0.0.1:1")
-	cfg.Doors = cfg.Doors[1:]
-	cfg.Bridge.StateDir = t.TempDir()
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	if l := newLoop(b); l.drillOverdue(clk.t) {
+	l, _ := newTestLoop(t, withClock(clk), withStateDir(t.TempDir()), withConfig(func(c *config.Config) { c.Doors = c.Doors[1:] }))
+	if l.drillOverdue(clk.t) {
 		t.Fatal("a drill is due on a bridge without fail-safe doors")
 	}
 }

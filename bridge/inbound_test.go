@@ -90,9 +90,7 @@ func TestAlarmOffThenOnAppliedInBrokerOrder(t *testing.T) {
 // a connection already closed never revives it. Driven by hand, in the
 // worst order paho allows.
 func TestLateConnectionLostKeepsNewConnection(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
-	l.connected, l.subscribed = false, false
+	l, _ := newTestLoop(t, withoutLatch(), unlinked())
 	events := make(chan event, 16)
 	link, err := newMQTTLink(l.b.cfg, []string{"tcp://127.0.0.1:1"}, l.b.topics, events, l.b.in, l.log, l.b.m)
 	if err != nil {
@@ -176,8 +174,7 @@ func TestLateConnectionLostKeepsNewConnection(t *testing.T) {
 // retained message on the heartbeat topic, not a forged "<gen> <ns>", not a
 // replay of an earlier echo.
 func TestHeartbeatOnlyOwnLiveEcho(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, _ := newTestLoop(t, withoutLatch())
 	hb := l.b.topics.Heartbeat
 	l.gen, l.hbRecvAt = 1, time.Time{}
 	proven := func() bool { return !l.hbRecvAt.IsZero() }
@@ -213,13 +210,12 @@ func TestHeartbeatOnlyOwnLiveEcho(t *testing.T) {
 // type, well before its timeout; an MQTT reading, retained or not, holds
 // only for its timeout.
 func TestPowerSourceWithoutReadingIsHazard(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, func(c *config.Config) {
+	l, clk := newTestLoop(t, withoutLatch(), unvalidated(), withConfig(func(c *config.Config) {
 		c.Power = []config.PowerSource{
 			{Type: config.PowerSysfs, Name: "psu", Path: "/nonexistent", PollInterval: time.Second, Timeout: 10 * time.Second},
 			{Type: config.PowerMQTT, Name: "ups", Topic: "ha/ups", PayloadOK: "on", PayloadLost: "off", Timeout: 10 * time.Second},
 		}
-	})
+	}))
 	l.alarm("OFF")
 	if !l.raw.Has(HazardPower) {
 		t.Fatalf("no power hazard with two power sources that never reported: %v", l.raw)
@@ -228,7 +224,7 @@ func TestPowerSourceWithoutReadingIsHazard(t *testing.T) {
 	if !l.raw.Has(HazardPower) {
 		t.Fatalf("no power hazard while the MQTT source has not reported")
 	}
-	l.onMessage(evMessage{topic: "ha/ups", payload: []byte("on"), retained: true})
+	l.send("ha/ups", "on", true)
 	if l.raw.Has(HazardPower) {
 		t.Fatalf("power hazard after both sources report mains on")
 	}
@@ -237,7 +233,7 @@ func TestPowerSourceWithoutReadingIsHazard(t *testing.T) {
 	if !l.raw.Has(HazardPower) {
 		t.Fatalf("a retained 'on' from a silent publisher still trusted after the source's timeout")
 	}
-	l.onMessage(evMessage{topic: "ha/ups", payload: []byte("on")})
+	l.send("ha/ups", "on", false)
 	if l.raw.Has(HazardPower) {
 		t.Fatalf("a fresh reading did not clear the stale source")
 	}
@@ -265,8 +261,7 @@ func TestPowerSourceWithoutReadingReleasesAtOnce(t *testing.T) {
 // or discovery topic, junk (so alarm) on an alarm topic. Full queues drop
 // and count; a safety message that cannot be queued drops its connection.
 func TestInboundBoundsAndSizes(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, _ := newTestLoop(t, withoutLatch())
 	in := l.b.in
 	var dropped []uint64
 	in.overflow = func(gen uint64) { dropped = append(dropped, gen) }
@@ -347,13 +342,12 @@ func TestDiscoveryWildcardLeftAfterSync(t *testing.T) {
 // heartbeats and availability, power, the latch, the drill date) shares
 // the echo's queue: broker order then puts it first by construction.
 func TestSafetyTopicsShareTheEchoQueue(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, func(c *config.Config) {
+	l, _ := newTestLoop(t, withoutLatch(), unvalidated(), withConfig(func(c *config.Config) {
 		c.Alarms[0].HeartbeatTopic = "ha/alarm/alive"
 		c.Alarms = append(c.Alarms, config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", PayloadOn: "true", PayloadOff: "false",
 			AvailabilityTopic: "zigbee2mqtt/+/availability"})
 		c.Power = []config.PowerSource{{Type: config.PowerMQTT, Name: "ups", Topic: "ha/ups", PayloadOK: "on", PayloadLost: "off", Timeout: time.Second}}
-	})
+	}))
 	safety, cmd := l.b.in.isSafety, l.b.in.isCmd
 	tp := l.b.topics
 	for _, topic := range []string{tp.Heartbeat, tp.AlarmLatched, tp.DrillLast, tp.AlarmReset, tp.HAStatus,
@@ -375,8 +369,7 @@ func TestSafetyTopicsShareTheEchoQueue(t *testing.T) {
 // The loop serves the safety queue first: an alarm queued behind hundreds
 // of commands acts before any of them.
 func TestSafetyQueueServedFirst(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, clk := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.settle(clk)
 	var mu sync.Mutex
@@ -419,8 +412,7 @@ func TestSafetyQueueServedFirst(t *testing.T) {
 // even when the alarm's OFF, sent after it, was handled first (here with
 // relock_delay 0, so nothing else holds the hazard).
 func TestOvertakenCommandJudgedUnderHazard(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, func(c *config.Config) { c.Watchdog.RelockDelay = 0 })
+	l, _ := newTestLoop(t, withoutLatch(), withConfig(func(c *config.Config) { c.Watchdog.RelockDelay = 0 }))
 	alarm := l.b.cfg.Alarms[0].Topic
 	l.alarm("ON")
 	in := l.b.in

@@ -11,76 +11,12 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 )
-
-// loopBridge opens a bridge on sim relays with a fake clock and returns its
-// loop, linked (connected, subscribed, heartbeat just in) but not running:
-// the test calls the loop's handlers itself.
-// liveStateDirs is the last bridge restartOpen opened on each state_dir.
-var liveStateDirs sync.Map
-
-// restartOpen opens a bridge as a restart of the last one restartOpen
-// opened on the same state_dir, which tests keep: that process is gone,
-// and so is its lock on state_dir.
-func restartOpen(cfg *config.Config, opts Options) (*Bridge, error) {
-	if prev, ok := liveStateDirs.LoadAndDelete(cfg.Bridge.StateDir); ok && cfg.Bridge.StateDir != "" {
-		prev.(*Bridge).state.unlock()
-	}
-	b, err := Open(cfg, opts)
-	if err == nil {
-		liveStateDirs.Store(cfg.Bridge.StateDir, b)
-	}
-	return b, err
-}
-
-func loopBridge(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
-	t.Helper()
-	cfg := testConfig("tcp://127.0.0.1:1")
-	cfg.Watchdog.AlarmLatch = false
-	if mutate != nil {
-		mutate(cfg)
-	}
-	b, err := restartOpen(cfg, Options{Log: testLogger(t), Clock: clk, Version: "test",
-		Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
-	l.link()
-	return l
-}
-
-// link marks the broker link as up and just proven.
-func (l *loop) link() {
-	l.connected, l.subscribed, l.hbRecvAt = true, true, l.now()
-}
-
-// alarm hands the loop an alarm message, as MQTT would.
-func (l *loop) alarm(payload string) {
-	l.link()
-	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte(payload), retained: true})
-	l.waitRelays(wait, "relay")
-}
-
-// settle lets relock_delay pass with the link healthy, so that cleared
-// hazards stop holding the doors.
-func (l *loop) settle(clk *fakeClock) {
-	clk.t = clk.t.Add(l.b.cfg.Watchdog.RelockDelay)
-	l.link()
-	l.evaluate("test")
-	l.waitRelays(wait, "relay")
-}
 
 func scrape(t *testing.T, b *Bridge) string {
 	t.Helper()
@@ -96,18 +32,17 @@ func scrape(t *testing.T, b *Bridge) string {
 // Every metric the README and the Grafana dashboard name is served, with
 // the labels they use.
 func TestMetricsScrape(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, clk := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.settle(clk)
 	if !l.b.byID["fs"].power {
 		t.Fatal("fail-safe door not locked after the alarm cleared")
 	}
 	// A stale command, a retained one and one for a door that does not exist.
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte(`{"action": "UNLOCK", "ts": 1}`)})
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("UNLOCK"), retained: true})
-	l.onMessage(evMessage{topic: "db/t1/attic/set", payload: []byte("UNLOCK")})
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("UNLOCK")})
+	l.send("db/t1/fsec/set", `{"action": "UNLOCK", "ts": 1}`, false)
+	l.send("db/t1/fsec/set", "UNLOCK", true)
+	l.send("db/t1/attic/set", "UNLOCK", false)
+	l.send("db/t1/fsec/set", "UNLOCK", false)
 
 	clk.t = clk.t.Add(90 * time.Second)
 	l.alarm("ON")
@@ -156,14 +91,8 @@ func TestMetricsScrape(t *testing.T) {
 // The startup hazard is active, and timed, from the first evaluation: its
 // duration is the time from start to the first proven link.
 func TestStartupHazardTimed(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	cfg := testConfig("tcp://127.0.0.1:1")
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
+	l, clk := newTestLoop(t, unlinked())
+	b := l.b
 	l.evaluate("startup")
 	if got := testutil.ToFloat64(b.m.hazardActive.WithLabelValues("startup")); got != 1 {
 		t.Fatalf("hazard_active{startup} = %v after the first evaluation, want 1", got)
@@ -212,11 +141,10 @@ func TestGrafanaDashboard(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, clk := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.settle(clk)
-	l.onMessage(evMessage{topic: "db/t1/fsec/set", payload: []byte("LOCK")}) // commands_total appears with its first command
+	l.send("db/t1/fsec/set", "LOCK", false) // commands_total appears with its first command
 	served := scrape(t, l.b)
 
 	name := regexp.MustCompile(`doorbridge_[a-z_]+`)

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"testing"
-	"time"
 
 	"github.com/doorbridge/doorbridge/config"
 )
@@ -13,14 +12,13 @@ import (
 // replaces the evaluation's origin, so the alarm hazard and the relay
 // release are recorded as caused by alarm_supervision, not by the alarm.
 func TestFireOriginNotSupervision(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, func(c *config.Config) {
+	l, clk := newTestLoop(t, withoutLatch(), withConfig(func(c *config.Config) {
 		c.Alarms = append(c.Alarms, config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", On: true, Off: false,
 			AvailabilityTopic: "zigbee2mqtt/+/availability", AvailabilityOffline: config.DefaultAvailabilityOffline})
-	})
+	}))
 	l.alarm("OFF")
-	l.onMessage(evMessage{topic: "zigbee2mqtt/kitchen/availability", payload: []byte("online"), retained: true})
-	l.onMessage(evMessage{topic: "zigbee2mqtt/kitchen", payload: []byte(`{"smoke":false}`), retained: true})
+	l.send("zigbee2mqtt/kitchen/availability", "online", true)
+	l.send("zigbee2mqtt/kitchen", `{"smoke":false}`, true)
 	l.settle(clk)
 	if l.raw.Any() {
 		// fall through: print what we have
@@ -29,7 +27,7 @@ func TestFireOriginNotSupervision(t *testing.T) {
 	l.flushLater()
 	got := originsOf(l)
 	l.link()
-	l.onMessage(evMessage{topic: "zigbee2mqtt/garage", payload: []byte(`{"smoke":true}`)})
+	l.send("zigbee2mqtt/garage", `{"smoke":true}`, false)
 	l.waitRelays(wait, "relay")
 	l.flushLater()
 	for _, e := range *got {

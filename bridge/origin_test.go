@@ -21,13 +21,12 @@ func originsOf(l *loop) *[]auditEvent {
 // loop handled before it: the latch record used to take the origin of the
 // previous event (here "alarm:...", the alarm source's clear).
 func TestLatchRestoreOrigin(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, _ := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.flushLater()
 	got := originsOf(l)
 	l.link()
-	l.onMessage(evMessage{topic: l.b.topics.AlarmLatched, payload: []byte("ON"), retained: true})
+	l.send(l.b.topics.AlarmLatched, "ON", true)
 	l.waitRelays(wait, "relay")
 	l.flushLater()
 	seen := map[string]bool{}
@@ -88,13 +87,12 @@ func (l *loop) relayNews(t *testing.T) {
 // for the next. (The records of alarm messages and commands name their
 // topic, "mqtt:...", and are made before any evaluation.)
 func TestOriginOfEachPath(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := idleLoop(t, clk, func(c *config.Config) {
+	l, clk := newTestLoop(t, unvalidated(), withConfig(func(c *config.Config) {
 		c.Watchdog.AlarmLatch = true
 		c.Alarms[0].HeartbeatTopic = "ha/heartbeat"
 		c.Alarms[0].HeartbeatTimeout = 5 * time.Second
 		c.Power = []config.PowerSource{{Type: "mqtt", Name: "ups", Topic: "ups/state", PayloadOK: "OL", PayloadLost: "OB", Timeout: time.Minute}}
-	})
+	}), idle())
 	l.flushLater()
 	got := originsOf(l)
 	tp, alarm := l.b.topics, l.b.cfg.Alarms[0].Topic

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/policy"
 )
 
@@ -34,16 +32,10 @@ func TestBatteryBudgetIsR8(t *testing.T) {
 // off that the rules would power, and a hazard ends a momentary OPEN for
 // good (the rules themselves are tested in package policy).
 func TestLoopAppliesWatchdogOverrideAndMomentaryEnd(t *testing.T) {
-	cfg := testConfig("tcp://127.0.0.1:1")
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
+	l, clk := newTestLoop(t)
+	b, cfg := l.b, l.b.cfg
 	healthy := func() {
-		l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
+		l.link()
 		l.evaluate("test")
 		l.waitRelays(wait, "relay") // the relay writers write off the loop
 	}

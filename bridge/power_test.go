@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/doorbridge/doorbridge/config"
-	"github.com/doorbridge/doorbridge/drivers"
-	"github.com/doorbridge/doorbridge/drivers/sim"
 	"github.com/doorbridge/doorbridge/power/nuttest"
 )
 
@@ -77,28 +75,14 @@ func TestMQTTPowerSource(t *testing.T) {
 	h.waitPower("0", false, wait, "an unexpected power payload counts as lost")
 }
 
-// fakeClock is a Clock the test moves by hand.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-
 // A fail-safe door with power_release: false holds on battery for at most
 // 10 minutes; every other hazard still releases it at once.
 func TestPowerReleaseOffHoldsAtMostTenMinutes(t *testing.T) {
-	cfg := testConfig("tcp://127.0.0.1:1")
 	hold := false
-	cfg.Doors[0].PowerRelease = &hold
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	b, err := Open(cfg, Options{Log: testLogger(t), Clock: clk, Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close) // opened, never run: its relay writers stop
-	l := newLoop(b)
-	l.connected, l.subscribed, l.hbRecvAt = true, true, clk.t
+	l, clk := newTestLoop(t, withConfig(func(c *config.Config) { c.Doors[0].PowerRelease = &hold }))
 	l.alarms[0].setPlain(alarmOff)
 	l.evaluate("test")
-	fs, fsec := b.byID["fs"], b.byID["fsec"]
+	fs, fsec := l.b.byID["fs"], l.b.byID["fsec"]
 
 	l.onPower(evPower{source: "ups", lost: true})
 	if !l.effective.Has(HazardPower) {

@@ -3,7 +3,6 @@ package bridge
 import (
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 )
 
@@ -36,16 +35,15 @@ func TestAttrsJSONCachedAcrossNewPointers(t *testing.T) {
 // publishState skips only doors whose every topic holds what it would
 // publish.
 func TestPublishStateRetriesADroppedDoor(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, nil)
+	l, clk := newTestLoop(t, withoutLatch())
 	l.alarm("OFF")
 	l.settle(clk)
-	full := &mqttLink{queue: make(chan pubMsg, 1), m: l.b.m, topics: l.b.topics, done: make(chan struct{})}
+	full := queueLink(l.b, 1)
 	full.queue <- pubMsg{topic: "filler"}
 	l.mq = full
 	l.forgetPublished()
 	l.publishState()
-	l.mq = &mqttLink{queue: make(chan pubMsg, publishQueue), m: l.b.m, topics: l.b.topics, done: make(chan struct{})}
+	l.mq = queueLink(l.b, publishQueue)
 	l.publishState()
 	got := map[string]string{}
 	for len(l.mq.queue) > 0 {

@@ -72,7 +72,7 @@ func TestRemovedOnEmbeddedBrokerRestart(t *testing.T) {
 // it lost, and a damaged record leaves the retained payloads as the only
 // source (nothing removed from the record, no failure to start).
 func TestRemovedFromStateRecord(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	dir := t.TempDir()
 	if err := writeRecord(dir, latchRecord, "0"); err != nil { // an older release's state_dir
 		t.Fatal(err)
@@ -82,12 +82,12 @@ func TestRemovedFromStateRecord(t *testing.T) {
 		c.Doors = append(c.Doors, config.Door{ID: "old", Name: "Old", FailMode: config.FailSecure,
 			Relay: config.Line{Driver: "sim", Channel: "2"}, UnlockTime: time.Second})
 	}
-	l := stateLoop(t, clk, dir, withOld)
+	l, _ := newTestLoop(t, withClock(clk), withStateDir(dir), withConfig(withOld))
 	if len(l.announced.prev) != 0 || len(stubbed(l.discovery())) != 0 || len(l.announced.gone) != 0 {
 		t.Fatalf("an older state_dir removed something: prev %v, gone %v", l.announced.prev, l.announced.gone)
 	}
 	l.flushLater()
-	l2 := stateLoop(t, clk, dir, nil)
+	l2, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 	msgs := l2.discovery()
 	oldTopic := discovery.DoorTopic(l2.b.cfg, "old")
 	if got := strings.Join(l2.announced.gone, ","); got != oldTopic {
@@ -107,14 +107,14 @@ func TestRemovedFromStateRecord(t *testing.T) {
 		if err := damage(); err != nil {
 			t.Fatal(err)
 		}
-		l3 := stateLoop(t, clk, dir, withOld)
+		l3, _ := newTestLoop(t, withClock(clk), withStateDir(dir), withConfig(withOld))
 		if len(l3.announced.prev) != 0 {
 			t.Fatalf("%s record: loaded %v", name, l3.announced.prev)
 		}
 		l3.discovery()
 		l3.flushLater()
 		// Rewritten whole: the next start knows the bridge and its three doors.
-		if l4 := stateLoop(t, clk, dir, withOld); len(l4.announced.prev) != 4 {
+		if l4, _ := newTestLoop(t, withClock(clk), withStateDir(dir), withConfig(withOld)); len(l4.announced.prev) != 4 {
 			t.Fatalf("%s record not rewritten: %v", name, l4.announced.prev)
 		}
 	}

@@ -59,8 +59,7 @@ func instances(filter string) []string {
 // power source on site/+/mains was subscribed to as safety, and its
 // messages queued behind commands.
 func TestSafetyClassifierMatchesSafetyFilters(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := loopBridge(t, clk, func(c *config.Config) {
+	l, _ := newTestLoop(t, withoutLatch(), unvalidated(), withConfig(func(c *config.Config) {
 		c.Alarms = append(c.Alarms,
 			config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", On: true, Off: false, Expect: 2,
 				AvailabilityTopic: "zigbee2mqtt/+/availability"},
@@ -71,7 +70,7 @@ func TestSafetyClassifierMatchesSafetyFilters(t *testing.T) {
 			{Type: config.PowerMQTT, Name: "site", Topic: "site/+/mains", Timeout: 10 * time.Second},
 			{Type: config.PowerMQTT, Name: "pdu", Topic: "pdu/#", Timeout: 10 * time.Second},
 		}
-	})
+	}))
 	isSafety, filters := l.safetyTopics(), l.safetyFilters()
 	tp := l.b.topics
 	var topics []string

@@ -11,8 +11,7 @@ import (
 // then summarised; another source's change in that minute, and the hazard
 // it raises, are still recorded in full (issue 12 item 6).
 func TestFlappingAlarmSourceIsSummarised(t *testing.T) {
-	l, clk := newTestLoop(t, jsonAlarm("smoke", true, false))
-	l.b.cfg.Watchdog.AlarmLatch = false
+	l, clk := newTestLoop(t, withAlarms(jsonAlarm("smoke", true, false)), withoutLatch(), evaluated())
 	var got []auditEvent
 	l.b.audit.sink = func(e auditEvent) { got = append(got, e) }
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)

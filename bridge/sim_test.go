@@ -436,7 +436,7 @@ func runSimulation(t testing.TB, seed uint64, flags simFlags) (err error) {
 		d.relay.deadline = time.Hour
 	}
 	r.l = newLoop(b)
-	r.l.mq = &mqttLink{queue: make(chan pubMsg, publishQueue), m: b.m, topics: b.topics, done: make(chan struct{})}
+	r.l.mq = queueLink(b, publishQueue)
 	r.start()
 	defer func() {
 		if err != nil {

@@ -74,23 +74,10 @@ func TestLatchSurvivesRestartWithFreshEmbeddedBroker(t *testing.T) {
 	h.waitPower("0", true, wait, "relocks after RESET")
 }
 
-// stateLoop is a loop on a fake clock whose bridge keeps state in dir; a
-// second one on the same dir is the bridge after a restart.
-func stateLoop(t *testing.T, clk *fakeClock, dir string, mutate func(*config.Config)) *loop {
-	t.Helper()
-	return loopBridge(t, clk, func(c *config.Config) {
-		c.Bridge.StateDir = dir
-		c.Watchdog.AlarmLatch = true
-		if mutate != nil {
-			mutate(c)
-		}
-	})
-}
-
 // A latch record that is anything but an intact "not latched" reads as
 // latched (R23): empty, NUL-filled, garbage, truncated, the pre-R23 "0\n".
 func TestDamagedLatchReadsLatched(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	for name, damage := range map[string]func([]byte) []byte{
 		"empty":      func([]byte) []byte { return nil },
 		"NUL-filled": func(b []byte) []byte { return make([]byte, len(b)) },
@@ -101,7 +88,7 @@ func TestDamagedLatchReadsLatched(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			l := stateLoop(t, clk, dir, nil)
+			l, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 			if l.latched {
 				t.Fatal("a new install starts latched")
 			}
@@ -115,7 +102,7 @@ func TestDamagedLatchReadsLatched(t *testing.T) {
 			} else if err := os.WriteFile(path, damage(intact), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if l2 := stateLoop(t, clk, dir, nil); !l2.latched {
+			if l2, _ := newTestLoop(t, withClock(clk), withStateDir(dir)); !l2.latched {
 				t.Fatalf("a %s latch record read as not latched", name)
 			}
 		})
@@ -125,17 +112,17 @@ func TestDamagedLatchReadsLatched(t *testing.T) {
 // Lockdown survives a restart (R23; it used to end silently), and a
 // damaged record reads as on: lockdown never blocks an egress release.
 func TestLockdownSurvivesRestart(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	dir := t.TempDir()
-	l := stateLoop(t, clk, dir, nil)
+	l, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 	l.alarm("OFF")
 	l.settle(clk)
-	l.onMessage(evMessage{topic: l.b.topics.LockdownSet, payload: []byte("ON")})
+	l.send(l.b.topics.LockdownSet, "ON", false)
 	l.flushLater()
 	if !l.lockdown {
 		t.Fatal("lockdown not on")
 	}
-	l2 := stateLoop(t, clk, dir, nil)
+	l2, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 	if !l2.lockdown {
 		t.Fatal("lockdown ended on restart")
 	}
@@ -147,11 +134,11 @@ func TestLockdownSurvivesRestart(t *testing.T) {
 	l2.onMessage(evMessage{topic: l.b.topics.AlarmReset, payload: []byte("RESET")})
 	l2.onMessage(evMessage{topic: l.b.topics.LockdownSet, payload: []byte("OFF")})
 	l2.flushLater()
-	if l3 := stateLoop(t, clk, dir, nil); l3.lockdown {
+	if l3, _ := newTestLoop(t, withClock(clk), withStateDir(dir)); l3.lockdown {
 		t.Fatal("lockdown OFF did not survive a restart")
 	}
 	os.WriteFile(filepath.Join(dir, lockdownRecord), []byte{0, 0}, 0o600)
-	if l4 := stateLoop(t, clk, dir, nil); !l4.lockdown {
+	if l4, _ := newTestLoop(t, withClock(clk), withStateDir(dir)); !l4.lockdown {
 		t.Fatal("a damaged lockdown record read as off")
 	}
 }
@@ -166,7 +153,7 @@ func TestBatteryBudgetSurvivesRestartAndFlap(t *testing.T) {
 	// started is a bridge started on dir whose alarm is clear; mains not
 	// reported yet.
 	started := func(t *testing.T, clk *fakeClock, dir string) *loop {
-		l := stateLoop(t, clk, dir, holdOnBattery)
+		l, _ := newTestLoop(t, withClock(clk), withStateDir(dir), withConfig(holdOnBattery))
 		l.alarm("OFF")
 		l.settle(clk)
 		return l
@@ -275,12 +262,12 @@ func TestVolatileStateDir(t *testing.T) {
 // A state directory that cannot be used does not stop the bridge, and
 // nothing in it can be trusted: latched, lockdown on (R23).
 func TestUnusableStateDirReadsSafe(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	notADir := filepath.Join(t.TempDir(), "state")
 	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l := stateLoop(t, clk, notADir, nil)
+	l, _ := newTestLoop(t, withClock(clk), withStateDir(notADir))
 	if !l.latched || !l.lockdown {
 		t.Fatalf("unusable state_dir: latched %v, lockdown %v; want both", l.latched, l.lockdown)
 	}
@@ -298,10 +285,10 @@ func TestFailedLatchWriteIsRetriedAndNotLostOnRestart(t *testing.T) {
 	if _, err := exec.LookPath("chattr"); err != nil {
 		t.Skip("needs chattr")
 	}
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	dir := t.TempDir()
 	rec := filepath.Join(dir, latchRecord)
-	l := stateLoop(t, clk, dir, nil)
+	l, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 	l.alarm("OFF")
 	l.settle(clk)
 	if out, err := exec.Command("chattr", "+i", rec).CombinedOutput(); err != nil {
@@ -322,7 +309,7 @@ func TestFailedLatchWriteIsRetriedAndNotLostOnRestart(t *testing.T) {
 	if !l.latched {
 		t.Fatal("not latched")
 	}
-	if l2 := stateLoop(t, clk, dir, nil); !l2.latched {
+	if l2, _ := newTestLoop(t, withClock(clk), withStateDir(dir)); !l2.latched {
 		t.Fatal("the latch was lost on restart: its failed write was never retried, and the stale intact \"0\" reads as not latched")
 	}
 	if n := testutil.ToFloat64(l.b.m.stateUnsaved); n != 0 {
@@ -379,9 +366,9 @@ func oldLoadLatch(t *testing.T, dir string) bool {
 // latched. alarm_latched now keeps the old format, written with every
 // change: a rollback reads the latch, and its reset.
 func TestLatchSurvivesARollback(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	dir := t.TempDir()
-	l := stateLoop(t, clk, dir, nil)
+	l, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 	l.alarm("ON")
 	l.flushLater()
 	if !l.latched {
@@ -391,7 +378,7 @@ func TestLatchSurvivesARollback(t *testing.T) {
 		t.Fatal("the previous release reads the latch as not latched")
 	}
 	l.alarm("OFF")
-	l.onMessage(evMessage{topic: l.b.topics.AlarmReset, payload: []byte("RESET")})
+	l.send(l.b.topics.AlarmReset, "RESET", false)
 	l.flushLater()
 	if l.latched || oldLoadLatch(t, dir) {
 		t.Fatalf("reset: latched %v, the previous release reads latched %v; want neither", l.latched, oldLoadLatch(t, dir))
@@ -403,7 +390,7 @@ func TestLatchSurvivesARollback(t *testing.T) {
 // checksummed "1", the plain "1" and the plain "0" (no checksum: it cannot
 // be told from damage) are latched.
 func TestLatchUpgradeFromAlarmLatched(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clk := &fakeClock{t: testStart}
 	for name, c := range map[string]struct {
 		write   func(dir string) error
 		latched bool
@@ -422,7 +409,7 @@ func TestLatchUpgradeFromAlarmLatched(t *testing.T) {
 			if err := c.write(dir); err != nil {
 				t.Fatal(err)
 			}
-			l := stateLoop(t, clk, dir, nil)
+			l, _ := newTestLoop(t, withClock(clk), withStateDir(dir))
 			if l.latched != c.latched {
 				t.Fatalf("latched %v, want %v", l.latched, c.latched)
 			}
@@ -430,7 +417,7 @@ func TestLatchUpgradeFromAlarmLatched(t *testing.T) {
 			if oldLoadLatch(t, dir) != c.latched {
 				t.Fatalf("alarm_latched not rewritten for a rollback: reads latched %v", !c.latched)
 			}
-			if l2 := stateLoop(t, clk, dir, nil); l2.latched != c.latched {
+			if l2, _ := newTestLoop(t, withClock(clk), withStateDir(dir)); l2.latched != c.latched {
 				t.Fatalf("after a second restart: latched %v, want %v", l2.latched, c.latched)
 			}
 		})
@@ -452,8 +439,7 @@ func writeRecord(dir, name, value string) error {
 // The relays of the release are requested first; the latch is on disk
 // right after, while a write still hangs.
 func TestLatchSavedWhileTheReleaseIsWritten(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := stateLoop(t, clk, t.TempDir(), nil)
+	l, clk := newTestLoop(t, withStateDir(t.TempDir()))
 	l.alarm("OFF")
 	l.settle(clk)
 	l.afterEvent()
@@ -463,7 +449,7 @@ func TestLatchSavedWhileTheReleaseIsWritten(t *testing.T) {
 	s := l.b.drivers["sim"].Opened().(*sim.Driver)
 	s.SetFault("0", sim.Fault{Hang: true}) // the maglock's release write hangs
 	t.Cleanup(func() { s.ClearFault("0") })
-	l.onMessage(evMessage{topic: l.b.cfg.Alarms[0].Topic, payload: []byte("ON"), retained: true}) // no waitRelays: it hangs
+	l.send(l.b.cfg.Alarms[0].Topic, "ON", true) // no waitRelays: it hangs
 	if l.release == nil {
 		t.Fatal("no release pending while its write hangs")
 	}
@@ -491,7 +477,7 @@ func TestBatteryBudgetClockBackAfterRestart(t *testing.T) {
 	clk := &fakeClock{t: start}
 	dir := t.TempDir()
 	mk := func() *loop {
-		l := stateLoop(t, clk, dir, func(c *config.Config) { c.Doors[0].PowerRelease = &hold })
+		l, _ := newTestLoop(t, withClock(clk), withStateDir(dir), withConfig(func(c *config.Config) { c.Doors[0].PowerRelease = &hold }))
 		l.alarm("OFF")
 		l.settle(clk)
 		l.link()

@@ -11,32 +11,6 @@ import (
 	"github.com/doorbridge/doorbridge/internal/sdnotify"
 )
 
-// idleLoop returns a loop on a fake clock with no hazard, the link proven
-// and a heartbeat just sent and echoed: the state an idle bridge spends
-// its life in.
-func idleLoop(t *testing.T, clk *fakeClock, mutate func(*config.Config)) *loop {
-	t.Helper()
-	l := loopBridge(t, clk, mutate)
-	l.alarm("OFF")
-	for i := range l.alarms {
-		l.alarms[i].beatAt = clk.t // a supervised source has just said it lives
-	}
-	for i := range l.mqttPower { // and every power source that mains are on
-		p := &l.mqttPower[i]
-		l.onPowerMessage(p, evMessage{topic: p.cfg.Topic, payload: []byte(p.cfg.PayloadOK)})
-	}
-	l.evaluate("test") // the source is proven: the hazard clears...
-	l.settle(clk)      // ...and stops holding after relock_delay
-	if l.effective.Any() || !l.linkHealthy {
-		t.Fatalf("not idle: hazards %v, link healthy %v", l.effective, l.linkHealthy)
-	}
-	l.hbSentAt, l.hbRecvAt = clk.t, clk.t
-	if l.busy() {
-		t.Fatal("an idle loop reports busy")
-	}
-	return l
-}
-
 // An idle loop sleeps until its next deadline, never longer than
 // loop_timeout/2 (the in-process watchdog expects a check-in within
 // loop_timeout); anything that needs the tick's resolution brings it back.
@@ -117,7 +91,7 @@ func TestNextTick(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			clk := &fakeClock{t: start.Add(-time.Second)}
-			l := idleLoop(t, clk, c.mutate)
+			l, _ := newTestLoop(t, withClock(clk), withoutLatch(), unvalidated(), withConfig(c.mutate), idle())
 			clk.t = start
 			l.hbSentAt, l.hbRecvAt = start, start
 			if c.setup != nil {
@@ -136,11 +110,11 @@ func TestNextTickChecksInWithTheWatchdog(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	for _, lt := range []time.Duration{100 * time.Millisecond, time.Second, 2 * time.Second} {
 		clk := &fakeClock{t: start}
-		l := idleLoop(t, clk, func(c *config.Config) {
+		l, _ := newTestLoop(t, withClock(clk), withoutLatch(), unvalidated(), withConfig(func(c *config.Config) {
 			c.Watchdog.LoopTimeout = lt
 			c.Watchdog.HeartbeatInterval = 10 * time.Second
 			c.Watchdog.HeartbeatTimeout = 30 * time.Second
-		})
+		}), idle())
 		for _, busy := range []bool{false, true} {
 			if busy {
 				l.alarm("ON")
@@ -155,8 +129,7 @@ func TestNextTickChecksInWithTheWatchdog(t *testing.T) {
 // The HTTP snapshot is rebuilt only when something in it changed, and then
 // shows the change: an idle evaluation keeps the same snapshot.
 func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := idleLoop(t, clk, nil)
+	l, _ := newTestLoop(t, withoutLatch(), idle())
 	before := l.b.State()
 	l.evaluate("test")
 	l.evaluate("test")
@@ -214,10 +187,10 @@ func TestSnapshotRebuiltOnlyOnChange(t *testing.T) {
 func TestNextTickFeedsSecondLineWatchdogs(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	clk := &fakeClock{t: start}
-	l := idleLoop(t, clk, func(c *config.Config) {
+	l, _ := newTestLoop(t, withClock(clk), withoutLatch(), unvalidated(), withConfig(func(c *config.Config) {
 		c.Watchdog.HeartbeatInterval = 10 * time.Second
 		c.Watchdog.HeartbeatTimeout = 30 * time.Second
-	})
+	}), idle())
 	clk.t = start
 	l.hbSentAt, l.hbRecvAt = start, start
 	n, err := sdnotify.New("/run/doorbridge-test-notify", 400*time.Millisecond)

@@ -14,9 +14,8 @@ import (
 func TestWaitingLineNamesEachSource(t *testing.T) {
 	z := jsonAlarm("smoke", true, false)
 	z.Topic, z.Expect = "zigbee2mqtt/+", 3
-	l, _ := newTestLoop(t, config.DefaultAlarm("db"), z)
 	logs := &logSink{}
-	l.log = slogTo(logs)
+	l, _ := newTestLoop(t, withAlarms(config.DefaultAlarm("db"), z), withLog(slogTo(logs)), evaluated())
 	l.send("zigbee2mqtt/kitchen", `{"smoke": false}`, true)
 	l.flushLater()
 	l.logWaiting()

@@ -415,24 +415,20 @@ func (s *soak) allClear() error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		if levels, _, _, err := readRelays(s.cfg.StateFile); err == nil && allLevel(s.cfg.channels(true), true)(levels) {
-			// Maglocks powered; now power some strikes too (UNLOCK), so that
-			// the next hazard has both kinds of lock to cut.
-			for i := range soakDoorCount {
-				if !doorFailSafe(i) && s.rnd.IntN(2) == 0 {
-					if err := s.publish(s.cfg.setTopic(i), "UNLOCK", 1, false); err != nil {
-						return err
-					}
-				}
+	powered := func() bool {
+		levels, _, _, err := readRelays(s.cfg.StateFile)
+		return err == nil && allLevel(s.cfg.channels(true), true)(levels)
+	}
+	if !s.waitUntil(3*time.Second, 50*time.Millisecond, powered) {
+		return nil
+	}
+	// Maglocks powered; now power some strikes too (UNLOCK), so that the
+	// next hazard has both kinds of lock to cut.
+	for i := range soakDoorCount {
+		if !doorFailSafe(i) && s.rnd.IntN(2) == 0 {
+			if err := s.publish(s.cfg.setTopic(i), "UNLOCK", 1, false); err != nil {
+				return err
 			}
-			return nil
-		}
-		select {
-		case <-s.failed:
-			return nil
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	return nil
@@ -639,13 +635,8 @@ func (s *soak) bridgeRestart() error {
 	s.record("bridge SIGTERM and restart")
 	// Not before the process is up: a signal that arrives while the Go
 	// runtime initializes, before main, kills it the default way.
-	deadline := time.Now().Add(startGrace)
-	for !s.mon.answered() && time.Now().Before(deadline) {
-		select {
-		case <-s.failed:
-			return nil
-		case <-time.After(20 * time.Millisecond):
-		}
+	if !s.waitUntil(startGrace, 20*time.Millisecond, s.mon.answered) && s.err() != nil {
+		return nil
 	}
 	s.armed("bridge")
 	// The bridge can say offline only if it is connected: link up and its
@@ -761,6 +752,23 @@ func (s *soak) reconnectMonitor() error {
 	s.quietSkips++
 	s.closeClients()
 	return s.connect()
+}
+
+// waitUntil polls cond every poll until it holds (true), or until timeout
+// has passed or the soak has failed (false).
+func (s *soak) waitUntil(timeout, poll time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		select {
+		case <-s.failed:
+			return false
+		case <-time.After(poll):
+		}
+	}
+	return true
 }
 
 // waitQuiet waits until no door message or relay change has come for 600 ms

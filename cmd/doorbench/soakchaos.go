@@ -195,7 +195,7 @@ func (s *soak) latchedRestart() error {
 	if err := s.alarm("ON"); err != nil {
 		return err
 	}
-	if !s.waitLatched(10 * time.Second) {
+	if !s.waitUntil(10*time.Second, 50*time.Millisecond, s.saysLatched) {
 		s.record("latched restart not judged: the bridge did not say alarm_latched within 10 s")
 		return nil
 	}
@@ -208,8 +208,10 @@ func (s *soak) latchedRestart() error {
 	}
 	// The new process is judged once it is linked: its first heartbeat
 	// came back, so it has read the latch from its state directory and
-	// had the retained values (the alarm's OFF among them).
-	if !s.waitLink(2 * startGrace) {
+	// had the retained values (the alarm's OFF among them). Linked: it is
+	// subscribed on a live link (a heartbeat it sent after its cause was
+	// undone reached the monitor).
+	if !s.waitUntil(2*startGrace, 20*time.Millisecond, s.truth.linkUp) {
 		s.record("latched restart not judged: the new process did not link within %v", 2*startGrace)
 		return nil // the monitor judges what it can; the link is its own hazard
 	}
@@ -242,36 +244,11 @@ func (s *soak) latchedRestart() error {
 	return nil
 }
 
-// waitLatched waits, at most timeout, until the bridge says (its API) that
-// the fire release is latched.
-func (s *soak) waitLatched(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if st, err := s.apiState(); err == nil && st.Latched {
-			return true
-		}
-		select {
-		case <-s.failed:
-			return false
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return false
-}
-
-// waitLink waits, at most timeout, until the bridge is known to be
-// subscribed on a live link (a heartbeat it sent after its cause was
-// undone reached the monitor).
-func (s *soak) waitLink(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for !s.truth.linkUp() && time.Now().Before(deadline) {
-		select {
-		case <-s.failed:
-			return false
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return s.truth.linkUp()
+// saysLatched reports whether the bridge says (its API) that the fire
+// release is latched.
+func (s *soak) saysLatched() bool {
+	st, err := s.apiState()
+	return err == nil && st.Latched
 }
 
 // linkedPerBridge reports whether the bridge says its link is healthy: it

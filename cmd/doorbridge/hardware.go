@@ -211,14 +211,7 @@ func pullWarning(d config.Door, says []string, rel gpio.Released) string {
 // without switching it off (a crash, a kill), as far as the config and this
 // machine tell: test-door says it instead of promising the safe state.
 func whenBridgeDies(cfg *config.Config, d *config.Door, rel gpio.Released) string {
-	var typ string
-	var spec drivers.Spec
-	for _, dc := range cfg.Drivers {
-		if dc.ID == d.Relay.Driver {
-			typ = dc.Type
-			spec, _ = drivers.Decode(dc.Type, dc.Options)
-		}
-	}
+	typ, spec := relayDriver(cfg, d)
 	if k, ok := spec.(drivers.LevelKeeper); ok && k.KeepsLevelOnExit() {
 		return "the " + typ + " board keeps the relay as it was, until a hardware watchdog or the board's own timeout switches it off"
 	}
@@ -233,6 +226,18 @@ func whenBridgeDies(cfg *config.Config, d *config.Door, rel gpio.Released) strin
 		maybe = "this kernel does not say whether it keeps a released line (" + rel.Source + "): the relay may stay as it was until doorbridge restarts; if not, "
 	}
 	return maybe + pullFate(spec, d)
+}
+
+// relayDriver is the type and decoded options of the driver of a door's
+// relay (an empty type if the config names no such driver).
+func relayDriver(cfg *config.Config, d *config.Door) (string, drivers.Spec) {
+	for _, dc := range cfg.Drivers {
+		if dc.ID == d.Relay.Driver {
+			spec, _ := drivers.Decode(dc.Type, dc.Options)
+			return dc.Type, spec
+		}
+	}
+	return "", nil
 }
 
 // pullFate says what a released GPIO relay line does where its pull
@@ -255,14 +260,7 @@ func pullFate(spec drivers.Spec, d *config.Door) string {
 // off, then released; on a GPIO line the kernel then decides, as after a
 // crash.
 func whenBridgeStops(cfg *config.Config, d *config.Door, rel gpio.Released) string {
-	var typ string
-	var spec drivers.Spec
-	for _, dc := range cfg.Drivers {
-		if dc.ID == d.Relay.Driver {
-			typ = dc.Type
-			spec, _ = drivers.Decode(dc.Type, dc.Options)
-		}
-	}
+	typ, spec := relayDriver(cfg, d)
 	switch {
 	case typ != "gpio":
 		return "doorbridge writes the relay off first: it stays off"
