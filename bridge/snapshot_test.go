@@ -1,30 +1,12 @@
 package bridge
 
 import (
-	"fmt"
 	"reflect"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/doorbridge/doorbridge/config"
 	"pgregory.net/rapid"
 )
-
-// manyDoors gives the config n doors, fail-safe and fail-secure in turn.
-func manyDoors(n int) func(*config.Config) {
-	return func(c *config.Config) {
-		c.Doors = nil
-		for i := range n {
-			mode := config.FailSafe
-			if i%2 == 1 {
-				mode = config.FailSecure
-			}
-			c.Doors = append(c.Doors, config.Door{ID: fmt.Sprintf("d%03d", i), Name: fmt.Sprintf("Door %d", i), FailMode: mode,
-				Relay: config.Line{Driver: "sim", Channel: strconv.Itoa(i)}, UnlockTime: time.Second})
-		}
-	}
-}
 
 // fullSnapshot is the snapshot built from nothing, as at start: what the
 // incremental one must equal.
@@ -45,7 +27,7 @@ func fullSnapshot(l *loop) *Snapshot {
 func TestSnapshotEqualsAFullRebuild(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-		l := idleLoop(t, clk, manyDoors(6))
+		l, _ := newTestLoop(t, withClock(clk), idle(), manyDoors(6))
 		actions := rapid.SliceOfN(rapid.IntRange(0, 6), 1, 25).Draw(rt, "actions")
 		for i, a := range actions {
 			d := l.b.doors[rapid.IntRange(0, len(l.b.doors)-1).Draw(rt, "door")]
@@ -76,7 +58,7 @@ func TestSnapshotEqualsAFullRebuild(t *testing.T) {
 // views (issue 13).
 func TestSnapshotAfterAChangeBuildsOneView(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	l := idleLoop(t, clk, manyDoors(256))
+	l, _ := newTestLoop(t, withClock(clk), idle(), manyDoors(256))
 	d := l.b.doors[101]
 	causes := []string{"test-a", "test-b"}
 	i := 0
