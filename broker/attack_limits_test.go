@@ -14,30 +14,10 @@ import (
 
 func limitsBroker(t *testing.T) (*Broker, *config.Config, string) {
 	t.Helper()
-	cfg := testConfig()
-	listen := testbroker.FreeAddr(t)
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{
-		Listen: listen,
-		Users: []config.BrokerUser{
-			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
-			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
-			{Username: "homeassistant", PasswordHash: bcryptHash(t, "ha-secret-2")},
-		},
-		ACL: []config.BrokerACL{
-			{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}},
-			{Username: "homeassistant", Publish: []string{"homeassistant/#"}, Subscribe: []string{"#"}},
-		},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	eb, err := Start(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eb.Close() })
-	return eb, cfg, listen
+	return startWithUsers(t, [][2]string{{"guest", "guest-secret-3"}, {"homeassistant", "ha-secret-2"}}, []config.BrokerACL{
+		{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}},
+		{Username: "homeassistant", Publish: []string{"homeassistant/#"}, Subscribe: []string{"#"}},
+	})
 }
 
 // ATTACK (a broker user with few rights): the per-user limit is checked in

@@ -24,8 +24,7 @@ import (
 // Bounded here: 600 messages (120 MB).
 func TestAttackSlowSubscriberHoldsBrokerMemory(t *testing.T) {
 	attackProbe(t)
-	_, listen, eb := guestBroker(t)
-	defer eb.Close()
+	_, listen, _ := guestBroker(t)
 	guest := testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}
 
 	sub, code, err := testbroker.RawConnect(listen, "sub", guest, nil)
@@ -86,8 +85,7 @@ func TestAttackSlowSubscriberHoldsBrokerMemory(t *testing.T) {
 // process). The number is the attacker's choice.
 func TestAttackRetainedStoreUnbounded(t *testing.T) {
 	attackProbe(t)
-	_, listen, eb := guestBroker(t)
-	defer eb.Close()
+	_, listen, _ := guestBroker(t)
 	pub, code, err := testbroker.RawConnect(listen, "pub", testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}, nil)
 	if err != nil || code != 0 {
 		t.Fatalf("publisher: %d %v", code, err)

@@ -59,7 +59,6 @@ func TestEmbeddedBrokerRefusesWrongBridgePassword(t *testing.T) {
 // reconnects. A connection that ends gives its place back.
 func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
 	cfg, listen, eb := guestBroker(t)
-	t.Cleanup(func() { eb.Close() })
 	guest := testbroker.ClientOptions{Username: "guest", Password: "guest-secret-3"}
 	var held []net.Conn
 	for i := range maxConnsPerUser {
@@ -94,23 +93,7 @@ func TestEmbeddedBrokerLimitsConnectionsPerUser(t *testing.T) {
 // "guest" who may publish and subscribe under guest/#, on a free port.
 func guestBroker(t *testing.T) (cfg *config.Config, listen string, eb *Broker) {
 	t.Helper()
-	cfg = testConfig()
-	listen = testbroker.FreeAddr(t)
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{
-		Listen: listen,
-		Users: []config.BrokerUser{
-			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
-			{Username: "guest", PasswordHash: bcryptHash(t, "guest-secret-3")},
-		},
-		ACL: []config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	eb, err := Start(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eb, cfg, listen = startWithUsers(t, [][2]string{{"guest", "guest-secret-3"}},
+		[]config.BrokerACL{{Username: "guest", Publish: []string{"guest/#"}, Subscribe: []string{"guest/#"}}})
 	return cfg, listen, eb
 }

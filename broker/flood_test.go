@@ -16,31 +16,11 @@ import (
 // CLI may command doors, the watcher reads everything.
 func floodBroker(t *testing.T) (*Broker, string) {
 	t.Helper()
-	cfg := testConfig()
-	listen := testbroker.FreeAddr(t)
-	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
-	cfg.EmbeddedBroker = config.EmbeddedBroker{
-		Listen: listen,
-		Users: []config.BrokerUser{
-			{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")},
-			{Username: "homeassistant", PasswordHash: bcryptHash(t, "ha-secret-2")},
-			{Username: "doorbridge-cli", PasswordHash: bcryptHash(t, "cli-secret-3")},
-			{Username: "watcher", PasswordHash: bcryptHash(t, "watch-secret-4")},
-		},
-		ACL: []config.BrokerACL{
-			{Username: "homeassistant", Publish: []string{"db/+/+/set", "db/+/alarm/reset", "db/alarm", "homeassistant/#"}, Subscribe: []string{"db/#"}},
-			{Username: "doorbridge-cli", Publish: []string{"db/+/+/set"}, Subscribe: []string{"db/#"}},
-			{Username: "watcher", Publish: []string{"testbroker/#"}, Subscribe: []string{"#"}},
-		},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	eb, err := Start(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eb.Close() })
+	eb, _, listen := startWithUsers(t, [][2]string{{"homeassistant", "ha-secret-2"}, {"doorbridge-cli", "cli-secret-3"}, {"watcher", "watch-secret-4"}}, []config.BrokerACL{
+		{Username: "homeassistant", Publish: []string{"db/+/+/set", "db/+/alarm/reset", "db/alarm", "homeassistant/#"}, Subscribe: []string{"db/#"}},
+		{Username: "doorbridge-cli", Publish: []string{"db/+/+/set"}, Subscribe: []string{"db/#"}},
+		{Username: "watcher", Publish: []string{"testbroker/#"}, Subscribe: []string{"#"}},
+	})
 	return eb, listen
 }
 

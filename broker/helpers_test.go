@@ -10,6 +10,7 @@ import (
 
 	"github.com/doorbridge/doorbridge/config"
 	_ "github.com/doorbridge/doorbridge/drivers/sim" // the test door's relay driver, for config validation
+	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
 const wait = 5 * time.Second // deadline for an expected outcome
@@ -49,4 +50,31 @@ func attackProbe(t *testing.T) {
 	if os.Getenv("DOORBRIDGE_ATTACK") != "1" {
 		t.Skip("attack probe: set DOORBRIDGE_ATTACK=1")
 	}
+}
+
+// startWithUsers starts a broker on a free port with the bridge's user
+// (doorbridge, bridge-secret-1), the other users given (name → password)
+// and their acl; it is closed when the test ends.
+func startWithUsers(t *testing.T, users [][2]string, acl []config.BrokerACL) (eb *Broker, cfg *config.Config, listen string) {
+	t.Helper()
+	cfg = testConfig()
+	listen = testbroker.FreeAddr(t)
+	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
+	cfg.EmbeddedBroker = config.EmbeddedBroker{
+		Listen: listen,
+		Users:  []config.BrokerUser{{Username: "doorbridge", PasswordHash: bcryptHash(t, "bridge-secret-1")}},
+		ACL:    acl,
+	}
+	for _, u := range users {
+		cfg.EmbeddedBroker.Users = append(cfg.EmbeddedBroker.Users, config.BrokerUser{Username: u[0], PasswordHash: bcryptHash(t, u[1])})
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	eb, err := Start(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eb.Close() })
+	return eb, cfg, listen
 }

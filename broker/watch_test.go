@@ -17,7 +17,6 @@ import (
 // attacker 2). Only the bridge's own in-process connection is watched.
 func TestFlowWatchesOnlyTheBridgesOwnConnection(t *testing.T) {
 	cfg, listen, eb := guestBroker(t)
-	t.Cleanup(func() { eb.Close() })
 	bridgeUser := testbroker.ClientOptions{Username: "doorbridge", Password: "bridge-secret-1"}
 	// Over TCP, with the bridge's password: as the CLI, and with the
 	// bridge's own client id.
