@@ -3,11 +3,11 @@ package bridge
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/doorbridge/doorbridge/broker"
+	"github.com/doorbridge/doorbridge/internal/ratelog"
 )
 
 // Incoming MQTT messages reach the loop through two bounded FIFO queues,
@@ -71,11 +71,9 @@ type inbound struct {
 	log      *slog.Logger
 	overflow func(gen uint64) // a safety message was lost: drop that connection
 
-	seq        atomic.Uint64   // numbers messages in broker order
-	used       [2]atomic.Int64 // bytes queued: safety, other
-	dropMu     sync.Mutex
-	dropLogged time.Time
-	dropCount  int
+	seq     atomic.Uint64   // numbers messages in broker order
+	used    [2]atomic.Int64 // bytes queued: safety, other
+	dropped ratelog.Every   // dropped commands, logged every 10 s (droppedCommand)
 }
 
 func newInbound(hbTopic string, hb *heartbeatKey, m *metrics, log *slog.Logger) *inbound {
@@ -89,6 +87,7 @@ func newInbound(hbTopic string, hb *heartbeatKey, m *metrics, log *slog.Logger) 
 		m:        m,
 		log:      log,
 		overflow: func(uint64) {},
+		dropped:  ratelog.Every{Period: 10 * time.Second},
 	}
 }
 
@@ -176,12 +175,8 @@ func (in *inbound) validEcho(gen uint64, payload []byte, retained bool) bool {
 // droppedCommand logs dropped commands, at most once every 10 s, with how
 // many were dropped since the last line: a flood must not flood the log.
 func (in *inbound) droppedCommand(topic string) {
-	in.dropMu.Lock()
-	defer in.dropMu.Unlock()
-	in.dropCount++
-	if now := time.Now(); now.Sub(in.dropLogged) >= 10*time.Second {
-		in.log.Warn("commands dropped: the bridge is flooded with messages", "dropped", in.dropCount, "last_topic", truncate([]byte(topic), 80))
-		in.dropLogged, in.dropCount = now, 0
+	if n, due := in.dropped.Note(time.Now()); due {
+		in.log.Warn("commands dropped: the bridge is flooded with messages", "dropped", n, "last_topic", truncate([]byte(topic), 80))
 	}
 }
 

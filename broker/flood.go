@@ -11,6 +11,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 
 	"github.com/doorbridge/doorbridge/internal/mochifix"
+	"github.com/doorbridge/doorbridge/internal/ratelog"
 )
 
 // The bridge's queue in its embedded broker (issue 12 item 5). mochi
@@ -77,15 +78,13 @@ type bridgeFlow struct {
 	// commands are never held: safetyPublisher); nil until SetBridge.
 	safetyPub atomic.Pointer[func(cl *mochi.Client) bool]
 
-	logMu     sync.Mutex
-	shedAt    time.Time
-	shedCount int
+	shed ratelog.Every // shed commands, logged every 10 s (logShed)
 }
 
 // newBridgeFlow watches the clients bridge tells, asking acl for
 // permissions.
 func newBridgeFlow(bridge func(*mochi.Client) bool, acl mochi.Hook, log *slog.Logger) *bridgeFlow {
-	bf := &bridgeFlow{log: log, acl: acl}
+	bf := &bridgeFlow{log: log, acl: acl, shed: ratelog.Every{Period: 10 * time.Second}}
 	if bridge == nil {
 		bridge = func(*mochi.Client) bool { return false }
 	}
@@ -242,12 +241,8 @@ func (bf *bridgeFlow) cut(cl *mochi.Client, topic, why string) {
 
 // logShed logs shed messages at most once every 10 s, with how many.
 func (bf *bridgeFlow) logShed(topic string) {
-	bf.logMu.Lock()
-	defer bf.logMu.Unlock()
-	bf.shedCount++
-	if now := time.Now(); now.Sub(bf.shedAt) >= 10*time.Second {
-		bf.log.Warn("embedded broker shed commands for the bridge: a client floods it", "shed", bf.shedCount, "last_topic", truncate([]byte(topic), 80))
-		bf.shedAt, bf.shedCount = now, 0
+	if n, due := bf.shed.Note(time.Now()); due {
+		bf.log.Warn("embedded broker shed commands for the bridge: a client floods it", "shed", n, "last_topic", truncate([]byte(topic), 80))
 	}
 }
 
