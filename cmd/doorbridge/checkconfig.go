@@ -130,6 +130,11 @@ func configWarnings(cfg *config.Config) []string {
 			}
 		}
 	}
+	for i, a := range cfg.Alarms {
+		if strings.Contains(a.Topic, "+") && a.Expect == 0 && len(a.Sources) == 0 {
+			out = append(out, fmt.Sprintf("alarms[%d]: topic %q has a wildcard but neither expect nor sources: a detector that never reports (a flat battery, one removed, its retained value lost) goes unnoticed and its fire with it; set expect to the number of detectors, or list them in sources", i, a.Topic))
+		}
+	}
 	for _, d := range cfg.Doors {
 		if d.Egress && d.FailMode == config.FailSafe && !d.HardwiredRelease {
 			out = append(out, fmt.Sprintf("door %q is an egress door without hardwired_release: true; wire the fire-alarm relay and a PUSH TO EXIT button in series with its lock power (the bridge is the second line of defence)", d.ID))

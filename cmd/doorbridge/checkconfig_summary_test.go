@@ -43,3 +43,34 @@ doors:
 		}
 	}
 }
+
+// A wildcard alarm entry without expect or sources cannot notice a detector
+// that never reports: check-config says so (review 12 F1: a retained fire
+// lost on the broker went unnoticed under such an entry).
+func TestCheckConfigWarnsWildcardAlarmWithoutExpect(t *testing.T) {
+	for _, tc := range []struct {
+		entry string
+		warns bool
+	}{
+		{`{topic: "zigbee2mqtt/+", value_json: smoke, on: true, off: false}`, true},
+		{`{topic: "zigbee2mqtt/+", value_json: smoke, on: true, off: false, expect: 3}`, false},
+		{`{topic: doorbridge/alarm}`, false},
+	} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		cfg := "bridge: {id: home}\nalarms:\n  - " + tc.entry + `
+drivers: [{id: sim, type: sim}]
+doors:
+  - {id: front, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}
+`
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if code := run([]string{"check-config", "-skip-files", "-c", path}, strings.NewReader(""), &out, &out); code != 0 {
+			t.Fatalf("%s: check-config: exit %d\n%s", tc.entry, code, out.String())
+		}
+		if got := strings.Contains(out.String(), "neither expect nor sources"); got != tc.warns {
+			t.Errorf("%s: warned %v, want %v\n%s", tc.entry, got, tc.warns, out.String())
+		}
+	}
+}
