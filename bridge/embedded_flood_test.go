@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -21,8 +22,17 @@ func floodBroker(t *testing.T) (*linked, string) {
 	t.Helper()
 	cfg := testConfig("")
 	// The shipped timings: the test is about junk, not about a loaded CI
-	// machine (as TestFloodDoesNotDelayAlarm).
-	cfg.Watchdog.HeartbeatInterval, cfg.Watchdog.HeartbeatTimeout = time.Second, 3*time.Second
+	// machine (as TestFloodDoesNotDelayAlarm). Under the race detector
+	// (about ten times slower) on a loaded 2-core machine the heartbeat
+	// echo, like the alarm, took seconds behind the bridge's full queue in
+	// the broker (128 messages): the timeout is 10 s there. A heartbeat
+	// starved behind junk waits as long as the flood runs, and still
+	// raises the hazard.
+	hbTimeout := 3 * time.Second
+	if simRaceScale > 1 {
+		hbTimeout = 10 * time.Second
+	}
+	cfg.Watchdog.HeartbeatInterval, cfg.Watchdog.HeartbeatTimeout = time.Second, hbTimeout
 	listen := testbroker.FreeAddr(t)
 	cfg.MQTT.Username, cfg.MQTT.Password = "doorbridge", "bridge-secret-1"
 	cfg.EmbeddedBroker = config.EmbeddedBroker{
@@ -34,6 +44,11 @@ func floodBroker(t *testing.T) (*linked, string) {
 			{Username: "watcher", PasswordHash: bcryptHash(t, "watch-secret-4")},
 		},
 		ACL: []config.BrokerACL{
+			// The test client subscribes to "#": with db/# Home Assistant's
+			// connection drinks the whole flood, which keeps the bridge's
+			// queue in the broker full (the pressure the test is about) and
+			// holds its PUBACKs behind seconds of junk in its socket (so the
+			// test waits for the door, not for them: haSend).
 			{Username: "homeassistant", Publish: []string{"db/+/+/set", "db/+/alarm/reset", "db/alarm", "homeassistant/#"}, Subscribe: []string{"db/#"}},
 			{Username: "doorbridge-cli", Publish: []string{"db/+/+/set"}, Subscribe: []string{"db/#"}},
 			{Username: "watcher", Publish: []string{"testbroker/#"}, Subscribe: []string{"#"}},
@@ -110,6 +125,31 @@ func floodRounds() (rounds int, alone time.Duration) {
 	return 3, time.Second
 }
 
+// floodBudget bounds each wait for an outcome during a flood: the door,
+// not the PUBACK, is what the test is about.
+const floodBudget = 30 * time.Second
+
+// haSend publishes as Home Assistant at QoS 1 without waiting for the
+// broker's PUBACK (the test waits for the door instead), and keeps the
+// token for haAcked. paho sends in order on one connection, so an OFF then
+// a RESET arrive in that order.
+func haSend(ha *testbroker.Client, sent *[]paho.Token, topic, payload string, retained bool) {
+	*sent = append(*sent, ha.Paho().Publish(topic, 1, retained, payload))
+}
+
+// haAcked checks that the broker acknowledged every publication haSend
+// made, once the flood is over.
+func haAcked(t *testing.T, sent []paho.Token) {
+	t.Helper()
+	for i, tok := range sent {
+		if !tok.WaitTimeout(floodBudget) {
+			t.Errorf("Home Assistant's publication %d: no PUBACK within %v after the flood", i+1, floodBudget)
+		} else if err := tok.Error(); err != nil {
+			t.Errorf("Home Assistant's publication %d: %v", i+1, err)
+		}
+	}
+}
+
 // Issue 12 item 5 on the embedded broker: a flood of junk commands from
 // several connections of one user and of another user, at full rate, on
 // topics the bridge subscribes to. The broker queues at most
@@ -157,13 +197,22 @@ func TestEmbeddedBrokerFloodKeepsAlarms(t *testing.T) {
 	}
 	t.Logf("%d junk messages written in %v", sent(), alone)
 
-	// Every alarm during the flood releases the fail-safe door.
+	// Every alarm during the flood releases the fail-safe door. The flood
+	// runs all along: an alarm starved behind junk would wait as long as
+	// the flood, or be held safetyWait and cut the bridge's connection
+	// (the broker hazard and the safety shed, both checked below). The
+	// wait's budget is not R3's 1 s (doorbench measures that): it only
+	// bounds a -race build on a loaded shared machine, where the release
+	// took up to 3.5 s with the flood and 13 runnable processes on 2 cores.
+	var haSent []paho.Token
 	for i := range rounds {
-		ha.Publish("db/alarm", "ON", true)
-		l.waitPower("0", false, 10*time.Second, fmt.Sprintf("alarm %d of %d during the flood releases the fail-safe door", i+1, rounds))
-		ha.Publish("db/alarm", "OFF", true)
-		ha.Publish("db/t1/alarm/reset", "RESET", false)
-		l.waitPower("0", true, 10*time.Second, fmt.Sprintf("alarm %d cleared and reset during the flood", i+1))
+		sentAt := time.Now()
+		haSend(ha, &haSent, "db/alarm", "ON", true)
+		l.waitPower("0", false, floodBudget, fmt.Sprintf("alarm %d of %d during the flood releases the fail-safe door", i+1, rounds))
+		t.Logf("alarm %d released the door %v after it was sent (-race, this machine's load: not R3's figure)", i+1, time.Since(sentAt).Round(time.Millisecond))
+		haSend(ha, &haSent, "db/alarm", "OFF", true)
+		haSend(ha, &haSent, "db/t1/alarm/reset", "RESET", false)
+		l.waitPower("0", true, floodBudget, fmt.Sprintf("alarm %d cleared and reset during the flood", i+1))
 	}
 	if n := trips(HazardAlarm) - alarmTrips; n != float64(rounds) {
 		t.Errorf("the alarm hazard was raised %v times for %d alarms", n, rounds)
@@ -178,6 +227,7 @@ func TestEmbeddedBrokerFloodKeepsAlarms(t *testing.T) {
 	for _, f := range flooders {
 		f.close()
 	}
+	haAcked(t, haSent)
 	if n := l.log.count("dropped a message for the bridge"); n > 0 {
 		t.Errorf("the broker dropped messages for the bridge (%d log lines)", n)
 	}
