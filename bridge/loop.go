@@ -304,17 +304,38 @@ func (l *loop) onConnected(gen uint64) {
 	// broker may have restarted without its retained messages.
 	l.forgetPublished()
 	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
-	l.mq.subscribe(gen, l.subscriptions())
+	l.mq.subscribe(gen, l.subscriptions(), safetyGroups)
 	l.evaluate("mqtt:connected")
 }
 
 // subscriptions are the bridge's filters, one SUBSCRIBE per group, in
 // order: the safety ones first, so that their retained values come before
-// anything a command flood sends (mqttLink.subscribe).
+// anything a command flood sends (mqttLink.subscribe); among them the
+// alarm sources' availability last, so that a detector's value is known
+// before its availability (kept beyond max_sources only for a source
+// seen: review 12 F2, where 100 lamps' availabilities came first and
+// pushed out the detector's own). The first safetyGroups are safety.
 func (l *loop) subscriptions() [][]string {
 	t := l.b.topics
-	return [][]string{l.safetyFilters(), {t.DoorCommandWild, t.Republish, t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}}
+	var values, avail []string
+	isAvail := map[string]bool{}
+	for _, a := range l.alarms {
+		if a.cfg.AvailabilityTopic != "" {
+			isAvail[a.cfg.AvailabilityTopic] = true
+		}
+	}
+	for _, f := range l.safetyFilters() {
+		if isAvail[f] {
+			avail = append(avail, f)
+		} else {
+			values = append(values, f)
+		}
+	}
+	return [][]string{values, avail, {t.DoorCommandWild, t.Republish, t.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix)}}
 }
+
+// safetyGroups is how many of subscriptions' groups are safety filters.
+const safetyGroups = 2
 
 func (l *loop) onSubscribed(e evSubscribed) {
 	if e.gen != l.gen || !l.connected {

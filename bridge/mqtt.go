@@ -289,7 +289,7 @@ func (l *mqttLink) retryDropped(republish func()) {
 // subscription's retained messages before it reads the next one (mochi and
 // mosquitto both): the first group's retained values reach the bridge
 // before any message that only a later group matches.
-func (l *mqttLink) subscribe(gen uint64, groups [][]string) {
+func (l *mqttLink) subscribe(gen uint64, groups [][]string, safety int) {
 	go func() {
 		defer l.recoverFatal("mqtt subscribe")
 		for i := 0; l.gen.Load() == gen; {
@@ -298,7 +298,7 @@ func (l *mqttLink) subscribe(gen uint64, groups [][]string) {
 				return
 			}
 			qos := byte(1)
-			if i == 0 {
+			if i < safety {
 				qos = safetyQoS
 			}
 			err := l.subscribeGroup(groups[i], qos)
@@ -316,7 +316,7 @@ func (l *mqttLink) subscribe(gen uint64, groups [][]string) {
 	}()
 }
 
-// safetyQoS is the QoS of the first group, the safety filters. At QoS 1 a
+// safetyQoS is the QoS of the safety filters' groups. At QoS 1 a
 // stock mosquitto sends a subscription's retained messages 20 in flight at
 // a time and queues the rest (1000 at most: max_queued_messages), while the
 // QoS 0 heartbeat echo goes out at once: on a site with hundreds of
