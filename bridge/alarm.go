@@ -51,11 +51,8 @@ type alarmSource struct {
 	// zigbee2mqtt/+) publish other JSON and are not sources. Once a source,
 	// a message without the path, or with null, is "no value": alarm.
 	values map[string]alarmValue
-	// offline holds the last availability per concrete availability topic;
-	// availSeq when each came first (which to forget when full).
-	offline  map[string]bool
-	availSeq map[string]uint64
-	availN   uint64
+	// offline holds the last availability per concrete availability topic.
+	offline map[string]bool
 	// listed holds the configured sources (alarms[].sources); nil: none
 	// listed, every matching topic counts towards expect.
 	listed map[string]bool
@@ -86,8 +83,6 @@ func newAlarmSource(cfg config.Alarm) alarmSource {
 func (a *alarmSource) reset() {
 	a.values = map[string]alarmValue{}
 	a.offline = map[string]bool{}
-	a.availSeq = map[string]uint64{}
-	a.availN = 0
 	a.beatAt = time.Time{}
 	a.overflow = 0
 }
@@ -344,48 +339,23 @@ func (a *alarmSource) availOfSource(topic string) bool {
 	return source || a.listed[t]
 }
 
-// forgetOldestAvail forgets the availability that came first of a device
-// that is not a source, to make room; false when every one is a source's.
-func (a *alarmSource) forgetOldestAvail() bool {
-	oldest, seq := "", uint64(0)
-	for t := range a.offline {
-		if n := a.availSeq[t]; (oldest == "" || n < seq) && !a.availOfSource(t) {
-			oldest, seq = t, n
-		}
-	}
-	if oldest == "" {
-		return false
-	}
-	delete(a.offline, oldest)
-	delete(a.availSeq, oldest)
-	return true
-}
-
 func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	offline := isOffline(e.payload, a.cfg.AvailabilityOffline)
-	if _, known := a.offline[e.topic]; !known && len(a.offline) >= a.cfg.SourceLimit() && !a.availOfSource(e.topic) && !a.forgetOldestAvail() {
+	if _, known := a.offline[e.topic]; !known && len(a.offline) >= a.cfg.SourceLimit() && !a.availOfSource(e.topic) {
 		// A flood of made-up devices' availability grows no memory. A
 		// source's is always kept: after a reconnect retained messages
 		// come in no fixed order, and first come first served dropped a
 		// detector's own behind 100 lamps', so alarm_supervision lasted
 		// until Zigbee2MQTT republished it (re-review of issue 12 item 5,
-		// M1). Sources are bounded by max_sources themselves. A device
-		// not yet a source takes the place of the oldest such device: a
-		// detector that reports its availability just before its first
-		// value (Zigbee2MQTT's order) keeps it (review 12 F2).
+		// M1). Sources are bounded by max_sources themselves.
 		l.log.Debug("alarm availability beyond max_sources ignored", "topic", e.topic)
 		return
-	}
-	if _, known := a.availSeq[e.topic]; !known {
-		a.availN++
-		a.availSeq[e.topic] = a.availN
 	}
 	if len(e.payload) == 0 {
 		if _, known := a.offline[e.topic]; !known {
 			return // unknown already: a repeated clear changes (and logs) nothing
 		}
 		delete(a.offline, e.topic) // cleared: unknown again
-		delete(a.availSeq, e.topic)
 	} else if was, known := a.offline[e.topic]; known && was == offline {
 		return
 	} else {

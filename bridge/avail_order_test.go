@@ -1,10 +1,8 @@
 package bridge
 
 import (
-	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/doorbridge/doorbridge/config"
 )
@@ -32,42 +30,5 @@ func TestAvailabilitySubscribedAfterValues(t *testing.T) {
 	v, a, cmd := group("zigbee2mqtt/+"), group("zigbee2mqtt/+/availability"), group(l.b.topics.DoorCommandWild)
 	if !(v < a && a < safetyGroups && safetyGroups <= cmd) {
 		t.Fatalf("groups: values %d, availability %d, commands %d (safety groups %d): %v", v, a, cmd, safetyGroups, groups)
-	}
-}
-
-// Review 12 F2, live: Zigbee2MQTT publishes a device's availability just
-// before its first value. With 150 lamps' availabilities already in the
-// table (max_sources 100), the detector's arrived when the table was full
-// and was dropped; alarm_supervision then held the maglocks released. It
-// now takes the place of the oldest device that is not a source. The same
-// with every availability first (one SUBSCRIBE in the broker's order).
-func TestDetectorAvailabilityBeforeItsValueBeyondMaxSources(t *testing.T) {
-	a := jsonAlarm("smoke", true, false)
-	a.AvailabilityTopic = "zigbee2mqtt/+/availability"
-	a.AvailabilityOffline = config.DefaultAvailabilityOffline
-	for _, order := range []string{"device by device", "every availability first"} {
-		l, _ := newTestLoop(t, withAlarms(a))
-		src := &l.alarms[0]
-		src.reset()
-		if order == "device by device" {
-			for i := range 150 {
-				l.send(fmt.Sprintf("zigbee2mqtt/lamp%d/availability", i), "online", false)
-				l.send(fmt.Sprintf("zigbee2mqtt/lamp%d", i), `{"state": "ON"}`, false)
-			}
-			l.send("zigbee2mqtt/kitchen_smoke/availability", `{"state":"online"}`, false)
-			l.send("zigbee2mqtt/kitchen_smoke", `{"smoke": false}`, false)
-		} else {
-			for i := range 200 {
-				l.send(fmt.Sprintf("zigbee2mqtt/lamp%d/availability", i), "online", true)
-			}
-			l.send("zigbee2mqtt/kitchen_smoke/availability", `{"state":"online"}`, true)
-			for i := range 200 {
-				l.send(fmt.Sprintf("zigbee2mqtt/lamp%d", i), `{"state": "ON"}`, true)
-			}
-			l.send("zigbee2mqtt/kitchen_smoke", `{"smoke": false}`, true)
-		}
-		if why := src.supervision(time.Time{}); why != "" || len(src.offline) > a.SourceLimit()+1 {
-			t.Errorf("%s: supervision %q, %d availabilities kept (max_sources %d)", order, why, len(src.offline), a.SourceLimit())
-		}
 	}
 }
