@@ -51,10 +51,13 @@ type brokerLink struct {
 	// dropRequested is set once a silent connection was dropped.
 	subscribedAt  time.Time
 	dropRequested bool
-	// announceAfter counts the messages of the other queue still to handle
-	// before the first echo's discovery (announceOnLink): they came before
-	// the echo, the retained discovery configs among them.
-	announceAfter int
+	// announcePending: the first echo came, discovery waits until every
+	// message of the other queue that came before it (seq below
+	// announceSeq; the retained discovery configs among them) is handled.
+	// otherInHand: a message taken from the other queue is not handled yet.
+	announcePending bool
+	announceSeq     uint64
+	otherInHand     bool
 }
 
 // overtakeState: hzSeq is the newest safety message handled while a hazard
@@ -196,16 +199,16 @@ func (l *loop) run(ctx context.Context) error {
 			l.onQueued(e)
 		case e := <-l.b.in.other:
 			l.b.wd.checkin()
+			l.otherInHand = true
 			// Every safety message queued before e is in the safety queue
 			// now: it goes first (inbound.go says why that is safe).
 			for n := len(l.b.in.safety); n > 0; n-- {
 				l.onQueued(<-l.b.in.safety)
 			}
 			l.onQueued(e)
-			if l.announceAfter > 0 {
-				if l.announceAfter--; l.announceAfter == 0 {
-					l.announceOnLink()
-				}
+			l.otherInHand = false
+			if l.announcePending && (e.seq > l.announceSeq || len(l.b.in.other) == 0) {
+				l.announceOnLink()
 			}
 		case <-l.b.relayNews:
 			l.b.wd.checkin()
@@ -287,7 +290,7 @@ func (l *loop) onConnected(gen uint64) {
 	l.gen = gen
 	l.connected, l.subscribed, l.dropRequested = true, false, false
 	l.hbRecvAt = time.Time{}
-	l.announceAfter = 0
+	l.announcePending = false
 	// What the alarm sources said came through the old connection. The
 	// broker may be a new one (restarted, or a failover peer) without the
 	// retained values: each source is unknown, so alarm, until it reports
@@ -380,7 +383,8 @@ func (l *loop) onHeartbeat(e evMessage) {
 		// the loop serves after the safety queue: what they say earlier
 		// starts announced is read first (a stub republished for a
 		// removed input, once in ten -race runs, before this).
-		if l.announceAfter = len(l.b.in.other); l.announceAfter == 0 {
+		l.announcePending, l.announceSeq = true, e.seq
+		if !l.otherInHand && len(l.b.in.other) == 0 {
 			l.announceOnLink()
 		}
 	}
@@ -389,6 +393,7 @@ func (l *loop) onHeartbeat(e evMessage) {
 // announceOnLink publishes discovery once the broker's retained configs
 // are read, and says what keeps the doors released.
 func (l *loop) announceOnLink() {
+	l.announcePending = false
 	l.publishDiscovery()
 	l.mq.unsubscribeDiscovery(l.gen, l.b.topics.discoveryWild(l.b.cfg.MQTT.DiscoveryPrefix))
 	l.logWaiting()
