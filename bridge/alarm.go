@@ -53,6 +53,9 @@ type alarmSource struct {
 	values map[string]alarmValue
 	// offline holds the last availability per concrete availability topic.
 	offline map[string]bool
+	// availDropped: an availability was turned away on this connection
+	// (beyond max_sources): a new source's may be among them.
+	availDropped bool
 	// listed holds the configured sources (alarms[].sources); nil: none
 	// listed, every matching topic counts towards expect.
 	listed map[string]bool
@@ -83,6 +86,7 @@ func newAlarmSource(cfg config.Alarm) alarmSource {
 func (a *alarmSource) reset() {
 	a.values = map[string]alarmValue{}
 	a.offline = map[string]bool{}
+	a.availDropped = false
 	a.beatAt = time.Time{}
 	a.overflow = 0
 }
@@ -252,6 +256,9 @@ func (l *loop) onAlarmValue(a *alarmSource, e evMessage, captures []string) {
 		return
 	}
 	a.values[e.topic] = v
+	if !isSource {
+		l.askAvailability(a, captures)
+	}
 	if v == prev && (isSource || v == alarmUnknown) {
 		return // nothing changed (a new source without a value was alarm already)
 	}
@@ -339,6 +346,24 @@ func (a *alarmSource) availOfSource(topic string) bool {
 	return source || a.listed[t]
 }
 
+// askAvailability asks the broker again for a new source's availability
+// when availabilities were turned away on this connection and its own is
+// not known: Zigbee2MQTT retains availability, not states, so after a
+// reconnect a detector is no source until it reports, and its retained
+// availability may have come behind more than max_sources others' and been
+// turned away; alarm_supervision then held the maglocks released until
+// Zigbee2MQTT republished it (review 12 round 2, F1). A SUBSCRIBE to its
+// own topic makes the broker send it again. At most one per source.
+func (l *loop) askAvailability(a *alarmSource, captures []string) {
+	if !a.availDropped || !a.avail.wild() || !l.connected {
+		return
+	}
+	t := a.avail.expand(captures)
+	if _, known := a.offline[t]; !known {
+		l.mq.resubscribe(l.gen, t)
+	}
+}
+
 func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 	offline := isOffline(e.payload, a.cfg.AvailabilityOffline)
 	if _, known := a.offline[e.topic]; !known && len(a.offline) >= a.cfg.SourceLimit() && !a.availOfSource(e.topic) {
@@ -349,6 +374,7 @@ func (l *loop) onAvailability(a *alarmSource, e evMessage) {
 		// until Zigbee2MQTT republished it (re-review of issue 12 item 5,
 		// M1). Sources are bounded by max_sources themselves.
 		l.log.Debug("alarm availability beyond max_sources ignored", "topic", e.topic)
+		a.availDropped = true
 		return
 	}
 	if len(e.payload) == 0 {

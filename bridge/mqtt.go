@@ -316,6 +316,24 @@ func (l *mqttLink) subscribe(gen uint64, groups [][]string, safety int) {
 	}()
 }
 
+// resubscribe subscribes to one safety filter again, off the loop, so
+// that the broker sends its retained message again (askAvailability).
+// Subscribing again to a filter already held replaces it (MQTT 3.8.4).
+func (l *mqttLink) resubscribe(gen uint64, filter string) {
+	if l == nil || l.client == nil {
+		return
+	}
+	go func() {
+		defer l.recoverFatal("mqtt subscribe")
+		if l.gen.Load() != gen {
+			return
+		}
+		if err := l.subscribeGroup([]string{filter}, safetyQoS); err != nil {
+			l.log.Warn("could not ask the broker again for an alarm source's availability", "topic", filter, "err", err)
+		}
+	}()
+}
+
 // safetyQoS is the QoS of the safety filters' groups. At QoS 1 a
 // stock mosquitto sends a subscription's retained messages 20 in flight at
 // a time and queues the rest (1000 at most: max_queued_messages), while the
