@@ -1,13 +1,10 @@
 package bridge
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"testing"
 
-	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/doorbridge/doorbridge/config"
@@ -21,39 +18,15 @@ import (
 // the maglocks released until Zigbee2MQTT published it again. The bridge
 // now asks the broker again for a new source's availability.
 func TestDetectorAvailabilityBehindManyOthers(t *testing.T) {
-	cfg := testConfig("")
-	listen := testbroker.FreeAddr(t)
-	cfg.EmbeddedBroker = config.EmbeddedBroker{Listen: listen}
-	cfg.Alarms = append(cfg.Alarms, config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", On: true, Off: false,
+	l, _, retain := zigbeeBroker(t, config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", On: true, Off: false,
 		AvailabilityTopic: "zigbee2mqtt/+/availability"})
-	l := runLinked(t, cfg)
-	testbroker.Eventually(t, wait, func() bool {
-		return testbroker.TryConnect("tcp://"+listen, "probe", testbroker.ClientOptions{}) == nil
-	}, "embedded broker listening")
-	conn, code, err := testbroker.RawConnect(listen, "z2m", testbroker.ClientOptions{}, nil)
-	if err != nil || code != 0 {
-		t.Fatalf("z2m: %d %v", code, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() { _, _ = bufio.NewReader(conn).WriteTo(devNull{}) }()
-	var b bytes.Buffer
-	retain := func(topic, payload string) {
-		p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
-		p.TopicName, p.Payload, p.Retain = topic, []byte(payload), true
-		if err := p.Write(&b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var msgs [][2]string
 	for i := range 150 {
-		retain(fmt.Sprintf("zigbee2mqtt/lamp%03d/availability", i), "online")
-		retain(fmt.Sprintf("zigbee2mqtt/lamp%03d", i), `{"state":"ON"}`)
+		msgs = append(msgs, [2]string{fmt.Sprintf("zigbee2mqtt/lamp%03d/availability", i), "online"},
+			[2]string{fmt.Sprintf("zigbee2mqtt/lamp%03d", i), `{"state":"ON"}`})
 	}
-	retain("zigbee2mqtt/smoke/availability", "online")
-	retain("zigbee2mqtt/smoke", `{"smoke":false}`)
-	retain("db/alarm", "OFF")
-	if _, err := conn.Write(b.Bytes()); err != nil {
-		t.Fatal(err)
-	}
+	retain(append(msgs, [2]string{"zigbee2mqtt/smoke/availability", "online"},
+		[2]string{"zigbee2mqtt/smoke", `{"smoke":false}`}, [2]string{"db/alarm", "OFF"})...)
 	eb := embeddedOf(t, l)
 	for r := range 4 {
 		// Live first (round 0: as Zigbee2MQTT sent them), then after

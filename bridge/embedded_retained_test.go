@@ -26,12 +26,31 @@ import (
 // values.
 func zigbeeSite(t *testing.T, n int) (*linked, string) {
 	t.Helper()
-	cfg := testConfig("")
-	listen := testbroker.FreeAddr(t)
-	cfg.EmbeddedBroker = config.EmbeddedBroker{Listen: listen}
-	cfg.Alarms = append(cfg.Alarms, config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", On: true, Off: false,
+	l, listen, retain := zigbeeBroker(t, config.Alarm{Topic: "zigbee2mqtt/+", ValueJSON: "smoke", On: true, Off: false,
 		Expect: n, MaxSources: n, AvailabilityTopic: "zigbee2mqtt/+/availability"})
-	l := runLinked(t, cfg)
+	var msgs [][2]string
+	for i := range n {
+		msgs = append(msgs, [2]string{fmt.Sprintf("zigbee2mqtt/smoke-%03d", i), `{"smoke":false}`},
+			[2]string{fmt.Sprintf("zigbee2mqtt/smoke-%03d/availability", i), "online"})
+	}
+	retain(append(msgs, [2]string{"db/alarm", "OFF"})...)
+	// mochi retains a message before it delivers it: once the bridge has
+	// them all, the broker holds them all.
+	l.waitPower("0", true, 2*wait, "every detector clear and online: the fail-safe door locks")
+	testbroker.Eventually(t, wait, l.connected, "link proven")
+	return l, listen
+}
+
+// zigbeeBroker is a bridge on its embedded broker (no users) with alarm
+// added to its alarm entries, and retain, which publishes retained
+// messages (topic, payload) in one write, in order, as Zigbee2MQTT would.
+func zigbeeBroker(t *testing.T, alarm config.Alarm) (l *linked, listen string, retain func(msgs ...[2]string)) {
+	t.Helper()
+	cfg := testConfig("")
+	listen = testbroker.FreeAddr(t)
+	cfg.EmbeddedBroker = config.EmbeddedBroker{Listen: listen}
+	cfg.Alarms = append(cfg.Alarms, alarm)
+	l = runLinked(t, cfg)
 	testbroker.Eventually(t, wait, func() bool {
 		return testbroker.TryConnect("tcp://"+listen, "probe", testbroker.ClientOptions{}) == nil
 	}, "embedded broker listening on %s", listen)
@@ -41,25 +60,20 @@ func zigbeeSite(t *testing.T, n int) (*linked, string) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	go func() { _, _ = bufio.NewReader(conn).WriteTo(devNull{}) }()
-	var b bytes.Buffer
-	retain := func(topic, payload string) {
-		p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
-		p.TopicName, p.Payload, p.Retain = topic, []byte(payload), true
-		p.Write(&b)
+	return l, listen, func(msgs ...[2]string) {
+		t.Helper()
+		var b bytes.Buffer
+		for _, m := range msgs {
+			p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+			p.TopicName, p.Payload, p.Retain = m[0], []byte(m[1]), true
+			if err := p.Write(&b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := conn.Write(b.Bytes()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for i := range n {
-		retain(fmt.Sprintf("zigbee2mqtt/smoke-%03d", i), `{"smoke":false}`)
-		retain(fmt.Sprintf("zigbee2mqtt/smoke-%03d/availability", i), "online")
-	}
-	retain("db/alarm", "OFF")
-	if _, err := conn.Write(b.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	// mochi retains a message before it delivers it: once the bridge has
-	// them all, the broker holds them all.
-	l.waitPower("0", true, 2*wait, "every detector clear and online: the fail-safe door locks")
-	testbroker.Eventually(t, wait, l.connected, "link proven")
-	return l, listen
 }
 
 // Review of issue 12 (M2): mochi sends a subscription's retained messages
