@@ -150,6 +150,26 @@ func subscribe(t *testing.T, conn net.Conn, r *bufio.Reader, filters ...string) 
 	return ack.ReturnCodes
 }
 
+// pingPong sends a PINGREQ on conn and reads r until the PINGRESP: the
+// client's connection still works, behind whatever was queued for it.
+func pingPong(t *testing.T, conn net.Conn, r *bufio.Reader) {
+	t.Helper()
+	ping := paho.NewControlPacket(paho.Pingreq)
+	if err := ping.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		pk, err := paho.ReadPacket(r)
+		if err != nil {
+			t.Fatalf("no PINGRESP: %v", err)
+		}
+		if _, ok := pk.(*paho.PingrespPacket); ok {
+			return
+		}
+	}
+}
+
 func publishPacket(topic string, payload []byte, retain bool) []byte {
 	p := paho.NewControlPacket(paho.Publish).(*paho.PublishPacket)
 	p.TopicName, p.Payload, p.Retain = topic, payload, retain
@@ -352,20 +372,7 @@ func TestFlowNeverWaitsInOwnReadGoroutine(t *testing.T) {
 			if d := fb.delayed.Load(); d != 0 {
 				t.Errorf("%d messages held in the client's own read goroutine", d)
 			}
-			ping := paho.NewControlPacket(paho.Pingreq)
-			if err := ping.Write(sub); err != nil {
-				t.Fatal(err)
-			}
-			_ = sub.SetReadDeadline(time.Now().Add(30 * time.Second))
-			for {
-				pk, err := paho.ReadPacket(r)
-				if err != nil {
-					t.Fatalf("no PINGRESP: %v", err)
-				}
-				if _, ok := pk.(*paho.PingrespPacket); ok {
-					break
-				}
-			}
+			pingPong(t, sub, r)
 		})
 	}
 }
@@ -461,20 +468,7 @@ func TestFlowOwnWaitOnceForStalledClient(t *testing.T) {
 	if fb.delayed.Load() == 0 {
 		t.Error("no message waited in the client's own read goroutine")
 	}
-	ping := paho.NewControlPacket(paho.Pingreq)
-	if err := ping.Write(sub); err != nil {
-		t.Fatal(err)
-	}
-	_ = sub.SetReadDeadline(time.Now().Add(30 * time.Second))
-	for {
-		pk, err := paho.ReadPacket(r)
-		if err != nil {
-			t.Fatalf("no PINGRESP: %v", err)
-		}
-		if _, ok := pk.(*paho.PingrespPacket); ok {
-			break
-		}
-	}
+	pingPong(t, sub, r)
 }
 
 // While the watched client's read goroutine processes the client's own
