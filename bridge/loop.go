@@ -307,7 +307,7 @@ func (l *loop) onConnected(gen uint64) {
 	// broker may have restarted without its retained messages.
 	l.forgetPublished()
 	l.mq.publish(l.b.topics.Availability, mqttapi.Online, true)
-	l.mq.subscribe(gen, l.subscriptions(), safetyGroups)
+	l.mq.subscribe(gen, l.subscriptions())
 	l.evaluate("mqtt:connected")
 }
 

@@ -289,7 +289,7 @@ func (l *mqttLink) retryDropped(republish func()) {
 // subscription's retained messages before it reads the next one (mochi and
 // mosquitto both): the first group's retained values reach the bridge
 // before any message that only a later group matches.
-func (l *mqttLink) subscribe(gen uint64, groups [][]string, safety int) {
+func (l *mqttLink) subscribe(gen uint64, groups [][]string) {
 	go func() {
 		defer l.recoverFatal("mqtt subscribe")
 		for i := 0; l.gen.Load() == gen; {
@@ -297,11 +297,11 @@ func (l *mqttLink) subscribe(gen uint64, groups [][]string, safety int) {
 				l.send(evSubscribed{gen: gen})
 				return
 			}
-			qos := byte(1)
-			if i < safety {
-				qos = safetyQoS
-			}
-			err := l.subscribeGroup(groups[i], qos)
+			// Every group at QoS 0, the retained discovery configs too:
+			// they must come before the heartbeat echo as well (at QoS 1 a
+			// stock mosquitto let the echo overtake them, and a removed
+			// input's stub was published again).
+			err := l.subscribeGroup(groups[i], safetyQoS)
 			if err == nil {
 				i++
 				continue
