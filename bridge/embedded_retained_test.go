@@ -244,9 +244,8 @@ func TestEmbeddedBrokerSafetySubscribedFirst(t *testing.T) {
 // embeddedOf is the embedded broker l's bridge started.
 func embeddedOf(t *testing.T, l *linked) *broker.Broker {
 	t.Helper()
-	eb := l.b.embedded.Load()
-	if eb == nil {
-		t.Fatal("the bridge runs no embedded broker")
-	}
-	return eb
+	// The broker listens a moment before the bridge records it: a client
+	// can already connect while Load still returns nil.
+	testbroker.Eventually(t, wait, func() bool { return l.b.embedded.Load() != nil }, "the bridge runs its embedded broker")
+	return l.b.embedded.Load()
 }

@@ -18,7 +18,8 @@ import (
 //     of the bridge, and the start of every bridge process, the first one
 //     too: a process that has not connected yet has seen nothing) until the bridge is subscribed again, which the monitor
 //     sees as the first heartbeat the bridge sent after the link was
-//     restored (a heartbeat carries its send time).
+//     restored (a heartbeat carries its send time), or the first that
+//     reached the monitor after it (see heartbeat).
 //   - An alarm or power message counts from when it was published or, if
 //     the link was down then, from when it came back (the bridge gets the
 //     retained value on resubscription); while the link is down the link
@@ -184,16 +185,26 @@ func (tr *truth) restored(kind string, t time.Time) {
 	}
 }
 
-// heartbeat records a heartbeat the bridge sent at sent: it is subscribed
-// on a live link, which ends every link period restored before.
-func (tr *truth) heartbeat(sent time.Time) {
+// heartbeat records a heartbeat the bridge sent at sent that reached the
+// monitor at arrived: the bridge is subscribed on a live link, which ends
+// every link period restored before. A heartbeat sent while the proxy was
+// silent, held there and delivered after it resumed proves that too: the
+// proxy forwards nothing while paused and nothing of a connection it cut,
+// and it resumes both directions at once. (Judged by its send time alone, a
+// link silent again within a heartbeat interval of resuming counted as one
+// silence since the first: soak seed 1796602042952531429, step 22.)
+func (tr *truth) heartbeat(sent, arrived time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for kind, p := range tr.downP {
-		if !p.restored.IsZero() && sent.After(p.restored) {
-			p.end = sent
-			delete(tr.downP, kind)
+		if p.restored.IsZero() || !arrived.After(p.restored) {
+			continue
 		}
+		p.end = arrived
+		if sent.After(p.restored) {
+			p.end = sent
+		}
+		delete(tr.downP, kind)
 	}
 }
 
