@@ -187,22 +187,30 @@ func (tr *truth) restored(kind string, t time.Time) {
 
 // heartbeat records a heartbeat the bridge sent at sent that reached the
 // monitor at arrived: the bridge is subscribed on a live link, which ends
-// every link period restored before. A heartbeat sent while the proxy was
-// silent, held there and delivered after it resumed proves that too: the
-// proxy forwards nothing while paused and nothing of a connection it cut,
-// and it resumes both directions at once. (Judged by its send time alone, a
-// link silent again within a heartbeat interval of resuming counted as one
-// silence since the first: soak seed 1796602042952531429, step 22.)
+// every link period restored before.
+//
+// A silent link also ends with a heartbeat sent while the proxy was
+// silent, held there and delivered after it resumed: the proxy forwards
+// nothing while paused and nothing of a connection it cut, and it resumes
+// both directions at once. (Judged by its send time alone, a link silent
+// again within a heartbeat interval of resuming counted as one silence
+// since the first: soak seed 1796602042952531429, step 22.) Not so for the
+// other causes: a heartbeat the old process sent just before its SIGTERM,
+// or before mosquitto was killed, can still reach the monitor after the
+// restart and proves nothing about the new connection.
 func (tr *truth) heartbeat(sent, arrived time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for kind, p := range tr.downP {
-		if p.restored.IsZero() || !arrived.After(p.restored) {
+		switch {
+		case p.restored.IsZero():
 			continue
-		}
-		p.end = arrived
-		if sent.After(p.restored) {
+		case sent.After(p.restored):
 			p.end = sent
+		case kind == "silent" && arrived.After(p.restored):
+			p.end = arrived
+		default:
+			continue
 		}
 		delete(tr.downP, kind)
 	}

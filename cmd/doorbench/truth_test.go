@@ -49,3 +49,24 @@ func TestHeartbeatBeforeRestoreKeepsSilence(t *testing.T) {
 		t.Errorf("got %v, want the silent hazard overdue", p)
 	}
 }
+
+// After a bridge restart (or a broker restart) only a heartbeat sent after
+// it counts: one the old process sent just before its SIGTERM may reach the
+// monitor late, and the new process has not connected yet.
+func TestHeartbeatOfOldProcessKeepsRestart(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for _, kind := range []string{"bridge", "broker"} {
+		tr := newTruth()
+		tr.down(kind, at(0), "down")
+		tr.restored(kind, at(100))
+		tr.heartbeat(at(-5), at(101))
+		if tr.linkUp() {
+			t.Errorf("%s: a heartbeat sent before the restart ended the period", kind)
+		}
+		tr.heartbeat(at(150), at(151))
+		if !tr.linkUp() {
+			t.Errorf("%s: a heartbeat sent after the restart did not end the period", kind)
+		}
+	}
+}
