@@ -190,7 +190,8 @@ func (tr *truth) restored(kind string, t time.Time) {
 // every link period restored before.
 //
 // A silent link also ends with a heartbeat sent while the proxy was
-// silent, held there and delivered after it resumed: the proxy forwards
+// silent, held there and delivered after it resumed (one sent before the
+// silence and read late by the monitor proves nothing): the proxy forwards
 // nothing while paused and nothing of a connection it cut, and it resumes
 // both directions at once. (Judged by its send time alone, a link silent
 // again within a heartbeat interval of resuming counted as one silence
@@ -207,7 +208,7 @@ func (tr *truth) heartbeat(sent, arrived time.Time) {
 			continue
 		case sent.After(p.restored):
 			p.end = sent
-		case kind == "silent" && arrived.After(p.restored):
+		case kind == "silent" && sent.After(p.start) && arrived.After(p.restored):
 			p.end = arrived
 		default:
 			continue

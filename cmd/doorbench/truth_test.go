@@ -42,8 +42,9 @@ func TestHeartbeatBeforeRestoreKeepsSilence(t *testing.T) {
 	tr.heartbeat(at(100), at(120))
 	tr.restored("silent", at(1500))
 	tr.heartbeat(at(1400), at(1500)) // not after the restore
+	tr.heartbeat(at(-10), at(1600))  // sent before the silence, read late
 	if tr.linkUp() {
-		t.Fatal("the link counted as up on a heartbeat that reached the monitor no later than the restore")
+		t.Fatal("the link counted as up on a heartbeat read no later than the restore, or sent before the silence")
 	}
 	if p := tr.overdue(at(2001), releaseBudgets()); p == nil || p.kind != "silent" {
 		t.Errorf("got %v, want the silent hazard overdue", p)
