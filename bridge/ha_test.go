@@ -161,8 +161,11 @@ func TestRemovedInputRemovedFromHA(t *testing.T) {
 	late := testbroker.Connect(t, h.broker.URL(), "late")
 	late.WaitFor(topic, wait, func(m testbroker.Message) bool { return m.Retained && stub(m) })
 
-	// The next start leaves the removed components out altogether.
-	h.stop()
+	// The next start leaves the removed components out altogether. The
+	// last start published the stubs twice (on reading the retained
+	// payload, and with discovery at its first echo): wait for the last of
+	// its messages before telling the next start's apart.
+	h.stopDrained()
 	mark = h.c.Mark()
 	h.start()
 	h.c.WaitForAfter(mark, h.topic("fs", "state"), wait, nil)

@@ -183,6 +183,19 @@ func (h *harness) stop() {
 	}
 }
 
+// stopDrained stops the bridge and waits until the watcher has its clean
+// "offline": the bridge publishes it last, at QoS 1, after everything
+// else, so every message it sent has reached the watcher too. A Mark taken
+// after it separates the next bridge's messages from this one's (under
+// load, the last of them reached the watcher after a Mark taken at stop).
+func (h *harness) stopDrained() {
+	h.t.Helper()
+	mark := h.c.Mark()
+	h.stop()
+	avail := h.cfg.MQTT.BaseTopic + "/" + h.cfg.Bridge.ID + "/availability"
+	h.c.WaitForAfter(mark, avail, wait, func(m testbroker.Message) bool { return string(m.Payload) == "offline" })
+}
+
 func (h *harness) topic(door, leaf string) string {
 	return h.cfg.MQTT.BaseTopic + "/" + h.cfg.Bridge.ID + "/" + door + "/" + leaf
 }
