@@ -76,7 +76,19 @@ func (f *fakeSource) settle(t *testing.T, n int) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	target := f.polls + n
+	f.pollsLocked(t, f.polls+n)
+}
+
+// started waits until n Polls in all have started.
+func (f *fakeSource) started(t *testing.T, n int) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pollsLocked(t, n)
+}
+
+func (f *fakeSource) pollsLocked(t *testing.T, target int) {
+	t.Helper()
 	timer := time.AfterFunc(waitFor, func() {
 		f.mu.Lock()
 		f.cond.Broadcast()
@@ -287,7 +299,11 @@ func TestWatchReturnsWhileHung(t *testing.T) {
 	f := newFake()
 	f.hang = true
 	w := startWatch(t, f, 5*time.Millisecond, waitFor)
-	f.settle(t, 1)
+	// The first Poll, which hangs until its context ends. (settle(t, 1)
+	// waited for one more than had started: when Watch's first Poll came
+	// first, for the next, due only when the hung one timed out, after
+	// waitFor, which was settle's deadline too.)
+	f.started(t, 1)
 	w.stop(t)() // Poll sees its context end; Watch waits for it and returns
 	w.none(t)
 }
