@@ -19,7 +19,7 @@ import (
 func TestFlowWriteErrorEndsWatchedClient(t *testing.T) {
 	fb := startFlowBroker(t, time.Minute)
 	sub, r := fb.watched(t)
-	subscribe(t, sub, r, "bulk/#")
+	subscribeSettled(t, sub, r, "bulk/#")
 	cl, ok := fb.srv.Clients.Get("watched")
 	if !ok {
 		t.Fatal("no watched client")
