@@ -59,14 +59,17 @@ func TestCommandRoundTrips(t *testing.T) {
 	h.c.WaitPayload(h.topic("fs", "state"), StateLocked, wait)
 
 	// A momentary OPEN unlocks for unlock_time (1 s), then locks again.
-	mark := h.c.Mark()
+	// Timed from before the command is sent, never from the OPEN state's
+	// arrival: that message can reach the test late (a busy machine) while
+	// LOCKED does not, and the bridge cannot act before it gets the command.
+	mark, sent := h.c.Mark(), time.Now()
 	h.c.Publish(h.topic("fsec", "set"), "OPEN", false)
-	open := h.c.WaitForAfter(mark, h.topic("fsec", "state"), wait, payloadIs(StateOpen))
+	h.c.WaitForAfter(mark, h.topic("fsec", "state"), wait, payloadIs(StateOpen))
 	if !h.power("1") {
 		t.Fatalf("OPEN did not power the strike")
 	}
 	locked := h.c.WaitForAfter(mark, h.topic("fsec", "state"), wait, payloadIs(StateLocked))
-	if d := locked.At.Sub(open.At); d < 900*time.Millisecond {
+	if d := locked.At.Sub(sent); d < 900*time.Millisecond {
 		t.Fatalf("momentary OPEN lasted %v, want about unlock_time (1s)", d)
 	}
 	h.c.WaitForAfter(mark, h.topic("fsec", "event"), wait, func(m testbroker.Message) bool {
@@ -212,12 +215,14 @@ func TestAlarmLatchAndReset(t *testing.T) {
 	h.c.WaitPayload(h.topic("fs", "cause"), "alarm", wait)
 
 	// Reset: relocks after relock_delay.
-	mark := h.c.Mark()
+	// Timed from before the reset is sent (not from the latch's OFF, which
+	// may reach the test late): the bridge cannot act on it earlier.
+	mark, sent := h.c.Mark(), time.Now()
 	h.c.Publish("db/t1/alarm/reset", "RESET", false)
-	reset := h.c.WaitForAfter(mark, "db/t1/alarm/latched", wait, payloadIs("OFF"))
+	h.c.WaitForAfter(mark, "db/t1/alarm/latched", wait, payloadIs("OFF"))
 	h.waitPower("0", true, wait, "relock after reset")
 	locked := h.c.WaitForAfter(mark, h.topic("fs", "state"), wait, payloadIs(StateLocked))
-	if d := locked.At.Sub(reset.At); d < testRelockDelay-50*time.Millisecond {
+	if d := locked.At.Sub(sent); d < testRelockDelay-50*time.Millisecond {
 		t.Fatalf("relocked %v after reset, before relock_delay %v", d, testRelockDelay)
 	}
 	h.c.WaitForAfter(mark, h.topic("fs", "event"), wait, func(m testbroker.Message) bool {
@@ -230,11 +235,13 @@ func TestAlarmWithoutLatchRelocksAfterDelay(t *testing.T) {
 	h.ready()
 	h.c.Publish(h.alarmTopic(), "ON", true)
 	h.waitPower("0", false, wait, "alarm releases")
-	mark := h.c.Mark()
+	// Timed from before the clear is sent (not from the alarm state's OFF,
+	// which may reach the test late): the bridge cannot act on it earlier.
+	mark, sent := h.c.Mark(), time.Now()
 	h.c.Publish(h.alarmTopic(), "OFF", true)
-	clear := h.c.WaitForAfter(mark, "db/t1/alarm/state", wait, payloadIs("OFF"))
+	h.c.WaitForAfter(mark, "db/t1/alarm/state", wait, payloadIs("OFF"))
 	locked := h.c.WaitForAfter(mark, h.topic("fs", "state"), wait, payloadIs(StateLocked))
-	if d := locked.At.Sub(clear.At); d < testRelockDelay-50*time.Millisecond {
+	if d := locked.At.Sub(sent); d < testRelockDelay-50*time.Millisecond {
 		t.Fatalf("relocked %v after the alarm cleared, before relock_delay %v", d, testRelockDelay)
 	}
 	if got := h.c.Messages("db/t1/alarm/latched"); len(got) > 0 && string(got[len(got)-1].Payload) == "ON" {

@@ -58,7 +58,10 @@ func TestDrillOriginIsTheAlarm(t *testing.T) {
 	if !ok {
 		t.Fatal("no release drill recorded")
 	}
-	release, ok := h.b.audit.recent.since(mark, func(e audit.Event) bool {
+	// The drill is recorded before the relay records of the evaluation that
+	// saw the writes done (trackRelease runs before reportRelays): wait for
+	// the release's record too.
+	release, ok := h.b.audit.recent.wait(ctx, mark, func(e audit.Event) bool {
 		return e.Kind == "relay" && e.Door == "fs" && e.Outcome == "unlocked"
 	})
 	want := "alarm:" + h.alarmTopic()

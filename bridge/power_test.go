@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/doorbridge/doorbridge/audit"
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/power/nuttest"
 )
@@ -35,10 +37,28 @@ func TestUPSOnBatteryViaNUT(t *testing.T) {
 	h.c.WaitForAfter(mark, "db/t1/power/state", wait, payloadIs("OFF"))
 	h.c.WaitPayload(h.topic("fs", "cause"), "power", wait)
 
+	seq := h.b.audit.seq.Load()
 	ups.SetStatus(t, "OL")
-	back := h.c.WaitForAfter(mark, "db/t1/power/state", 3*wait, payloadIs("ON"))
-	locked := h.c.WaitForAfter(mark, h.topic("fs", "state"), wait, payloadIs(StateLocked))
-	if d := locked.At.Sub(back.At); d < testRelockDelay-50*time.Millisecond {
+	h.c.WaitForAfter(mark, "db/t1/power/state", 3*wait, payloadIs("ON"))
+	h.c.WaitForAfter(mark, h.topic("fs", "state"), wait, payloadIs(StateLocked))
+	// Timed by the bridge's own audit records (stamped when it decided),
+	// not by two messages' arrival at the watcher: the first can reach the
+	// test late on a busy machine while the second does not.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	cleared, ok := h.b.audit.recent.wait(ctx, seq, func(e audit.Event) bool {
+		return e.Kind == "hazard" && e.Hazard == "power" && e.Outcome == "cleared"
+	})
+	if !ok {
+		t.Fatal("no record of the power hazard clearing")
+	}
+	locked, ok := h.b.audit.recent.wait(ctx, cleared.Seq, func(e audit.Event) bool {
+		return e.Kind == "relay" && e.Door == "fs" && e.Outcome == "locked"
+	})
+	if !ok {
+		t.Fatal("no record of the maglock's relock")
+	}
+	if d := locked.Time.Sub(cleared.Time); d < testRelockDelay-50*time.Millisecond {
 		t.Fatalf("relocked %v after mains returned, before relock_delay", d)
 	}
 }

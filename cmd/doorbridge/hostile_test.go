@@ -206,8 +206,7 @@ func (s *hostileSite) start(cfgPath string) {
 	s.watcher.WaitPayload("doorbridge/hz/availability", "online", wait)
 	s.publish("homeassistant", "doorbridge/alarm", "ON", true)
 	s.watcher.WaitPayload("doorbridge/hz/alarm/latched", "ON", wait)
-	s.publish("homeassistant", "doorbridge/alarm", "OFF", true)
-	s.publish("homeassistant", "doorbridge/hz/alarm/reset", "RESET", false)
+	s.clearAlarm()
 	s.watcher.WaitPayload("doorbridge/hz/alarm/latched", "OFF", wait)
 	s.watcher.WaitPayload("doorbridge/hz/fs/state", "LOCKED", wait)
 	s.waitRelays(map[string]bool{"0": true, "1": false})
@@ -249,6 +248,23 @@ func (s *hostileSite) publish(user, topic, payload string, retained bool) {
 }
 
 var clientSeq atomic.Int64
+
+// clearAlarm clears the alarm and resets the latch as Home Assistant, on
+// one connection: MQTT keeps one publisher's order only. mochi acknowledges
+// a QoS 1 PUBLISH before it hands it to the subscribers, so a RESET sent on
+// a second connection could reach the bridge before the OFF, be refused
+// (the alarm still active) and leave the latch on.
+func (s *hostileSite) clearAlarm() {
+	s.t.Helper()
+	c := s.client("homeassistant", "homeassistant-"+strconv.Itoa(int(clientSeq.Add(1))))
+	defer c.Disconnect(100)
+	for _, p := range [][2]string{{"doorbridge/alarm", "OFF"}, {"doorbridge/hz/alarm/reset", "RESET"}} {
+		retained := p[1] == "OFF" // the alarm's value is retained, a reset never
+		if tok := c.Publish(p[0], 1, retained, p[1]); !tok.WaitTimeout(wait) || tok.Error() != nil {
+			s.t.Fatalf("homeassistant publishing %s: %v", p[0], tok.Error())
+		}
+	}
+}
 
 // client is a plain paho client logged in as user (no auto reconnect).
 func (s *hostileSite) client(user, id string) paho.Client {
@@ -676,8 +692,7 @@ func (s *hostileSite) flood(t *testing.T, d time.Duration) {
 			t.Errorf("%s: the bridge went %s during the flood", s.name, m.Payload)
 		}
 	}
-	s.publish("homeassistant", "doorbridge/alarm", "OFF", true)
-	s.publish("homeassistant", "doorbridge/hz/alarm/reset", "RESET", false)
+	s.clearAlarm()
 	s.waitRelays(map[string]bool{"0": true, "1": false})
 	s.settle(t, seq)
 	s.checkRSS(t)

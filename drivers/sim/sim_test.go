@@ -15,7 +15,10 @@ import (
 	"github.com/doorbridge/doorbridge/internal/testbroker"
 )
 
-const wait = 2 * time.Second
+// wait is the deadline for an expected outcome: the inputs and faults files
+// are polled every 20 ms, but a loaded CI machine (2 cores, -race) can hold
+// the poller back far longer; only a failure waits this long.
+const wait = 10 * time.Second
 
 func openInput(t *testing.T, d *sim.Driver, ch string) drivers.Input {
 	t.Helper()
