@@ -81,7 +81,7 @@ func (m *monitor) onMsg(msg msg) {
 			ns = f[2]
 		}
 		if n, err := strconv.ParseInt(ns, 10, 64); err == nil {
-			m.s.truth.heartbeat(time.Unix(0, n), time.Now())
+			m.s.truth.heartbeat(time.Unix(0, n))
 		}
 		return
 	}

@@ -626,8 +626,20 @@ func (s *soak) silentLink() error {
 	}
 	s.px.Resume()
 	s.truth.restored("silent", time.Now())
+	// The soak knows the link is back only from a heartbeat sent after
+	// the resume. A silence begun before that one arrives is judged as one
+	// with this one, from this one's start: relays the bridge rightly
+	// relocked early in the second were reported late (CI, seed
+	// 1796602042952531429, step 22: silent again 116 ms after resuming).
+	// So the next step waits for it, or for as long as a reconnect takes.
+	s.waitUntil(linkBackWait, 20*time.Millisecond, s.truth.linkUp)
 	return nil
 }
+
+// linkBackWait bounds the wait for the link after a silence: a resumed
+// connection answers within a heartbeat interval; a dropped or cut one
+// needs a reconnect.
+const linkBackWait = 3 * time.Second
 
 // bridgeRestart stops the bridge with SIGTERM (R10: every relay off,
 // offline published, exit 0) and starts it again.

@@ -18,8 +18,7 @@ import (
 //     of the bridge, and the start of every bridge process, the first one
 //     too: a process that has not connected yet has seen nothing) until the bridge is subscribed again, which the monitor
 //     sees as the first heartbeat the bridge sent after the link was
-//     restored (a heartbeat carries its send time), or the first that
-//     reached the monitor after it (see heartbeat).
+//     restored (a heartbeat carries its send time).
 //   - An alarm or power message counts from when it was published or, if
 //     the link was down then, from when it came back (the bridge gets the
 //     retained value on resubscription); while the link is down the link
@@ -185,35 +184,23 @@ func (tr *truth) restored(kind string, t time.Time) {
 	}
 }
 
-// heartbeat records a heartbeat the bridge sent at sent that reached the
-// monitor at arrived: the bridge is subscribed on a live link, which ends
-// every link period restored before.
+// heartbeat records a heartbeat the bridge sent at sent: it is subscribed
+// on a live link, which ends every link period restored before.
 //
-// A silent link also ends with a heartbeat sent while the proxy was
-// silent, held there and delivered after it resumed (one sent before the
-// silence and read late by the monitor proves nothing): the proxy forwards
-// nothing while paused and nothing of a connection it cut, and it resumes
-// both directions at once. (Judged by its send time alone, a link silent
-// again within a heartbeat interval of resuming counted as one silence
-// since the first: soak seed 1796602042952531429, step 22.) Not so for the
-// other causes: a heartbeat the old process sent just before its SIGTERM,
-// or before mosquitto was killed, can still reach the monitor after the
-// restart and proves nothing about the new connection.
-func (tr *truth) heartbeat(sent, arrived time.Time) {
+// Only the send time counts. A heartbeat sent while the proxy was silent and
+// delivered when it resumed may come from a connection the bridge has
+// already dropped (dropSilentConnection, after 2 × heartbeat_timeout; the
+// proxy delivers what a closed connection sent before its close), so its
+// arrival proves nothing (review of session 6). silentLink waits for the
+// next heartbeat instead.
+func (tr *truth) heartbeat(sent time.Time) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for kind, p := range tr.downP {
-		switch {
-		case p.restored.IsZero():
-			continue
-		case sent.After(p.restored):
+		if !p.restored.IsZero() && sent.After(p.restored) {
 			p.end = sent
-		case kind == "silent" && sent.After(p.start) && arrived.After(p.restored):
-			p.end = arrived
-		default:
-			continue
+			delete(tr.downP, kind)
 		}
-		delete(tr.downP, kind)
 	}
 }
 
