@@ -298,7 +298,9 @@ func TestWatchHungPollIsLostAfterTimeout(t *testing.T) {
 func TestWatchReturnsWhileHung(t *testing.T) {
 	f := newFake()
 	f.hang = true
-	w := startWatch(t, f, 5*time.Millisecond, waitFor)
+	// The Poll timeout is longer than stop's deadline: a Poll that does not
+	// see Watch's cancel ends only at its timeout, too late to pass.
+	w := startWatch(t, f, 5*time.Millisecond, 3*waitFor)
 	// The first Poll, which hangs until its context ends. (settle(t, 1)
 	// waited for one more than had started: when Watch's first Poll came
 	// first, for the next, due only when the hung one timed out, after
