@@ -530,7 +530,13 @@ func (l *loop) evaluate(origin string) {
 	// What the relay writers did since the last evaluation first: a door
 	// whose write failed is decided with its driver hazard.
 	l.collectRelays(now, origin)
-	armed := l.armedFailSafe()
+	// The doors a drill must release: only an evaluation in which a
+	// hazard rose can start one (trackRelease), so the other evaluations
+	// (every command, every tick) skip the walk and its allocation.
+	var armed []*door
+	if rose.Any() {
+		armed = l.armedFailSafe()
+	}
 	wrote := false
 	for _, d := range l.b.doors {
 		if l.applyDoor(d, now, origin) {

@@ -71,3 +71,16 @@ func TestSnapshotAfterAChangeBuildsOneView(t *testing.T) {
 		t.Fatalf("a snapshot after a change to one of 256 doors allocates %.0f times, want at most 10", allocs)
 	}
 }
+
+// An evaluation in which nothing changes (the timer's, or one after a
+// message that changes nothing) allocates nothing, however many doors: it
+// used to list the armed fail-safe doors every time, for a drill that only
+// a rising hazard can start.
+func TestQuietEvaluationAllocatesNothing(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	l, _ := newTestLoop(t, withClock(clk), idle(), manyDoors(256))
+	l.evaluate("test")
+	if allocs := testing.AllocsPerRun(20, func() { l.evaluate("test") }); allocs != 0 {
+		t.Fatalf("an evaluation of 256 doors with nothing to change allocates %.0f times, want 0", allocs)
+	}
+}
