@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -422,13 +421,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 // Snapshot is the state of every door, for the HTTP API.
+//
+// A snapshot and its door views are never changed once stored: the next
+// snapshot shares the views of the doors that did not change (a change to
+// one door of 256 copies 256 pointers, not 256 views).
 type Snapshot struct {
-	Doors     []DoorView `json:"doors"`
-	Hazards   []string   `json:"hazards"`
-	Connected bool       `json:"connected"`
-	Startup   bool       `json:"startup"`
-	Lockdown  bool       `json:"lockdown"`
-	Latched   bool       `json:"alarm_latched"`
+	Doors     []*DoorView `json:"doors"`
+	Hazards   []string    `json:"hazards"`
+	Connected bool        `json:"connected"`
+	Startup   bool        `json:"startup"`
+	Lockdown  bool        `json:"lockdown"`
+	Latched   bool        `json:"alarm_latched"`
 }
 
 // DoorView is one door in the HTTP API.
@@ -452,9 +455,10 @@ type DoorView struct {
 }
 
 // withTimeLeft is doors with RelockInS counted from now.
-func withTimeLeft(doors []DoorView, now time.Time) []DoorView {
-	out := slices.Clone(doors)
-	for i := range out {
+func withTimeLeft(doors []*DoorView, now time.Time) []DoorView {
+	out := make([]DoorView, len(doors))
+	for i, v := range doors {
+		out[i] = *v
 		if at := out[i].RelockAt; at != nil {
 			left := math.Round(max(0, at.Sub(now).Seconds())*10) / 10
 			out[i].RelockInS = &left

@@ -230,7 +230,7 @@ func (h *harness) door(id string) DoorView {
 	if s := h.b.State(); s != nil {
 		for _, d := range s.Doors {
 			if d.ID == id {
-				return d
+				return *d
 			}
 		}
 	}

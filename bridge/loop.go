@@ -865,7 +865,7 @@ func (l *loop) snapshot(now time.Time) {
 	reuse := prev != nil && len(prev.Doors) == len(l.b.doors) && len(l.snapDoorHz) == len(l.b.doors)
 	changed := l.snapChanged[:0]
 	for i, d := range l.b.doors {
-		if !reuse || !l.viewHolds(&prev.Doors[i], i, d, now) {
+		if !reuse || !l.viewHolds(prev.Doors[i], i, d, now) {
 			changed = append(changed, i)
 		}
 	}
@@ -876,7 +876,7 @@ func (l *loop) snapshot(now time.Time) {
 	}
 	l.snapHz = l.effective
 	s := &Snapshot{
-		Doors:     make([]DoorView, len(l.b.doors)),
+		Doors:     make([]*DoorView, len(l.b.doors)),
 		Hazards:   l.cache.hazardNames(l.effective),
 		Connected: l.linkHealthy,
 		Startup:   l.raw.Has(HazardStartup),
@@ -897,7 +897,7 @@ func (l *loop) snapshot(now time.Time) {
 		hz := l.doorHazards(d, now)
 		l.snapDoorHz[i] = hz
 		power, known := d.powerKnown()
-		s.Doors[i] = DoorView{
+		s.Doors[i] = &DoorView{
 			ID: d.cfg.ID, Name: d.cfg.Name, FailMode: d.mode.String(),
 			Energized: keepPtr(oldE, power, known), Locked: keepPtr(oldL, d.locked(), known), State: d.state(), Cause: d.cause,
 			Hazards:      l.cache.hazardNames(hz),

@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"reflect"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,6 +23,31 @@ func fullSnapshot(l *loop) *Snapshot {
 	return full
 }
 
+// frozen is a deep copy of s's door views: nothing in it is shared with s.
+func frozen(s *Snapshot) []DoorView {
+	if s == nil {
+		return nil
+	}
+	clone := func(p *bool) *bool {
+		if p == nil {
+			return nil
+		}
+		v := *p
+		return &v
+	}
+	out := make([]DoorView, len(s.Doors))
+	for i, v := range s.Doors {
+		out[i] = *v
+		out[i].Energized, out[i].Locked = clone(v.Energized), clone(v.Locked)
+		out[i].Hazards = slices.Clone(v.Hazards)
+		if v.RelockAt != nil {
+			at := *v.RelockAt
+			out[i].RelockAt = &at
+		}
+	}
+	return out
+}
+
 // The HTTP snapshot is built again only for the doors whose view changed
 // (issue 13); whatever happens, it must show what a snapshot built from
 // nothing shows.
@@ -30,6 +57,10 @@ func TestSnapshotEqualsAFullRebuild(t *testing.T) {
 		l, _ := newTestLoop(t, withClock(clk), idle(), manyDoors(6))
 		actions := rapid.SliceOfN(rapid.IntRange(0, 6), 1, 25).Draw(rt, "actions")
 		for i, a := range actions {
+			// What a reader holding the last snapshot sees must not change
+			// under it: the next snapshot shares its unchanged views.
+			old := l.b.snapshot.Load()
+			was := frozen(old)
 			d := l.b.doors[rapid.IntRange(0, len(l.b.doors)-1).Draw(rt, "door")]
 			switch a {
 			case 0, 1, 2:
@@ -48,6 +79,9 @@ func TestSnapshotEqualsAFullRebuild(t *testing.T) {
 			l.waitRelays(wait, "relay")
 			if inc, full := l.b.snapshot.Load(), fullSnapshot(l); !reflect.DeepEqual(inc, full) {
 				rt.Fatalf("after action %d (%d): the snapshot\n%+v\nbut built from nothing\n%+v", i, a, inc, full)
+			}
+			if now := frozen(old); !reflect.DeepEqual(now, was) {
+				rt.Fatalf("action %d (%d) changed the snapshot before it: it was\n%+v\nand is now\n%+v", i, a, was, now)
 			}
 		}
 	})
@@ -69,6 +103,19 @@ func TestSnapshotAfterAChangeBuildsOneView(t *testing.T) {
 	})
 	if allocs > 10 {
 		t.Fatalf("a snapshot after a change to one of 256 doors allocates %.0f times, want at most 10", allocs)
+	}
+	// Nor does it copy the 256 views (about 37 kB): only their pointers.
+	const runs = 50
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		d.cause = causes[i%2]
+		i++
+		l.snapshot(l.now())
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 8<<10 {
+		t.Fatalf("a snapshot after a change to one of 256 doors allocates %d bytes, want at most 8 kB (its door list: 256 pointers, and one view)", per)
 	}
 }
 
