@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/doorbridge/doorbridge/drivers"
@@ -83,6 +86,11 @@ type Driver struct {
 	mu     sync.Mutex
 	levels map[string]bool
 	dirty  bool
+	// keys are the open channels' JSON object keys, sorted as
+	// json.Marshal sorts a map's: the state file is built from them
+	// without marshalling the map again on every change, which costs
+	// two allocations per line (a 256-line bank: 500 per relay change).
+	keys []stateKey
 	// history records every level each line was set to, in order, for tests
 	// that check that a line never glitched.
 	history map[string][]bool
@@ -125,6 +133,7 @@ func (d *Driver) OpenOutput(channel string, initial bool) (drivers.Output, error
 	}
 	d.levels[channel] = initial
 	d.history[channel] = []bool{initial}
+	d.addKey(channel)
 	// The file is written by the next Flush (the bridge flushes once every
 	// output is open), not once per line: n lines cost one write, not n.
 	d.dirty = true
@@ -143,9 +152,10 @@ func (d *Driver) Flush() error {
 		return nil
 	}
 	d.dirty = false
-	b, err := json.Marshal(d.levels)
+	b := d.stateJSON()
 	d.mu.Unlock()
-	if err == nil && d.opts.StateFile != "" {
+	var err error
+	if d.opts.StateFile != "" {
 		err = WriteFileAtomic(d.opts.StateFile, b)
 	}
 	if err != nil {
@@ -155,6 +165,39 @@ func (d *Driver) Flush() error {
 		return fmt.Errorf("sim: state file: %w", err)
 	}
 	return nil
+}
+
+// stateKey is an open channel and its key in the state file's JSON object.
+type stateKey struct {
+	ch   string
+	json []byte // the channel as a JSON string, escaped as json.Marshal does
+}
+
+// addKey adds channel to the sorted keys. Called with mu held.
+func (d *Driver) addKey(channel string) {
+	quoted, err := json.Marshal(channel)
+	if err != nil { // a string always marshals
+		panic(err)
+	}
+	i, _ := slices.BinarySearchFunc(d.keys, channel, func(k stateKey, ch string) int { return strings.Compare(k.ch, ch) })
+	d.keys = slices.Insert(d.keys, i, stateKey{ch: channel, json: quoted})
+}
+
+// stateJSON is the state file's content: the bytes json.Marshal(d.levels)
+// would write ({"0":true,"1":false}, keys sorted), built from the sorted
+// keys. Called with mu held.
+func (d *Driver) stateJSON() []byte {
+	b := make([]byte, 0, 2+len(d.keys)*12)
+	b = append(b, '{')
+	for i, k := range d.keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, k.json...)
+		b = append(b, ':')
+		b = strconv.AppendBool(b, d.levels[k.ch])
+	}
+	return append(b, '}')
 }
 
 // Levels returns a copy of every output line's level.
