@@ -467,7 +467,10 @@ func withTimeLeft(doors []*DoorView, now time.Time) []DoorView {
 	return out
 }
 
-// State returns the latest snapshot (nil before the loop ran once).
+// State returns the latest snapshot (nil before the loop ran once). It is
+// shared: the snapshot, its door views and everything they point to are
+// read-only (the next snapshot shares the views of unchanged doors), so a
+// caller that wants to change one copies it first, as DoorViews does.
 func (b *Bridge) State() *Snapshot { return b.snapshot.Load() }
 
 // DoorViews returns the doors of the latest snapshot with the seconds left

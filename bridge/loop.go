@@ -856,10 +856,11 @@ func (l *loop) shutdown(reason string) {
 // snapshot publishes the state for HTTP readers, built again only where
 // something in it changed: most evaluations change nothing, and an idle
 // bridge should not make garbage (issue 7: idle CPU). A door whose view
-// still holds keeps it (a copy of the previous view, sharing its pointers:
-// snapshots are shared read-only): with 256 doors, a command to one of
-// them builds one view, not 256 (issue 13: a command cost more the more
-// doors there were).
+// still holds keeps it: the new snapshot points at the same *DoorView as
+// the last one (snapshots and their views are read-only once stored, and
+// shared): with 256 doors, a command to one of them builds one view and
+// copies 256 pointers, not 256 views (issue 13: a command cost more the
+// more doors there were).
 func (l *loop) snapshot(now time.Time) {
 	prev := l.b.snapshot.Load()
 	reuse := prev != nil && len(prev.Doors) == len(l.b.doors) && len(l.snapDoorHz) == len(l.b.doors)
