@@ -31,10 +31,16 @@ func connectOnce(cfg *config.Config, username, password, clientID string, timeou
 	if err != nil {
 		return nil, err
 	}
+	// The write timeout bounds every SUBSCRIBE and PUBLISH hand-off: paho
+	// v1.5.1 checks that it is connected, then hands the packet to its
+	// writer, and a connection lost in between leaves nobody to take it
+	// (paho's default wait is 30 s). A running bridge taking its session
+	// back from test-door does exactly that.
 	opts.SetClientID(clientID).
 		SetCleanSession(true).
 		SetAutoReconnect(false).
-		SetConnectRetry(false)
+		SetConnectRetry(false).
+		SetWriteTimeout(timeout)
 	c := paho.NewClient(opts)
 	tok := c.Connect()
 	if !tok.WaitTimeout(time.Duration(len(urls))*timeout + time.Second) {

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/doorbridge/doorbridge/config"
+)
+
+// dropAfterConnack closes every session as the broker accepts it (half at
+// once, half a random moment up to 200 µs later): a running bridge taking
+// its connection back from test-door, or a broker going away, at the worst
+// moment for a one-shot client.
+type dropAfterConnack struct{ mqtt.HookBase }
+
+func (dropAfterConnack) ID() string           { return "drop-after-connack" }
+func (dropAfterConnack) Provides(b byte) bool { return b == mqtt.OnSessionEstablished }
+func (dropAfterConnack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if d := rand.IntN(400) - 200; d > 0 { // half of them at once
+		go func() {
+			time.Sleep(time.Duration(d) * time.Microsecond) // a random moment, not a wait for an outcome
+			cl.Stop(net.ErrClosed)
+		}()
+		return
+	}
+	cl.Stop(net.ErrClosed)
+}
+
+// The one-shot commands (test-door's online check, doorbridge alarm) give
+// up within their -timeout when the broker drops them right after CONNACK.
+// paho v1.5.1 checks that it is connected and then hands the SUBSCRIBE or
+// PUBLISH to its writer; a connection lost in between leaves nobody to take
+// it, and paho waits for its write timeout, 30 s unless set. That made
+// test-door hang past its caller's deadline in CI (stop 20). A mochi broker
+// drops 2,000 sessions right after CONNACK; every call must end within the
+// bound its timeouts give. Without the write timeout a few calls in a
+// thousand wait the 30 s (6 runs of 6 failed); with it the test takes
+// about 1.5 s under -race.
+func TestOneShotCommandsEndWhenTheBrokerDropsThemAfterConnack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	for _, h := range []mqtt.Hook{new(auth.AllowHook), new(dropAfterConnack)} {
+		if err := s.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+addr)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const timeout = 500 * time.Millisecond
+	// connect (one broker: timeout + 1 s), subscribe (timeout), the wait
+	// for a retained message (timeout) and for a takeover
+	// (takeoverGrace), plus a second of slack for a loaded machine. The
+	// alarm command's steps are fewer and no longer.
+	bound := timeout + time.Second + 2*timeout + takeoverGrace + time.Second
+	calls := map[string]func(){
+		"test-door online check": func() { _, _ = bridgeOnline(context.Background(), cfg, timeout) },
+		"alarm on": func() {
+			_, _ = publishOnce(cfg, credentials{}, "on", "db/alarm", "ON", false, timeout)
+		},
+	}
+	var mu sync.Mutex
+	slow := map[string]int{}
+	var worst time.Duration
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range 2000 {
+		name := "test-door online check"
+		if i%2 == 1 {
+			name = "alarm on"
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			start := time.Now()
+			calls[name]()
+			took := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			worst = max(worst, took)
+			if took > bound {
+				slow[name]++
+			}
+		}()
+	}
+	wg.Wait()
+	for name, n := range slow {
+		t.Errorf("%s: %d of 1000 calls outlived their timeouts' bound %v (worst call %v)", name, n, bound, worst)
+	}
+}
