@@ -360,7 +360,8 @@ func impostorPublishes(t *testing.T, url, password, topic, payload string) {
 	var err error
 	for range 5 {
 		c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("impostor").SetUsername("doorbridge").
-			SetPassword(password).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(wait))
+			SetPassword(password).SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(wait).
+			SetWriteTimeout(2 * time.Second)) // the bridge taking the session back mid-publish: see connectOnce
 		if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
 			err = tok.Error()
 			continue

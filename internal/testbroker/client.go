@@ -85,6 +85,10 @@ func ConnectWith(t testing.TB, url, clientID string, o ClientOptions) *Client {
 		SetCleanSession(true).
 		SetOrderMatters(true).
 		SetConnectTimeout(ConnectTimeout).
+		// paho v1.5.1 hands a PUBLISH or SUBSCRIBE to its writer after
+		// checking that it is connected; a connection lost in between
+		// blocks the call for the write timeout (30 s unless set).
+		SetWriteTimeout(PublishTimeout).
 		SetAutoReconnect(true).
 		SetConnectRetry(false).
 		SetMaxReconnectInterval(250 * time.Millisecond).
