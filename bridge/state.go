@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/doorbridge/doorbridge/internal/atomicfile"
 	"github.com/doorbridge/doorbridge/internal/statefile"
@@ -98,21 +97,18 @@ func openState(dir string, log *slog.Logger) (*stateStore, error) {
 
 var errStateDirInUse = errors.New("in use by another doorbridge")
 
-// lockStateDir takes an exclusive flock on dir/.lock, held until unlock
-// (the process's life: the kernel drops it when the process ends, however
-// it ends). Only one held elsewhere is errStateDirInUse; a lock that cannot
-// be taken for another reason (a file system without flock) is not fatal.
+// lockStateDir takes an exclusive flock on dir/.lock (statefile.Lock),
+// held until unlock (the process's life: the kernel drops it when the
+// process ends, however it ends). Only one held elsewhere is
+// errStateDirInUse; a lock that cannot be taken for another reason (a file
+// system without flock) is not fatal. test-door takes the same lock, so a
+// bridge and test-door never drive one relay together.
 func lockStateDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, ".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("bridge.state_dir %s: lock: %w", dir, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("bridge.state_dir %s: %w (%s is locked): two bridges must not share a state_dir; give each its own", dir, errStateDirInUse, path)
-		}
+	f, err := statefile.Lock(dir, true)
+	switch {
+	case errors.Is(err, statefile.ErrLocked):
+		return nil, fmt.Errorf("bridge.state_dir %s: %w (%v): two bridges must not share a state_dir, and test-door holds it while it runs; give each bridge its own", dir, errStateDirInUse, err)
+	case err != nil:
 		return nil, fmt.Errorf("bridge.state_dir %s: lock: %w", dir, err)
 	}
 	return f, nil

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 	"github.com/doorbridge/doorbridge/config"
 	"github.com/doorbridge/doorbridge/drivers"
 	"github.com/doorbridge/doorbridge/drivers/gpio"
+	"github.com/doorbridge/doorbridge/internal/statefile"
 )
 
 // cmdTestDoor walks an installer through one door: what its fail mode
@@ -30,7 +32,7 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("test-door", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
-	force := fs.Bool("force", false, "run even when the broker cannot be reached to check that no bridge is online")
+	force := fs.Bool("force", false, "run even when test-door cannot check that no bridge is running (the broker cannot be reached, bridge.state_dir's lock cannot be read)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the broker's answer")
 	pulse := fs.Duration("pulse", 3*time.Second, "how long to power the lock in the pulse step (1s–30s)")
 	watch := fs.Duration("watch", 15*time.Second, "how long to show the inputs live")
@@ -122,6 +124,11 @@ func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
 	if td.mode, err = bridge.ParseFailMode(td.door.FailMode); err != nil {
 		return fmt.Errorf("door %q: %w", doorID, err)
 	}
+	release, err := td.lockStateDir()
+	if err != nil {
+		return err
+	}
+	defer release()
 	online, err := td.online(ctx)
 	switch {
 	case online:
@@ -174,6 +181,34 @@ func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
 	}
 	fmt.Fprintln(td.out, "Done.")
 	return nil
+}
+
+// lockStateDir takes bridge.state_dir's lock, which a bridge with this
+// config on this machine holds while it runs (bridge/state.go). That answer
+// is certain where the broker's is not (an ACL that hides the retained
+// availability, a link slowed down), and holding the lock for the whole run
+// keeps a bridge from starting under test-door. No lock file: no bridge ever
+// ran with this state_dir here. A lock file test-door may not open (run as
+// another user) cannot say, so it refuses unless -force.
+func (td *testDoor) lockStateDir() (release func(), err error) {
+	dir := td.cfg.Bridge.StateDir
+	if dir == "" { // a Config built in code: nothing to check
+		return func() {}, nil
+	}
+	f, err := statefile.Lock(dir, false)
+	switch {
+	case err == nil:
+		return func() { f.Close() }, nil
+	case errors.Is(err, statefile.ErrLocked):
+		return nil, fmt.Errorf("%w: a doorbridge with this config is running on this machine (bridge.state_dir's lock %v); stop it first (systemctl stop doorbridge): test-door drives the relay itself",
+			errOnline, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return func() {}, nil
+	case td.force:
+		fmt.Fprintf(td.out, "Cannot read bridge.state_dir's lock (%v): going on because of -force.\n", err)
+		return func() {}, nil
+	}
+	return nil, fmt.Errorf("cannot tell whether a bridge with this config runs on this machine: bridge.state_dir's lock: %v; run test-door as root or as the bridge's user, or stop the bridge and re-run with -force", err)
 }
 
 // open opens the door's relay and inputs the bridge's way: the relay with

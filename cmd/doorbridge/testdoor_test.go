@@ -205,3 +205,68 @@ func TestTestDoorInterruptLeavesRelayOff(t *testing.T) {
 		t.Fatalf("no word about the safe state:\n%s", out.String())
 	}
 }
+
+// flockHeld reports whether some process holds a flock on path
+// (/proc/locks, read without touching the lock: a probe that took it would
+// make a starting bridge refuse its state_dir).
+func flockHeld(t *testing.T, path string) bool {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return false
+	}
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := fmt.Sprintf(":%d", st.Ino)
+	for _, line := range strings.Split(string(locks), "\n") {
+		f := strings.Fields(line)
+		// 1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF
+		if len(f) >= 6 && f[1] == "FLOCK" && strings.HasSuffix(f[5], suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// A bridge on this machine holds bridge.state_dir's lock while it runs:
+// test-door refuses while it is held, even when the broker cannot tell (it
+// is unreachable here, and -force is given), so a hidden availability or a
+// slowed link cannot let it drive a relay the bridge owns. Once the bridge
+// is gone, the same command goes ahead.
+func TestTestDoorRefusesWhileABridgeHoldsItsStateDir(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	state := filepath.Join(dir, "relays.json")
+	cfg := fmt.Sprintf(`bridge: {id: bin, state_dir: %q}
+mqtt: {url: "tcp://%s", base_topic: db}
+http: {listen: ""}
+drivers:
+  - {id: sim, type: sim, state_file: %q}
+doors:
+  - {id: fs, name: Fire exit, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}
+`, stateDir, testbroker.FreeAddr(t), state)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(stateDir, ".lock")
+	p := startBridge(t, cfgPath)
+	testbroker.Eventually(t, wait, func() bool { return flockHeld(t, lock) }, "the bridge holds %s", lock)
+
+	out, errOut, exit := runTestDoor("y\ny\ny\n", "-c", cfgPath, "-force", "fs")
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), "a doorbridge with this config is running on this machine") {
+		t.Fatalf("exit %d, want 1 and a refusal naming the running bridge:\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(out.String(), "Lock power") || strings.Contains(out.String(), "Fire exit") {
+		t.Fatalf("test-door went on past the refusal:\n%s", out)
+	}
+
+	p.kill(t)
+	testbroker.Eventually(t, wait, func() bool { return !flockHeld(t, lock) }, "the lock is released with the bridge")
+	out, errOut, exit = runTestDoor("n\n", "-c", cfgPath, "-force", "fs")
+	if code := exit(); code != 0 || !strings.Contains(out.String(), "Fire exit") {
+		t.Fatalf("with the bridge gone: exit %d, want 0\n%s\n%s", code, out, errOut)
+	}
+}
