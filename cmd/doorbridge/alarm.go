@@ -161,12 +161,22 @@ func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeo
 		return errors.New("publish: no acknowledgement")
 	}
 	if err := pt.Error(); err != nil {
-		return fmt.Errorf("%w, NOT PUBLISHED: %q to %s: %v (the embedded broker drops the connection on a publish its ACL denies)", errNotConfirmed, payload, topic, err)
+		return fmt.Errorf("%w, NOT PUBLISHED: %q to %s: %v (the embedded broker drops the connection on a publish its ACL denies; a connection lost for another reason leaves it unknown: %s)", errNotConfirmed, payload, topic, err, checkTopic(topic))
 	}
 	select {
 	case <-echo:
 		return nil
 	case <-time.After(timeout):
+		if !c.IsConnectionOpen() {
+			// The broker took it; the drop may have lost only the copy
+			// coming back (a bridge taking its session back does that).
+			return fmt.Errorf("%w, perhaps NOT PUBLISHED: the broker acknowledged %q to %s, then the connection dropped before it came back; %s", errNotConfirmed, payload, topic, checkTopic(topic))
+		}
 		return fmt.Errorf("%w, NOT PUBLISHED: the broker acknowledged %q to %s but did not deliver it within %v (a publish its ACL denies is dropped silently)", errNotConfirmed, payload, topic, timeout)
 	}
+}
+
+// checkTopic says where to look when a publish's fate is unknown.
+func checkTopic(topic string) string {
+	return fmt.Sprintf("check what the bridge says (its retained <base_topic>/<bridge id>/alarm/state, or Home Assistant) before taking %s as unchanged", topic)
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +38,30 @@ func (dropAfterConnack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 	cl.Stop(net.ErrClosed)
 }
 
+// startMochi runs an in-process mochi broker with the hooks hook adds, on a
+// free port of 127.0.0.1, until the test ends, and returns its address.
+func startMochi(t *testing.T, hook func(*mqtt.Server) error) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := hook(s); err != nil {
+		_ = ln.Close()
+		t.Fatal(err)
+	}
+	if err := s.AddListener(listeners.NewNet("t", ln)); err != nil {
+		_ = ln.Close()
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return ln.Addr().String()
+}
+
 // The one-shot commands (test-door's online check, doorbridge alarm) give
 // up within their -timeout when the broker drops them right after CONNACK.
 // paho v1.5.1 checks that it is connected and then hands the SUBSCRIBE or
@@ -47,25 +73,12 @@ func (dropAfterConnack) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 // thousand wait the 30 s (6 runs of 6 failed); with it the test takes
 // about 1.5 s under -race.
 func TestOneShotCommandsEndWhenTheBrokerDropsThemAfterConnack(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
-	for _, h := range []mqtt.Hook{new(auth.AllowHook), new(dropAfterConnack)} {
-		if err := s.AddHook(h, nil); err != nil {
-			t.Fatal(err)
+	addr := startMochi(t, func(s *mqtt.Server) error {
+		if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+			return err
 		}
-	}
-	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+		return s.AddHook(new(dropAfterConnack), nil)
+	})
 	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+addr)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -113,5 +126,66 @@ func TestOneShotCommandsEndWhenTheBrokerDropsThemAfterConnack(t *testing.T) {
 	wg.Wait()
 	for name, n := range slow {
 		t.Errorf("%s: %d of 1000 calls outlived their timeouts' bound %v (worst call %v)", name, n, bound, worst)
+	}
+}
+
+// A broker whose ACL does not let the bridge's user read its availability
+// (a SUBACK refusal) cannot say whether a bridge is online: test-door says
+// so and refuses, rather than take the silence for "no bridge".
+func TestTestDoorRefusesWhenTheACLHidesAvailability(t *testing.T) {
+	addr := startMochi(t, func(s *mqtt.Server) error {
+		return s.AddHook(new(auth.Hook), &auth.Options{Ledger: &auth.Ledger{
+			Auth: auth.AuthRules{{Allow: true}},
+			ACL:  auth.ACLRules{{Filters: auth.Filters{"db/bin/availability": auth.WriteOnly}}},
+		}})
+	})
+	cfgPath, state, _ := writeTestDoorConfig(t, "tcp://"+addr)
+	out, errOut, exit := runTestDoor("y\ny\ny\n", "-c", cfgPath, "fs")
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), "cannot see whether the bridge is online") {
+		t.Fatalf("exit %d, want 1 and a refusal that names the ACL:\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Fatalf("the relay was opened although test-door could not tell")
+	}
+}
+
+// loseTheEcho acknowledges every PUBLISH, keeps it from coming back to
+// its own sender, and then drops that sender: the broker took the message,
+// and the client cannot see it delivered.
+type loseTheEcho struct{ mqtt.HookBase }
+
+func (loseTheEcho) ID() string { return "lose-the-echo" }
+func (loseTheEcho) Provides(b byte) bool {
+	return b == mqtt.OnSelectSubscribers || b == mqtt.OnPacketSent
+}
+func (loseTheEcho) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
+	delete(subs.Subscriptions, pk.Origin)
+	return subs
+}
+func (loseTheEcho) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type == packets.Puback {
+		cl.Stop(net.ErrClosed)
+	}
+}
+
+// doorbridge alarm does not say "NOT PUBLISHED" as a fact when the broker
+// acknowledged the alarm and the connection then dropped before the copy
+// came back: the alarm may well be on. It says the outcome is unknown and
+// where to look, and still fails.
+func TestAlarmSaysUnknownWhenTheConnectionDropsAfterTheAck(t *testing.T) {
+	addr := startMochi(t, func(s *mqtt.Server) error {
+		if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+			return err
+		}
+		return s.AddHook(new(loseTheEcho), nil)
+	})
+	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+addr)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = publishOnce(cfg, credentials{}, "on", "db/alarm", "ON", true, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "perhaps NOT PUBLISHED") || !strings.Contains(err.Error(), "alarm/state") {
+		t.Fatalf("alarm on, acknowledged, then the connection dropped: %v; want an error saying the outcome is unknown and where to look", err)
 	}
 }

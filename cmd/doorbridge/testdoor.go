@@ -132,7 +132,7 @@ func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
 	online, err := td.online(ctx)
 	switch {
 	case online:
-		return fmt.Errorf("%w: a bridge with id %q is online (retained %s/%s/availability = online); stop it first (systemctl stop doorbridge): test-door drives the relay itself",
+		return fmt.Errorf("%w: a bridge with id %q is online (retained %s/%s/availability = online, or it took its MQTT session back from test-door); stop it first (systemctl stop doorbridge): test-door drives the relay itself",
 			errOnline, td.cfg.Bridge.ID, td.cfg.MQTT.BaseTopic, td.cfg.Bridge.ID)
 	case err != nil && !td.force:
 		return fmt.Errorf("cannot tell whether a bridge with id %q is running: %v; stop it and re-run with -force", td.cfg.Bridge.ID, err)
@@ -469,6 +469,10 @@ func bridgeOnline(ctx context.Context, cfg *config.Config, timeout time.Duration
 		return false, fmt.Errorf("broker: subscribe: no answer within %v", timeout)
 	case st.Error() != nil:
 		return false, fmt.Errorf("broker: subscribe %s: %w", topic, st.Error())
+	case st.(*paho.SubscribeToken).Result()[topic] == 0x80:
+		// Without the retained availability only a takeover could tell.
+		return false, fmt.Errorf("broker: its ACL does not let user %q read %s, so test-door cannot see whether the bridge is online; allow it (configs/mosquitto/acl: topic readwrite %s/+/availability)",
+			cfg.MQTT.Username, topic, cfg.MQTT.BaseTopic)
 	}
 	// A broker sends retained messages right after the subscription is
 	// acknowledged: a short wait is enough to know there is none.
