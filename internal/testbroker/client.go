@@ -87,7 +87,8 @@ func ConnectWith(t testing.TB, url, clientID string, o ClientOptions) *Client {
 		SetConnectTimeout(ConnectTimeout).
 		// paho v1.5.1 hands a PUBLISH or SUBSCRIBE to its writer after
 		// checking that it is connected; a connection lost in between
-		// blocks the call for the write timeout (30 s unless set).
+		// blocks the call until paho has reconnected, or for the write
+		// timeout (30 s unless set) when the broker stays away.
 		SetWriteTimeout(PublishTimeout).
 		SetAutoReconnect(true).
 		SetConnectRetry(false).
