@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,7 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("test-door", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
-	force := fs.Bool("force", false, "run even when test-door cannot check that no bridge is running (the broker cannot be reached, bridge.state_dir's lock cannot be read)")
+	force := fs.Bool("force", false, "run even when the broker cannot be reached to check that no bridge is online")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the broker's answer")
 	pulse := fs.Duration("pulse", 3*time.Second, "how long to power the lock in the pulse step (1s–30s)")
 	watch := fs.Duration("watch", 15*time.Second, "how long to show the inputs live")
@@ -63,7 +64,8 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a dropped SSH session must leave the relay off as well.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	td := &testDoor{
 		cfg: cfg, in: lines(stdin), out: stdout, pulse: *pulse, watch: *watch,
@@ -183,32 +185,66 @@ func (td *testDoor) run(ctx context.Context, doorID string) (err error) {
 	return nil
 }
 
+// serviceStateDirs are where the shipped service keeps an empty state_dir:
+// the systemd unit's StateDirectory= ($STATE_DIRECTORY) and the Docker
+// image's /data. test-door, run from a shell, resolves an empty state_dir
+// by its own environment, so it looks there too.
+var serviceStateDirs = []string{"/var/lib/doorbridge", "/data"}
+
 // lockStateDir takes bridge.state_dir's lock, which a bridge with this
-// config on this machine holds while it runs (bridge/state.go). That answer
-// is certain where the broker's is not (an ACL that hides the retained
-// availability, a link slowed down), and holding the lock for the whole run
-// keeps a bridge from starting under test-door. No lock file: no bridge ever
-// ran with this state_dir here. A lock file test-door may not open (run as
-// another user) cannot say, so it refuses unless -force.
+// config on this machine holds while it runs (bridge/state.go): with an
+// empty state_dir in the file, also the service's (serviceStateDirs). That
+// answer is certain where the broker's is not (an ACL that hides the
+// retained availability, a link slowed down), and holding the locks for
+// the whole run keeps a bridge from starting under test-door: it stops
+// before touching a relay.
+//
+// A held lock refuses, -force or not. A lock file that is missing: no
+// bridge ever ran with that state_dir here. One test-door may not open
+// refuses too (the fix is to run it as root, not -force); any other error
+// refuses unless -force.
 func (td *testDoor) lockStateDir() (release func(), err error) {
-	dir := td.cfg.Bridge.StateDir
-	if dir == "" { // a Config built in code: nothing to check
-		return func() {}, nil
+	var held []*os.File
+	release = func() {
+		for _, f := range held {
+			f.Close()
+		}
 	}
-	f, err := statefile.Lock(dir, false)
-	switch {
-	case err == nil:
-		return func() { f.Close() }, nil
-	case errors.Is(err, statefile.ErrLocked):
-		return nil, fmt.Errorf("%w: a doorbridge with this config is running on this machine (bridge.state_dir's lock %v); stop it first (systemctl stop doorbridge): test-door drives the relay itself",
-			errOnline, err)
-	case errors.Is(err, fs.ErrNotExist):
-		return func() {}, nil
-	case td.force:
-		fmt.Fprintf(td.out, "Cannot read bridge.state_dir's lock (%v): going on because of -force.\n", err)
-		return func() {}, nil
+	dirs := []string{td.cfg.Bridge.StateDir}
+	if def, _ := config.DefaultStateDir(td.cfg.Bridge.ID, os.Getenv); def == td.cfg.Bridge.StateDir {
+		dirs = append(dirs, serviceStateDirs...)
 	}
-	return nil, fmt.Errorf("cannot tell whether a bridge with this config runs on this machine: bridge.state_dir's lock: %v; run test-door as root or as the bridge's user, or stop the bridge and re-run with -force", err)
+	seen := map[string]bool{}
+	for _, dir := range dirs {
+		if dir == "" { // a Config built in code: nothing to check
+			continue
+		}
+		if dir = filepath.Clean(dir); seen[dir] {
+			continue // one lock file, opened twice, would lock out test-door itself
+		}
+		seen[dir] = true
+		f, err := statefile.Lock(dir, false)
+		switch {
+		case err == nil:
+			held = append(held, f)
+			continue
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case errors.Is(err, statefile.ErrLocked):
+			err = fmt.Errorf("%w: a doorbridge is running on this machine (bridge.state_dir's lock %v); stop it first (systemctl stop doorbridge, or docker stop): test-door drives the relay itself",
+				errOnline, err)
+		case errors.Is(err, fs.ErrPermission):
+			err = fmt.Errorf("cannot tell whether a doorbridge runs on this machine: bridge.state_dir's lock: %v; run test-door as root or as the bridge's user", err)
+		case td.force:
+			fmt.Fprintf(td.out, "Cannot check bridge.state_dir's lock (%v): going on because of -force.\n", err)
+			continue
+		default:
+			err = fmt.Errorf("cannot tell whether a doorbridge runs on this machine: bridge.state_dir's lock: %v; stop the bridge and re-run with -force", err)
+		}
+		release()
+		return nil, err
+	}
+	return release, nil
 }
 
 // open opens the door's relay and inputs the bridge's way: the relay with

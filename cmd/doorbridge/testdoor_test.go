@@ -44,7 +44,7 @@ func writeTestDoorConfig(t *testing.T, mqttURL string) (cfgPath, state, inputs s
 	if err := sim.WriteFileAtomic(inputs, []byte(`{"c": false, "r": false, "s": false}`)); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`bridge: {id: bin}
+	cfg := fmt.Sprintf(`bridge: {id: bin, state_dir: %q}
 mqtt: {url: %q, base_topic: db}
 drivers:
   - {id: sim, type: sim, state_file: %q, inputs_file: %q}
@@ -56,7 +56,7 @@ doors:
     contact: {driver: sim, channel: c}
     rex: {driver: sim, channel: r}
     lock_sense: {driver: sim, channel: s}
-`, mqttURL, state, inputs)
+`, filepath.Join(dir, "state"), mqttURL, state, inputs)
 	cfgPath = filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -167,42 +167,46 @@ func TestTestDoorBrokerUnreachable(t *testing.T) {
 	}
 }
 
-// Ctrl-C in the middle of a pulse leaves the relay off (the real binary,
-// a real SIGINT).
+// Ctrl-C, a kill, or a dropped SSH session (SIGHUP) in the middle of a
+// pulse leaves the relay off (the real binary, real signals).
 func TestTestDoorInterruptLeavesRelayOff(t *testing.T) {
-	br := testbroker.Start(t)
-	cfgPath, state, _ := writeTestDoorConfig(t, br.URL())
-	cmd := exec.Command(binary, "test-door", "-c", cfgPath, "-pulse", "30s", "fs")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	io.WriteString(stdin, "n\ny\n") // no input listing; yes to the pulse
-	testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if code := exitCode(err); code != 130 {
-			t.Fatalf("exit %d after SIGINT, want 130\n%s", code, out.String())
-		}
-	case <-time.After(wait):
-		t.Fatalf("test-door did not exit after SIGINT\n%s", out.String())
-	}
-	if readRelays(t, state)["0"] {
-		t.Fatalf("relay left on after Ctrl-C\n%s", out.String())
-	}
-	if !strings.Contains(out.String(), "Left with lock power OFF") {
-		t.Fatalf("no word about the safe state:\n%s", out.String())
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			br := testbroker.Start(t)
+			cfgPath, state, _ := writeTestDoorConfig(t, br.URL())
+			cmd := exec.Command(binary, "test-door", "-c", cfgPath, "-pulse", "30s", "fs")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() { cmd.Process.Kill() })
+			io.WriteString(stdin, "n\ny\n") // no input listing; yes to the pulse
+			testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if code := exitCode(err); code != 130 {
+					t.Fatalf("exit %d after %v, want 130\n%s", code, sig, out.String())
+				}
+			case <-time.After(wait):
+				t.Fatalf("test-door did not exit after %v\n%s", sig, out.String())
+			}
+			if readRelays(t, state)["0"] {
+				t.Fatalf("relay left on after %v\n%s", sig, out.String())
+			}
+			if !strings.Contains(out.String(), "Left with lock power OFF") {
+				t.Fatalf("no word about the safe state:\n%s", out.String())
+			}
+		})
 	}
 }
 
@@ -219,11 +223,14 @@ func flockHeld(t *testing.T, path string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := fmt.Sprintf(":%d", st.Ino)
+	// 1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF (major:minor in hex)
+	dev := uint64(st.Dev)
+	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
+	minor := dev&0xff | (dev>>12)&^0xff
+	want := fmt.Sprintf("%02x:%02x:%d", major, minor, st.Ino)
 	for _, line := range strings.Split(string(locks), "\n") {
 		f := strings.Fields(line)
-		// 1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF
-		if len(f) >= 6 && f[1] == "FLOCK" && strings.HasSuffix(f[5], suffix) {
+		if len(f) >= 6 && f[1] == "FLOCK" && f[5] == want {
 			return true
 		}
 	}
@@ -256,7 +263,7 @@ doors:
 	testbroker.Eventually(t, wait, func() bool { return flockHeld(t, lock) }, "the bridge holds %s", lock)
 
 	out, errOut, exit := runTestDoor("y\ny\ny\n", "-c", cfgPath, "-force", "fs")
-	if code := exit(); code != 1 || !strings.Contains(errOut.String(), "a doorbridge with this config is running on this machine") {
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), "a doorbridge is running on this machine") {
 		t.Fatalf("exit %d, want 1 and a refusal naming the running bridge:\n%s\n%s", code, out, errOut)
 	}
 	if strings.Contains(out.String(), "Lock power") || strings.Contains(out.String(), "Fire exit") {
@@ -268,5 +275,42 @@ doors:
 	out, errOut, exit = runTestDoor("n\n", "-c", cfgPath, "-force", "fs")
 	if code := exit(); code != 0 || !strings.Contains(out.String(), "Fire exit") {
 		t.Fatalf("with the bridge gone: exit %d, want 0\n%s\n%s", code, out, errOut)
+	}
+}
+
+// The service keeps an empty state_dir where systemd's StateDirectory= (or
+// the Docker image) says; test-door, run from a shell, resolves it by its
+// own environment to somewhere else. It looks where the service keeps it
+// too, and refuses while the service holds that lock.
+func TestTestDoorFindsTheServiceBridgeFromAShell(t *testing.T) {
+	svc := filepath.Join(t.TempDir(), "var-lib-doorbridge")
+	saved := serviceStateDirs
+	serviceStateDirs = []string{"/nonexistent/doorbridge-test", svc}
+	t.Cleanup(func() { serviceStateDirs = saved })
+	t.Setenv("STATE_DIRECTORY", "")         // the installer's shell
+	t.Setenv("XDG_STATE_HOME", t.TempDir()) // its own default, not the real $HOME
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`bridge: {id: bin}
+mqtt: {url: "tcp://%s", base_topic: db}
+http: {listen: ""}
+drivers:
+  - {id: sim, type: sim, state_file: %q}
+doors:
+  - {id: fs, name: Fire exit, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}
+`, testbroker.FreeAddr(t), filepath.Join(dir, "relays.json"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startBridgeEnv(t, cfgPath, "STATE_DIRECTORY="+svc) // the service
+	lock := filepath.Join(svc, ".lock")
+	testbroker.Eventually(t, wait, func() bool { return flockHeld(t, lock) }, "the service holds %s", lock)
+
+	out, errOut, exit := runTestDoor("y\ny\ny\n", "-c", cfgPath, "-force", "fs")
+	if code := exit(); code != 1 || !strings.Contains(errOut.String(), "a doorbridge is running on this machine") || !strings.Contains(errOut.String(), lock) {
+		t.Fatalf("exit %d, want 1 and a refusal naming %s:\n%s\n%s", code, lock, out, errOut)
+	}
+	if strings.Contains(out.String(), "Lock power") {
+		t.Fatalf("test-door went on past the refusal:\n%s", out)
 	}
 }
