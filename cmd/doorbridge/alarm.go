@@ -106,25 +106,33 @@ func publishOnce(cfg *config.Config, login credentials, action, topic, payload s
 	}
 	defer c.Disconnect(250)
 	var view *bridgeView
-	err = publishConfirmed(c, topic, payload, retained, timeout, func() (err error) {
+	look := fmt.Sprintf("check what the bridge says (retained %s, or Home Assistant) before taking it as not published", bridge.NewTopics(cfg).AlarmState)
+	err = publishConfirmed(c, topic, payload, retained, timeout, look, func() (err error) {
 		view, err = watchBridge(c, bridge.NewTopics(cfg), timeout)
 		return err
 	})
 	if err == nil {
 		return view.confirms(action, topic, payload, timeout)
 	}
-	if errors.Is(err, errNotConfirmed) {
-		who := login.username
-		if who == "" {
-			who = "(anonymous)"
-		}
+	who := login.username
+	if who == "" {
+		who = "(anonymous)"
+	}
+	switch {
+	case errors.Is(err, errNotConfirmed):
 		return "", fmt.Errorf("%w: the broker's ACL (mosquitto's acl_file, or embedded_broker.acl) must let user %s publish and read %s; log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)", err, who, topic)
+	case errors.Is(err, errOutcomeUnknown):
+		return "", fmt.Errorf("%w; if it was not, the broker's ACL may not let user %s publish and read %s: log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)", err, who, topic)
 	}
 	return "", err
 }
 
 // errNotConfirmed marks a publish the broker did not pass back.
 var errNotConfirmed = errors.New("NOT CONFIRMED")
+
+// errOutcomeUnknown marks a publish the broker acknowledged on a
+// connection that then dropped before the message came back.
+var errOutcomeUnknown = errors.New("OUTCOME UNKNOWN")
 
 // publishConfirmed subscribes to topic, publishes payload and waits for
 // the broker to pass it back. Under MQTT 3.1.1 a broker acknowledges a
@@ -134,7 +142,9 @@ var errNotConfirmed = errors.New("NOT CONFIRMED")
 //
 // beforePublish runs once the subscription is in place (to watch the
 // bridge's answer from before the publish).
-func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeout time.Duration, beforePublish func() error) error {
+//
+// look says where to check when the outcome is unknown.
+func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeout time.Duration, look string, beforePublish func() error) error {
 	echo := make(chan struct{}, 1)
 	st := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
 		if !m.Retained() && string(m.Payload()) == payload {
@@ -161,7 +171,7 @@ func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeo
 		return errors.New("publish: no acknowledgement")
 	}
 	if err := pt.Error(); err != nil {
-		return fmt.Errorf("%w, NOT PUBLISHED: %q to %s: %v (the embedded broker drops the connection on a publish its ACL denies; a connection lost for another reason leaves it unknown: %s)", errNotConfirmed, payload, topic, err, checkTopic(topic))
+		return fmt.Errorf("%w, NOT PUBLISHED: %q to %s: %v (the embedded broker drops the connection on a publish its ACL denies; a connection lost for another reason leaves it unknown: %s)", errNotConfirmed, payload, topic, err, look)
 	}
 	select {
 	case <-echo:
@@ -170,13 +180,8 @@ func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeo
 		if !c.IsConnectionOpen() {
 			// The broker took it; the drop may have lost only the copy
 			// coming back (a bridge taking its session back does that).
-			return fmt.Errorf("%w, perhaps NOT PUBLISHED: the broker acknowledged %q to %s, then the connection dropped before it came back; %s", errNotConfirmed, payload, topic, checkTopic(topic))
+			return fmt.Errorf("%w, perhaps NOT PUBLISHED: the broker acknowledged %q to %s, then the connection dropped before it came back; %s", errOutcomeUnknown, payload, topic, look)
 		}
 		return fmt.Errorf("%w, NOT PUBLISHED: the broker acknowledged %q to %s but did not deliver it within %v (a publish its ACL denies is dropped silently)", errNotConfirmed, payload, topic, timeout)
 	}
-}
-
-// checkTopic says where to look when a publish's fate is unknown.
-func checkTopic(topic string) string {
-	return fmt.Sprintf("check what the bridge says (its retained <base_topic>/<bridge id>/alarm/state, or Home Assistant) before taking %s as unchanged", topic)
 }

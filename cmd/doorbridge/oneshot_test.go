@@ -215,7 +215,7 @@ func TestAlarmSaysUnknownWhenTheConnectionDropsAfterTheAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = publishOnce(cfg, credentials{}, "on", "db/alarm", "ON", true, time.Second)
-	if err == nil || !strings.Contains(err.Error(), "perhaps NOT PUBLISHED") || !strings.Contains(err.Error(), "alarm/state") {
+	if err == nil || !strings.Contains(err.Error(), "OUTCOME UNKNOWN, perhaps NOT PUBLISHED") || !strings.Contains(err.Error(), "db/bin/alarm/state") || strings.Contains(err.Error(), "must let user") {
 		t.Fatalf("alarm on, acknowledged, then the connection dropped: %v; want an error saying the outcome is unknown and where to look", err)
 	}
 }
