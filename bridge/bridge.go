@@ -129,47 +129,31 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 	b.audit = newAuditLog(opts.Log) // a writer's panic reports to it
 	// state_dir's lock before any relay is touched: whoever holds it (a
 	// bridge with this config, test-door) drives these relays, and this
-	// bridge must leave them alone: it stops here, writing nothing. A
-	// state disk that does not answer within stateLockWait must not hold
-	// the relays' off write, though: then the lock is waited for after
-	// them (openState), as a hung disk would hold the state anyway.
-	locked := make(chan lockResult, 1)
-	go func() {
-		f, err := lockStateDir(cfg.Bridge.StateDir)
-		locked <- lockResult{f, err}
-	}()
-	var lk lockResult
-	early := time.NewTimer(stateLockWait)
-	select {
-	case lk = <-locked:
-		early.Stop()
-		if errors.Is(lk.err, errStateDirInUse) {
-			return nil, lk.err
-		}
-		locked <- lk // for openState below
-	case <-early.C:
+	// bridge must leave them alone: it stops here, writing nothing.
+	lock, lockErr := lockStateDir(cfg.Bridge.StateDir)
+	if errors.Is(lockErr, errStateDirInUse) {
+		return nil, lockErr
 	}
 	// Then the relay writers: each opens its own board (lazily, in its
 	// writer) and writes it off, so nothing else at start (a board that
 	// takes its time to open, a slow state disk, the metrics registry's
 	// Go and process collectors) stands before an off write.
 	if err := b.openDrivers(opts); err != nil {
-		releaseLock(locked)
+		closeLock(lock)
 		return nil, err
 	}
 	if err := b.openDoors(); err != nil {
 		b.closeRelays()
-		releaseLock(locked)
+		closeLock(lock)
 		return nil, err
 	}
 	b.m = newMetrics(opts.Registry)
 	b.hb = newHeartbeatKey()
 	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.rootLog.With("component", "mqtt"))
 	var err error
-	lk = <-locked
-	if b.state, err = openState(cfg.Bridge.StateDir, lk.f, lk.err, b.log); err != nil {
+	if b.state, err = openState(cfg.Bridge.StateDir, lock, lockErr, b.log); err != nil {
 		b.closeRelays()
-		closeLock(lk.f)
+		closeLock(lock)
 		return nil, err
 	}
 	b.openCodeGuards()

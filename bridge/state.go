@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/doorbridge/doorbridge/internal/atomicfile"
 	"github.com/doorbridge/doorbridge/internal/statefile"
@@ -128,29 +127,6 @@ func lockStateDir(dir string) (*os.File, error) {
 func closeLock(f *os.File) {
 	if f != nil {
 		f.Close()
-	}
-}
-
-// lockResult is lockStateDir's answer.
-type lockResult struct {
-	f   *os.File
-	err error
-}
-
-// stateLockWait is how long Open waits for state_dir's lock before it
-// writes the relays off anyway: a flock on a local disk takes
-// microseconds; a state disk that takes longer must not hold the relays.
-// A variable for tests.
-var stateLockWait = 50 * time.Millisecond
-
-// releaseLock releases the lock of an Open that failed: at once when
-// lockStateDir has answered, else once it does.
-func releaseLock(locked <-chan lockResult) {
-	select {
-	case lk := <-locked:
-		closeLock(lk.f)
-	default:
-		go func() { closeLock((<-locked).f) }()
 	}
 }
 

@@ -505,30 +505,3 @@ func TestBatteryBudgetClockBackAfterRestart(t *testing.T) {
 		t.Fatal("R8: still held after 10 min on battery: a clock 5 minutes back after the restart extended the hold")
 	}
 }
-
-// A state disk slower than stateLockWait does not hold the relays' off
-// write: the bridge writes them off, then waits for the lock, and still
-// refuses to start when it is held (the order before the lock came first).
-func TestSlowStateLockStillRefusesAfterTheOffWrite(t *testing.T) {
-	saved := stateLockWait
-	stateLockWait = 0 // every lock answer comes "late"
-	t.Cleanup(func() { stateLockWait = saved })
-	dir := t.TempDir()
-	holder, err := statefile.Lock(dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	for range 20 { // the timer and the lock race: both orders are covered
-		cfg := testConfig("tcp://127.0.0.1:1")
-		cfg.Bridge.StateDir = dir
-		b, err := Open(cfg, Options{Log: testLogger(t), Version: "test", Drivers: map[string]drivers.Driver{"sim": sim.New(sim.Options{})}})
-		if err == nil {
-			b.Close()
-			t.Fatal("a bridge started on a state_dir another process holds")
-		}
-		if !errors.Is(err, errStateDirInUse) {
-			t.Fatalf("error %q: want errStateDirInUse", err)
-		}
-	}
-}
