@@ -11,7 +11,6 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -127,33 +126,23 @@ func Open(cfg *config.Config, opts Options) (*Bridge, error) {
 		closing:   make(chan struct{}),
 	}
 	b.audit = newAuditLog(opts.Log) // a writer's panic reports to it
-	// state_dir's lock before any relay is touched: whoever holds it (a
-	// bridge with this config, test-door) drives these relays, and this
-	// bridge must leave them alone: it stops here, writing nothing.
-	lock, lockErr := lockStateDir(cfg.Bridge.StateDir)
-	if errors.Is(lockErr, errStateDirInUse) {
-		return nil, lockErr
-	}
-	// Then the relay writers: each opens its own board (lazily, in its
+	// The relay writers first: each opens its own board (lazily, in its
 	// writer) and writes it off, so nothing else at start (a board that
 	// takes its time to open, a slow state disk, the metrics registry's
 	// Go and process collectors) stands before an off write.
 	if err := b.openDrivers(opts); err != nil {
-		closeLock(lock)
 		return nil, err
 	}
 	if err := b.openDoors(); err != nil {
 		b.closeRelays()
-		closeLock(lock)
 		return nil, err
 	}
 	b.m = newMetrics(opts.Registry)
 	b.hb = newHeartbeatKey()
 	b.in = newInbound(b.topics.Heartbeat, b.hb, b.m, b.rootLog.With("component", "mqtt"))
 	var err error
-	if b.state, err = openState(cfg.Bridge.StateDir, lock, lockErr, b.log); err != nil {
+	if b.state, err = openState(cfg.Bridge.StateDir, b.log); err != nil {
 		b.closeRelays()
-		closeLock(lock)
 		return nil, err
 	}
 	b.openCodeGuards()

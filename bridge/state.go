@@ -69,16 +69,14 @@ type stateStore struct {
 // fatal: every record then reads as its safe value (latched), also loudly.
 // A directory another bridge holds is fatal: two bridges on one state_dir
 // overwrite each other's records (B's RESET clears A's fire latch).
-//
-// lock and lockErr are lockStateDir's answer for dir, taken before any relay
-// was touched (Open); the store keeps the lock until unlock.
-func openState(dir string, lock *os.File, lockErr error, log *slog.Logger) (*stateStore, error) {
+func openState(dir string, log *slog.Logger) (*stateStore, error) {
 	s := &stateStore{log: log}
 	if dir == "" {
 		log.Error("bridge.state_dir is empty: the fire release latch, lockdown and the battery budget will not survive a restart")
 		return s, nil
 	}
 	d, err := statefile.Open(dir)
+	lock, lockErr := lockStateDir(dir)
 	switch {
 	case errors.Is(lockErr, errStateDirInUse):
 		return nil, lockErr
@@ -106,13 +104,6 @@ var errStateDirInUse = errors.New("in use by another doorbridge")
 // system without flock) is not fatal. test-door takes the same lock, so a
 // bridge and test-door never drive one relay together.
 func lockStateDir(dir string) (*os.File, error) {
-	if dir == "" {
-		return nil, nil // nothing persists: openState says so
-	}
-	// The directory may be new (statefile.Open makes it too, later).
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("bridge.state_dir %s: lock: %w", dir, err)
-	}
 	f, err := statefile.Lock(dir, true)
 	switch {
 	case errors.Is(err, statefile.ErrLocked):
@@ -121,13 +112,6 @@ func lockStateDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("bridge.state_dir %s: lock: %w", dir, err)
 	}
 	return f, nil
-}
-
-// closeLock releases a lock lockStateDir took (nil: none).
-func closeLock(f *os.File) {
-	if f != nil {
-		f.Close()
-	}
 }
 
 // unlock releases state_dir's lock (a bridge that is done, or a test's).
