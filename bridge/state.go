@@ -101,8 +101,9 @@ var errStateDirInUse = errors.New("in use by another doorbridge")
 // held until unlock (the process's life: the kernel drops it when the
 // process ends, however it ends). Only one held elsewhere is
 // errStateDirInUse; a lock that cannot be taken for another reason (a file
-// system without flock) is not fatal. test-door takes the same lock, so a
-// bridge and test-door never drive one relay together.
+// system without flock) is not fatal. test-door takes the same lock: a
+// bridge started under it has written its relays off (first, as always)
+// and stops here.
 func lockStateDir(dir string) (*os.File, error) {
 	f, err := statefile.Lock(dir, true)
 	switch {

@@ -33,7 +33,7 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("test-door", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := configFlag(fs)
-	force := fs.Bool("force", false, "run even when the broker cannot be reached to check that no bridge is online")
+	force := fs.Bool("force", false, "run even when test-door cannot check that no bridge runs: the broker cannot be reached, or bridge.state_dir's lock cannot be checked for a reason other than permission (a held lock, or one it may not read, always refuses)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the broker's answer")
 	pulse := fs.Duration("pulse", 3*time.Second, "how long to power the lock in the pulse step (1s–30s)")
 	watch := fs.Duration("watch", 15*time.Second, "how long to show the inputs live")
@@ -64,8 +64,11 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
-	// SIGHUP too: a dropped SSH session must leave the relay off as well.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// Every way a session ends leaves the relay off: Ctrl-C, a kill,
+	// SIGHUP (a dropped SSH session), SIGQUIT (Ctrl-\) and SIGPIPE (stdout
+	// gone, an ssh session without a tty): the runtime's default for the
+	// last three would end test-door with the relay as it is.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
 	defer stop()
 	td := &testDoor{
 		cfg: cfg, in: lines(stdin), out: stdout, pulse: *pulse, watch: *watch,
@@ -231,7 +234,7 @@ func (td *testDoor) lockStateDir() (release func(), err error) {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case errors.Is(err, statefile.ErrLocked):
-			err = fmt.Errorf("%w: a doorbridge is running on this machine (bridge.state_dir's lock %v); stop it first (systemctl stop doorbridge, or docker stop): test-door drives the relay itself",
+			err = fmt.Errorf("%w: a doorbridge is running on this machine (bridge.state_dir's lock %v); stop it first (systemctl stop doorbridge, or docker stop): test-door drives the relay itself. If that is another bridge's state_dir, give this config its own (bridge.state_dir)",
 				errOnline, err)
 		case errors.Is(err, fs.ErrPermission):
 			err = fmt.Errorf("cannot tell whether a doorbridge runs on this machine: bridge.state_dir's lock: %v; run test-door as root or as the bridge's user", err)
@@ -507,8 +510,8 @@ func bridgeOnline(ctx context.Context, cfg *config.Config, timeout time.Duration
 		return false, fmt.Errorf("broker: subscribe %s: %w", topic, st.Error())
 	case st.(*paho.SubscribeToken).Result()[topic] == 0x80:
 		// Without the retained availability only a takeover could tell.
-		return false, fmt.Errorf("broker: its ACL does not let user %q read %s, so test-door cannot see whether the bridge is online; allow it (configs/mosquitto/acl: topic readwrite %s/+/availability)",
-			cfg.MQTT.Username, topic, cfg.MQTT.BaseTopic)
+		return false, fmt.Errorf("broker: its ACL does not let user %q read %s, so test-door cannot see whether the bridge is online; allow it to read that topic, or stop the bridge and re-run with -force",
+			cfg.MQTT.Username, topic)
 	}
 	// A broker sends retained messages right after the subscription is
 	// acknowledged: a short wait is enough to know there is none.

@@ -167,10 +167,11 @@ func TestTestDoorBrokerUnreachable(t *testing.T) {
 	}
 }
 
-// Ctrl-C, a kill, or a dropped SSH session (SIGHUP) in the middle of a
-// pulse leaves the relay off (the real binary, real signals).
+// Ctrl-C, a kill, a dropped SSH session (SIGHUP), Ctrl-\ (SIGQUIT) or a
+// stdout that went away (SIGPIPE) in the middle of a pulse leaves the
+// relay off (the real binary, real signals).
 func TestTestDoorInterruptLeavesRelayOff(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE} {
 		t.Run(sig.String(), func(t *testing.T) {
 			br := testbroker.Start(t)
 			cfgPath, state, _ := writeTestDoorConfig(t, br.URL())

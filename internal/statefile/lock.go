@@ -24,12 +24,21 @@ var ErrLocked = errors.New("held by another process")
 // elsewhere is ErrLocked.
 func Lock(dir string, create bool) (*os.File, error) {
 	path := filepath.Join(dir, LockName)
-	flag := os.O_RDONLY
+	// Not through a symlink, and never blocking on a FIFO: a tool run as
+	// root must not be led to open (and hang on, or arm) another file.
+	flag := os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 	if create {
-		flag = os.O_RDWR | os.O_CREATE
+		flag = os.O_RDWR | os.O_CREATE | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 	}
 	f, err := os.OpenFile(path, flag, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
+		}
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {

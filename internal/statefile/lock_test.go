@@ -3,6 +3,9 @@ package statefile
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -33,4 +36,26 @@ func TestLockIsExclusive(t *testing.T) {
 		t.Fatalf("Lock after the holder closed it: %v", err)
 	}
 	again.Close()
+}
+
+// A lock file that is a symlink or a FIFO is refused, never followed or
+// waited on: test-door runs as root.
+func TestLockRefusesSymlinkAndFIFO(t *testing.T) {
+	for name, plant := range map[string]func(path string) error{
+		"symlink": func(path string) error { return os.Symlink("/dev/null", path) },
+		"fifo":    func(path string) error { return syscall.Mkfifo(path, 0o600) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := plant(filepath.Join(dir, LockName)); err != nil {
+				t.Fatal(err)
+			}
+			for _, create := range []bool{false, true} {
+				if f, err := Lock(dir, create); err == nil {
+					f.Close()
+					t.Fatalf("Lock (create %v) took a %s", create, name)
+				}
+			}
+		})
+	}
 }
