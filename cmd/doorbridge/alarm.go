@@ -171,7 +171,8 @@ func publishConfirmed(c paho.Client, topic, payload string, retained bool, timeo
 		return errors.New("publish: no acknowledgement")
 	}
 	if err := pt.Error(); err != nil {
-		return fmt.Errorf("%w, NOT PUBLISHED: %q to %s: %v (the embedded broker drops the connection on a publish its ACL denies; a connection lost for another reason leaves it unknown: %s)", errNotConfirmed, payload, topic, err, look)
+		// The broker may have taken it and lost only the acknowledgement.
+		return fmt.Errorf("%w, perhaps NOT PUBLISHED: the connection dropped before the broker acknowledged %q to %s (%v; the embedded broker does that to a publish its ACL denies); %s", errOutcomeUnknown, payload, topic, err, look)
 	}
 	select {
 	case <-echo:
