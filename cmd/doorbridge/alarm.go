@@ -130,8 +130,9 @@ func publishOnce(cfg *config.Config, login credentials, action, topic, payload s
 // errNotConfirmed marks a publish the broker did not pass back.
 var errNotConfirmed = errors.New("NOT CONFIRMED")
 
-// errOutcomeUnknown marks a publish the broker acknowledged on a
-// connection that then dropped before the message came back.
+// errOutcomeUnknown marks a publish whose connection dropped before the
+// broker's acknowledgement or before the message came back: the broker
+// may have taken it.
 var errOutcomeUnknown = errors.New("OUTCOME UNKNOWN")
 
 // publishConfirmed subscribes to topic, publishes payload and waits for

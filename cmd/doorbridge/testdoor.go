@@ -68,7 +68,12 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// SIGHUP (a dropped SSH session), SIGQUIT (Ctrl-\) and SIGPIPE (stdout
 	// gone, an ssh session without a tty): the runtime's default for the
 	// last three would end test-door with the relay as it is.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	// Ctrl-Z (SIGTSTP) and a read or write from the background (SIGTTIN,
+	// SIGTTOU) would stop test-door with the lock powered: they end it too.
+	// SIGPIPE is heard from any descriptor (a dead broker socket too):
+	// that ends it, relay off, as well.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE,
+		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU)
 	defer stop()
 	td := &testDoor{
 		cfg: cfg, in: lines(stdin), out: stdout, pulse: *pulse, watch: *watch,
@@ -218,7 +223,7 @@ func (td *testDoor) lockStateDir() (release func(), err error) {
 		dirs = append(dirs, serviceStateDirs...)
 	}
 	seen := map[string]bool{}
-	for _, dir := range dirs {
+	for i, dir := range dirs {
 		if dir == "" { // a Config built in code: nothing to check
 			continue
 		}
@@ -227,6 +232,11 @@ func (td *testDoor) lockStateDir() (release func(), err error) {
 		}
 		seen[dir] = true
 		f, err := statefile.Lock(dir, false)
+		if i == 0 && errors.Is(err, fs.ErrNotExist) {
+			// No bridge has run with this config's state_dir yet: make the
+			// lock file, so that one started meanwhile stops.
+			f, err = makeLock(dir)
+		}
 		switch {
 		case err == nil:
 			held = append(held, f)
@@ -248,6 +258,24 @@ func (td *testDoor) lockStateDir() (release func(), err error) {
 		return nil, err
 	}
 	return release, nil
+}
+
+// makeLock creates and takes dir's lock file when dir exists, owned like
+// dir (test-door runs as root; the bridge, as dir's owner, must still open
+// it). A missing dir stays missing: fs.ErrNotExist.
+func makeLock(dir string) (*os.File, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := statefile.Lock(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		_ = f.Chown(int(sys.Uid), int(sys.Gid)) // as root; else it is ours already
+	}
+	return f, nil
 }
 
 // open opens the door's relay and inputs the bridge's way: the relay with

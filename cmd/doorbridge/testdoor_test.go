@@ -167,11 +167,11 @@ func TestTestDoorBrokerUnreachable(t *testing.T) {
 	}
 }
 
-// Ctrl-C, a kill, a dropped SSH session (SIGHUP), Ctrl-\ (SIGQUIT) or a
-// stdout that went away (SIGPIPE) in the middle of a pulse leaves the
-// relay off (the real binary, real signals).
+// Ctrl-C, a kill, a dropped SSH session (SIGHUP), Ctrl-\ (SIGQUIT), a
+// stdout that went away (SIGPIPE) or Ctrl-Z (SIGTSTP) in the middle of a
+// pulse leaves the relay off (the real binary, real signals).
 func TestTestDoorInterruptLeavesRelayOff(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE, syscall.SIGTSTP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			br := testbroker.Start(t)
 			cfgPath, state, _ := writeTestDoorConfig(t, br.URL())
@@ -313,5 +313,71 @@ doors:
 	}
 	if strings.Contains(out.String(), "Lock power") {
 		t.Fatalf("test-door went on past the refusal:\n%s", out)
+	}
+}
+
+// On a machine where no bridge has run yet (a state_dir without a lock
+// file), test-door makes the lock file and holds it: a bridge started in
+// the middle of a pulse (a package's postinst, a restart policy) stops
+// instead of running beside it.
+func TestABridgeStartedUnderTestDoorStops(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	if err := os.Mkdir(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "relays.json")
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf(`bridge: {id: bin, state_dir: %q}
+mqtt: {url: "tcp://%s", base_topic: db}
+http: {listen: ""}
+drivers:
+  - {id: sim, type: sim, state_file: %q}
+doors:
+  - {id: fs, name: Fire exit, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}
+`, stateDir, testbroker.FreeAddr(t), state)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	td := exec.Command(binary, "test-door", "-c", cfgPath, "-force", "-pulse", "30s", "fs")
+	stdin, err := td.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	td.Stdout, td.Stderr = &out, &out
+	if err := td.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tdExited := make(chan error, 1)
+	go func() { tdExited <- td.Wait() }()
+	t.Cleanup(func() { td.Process.Kill() })
+	io.WriteString(stdin, "n\ny\n") // no input listing; yes to the pulse
+	testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
+	if !flockHeld(t, filepath.Join(stateDir, ".lock")) {
+		t.Fatalf("test-door holds no lock on %s\n%s", stateDir, out.String())
+	}
+
+	p := startBridge(t, cfgPath)
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		if code := exitCode(err); code == 0 || !strings.Contains(p.output(), "in use by another doorbridge") {
+			t.Fatalf("the bridge exited %d; want a refusal naming the lock:\n%s", code, p.output())
+		}
+	case <-time.After(wait):
+		t.Fatalf("a bridge started under test-door's pulse is still running after %v", wait)
+	}
+
+	if err := td.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tdExited:
+	case <-time.After(wait):
+		t.Fatalf("test-door did not exit after SIGINT\n%s", out.String())
+	}
+	if readRelays(t, state)["0"] {
+		t.Fatalf("relay left on\n%s", out.String())
 	}
 }
