@@ -167,6 +167,30 @@ func TestTestDoorBrokerUnreachable(t *testing.T) {
 	}
 }
 
+// pulseTestDoor runs the test-door binary with args, says no to the input
+// listing and yes to the pulse, and returns once the pulse has powered the
+// relay in the sim state file state. The process is killed when the test
+// ends; exited receives its Wait's result.
+func pulseTestDoor(t *testing.T, state string, args ...string) (cmd *exec.Cmd, out *syncBuffer, exited chan error) {
+	t.Helper()
+	cmd = exec.Command(binary, append([]string{"test-door"}, args...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	io.WriteString(stdin, "n\ny\n") // no input listing; yes to the pulse
+	testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
+	return cmd, out, exited
+}
+
 // Ctrl-C, a kill, a dropped SSH session (SIGHUP), Ctrl-\ (SIGQUIT), a
 // stdout that went away (SIGPIPE) or Ctrl-Z (SIGTSTP) in the middle of a
 // pulse leaves the relay off (the real binary, real signals).
@@ -175,21 +199,7 @@ func TestTestDoorInterruptLeavesRelayOff(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			br := testbroker.Start(t)
 			cfgPath, state, _ := writeTestDoorConfig(t, br.URL())
-			cmd := exec.Command(binary, "test-door", "-c", cfgPath, "-pulse", "30s", "fs")
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out syncBuffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() { cmd.Process.Kill() })
-			io.WriteString(stdin, "n\ny\n") // no input listing; yes to the pulse
-			testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
+			cmd, out, exited := pulseTestDoor(t, state, "-c", cfgPath, "-pulse", "30s", "fs")
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -238,27 +248,40 @@ func flockHeld(t *testing.T, path string) bool {
 	return false
 }
 
-// A bridge on this machine holds bridge.state_dir's lock while it runs:
-// test-door refuses while it is held, even when the broker cannot tell (it
-// is unreachable here, and -force is given), so a hidden availability or a
-// slowed link cannot let it drive a relay the bridge owns. Once the bridge
-// is gone, the same command goes ahead.
-func TestTestDoorRefusesWhileABridgeHoldsItsStateDir(t *testing.T) {
+// writeNoBrokerConfig writes a config with one fail-safe door "fs" on a sim
+// relay (its state file: state) and a broker nobody listens on, with
+// stateDir as bridge.state_dir ("": none in the file, the default).
+func writeNoBrokerConfig(t *testing.T, stateDir string) (cfgPath, state string) {
+	t.Helper()
 	dir := t.TempDir()
-	stateDir := filepath.Join(dir, "state")
-	state := filepath.Join(dir, "relays.json")
-	cfg := fmt.Sprintf(`bridge: {id: bin, state_dir: %q}
+	state = filepath.Join(dir, "relays.json")
+	bridgeLine := "bridge: {id: bin}"
+	if stateDir != "" {
+		bridgeLine = fmt.Sprintf("bridge: {id: bin, state_dir: %q}", stateDir)
+	}
+	cfg := fmt.Sprintf(`%s
 mqtt: {url: "tcp://%s", base_topic: db}
 http: {listen: ""}
 drivers:
   - {id: sim, type: sim, state_file: %q}
 doors:
   - {id: fs, name: Fire exit, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}
-`, stateDir, testbroker.FreeAddr(t), state)
-	cfgPath := filepath.Join(dir, "config.yaml")
+`, bridgeLine, testbroker.FreeAddr(t), state)
+	cfgPath = filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return cfgPath, state
+}
+
+// A bridge on this machine holds bridge.state_dir's lock while it runs:
+// test-door refuses while it is held, even when the broker cannot tell (it
+// is unreachable here, and -force is given), so a hidden availability or a
+// slowed link cannot let it drive a relay the bridge owns. Once the bridge
+// is gone, the same command goes ahead.
+func TestTestDoorRefusesWhileABridgeHoldsItsStateDir(t *testing.T) {
+	stateDir := filepath.Join(t.TempDir(), "state")
+	cfgPath, _ := writeNoBrokerConfig(t, stateDir)
 	lock := filepath.Join(stateDir, ".lock")
 	p := startBridge(t, cfgPath)
 	testbroker.Eventually(t, wait, func() bool { return flockHeld(t, lock) }, "the bridge holds %s", lock)
@@ -290,19 +313,7 @@ func TestTestDoorFindsTheServiceBridgeFromAShell(t *testing.T) {
 	t.Cleanup(func() { serviceStateDirs = saved })
 	t.Setenv("STATE_DIRECTORY", "")         // the installer's shell
 	t.Setenv("XDG_STATE_HOME", t.TempDir()) // its own default, not the real $HOME
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf(`bridge: {id: bin}
-mqtt: {url: "tcp://%s", base_topic: db}
-http: {listen: ""}
-drivers:
-  - {id: sim, type: sim, state_file: %q}
-doors:
-  - {id: fs, name: Fire exit, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}
-`, testbroker.FreeAddr(t), filepath.Join(dir, "relays.json"))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, _ := writeNoBrokerConfig(t, "")
 	startBridgeEnv(t, cfgPath, "STATE_DIRECTORY="+svc) // the service
 	lock := filepath.Join(svc, ".lock")
 	testbroker.Eventually(t, wait, func() bool { return flockHeld(t, lock) }, "the service holds %s", lock)
@@ -321,39 +332,12 @@ doors:
 // the middle of a pulse (a package's postinst, a restart policy) stops
 // instead of running beside it.
 func TestABridgeStartedUnderTestDoorStops(t *testing.T) {
-	dir := t.TempDir()
-	stateDir := filepath.Join(dir, "state")
+	stateDir := filepath.Join(t.TempDir(), "state")
 	if err := os.Mkdir(stateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	state := filepath.Join(dir, "relays.json")
-	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf(`bridge: {id: bin, state_dir: %q}
-mqtt: {url: "tcp://%s", base_topic: db}
-http: {listen: ""}
-drivers:
-  - {id: sim, type: sim, state_file: %q}
-doors:
-  - {id: fs, name: Fire exit, fail_mode: fail_safe, relay: {driver: sim, channel: "0"}}
-`, stateDir, testbroker.FreeAddr(t), state)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	td := exec.Command(binary, "test-door", "-c", cfgPath, "-force", "-pulse", "30s", "fs")
-	stdin, err := td.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	td.Stdout, td.Stderr = &out, &out
-	if err := td.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tdExited := make(chan error, 1)
-	go func() { tdExited <- td.Wait() }()
-	t.Cleanup(func() { td.Process.Kill() })
-	io.WriteString(stdin, "n\ny\n") // no input listing; yes to the pulse
-	testbroker.Eventually(t, wait, func() bool { return readRelays(t, state)["0"] }, "the pulse powers the relay")
+	cfgPath, state := writeNoBrokerConfig(t, stateDir)
+	td, out, tdExited := pulseTestDoor(t, state, "-c", cfgPath, "-force", "-pulse", "30s", "fs")
 	if !flockHeld(t, filepath.Join(stateDir, ".lock")) {
 		t.Fatalf("test-door holds no lock on %s\n%s", stateDir, out.String())
 	}
