@@ -64,14 +64,12 @@ func cmdTestDoor(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "doorbridge: %v\n", err)
 		return 1
 	}
-	// Every way a session ends leaves the relay off: Ctrl-C, a kill,
-	// SIGHUP (a dropped SSH session), SIGQUIT (Ctrl-\) and SIGPIPE (stdout
-	// gone, an ssh session without a tty): the runtime's default for the
-	// last three would end test-door with the relay as it is.
-	// Ctrl-Z (SIGTSTP) and a read or write from the background (SIGTTIN,
-	// SIGTTOU) would stop test-door with the lock powered: they end it too.
-	// SIGPIPE is heard from any descriptor (a dead broker socket too):
-	// that ends it, relay off, as well.
+	// Every way a session ends or stops leaves the relay off: Ctrl-C, a
+	// kill, SIGHUP (a dropped SSH session), SIGQUIT (Ctrl-\), SIGPIPE
+	// (stdout gone; heard from any descriptor, a dead broker socket too),
+	// Ctrl-Z and a read or write from the background (SIGTSTP, SIGTTIN,
+	// SIGTTOU). The runtime's default for all but the first two would end
+	// or stop test-door with the relay as it is.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE,
 		syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU)
 	defer stop()
@@ -204,8 +202,8 @@ var serviceStateDirs = []string{"/var/lib/doorbridge", "/data"}
 // empty state_dir in the file, also the service's (serviceStateDirs). That
 // answer is certain where the broker's is not (an ACL that hides the
 // retained availability, a link slowed down), and holding the locks for
-// the whole run keeps a bridge from starting under test-door: it stops
-// before touching a relay.
+// the whole run keeps a bridge from running under test-door: one started
+// meanwhile writes its relays off (first, as always) and stops.
 //
 // A held lock refuses, -force or not. A lock file that is missing: no
 // bridge ever ran with that state_dir here. One test-door may not open

@@ -19,9 +19,9 @@ var ErrLocked = errors.New("held by another process")
 // Lock takes the exclusive flock on dir's lock file without waiting, and
 // returns the open file that holds it: closing it releases the lock. With
 // create, a missing lock file is made (the bridge); without, a missing one
-// is an error for which errors.Is(err, fs.ErrNotExist) holds (a tool that
-// must not leave a file the bridge's user may not open). A lock held
-// elsewhere is ErrLocked.
+// is an error for which errors.Is(err, fs.ErrNotExist) holds (a tool run
+// as root, which must not leave a file the bridge's user cannot open). A
+// lock held elsewhere is ErrLocked.
 func Lock(dir string, create bool) (*os.File, error) {
 	path := filepath.Join(dir, LockName)
 	// Not through a symlink, and never blocking on a FIFO: a tool run as
