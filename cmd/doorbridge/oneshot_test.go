@@ -63,6 +63,24 @@ func startMochi(t *testing.T, hook func(*mqtt.Server) error) string {
 	return ln.Addr().String()
 }
 
+// configOnMochi starts a mochi broker that lets everyone in, with hook
+// added, and returns writeTestDoorConfig's config for it, loaded.
+func configOnMochi(t *testing.T, hook mqtt.Hook) *config.Config {
+	t.Helper()
+	addr := startMochi(t, func(s *mqtt.Server) error {
+		if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+			return err
+		}
+		return s.AddHook(hook, nil)
+	})
+	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+addr)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // The one-shot commands (test-door's online check, doorbridge alarm) give
 // up within their -timeout when the broker drops them right after CONNACK.
 // paho v1.5.1 checks that it is connected and then hands the SUBSCRIBE or
@@ -74,17 +92,7 @@ func startMochi(t *testing.T, hook func(*mqtt.Server) error) string {
 // thousand wait the 30 s (6 runs of 6 failed); with it the test takes
 // about 1.5 s under -race.
 func TestOneShotCommandsEndWhenTheBrokerDropsThemAfterConnack(t *testing.T) {
-	addr := startMochi(t, func(s *mqtt.Server) error {
-		if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-			return err
-		}
-		return s.AddHook(new(dropAfterConnack), nil)
-	})
-	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+addr)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := configOnMochi(t, new(dropAfterConnack))
 
 	const timeout = 500 * time.Millisecond
 	// What is caught is paho's 30 s wait, so the bound is loose: the
@@ -203,18 +211,8 @@ func (loseTheEcho) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 // came back: the alarm may well be on. It says the outcome is unknown and
 // where to look, and still fails.
 func TestAlarmSaysUnknownWhenTheConnectionDropsAfterTheAck(t *testing.T) {
-	addr := startMochi(t, func(s *mqtt.Server) error {
-		if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-			return err
-		}
-		return s.AddHook(new(loseTheEcho), nil)
-	})
-	cfgPath, _, _ := writeTestDoorConfig(t, "tcp://"+addr)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = publishOnce(cfg, credentials{}, "on", "db/alarm", "ON", true, time.Second)
+	cfg := configOnMochi(t, new(loseTheEcho))
+	_, err := publishOnce(cfg, credentials{}, "on", "db/alarm", "ON", true, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "OUTCOME UNKNOWN, perhaps NOT PUBLISHED") || !strings.Contains(err.Error(), "db/bin/alarm/state") || strings.Contains(err.Error(), "must let user") {
 		t.Fatalf("alarm on, acknowledged, then the connection dropped: %v; want an error saying the outcome is unknown and where to look", err)
 	}
