@@ -106,9 +106,10 @@ func publishOnce(cfg *config.Config, login credentials, action, topic, payload s
 	}
 	defer c.Disconnect(250)
 	var view *bridgeView
-	look := fmt.Sprintf("check what the bridge says (retained %s, or Home Assistant) before taking it as not published", bridge.NewTopics(cfg).AlarmState)
+	topics := bridge.NewTopics(cfg)
+	look := fmt.Sprintf("check what the bridge says (retained %s, or Home Assistant) before taking it as not published", topics.AlarmState)
 	err = publishConfirmed(c, topic, payload, retained, timeout, look, func() (err error) {
-		view, err = watchBridge(c, bridge.NewTopics(cfg), timeout)
+		view, err = watchBridge(c, topics, timeout)
 		return err
 	})
 	if err == nil {
@@ -118,11 +119,12 @@ func publishOnce(cfg *config.Config, login credentials, action, topic, payload s
 	if who == "" {
 		who = "(anonymous)"
 	}
+	const logIn = "log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)"
 	switch {
 	case errors.Is(err, errNotConfirmed):
-		return "", fmt.Errorf("%w: the broker's ACL (mosquitto's acl_file, or embedded_broker.acl) must let user %s publish and read %s; log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)", err, who, topic)
+		return "", fmt.Errorf("%w: the broker's ACL (mosquitto's acl_file, or embedded_broker.acl) must let user %s publish and read %s; %s", err, who, topic, logIn)
 	case errors.Is(err, errOutcomeUnknown):
-		return "", fmt.Errorf("%w; if it was not, the broker's ACL may not let user %s publish and read %s: log in as a user that may, with -username USER -password-file FILE (configs/mosquitto/acl: user doorbridge-cli)", err, who, topic)
+		return "", fmt.Errorf("%w; if it was not, the broker's ACL may not let user %s publish and read %s: %s", err, who, topic, logIn)
 	}
 	return "", err
 }
